@@ -1,0 +1,238 @@
+"""The asyncio client for ``POST /v1/invoke``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ._errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CallDenied,
+    CallPending,
+    GatekeeperError,
+    GatekeeperTimeout,
+    GatekeeperUnreachable,
+    PayloadTooLarge,
+    Unavailable,
+    UnknownTool,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+
+__all__ = ["AsyncGatekeeperClient", "InvokeResult"]
+
+# Never log the token or the arguments: both may be secret. Tool name, status and decision id only.
+log = logging.getLogger("gatekeeper_client")
+
+_USER_AGENT = "gatekeeper-client/0.1"
+_SIMPLE_ERRORS: dict[int, type[GatekeeperError]] = {
+    400: BadRequest,
+    401: AuthenticationFailed,
+    404: UnknownTool,
+    413: PayloadTooLarge,
+    502: UpstreamFailed,
+    503: Unavailable,
+    504: UpstreamTimeout,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """An allowed, forwarded call: the tool's answer and the decision id that audits it.
+
+    ``result`` is whatever the tool answered, including a tool-level error such as a missing
+    file: the gate's outcome is about the call being allowed, not about the tool succeeding.
+    """
+
+    result: Any
+    decision_id: str
+
+
+def _invoke_url(base_url: str) -> URL:
+    """``base_url`` + ``/v1/invoke``, rejecting URLs that could leak the token or are ambiguous."""
+    url = URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("base_url must be an absolute http:// or https:// URL")
+    if url.user is not None or url.password is not None:
+        raise ValueError("base_url must not carry credentials; pass the token separately")
+    if url.query_string or url.fragment:
+        raise ValueError("base_url must not have a query or fragment")
+    return url.with_path(url.path.rstrip("/") + "/v1/invoke")
+
+
+def _wait_header(wait: float | None) -> dict[str, str]:
+    if wait is None:
+        return {}
+    if not math.isfinite(wait) or wait < 0:
+        raise ValueError("wait must be a finite number of seconds >= 0")
+    # RFC 7240 wait is whole seconds; round up so the gate waits at least as long as asked.
+    return {"Prefer": f"wait={math.ceil(wait)}"}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _outcome(status: int, raw: bytes) -> InvokeResult:
+    """Turn one HTTP answer into a result or the matching exception."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        snippet = raw[:200].decode("utf-8", "replace")
+        raise GatekeeperError(
+            f"Gatekeeper answered HTTP {status} without a JSON object body: {snippet!r}",
+            status=status,
+            code="invalid_response",
+        )
+    decision_id = _text(body.get("decision_id"))
+    code = _text(body.get("code"))
+    message = _text(body.get("message")) or _text(body.get("reason")) or f"HTTP {status}"
+
+    if status == 200:
+        if body.get("outcome") != "allowed" or decision_id is None or "result" not in body:
+            raise GatekeeperError(
+                "Gatekeeper answered 200 without an allowed outcome, decision_id and result",
+                status=status,
+                code="invalid_response",
+                decision_id=decision_id,
+                body=body,
+            )
+        return InvokeResult(result=body["result"], decision_id=decision_id)
+    if status == 403:
+        # Also fail-closed refusals (inspector or policy errors), which carry a message, not a reason.
+        raise CallDenied(
+            _text(body.get("reason")) or message,
+            code=code or "denied",
+            decision_id=decision_id,
+            rule=_text(body.get("rule")),
+            capability=_text(body.get("capability")),
+            body=body,
+        )
+    if status == 202:
+        raise CallPending(
+            "the call is held for human approval",
+            code=code or "pending",
+            decision_id=decision_id,
+            approval_id=_text(body.get("approval_id")),
+            expires_at=body.get("expires_at"),
+            reason=_text(body.get("reason")),
+            body=body,
+        )
+    cls = _SIMPLE_ERRORS.get(status, GatekeeperError)
+    raise cls(message, status=status, code=code or "error", decision_id=decision_id, body=body)
+
+
+class AsyncGatekeeperClient:
+    """Sends tool calls through Gatekeeper; one instance per agent identity (token).
+
+    Use ``async with`` or call ``aclose()``. A ``session`` passed in is used as is and left open
+    (its owner closes it); otherwise the client opens its own on first use.
+    The token goes only to ``base_url`` (redirects are not followed) and is never logged.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not token or any(c.isspace() for c in token):
+            raise ValueError("token must be a non-empty string without whitespace")
+        if not timeout > 0:
+            raise ValueError("timeout must be > 0 seconds")
+        self._url = _invoke_url(base_url)
+        self._token = token
+        self._timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        # Deliberately leaves out the token.
+        return f"{type(self).__name__}(base_url={str(self._url.with_path('/'))!r})"
+
+    async def __aenter__(self) -> AsyncGatekeeperClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session if this client opened it; safe to call more than once."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def invoke(
+        self, tool: str, arguments: Mapping[str, Any] | None = None, *, wait: float | None = None
+    ) -> InvokeResult:
+        """Ask Gatekeeper to run ``tool`` with ``arguments``; return its result or raise.
+
+        ``wait`` asks Gatekeeper to hold the request up to that many seconds for a human
+        decision before answering "pending" (``Prefer: wait=N``). The client-side timeout is
+        ``timeout`` on top of ``wait``, so waiting does not turn into a client timeout.
+        Raises a ``GatekeeperError`` subclass for every outcome other than "allowed".
+        """
+        if self._closed:
+            raise RuntimeError("this AsyncGatekeeperClient is closed")
+        if not isinstance(tool, str) or not tool:
+            raise ValueError("tool must be a non-empty string")
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+            **_wait_header(wait),
+        }
+        # allow_nan=False: Gatekeeper's strict parser rejects NaN/Infinity, so fail here, clearly.
+        payload = json.dumps(
+            {"tool": tool, "arguments": dict(arguments or {})}, ensure_ascii=False, allow_nan=False
+        ).encode()
+        total = self._timeout + (math.ceil(wait) if wait is not None else 0)
+        session = self._session
+        if session is None:
+            session = self._session = aiohttp.ClientSession()
+        try:
+            async with session.post(
+                self._url,
+                data=payload,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=total),
+            ) as response:
+                status = response.status
+                raw = await response.read()
+        except TimeoutError as exc:
+            raise GatekeeperTimeout(
+                f"no answer from Gatekeeper within {total:g}s; the call may or may not have run",
+                code="client_timeout",
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise GatekeeperUnreachable(
+                f"cannot connect to Gatekeeper at {self._url.origin()}: {exc.os_error}; the call did not run",
+                code="connection_failed",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise GatekeeperUnreachable(
+                f"no usable answer from Gatekeeper at {self._url.origin()} ({type(exc).__name__}); "
+                "the call may or may not have run",
+                code="connection_error",
+            ) from exc
+        log.debug("gatekeeper invoke tool=%s status=%d", tool, status)
+        return _outcome(status, raw)

@@ -1,0 +1,170 @@
+"""Assemble and run a Gatekeeper: listeners, gate, identity, transports, demo tools."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from .config import Config, Upstream
+from .demo.runner import DemoUpstream
+from .errors import GatekeeperError
+from .escalation import EscalationHandler, NoApprovalQueue
+from .gate import Gate, load_policy_set
+from .identity import TokenVerifier, ensure_dev_key
+from .metrics import Metrics
+from .server.health import add_health_routes
+from .server.invoke import handle_invoke
+from .server.mcp_proxy import handle_mcp
+from .server.operator import add_operator_routes
+from .server.responses import error_middleware
+from .server.state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
+from .upstream import HttpTransport
+
+log = structlog.get_logger("gatekeeper")
+
+
+def prepare_identity(config: Config) -> Config:
+    """On the embedded identity (no keys configured), use the development key in the data folder."""
+    ident = config.identity
+    if ident.public_keys or ident.jwks_url or ident.dev_key_path:
+        return config
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_path = ensure_dev_key(config.data_dir)
+    return replace(config, identity=replace(ident, dev_key_path=str(key_path)))
+
+
+def build_gate(config: Config) -> Gate:
+    """Load the policy; a failure leaves a gate that refuses everything (and is not ready)."""
+    gate = Gate(None)
+    try:
+        gate.policy_set = load_policy_set(config.policy, upstreams=config.upstreams.keys())
+    except GatekeeperError as exc:
+        gate.load_error = exc.message
+        log.error("policy_load_failed", error=exc.message)
+    return gate
+
+
+def _shared(
+    app: web.Application, config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
+) -> None:
+    app[CONFIG] = config
+    app[GATE] = gate
+    app[VERIFIER] = verifier
+    app[METRICS] = metrics
+
+
+def build_agent_app(
+    config: Config,
+    gate: Gate,
+    verifier: TokenVerifier,
+    metrics: Metrics,
+    escalation: EscalationHandler | None = None,
+) -> web.Application:
+    # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.limits.max_body_bytes + 1)
+    _shared(app, config, gate, verifier, metrics)
+    app[ESCALATION] = escalation or NoApprovalQueue()
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            app[CLIENT_SESSION] = session
+            app[TRANSPORT] = HttpTransport(session, max_response_bytes=config.limits.max_response_bytes)
+            yield
+
+    app.cleanup_ctx.append(client_session)
+    app.router.add_post("/v1/invoke", handle_invoke)
+    app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
+    add_health_routes(app)
+    return app
+
+
+def build_operator_app(
+    config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
+) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    _shared(app, config, gate, verifier, metrics)
+    add_operator_routes(app)
+    return app
+
+
+class Gatekeeper:
+    """One running instance: both listeners and (on defaults) the demo tools."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = prepare_identity(config)
+        self.metrics = Metrics()
+        self.gate = build_gate(self.config)
+        if self.gate.policy_set is not None:
+            self.metrics.policy_info.labels(version=self.gate.policy_set.version).set(1)
+        self.verifier = TokenVerifier(self.config.identity)
+        self.demo: DemoUpstream | None = None
+        self._runners: list[web.AppRunner] = []
+        self.agent_url = ""
+        self.operator_url = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.demo.enabled:
+            self.demo = DemoUpstream(cfg.demo.host, cfg.demo.http_port, cfg.demo.mcp_port)
+            await self.demo.start()
+            # Ports may have been 0 ("any free port"): point the demo upstream at the real ones.
+            configured = cfg.upstreams.get("demo") or Upstream("demo")
+            demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
+            cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
+        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics)
+        operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
+        for app, listener, attr in (
+            (agent, cfg.agent_listener, "agent_url"),
+            (operator, cfg.operator_listener, "operator_url"),
+        ):
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+            await site.start()
+            self._runners.append(runner)
+            port = runner.addresses[0][1] if runner.addresses else listener.port
+            setattr(self, attr, f"http://{listener.host}:{port}")
+        log.info(
+            "gatekeeper_started",
+            agent=self.agent_url,
+            operator=self.operator_url,
+            config=cfg.source,
+            data_dir=str(cfg.data_dir),
+            policy_version=self.gate.policy_set.version if self.gate.policy_set else None,
+            mode=cfg.mode,
+            demo=cfg.demo.enabled,
+        )
+        if cfg.mode == "monitor":
+            log.warning(
+                "monitor_mode",
+                message="denied calls are recorded but FORWARDED; do not run this in production",
+            )
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.verifier.aclose()
+
+
+async def serve_forever(config: Config) -> None:
+    gk = Gatekeeper(config)
+    await gk.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("gatekeeper_stopping")
+        await gk.stop()

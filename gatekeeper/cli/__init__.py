@@ -1,0 +1,1 @@
+"""The ``gatekeeper`` command: one module per verb group."""

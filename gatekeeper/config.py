@@ -1,0 +1,306 @@
+"""The one configuration file, its embedded defaults, and its validation.
+
+Every setting has a safe default, so ``gatekeeper serve`` with no file runs: both
+listeners on loopback, the default policy pack, the demo tools, and a development
+signing key generated in the data folder. A bad file stops start-up with a message
+naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
+
+DEFAULT_POLICY_DIR = Path(__file__).parent / "defaults" / "policies"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a tool's calls go; ``headers`` are credentials injected on the way out."""
+
+    name: str
+    url: str | None = None
+    mcp_url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFiles:
+    model: Path = DEFAULT_POLICY_DIR / "model.conf"
+    policy: Path = DEFAULT_POLICY_DIR / "policy.csv"
+    tools: Path = DEFAULT_POLICY_DIR / "tools.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 64
+    max_response_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    http_port: int = 8090
+    mcp_port: int = 8091
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    source: str = "<embedded defaults>"
+    mode: str = "enforce"
+    agent_listener: Listener = Listener(port=8080)
+    operator_listener: Listener = Listener(port=8081)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    policy: PolicyFiles = PolicyFiles()
+    limits: Limits = Limits()
+    demo: DemoSettings = DemoSettings()
+    log_level: str = "info"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("GATEKEEPER_HOME") or ".gatekeeper").resolve()
+
+
+def demo_upstream(demo: DemoSettings) -> Upstream:
+    return Upstream(
+        name="demo",
+        url=f"http://{demo.host}:{demo.http_port}",
+        mcp_url=f"http://{demo.host}:{demo.mcp_port}/mcp",
+    )
+
+
+def default_config() -> Config:
+    demo = DemoSettings()
+    return Config(data_dir=default_data_dir(), upstreams={"demo": demo_upstream(demo)}, demo=demo)
+
+
+class _Reader:
+    """Walks the parsed YAML, naming the file and dotted key in every complaint."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {problem}", key=key, file=self.source)
+
+    def section(self, data: Mapping[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1], {})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(allowed))})")
+        return value
+
+    def typed(self, data: Mapping[str, Any], key: str, name: str, kind: type, default: Any) -> Any:
+        if name not in data:
+            return default
+        value = data[name]
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.fail(f"{key}.{name}", f"must be {kind.__name__}, got {value!r}")
+        return value
+
+    def port(self, data: Mapping[str, Any], key: str, default: int) -> int:
+        port = self.typed(data, key, "port", int, default)
+        if not 0 <= port <= 65535:
+            raise self.fail(f"{key}.port", f"must be 0-65535, got {port}")
+        return int(port)
+
+    def expand_env(self, key: str, value: str) -> str:
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise self.fail(key, f"environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, value)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read ``path`` (or return the embedded defaults when it is None)."""
+    if path is None:
+        return default_config()
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found", file=source) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}", file=source) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping", file=source)
+    return parse_config(raw, source=source, base=path.parent)
+
+
+_TOP_KEYS = {"data_dir", "mode", "listeners", "identity", "upstreams", "policy", "limits", "demo", "logging"}
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
+    r = _Reader(source)
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise r.fail(unknown[0], f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
+
+    def rel(p: str) -> Path:
+        path = Path(os.path.expanduser(p))
+        return path if path.is_absolute() else (base / path).resolve()
+
+    data_dir_raw = r.typed(raw, "", "data_dir", str, None)
+    data_dir = rel(data_dir_raw) if data_dir_raw else default_data_dir()
+
+    mode = r.typed(raw, "", "mode", str, "enforce")
+    if mode not in ("enforce", "monitor"):
+        raise r.fail("mode", f"must be 'enforce' or 'monitor', got {mode!r}")
+
+    listeners = r.section(raw, "listeners", {"agent", "operator"})
+    agent = r.section(listeners, "listeners.agent", {"host", "port"})
+    operator = r.section(listeners, "listeners.operator", {"host", "port"})
+    agent_l = Listener(
+        r.typed(agent, "listeners.agent", "host", str, "127.0.0.1"), r.port(agent, "listeners.agent", 8080)
+    )
+    op_l = Listener(
+        r.typed(operator, "listeners.operator", "host", str, "127.0.0.1"),
+        r.port(operator, "listeners.operator", 8081),
+    )
+    if (agent_l.host, agent_l.port) == (op_l.host, op_l.port) and agent_l.port != 0:
+        raise r.fail("listeners.operator", "must differ from listeners.agent (separation of duties)")
+
+    identity = _parse_identity(r, raw, rel)
+
+    demo_raw = r.section(raw, "demo", {"enabled", "host", "http_port", "mcp_port"})
+    demo = DemoSettings(
+        enabled=r.typed(demo_raw, "demo", "enabled", bool, True),
+        host=r.typed(demo_raw, "demo", "host", str, "127.0.0.1"),
+        http_port=r.typed(demo_raw, "demo", "http_port", int, 8090),
+        mcp_port=r.typed(demo_raw, "demo", "mcp_port", int, 8091),
+    )
+
+    upstreams: dict[str, Upstream] = {}
+    if demo.enabled:
+        upstreams["demo"] = demo_upstream(demo)
+    ups_raw = raw.get("upstreams") or {}
+    if not isinstance(ups_raw, dict):
+        raise r.fail("upstreams", "must be a mapping of name → {url, mcp_url, headers, timeout_seconds}")
+    for name, spec in ups_raw.items():
+        key = f"upstreams.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise r.fail(key, "name must be 1-64 of A-Z a-z 0-9 _ . -")
+        if not isinstance(spec, dict):
+            raise r.fail(key, "must be a mapping")
+        spec = r.section({name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds"})
+        url = r.typed(spec, key, "url", str, None)
+        mcp_url = r.typed(spec, key, "mcp_url", str, None)
+        if url is None and mcp_url is None:
+            raise r.fail(key, "needs url (plain HTTP tools) or mcp_url (an MCP server), or both")
+        for k, u in (("url", url), ("mcp_url", mcp_url)):
+            if u is not None and not re.match(r"^https?://[^/\s]+", u):
+                raise r.fail(f"{key}.{k}", f"must be an http:// or https:// URL, got {u!r}")
+        headers_raw = r.typed(spec, key, "headers", dict, {})
+        headers = {}
+        for hk, hv in headers_raw.items():
+            if not isinstance(hk, str) or not isinstance(hv, str):
+                raise r.fail(f"{key}.headers", "header names and values must be strings")
+            if hk.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+                raise r.fail(f"{key}.headers.{hk}", "this header is set by Gatekeeper itself")
+            headers[hk] = r.expand_env(f"{key}.headers.{hk}", hv)
+        timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
+        if timeout <= 0:
+            raise r.fail(f"{key}.timeout_seconds", "must be positive")
+        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
+
+    pol = r.section(raw, "policy", {"model", "policy", "tools"})
+    defaults = PolicyFiles()
+    policy = PolicyFiles(
+        model=rel(pol["model"]) if "model" in pol else defaults.model,
+        policy=rel(pol["policy"]) if "policy" in pol else defaults.policy,
+        tools=rel(pol["tools"]) if "tools" in pol else defaults.tools,
+    )
+
+    lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
+    limits = Limits(**{f.name: r.typed(lim, "limits", f.name, int, f.default) for f in fields(Limits)})
+    for f in fields(Limits):
+        if getattr(limits, f.name) <= 0:
+            raise r.fail(f"limits.{f.name}", "must be positive")
+
+    logging_raw = r.section(raw, "logging", {"level"})
+    level = r.typed(logging_raw, "logging", "level", str, "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise r.fail("logging.level", "must be debug, info, warning or error")
+
+    return Config(
+        data_dir=data_dir,
+        source=source,
+        mode=mode,
+        agent_listener=agent_l,
+        operator_listener=op_l,
+        identity=identity,
+        upstreams=upstreams,
+        policy=policy,
+        limits=limits,
+        demo=demo,
+        log_level=level,
+    )
+
+
+def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySettings:
+    names = {f.name for f in fields(IdentitySettings)} - {"dev_key_path"}
+    ident = r.section(raw, "identity", names)
+    base = IdentitySettings()
+    values: dict[str, Any] = {}
+    for f in fields(IdentitySettings):
+        if f.name not in ident:
+            continue
+        default = getattr(base, f.name)
+        value = ident[f.name]
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise r.fail(f"identity.{f.name}", "must be a list of strings")
+            value = tuple(value)
+        elif f.name == "jwks_url":
+            value = r.typed(ident, "identity", f.name, str, None)
+        else:
+            value = r.typed(ident, "identity", f.name, type(default), default)
+        values[f.name] = value
+    if "public_keys" in values:
+        values["public_keys"] = tuple(str(rel(p)) for p in values["public_keys"])
+    bad = [a for a in values.get("algorithms", ()) if a not in SUPPORTED_ALGORITHMS]
+    if bad:
+        raise r.fail(
+            "identity.algorithms",
+            f"only asymmetric algorithms are accepted ({', '.join(sorted(SUPPORTED_ALGORITHMS))}); got {bad}",
+        )
+    if values.get("jwks_url") is not None and not str(values["jwks_url"]).startswith(("https://", "http://")):
+        raise r.fail("identity.jwks_url", "must be an http(s) URL")
+    try:
+        settings = replace(base, **values)
+    except ConfigError as exc:
+        raise r.fail("identity", exc.message.removeprefix("identity: ")) from None
+    return settings

@@ -1,0 +1,144 @@
+"""Understand and decide: the sans-IO heart shared by /v1/invoke, MCP and the policy tools.
+
+``PolicySet`` is one immutable snapshot (manifests + policy + version); the gate
+holds one reference to it and swaps it whole, so no call is ever decided by
+half-old, half-new policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from . import strictjson
+from .config import PolicyFiles
+from .errors import GatekeeperError, InspectionError, PolicyError, UnknownTool
+from .inspectors import INSPECTORS, InspectContext, Inspector
+from .manifest import WHOLE_ARGUMENTS, ToolManifest, load_manifests
+from .models import Capability, Decision, Outcome, Principal, ToolCall
+from .policy import CasbinPolicy, PolicyEngine
+
+log = structlog.get_logger("gatekeeper.gate")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    manifests: Mapping[str, ToolManifest]
+    engine: PolicyEngine
+    version: str
+
+
+def load_policy_set(files: PolicyFiles, upstreams: Collection[str] | None = None) -> PolicySet:
+    """Load model, policy and manifests; the version is a hash of all three files' bytes."""
+    digest = hashlib.sha256()
+    for path in (files.model, files.policy, files.tools):
+        try:
+            digest.update(Path(path).read_bytes())
+        except OSError as exc:
+            raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
+        digest.update(b"\0")
+    manifests = load_manifests(files.tools, inspectors=INSPECTORS.keys(), upstreams=upstreams)
+    engine = CasbinPolicy(files.model, files.policy)
+    return PolicySet(manifests=manifests, engine=engine, version=digest.hexdigest()[:16])
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    call: ToolCall | None
+    decision: Decision
+
+
+def _refusal(code: str, reason: str, version: str) -> Decision:
+    return Decision(Outcome.DENY, code, reason, None, policy_version=version)
+
+
+class Gate:
+    """Turns (principal, tool, arguments) into a ToolCall and a Decision. Never does I/O."""
+
+    def __init__(
+        self,
+        policy_set: PolicySet | None,
+        *,
+        workspace: str = "/workspace",
+        inspectors: Mapping[str, Inspector] = INSPECTORS,
+    ) -> None:
+        self.policy_set = policy_set
+        self.inspectors = inspectors
+        self.load_error: str | None = None
+        self.context = InspectContext(workspace=workspace)
+
+    def understand(self, principal: Principal, tool: str, arguments: Any) -> ToolCall:
+        """Validate and inspect; raises UnknownTool, SchemaError or InspectionError."""
+        policy_set = self.policy_set
+        if policy_set is None:
+            raise PolicyError("no policy is loaded")
+        manifest = policy_set.manifests.get(tool)
+        if manifest is None:
+            raise UnknownTool(f"no tool named {tool!r} is configured", tool=tool)
+        manifest.validate(arguments)
+        capabilities: list[Capability] = []
+        for argument, inspector_name in manifest.inspect:
+            if argument == WHOLE_ARGUMENTS:
+                value: Any = arguments
+            elif argument in arguments:
+                value = arguments[argument]
+            else:
+                continue
+            try:
+                capabilities.extend(self.inspectors[inspector_name](value, self.context))
+            except InspectionError:
+                raise
+            except Exception as exc:  # an inspector bug must never become a pass
+                raise InspectionError(
+                    f"inspector {inspector_name} failed on {argument}: {type(exc).__name__}"
+                ) from exc
+        canonical = strictjson.dumps_canonical({"tool": tool, "arguments": arguments})
+        digest = hashlib.sha256(canonical + b"\0" + principal.subject.encode()).hexdigest()
+        return ToolCall(
+            principal=principal,
+            tool=tool,
+            arguments=arguments,
+            canonical=canonical,
+            capabilities=tuple(sorted(set(capabilities))),
+            digest=digest,
+        )
+
+    def decide(self, call: ToolCall) -> Decision:
+        policy_set = self.policy_set
+        if policy_set is None:
+            return _refusal("policy_error", "no policy is loaded; every call is refused", "")
+        try:
+            decision = policy_set.engine.decide(call.principal, call.tool, call.capabilities)
+        except PolicyError as exc:
+            log.error("policy_error", tool=call.tool, error=exc.message)
+            return _refusal(
+                "policy_error", f"the policy could not be evaluated: {exc.message}", policy_set.version
+            )
+        except Exception as exc:  # fail closed on anything unexpected
+            log.error("policy_error", tool=call.tool, error=type(exc).__name__)
+            return _refusal("policy_error", "the policy could not be evaluated", policy_set.version)
+        return replace(decision, policy_version=policy_set.version)
+
+    def evaluate(self, principal: Principal, tool: str, arguments: Any) -> Verdict:
+        """Understand then decide; inspection and policy failures become refusals, not errors."""
+        try:
+            call = self.understand(principal, tool, arguments)
+        except (InspectionError, PolicyError) as exc:
+            log.error(exc.code, tool=tool, error=exc.message)
+            version = self.policy_set.version if self.policy_set else ""
+            return Verdict(None, _refusal(exc.code, exc.message, version))
+        return Verdict(call, self.decide(call))
+
+    def tool_visible(self, principal: Principal, tool: str) -> bool:
+        policy_set = self.policy_set
+        if policy_set is None or tool not in policy_set.manifests:
+            return False
+        try:
+            return policy_set.engine.tool_visible(principal, tool)
+        except GatekeeperError:
+            return False

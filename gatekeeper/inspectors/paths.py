@@ -1,0 +1,183 @@
+"""File-path inspectors: one canonical absolute path per argument, plus its risk classes.
+
+Policies match paths by prefix (``fs.write:/workspace/*``), so a path must be
+reduced to the single spelling the kernel would resolve before anyone compares
+it: relative to the workspace, ``~`` as the simulated home, dot segments and
+repeated slashes collapsed, never above ``/``. Symlinks cannot be seen from
+here (inspectors do no I/O); the tools resolve them inside their sandbox.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import TYPE_CHECKING, Final
+
+from gatekeeper.models import Capability
+
+if TYPE_CHECKING:
+    from gatekeeper.inspectors import InspectContext
+
+__all__ = ["HOME", "inspect_fs_read", "inspect_fs_write", "normalize_path", "path_classes"]
+
+HOME: Final = "/root"
+MAX_PATH_LENGTH: Final = 4096
+EVIDENCE_MAX: Final = 200
+
+_SLASHES_RE: Final = re.compile(r"/{2,}")
+_SYSTEM_TOPS: Final = frozenset({"etc", "usr", "bin", "sbin", "boot", "proc", "sys", "dev"})
+_SECRET_NAMES: Final = frozenset(
+    {
+        ".netrc",
+        "_netrc",
+        ".pgpass",
+        ".git-credentials",
+        ".pypirc",
+        ".npmrc",
+        ".vault-token",
+        "shadow",
+        "gshadow",
+    }
+)
+_SECRET_SUFFIXES: Final = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore")
+_SECRET_PREFIXES: Final = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+_ENV_EXAMPLES: Final = frozenset({".env.example", ".env.sample", ".env.template", ".env.dist"})
+_SHELLRC_NAMES: Final = frozenset(
+    {
+        ".bashrc",
+        ".bash_profile",
+        ".bash_login",
+        ".bash_logout",
+        ".profile",
+        ".zshrc",
+        ".zprofile",
+        ".zshenv",
+        ".zlogin",
+        ".kshrc",
+        ".mkshrc",
+        ".cshrc",
+        ".tcshrc",
+        "config.fish",
+    }
+)
+_HISTORY_NAMES: Final = frozenset({".bash_history", ".zsh_history", ".sh_history", ".history"})
+_SERVICE_PREFIXES: Final = (
+    ("etc", "systemd"),
+    ("etc", "init.d"),
+    ("etc", "init"),
+    ("etc", "rc.local"),
+    ("etc", "rc.d"),
+    ("usr", "lib", "systemd"),
+    ("lib", "systemd"),
+    ("etc", "xdg", "autostart"),
+)
+
+
+def normalize_path(path: str, cwd: str = "/workspace") -> str | None:
+    """The absolute, canonical spelling of ``path`` seen from ``cwd``; None if it cannot be one."""
+    if not path or "\x00" in path or len(path) > MAX_PATH_LENGTH:
+        return None
+    if path == "~" or path.startswith("~/"):
+        path = HOME + path[1:]
+    elif path.startswith("~"):
+        user, sep, rest = path[1:].partition("/")
+        path = (HOME if user == "root" else f"/home/{user}") + sep + rest
+    elif not path.startswith("/"):
+        path = f"{cwd}/{path}"
+    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux does not.
+    return posixpath.normpath(_SLASHES_RE.sub("/", path))
+
+
+def _has_seq(parts: list[str], seq: tuple[str, ...]) -> bool:
+    n = len(seq)
+    return any(tuple(parts[i : i + n]) == seq for i in range(len(parts) - n + 1))
+
+
+def _starts(parts: list[str], *prefixes: tuple[str, ...]) -> bool:
+    return any(tuple(parts[: len(p)]) == p for p in prefixes)
+
+
+def credential_classes(path: str) -> list[str]:
+    """Credential classes of a normalised path (reading these is already a leak)."""
+    parts = path.lower().split("/")[1:]
+    base = parts[-1] if parts else ""
+    out: list[str] = []
+    if ".ssh" in parts or base.startswith("authorized_keys") or _starts(parts, ("etc", "ssh")):
+        out.append("cred.ssh")
+    if (
+        ".aws" in parts
+        or ".azure" in parts
+        or ".kube" in parts
+        or _has_seq(parts, (".config", "gcloud"))
+        or _has_seq(parts, (".docker", "config.json"))
+    ):
+        out.append("cred.cloud")
+    if (
+        base in _SECRET_NAMES
+        or base == ".env"
+        or (base.startswith(".env.") and base not in _ENV_EXAMPLES)
+        or base.endswith(_SECRET_SUFFIXES)
+        or base.startswith(_SECRET_PREFIXES)
+    ):
+        out.append("cred.secret")
+    return out
+
+
+def path_classes(path: str, *, write: bool) -> list[str]:
+    """Risk classes of a normalised absolute path; writes add tampering and persistence."""
+    out = credential_classes(path)
+    parts = path.split("/")[1:]
+    top = parts[0] if parts else ""
+    if top in _SYSTEM_TOPS or top.startswith("lib"):
+        out.append("fs.system")
+    if not write:
+        return out
+    base = parts[-1] if parts else ""
+    if _starts(parts, ("var", "log")) or base in _HISTORY_NAMES:
+        out.append("log.tamper")
+    if (
+        top == "etc" and len(parts) > 1 and (parts[1].startswith("cron") or parts[1] == "anacrontab")
+    ) or _starts(parts, ("var", "spool", "cron"), ("var", "spool", "at")):
+        out.append("persist.cron")
+    if (
+        _starts(parts, *_SERVICE_PREFIXES)
+        or _has_seq(parts, (".config", "systemd"))
+        or _has_seq(parts, (".config", "autostart"))
+    ):
+        out.append("persist.service")
+    if base in _SHELLRC_NAMES or _starts(
+        parts,
+        ("etc", "profile"),
+        ("etc", "profile.d"),
+        ("etc", "bash.bashrc"),
+        ("etc", "zsh"),
+        ("etc", "environment"),
+    ):
+        out.append("persist.shellrc")
+    return out
+
+
+def path_capabilities(path: str, cwd: str, *, write: bool) -> list[Capability]:
+    """``fs.read:``/``fs.write:`` for one path plus its classes, or ``fs.opaque``."""
+    ev = path[:EVIDENCE_MAX]
+    norm = normalize_path(path, cwd)
+    if norm is None:
+        return [Capability("fs.opaque", f"unusable path: {ev!r}")]
+    verb = "fs.write" if write else "fs.read"
+    return [Capability(f"{verb}:{norm}", ev)] + [Capability(c, ev) for c in path_classes(norm, write=write)]
+
+
+def _inspect(value: object, ctx: InspectContext, *, write: bool) -> list[Capability]:
+    if not isinstance(value, str):
+        return [Capability("inspect.invalid", f"path must be a string, not {type(value).__name__}")]
+    return path_capabilities(value, ctx.workspace, write=write)
+
+
+def inspect_fs_read(value: object, ctx: InspectContext) -> list[Capability]:
+    """Inspector for a path that will be read."""
+    return _inspect(value, ctx, write=False)
+
+
+def inspect_fs_write(value: object, ctx: InspectContext) -> list[Capability]:
+    """Inspector for a path that will be written."""
+    return _inspect(value, ctx, write=True)

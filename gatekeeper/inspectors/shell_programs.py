@@ -1,0 +1,672 @@
+"""What particular programs do with their arguments, for the shell inspector.
+
+``shell.py`` knows bash; this module knows programs: which ones are wrappers
+whose argument is the real program (``sudo``, ``env``, ``timeout``...), how
+``ssh``/``nc``/``socat`` spell tunnels, reverse shells and destinations, and
+which names alone are a capability (miners, scanners, firewalls). Handlers get
+the argv after the program name and report back through the ``Inspection``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from gatekeeper.inspectors.shell import Inspection
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One argv word: its text after quote removal and whether that text is final.
+
+    ``literal`` is False when an expansion makes the run-time value unknowable;
+    ``runs`` names the programs its substitutions start (for ``bash <(curl ...)``).
+    """
+
+    text: str
+    literal: bool = True
+    runs: frozenset[str] = frozenset()
+
+
+Handler = Callable[["Inspection", str, list[Word], int], set[str]]
+
+# Markers travel with program families through pipelines; NUL never occurs in a word.
+STDIN_EXEC: Final = "\x00stdin-exec"  # runs whatever arrives on stdin as code
+DECODES: Final = "\x00decode"  # turns encoded text back into bytes (base64 -d, xxd -r)
+
+SHELLS: Final = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh"})
+INTERPRETERS: Final = SHELLS | {"python", "pypy", "perl", "ruby", "node", "php", "lua", "source", "eval"}
+DOWNLOADERS: Final = frozenset(
+    {
+        "curl",
+        "wget",
+        "fetch",
+        "aria2c",
+        "http",
+        "https",
+        "xh",
+        "curlie",
+        "lwp-download",
+        "lwp-request",
+        "axel",
+    }
+)
+NET_CLIENTS: Final = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl"})
+STRATUM: Final = ("stratum+tcp://", "stratum+ssl://", "stratum2+tcp://")
+INJECTION_VARS: Final = frozenset({"LD_PRELOAD", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND"})
+COMMAND_VARS: Final = frozenset(
+    {
+        "GIT_SSH_COMMAND",
+        "GIT_SSH",
+        "RSYNC_RSH",
+        "GIT_PROXY_COMMAND",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_PAGER",
+        "PAGER",
+        "EDITOR",
+        "VISUAL",
+        "GIT_EDITOR",
+        "GIT_SEQUENCE_EDITOR",
+    }
+)
+
+_MINERS = (
+    "xmrig",
+    "ethminer",
+    "t-rex",
+    "lolminer",
+    "nbminer",
+    "cgminer",
+    "bfgminer",
+    "cpuminer",
+    "minerd",
+    "phoenixminer",
+    "gminer",
+    "nanominer",
+    "teamredminer",
+    "xmr-stak",
+    "ccminer",
+    "srbminer-multi",
+)
+_TUNNELS = (
+    "autossh",
+    "chisel",
+    "ngrok",
+    "frpc",
+    "frps",
+    "cloudflared",
+    "bore",
+    "lt",
+    "localtunnel",
+    "zrok",
+    "pagekite",
+    "pagekite.py",
+    "inlets",
+    "rathole",
+    "sshuttle",
+    "gost",
+    "iodine",
+    "ptunnel",
+    "ptunnel-ng",
+    "stunnel",
+    "openvpn",
+    "wg-quick",
+    "npc",
+    "ligolo-ng",
+)
+_FIREWALLS = (
+    "iptables",
+    "ip6tables",
+    "iptables-legacy",
+    "iptables-nft",
+    "iptables-restore",
+    "ip6tables-restore",
+    "nft",
+    "ufw",
+    "firewall-cmd",
+    "ebtables",
+    "arptables",
+)
+_SCANNERS = ("nmap", "masscan", "zmap", "rustscan", "naabu", "unicornscan", "arp-scan")
+TABLE_CAPS: Final[dict[str, tuple[str, ...]]] = {
+    **{n: ("crypto.mine",) for n in _MINERS},
+    **{n: ("net.tunnel",) for n in _TUNNELS},
+    **{n: ("net.firewall",) for n in _FIREWALLS},
+    **{n: ("net.scan",) for n in _SCANNERS},
+    **{n: ("priv.escalate",) for n in ("sudo", "su", "doas", "pkexec", "runuser")},
+    **{n: ("persist.cron",) for n in ("at", "batch")},
+    **{n: ("persist.service",) for n in ("update-rc.d", "chkconfig")},
+}
+
+_VERSIONED_RE: Final = re.compile(r"(python|pypy|perl|ruby|node|php|lua|bash|zsh|ksh)[0-9][0-9.]*")
+_ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
+
+
+def family(name: str) -> str:
+    """The rule key for a basename: lower-cased, interpreter version suffix dropped."""
+    key = name.lower()
+    m = _VERSIONED_RE.fullmatch(key)
+    if m:
+        return m.group(1)
+    return "node" if key == "nodejs" else key
+
+
+def looks_like_reverse_shell(text: str) -> bool:
+    """Inline interpreter code that wires a socket to a shell (python/perl/ruby/php one-liners)."""
+    low = text.lower()
+    if "fsockopen" in low:
+        return True
+    return "socket" in low and any(
+        k in low
+        for k in ("dup2", "/bin/sh", "/bin/bash", "pty.spawn", "subprocess", "exec(", "spawn(", "popen")
+    )
+
+
+# -- option parsing ------------------------------------------------------
+@dataclass(slots=True)
+class Parsed:
+    """getopt-style split of an argv: options with values, positionals, where parsing stopped."""
+
+    opts: list[tuple[str, Word | None]] = field(default_factory=list)
+    pos: list[Word] = field(default_factory=list)
+    index: int = 0
+    unknown: Word | None = None  # a non-literal word where an option could hide
+
+
+def parse_opts(
+    args: Sequence[Word], values: frozenset[str], *, max_pos: int | None = None, assignments: bool = False
+) -> Parsed:
+    """Options may be clustered (``-NfR x``), attached (``-p2222``, ``--user=x``) or separate."""
+    p = Parsed()
+    i = 0
+    while i < len(args):
+        w, t = args[i], args[i].text
+        if not w.literal:
+            p.unknown = p.unknown or w
+        if w.literal and t == "--":
+            i += 1
+            break
+        if w.literal and len(t) > 1 and t[0] == "-":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if t.startswith("--"):
+                name, eq, val = t.partition("=")
+                if eq:
+                    p.opts.append((name, Word(val)))
+                elif name in values:
+                    p.opts.append((name, nxt))
+                    i += 1
+                else:
+                    p.opts.append((name, None))
+                i += 1
+                continue
+            if t in values:  # also multi-letter single-dash options such as socat's -lf
+                p.opts.append((t, nxt))
+                i += 2
+                continue
+            for j in range(1, len(t)):
+                o = "-" + t[j]
+                if o in values:
+                    if j + 1 == len(t):
+                        p.opts.append((o, nxt))
+                        i += 1
+                    else:
+                        p.opts.append((o, Word(t[j + 1 :])))
+                    break
+                p.opts.append((o, None))
+            i += 1
+            continue
+        if assignments and w.literal and _ASSIGN_RE.match(t):
+            p.opts.append(("=", w))
+            i += 1
+            continue
+        if max_pos is not None and len(p.pos) >= max_pos:
+            break
+        p.pos.append(w)
+        i += 1
+    while max_pos is not None and len(p.pos) < max_pos and i < len(args):
+        p.pos.append(args[i])
+        i += 1
+    p.index = i
+    return p
+
+
+def literal_text(insp: Inspection, w: Word | None, what: str) -> str | None:
+    if w is None:
+        return None
+    if not w.literal:
+        insp.opaque(f"{what} not known statically: {w.text}")
+        return None
+    return w.text
+
+
+# -- wrappers ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Wrap:
+    """A program whose arguments name another program (or a script) to run."""
+
+    values: frozenset[str] = frozenset()
+    positionals: int = 0
+    assignments: bool = False
+    scripts: frozenset[str] = frozenset()  # options whose value is a shell command line
+    runs_rest: bool = True
+    shell_if_empty: bool = False
+
+
+def fs(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+WRAPPERS: Final[dict[str, Wrap]] = {
+    "nohup": Wrap(),
+    "command": Wrap(),
+    "builtin": Wrap(),
+    "setsid": Wrap(),
+    "unbuffer": Wrap(),
+    "caffeinate": Wrap(),
+    "firejail": Wrap(),
+    "exec": Wrap(fs("-a")),
+    "sudo": Wrap(
+        fs(
+            "-u",
+            "-g",
+            "-h",
+            "-p",
+            "-C",
+            "-D",
+            "-r",
+            "-t",
+            "-T",
+            "-U",
+            "-R",
+            "--user",
+            "--group",
+            "--host",
+            "--prompt",
+            "--close-from",
+            "--chdir",
+            "--role",
+            "--type",
+            "--command-timeout",
+            "--other-user",
+            "--chroot",
+        ),
+        assignments=True,
+        shell_if_empty=True,
+    ),
+    "doas": Wrap(fs("-u", "-C"), shell_if_empty=True),
+    "pkexec": Wrap(fs("--user"), shell_if_empty=True),
+    "su": Wrap(
+        fs("-s", "-g", "-G", "-w", "--shell", "--group", "--supp-group"),
+        scripts=fs("-c", "--command", "--session-command"),
+        runs_rest=False,
+        shell_if_empty=True,
+    ),
+    "timeout": Wrap(fs("-s", "-k", "--signal", "--kill-after"), positionals=1),
+    "nice": Wrap(fs("-n", "--adjustment")),
+    "ionice": Wrap(fs("-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid")),
+    "taskset": Wrap(positionals=1),
+    "chrt": Wrap(positionals=1),
+    "xargs": Wrap(
+        fs(
+            "-a",
+            "-d",
+            "-E",
+            "-I",
+            "-L",
+            "-n",
+            "-P",
+            "-s",
+            "--arg-file",
+            "--delimiter",
+            "--eof",
+            "--replace",
+            "--max-lines",
+            "--max-args",
+            "--max-procs",
+            "--max-chars",
+            "--process-slot-var",
+        )
+    ),
+    "time": Wrap(fs("-f", "-o", "--format", "--output")),
+    "stdbuf": Wrap(fs("-i", "-o", "-e", "--input", "--output", "--error")),
+    "env": Wrap(fs("-u", "-C", "--unset", "--chdir"), assignments=True, scripts=fs("-S", "--split-string")),
+    "strace": Wrap(fs("-e", "-o", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X", "-U")),
+    "ltrace": Wrap(fs("-e", "-o", "-p", "-s", "-u", "-a", "-n")),
+    "flock": Wrap(
+        fs("-w", "-E", "--timeout", "--conflict-exit-code"), positionals=1, scripts=fs("-c", "--command")
+    ),
+    "chroot": Wrap(fs("--userspec", "--groups"), positionals=1, shell_if_empty=True),
+    "torsocks": Wrap(fs("-u", "-p", "-a", "-P")),
+    "proxychains": Wrap(fs("-f")),
+    "proxychains4": Wrap(fs("-f")),
+    "sshpass": Wrap(fs("-p", "-f", "-d", "-P")),
+    "script": Wrap(
+        fs("-E", "-T", "-I", "-O", "-B", "-m", "--log-in", "--log-out", "--log-io", "--log-timing"),
+        scripts=fs("-c", "--command"),
+        runs_rest=False,
+        shell_if_empty=True,
+    ),
+    "systemd-run": Wrap(
+        fs(
+            "-p",
+            "--property",
+            "-u",
+            "--unit",
+            "--description",
+            "-M",
+            "--machine",
+            "-H",
+            "--host",
+            "--slice",
+            "-E",
+            "--setenv",
+            "--uid",
+            "--gid",
+            "--working-directory",
+            "--on-calendar",
+            "--on-active",
+            "--on-boot",
+            "--on-startup",
+        )
+    ),
+}
+WRAPPERS["runuser"] = WRAPPERS["su"]
+
+
+def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    spec = WRAPPERS[name.lower()]
+    p = parse_opts(args, spec.values | spec.scripts, max_pos=spec.positionals, assignments=spec.assignments)
+    if p.unknown is not None:
+        insp.opaque(f"{name}: cannot tell which program runs past {p.unknown.text}")
+        return set()
+    ran: set[str] = set()
+    scripted = False
+    for o, v in p.opts:
+        if o == "=" and v is not None:
+            insp.assignment(v, depth)
+        elif o in spec.scripts:
+            scripted = True
+            text = literal_text(insp, v, f"{name} {o}")
+            if text is not None:
+                ran |= insp.source(text, depth + 1)
+    rest = args[p.index :]
+    if spec.runs_rest and rest:
+        return ran | insp.run(rest, depth + 1)
+    if not scripted and spec.shell_if_empty:
+        insp.add("proc.shell", f"{name} without a command starts a shell")
+        ran.add(STDIN_EXEC)
+    return ran
+
+
+# -- interpreters ------------------------------------------------------------
+def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``bash -c STRING`` is parsed; any other shell start runs code we cannot see (``proc.shell``)."""
+    flags = ""
+    i = 0
+    while i < len(args):
+        w, t = args[i], args[i].text
+        if not w.literal and not t.startswith("<("):  # <(...) is a script file; $X could be -c
+            insp.opaque(f"{name}: non-literal argument {t}")
+            return set()
+        if t in ("--", "-"):
+            i += 1
+            break
+        if len(t) < 2 or t[0] not in "-+":
+            break
+        if t.startswith("--"):
+            if t == "--command":
+                flags += "c"
+            i += 2 if t in ("--rcfile", "--init-file") else 1
+            continue
+        if t[0] == "-":
+            flags += t[1:]
+        i += 2 if ("o" in t[1:] or "O" in t[1:]) else 1
+    rest = args[i:]
+    if "c" in flags:
+        text = literal_text(insp, rest[0] if rest else None, f"{name} -c script")
+        return set(insp.source(text, depth + 1)) if text is not None else set()
+    insp.add("proc.shell", " ".join([name, *(w.text for w in args)]))
+    return {STDIN_EXEC} if not rest or "s" in flags or "i" in flags else set()
+
+
+def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
+    for w in args:
+        t = w.text
+        if t == "-":
+            break
+        if t.startswith("-"):
+            if t[1:2] in ("c", "m", "e", "E", "p", "r"):
+                return set()
+            continue
+        return set()
+    return {STDIN_EXEC}
+
+
+def evaluate(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    if not args:
+        return set()
+    if not all(w.literal for w in args):
+        insp.opaque(f"eval of a non-literal string: {' '.join(w.text for w in args)}")
+        return set()
+    return set(insp.source(" ".join(w.text for w in args), depth + 1))
+
+
+def source(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    return {STDIN_EXEC} if not args or args[0].text in ("/dev/stdin", "-") else set()
+
+
+# -- persistence, logs, files ------------------------------------------------
+_SYSTEMCTL_VERBS: Final = fs(
+    "enable",
+    "start",
+    "restart",
+    "reenable",
+    "link",
+    "edit",
+    "preset",
+    "set-default",
+    "isolate",
+    "unmask",
+    "reload",
+    "try-restart",
+    "reload-or-restart",
+    "add-wants",
+    "add-requires",
+    "revert",
+)
+
+
+def crontab(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    if not any(w.text == "-l" for w in args):
+        insp.add("persist.cron", " ".join([name, *(w.text for w in args)]))
+    return set()
+
+
+def systemctl(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    verbs = [w.text for w in args if not w.text.startswith("-")]
+    if not all(w.literal for w in args) or (verbs and verbs[0] in _SYSTEMCTL_VERBS):
+        insp.add("persist.service", " ".join([name, *(w.text for w in args)]))
+    return set()
+
+
+def service(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    texts = [w.text for w in args]
+    if any(t in ("start", "restart", "enable", "load", "bootstrap", "submit", "on") for t in texts):
+        insp.add("persist.service", " ".join([name, *texts]))
+    return set()
+
+
+def history(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    if any(w.text.startswith("-") and ("c" in w.text or "d" in w.text) for w in args):
+        insp.add("log.tamper", " ".join([name, *(w.text for w in args)]))
+    return set()
+
+
+def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    texts = [w.text for w in args]
+    if "HISTFILE" in texts or (name == "set" and "+o" in texts and "history" in texts):
+        insp.add("log.tamper", " ".join([name, *texts]))
+    return set()
+
+
+def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """export/declare/local/readonly: their NAME=value words are assignments."""
+    for w in args:
+        if not w.text.startswith("-"):
+            insp.assignment(w, depth)
+    return set()
+
+
+def journalctl(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    if any(w.text.startswith(("--vacuum", "--rotate")) for w in args):
+        insp.add("log.tamper", " ".join([name, *(w.text for w in args)]))
+    return set()
+
+
+def remove(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """rm/shred/truncate/tee: every operand is written (or destroyed)."""
+    p = parse_opts(args, fs("-s", "-r", "--size", "--reference", "-n", "--iterations", "--random-source"))
+    for w in p.pos:
+        insp.write_target(w, " ".join([name, w.text]))
+    return set()
+
+
+def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """cp/mv/install/ln: the destination (``-t DIR`` or the last operand) is written."""
+    p = parse_opts(
+        args,
+        fs("-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group"),
+    )
+    targets = [v for o, v in p.opts if o in ("-t", "--target-directory") and v is not None]
+    if not targets and len(p.pos) >= 2:
+        targets = [p.pos[-1]]
+    for w in targets:
+        insp.write_target(w, " ".join([name, w.text]))
+    return set()
+
+
+def dd(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    for w in args:
+        if w.text.startswith("of="):
+            insp.write_target(Word(w.text[3:], w.literal), f"dd {w.text}")
+    return set()
+
+
+def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    p = parse_opts(args, fs("-e", "-f", "--expression", "--file", "-l", "--line-length"))
+    names = [o for o, _ in p.opts]
+    if "-i" in names or "--in-place" in names:
+        files = p.pos if "-e" in names or "-f" in names or "--expression" in names else p.pos[1:]
+        for w in files:
+            insp.write_target(w, f"sed -i {w.text}")
+    return set()
+
+
+def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``find -exec CMD ... ;`` runs CMD once per match."""
+    ran: set[str] = set()
+    i = 0
+    while i < len(args):
+        if args[i].text in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(i + 1, len(args)) if args[j].text in (";", "+")), len(args))
+            if end > i + 1:
+                ran |= insp.run(args[i + 1 : end], depth + 1)
+            i = end
+        elif args[i].text in ("-delete", "-fprint", "-fprintf", "-fls"):
+            insp.add("fs.write:" + (args[0].text if args else "."), "find " + args[i].text)
+        i += 1
+    return ran
+
+
+def watch(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """watch joins its arguments and runs them with ``sh -c`` (unless ``-x``)."""
+    p = parse_opts(args, fs("-n", "--interval", "-q", "--equexit"), max_pos=0)
+    rest = args[p.index :]
+    if not rest:
+        return set()
+    if any(o in ("-x", "--exec") for o, _ in p.opts):
+        return set(insp.run(rest, depth + 1))
+    return set(evaluate(insp, name, rest, depth))
+
+
+_GIT_COMMAND_KEYS: Final = fs(
+    "core.sshcommand",
+    "core.pager",
+    "core.editor",
+    "core.fsmonitor",
+    "sequence.editor",
+    "diff.external",
+    "core.askpass",
+    "gpg.program",
+)
+
+
+def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``git -c core.sshCommand=...``, aliases and ``rebase --exec`` run commands too."""
+    values = fs("-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env")
+    p = parse_opts(args, values, max_pos=0)
+    ran: set[str] = set()
+    for o, v in p.opts:
+        if o != "-c" or v is None:
+            continue
+        key, _, value = v.text.partition("=")
+        key = key.lower()
+        if key in _GIT_COMMAND_KEYS or (key.startswith(("alias.", "credential.")) and value.startswith("!")):
+            text = literal_text(insp, v, "git -c")
+            if text is not None:
+                ran |= insp.source(value.removeprefix("!"), depth + 1)
+        elif key == "core.hookspath":
+            insp.opaque(f"git hooks from {value}")
+    rest = args[p.index :]
+    texts = [w.text for w in rest]
+    if texts[:1] == ["rebase"]:
+        for o, v in parse_opts(rest[1:], fs("-x", "--exec")).opts:
+            if o in ("-x", "--exec") and v is not None:
+                ran |= evaluate(insp, "git rebase --exec", [v], depth)
+    elif texts[:2] == ["submodule", "foreach"] or texts[:2] == ["bisect", "run"]:
+        cmd = [w for w in rest[2:] if w.text != "--recursive"]
+        ran |= (
+            evaluate(insp, "git " + " ".join(texts[:2]), cmd, depth)
+            if texts[0] == "submodule"
+            else set(insp.run(cmd, depth + 1) if cmd else frozenset())
+        )
+    return ran
+
+
+def alias(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    if any("=" in w.text for w in args):
+        insp.opaque(f"alias changes what a name runs: {' '.join(w.text for w in args)}")
+    return set()
+
+
+def busybox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    return set(insp.run(args, depth + 1)) if args and not args[0].text.startswith("-") else set()
+
+
+HANDLERS: Final[dict[str, Handler]] = {
+    **{n: wrapper for n in WRAPPERS},
+    **{n: shell for n in SHELLS},
+    **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
+    **{n: remove for n in ("rm", "shred", "unlink", "rmdir", "truncate", "tee", "srm", "wipe")},
+    **{n: copy for n in ("cp", "mv", "install", "ln")},
+    **{n: declare for n in ("export", "declare", "typeset", "local", "readonly")},
+    **{n: unset for n in ("unset", "set")},
+    **{n: service for n in ("service", "launchctl", "update-rc.d", "chkconfig")},
+    "eval": evaluate,
+    "source": source,
+    "crontab": crontab,
+    "systemctl": systemctl,
+    "history": history,
+    "journalctl": journalctl,
+    "dd": dd,
+    "sed": sed,
+    "find": find,
+    "watch": watch,
+    "git": git,
+    "alias": alias,
+    "busybox": busybox,
+}

@@ -1,0 +1,54 @@
+"""Prometheus metrics, one registry per running Gatekeeper (so tests don't collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "gatekeeper_decisions",
+            "Decisions by outcome, tool, code and rule",
+            ["outcome", "tool", "code", "rule", "entry"],
+            registry=self.registry,
+        )
+        self.decision_seconds = Histogram(
+            "gatekeeper_decision_seconds",
+            "Time to understand and decide a call",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "gatekeeper_upstream_seconds",
+            "Time the tool upstream took to answer",
+            ["upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.policy_info = Gauge(
+            "gatekeeper_policy_version_info", "The live policy version", ["version"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

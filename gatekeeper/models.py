@@ -1,0 +1,63 @@
+"""Immutable values passed between the pipeline's stages."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as established by a verified token."""
+
+    subject: str
+    roles: tuple[str, ...]
+    issuer: str
+    expires_at: float
+    operator: bool = False
+    token_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Capability:
+    """Something a call would do, e.g. ``proc.exec:git`` or ``net.tunnel.reverse``.
+
+    ``amounts`` carries quantities budgets count (``("gpu_hours", 576.0)``);
+    ``evidence`` is the fragment of the argument that produced it, for people.
+    """
+
+    name: str
+    evidence: str = field(default="", compare=False)
+    amounts: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+
+
+class Outcome(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    ESCALATE = "escalate"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One understood call: canonical arguments, what they would do, and their digest."""
+
+    principal: Principal
+    tool: str
+    arguments: dict[str, Any]
+    canonical: bytes
+    capabilities: tuple[Capability, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The gate's answer for one call, and the rule that gave it."""
+
+    outcome: Outcome
+    code: str
+    reason: str
+    rule: str | None
+    capability: str | None = None
+    matched: tuple[str, ...] = ()
+    policy_version: str = ""

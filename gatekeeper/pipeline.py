@@ -1,0 +1,109 @@
+"""A tool call's trip through the gate, as an ordered list of small stages.
+
+Every entry point (``/v1/invoke``, MCP ``tools/call``) runs a list of stages with
+one signature, ``async (Exchange) -> None``. A stage that has the final answer
+sets ``exchange.response`` and raises ``Halt``; an error raises a
+``GatekeeperError``. Whatever happens, ``record`` writes one decision record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .errors import GatekeeperError
+from .metrics import Metrics
+from .models import Decision, Principal, ToolCall
+
+decision_log = structlog.get_logger("gatekeeper.decision")
+
+
+class Halt(Exception):
+    """Stop the chain: the exchange already holds its final response."""
+
+
+@dataclass(slots=True)
+class Exchange:
+    entry: str
+    request: Any  # the transport's request object (aiohttp web.Request)
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    tool: str | None = None
+    arguments: Any = None
+    call: ToolCall | None = None
+    decision: Decision | None = None
+    response: Any = None
+    error: GatekeeperError | None = None
+    enforced: bool = True
+    upstream_seconds: float | None = None
+    approval_id: str | None = None
+
+
+Stage = Callable[[Exchange], Awaitable[None]]
+
+
+async def run(stages: Sequence[Stage], exchange: Exchange) -> None:
+    """Run stages in order until one halts or raises. GatekeeperErrors are kept on the exchange."""
+    try:
+        for stage in stages:
+            await stage(exchange)
+    except Halt:
+        return
+    except GatekeeperError as exc:
+        exchange.error = exc
+
+
+def outcome_of(exchange: Exchange) -> str:
+    """allowed / denied / pending by the decision; ``error`` when no decision was reached."""
+    if exchange.decision is None:
+        return "error"
+    return {"allow": "allowed", "deny": "denied", "escalate": "pending"}[exchange.decision.outcome]
+
+
+def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -> None:
+    """One structured record per decision (and per refused request). No secrets, ever."""
+    elapsed = time.perf_counter() - exchange.started
+    decision = exchange.decision
+    outcome = outcome_of(exchange)
+    code = exchange.error.code if exchange.error else (decision.code if decision else "unknown")
+    principal = exchange.principal
+    call = exchange.call
+    decision_log.info(
+        "decision",
+        decision_id=exchange.decision_id,
+        entry=exchange.entry,
+        principal=principal.subject if principal else None,
+        roles=list(principal.roles) if principal else None,
+        tool=exchange.tool,
+        digest=call.digest if call else None,
+        capabilities=[c.name for c in call.capabilities] if call else None,
+        outcome=outcome,
+        code=code,
+        rule=decision.rule if decision else None,
+        capability=decision.capability if decision else None,
+        reason=decision.reason if decision else (exchange.error.message if exchange.error else None),
+        enforced=exchange.enforced,
+        mode=mode,
+        policy_version=decision.policy_version if decision else None,
+        approval_id=exchange.approval_id,
+        latency_ms=round(elapsed * 1000, 3),
+        upstream_ms=round(exchange.upstream_seconds * 1000, 3)
+        if exchange.upstream_seconds is not None
+        else None,
+    )
+    if metrics is not None:
+        metrics.decisions.labels(
+            outcome=outcome,
+            tool=exchange.tool if exchange.tool and call else "-",
+            code=code,
+            rule=(decision.rule or "-") if decision else "-",
+            entry=exchange.entry,
+        ).inc()
+        if decision is not None:
+            metrics.decision_seconds.observe(elapsed - (exchange.upstream_seconds or 0.0))

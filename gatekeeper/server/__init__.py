@@ -1,0 +1,1 @@
+"""The HTTP side: agent listener, operator listener, and their shared plumbing."""

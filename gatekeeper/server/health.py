@@ -1,0 +1,39 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .responses import json_response
+from .state import CONFIG, GATE, METRICS
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response(200, {"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only when a policy is loaded and every manifest's upstream is configured."""
+    gate = request.app[GATE]
+    config = request.app[CONFIG]
+    problems: list[str] = []
+    if gate.policy_set is None:
+        problems.append("no policy loaded: " + (gate.load_error or "unknown error"))
+    else:
+        for tool, manifest in gate.policy_set.manifests.items():
+            if manifest.upstream not in config.upstreams:
+                problems.append(f"tool {tool}: upstream {manifest.upstream!r} is not configured")
+    if problems:
+        return json_response(503, {"status": "not_ready", "code": "not_ready", "reasons": problems})
+    assert gate.policy_set is not None
+    return json_response(200, {"status": "ready", "policy_version": gate.policy_set.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

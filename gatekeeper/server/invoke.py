@@ -1,0 +1,173 @@
+"""``POST /v1/invoke``: the JSON entry point, as a list of stages."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import strictjson
+from ..errors import PayloadTooLarge, RequestError
+from ..escalation import Pending
+from ..models import Outcome
+from ..pipeline import Exchange, Halt, Stage, record, run
+from .responses import error_response, json_response
+from .state import CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
+
+
+async def read_json_body(request: web.Request, max_bytes: int, max_depth: int) -> Any:
+    """One strict read: JSON content type, bounded size, strict parse."""
+    ctype = request.headers.get("Content-Type", "")
+    if request.headers.getall("Content-Type", []).__len__() > 1:
+        raise RequestError("send exactly one Content-Type header", code="ambiguous_content_type")
+    if ctype.split(";", 1)[0].strip().lower() != "application/json":
+        raise RequestError(
+            f"Content-Type must be application/json, got {ctype or 'nothing'!r}",
+            code="unsupported_content_type",
+        )
+    charset = request.charset
+    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+        raise RequestError("JSON must be UTF-8", code="unsupported_content_type")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {max_bytes}")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body is larger than the limit of {max_bytes} bytes")
+    return strictjson.loads(body, max_bytes=max_bytes, max_depth=max_depth)
+
+
+def prefer_wait(request: web.Request) -> float | None:
+    """RFC 7240 ``Prefer: wait=N``; None when the caller did not say."""
+    for value in request.headers.getall("Prefer", []):
+        match = _PREFER_WAIT.search(value)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+async def authenticate(ex: Exchange) -> None:
+    request: web.Request = ex.request
+    ex.principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
+
+
+async def parse_invoke(ex: Exchange) -> None:
+    request: web.Request = ex.request
+    limits = request.app[CONFIG].limits
+    body = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
+    if not isinstance(body, dict):
+        raise RequestError(
+            'body must be a JSON object {"tool": ..., "arguments": {...}}', code="invalid_request"
+        )
+    unknown = sorted(set(body) - {"tool", "arguments"})
+    if unknown:
+        raise RequestError(
+            f"unknown field {unknown[0]!r}; the body has only tool and arguments", code="unknown_field"
+        )
+    tool = body.get("tool")
+    if not isinstance(tool, str) or not tool:
+        raise RequestError("tool must be a non-empty string", code="invalid_request")
+    arguments = body.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise RequestError("arguments must be a JSON object", code="invalid_request")
+    ex.tool, ex.arguments = tool, arguments
+
+
+async def decide(ex: Exchange) -> None:
+    assert ex.principal is not None and ex.tool is not None
+    verdict = ex.request.app[GATE].evaluate(ex.principal, ex.tool, ex.arguments)
+    ex.call, ex.decision = verdict.call, verdict.decision
+
+
+async def hold_escalated(ex: Exchange) -> None:
+    assert ex.decision is not None
+    if ex.decision.outcome is not Outcome.ESCALATE or ex.call is None:
+        return
+    result = await ex.request.app[ESCALATION].hold(ex.call, ex.decision, wait_seconds=prefer_wait(ex.request))
+    if isinstance(result, Pending):
+        ex.approval_id = result.approval_id
+        ex.response = json_response(
+            202,
+            {
+                "outcome": "pending",
+                "decision_id": ex.decision_id,
+                "approval_id": result.approval_id,
+                "expires_at": result.expires_at,
+                "reason": ex.decision.reason,
+            },
+        )
+        raise Halt
+    ex.decision = result
+
+
+async def refuse_denied(ex: Exchange) -> None:
+    decision = ex.decision
+    assert decision is not None
+    if decision.outcome is Outcome.ALLOW:
+        return
+    if ex.request.app[CONFIG].mode == "monitor" and decision.code not in ("inspector_error", "policy_error"):
+        ex.enforced = False  # monitor mode: recorded as would-deny, forwarded anyway
+        return
+    ex.response = json_response(
+        403,
+        {
+            "outcome": "denied",
+            "decision_id": ex.decision_id,
+            "code": decision.code,
+            "reason": f"{ex.tool} refused: {decision.reason}",
+            "rule": decision.rule,
+            "capability": decision.capability,
+            "policy_version": decision.policy_version,
+        },
+    )
+    raise Halt
+
+
+async def forward(ex: Exchange) -> None:
+    assert ex.call is not None and ex.tool is not None
+    app = ex.request.app
+    policy_set = app[GATE].policy_set
+    assert policy_set is not None
+    manifest = policy_set.manifests[ex.tool]
+    upstream = app[CONFIG].upstreams[manifest.upstream]
+    started = time.perf_counter()
+    try:
+        arguments = json.dumps(ex.call.arguments, ensure_ascii=False, allow_nan=False).encode()
+        answer = await app[TRANSPORT].call_tool(upstream, ex.tool, arguments, ex.decision_id)
+    finally:
+        ex.upstream_seconds = time.perf_counter() - started
+        app[METRICS].upstream_seconds.labels(upstream=upstream.name).observe(ex.upstream_seconds)
+    # Splice the tool's validated JSON in as-is: no second encoding on the hot path.
+    head = json.dumps({"outcome": "allowed", "decision_id": ex.decision_id})[:-1].encode()
+    ex.response = web.Response(
+        status=200, body=head + b', "result": ' + answer + b"}", content_type="application/json"
+    )
+
+
+INVOKE_STAGES: tuple[Stage, ...] = (
+    authenticate,
+    parse_invoke,
+    decide,
+    hold_escalated,
+    refuse_denied,
+    forward,
+)
+
+
+async def handle_invoke(request: web.Request) -> web.StreamResponse:
+    ex = Exchange(entry="invoke", request=request)
+    try:
+        await run(INVOKE_STAGES, ex)
+    finally:
+        record(ex, request.app[METRICS], request.app[CONFIG].mode)
+    if ex.error is not None:
+        extra = {"decision_id": ex.decision_id}
+        if ex.decision is not None:
+            extra["outcome"] = "error"
+        return error_response(ex.error, **extra)
+    response: web.StreamResponse = ex.response
+    return response

@@ -1,0 +1,329 @@
+"""``/mcp/{upstream}``: the gate in front of a Model Context Protocol server.
+
+Streamable HTTP is passed through (sessions, SSE streams, GET and DELETE), except:
+``tools/list`` answers are filtered to the tools the caller could ever use, and
+``tools/call`` runs the same stages as ``/v1/invoke``. A refusal is returned as a
+tool result with ``isError: true`` so the model reads why, with the decision in
+``_meta``. Only protocol headers go upstream; the agent's token never does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from ..config import Upstream
+from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
+from ..models import Outcome
+from ..pipeline import Exchange, Stage, record, run
+from .invoke import decide, hold_escalated, read_json_body
+from .responses import error_response, json_response
+from .state import CLIENT_SESSION, CONFIG, GATE, METRICS, VERIFIER
+
+log = structlog.get_logger("gatekeeper.mcp")
+
+_FORWARD_REQUEST_HEADERS = (
+    "Accept",
+    "Content-Type",
+    "Mcp-Session-Id",
+    "MCP-Protocol-Version",
+    "Mcp-Method",
+    "Mcp-Name",
+    "Last-Event-ID",
+)
+_FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
+META_KEY = "gatekeeper/decision"
+
+
+def _rpc_error(status: int, msg_id: Any, rpc_code: int, message: str, code: str) -> web.Response:
+    return json_response(
+        status,
+        {
+            "jsonrpc": "2.0",
+            "id": msg_id,
+            "error": {"code": rpc_code, "message": message, "data": {"code": code}},
+        },
+    )
+
+
+def _tool_result(request: web.Request, msg_id: Any, result: dict[str, Any]) -> web.Response:
+    """A tools/call result we answer ourselves, in the shape the caller's protocol era expects."""
+    version = request.headers.get("MCP-Protocol-Version", "")
+    if version >= "2026":  # stateless era: results say they are complete
+        result = {**result, "resultType": "complete"}
+    return json_response(200, {"jsonrpc": "2.0", "id": msg_id, "result": result})
+
+
+def _refusal_result(ex: Exchange, msg_id: Any) -> web.Response:
+    decision = ex.decision
+    assert decision is not None
+    verb = "refused" if decision.outcome is Outcome.DENY else "held for approval"
+    text = (
+        f"Gatekeeper {verb} this call to {ex.tool}: {decision.reason}. "
+        f"(code {decision.code}, rule {decision.rule or 'default deny'}, decision {ex.decision_id}). "
+        "Do not retry it unchanged; choose another way to do the task or ask the user."
+    )
+    meta = {
+        "decision_id": ex.decision_id,
+        "outcome": "denied",
+        "code": decision.code,
+        "reason": decision.reason,
+        "rule": decision.rule,
+        "capability": decision.capability,
+        "policy_version": decision.policy_version,
+    }
+    return _tool_result(
+        ex.request,
+        msg_id,
+        {
+            "content": [{"type": "text", "text": text}],
+            "isError": True,
+            "_meta": {META_KEY: meta},
+        },
+    )
+
+
+_TOOLS_CALL_STAGES: tuple[Stage, ...] = (decide, hold_escalated)
+
+
+async def handle_mcp(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    name = request.match_info["upstream"]
+    upstream = config.upstreams.get(name)
+    if upstream is None or upstream.mcp_url is None:
+        return json_response(404, {"code": "unknown_upstream", "message": f"no MCP upstream named {name!r}"})
+    try:
+        principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
+    except GatekeeperError as exc:
+        return error_response(exc)
+    if request.method == "POST":
+        return await _post(request, upstream, principal)
+    if request.method in ("GET", "DELETE"):
+        return await _relay(request, upstream, None, None)
+    return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+
+
+async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web.StreamResponse:
+    limits = request.app[CONFIG].limits
+    try:
+        message = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
+    except GatekeeperError as exc:
+        return _rpc_error(
+            exc.status, None, -32700 if exc.code == "invalid_json" else -32600, exc.message, exc.code
+        )
+    if isinstance(message, list):
+        return _rpc_error(
+            400,
+            None,
+            -32600,
+            "JSON-RPC batches are not accepted; send one message per request",
+            "batch_not_supported",
+        )
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return _rpc_error(400, None, -32600, "not a JSON-RPC 2.0 message", "invalid_request")
+    method = message.get("method")
+    msg_id = message.get("id")
+    mismatch = _header_mismatch(request, message)
+    if mismatch:
+        return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
+    if method == "tools/call" and "id" in message:
+        return await _tools_call(request, upstream, principal, message)
+    filter_tools = method == "tools/list" and "id" in message
+    return await _relay(
+        request, upstream, json.dumps(message).encode(), principal if filter_tools else None, msg_id=msg_id
+    )
+
+
+def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | None:
+    """The 2026 transport repeats method and tool name in headers; both readings must agree."""
+    for header in ("Mcp-Method", "Mcp-Name"):
+        if len(request.headers.getall(header, [])) > 1:
+            return f"{header} sent more than once"
+    method_header = request.headers.get("Mcp-Method")
+    if method_header is not None and method_header != message.get("method"):
+        return "Mcp-Method header does not match the body's method"
+    name_header = request.headers.get("Mcp-Name")
+    params = message.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    if name_header is not None and name_header != name:
+        return "Mcp-Name header does not match the body's params.name"
+    if message.get("method") == "tools/call" and method_header is not None and name_header is None:
+        return "Mcp-Name header is required with Mcp-Method: tools/call"
+    return None
+
+
+async def _tools_call(
+    request: web.Request, upstream: Upstream, principal: Any, message: dict[str, Any]
+) -> web.StreamResponse:
+    msg_id = message["id"]
+    params = message.get("params")
+    ex = Exchange(entry="mcp", request=request)
+    ex.principal = principal
+    try:
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            raise RequestError("tools/call needs params.name", code="invalid_request")
+        ex.tool = params["name"]
+        ex.arguments = params.get("arguments", {})
+        if not isinstance(ex.arguments, dict):
+            raise SchemaError("arguments must be an object")
+        gate = request.app[GATE]
+        if gate.policy_set is None or ex.tool not in gate.policy_set.manifests:
+            raise UnknownTool(f"no tool named {ex.tool!r} is configured")
+        if gate.policy_set.manifests[ex.tool].upstream != upstream.name:
+            raise UnknownTool(f"tool {ex.tool!r} is not served by {upstream.name!r}")
+        await run(_TOOLS_CALL_STAGES, ex)
+        if ex.error is not None:
+            raise ex.error
+        if ex.response is not None:  # held and still pending (approval queue)
+            return _pending_result(ex, msg_id)
+        assert ex.decision is not None and ex.call is not None
+        if ex.decision.outcome is not Outcome.ALLOW:
+            if request.app[CONFIG].mode != "monitor" or ex.decision.code in (
+                "inspector_error",
+                "policy_error",
+            ):
+                return _refusal_result(ex, msg_id)
+            ex.enforced = False
+        forwarded = {**message, "params": {**params, "arguments": ex.call.arguments}}
+        return await _relay(request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id)
+    except UnknownTool as exc:
+        ex.error = exc
+        return _rpc_error(200, msg_id, -32602, exc.message, exc.code)
+    except SchemaError as exc:
+        ex.error = exc
+        return _tool_result(
+            request,
+            msg_id,
+            {
+                "content": [{"type": "text", "text": f"Invalid arguments for {ex.tool}: {exc.message}"}],
+                "isError": True,
+                "_meta": {META_KEY: {"decision_id": ex.decision_id, "code": exc.code}},
+            },
+        )
+    except GatekeeperError as exc:
+        ex.error = exc
+        return _rpc_error(200, msg_id, -32603, exc.message, exc.code)
+    finally:
+        record(ex, request.app[METRICS], request.app[CONFIG].mode)
+
+
+def _pending_result(ex: Exchange, msg_id: Any) -> web.Response:
+    text = (
+        f"This call to {ex.tool} is waiting for an operator's approval (approval {ex.approval_id}). "
+        "Retry the same call later; it will run once approved."
+    )
+    return _tool_result(
+        ex.request,
+        msg_id,
+        {
+            "content": [{"type": "text", "text": text}],
+            "isError": True,
+            "_meta": {
+                META_KEY: {"decision_id": ex.decision_id, "outcome": "pending", "approval_id": ex.approval_id}
+            },
+        },
+    )
+
+
+async def _relay(
+    request: web.Request, upstream: Upstream, body: bytes | None, filter_for: Any, *, msg_id: Any = None
+) -> web.StreamResponse:
+    """Send the (possibly rewritten) request upstream and stream its answer back."""
+    assert upstream.mcp_url is not None
+    headers = {**upstream.headers}
+    for name in _FORWARD_REQUEST_HEADERS:
+        value = request.headers.get(name)
+        if value is not None:
+            headers[name] = value
+    session = request.app[CLIENT_SESSION]
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
+    try:
+        upstream_resp = await session.request(
+            request.method,
+            upstream.mcp_url,
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except aiohttp.ClientError as exc:
+        err = UpstreamError(f"MCP upstream {upstream.name!r} could not be reached: {type(exc).__name__}")
+        return _rpc_error(502, msg_id, -32603, err.message, err.code)
+    async with upstream_resp:
+        out_headers = {
+            h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
+        }
+        ctype = upstream_resp.headers.get("Content-Type", "")
+        if filter_for is not None and ctype.startswith("application/json"):
+            raw = await upstream_resp.content.read(request.app[CONFIG].limits.max_response_bytes)
+            data = _filter_tools_message(request, filter_for, raw)
+            return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
+        response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
+        await response.prepare(request)
+        if ctype.startswith("text/event-stream"):
+            async for block in _sse_blocks(upstream_resp.content):
+                if filter_for is not None:
+                    block = _filter_sse_block(request, filter_for, block)
+                await response.write(block)
+        else:
+            async for chunk in upstream_resp.content.iter_chunked(65536):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def _sse_blocks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Yield whole SSE events (lines up to and including the blank line)."""
+    pending: list[bytes] = []
+    async for line in content:
+        pending.append(line)
+        if line in (b"\n", b"\r\n"):
+            yield b"".join(pending)
+            pending = []
+    if pending:
+        yield b"".join(pending)
+
+
+def _filter_tools_message(request: web.Request, principal: Any, raw: bytes) -> bytes:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return raw
+    return json.dumps(_filter_tools(request, principal, message)).encode()
+
+
+def _filter_tools(request: web.Request, principal: Any, message: Any) -> Any:
+    """Drop every tool the principal could never be allowed to call (unknown tools too)."""
+    if isinstance(message, dict) and isinstance(message.get("result"), dict):
+        tools = message["result"].get("tools")
+        if isinstance(tools, list):
+            gate = request.app[GATE]
+            message["result"]["tools"] = [
+                t
+                for t in tools
+                if isinstance(t, dict)
+                and isinstance(t.get("name"), str)
+                and gate.tool_visible(principal, t["name"])
+            ]
+    return message
+
+
+def _filter_sse_block(request: web.Request, principal: Any, block: bytes) -> bytes:
+    lines = block.decode("utf-8", "replace").splitlines()
+    data = "\n".join(
+        line[5:].lstrip(" ") if line.startswith("data:") else "" for line in lines if line.startswith("data:")
+    )
+    if not data:
+        return block
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return block
+    filtered = json.dumps(_filter_tools(request, principal, message))
+    kept = [line for line in lines if line and not line.startswith("data:")]
+    return ("\n".join([*kept, f"data: {filtered}"]) + "\n\n").encode()

@@ -1,0 +1,21 @@
+"""Typed application state shared by handlers (aiohttp AppKeys)."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from ..config import Config
+from ..escalation import EscalationHandler
+from ..gate import Gate
+from ..identity import TokenVerifier
+from ..metrics import Metrics
+from ..upstream import HttpTransport
+
+CONFIG = web.AppKey("config", Config)
+GATE = web.AppKey("gate", Gate)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+METRICS = web.AppKey("metrics", Metrics)
+ESCALATION = web.AppKey("escalation", EscalationHandler)
+TRANSPORT = web.AppKey("transport", HttpTransport)
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)

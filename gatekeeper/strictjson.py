@@ -1,0 +1,139 @@
+"""One strict parse of every request body.
+
+Ambiguity is where smuggling lives: two parsers that disagree on duplicate keys,
+lone surrogates or huge numbers let a call mean one thing to the gate and another
+to the tool. We accept exactly one reading and refuse everything else with a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import PayloadTooLarge, RequestError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+DEFAULT_MAX_DEPTH = 64
+
+# A lone surrogate escape: \uD800-\uDFFF not part of a valid high+low pair.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise RequestError(f"{name} is not valid JSON; send numbers as finite values", code="invalid_number")
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise RequestError(
+                f"duplicate key {key!r} in JSON object; send each key once", code="duplicate_key"
+            )
+        obj[key] = value
+    return obj
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise RequestError(
+            f"integer {text[:24]} is outside the safe range ±(2^53-1); send it as a string",
+            code="number_out_of_range",
+        )
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")) or (
+        abs(value) > float(MAX_SAFE_INTEGER) and value.is_integer()
+    ):
+        raise RequestError(f"number {text[:24]} is outside the safe range", code="number_out_of_range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_constant=_reject_constant,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+)
+
+
+def _check_strings(value: Any, depth: int, max_depth: int) -> None:
+    """Walk the parsed value: bound nesting and refuse lone surrogates (also in keys)."""
+    if depth > max_depth:
+        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_strings(item, depth + 1, max_depth)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, depth + 1, max_depth)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("string contains a lone UTF-16 surrogate", code="invalid_unicode") from None
+
+
+def _nesting_depth(text: str, max_depth: int) -> None:
+    """Cheap pre-scan so a 1 MB '[[[[...' never reaches the recursive decoder."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
+        elif ch in "]}":
+            depth -= 1
+
+
+def loads(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """Parse ``body`` as strict UTF-8 JSON or raise a RequestError with a stable code."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("body is not valid UTF-8", code="invalid_unicode") from None
+    if text.startswith("\ufeff"):
+        raise RequestError("body starts with a byte-order mark; send plain UTF-8 JSON", code="invalid_json")
+    if text.count("[") + text.count("{") > max_depth:
+        _nesting_depth(text, max_depth)
+    try:
+        value = _DECODER.decode(text)
+    except RequestError:
+        raise
+    except RecursionError:
+        raise RequestError("JSON nesting too deep", code="nesting_too_deep") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_strings(value, 0, max_depth)
+    return value
+
+
+def dumps_canonical(value: Any) -> bytes:
+    """Canonical bytes: sorted keys, no whitespace, UTF-8 (RFC 8785-like for our value set)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()

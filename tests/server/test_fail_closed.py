@@ -1,0 +1,102 @@
+"""Internal failures end in refusals and log lines, never in forwarded calls."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gatekeeper.app import Gatekeeper
+from gatekeeper.config import PolicyFiles, Upstream
+from gatekeeper.inspectors import INSPECTORS, InspectContext
+from gatekeeper.models import Capability
+
+from ..helpers import POLICY_DIR, decisions, invoke, make_config, mint, running
+
+
+def _copy_pack(tmp_path: Path) -> PolicyFiles:
+    target = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    return PolicyFiles(target / "model.conf", target / "policy.csv", target / "tools.yaml")
+
+
+async def test_inspector_exception_is_a_refusal(
+    gk: Gatekeeper, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+) -> None:
+    def broken(value: object, ctx: InspectContext) -> list[Capability]:
+        raise RuntimeError("inspector bug")
+
+    gk.gate.inspectors = {**INSPECTORS, "shell": broken}
+    status, body, _ = await invoke(http, gk, "shell.exec", {"cmd": "git status"}, mint(gk))
+    assert (status, body["code"]) == (403, "inspector_error")
+    assert gk.demo is not None and gk.demo.http_received == []
+    assert any(e.get("event") == "inspector_error" for e in log_output)
+    [record] = decisions(log_output)
+    assert record["outcome"] == "denied"
+
+
+async def test_policy_that_fails_to_load_refuses_everything(
+    tmp_path: Path, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+) -> None:
+    files = _copy_pack(tmp_path)
+    files.policy.write_text("p, agent, tool:file.read, allow\n")  # too few fields
+    async with running(make_config(tmp_path, policy=files)) as gk:
+        status, body, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
+        assert (status, body["code"]) == (403, "policy_error")
+        assert gk.demo is not None and gk.demo.http_received == []
+        async with http.get(f"{gk.agent_url}/readyz") as resp:
+            assert resp.status == 503
+            ready = await resp.json()
+            assert "policy.csv:1" in ready["reasons"][0]
+        async with http.get(f"{gk.agent_url}/healthz") as resp:
+            assert resp.status == 200
+    assert any(e.get("event") == "policy_load_failed" for e in log_output)
+
+
+async def test_condition_that_cannot_be_evaluated_is_a_refusal(
+    tmp_path: Path, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+) -> None:
+    files = _copy_pack(tmp_path)
+    with files.policy.open("a") as fh:
+        fh.write("p, agent, proc.exec:git, deny, r.ctx.no_such_attribute > 1, broken condition\n")
+    async with running(make_config(tmp_path, policy=files)) as gk:
+        status, body, _ = await invoke(http, gk, "shell.exec", {"cmd": "git status"}, mint(gk))
+        assert (status, body["code"]) == (403, "policy_error")
+        assert gk.demo is not None and gk.demo.http_received == []
+    assert any(e.get("event") == "policy_error" for e in log_output)
+
+
+@pytest.fixture
+async def slow_upstream() -> AsyncIterator[str]:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({"late": True})
+
+    app = web.Application()
+    app.router.add_post("/tools/{name}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_upstream_timeout_is_504(
+    tmp_path: Path, http: aiohttp.ClientSession, slow_upstream: str
+) -> None:
+    files = _copy_pack(tmp_path)
+    files.tools.write_text(files.tools.read_text().replace("upstream: demo", "upstream: slow"))
+    config = make_config(
+        tmp_path, policy=files, upstreams={"slow": Upstream("slow", url=slow_upstream, timeout_seconds=0.3)}
+    )
+    async with running(config) as gk:
+        status, body, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
+        assert (status, body["code"]) == (504, "upstream_timeout")

@@ -1,0 +1,157 @@
+"""Every malformed body gets a 400 (or 413) with a stable code, and nothing is forwarded."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import aiohttp
+import pytest
+
+from gatekeeper.app import Gatekeeper
+
+from ..helpers import mint
+
+GOOD = b'{"tool": "file.read", "arguments": {"path": "README.md"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (
+            b'{"tool": "file.read", "tool": "shell.exec", "arguments": {"cmd": "id"}}',
+            "application/json",
+            400,
+            "duplicate_key",
+        ),
+        (
+            b'{"tool": "file.read", "arguments": {"path": "a", "path": "/root/.ssh/id_rsa"}}',
+            "application/json",
+            400,
+            "duplicate_key",
+        ),
+        (
+            b'{"tool": "file.read", "arguments": {"path": "\\ud800"}}',
+            "application/json",
+            400,
+            "invalid_unicode",
+        ),
+        (
+            b'{"tool": "file.read", "arguments": {"path": "\\udc00x"}}',
+            "application/json",
+            400,
+            "invalid_unicode",
+        ),
+        (
+            b'{"tool": "compute.provision", "arguments": {"gpu_type": "T4", "count": NaN}}',
+            "application/json",
+            400,
+            "invalid_number",
+        ),
+        (
+            b'{"tool": "compute.provision", "arguments": {"gpu_type": "T4", "count": Infinity}}',
+            "application/json",
+            400,
+            "invalid_number",
+        ),
+        (
+            b'{"tool": "compute.provision", "arguments": {"gpu_type": "T4", "count": 18446744073709551617}}',
+            "application/json",
+            400,
+            "number_out_of_range",
+        ),
+        (
+            b'{"tool": "compute.provision", "arguments": {"gpu_type": "T4", "count": 1, "hours": 1e999}}',
+            "application/json",
+            400,
+            "number_out_of_range",
+        ),
+        (GOOD, "text/plain", 400, "unsupported_content_type"),
+        (GOOD, "application/x-www-form-urlencoded", 400, "unsupported_content_type"),
+        (GOOD, "application/json; charset=latin-1", 400, "unsupported_content_type"),
+        (b"[" * 200 + b"]" * 200, "application/json", 400, "nesting_too_deep"),
+        (
+            b'{"tool": "file.read", "arguments": ' + b'{"a":' * 100 + b"1" + b"}" * 100 + b"}",
+            "application/json",
+            400,
+            "nesting_too_deep",
+        ),
+        (b'{"tool": "file.read", "arguments": {"path": "\xff"}}', "application/json", 400, "invalid_unicode"),
+        (b"\xef\xbb\xbf" + GOOD, "application/json", 400, "invalid_json"),
+        (
+            b'{"tool": "file.read", "arguments": {"path": "README.md"}',
+            "application/json",
+            400,
+            "invalid_json",
+        ),
+        (b"", "application/json", 400, "invalid_json"),
+        (b'"file.read"', "application/json", 400, "invalid_request"),
+        (b'{"tool": "file.read", "arguments": [], "x": 1}', "application/json", 400, "unknown_field"),
+        (b'{"tool": "file.read", "arguments": ["README.md"]}', "application/json", 400, "invalid_request"),
+        (b'{"tool": 7, "arguments": {}}', "application/json", 400, "invalid_request"),
+        (
+            b'{"tool": "file.read", "arguments": {"path": "' + b"a" * (1024 * 1024) + b'"}}',
+            "application/json",
+            413,
+            "payload_too_large",
+        ),
+    ],
+    ids=lambda value: value[:40] if isinstance(value, bytes) else str(value),
+)
+async def test_malformed_bodies(
+    gk: Gatekeeper, http: aiohttp.ClientSession, body: bytes, content_type: str, status: int, code: str
+) -> None:
+    headers = {"Authorization": f"Bearer {mint(gk)}", "Content-Type": content_type}
+    async with http.post(f"{gk.agent_url}/v1/invoke", data=io.BytesIO(body), headers=headers) as resp:
+        payload = await resp.json()
+        assert (resp.status, payload["code"]) == (status, code), payload
+        assert payload["message"]
+    assert gk.demo is not None and gk.demo.http_received == []
+
+
+async def test_two_content_type_headers_are_ambiguous(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
+    # aiohttp's own HTTP parser refuses this before our handler sees it (a plain-text 400).
+    headers = [
+        ("Authorization", f"Bearer {mint(gk)}"),
+        ("Content-Type", "application/json"),
+        ("Content-Type", "text/plain"),
+    ]
+    async with http.post(f"{gk.agent_url}/v1/invoke", data=GOOD, headers=headers) as resp:
+        assert resp.status == 400
+    assert gk.demo is not None and gk.demo.http_received == []
+
+
+async def _raw(gk: Gatekeeper, request: bytes) -> bytes:
+    host, port = gk.agent_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), timeout=5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_ambiguous_framing_is_refused(gk: Gatekeeper) -> None:
+    """Content-Length together with Transfer-Encoding is request smuggling's favourite shape."""
+    token = mint(gk)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(GOOD), GOOD)
+    request = (
+        b"POST /v1/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked
+    )
+    answer = await _raw(gk, request)
+    assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:200]
+    assert gk.demo is not None and gk.demo.http_received == []
+
+
+async def test_method_and_path_errors_are_json(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{gk.agent_url}/v1/invoke") as resp:
+        assert resp.status == 405
+        assert (await resp.json())["code"] == "method_not_allowed"
+    async with http.get(f"{gk.agent_url}/v2/nothing") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["code"] == "not_found"
