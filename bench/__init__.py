@@ -1,0 +1,1 @@
+"""Benchmarks for Gatekeeper; see docs/benchmarks.md."""
