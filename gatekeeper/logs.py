@@ -23,7 +23,7 @@ def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
 def configure_logging(level: str = "info", stream: Any = None) -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
-    for noisy in ("aiohttp.access", "casbin", "uvicorn.access", "mcp", "httpx2"):
+    for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[

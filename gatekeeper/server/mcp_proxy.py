@@ -131,7 +131,9 @@ async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web
     mismatch = _header_mismatch(request, message)
     if mismatch:
         return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
-    if method == "tools/call" and "id" in message:
+    if method == "tools/call":
+        if "id" not in message:  # a notification would run the tool with nobody to refuse to
+            return _rpc_error(400, None, -32600, "tools/call must be a request with an id", "invalid_request")
         return await _tools_call(request, upstream, principal, message)
     filter_tools = method == "tools/list" and "id" in message
     return await _relay(

@@ -159,6 +159,10 @@ async def test_batches_and_header_smuggling_are_refused(
         async with session.post(f"{gk.agent_url}/mcp/demo", json=call, headers=smuggle) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["data"]["code"] == "header_mismatch"
+        notification = {"jsonrpc": "2.0", "method": "tools/call", "params": call["params"]}
+        async with session.post(f"{gk.agent_url}/mcp/demo", json=notification, headers=headers) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["data"]["code"] == "invalid_request"
         raw = b'{"jsonrpc": "2.0", "id": 1, "id": 2, "method": "tools/list"}'
         async with session.post(
             f"{gk.agent_url}/mcp/demo", data=raw, headers={**headers, "Content-Type": "application/json"}
