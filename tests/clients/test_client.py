@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
 from gatekeeper_client import (
     AsyncGatekeeperClient,
     AuthenticationFailed,

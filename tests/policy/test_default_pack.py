@@ -13,7 +13,9 @@ from gatekeeper.gate import Gate, load_policy_set
 from gatekeeper.models import Principal
 
 PACK = Path(__file__).resolve().parents[2] / "policies"
-CASES = [case for f in sorted((PACK / "tests").glob("*.yaml")) for case in yaml.safe_load(f.read_text())["cases"]]
+CASES = [
+    case for f in sorted((PACK / "tests").glob("*.yaml")) for case in yaml.safe_load(f.read_text())["cases"]
+]
 GATE = Gate(load_policy_set(PolicyFiles(PACK / "model.conf", PACK / "policy.csv", PACK / "tools.yaml")))
 
 

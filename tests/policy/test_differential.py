@@ -51,7 +51,11 @@ def test_indexed_matcher_agrees_with_casbin(tmp_path: Path) -> None:
             ours = engine._match((subject,), obj, effect, ctx)
             theirs = engine.reference_match(subject, obj, effect, ctx)
             assert (ours and ours.location) == (theirs and theirs.location), (
-                policy.read_text(), subject, obj, effect, ctx.gpus,
+                policy.read_text(),
+                subject,
+                obj,
+                effect,
+                ctx.gpus,
             )
             compared += 1
     assert compared == 1800
