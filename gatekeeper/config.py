@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
 from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
+from .yamlfile import read_yaml
 
 DEFAULT_POLICY_DIR = Path(__file__).parent / "defaults" / "policies"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -147,12 +146,7 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return default_config()
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: file not found", file=source) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}", file=source) from None
+    raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from .errors import ConfigError, SchemaError
+from .yamlfile import read_yaml
 
 WHOLE_ARGUMENTS = "$"
 
@@ -38,12 +38,7 @@ def load_manifests(
 ) -> dict[str, ToolManifest]:
     """Load and check every manifest; any problem is a ConfigError naming file and tool."""
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: tool manifest file not found", file=source) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}", file=source) from None
+    raw = read_yaml(path, what="tool manifest file")
     if not isinstance(raw, dict) or not isinstance(raw.get("tools"), dict):
         raise ConfigError(f"{source}: expected a mapping with a 'tools' mapping", file=source)
     manifests: dict[str, ToolManifest] = {}

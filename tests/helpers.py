@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, default_config
@@ -43,6 +44,18 @@ async def running(config: Config) -> AsyncIterator[Gatekeeper]:
         yield gk
     finally:
         await gk.stop()
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Run an aiohttp app on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def mint(gk: Gatekeeper, subject: str = "agent-1", roles: tuple[str, ...] = ("agent",), **kw: Any) -> str:

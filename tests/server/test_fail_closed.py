@@ -17,7 +17,7 @@ from gatekeeper.config import PolicyFiles, Upstream
 from gatekeeper.inspectors import INSPECTORS, InspectContext
 from gatekeeper.models import Capability
 
-from ..helpers import POLICY_DIR, decisions, invoke, make_config, mint, running
+from ..helpers import POLICY_DIR, decisions, invoke, make_config, mint, running, serve_app
 
 
 def _copy_pack(tmp_path: Path) -> PolicyFiles:
@@ -80,13 +80,8 @@ async def slow_upstream() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/tools/{name}", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 async def test_upstream_timeout_is_504(
