@@ -11,6 +11,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from .approvals.queue import ApprovalQueue
+from .approvals.stores import open_store
+from .approvals.webhook import WebhookNotifier
 from .config import Config, Upstream
 from .demo.runner import DemoUpstream
 from .errors import GatekeeperError
@@ -23,7 +26,7 @@ from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.responses import error_middleware
-from .server.state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
+from .server.state import APPROVALS, CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
 from .upstream import HttpTransport
 
 log = structlog.get_logger("gatekeeper")
@@ -104,6 +107,15 @@ class Gatekeeper:
         if self.gate.policy_set is not None:
             self.metrics.policy_info.labels(version=self.gate.policy_set.version).set(1)
         self.verifier = TokenVerifier(self.config.identity)
+        approvals = self.config.approvals
+        notifier = (
+            WebhookNotifier(approvals.webhook_url, approvals.webhook_secret)
+            if approvals.webhook_url and approvals.webhook_secret
+            else None
+        )
+        self.approvals = ApprovalQueue(
+            open_store(approvals.store, self.config.data_dir), approvals, notifier=notifier
+        )
         self.demo: DemoUpstream | None = None
         self._runners: list[web.AppRunner] = []
         self.agent_url = ""
@@ -118,8 +130,10 @@ class Gatekeeper:
             configured = cfg.upstreams.get("demo") or Upstream("demo")
             demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
-        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics)
+        await self.approvals.start()
+        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals)
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
+        operator[APPROVALS] = self.approvals
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),
@@ -148,9 +162,11 @@ class Gatekeeper:
             )
 
     async def stop(self) -> None:
+        self.approvals.release_waiters()  # held callers get their 202 now; nothing pending is lost
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        await self.approvals.stop()
         if self.demo is not None:
             await self.demo.stop()
         await self.verifier.aclose()

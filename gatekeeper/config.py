@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .approvals.settings import ApprovalSettings
 from .errors import ConfigError
 from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
 from .yamlfile import read_yaml
@@ -74,6 +75,7 @@ class Config:
     policy: PolicyFiles = PolicyFiles()
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
+    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     log_level: str = "info"
 
 
@@ -154,7 +156,18 @@ def load_config(path: Path | None) -> Config:
     return parse_config(raw, source=source, base=path.parent)
 
 
-_TOP_KEYS = {"data_dir", "mode", "listeners", "identity", "upstreams", "policy", "limits", "demo", "logging"}
+_TOP_KEYS = {
+    "data_dir",
+    "mode",
+    "listeners",
+    "identity",
+    "upstreams",
+    "policy",
+    "limits",
+    "demo",
+    "logging",
+    "approvals",
+}
 
 
 def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
@@ -261,6 +274,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         limits=limits,
         demo=demo,
         log_level=level,
+        approvals=_parse_approvals(r, raw),
     )
 
 
@@ -298,3 +312,42 @@ def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySet
     except ConfigError as exc:
         raise r.fail("identity", exc.message.removeprefix("identity: ")) from None
     return settings
+
+
+def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
+    numbers = {
+        "default_wait_seconds",
+        "max_wait_seconds",
+        "ttl_seconds",
+        "max_grant_minutes",
+        "sweep_interval_seconds",
+        "progress_interval_seconds",
+    }
+    known = {*numbers, "store", "max_pending_per_principal", "webhook_url", "webhook_secret_env"}
+    section = r.section(raw, "approvals", known)
+    base = ApprovalSettings()
+    values: dict[str, Any] = {}
+    for name in numbers:
+        value = r.typed(section, "approvals", name, float, getattr(base, name))
+        if value < 0 or (value == 0 and name not in ("default_wait_seconds",)):
+            raise r.fail(f"approvals.{name}", "must be positive")
+        values[name] = value
+    values["store"] = r.typed(section, "approvals", "store", str, base.store)
+    cap = r.typed(section, "approvals", "max_pending_per_principal", int, base.max_pending_per_principal)
+    if cap < 1:
+        raise r.fail("approvals.max_pending_per_principal", "must be at least 1")
+    values["max_pending_per_principal"] = cap
+    if values["default_wait_seconds"] > values["max_wait_seconds"]:
+        raise r.fail("approvals.default_wait_seconds", "must not exceed approvals.max_wait_seconds")
+    url = r.typed(section, "approvals", "webhook_url", str, None)
+    if url is not None:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise r.fail("approvals.webhook_url", f"must be an http(s) URL, got {url!r}")
+        env = r.typed(section, "approvals", "webhook_secret_env", str, "GATEKEEPER_WEBHOOK_SECRET")
+        secret = os.environ.get(env)
+        if not secret:
+            raise r.fail(
+                "approvals.webhook_secret_env", f"environment variable {env} (the webhook secret) is not set"
+            )
+        values["webhook_url"], values["webhook_secret"] = url, secret.encode()
+    return ApprovalSettings(**values)

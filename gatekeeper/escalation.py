@@ -6,6 +6,7 @@ Until a queue is configured, escalated calls are refused with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,17 +21,33 @@ class Pending:
     expires_at: float
 
 
+Progress = Callable[[float, float], Awaitable[None]]
+
+
 class EscalationHandler(Protocol):
     async def hold(
-        self, call: ToolCall, decision: Decision, *, wait_seconds: float | None
+        self,
+        call: ToolCall,
+        decision: Decision,
+        *,
+        wait_seconds: float | None,
+        progress: Progress | None = None,
     ) -> Decision | Pending:
-        """Wait up to ``wait_seconds`` for a human: an allow/deny Decision, or Pending."""
+        """Wait up to ``wait_seconds`` for a human: an allow/deny Decision, or Pending.
+
+        ``progress(elapsed, total)`` is awaited now and then while waiting (MCP progress).
+        """
         ...
 
 
 class NoApprovalQueue:
     async def hold(
-        self, call: ToolCall, decision: Decision, *, wait_seconds: float | None
+        self,
+        call: ToolCall,
+        decision: Decision,
+        *,
+        wait_seconds: float | None,
+        progress: Progress | None = None,
     ) -> Decision | Pending:
         return Decision(
             Outcome.DENY,

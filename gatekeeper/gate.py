@@ -80,6 +80,7 @@ class Gate:
         manifest = policy_set.manifests.get(tool)
         if manifest is None:
             raise UnknownTool(f"no tool named {tool!r} is configured", tool=tool)
+        arguments = manifest.with_defaults(arguments)
         manifest.validate(arguments)
         capabilities: list[Capability] = []
         for argument, inspector_name in manifest.inspect:
@@ -98,7 +99,9 @@ class Gate:
                     f"inspector {inspector_name} failed on {argument}: {type(exc).__name__}"
                 ) from exc
         canonical = strictjson.dumps_canonical({"tool": tool, "arguments": arguments})
-        digest = hashlib.sha256(canonical + b"\0" + principal.subject.encode()).hexdigest()
+        # Bound to who asked (issuer and subject): an approval for one principal never matches another's.
+        who = f"{principal.issuer}\0{principal.subject}".encode()
+        digest = hashlib.sha256(canonical + b"\0" + who).hexdigest()
         return ToolCall(
             principal=principal,
             tool=tool,
@@ -106,6 +109,7 @@ class Gate:
             canonical=canonical,
             capabilities=tuple(sorted(set(capabilities))),
             digest=digest,
+            upstream=manifest.upstream,
         )
 
     def decide(self, call: ToolCall) -> Decision:

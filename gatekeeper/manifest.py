@@ -24,6 +24,15 @@ class ToolManifest:
     inspect: tuple[tuple[str, str], ...]  # (argument name or "$", inspector name)
     validator: Any  # jsonschema validator instance; untyped library
 
+    def with_defaults(self, arguments: Any) -> Any:
+        """Fill top-level defaults the schema declares, so the call decided is the call forwarded
+        (a tool's own default could otherwise decide the real amount)."""
+        if not isinstance(arguments, dict):
+            return arguments
+        props = self.schema.get("properties", {})
+        missing = {k: p["default"] for k, p in props.items() if k not in arguments and "default" in p}
+        return {**arguments, **missing} if missing else arguments
+
     def validate(self, arguments: object) -> None:
         """Raise SchemaError naming the first problem, as a person would want to read it."""
         errors = sorted(self.validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))

@@ -48,6 +48,7 @@ class ToolCall:
     canonical: bytes
     capabilities: tuple[Capability, ...]
     digest: str
+    upstream: str = ""  # the manifest's upstream, fixed when the call was understood
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,5 @@ class Decision:
     capability: str | None = None
     matched: tuple[str, ...] = ()
     policy_version: str = ""
+    quorum: int = 1  # how many distinct operators must approve an escalated call
+    approval_id: str | None = None

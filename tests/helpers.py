@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from gatekeeper.app import Gatekeeper
+from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, default_config
 from gatekeeper.identity import issue_token
 
@@ -29,6 +30,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "agent_listener": Listener("127.0.0.1", 0),
         "operator_listener": Listener("127.0.0.1", 0),
         "demo": DemoSettings(enabled=True, host="127.0.0.1", http_port=0, mcp_port=0),
+        "approvals": ApprovalSettings(default_wait_seconds=0.2, sweep_interval_seconds=0.1),
         "policy": PolicyFiles(
             POLICY_DIR / "model.conf", POLICY_DIR / "policy.csv", POLICY_DIR / "tools.yaml"
         ),

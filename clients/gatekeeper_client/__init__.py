@@ -3,6 +3,9 @@
 ``invoke`` returns an ``InvokeResult`` only when the call was allowed and forwarded; every other
 outcome (denied, pending, any failure) is a ``GatekeeperError`` subclass, so an agent runtime
 cannot mistake a refusal for a tool answer.
+
+``AsyncOperatorClient`` / ``OperatorClient`` (module ``gatekeeper_client.operator``) work the
+approval queue through the operator API: list, inspect, approve, deny, grants, live events.
 """
 
 from ._async import AsyncGatekeeperClient, InvokeResult
@@ -11,9 +14,12 @@ from ._errors import (
     BadRequest,
     CallDenied,
     CallPending,
+    Conflict,
+    Forbidden,
     GatekeeperError,
     GatekeeperTimeout,
     GatekeeperUnreachable,
+    NotFound,
     PayloadTooLarge,
     Unavailable,
     UnknownTool,
@@ -21,21 +27,38 @@ from ._errors import (
     UpstreamTimeout,
 )
 from ._sync import GatekeeperClient
+from .operator import (
+    ApprovalView,
+    AsyncOperatorClient,
+    GrantView,
+    OperatorClient,
+    QueueEvent,
+    VoteView,
+)
 
 __all__ = [
+    "ApprovalView",
     "AsyncGatekeeperClient",
+    "AsyncOperatorClient",
     "AuthenticationFailed",
     "BadRequest",
     "CallDenied",
     "CallPending",
+    "Conflict",
+    "Forbidden",
     "GatekeeperClient",
     "GatekeeperError",
     "GatekeeperTimeout",
     "GatekeeperUnreachable",
+    "GrantView",
     "InvokeResult",
+    "NotFound",
+    "OperatorClient",
     "PayloadTooLarge",
+    "QueueEvent",
     "Unavailable",
     "UnknownTool",
     "UpstreamFailed",
     "UpstreamTimeout",
+    "VoteView",
 ]

@@ -8,7 +8,10 @@ Every failure is a ``GatekeeperError``, so ``except GatekeeperError`` catches th
     ├── AuthenticationFailed        401: bad, expired or missing token
     ├── BadRequest                  400: the request was malformed or ambiguous
     │   └── PayloadTooLarge         413
-    ├── UnknownTool                 404: no such tool
+    ├── Forbidden                   403 (operator API): authenticated but not allowed, e.g. self_approval
+    ├── NotFound                    404: no such approval, grant or tool
+    │   └── UnknownTool             404 from /v1/invoke: no such tool
+    ├── Conflict                    409 (operator API): not_pending, already_voted, approval_expired
     ├── UpstreamFailed              502: the tool could not be reached
     │   └── UpstreamTimeout         504: the tool did not answer in time
     ├── Unavailable                 503: Gatekeeper is starting up or shutting down
@@ -28,9 +31,12 @@ __all__ = [
     "BadRequest",
     "CallDenied",
     "CallPending",
+    "Conflict",
+    "Forbidden",
     "GatekeeperError",
     "GatekeeperTimeout",
     "GatekeeperUnreachable",
+    "NotFound",
     "PayloadTooLarge",
     "Unavailable",
     "UnknownTool",
@@ -155,7 +161,21 @@ class PayloadTooLarge(BadRequest):
     """413: the request body exceeds Gatekeeper's limit."""
 
 
-class UnknownTool(GatekeeperError):
+class Forbidden(GatekeeperError):
+    """403 from the operator API: the token is valid but may not do this (``code`` says why, e.g.
+    ``self_approval``: nobody approves a call they requested themselves)."""
+
+
+class NotFound(GatekeeperError):
+    """404: no such thing (an approval or grant id on the operator API, a tool on ``/v1/invoke``)."""
+
+
+class Conflict(GatekeeperError):
+    """409 from the operator API: the request is valid but the approval is no longer in a state
+    that allows it (``not_pending``, ``already_voted``, ``approval_expired``). Re-read, don't retry."""
+
+
+class UnknownTool(NotFound):
     """404: Gatekeeper has no tool by that name."""
 
 

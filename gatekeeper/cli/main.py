@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, GatekeeperError
-from . import serve, token
+from . import approvals, serve, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(sub)
     token.register(sub)
+    approvals.register(sub)
     return parser
 
 

@@ -158,6 +158,10 @@ class McpDemoServer:
         # sys.exit) and the real port is known before the first request.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self.port), family=family)
+        # asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP, which a
+        # create_server() socket is not; accepted sockets inherit it from the listener on Linux.
+        # Without it every answer waits ~40 ms for the client's delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self.port = sock.getsockname()[1]
             await self._start_sessions(server)

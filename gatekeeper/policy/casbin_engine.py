@@ -28,11 +28,12 @@ _EFFECTS = ("allow", "deny", "escalate")
 class RuleRef:
     """Where a policy line came from, for decisions people can trace back."""
 
-    __slots__ = ("location", "note")
+    __slots__ = ("location", "note", "quorum")
 
-    def __init__(self, location: str, note: str) -> None:
+    def __init__(self, location: str, note: str, quorum: int = 1) -> None:
         self.location = location
         self.note = note
+        self.quorum = quorum
 
 
 class _LineAdapter(Adapter):  # type: ignore[misc]
@@ -66,10 +67,22 @@ class _LineAdapter(Adapter):  # type: ignore[misc]
                         f"{self.path.name}:{number}: expected 'p, SUBJECT, OBJECT, EFFECT, CONDITION, NOTE'"
                     )
                     continue
-                if tokens[2] not in _EFFECTS:
-                    self.errors.append(f"{self.path.name}:{number}: effect must be allow, deny or escalate")
+                effect, _, quorum_text = tokens[2].partition(":")
+                if effect not in _EFFECTS or (
+                    quorum_text and (effect != "escalate" or not quorum_text.isdigit())
+                ):
+                    self.errors.append(
+                        f"{self.path.name}:{number}: effect must be allow, deny, escalate or escalate:N"
+                    )
                     continue
-                self.rules[tokens] = RuleRef(f"{self.path.name}:{number}", tokens[4])
+                quorum = int(quorum_text) if quorum_text else 1
+                if not 1 <= quorum <= 10:
+                    self.errors.append(f"{self.path.name}:{number}: escalate:N needs 1 to 10 approvers")
+                    continue
+                if quorum_text:  # casbin sees plain "escalate"; the quorum rides along on the rule
+                    assertion.policy[-1][2] = effect
+                    tokens = tuple(assertion.policy[-1])
+                self.rules[tokens] = RuleRef(f"{self.path.name}:{number}", tokens[4], quorum)
 
 
 class ConditionContext:
@@ -174,6 +187,8 @@ class CasbinPolicy:
         roles = self._subject_roles.get(subject)
         if roles is None:
             roles = frozenset({subject, *self._enforcer.get_implicit_roles_for_user(subject)})
+            if len(self._subject_roles) >= 10_000:  # one entry per principal: keep it bounded
+                self._subject_roles.clear()
             self._subject_roles[subject] = roles
         return roles
 
@@ -189,6 +204,18 @@ class CasbinPolicy:
                 if rule.condition is None or self._holds(rule, ctx):
                     return rule.ref
         return None
+
+    def _all_matches(
+        self, subjects: Sequence[str], obj: str, effect: str, ctx: ConditionContext
+    ) -> list[RuleRef]:
+        """Every matching rule (not just the first): the strictest escalation quorum must win."""
+        found: list[RuleRef] = []
+        for rule in self._index[effect].candidates(obj):
+            if rule.subject != "*" and not any(rule.subject in self._roles_of(s) for s in subjects):
+                continue
+            if rule.condition is None or self._holds(rule, ctx):
+                found.append(rule.ref)
+        return found
 
     def _holds(self, rule: _Rule, ctx: ConditionContext) -> bool:
         self._evaluator.names = {"r_ctx": ctx}
@@ -213,16 +240,28 @@ class CasbinPolicy:
                 continue
             seen.add((cap.name, cap.amounts))
             objects.append((cap.name, ConditionContext(principal.subject, tool, cap.name, dict(cap.amounts))))
-        for effect, outcome, code in (
-            ("deny", Outcome.DENY, "policy_denied"),
-            ("escalate", Outcome.ESCALATE, "approval_required"),
-        ):
-            for obj, ctx in objects:
-                rule = self._match(subjects, obj, effect, ctx)
-                if rule is not None:
-                    verb = "denied" if outcome is Outcome.DENY else "needs an operator's approval"
-                    reason = f"{obj} {verb}: {rule.note}" if rule.note else f"{obj} {verb}"
-                    return Decision(outcome, code, reason, rule.location, capability=obj)
+        for obj, ctx in objects:
+            rule = self._match(subjects, obj, "deny", ctx)
+            if rule is not None:
+                reason = f"{obj} denied: {rule.note}" if rule.note else f"{obj} denied"
+                return Decision(Outcome.DENY, "policy_denied", reason, rule.location, capability=obj)
+        escalations = [
+            (obj, rule) for obj, ctx in objects for rule in self._all_matches(subjects, obj, "escalate", ctx)
+        ]
+        if escalations:
+            obj, rule = escalations[0]
+            verb = "needs an operator's approval"
+            reason = f"{obj} {verb}: {rule.note}" if rule.note else f"{obj} {verb}"
+            quorum = max(r.quorum for _, r in escalations)  # the strictest rule that spoke
+            return Decision(
+                Outcome.ESCALATE,
+                "approval_required",
+                reason,
+                rule.location,
+                capability=obj,
+                matched=tuple(r.location for _, r in escalations),
+                quorum=quorum,
+            )
         matched: list[str] = []
         for obj, ctx in objects:
             rule = self._match(subjects, obj, "allow", ctx)

@@ -13,7 +13,7 @@ from .. import strictjson
 from ..errors import PayloadTooLarge, RequestError
 from ..escalation import Pending
 from ..models import Outcome
-from ..pipeline import Exchange, Halt, Stage, record, run
+from ..pipeline import Exchange, Halt, Stage, need, record, run
 from .responses import error_response, json_response
 from .state import CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
 
@@ -78,16 +78,18 @@ async def parse_invoke(ex: Exchange) -> None:
 
 
 async def decide(ex: Exchange) -> None:
-    assert ex.principal is not None and ex.tool is not None
-    verdict = ex.request.app[GATE].evaluate(ex.principal, ex.tool, ex.arguments)
+    principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
+    verdict = ex.request.app[GATE].evaluate(principal, tool, ex.arguments)
     ex.call, ex.decision = verdict.call, verdict.decision
 
 
 async def hold_escalated(ex: Exchange) -> None:
-    assert ex.decision is not None
-    if ex.decision.outcome is not Outcome.ESCALATE or ex.call is None:
+    decision = need(ex.decision, "decision")
+    if decision.outcome is not Outcome.ESCALATE or ex.call is None:
         return
-    result = await ex.request.app[ESCALATION].hold(ex.call, ex.decision, wait_seconds=prefer_wait(ex.request))
+    if ex.request.app[CONFIG].mode == "monitor":
+        return  # nothing is held in monitor mode; refuse_denied records it as a would-be refusal
+    result = await ex.request.app[ESCALATION].hold(ex.call, decision, wait_seconds=prefer_wait(ex.request))
     if isinstance(result, Pending):
         ex.approval_id = result.approval_id
         ex.response = json_response(
@@ -97,16 +99,16 @@ async def hold_escalated(ex: Exchange) -> None:
                 "decision_id": ex.decision_id,
                 "approval_id": result.approval_id,
                 "expires_at": result.expires_at,
-                "reason": ex.decision.reason,
+                "reason": decision.reason,
             },
         )
         raise Halt
     ex.decision = result
+    ex.approval_id = result.approval_id
 
 
 async def refuse_denied(ex: Exchange) -> None:
-    decision = ex.decision
-    assert decision is not None
+    decision = need(ex.decision, "decision")
     if decision.outcome is Outcome.ALLOW:
         return
     if ex.request.app[CONFIG].mode == "monitor" and decision.code not in ("inspector_error", "policy_error"):
@@ -122,22 +124,21 @@ async def refuse_denied(ex: Exchange) -> None:
             "rule": decision.rule,
             "capability": decision.capability,
             "policy_version": decision.policy_version,
+            "approval_id": decision.approval_id,
         },
     )
     raise Halt
 
 
 async def forward(ex: Exchange) -> None:
-    assert ex.call is not None and ex.tool is not None
+    call = need(ex.call, "understood call")
     app = ex.request.app
-    policy_set = app[GATE].policy_set
-    assert policy_set is not None
-    manifest = policy_set.manifests[ex.tool]
-    upstream = app[CONFIG].upstreams[manifest.upstream]
+    # The upstream was fixed when the call was understood: a policy swap cannot redirect it now.
+    upstream = app[CONFIG].upstreams[call.upstream]
     started = time.perf_counter()
     try:
-        arguments = json.dumps(ex.call.arguments, ensure_ascii=False, allow_nan=False).encode()
-        answer = await app[TRANSPORT].call_tool(upstream, ex.tool, arguments, ex.decision_id)
+        arguments = json.dumps(call.arguments, ensure_ascii=False, allow_nan=False).encode()
+        answer = await app[TRANSPORT].call_tool(upstream, call.tool, arguments, ex.decision_id)
     finally:
         ex.upstream_seconds = time.perf_counter() - started
         app[METRICS].upstream_seconds.labels(upstream=upstream.name).observe(ex.upstream_seconds)

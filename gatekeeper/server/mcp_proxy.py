@@ -16,14 +16,16 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
 
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
-from ..models import Outcome
-from ..pipeline import Exchange, Stage, record, run
-from .invoke import decide, hold_escalated, read_json_body
+from ..escalation import Pending
+from ..models import Decision, Outcome
+from ..pipeline import Exchange, need, record
+from .invoke import decide, prefer_wait, read_json_body
 from .responses import error_response, json_response
-from .state import CLIENT_SESSION, CONFIG, GATE, METRICS, VERIFIER
+from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -40,31 +42,30 @@ _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Ver
 META_KEY = "gatekeeper/decision"
 
 
+def _rpc_error_message(msg_id: Any, rpc_code: int, message: str, code: str) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": msg_id,
+        "error": {"code": rpc_code, "message": message, "data": {"code": code}},
+    }
+
+
 def _rpc_error(status: int, msg_id: Any, rpc_code: int, message: str, code: str) -> web.Response:
-    return json_response(
-        status,
-        {
-            "jsonrpc": "2.0",
-            "id": msg_id,
-            "error": {"code": rpc_code, "message": message, "data": {"code": code}},
-        },
-    )
+    return json_response(status, _rpc_error_message(msg_id, rpc_code, message, code))
 
 
-def _tool_result(request: web.Request, msg_id: Any, result: dict[str, Any]) -> web.Response:
+def _tool_result(request: web.Request, msg_id: Any, result: dict[str, Any]) -> dict[str, Any]:
     """A tools/call result we answer ourselves, in the shape the caller's protocol era expects."""
     version = request.headers.get("MCP-Protocol-Version", "")
     if version >= "2026":  # stateless era: results say they are complete
         result = {**result, "resultType": "complete"}
-    return json_response(200, {"jsonrpc": "2.0", "id": msg_id, "result": result})
+    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
 
 
-def _refusal_result(ex: Exchange, msg_id: Any) -> web.Response:
-    decision = ex.decision
-    assert decision is not None
-    verb = "refused" if decision.outcome is Outcome.DENY else "held for approval"
+def _refusal_result(ex: Exchange, msg_id: Any) -> dict[str, Any]:
+    decision = need(ex.decision, "decision")
     text = (
-        f"Gatekeeper {verb} this call to {ex.tool}: {decision.reason}. "
+        f"Gatekeeper refused this call to {ex.tool}: {decision.reason}. "
         f"(code {decision.code}, rule {decision.rule or 'default deny'}, decision {ex.decision_id}). "
         "Do not retry it unchanged; choose another way to do the task or ask the user."
     )
@@ -76,19 +77,59 @@ def _refusal_result(ex: Exchange, msg_id: Any) -> web.Response:
         "rule": decision.rule,
         "capability": decision.capability,
         "policy_version": decision.policy_version,
+        "approval_id": decision.approval_id,
     }
     return _tool_result(
         ex.request,
         msg_id,
-        {
-            "content": [{"type": "text", "text": text}],
-            "isError": True,
-            "_meta": {META_KEY: meta},
-        },
+        {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {META_KEY: meta}},
     )
 
 
-_TOOLS_CALL_STAGES: tuple[Stage, ...] = (decide, hold_escalated)
+def _pending_result(ex: Exchange, msg_id: Any, pending: Pending) -> dict[str, Any]:
+    text = (
+        f"This call to {ex.tool} is waiting for an operator's approval (approval {pending.approval_id}). "
+        "Nothing has run. Retry exactly the same call later: once an operator approves it, it runs once."
+    )
+    meta = {
+        "decision_id": ex.decision_id,
+        "outcome": "pending",
+        "approval_id": pending.approval_id,
+        "expires_at": pending.expires_at,
+    }
+    return _tool_result(
+        ex.request,
+        msg_id,
+        {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {META_KEY: meta}},
+    )
+
+
+def _sse_event(message: dict[str, Any]) -> bytes:
+    return f"event: message\ndata: {json.dumps(message)}\n\n".encode()
+
+
+class _Reply:
+    """Where a tools/call answer goes: a plain JSON response, or an SSE stream already opened
+    to carry progress notifications while the call was held."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.stream: web.StreamResponse | None = None
+
+    async def open_stream(self) -> web.StreamResponse:
+        if self.stream is None:
+            self.stream = web.StreamResponse(
+                status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await self.stream.prepare(self.request)
+        return self.stream
+
+    async def send(self, message: dict[str, Any]) -> web.StreamResponse:
+        if self.stream is None:
+            return json_response(200, message)
+        await self.stream.write(_sse_event(message))
+        await self.stream.write_eof()
+        return self.stream
 
 
 async def handle_mcp(request: web.Request) -> web.StreamResponse:
@@ -142,19 +183,23 @@ async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web
 
 
 def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | None:
-    """The 2026 transport repeats method and tool name in headers; both readings must agree."""
+    """The 2026 transport repeats the method and the name (tool, prompt or resource URI) in
+    headers; both readings must agree, or the gate and the upstream could see different calls."""
     for header in ("Mcp-Method", "Mcp-Name"):
         if len(request.headers.getall(header, [])) > 1:
             return f"{header} sent more than once"
+    method = message.get("method")
     method_header = request.headers.get("Mcp-Method")
-    if method_header is not None and method_header != message.get("method"):
+    if method_header is not None and method_header != method:
         return "Mcp-Method header does not match the body's method"
+    field = NAME_BEARING_METHODS.get(method) if isinstance(method, str) else None
     name_header = request.headers.get("Mcp-Name")
-    params = message.get("params")
-    name = params.get("name") if isinstance(params, dict) else None
-    if name_header is not None and name_header != name:
-        return "Mcp-Name header does not match the body's params.name"
-    if message.get("method") == "tools/call" and method_header is not None and name_header is None:
+    if name_header is not None:
+        params = message.get("params")
+        body_value = params.get(field) if field is not None and isinstance(params, dict) else None
+        if body_value is None or decode_header_value(name_header) != body_value:
+            return f"Mcp-Name header does not match the body's params.{field or 'name'}"
+    elif method == "tools/call" and method_header is not None:
         return "Mcp-Name header is required with Mcp-Method: tools/call"
     return None
 
@@ -166,6 +211,7 @@ async def _tools_call(
     params = message.get("params")
     ex = Exchange(entry="mcp", request=request)
     ex.principal = principal
+    reply = _Reply(request)
     try:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             raise RequestError("tools/call needs params.name", code="invalid_request")
@@ -178,65 +224,88 @@ async def _tools_call(
             raise UnknownTool(f"no tool named {ex.tool!r} is configured")
         if gate.policy_set.manifests[ex.tool].upstream != upstream.name:
             raise UnknownTool(f"tool {ex.tool!r} is not served by {upstream.name!r}")
-        await run(_TOOLS_CALL_STAGES, ex)
-        if ex.error is not None:
-            raise ex.error
-        if ex.response is not None:  # held and still pending (approval queue)
-            return _pending_result(ex, msg_id)
-        assert ex.decision is not None and ex.call is not None
-        if ex.decision.outcome is not Outcome.ALLOW:
-            if request.app[CONFIG].mode != "monitor" or ex.decision.code in (
-                "inspector_error",
-                "policy_error",
-            ):
-                return _refusal_result(ex, msg_id)
+        await decide(ex)
+        decision = need(ex.decision, "decision")
+        monitor = request.app[CONFIG].mode == "monitor"
+        if decision.outcome is Outcome.ESCALATE and ex.call is not None and not monitor:
+            held = await _hold(ex, params, reply)
+            if isinstance(held, Pending):
+                ex.approval_id = held.approval_id
+                return await reply.send(_pending_result(ex, msg_id, held))
+            decision = ex.decision = held
+            ex.approval_id = held.approval_id
+        if decision.outcome is not Outcome.ALLOW:
+            if not monitor or decision.code in ("inspector_error", "policy_error"):
+                return await reply.send(_refusal_result(ex, msg_id))
             ex.enforced = False
-        forwarded = {**message, "params": {**params, "arguments": ex.call.arguments}}
-        return await _relay(request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id)
+        call = need(ex.call, "understood call")
+        forwarded = {**message, "params": {**params, "arguments": call.arguments}}
+        return await _relay(
+            request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id, into=reply.stream
+        )
     except UnknownTool as exc:
         ex.error = exc
-        return _rpc_error(200, msg_id, -32602, exc.message, exc.code)
+        return await reply.send(_rpc_error_message(msg_id, -32602, exc.message, exc.code))
     except SchemaError as exc:
         ex.error = exc
-        return _tool_result(
-            request,
-            msg_id,
-            {
-                "content": [{"type": "text", "text": f"Invalid arguments for {ex.tool}: {exc.message}"}],
-                "isError": True,
-                "_meta": {META_KEY: {"decision_id": ex.decision_id, "code": exc.code}},
-            },
+        text = f"Invalid arguments for {ex.tool}: {exc.message}"
+        meta = {META_KEY: {"decision_id": ex.decision_id, "code": exc.code}}
+        return await reply.send(
+            _tool_result(
+                request, msg_id, {"content": [{"type": "text", "text": text}], "isError": True, "_meta": meta}
+            )
         )
     except GatekeeperError as exc:
         ex.error = exc
-        return _rpc_error(200, msg_id, -32603, exc.message, exc.code)
+        return await reply.send(_rpc_error_message(msg_id, -32603, exc.message, exc.code))
     finally:
         record(ex, request.app[METRICS], request.app[CONFIG].mode)
 
 
-def _pending_result(ex: Exchange, msg_id: Any) -> web.Response:
-    text = (
-        f"This call to {ex.tool} is waiting for an operator's approval (approval {ex.approval_id}). "
-        "Retry the same call later; it will run once approved."
+async def _hold(ex: Exchange, params: dict[str, Any], reply: _Reply) -> Decision | Pending:
+    """Hold an escalated call; with a progress token, keep the client informed over SSE."""
+    call, decision = need(ex.call, "understood call"), need(ex.decision, "decision")
+    meta = params.get("_meta")
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    accepts_sse = "text/event-stream" in ex.request.headers.get("Accept", "")
+    progress = None
+    if token is not None and isinstance(token, str | int) and accepts_sse:
+
+        async def progress(elapsed: float, total: float) -> None:
+            stream = await reply.open_stream()
+            note = {
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {
+                    "progressToken": token,
+                    "progress": round(elapsed, 3),
+                    "total": round(total, 3),
+                    "message": "waiting for an operator to approve this call",
+                },
+            }
+            await stream.write(_sse_event(note))
+
+    held: Decision | Pending = await ex.request.app[ESCALATION].hold(
+        call, decision, wait_seconds=prefer_wait(ex.request), progress=progress
     )
-    return _tool_result(
-        ex.request,
-        msg_id,
-        {
-            "content": [{"type": "text", "text": text}],
-            "isError": True,
-            "_meta": {
-                META_KEY: {"decision_id": ex.decision_id, "outcome": "pending", "approval_id": ex.approval_id}
-            },
-        },
-    )
+    return held
 
 
 async def _relay(
-    request: web.Request, upstream: Upstream, body: bytes | None, filter_for: Any, *, msg_id: Any = None
+    request: web.Request,
+    upstream: Upstream,
+    body: bytes | None,
+    filter_for: Any,
+    *,
+    msg_id: Any = None,
+    into: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
-    """Send the (possibly rewritten) request upstream and stream its answer back."""
-    assert upstream.mcp_url is not None
+    """Send the (possibly rewritten) request upstream and stream its answer back.
+
+    ``into`` is an SSE stream already open to the client (a held call that sent progress
+    notifications); the upstream's answer is then carried as events on it.
+    """
+    mcp_url = need(upstream.mcp_url, "MCP upstream URL")
     headers = {**upstream.headers}
     for name in _FORWARD_REQUEST_HEADERS:
         value = request.headers.get(name)
@@ -247,7 +316,7 @@ async def _relay(
     try:
         upstream_resp = await session.request(
             request.method,
-            upstream.mcp_url,
+            mcp_url,
             data=body,
             headers=headers,
             timeout=timeout,
@@ -255,8 +324,14 @@ async def _relay(
         )
     except aiohttp.ClientError as exc:
         err = UpstreamError(f"MCP upstream {upstream.name!r} could not be reached: {type(exc).__name__}")
+        if into is not None:
+            await into.write(_sse_event(_rpc_error_message(msg_id, -32603, err.message, err.code)))
+            await into.write_eof()
+            return into
         return _rpc_error(502, msg_id, -32603, err.message, err.code)
     async with upstream_resp:
+        if into is not None:
+            return await _relay_into(request, upstream_resp, into)
         out_headers = {
             h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
         }
@@ -279,6 +354,20 @@ async def _relay(
         return response
 
 
+async def _relay_into(
+    request: web.Request, upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse
+) -> web.StreamResponse:
+    if upstream_resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+        async for block in _sse_blocks(upstream_resp.content):
+            await into.write(block)
+    else:
+        raw = await upstream_resp.content.read(request.app[CONFIG].limits.max_response_bytes)
+        if raw.strip():
+            await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")
+    await into.write_eof()
+    return into
+
+
 async def _sse_blocks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """Yield whole SSE events (lines up to and including the blank line)."""
     pending: list[bytes] = []
@@ -294,8 +383,8 @@ async def _sse_blocks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 def _filter_tools_message(request: web.Request, principal: Any, raw: bytes) -> bytes:
     try:
         message = json.loads(raw)
-    except ValueError:
-        return raw
+    except ValueError:  # cut off or not JSON: show nothing rather than everything
+        message = {"jsonrpc": "2.0", "id": None, "result": {"tools": []}}
     return json.dumps(_filter_tools(request, principal, message)).encode()
 
 
@@ -317,15 +406,15 @@ def _filter_tools(request: web.Request, principal: Any, message: Any) -> Any:
 
 def _filter_sse_block(request: web.Request, principal: Any, block: bytes) -> bytes:
     lines = block.decode("utf-8", "replace").splitlines()
-    data = "\n".join(
+    data_lines = [
         line[5:].lstrip(" ") if line.startswith("data:") else "" for line in lines if line.startswith("data:")
-    )
-    if not data:
+    ]
+    if not data_lines:
         return block
     try:
-        message = json.loads(data)
-    except ValueError:
-        return block
+        message = json.loads("\n".join(data_lines))
+    except ValueError:  # a tools/list event we cannot read is dropped, not passed on unfiltered
+        return b": dropped an unreadable event\n\n"
     filtered = json.dumps(_filter_tools(request, principal, message))
     kept = [line for line in lines if line and not line.startswith("data:")]
     return ("\n".join([*kept, f"data: {filtered}"]) + "\n\n").encode()

@@ -1,35 +1,153 @@
-"""The operator listener: operator tokens only, on its own port.
+"""The operator listener: the approval queue's API. Operator tokens only, on its own port.
 
-The approval queue's API lands here (see the approval-queue issue); for now it
-authenticates operators and answers that no queue is configured.
+An agent token is refused here whatever it claims: operator tokens carry a
+different audience, and the verifier is asked for that audience on every route.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
 from aiohttp import web
 
+from ..approvals.models import Change
+from ..errors import RequestError
+from ..models import Principal
 from .health import healthz
+from .invoke import read_json_body
 from .responses import json_response
-from .state import VERIFIER
+from .state import APPROVALS, CONFIG, VERIFIER
+
+KEEPALIVE_SECONDS = 15.0
+_STATES = {"pending", "approved", "denied", "expired", "consumed"}
+
+
+async def operator(request: web.Request) -> Principal:
+    return await request.app[VERIFIER].authenticate(request.headers, request.query, operator=True)
 
 
 async def whoami(request: web.Request) -> web.Response:
-    principal = await request.app[VERIFIER].authenticate(request.headers, request.query, operator=True)
+    principal = await operator(request)
     return json_response(
         200, {"subject": principal.subject, "roles": list(principal.roles), "operator": True}
     )
 
 
+def _int_param(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise RequestError(f"{name} must be an integer from 0 to {high}", code="invalid_query")
+    return int(raw)
+
+
 async def list_approvals(request: web.Request) -> web.Response:
-    await request.app[VERIFIER].authenticate(request.headers, request.query, operator=True)
-    return json_response(200, {"approvals": [], "queue": "none"})
+    await operator(request)
+    state = request.query.get("state")
+    if state is not None and state not in _STATES:
+        raise RequestError(f"state must be one of {', '.join(sorted(_STATES))}", code="invalid_query")
+    limit = _int_param(request, "limit", 100, 1000)
+    offset = _int_param(request, "offset", 0, 10_000_000)
+    store = request.app[APPROVALS].store
+    approvals = await store.list_approvals(state=state, limit=limit, offset=offset)
+    total = await store.count(state=state)
+    return json_response(200, {"approvals": [a.to_json() for a in approvals], "total": total})
 
 
 async def get_approval(request: web.Request) -> web.Response:
-    await request.app[VERIFIER].authenticate(request.headers, request.query, operator=True)
-    return json_response(
-        404, {"code": "not_found", "message": "no such approval (no approval queue is configured)"}
+    await operator(request)
+    approval = await request.app[APPROVALS].get(request.match_info["id"])
+    return json_response(200, approval.to_json())
+
+
+async def _verdict_body(request: web.Request) -> dict[str, Any]:
+    limits = request.app[CONFIG].limits
+    if request.content_length in (None, 0) and not request.can_read_body:
+        return {}
+    body = await read_json_body(request, min(limits.max_body_bytes, 64 * 1024), 8)
+    if not isinstance(body, dict):
+        raise RequestError("body must be a JSON object", code="invalid_request")
+    unknown = sorted(set(body) - {"comment", "grant_minutes"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", code="unknown_field")
+    if not isinstance(body.get("comment", ""), str) or len(body.get("comment", "")) > 4000:
+        raise RequestError("comment must be a string of at most 4000 characters", code="invalid_request")
+    grant = body.get("grant_minutes")
+    if grant is not None and (isinstance(grant, bool) or not isinstance(grant, int | float)):
+        raise RequestError("grant_minutes must be a number", code="invalid_request")
+    return body
+
+
+async def vote(request: web.Request) -> web.Response:
+    principal = await operator(request)
+    verdict = request.match_info["verdict"]
+    body = await _verdict_body(request)
+    grant = body.get("grant_minutes") if verdict == "approve" else None
+    approval = await request.app[APPROVALS].vote(
+        request.match_info["id"],
+        principal,
+        verdict,
+        body.get("comment", ""),
+        float(grant) if grant is not None else None,
     )
+    return json_response(200, approval.to_json())
+
+
+async def list_grants(request: web.Request) -> web.Response:
+    await operator(request)
+    active = request.query.get("active", "true").lower() != "false"
+    grants = await request.app[APPROVALS].store.list_grants(active_at=time.time() if active else None)
+    return json_response(200, {"grants": [g.to_json() for g in grants]})
+
+
+async def revoke_grant(request: web.Request) -> web.Response:
+    principal = await operator(request)
+    grant = await request.app[APPROVALS].revoke_grant(request.match_info["id"], principal)
+    return json_response(200, grant.to_json())
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one event per queue change, from every replica sharing the store."""
+    await operator(request)
+    queue = request.app[APPROVALS]
+    changes: asyncio.Queue[Change] = asyncio.Queue(maxsize=1000)
+
+    def push(change: Change) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a stuck reader loses events, never the queue
+            changes.put_nowait(change)
+
+    unsubscribe = queue.listen(push)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    try:
+        await response.prepare(request)
+        await response.write(b": connected\n\n")
+        while True:
+            try:
+                change = await asyncio.wait_for(changes.get(), timeout=KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            approval = await queue.store.get(change.approval_id) if change.approval_id else None
+            grant = None
+            if change.grant_id:
+                grant = next((g for g in await queue.store.list_grants() if g.id == change.grant_id), None)
+            data = {
+                "kind": change.kind,
+                "approval": approval.to_json() if approval else None,
+                "grant": grant.to_json() if grant else None,
+                "at": time.time(),
+            }
+            await response.write(f"event: {change.kind}\ndata: {json.dumps(data)}\n\n".encode())
+    except ConnectionResetError:
+        pass
+    finally:
+        unsubscribe()
+    return response
 
 
 def add_operator_routes(app: web.Application) -> None:
@@ -37,4 +155,7 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/whoami", whoami)
     app.router.add_get("/v1/approvals", list_approvals)
     app.router.add_get("/v1/approvals/{id}", get_approval)
-    app.router.add_post("/v1/approvals/{id}/{verb:approve|deny}", get_approval)
+    app.router.add_post("/v1/approvals/{id}/{verdict:approve|deny}", vote)
+    app.router.add_get("/v1/grants", list_grants)
+    app.router.add_post("/v1/grants/{id}/revoke", revoke_grant)
+    app.router.add_get("/v1/events", events)

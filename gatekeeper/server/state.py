@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from ..approvals.queue import ApprovalQueue
 from ..config import Config
 from ..escalation import EscalationHandler
 from ..gate import Gate
@@ -19,3 +20,4 @@ METRICS = web.AppKey("metrics", Metrics)
 ESCALATION = web.AppKey("escalation", EscalationHandler)
 TRANSPORT = web.AppKey("transport", HttpTransport)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+APPROVALS = web.AppKey("approvals", ApprovalQueue)

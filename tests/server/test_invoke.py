@@ -80,7 +80,6 @@ async def test_reverse_shell_is_denied_and_never_forwarded(
         ),
         ("file.read", {"path": "../etc/hostname"}, "not_allowed"),
         ("file.read", {"path": "../etc/shadow"}, "policy_denied"),
-        ("compute.provision", {"gpu_type": "H100", "count": 8, "hours": 72}, "approval_unavailable"),
     ],
 )
 async def test_default_pack_refuses(

@@ -1,0 +1,1 @@
+"""The approval queue: escalated calls wait for human operators, and nothing is lost."""

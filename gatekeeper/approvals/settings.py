@@ -1,0 +1,19 @@
+"""The ``approvals`` section of the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSettings:
+    store: str = "sqlite"
+    default_wait_seconds: float = 15.0
+    max_wait_seconds: float = 300.0
+    ttl_seconds: float = 3600.0
+    max_pending_per_principal: int = 20
+    max_grant_minutes: float = 24 * 60
+    sweep_interval_seconds: float = 1.0
+    progress_interval_seconds: float = 5.0
+    webhook_url: str | None = None
+    webhook_secret: bytes | None = None

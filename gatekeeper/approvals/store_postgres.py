@@ -1,0 +1,694 @@
+"""The approval store on PostgreSQL, for fleets: every replica shares one queue.
+
+Atomicity: each state change is one transaction on a pooled connection (READ COMMITTED).
+Races are settled by the database, not by this process:
+
+- creating: a transaction-scoped advisory lock per (schema, principal) serialises the
+  dedupe-and-cap check; the partial unique index (one pending approval per principal and
+  digest) backs it up;
+- voting: ``SELECT ... FOR UPDATE`` on the approval, so two operators' votes are counted in
+  turn and the quorum is reached once; ``UNIQUE (approval_id, operator)`` refuses double votes;
+- consuming, expiring, using and revoking grants: conditional ``UPDATE ... RETURNING``, which
+  re-checks its condition after waiting for a row lock, so each transition happens once.
+
+Change notification: every committed change also runs ``pg_notify('gatekeeper_approvals',
+{kind, approval_id, grant_id, schema, origin, extra})`` inside its transaction, so it is
+delivered only if (and when) the transaction commits. One dedicated connection per store holds
+``LISTEN gatekeeper_approvals`` and turns other replicas' notifications into ``Change`` objects
+for subscribers; this replica's own changes are handed to its subscribers directly after
+commit (its own notifications are recognised by ``origin`` and skipped). Notifications from
+another schema (another queue on the same database) are ignored.
+
+If the listening connection drops, it is re-established with backoff and the loss is logged.
+Notifications sent while it is down are not replayed — PostgreSQL does not queue them for a
+session that is gone. Nothing important is lost that way: the queue itself is in the tables,
+and whoever waits on an approval (a held call, the event stream) also re-reads it from the
+store at its own deadline, so a missed push only delays a waiter, never misleads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from ..errors import ConfigError, GatekeeperError, NotFound, RequestError
+from .models import Approval, Change, Grant, State, Vote
+from .store import PendingCapExceeded
+from .stores import (
+    VERDICTS,
+    Tx,
+    already_revoked,
+    already_voted,
+    check_vote,
+    decide,
+    deliver,
+    dumps,
+    expired_error,
+    log,
+    validate_state,
+)
+
+T = TypeVar("T")
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+CHANNEL = "gatekeeper_approvals"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+_KEEPALIVE_SECONDS = 15.0
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS approvals (
+    id text PRIMARY KEY,
+    state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
+    principal text NOT NULL,
+    roles json NOT NULL,
+    tool text NOT NULL,
+    arguments json NOT NULL,
+    digest text NOT NULL,
+    capabilities json NOT NULL,
+    rule text,
+    reason text NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    required_approvals integer NOT NULL CHECK (required_approvals >= 1),
+    decided_at double precision,
+    consumed_at double precision,
+    grant_seconds double precision
+);
+CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
+CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
+CREATE INDEX IF NOT EXISTS approvals_state_expires ON approvals (state, expires_at);
+CREATE INDEX IF NOT EXISTS approvals_created ON approvals (created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS approvals_one_pending ON approvals (principal, digest)
+    WHERE state = 'pending';
+
+CREATE TABLE IF NOT EXISTS votes (
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    approval_id text NOT NULL REFERENCES approvals (id) ON DELETE CASCADE,
+    operator text NOT NULL,
+    verdict text NOT NULL CHECK (verdict IN ('approve', 'deny')),
+    comment text NOT NULL,
+    at double precision NOT NULL,
+    UNIQUE (approval_id, operator)
+);
+
+CREATE TABLE IF NOT EXISTS grants (
+    id text PRIMARY KEY,
+    principal text NOT NULL,
+    tool text NOT NULL,
+    digest text NOT NULL,
+    approval_id text,
+    granted_by text NOT NULL,
+    comment text NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    revoked_at double precision,
+    revoked_by text,
+    uses integer NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
+CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
+"""
+
+_APPROVAL_COLUMNS = (
+    "id, state, principal, roles, tool, arguments, digest, capabilities, rule, reason, created_at, "
+    "expires_at, required_approvals, decided_at, consumed_at, grant_seconds"
+)
+_GRANT_COLUMNS = (
+    "id, principal, tool, digest, approval_id, granted_by, comment, created_at, expires_at, "
+    "revoked_at, revoked_by, uses"
+)
+
+
+def _approval_from_row(row: asyncpg.Record, votes: Iterable[Vote] = ()) -> Approval:
+    return Approval(
+        id=row["id"],
+        state=State(row["state"]),
+        principal=row["principal"],
+        roles=tuple(json.loads(row["roles"])),
+        tool=row["tool"],
+        arguments=json.loads(row["arguments"]),
+        digest=row["digest"],
+        capabilities=tuple(json.loads(row["capabilities"])),
+        rule=row["rule"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        required_approvals=row["required_approvals"],
+        votes=tuple(votes),
+        decided_at=row["decided_at"],
+        consumed_at=row["consumed_at"],
+        grant_seconds=row["grant_seconds"],
+    )
+
+
+def _grant_from_row(row: asyncpg.Record) -> Grant:
+    return Grant(
+        id=row["id"],
+        principal=row["principal"],
+        tool=row["tool"],
+        digest=row["digest"],
+        approval_id=row["approval_id"],
+        granted_by=row["granted_by"],
+        comment=row["comment"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+        uses=row["uses"],
+    )
+
+
+class PostgresApprovalStore:
+    """``ApprovalStore`` on PostgreSQL; subscribers see the changes of every replica."""
+
+    def __init__(self, dsn: str, *, schema: str = "gatekeeper", pool_size: int = 10) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigError(
+                f"approval store schema {schema!r} must be a lowercase SQL identifier "
+                "(letters, digits, underscores; at most 63)"
+            )
+        self.dsn = dsn
+        self.schema = schema
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._origin = secrets.token_hex(8)  # tells this store's own notifications apart
+        self._subscribers: list[Callable[[Change], None]] = []
+        self._pending_writes: set[asyncio.Task[Any]] = set()
+        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        self._closing = False
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            async with conn.transaction():
+                # Two replicas starting together must not race each other's CREATE ... IF NOT EXISTS.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"gatekeeper-ddl:{self.schema}"
+                )
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                await conn.execute(_DDL)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            server_settings={"search_path": self.schema, "application_name": "gatekeeper-approvals"},
+        )
+        ready = asyncio.Event()
+        self._listener_task = asyncio.create_task(self._listen(ready), name="gatekeeper-approvals-listener")
+        try:
+            # Wait for LISTEN to be in place, so a subscriber added now misses nothing from here on.
+            await asyncio.wait_for(ready.wait(), timeout=10)
+        except TimeoutError:
+            await self.close()
+            raise GatekeeperError(
+                "could not start listening for approval changes on PostgreSQL", code="store_unavailable"
+            ) from None
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._listener_task is not None:
+            task, self._listener_task = self._listener_task, None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            await _close_quietly(conn)
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the LISTEN connection, while it is connected."""
+        conn = self._listener
+        return None if conn is None or conn.is_closed() else conn.get_server_pid()
+
+    # -- notifications -----------------------------------------------------------------------
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        """Hold ``LISTEN`` on a dedicated connection; reconnect with backoff when it drops."""
+        delay = 0.05
+        lost_before = False
+        while not self._closing:
+            try:
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": "gatekeeper-approvals-listener"}
+                )
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("approval_listener_connect_failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("approval_listener_listen_failed", error=str(exc), retry_in=delay)
+                await _close_quietly(conn)
+                await asyncio.sleep(delay)
+                continue
+            self._listener = conn
+            if lost_before:
+                log.info("approval_listener_reconnected", schema=self.schema)
+            ready.set()
+            delay = 0.05
+            try:
+                await self._watch(conn, lost)
+            finally:
+                self._listener = None
+                await _close_quietly(conn)
+            if not self._closing:
+                lost_before = True
+                log.warning(
+                    "approval_listener_lost",
+                    schema=self.schema,
+                    detail="reconnecting; waiters re-read the store at their deadline meanwhile",
+                )
+
+    async def _watch(self, conn: asyncpg.Connection[asyncpg.Record], lost: asyncio.Event) -> None:
+        """Return when the connection is gone (closed by the server, or not answering a ping)."""
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), timeout=_KEEPALIVE_SECONDS)
+            except TimeoutError:
+                try:
+                    await conn.fetchval("SELECT 1", timeout=5)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    return
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            data = json.loads(str(payload))
+            if data.get("schema") != self.schema or data.get("origin") == self._origin:
+                return
+            change = Change(
+                kind=str(data["kind"]),
+                approval_id=data.get("approval_id"),
+                grant_id=data.get("grant_id"),
+                extra=dict(data.get("extra") or {}),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("approval_notification_unreadable", payload=str(payload)[:200])
+            return
+        self._publish([change])
+
+    def _payload(self, change: Change) -> str:
+        body = {
+            "kind": change.kind,
+            "approval_id": change.approval_id,
+            "grant_id": change.grant_id,
+            "schema": self.schema,
+            "origin": self._origin,
+            "extra": change.extra,
+        }
+        text = dumps(body)
+        if len(text.encode()) > _MAX_PAYLOAD:
+            body["extra"] = {}
+            text = dumps(body)
+        return text
+
+    def _publish(self, changes: Sequence[Change]) -> None:
+        if not changes or not self._subscribers:
+            return
+        loop = asyncio.get_running_loop()
+        for change in changes:
+            for callback in list(self._subscribers):
+                loop.call_soon(deliver, callback, change)
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _require(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise GatekeeperError("the approval store is not open", code="store_closed")
+        return self._pool
+
+    async def _write(self, body: Callable[[Conn, Tx], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction that also sends its notifications; publish after COMMIT.
+
+        The transaction runs in its own task, shielded from the caller's cancellation, so it
+        always ends in COMMIT or ROLLBACK, and its changes are announced.
+        """
+        task = asyncio.ensure_future(self._transaction(body))
+        self._pending_writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._pending_writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may have gone away
+
+    async def _transaction(self, body: Callable[[Conn, Tx], Awaitable[T]]) -> T:
+        tx = Tx()
+        async with self._require().acquire() as conn, conn.transaction():
+            result = await body(conn, tx)
+            for change in tx.changes:
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload(change))
+        self._publish(tx.changes)
+        if tx.error is not None:
+            raise tx.error
+        return result
+
+    @staticmethod
+    async def _load(
+        conn: Conn | asyncpg.Pool[asyncpg.Record], rows: Sequence[asyncpg.Record]
+    ) -> list[Approval]:
+        votes: dict[str, list[Vote]] = {r["id"]: [] for r in rows}
+        if rows:
+            for v in await conn.fetch(
+                "SELECT approval_id, operator, verdict, comment, at FROM votes "
+                "WHERE approval_id = ANY($1::text[]) ORDER BY at, seq",
+                list(votes),
+            ):
+                votes[v["approval_id"]].append(Vote(v["operator"], v["verdict"], v["comment"], v["at"]))
+        return [_approval_from_row(r, votes[r["id"]]) for r in rows]
+
+    async def _get(
+        self, conn: Conn | asyncpg.Pool[asyncpg.Record], approval_id: str, *, lock: bool = False
+    ) -> Approval | None:
+        rows = await conn.fetch(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = $1"  # noqa: S608 - constant
+            + (" FOR UPDATE" if lock else ""),
+            approval_id,
+        )
+        loaded = await self._load(conn, rows)
+        return loaded[0] if loaded else None
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    async def create_pending(
+        self, approval: Approval, *, max_pending_per_principal: int
+    ) -> tuple[Approval, bool]:
+        if approval.state is not State.PENDING:
+            raise ValueError("create_pending takes a pending approval")
+
+        async def body(conn: Conn, tx: Tx) -> tuple[Approval, bool]:
+            now = approval.created_at
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"gatekeeper-pending:{self.schema}:{approval.principal}",
+            )
+            stale = await conn.fetch(
+                "UPDATE approvals SET state = 'expired', decided_at = $1 "
+                "WHERE principal = $2 AND state = 'pending' AND expires_at <= $1 RETURNING id",
+                now,
+                approval.principal,
+            )
+            tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
+            existing = await conn.fetch(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                "WHERE principal = $1 AND digest = $2 AND state = 'pending'",
+                approval.principal,
+                approval.digest,
+            )
+            if existing:
+                return (await self._load(conn, existing))[0], False
+            pending = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM approvals WHERE principal = $1 AND state = 'pending'",
+                    approval.principal,
+                )
+            )
+            if pending >= max_pending_per_principal:
+                raise PendingCapExceeded(
+                    f"{approval.principal} already has {pending} approvals waiting for an operator "
+                    f"(the limit is {max_pending_per_principal}); wait for them to be decided",
+                    pending=pending,
+                    limit=max_pending_per_principal,
+                )
+            await conn.execute(
+                f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) "  # noqa: S608 - constant
+                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
+                approval.id,
+                approval.principal,
+                dumps(list(approval.roles)),
+                approval.tool,
+                dumps(approval.arguments),
+                approval.digest,
+                dumps(list(approval.capabilities)),
+                approval.rule,
+                approval.reason,
+                approval.created_at,
+                approval.expires_at,
+                approval.required_approvals,
+            )
+            tx.changes.append(Change("created", approval_id=approval.id))
+            created = await self._get(conn, approval.id)
+            if created is None:  # written just above, in this transaction
+                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+            return created, True
+
+        return await self._write(body)
+
+    async def get(self, approval_id: str) -> Approval | None:
+        return await self._get(self._require(), approval_id)
+
+    async def list_approvals(
+        self, *, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Approval]:
+        pool = self._require()
+        async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            # one snapshot for the approvals and their votes
+            if state is None:
+                rows = await conn.fetch(
+                    f"SELECT {_APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                    "ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                    max(0, limit),
+                    max(0, offset),
+                )
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE state = $1 "  # noqa: S608 - constant
+                    "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                    str(validate_state(state)),
+                    max(0, limit),
+                    max(0, offset),
+                )
+            return await self._load(conn, rows)
+
+    async def count(self, *, state: str | None = None) -> int:
+        pool = self._require()
+        if state is None:
+            return int(await pool.fetchval("SELECT count(*) FROM approvals"))
+        return int(
+            await pool.fetchval("SELECT count(*) FROM approvals WHERE state = $1", str(validate_state(state)))
+        )
+
+    async def vote(
+        self,
+        approval_id: str,
+        *,
+        operator: str,
+        verdict: str,
+        comment: str,
+        now: float,
+        grant_seconds: float | None = None,
+    ) -> Approval:
+        if verdict not in VERDICTS:
+            raise RequestError(
+                f"verdict must be 'approve' or 'deny', not {verdict!r}", code="invalid_verdict"
+            )
+
+        async def body(conn: Conn, tx: Tx) -> Approval:
+            current = check_vote(await self._get(conn, approval_id, lock=True), approval_id, operator, now)
+            if current.state is State.PENDING and now >= current.expires_at:
+                await conn.execute(
+                    "UPDATE approvals SET state = 'expired', decided_at = $1 WHERE id = $2", now, approval_id
+                )
+                tx.changes.append(Change("expired", approval_id=approval_id))
+                tx.error = expired_error(approval_id)
+                return current
+            inserted = await conn.fetchval(
+                "INSERT INTO votes (approval_id, operator, verdict, comment, at) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (approval_id, operator) DO NOTHING RETURNING seq",
+                approval_id,
+                operator,
+                verdict,
+                comment,
+                now,
+            )
+            if inserted is None:
+                raise already_voted(approval_id, operator)
+            kind = decide(current, verdict)
+            if kind == "approved":
+                await conn.execute(
+                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2 "
+                    "WHERE id = $3",
+                    now,
+                    grant_seconds,
+                    approval_id,
+                )
+            elif kind == "denied":
+                await conn.execute(
+                    "UPDATE approvals SET state = 'denied', decided_at = $1 WHERE id = $2", now, approval_id
+                )
+            tx.changes.append(
+                Change(kind, approval_id=approval_id, extra={"operator": operator, "verdict": verdict})
+            )
+            updated = await self._get(conn, approval_id)
+            if updated is None:  # written just above, in this transaction
+                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+            return updated
+
+        return await self._write(body)
+
+    async def consume(self, approval_id: str, *, now: float) -> Approval | None:
+        async def body(conn: Conn, tx: Tx) -> Approval | None:
+            rows = await conn.fetch(
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
+                f"WHERE id = $2 AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                now,
+                approval_id,
+            )
+            loaded = await self._load(conn, rows)
+            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            return loaded[0] if loaded else None
+
+        return await self._write(body)
+
+    async def consume_matching(self, principal: str, digest: str, *, now: float) -> Approval | None:
+        async def body(conn: Conn, tx: Tx) -> Approval | None:
+            # The outer state check is re-evaluated after any wait for the row lock, so of two
+            # racing transactions only the first consumes; the second gets no row.
+            rows = await conn.fetch(
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
+                "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
+                "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
+                f"AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                now,
+                principal,
+                digest,
+            )
+            loaded = await self._load(conn, rows)
+            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            return loaded[0] if loaded else None
+
+        return await self._write(body)
+
+    async def expire_due(self, *, now: float) -> list[Approval]:
+        async def body(conn: Conn, tx: Tx) -> list[Approval]:
+            rows = await conn.fetch(
+                "UPDATE approvals SET state = 'expired', decided_at = $1 "  # noqa: S608 - constant
+                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {_APPROVAL_COLUMNS}",
+                now,
+            )
+            loaded = sorted(await self._load(conn, rows), key=lambda a: (a.created_at, a.id))
+            tx.changes.extend(Change("expired", approval_id=a.id) for a in loaded)
+            return loaded
+
+        return await self._write(body)
+
+    # -- grants ------------------------------------------------------------------------------
+
+    async def add_grant(self, grant: Grant) -> Grant:
+        async def body(conn: Conn, tx: Tx) -> Grant:
+            await conn.execute(
+                f"INSERT INTO grants ({_GRANT_COLUMNS}) "  # noqa: S608 - constant
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                grant.id,
+                grant.principal,
+                grant.tool,
+                grant.digest,
+                grant.approval_id,
+                grant.granted_by,
+                grant.comment,
+                grant.created_at,
+                grant.expires_at,
+                grant.revoked_at,
+                grant.revoked_by,
+                grant.uses,
+            )
+            tx.changes.append(Change("grant", approval_id=grant.approval_id, grant_id=grant.id))
+            return grant
+
+        return await self._write(body)
+
+    async def find_grant(self, principal: str, digest: str, *, now: float) -> Grant | None:
+        async def body(conn: Conn, tx: Tx) -> Grant | None:
+            row = await conn.fetchrow(
+                "UPDATE grants SET uses = uses + 1 "  # noqa: S608 - constant
+                "WHERE id = (SELECT id FROM grants WHERE principal = $1 AND digest = $2 "
+                "AND revoked_at IS NULL AND expires_at > $3 ORDER BY expires_at DESC, id LIMIT 1 FOR UPDATE) "
+                f"AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}",
+                principal,
+                digest,
+                now,
+            )
+            return None if row is None else _grant_from_row(row)
+
+        return await self._write(body)
+
+    async def list_grants(self, *, active_at: float | None = None) -> list[Grant]:
+        pool = self._require()
+        if active_at is None:
+            rows = await pool.fetch(
+                f"SELECT {_GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
+            )
+        else:
+            rows = await pool.fetch(
+                f"SELECT {_GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
+                "WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY created_at DESC, id DESC",
+                active_at,
+            )
+        return [_grant_from_row(r) for r in rows]
+
+    async def revoke_grant(self, grant_id: str, *, operator: str, now: float) -> Grant:
+        async def body(conn: Conn, tx: Tx) -> Grant:
+            row = await conn.fetchrow(
+                "UPDATE grants SET revoked_at = $1, revoked_by = $2 "  # noqa: S608 - constant
+                f"WHERE id = $3 AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}",
+                now,
+                operator,
+                grant_id,
+            )
+            if row is None:
+                if await conn.fetchval("SELECT 1 FROM grants WHERE id = $1", grant_id) is None:
+                    raise NotFound(f"no grant {grant_id}")
+                raise already_revoked(grant_id)
+            grant = _grant_from_row(row)
+            tx.changes.append(
+                Change(
+                    "revoked", approval_id=grant.approval_id, grant_id=grant.id, extra={"operator": operator}
+                )
+            )
+            return grant
+
+        return await self._write(body)
+
+
+async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    if conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), timeout=2)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        conn.terminate()

@@ -1,0 +1,126 @@
+"""Choose the approval store from configuration (SQLite by default, PostgreSQL for fleets), and
+the rules both store implementations share, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..errors import ConfigError, GatekeeperError, NotFound, RequestError
+from .models import Approval, Change, State
+from .store import ApprovalError, ApprovalForbidden, ApprovalStore
+
+log = structlog.get_logger("gatekeeper.approvals")
+
+VERDICTS = frozenset({"approve", "deny"})
+
+ACCEPTED = (
+    "'sqlite' (or empty) for approvals.sqlite3 in the data folder, a file path ending in .sqlite3 or .db "
+    "(relative paths are taken from the data folder), or a postgresql:// (postgres://) URL"
+)
+
+
+def open_store(url_or_path: str, data_dir: Path) -> ApprovalStore:
+    """Build (not yet open) the store named by ``url_or_path``; call ``await store.open()`` next."""
+    value = (url_or_path or "").strip()
+    if value in ("", "sqlite"):
+        from .store_sqlite import SqliteApprovalStore
+
+        return SqliteApprovalStore(Path(data_dir) / "approvals.sqlite3")
+    if value.startswith(("postgresql://", "postgres://")):
+        from .store_postgres import PostgresApprovalStore
+
+        return PostgresApprovalStore(value)
+    if value.endswith((".sqlite3", ".db")) and "://" not in value:
+        from .store_sqlite import SqliteApprovalStore
+
+        path = Path(value).expanduser()
+        return SqliteApprovalStore(path if path.is_absolute() else Path(data_dir) / path)
+    shown = value if "@" not in value else value.split("://", 1)[0] + "://…"  # never echo a password
+    raise ConfigError(f"approvals.store: {shown!r} is not understood; use {ACCEPTED}", key="approvals.store")
+
+
+# -- shared by both stores -------------------------------------------------------------------------
+
+
+@dataclass
+class Tx:
+    """What a store transaction body hands back besides its result."""
+
+    changes: list[Change] = field(default_factory=list)
+    error: GatekeeperError | None = None  # raised after COMMIT (e.g. "expired", which is also recorded)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def validate_state(state: str) -> State:
+    try:
+        return State(state)
+    except ValueError:
+        accepted = ", ".join(s.value for s in State)
+        raise RequestError(
+            f"unknown approval state {state!r}; use one of {accepted}", code="invalid_state"
+        ) from None
+
+
+def check_vote(current: Approval | None, approval_id: str, operator: str, now: float) -> Approval:
+    """Refuse a vote on an unknown approval, on one's own call, on a decided approval, or a second
+    vote by the same operator; return the approval. (Expiry is the caller's: it must be recorded.)"""
+    if current is None:
+        raise NotFound(f"no approval {approval_id}")
+    if operator == current.principal:
+        raise ApprovalForbidden(
+            f"{operator} made this call and cannot approve or deny it; another operator must decide",
+            approval_id=approval_id,
+        )
+    if current.state is not State.PENDING:
+        raise ApprovalError(
+            f"approval {approval_id} is {current.state}, not pending; it can no longer be voted on",
+            code="not_pending",
+            approval_id=approval_id,
+            state=str(current.state),
+        )
+    if now < current.expires_at and any(v.operator == operator for v in current.votes):
+        raise already_voted(approval_id, operator)
+    return current
+
+
+def decide(current: Approval, verdict: str) -> str:
+    """The change kind a (new, valid) vote produces: ``vote``, ``approved`` or ``denied``."""
+    if verdict == "deny":
+        return "denied"
+    return "approved" if current.approvals + 1 >= current.required_approvals else "vote"
+
+
+def expired_error(approval_id: str) -> ApprovalError:
+    return ApprovalError(
+        f"approval {approval_id} expired before it was decided; the caller must make the call again",
+        code="approval_expired",
+        approval_id=approval_id,
+    )
+
+
+def already_voted(approval_id: str, operator: str) -> ApprovalError:
+    return ApprovalError(
+        f"{operator} has already voted on approval {approval_id}; a different operator must vote",
+        code="already_voted",
+        approval_id=approval_id,
+    )
+
+
+def already_revoked(grant_id: str) -> ApprovalError:
+    return ApprovalError(f"grant {grant_id} is already revoked", code="already_revoked", grant_id=grant_id)
+
+
+def deliver(callback: Callable[[Change], None], change: Change) -> None:
+    try:
+        callback(change)
+    except Exception:
+        log.exception("approval_subscriber_failed", kind=change.kind, approval_id=change.approval_id)

@@ -1,0 +1,445 @@
+"""Code handed inline to a program: ``python -c``, ``node -e``, awk programs, sed scripts, tar actions.
+
+Such code cannot be reviewed from the command line the way argv can, so it is always
+``proc.inline_code:<program>`` (which policies escalate). It is still read, best
+effort: URLs and hosts, mining pools, process-spawning and socket calls, and quoted
+string literals that look like command lines (parsed with the shell inspector itself,
+depth-limited), so that an inline ``os.system("ssh -R ...")`` is denied, not merely escalated.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from gatekeeper.inspectors.shell_programs import Word, fs, literal_text, parse_opts
+
+if TYPE_CHECKING:
+    from gatekeeper.inspectors.shell import Inspection
+
+__all__ = ["HANDLERS", "sed_script"]
+
+_STRING_RE: Final = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|`((?:[^`\\]|\\.)*)`", re.S)
+_ESCAPE_RE: Final = re.compile(r"\\(.)", re.S)
+_JOINER_RE: Final = re.compile(r"[\s,\[\](){}+]*")
+_COMMAND_LIKE_RE: Final = re.compile(r"[A-Za-z0-9_./~-]+(?:\s|$)")
+_IPV4_RE: Final = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
+_HOST_PORT_RE: Final = re.compile(r"[\"']([A-Za-z0-9][A-Za-z0-9.\-]*|\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*(\d{1,5})\b")
+_PORT_HOST_RE: Final = re.compile(r"\b(\d{1,5})\s*,\s*[\"'](\d{1,3}(?:\.\d{1,3}){3})[\"']")
+_SPAWN_RE: Final = re.compile(
+    r"os\s*\.\s*(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|fork)|subprocess|pty\s*\.\s*spawn|"
+    r"commands\s*\.\s*getoutput|child_process|exec(?:Sync|File|FileSync)?\s*\(|spawn(?:Sync)?\s*\(|"
+    r"\bsystem\s*\(|\bsystem\s+[\"'`$]|popen|proc_open|shell_exec|passthru|pcntl_exec|\bqx\b|"
+    r"Kernel\s*\.\s*(?:system|spawn|exec)|IO\s*\.\s*popen|Open3|%x[\[({]|Runtime\s*\.\s*getRuntime|`",
+)
+_MAX_STRINGS: Final = 64
+_MAX_CODE: Final = 16 * 1024
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPE_RE.sub(lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text)
+
+
+def command_strings(code: str) -> list[str]:
+    """String literals that may be command lines: each alone, and runs of adjacent ones joined.
+
+    ``["ssh", "-R", "1:a:2", "h"]`` and ``spawn("ssh", ["-R", ...])`` become one command line.
+    """
+    out: list[str] = []
+    group: list[str] = []
+    end = -1
+    for m in _STRING_RE.finditer(code):
+        if len(out) >= _MAX_STRINGS:
+            break
+        text = _unescape(next(g for g in m.groups() if g is not None))
+        if group and not _JOINER_RE.fullmatch(code, end, m.start()):
+            if len(group) > 1:
+                out.append(" ".join(group))
+            group = []
+        group.append(text)
+        end = m.end()
+        if _COMMAND_LIKE_RE.match(text) and any(c.isspace() for c in text.strip()):
+            out.append(text)
+    if len(group) > 1:
+        out.append(" ".join(group))
+    return out
+
+
+def path_strings(code: str) -> list[str]:
+    """Quoted absolute or home-relative paths in code (``open("/proc/self/environ")``)."""
+    out: list[str] = []
+    for m in _STRING_RE.finditer(code):
+        text = _unescape(next(g for g in m.groups() if g is not None))
+        if text.startswith(("/", "~")) and 1 < len(text) < 1024 and not any(c.isspace() for c in text):
+            out.append(text)
+        if len(out) >= _MAX_STRINGS:
+            break
+    return out
+
+
+def scan_code(insp: Inspection, name: str, code: str, depth: int) -> None:
+    """What inline code (any language) may do; ``proc.inline_code:<name>`` is the caller's."""
+    evidence = f"{name}: {code}"
+    if len(code) > _MAX_CODE:
+        insp.opaque(f"inline code too long to inspect: {evidence}")
+        return
+    insp.scan([Word(code)])
+    if _SPAWN_RE.search(code):
+        insp.add("proc.spawn", evidence)
+    for m in _HOST_PORT_RE.finditer(code):
+        if "." in m.group(1) or m.group(1) == "localhost":
+            insp.connect(m.group(1), m.group(2), evidence)
+    for m in _PORT_HOST_RE.finditer(code):
+        insp.connect(m.group(2), m.group(1), evidence)
+    for m in _IPV4_RE.finditer(code):
+        insp.host_class(m.group(1), evidence)
+    for text in path_strings(code):
+        insp.read_path(Word(text), evidence)
+    for text in command_strings(code):
+        insp.nested_command(text, depth + 1)
+
+
+def inline(insp: Inspection, name: str, code: Word | None, depth: int, *, shell: bool = False) -> set[str]:
+    """Record code given inline to ``name``; ``shell`` code is a command line and is parsed as one."""
+    insp.add(f"proc.inline_code:{name}", f"{name} {code.text if code else ''}")
+    text = literal_text(insp, code, f"{name} inline code")
+    if text is None:
+        return set()
+    if shell:
+        return set(insp.source(text, depth + 1))
+    scan_code(insp, name, text, depth)
+    return set()
+
+
+# -- interpreters -------------------------------------------------------------
+# Per interpreter: short options whose value is code, short options taking some other
+# value (which ends a cluster), long options whose value is code, other long options with values.
+_CODE_SHORT: Final[dict[str, tuple[str, str, frozenset[str], frozenset[str]]]] = {
+    "python": ("c", "WXm", fs("--command"), fs("--check-hash-based-pycs")),
+    "pypy": ("c", "WXm", fs(), fs()),
+    "node": ("ep", "rC", fs("--eval", "--print"), fs("--require", "--import", "--input-type", "--loader")),
+    "perl": ("eE", "IiMmlxCd0", fs(), fs()),
+    "ruby": ("e", "rICEFx", fs(), fs("--encoding", "--external-encoding", "--internal-encoding")),
+    "php": ("rBRFE", "cdfzt", fs(), fs()),
+    "lua": ("e", "l", fs(), fs()),
+}
+_PERL_MODULE_RE: Final = re.compile(r"-?[A-Za-z0-9_:]+(?:=[A-Za-z0-9_:,]*)?")
+
+
+def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], depth: int) -> bool:
+    """Inline code of python/node/perl/ruby/php/lua; True if the program text is given inline."""
+    spec = _CODE_SHORT.get(fam)
+    if spec is None:
+        return False
+    code_short, value_short, code_long, value_long = spec
+    found = False
+    i = 0
+    while i < len(args):
+        w, t = args[i], args[i].text
+        if not w.literal:
+            insp.opaque(f"{name}: non-literal option {t}")
+            return True
+        if t in ("-", "--") or not t.startswith("-") or len(t) < 2:
+            break
+        if t.startswith("--"):
+            key, eq, val = t.partition("=")
+            nxt = Word(val) if eq else (args[i + 1] if i + 1 < len(args) else None)
+            if key in code_long:
+                found = True
+                inline(insp, name, nxt, depth)
+            i += 1 if eq or key not in (code_long | value_long) else 2
+            continue
+        j = 1
+        stop = False
+        while j < len(t):
+            c = t[j]
+            if c in code_short or c in value_short:
+                val_word = Word(t[j + 1 :]) if j + 1 < len(t) else (args[i + 1] if i + 1 < len(args) else None)
+                if j + 1 == len(t):
+                    i += 1
+                if c in code_short:
+                    found = True
+                    inline(insp, name, val_word, depth)
+                elif fam == "perl" and c in "Mm" and val_word is not None:
+                    if not val_word.literal or not _PERL_MODULE_RE.fullmatch(val_word.text):
+                        found = True
+                        inline(insp, name, val_word, depth)
+                elif fam == "python" and c == "m":
+                    stop = True
+                break
+            j += 1
+        i += 1
+        if stop or (fam == "python" and found):
+            break
+    return found
+
+
+# -- awk, sed, tar, rg, make, package runners ----------------------------------
+_AWK_VALUES: Final = fs("-F", "-v", "-f", "-e", "-i", "-l", "-E", "-W", "--field-separator", "--assign")
+_AWK_CODE_RE: Final = re.compile(r"system|getline|\||@load|@include|\bprintf?\b[^;}\n]*>|\bclose\s*\(")
+
+
+def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """The program text (first operand unless ``-f``/``-e``) runs commands through system(), pipes, getline."""
+    p = parse_opts(args, _AWK_VALUES | fs("--file", "--source", "--include", "--load", "--exec"))
+    programs = [v for o, v in p.opts if o in ("-e", "--source") and v is not None]
+    has_file = any(o in ("-f", "--file", "-E", "--exec") for o, _ in p.opts)
+    if not programs and not has_file and p.pos:
+        programs = [p.pos[0]]
+    for o, v in p.opts:
+        if o in ("-l", "--load"):
+            inline(insp, name, v, depth)
+    for w in programs:
+        if not w.literal:
+            insp.opaque(f"{name}: program not known statically: {w.text}")
+        elif _AWK_CODE_RE.search(w.text):
+            inline(insp, name, w, depth)
+    return set()
+
+
+def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
+    """A sed script's commands it would execute, files it reads and writes; False if not understood."""
+    execs: list[str] = []
+    reads: list[str] = []
+    writes: list[str] = []
+    s, n, i = script, len(script), 0
+
+    def rest_of_line(k: int) -> tuple[str, int]:
+        end = s.find("\n", k)
+        end = n if end < 0 else end
+        return s[k:end].strip(), end
+
+    def delimited(k: int, delim: str) -> int:
+        while k < n and s[k] != delim:
+            if s[k] == "\\":
+                k += 1
+            elif s[k] == "\n":
+                return -1
+            k += 1
+        return k if k < n else -1
+
+    def address(k: int) -> int:
+        if k < n and s[k] in "/\\":
+            if s[k] == "\\":
+                k += 1
+                if k >= n:
+                    return -1
+            end = delimited(k + 1, s[k])
+            if end < 0:
+                return -1
+            k = end + 1
+            while k < n and s[k] in "IM":
+                k += 1
+            return k
+        while k < n and (s[k].isdigit() or s[k] in "$~+"):
+            k += 1
+        return k
+
+    while i < n:
+        while i < n and (s[i].isspace() or s[i] == ";"):
+            i += 1
+        if i >= n:
+            break
+        if s[i] == "#":
+            _, i = rest_of_line(i)
+            continue
+        i = address(i)
+        if 0 <= i < n and s[i] == ",":
+            i = address(i + 1)
+        if i < 0:
+            return execs, reads, writes, False
+        while i < n and (s[i].isspace() or s[i] == "!"):
+            i += 1
+        if i >= n:
+            return execs, reads, writes, False
+        c = s[i]
+        i += 1
+        if c in "{}=dDgGhHnNpPxzF":
+            continue
+        if c in "aic":
+            _, i = rest_of_line(i)
+        elif c in ":btTv":
+            while i < n and s[i] not in ";\n}":
+                i += 1
+        elif c in "lLqQ":
+            while i < n and (s[i].isdigit() or s[i] == " "):
+                i += 1
+        elif c in "rRwW":
+            target, i = rest_of_line(i)
+            (reads if c in "rR" else writes).append(target)
+        elif c == "e":
+            command, i = rest_of_line(i)
+            execs.append(command)
+        elif c in "sy":
+            if i >= n or s[i] in "\n\\":
+                return execs, reads, writes, False
+            delim = s[i]
+            mid = delimited(i + 1, delim)
+            end = delimited(mid + 1, delim) if mid >= 0 else -1
+            if end < 0:
+                return execs, reads, writes, False
+            replacement = s[mid + 1 : end]
+            i = end + 1
+            while c == "s" and i < n and s[i] not in ";\n}#" and not s[i].isspace():
+                if s[i] == "e":
+                    execs.append(replacement)
+                elif s[i] == "w":
+                    target, i = rest_of_line(i + 1)
+                    writes.append(target)
+                    break
+                elif not (s[i].isdigit() or s[i] in "gpiImM"):
+                    return execs, reads, writes, False
+                i += 1
+        else:
+            return execs, reads, writes, False
+    return execs, reads, writes, True
+
+
+_SED_VALUES: Final = fs("-e", "-f", "--expression", "--file", "-l", "--line-length")
+
+
+def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``sed -i`` writes its files; the script's ``e`` command and ``s///e`` run commands; r/w touch files."""
+    p = parse_opts(args, _SED_VALUES)
+    names = [o for o, _ in p.opts]
+    scripted = any(o in ("-e", "--expression", "-f", "--file") for o in names)
+    scripts = [v for o, v in p.opts if o in ("-e", "--expression") and v is not None]
+    files = p.pos if scripted else p.pos[1:]
+    if not scripted and p.pos:
+        scripts = [p.pos[0]]
+    if "-i" in names or "--in-place" in names:
+        for w in files:
+            insp.write_target(w, f"sed -i {w.text}")
+    ran: set[str] = set()
+    if any(o == "--sandbox" for o in names):
+        return ran
+    for w in scripts:
+        if not w.literal:
+            insp.opaque(f"{name}: script not known statically: {w.text}")
+            continue
+        execs, reads, writes, understood = sed_script(w.text)
+        if not understood:
+            insp.add(f"proc.inline_code:{name}", f"{name} script not understood: {w.text}")
+        for command in execs:
+            insp.add(f"proc.inline_code:{name}", f"{name} {w.text}")
+            ran |= insp.source(command, depth + 1) if command else set()
+        for target in reads:
+            insp.read_path(Word(target), f"{name} {w.text}")
+        for target in writes:
+            insp.write_target(Word(target), f"{name} {w.text}")
+    return ran
+
+
+_TAR_VALUES: Final = fs(
+    "-f",
+    "-C",
+    "-b",
+    "-H",
+    "-I",
+    "-T",
+    "-X",
+    "-K",
+    "-N",
+    "-g",
+    "-L",
+    "-V",
+    "-F",
+    "--file",
+    "--directory",
+    "--to-command",
+    "--use-compress-program",
+    "--rsh-command",
+    "--info-script",
+    "--new-volume-script",
+    "--checkpoint-action",
+    "--exclude",
+    "--files-from",
+    "--exclude-from",
+    "--transform",
+    "--owner",
+    "--group",
+    "--mode",
+    "--format",
+)
+_TAR_COMMANDS: Final = fs("--to-command", "--rsh-command", "--info-script", "--new-volume-script", "-F")
+_TAR_PROGRAMS: Final = fs("-I", "--use-compress-program")
+
+
+def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``--checkpoint-action=exec=``, ``--to-command``, ``-I PROG``, ``--rsh-command`` run commands."""
+    ran: set[str] = set()
+    if args and args[0].literal and not args[0].text.startswith("-") and set(args[0].text) & set("IF"):
+        insp.add(f"proc.inline_code:{name}", f"{name} {args[0].text}: old-style options naming a program")
+    for o, v in parse_opts(args, _TAR_VALUES).opts:
+        if o == "--checkpoint-action" and v is not None:
+            action = literal_text(insp, v, "tar --checkpoint-action")
+            if action is not None and action.startswith("exec="):
+                ran |= inline(insp, name, Word(action[5:]), depth, shell=True)
+        elif o in _TAR_COMMANDS:
+            ran |= inline(insp, name, v, depth, shell=True)
+        elif o in _TAR_PROGRAMS:
+            ran |= inline(insp, name, v, depth, shell=True)
+    return ran
+
+
+def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``rg --pre CMD`` runs CMD on every file searched."""
+    ran: set[str] = set()
+    for i, w in enumerate(args):
+        if w.text == "--pre" or w.text.startswith("--pre="):
+            value = Word(w.text[6:], w.literal) if "=" in w.text else (args[i + 1] if i + 1 < len(args) else None)
+            insp.add(f"proc.inline_code:{name}", f"{name} {w.text}")
+            text = literal_text(insp, value, "rg --pre")
+            if text:
+                ran |= insp.run([Word(text)], depth + 1)
+    return ran
+
+
+def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline."""
+    p = parse_opts(args, fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E"))
+    ran: set[str] = set()
+    for o, v in p.opts:
+        if o in ("-f", "--file", "--makefile") and v is not None and v.text in ("-", "/dev/stdin"):
+            insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}")
+            ran.add("\x00stdin-exec")
+        elif o in ("--eval", "-E"):
+            ran |= inline(insp, name, v, depth, shell=True)
+    return ran
+
+
+_RUNNERS: Final[dict[str, tuple[str, ...]]] = {
+    "npx": (),
+    "bunx": (),
+    "pnpx": (),
+    "uvx": (),
+    "npm": ("exec", "x"),
+    "pnpm": ("dlx", "exec"),
+    "yarn": ("dlx",),
+    "bun": ("x",),
+    "pipx": ("run",),
+    "uv": ("tool",),
+}
+
+
+def package_runner(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """npx and friends download a package and run it: code nobody has reviewed."""
+    verbs = _RUNNERS[name.lower()]
+    first = next((w.text for w in args if not w.text.startswith("-")), None)
+    if not verbs or first in verbs:
+        insp.add(f"proc.inline_code:{name}", " ".join([name, *(w.text for w in args)]))
+    return set()
+
+
+HANDLERS: Final = {
+    **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
+    **{n: package_runner for n in _RUNNERS},
+    "sed": sed,
+    "gsed": sed,
+    "tar": tar,
+    "gtar": tar,
+    "bsdtar": tar,
+    "rg": rg,
+    "make": make,
+    "gmake": make,
+}
