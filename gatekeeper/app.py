@@ -114,7 +114,9 @@ class Gatekeeper:
             else None
         )
         self.approvals = ApprovalQueue(
-            open_store(approvals.store, self.config.data_dir), approvals, notifier=notifier
+            open_store(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
+            approvals,
+            notifier=notifier,
         )
         self.demo: DemoUpstream | None = None
         self._runners: list[web.AppRunner] = []

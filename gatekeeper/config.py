@@ -323,7 +323,14 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "sweep_interval_seconds",
         "progress_interval_seconds",
     }
-    known = {*numbers, "store", "max_pending_per_principal", "webhook_url", "webhook_secret_env"}
+    known = {
+        *numbers,
+        "store",
+        "postgres_schema",
+        "max_pending_per_principal",
+        "webhook_url",
+        "webhook_secret_env",
+    }
     section = r.section(raw, "approvals", known)
     base = ApprovalSettings()
     values: dict[str, Any] = {}
@@ -333,6 +340,10 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
             raise r.fail(f"approvals.{name}", "must be positive")
         values[name] = value
     values["store"] = r.typed(section, "approvals", "store", str, base.store)
+    schema = r.typed(section, "approvals", "postgres_schema", str, base.postgres_schema)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise r.fail("approvals.postgres_schema", "must be a lower-case SQL identifier")
+    values["postgres_schema"] = schema
     cap = r.typed(section, "approvals", "max_pending_per_principal", int, base.max_pending_per_principal)
     if cap < 1:
         raise r.fail("approvals.max_pending_per_principal", "must be at least 1")
@@ -345,9 +356,10 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
             raise r.fail("approvals.webhook_url", f"must be an http(s) URL, got {url!r}")
         env = r.typed(section, "approvals", "webhook_secret_env", str, "GATEKEEPER_WEBHOOK_SECRET")
         secret = os.environ.get(env)
-        if not secret:
+        if not secret or len(secret.encode()) < 16:
             raise r.fail(
-                "approvals.webhook_secret_env", f"environment variable {env} (the webhook secret) is not set"
+                "approvals.webhook_secret_env",
+                f"environment variable {env} (the webhook secret, at least 16 bytes) is not set",
             )
         values["webhook_url"], values["webhook_secret"] = url, secret.encode()
     return ApprovalSettings(**values)

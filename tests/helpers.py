@@ -5,6 +5,7 @@ Reused by every test module instead of being copied.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from gatekeeper.app import Gatekeeper
@@ -94,3 +96,35 @@ async def invoke(
 
 def decisions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [entry for entry in lines if entry.get("event") == "decision"]
+
+
+H100 = {"gpu_type": "H100", "count": 2, "hours": 4}  # 8 GPU-hours on 2 GPUs: escalates, one approver
+
+
+def ops_auth(gk: Gatekeeper, name: str = "ops-1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(gk, subject=name, roles=('oncall',), operator=True)}"}
+
+
+async def vote(
+    http: aiohttp.ClientSession,
+    gk: Gatekeeper,
+    approval_id: str,
+    verdict: str,
+    operator: str = "ops-1",
+    **body: Any,
+) -> tuple[int, dict[str, Any]]:
+    url = f"{gk.operator_url}/v1/approvals/{approval_id}/{verdict}"
+    async with http.post(
+        url, json={"comment": f"{verdict} by {operator}", **body}, headers=ops_auth(gk, operator)
+    ) as r:
+        return r.status, await r.json()
+
+
+async def wait_for_pending(http: aiohttp.ClientSession, gk: Gatekeeper) -> str:
+    for _ in range(200):
+        async with http.get(f"{gk.operator_url}/v1/approvals?state=pending", headers=ops_auth(gk)) as resp:
+            approvals = (await resp.json())["approvals"]
+        if approvals:
+            return str(approvals[0]["id"])
+        await asyncio.sleep(0.02)
+    pytest.fail("no pending approval appeared")

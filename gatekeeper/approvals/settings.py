@@ -8,6 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class ApprovalSettings:
     store: str = "sqlite"
+    postgres_schema: str = "gatekeeper"  # lets several deployments (or tests) share one database
     default_wait_seconds: float = 15.0
     max_wait_seconds: float = 300.0
     ttl_seconds: float = 3600.0

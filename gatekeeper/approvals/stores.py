@@ -25,7 +25,7 @@ ACCEPTED = (
 )
 
 
-def open_store(url_or_path: str, data_dir: Path) -> ApprovalStore:
+def open_store(url_or_path: str, data_dir: Path, *, schema: str = "gatekeeper") -> ApprovalStore:
     """Build (not yet open) the store named by ``url_or_path``; call ``await store.open()`` next."""
     value = (url_or_path or "").strip()
     if value in ("", "sqlite"):
@@ -35,7 +35,7 @@ def open_store(url_or_path: str, data_dir: Path) -> ApprovalStore:
     if value.startswith(("postgresql://", "postgres://")):
         from .store_postgres import PostgresApprovalStore
 
-        return PostgresApprovalStore(value)
+        return PostgresApprovalStore(value, schema=schema)
     if value.endswith((".sqlite3", ".db")) and "://" not in value:
         from .store_sqlite import SqliteApprovalStore
 

@@ -12,34 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from gatekeeper.app import Gatekeeper
 from gatekeeper.approvals.settings import ApprovalSettings
 
-from ..helpers import invoke, make_config, mint, running
+from ..helpers import H100, invoke, make_config, mint, ops_auth, running, vote, wait_for_pending
 
-H100 = {"gpu_type": "H100", "count": 2, "hours": 4}  # 8 GPU-hours on 2 GPUs: one approver
 H100_BIG = {"gpu_type": "H100", "count": 8, "hours": 72}  # 576 GPU-hours: two approvers
-
-
-def op(gk: Gatekeeper, name: str = "ops-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(gk, subject=name, roles=('oncall',), operator=True)}"}
-
-
-async def _vote(
-    http: aiohttp.ClientSession,
-    gk: Gatekeeper,
-    approval_id: str,
-    verdict: str,
-    operator: str = "ops-1",
-    **body: Any,
-) -> tuple[int, dict[str, Any]]:
-    url = f"{gk.operator_url}/v1/approvals/{approval_id}/{verdict}"
-    async with http.post(
-        url, json={"comment": f"{verdict} by {operator}", **body}, headers=op(gk, operator)
-    ) as r:
-        return r.status, await r.json()
 
 
 async def _held(http: aiohttp.ClientSession, gk: Gatekeeper, token: str, args: dict[str, Any] = H100) -> str:
@@ -53,13 +32,13 @@ async def test_held_then_approved_then_resent_runs_once(gk: Gatekeeper, http: ai
     token = mint(gk)
     approval_id = await _held(http, gk, token)
     assert gk.demo is not None and gk.demo.http_received == []
-    async with http.get(f"{gk.operator_url}/v1/approvals?state=pending", headers=op(gk)) as resp:
+    async with http.get(f"{gk.operator_url}/v1/approvals?state=pending", headers=ops_auth(gk)) as resp:
         listing = await resp.json()
     [shown] = listing["approvals"]
     assert shown["id"] == approval_id and shown["tool"] == "compute.provision"
     assert shown["arguments"] == H100 and "compute.gpu:H100" in shown["capabilities"]
     assert shown["rule"].startswith("policy.csv:") and shown["required_approvals"] == 1
-    status, voted = await _vote(http, gk, approval_id, "approve")
+    status, voted = await vote(http, gk, approval_id, "approve")
     assert (status, voted["state"]) == (200, "approved")
     status, body, _ = await invoke(http, gk, "compute.provision", H100, token, {"Prefer": "wait=0"})
     assert status == 200 and body["outcome"] == "allowed", body
@@ -74,9 +53,9 @@ async def test_waiting_caller_is_released_by_the_approval(
 ) -> None:
     token = mint(gk)
     call = asyncio.create_task(invoke(http, gk, "compute.provision", H100, token, {"Prefer": "wait=20"}))
-    approval_id = await _wait_for_pending(http, gk)
+    approval_id = await wait_for_pending(http, gk)
     approved_at = time.perf_counter()
-    assert (await _vote(http, gk, approval_id, "approve"))[0] == 200
+    assert (await vote(http, gk, approval_id, "approve"))[0] == 200
     status, body, _ = await asyncio.wait_for(call, 10)
     released_after = time.perf_counter() - approved_at
     assert status == 200 and body["result"]["gpu_type"] == "H100", body
@@ -87,8 +66,8 @@ async def test_denial_reaches_the_waiting_caller_with_the_comment(
     gk: Gatekeeper, http: aiohttp.ClientSession
 ) -> None:
     call = asyncio.create_task(invoke(http, gk, "compute.provision", H100, mint(gk), {"Prefer": "wait=20"}))
-    approval_id = await _wait_for_pending(http, gk)
-    status, _ = await _vote(http, gk, approval_id, "deny", comment="not for this task")
+    approval_id = await wait_for_pending(http, gk)
+    status, _ = await vote(http, gk, approval_id, "deny", comment="not for this task")
     assert status == 200
     status, body, _ = await asyncio.wait_for(call, 10)
     assert (status, body["code"]) == (403, "approval_denied")
@@ -104,7 +83,7 @@ async def test_expiry_wakes_the_held_caller_at_once(tmp_path: Path, http: aiohtt
         assert (status, body["code"]) == (403, "approval_expired")
         assert time.perf_counter() - started < 3.0
         approval_id = body["approval_id"]
-        assert (await _vote(http, gk, approval_id, "approve"))[0] == 409
+        assert (await vote(http, gk, approval_id, "approve"))[0] == 409
 
 
 async def test_nobody_approves_their_own_call_and_agents_never_approve(
@@ -112,20 +91,20 @@ async def test_nobody_approves_their_own_call_and_agents_never_approve(
 ) -> None:
     token = mint(gk, subject="alice")
     approval_id = await _held(http, gk, token)
-    status, body = await _vote(http, gk, approval_id, "approve", operator="alice")
+    status, body = await vote(http, gk, approval_id, "approve", operator="alice")
     assert (status, body["code"]) == (403, "self_approval")
     url = f"{gk.operator_url}/v1/approvals/{approval_id}/approve"
     agent = mint(gk, subject="bob", roles=("agent", "operator"))
     async with http.post(url, json={"comment": "lgtm"}, headers={"Authorization": f"Bearer {agent}"}) as resp:
         assert resp.status == 401
-    async with http.get(f"{gk.operator_url}/v1/approvals/{approval_id}", headers=op(gk)) as resp:
+    async with http.get(f"{gk.operator_url}/v1/approvals/{approval_id}", headers=ops_auth(gk)) as resp:
         assert (await resp.json())["state"] == "pending"
 
 
 async def test_changed_arguments_are_a_different_call(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
     token = mint(gk)
     approval_id = await _held(http, gk, token)
-    assert (await _vote(http, gk, approval_id, "approve"))[0] == 200
+    assert (await vote(http, gk, approval_id, "approve"))[0] == 200
     swapped = {**H100, "count": 3}
     status, body, _ = await invoke(http, gk, "compute.provision", swapped, token, {"Prefer": "wait=0"})
     assert status == 202 and body["approval_id"] != approval_id
@@ -138,11 +117,11 @@ async def test_changed_arguments_are_a_different_call(gk: Gatekeeper, http: aioh
 async def test_two_person_rule(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
     token = mint(gk)
     approval_id = await _held(http, gk, token, H100_BIG)
-    status, first = await _vote(http, gk, approval_id, "approve", operator="ops-1")
+    status, first = await vote(http, gk, approval_id, "approve", operator="ops-1")
     assert (status, first["state"], first["required_approvals"], first["approvals"]) == (200, "pending", 2, 1)
-    status, again = await _vote(http, gk, approval_id, "approve", operator="ops-1")
+    status, again = await vote(http, gk, approval_id, "approve", operator="ops-1")
     assert (status, again["code"]) == (409, "already_voted")
-    status, second = await _vote(http, gk, approval_id, "approve", operator="ops-2")
+    status, second = await vote(http, gk, approval_id, "approve", operator="ops-2")
     assert (status, second["state"]) == (200, "approved")
     status, body, _ = await invoke(http, gk, "compute.provision", H100_BIG, token, {"Prefer": "wait=0"})
     assert status == 200, body
@@ -153,7 +132,7 @@ async def test_concurrent_retries_run_an_approved_call_once(
 ) -> None:
     token = mint(gk)
     approval_id = await _held(http, gk, token)
-    assert (await _vote(http, gk, approval_id, "approve"))[0] == 200
+    assert (await vote(http, gk, approval_id, "approve"))[0] == 200
     results = await asyncio.gather(
         *(invoke(http, gk, "compute.provision", H100, token, {"Prefer": "wait=0"}) for _ in range(12))
     )
@@ -179,15 +158,15 @@ async def test_identical_pending_calls_collapse_and_the_cap_holds(
 async def test_grant_covers_the_same_call_until_revoked(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
     token = mint(gk)
     approval_id = await _held(http, gk, token)
-    status, _ = await _vote(http, gk, approval_id, "approve", grant_minutes=10)
+    status, _ = await vote(http, gk, approval_id, "approve", grant_minutes=10)
     assert status == 200
     for _ in range(3):
         status, body, _ = await invoke(http, gk, "compute.provision", H100, token, {"Prefer": "wait=0"})
         assert status == 200, body
-    async with http.get(f"{gk.operator_url}/v1/grants", headers=op(gk)) as resp:
+    async with http.get(f"{gk.operator_url}/v1/grants", headers=ops_auth(gk)) as resp:
         [grant] = (await resp.json())["grants"]
     assert grant["principal"] == "agent-1" and grant["approval_id"] == approval_id
-    async with http.post(f"{gk.operator_url}/v1/grants/{grant['id']}/revoke", headers=op(gk)) as resp:
+    async with http.post(f"{gk.operator_url}/v1/grants/{grant['id']}/revoke", headers=ops_auth(gk)) as resp:
         assert resp.status == 200
     status, body, _ = await invoke(http, gk, "compute.provision", H100, token, {"Prefer": "wait=0"})
     assert status == 202
@@ -200,9 +179,9 @@ async def test_pending_approvals_survive_a_restart(tmp_path: Path, http: aiohttp
         token = mint(gk)
         approval_id = await _held(http, gk, token)
     async with running(replace(config)) as gk2:
-        async with http.get(f"{gk2.operator_url}/v1/approvals/{approval_id}", headers=op(gk2)) as resp:
+        async with http.get(f"{gk2.operator_url}/v1/approvals/{approval_id}", headers=ops_auth(gk2)) as resp:
             assert (await resp.json())["state"] == "pending"
-        assert (await _vote(http, gk2, approval_id, "approve"))[0] == 200
+        assert (await vote(http, gk2, approval_id, "approve"))[0] == 200
         status, body, _ = await invoke(http, gk2, "compute.provision", H100, token, {"Prefer": "wait=0"})
         assert status == 200, body
 
@@ -215,7 +194,7 @@ async def test_shutdown_answers_held_callers_pending(tmp_path: Path, http: aioht
         call = asyncio.create_task(
             invoke(http, gk, "compute.provision", H100, mint(gk), {"Prefer": "wait=60"})
         )
-        approval_id = await _wait_for_pending(http, gk)
+        approval_id = await wait_for_pending(http, gk)
     finally:
         await gk.stop()
     status, body, _ = await asyncio.wait_for(call, 10)
@@ -223,23 +202,13 @@ async def test_shutdown_answers_held_callers_pending(tmp_path: Path, http: aioht
 
 
 async def test_operator_api_refuses_bad_input(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
-    async with http.get(f"{gk.operator_url}/v1/approvals?state=everything", headers=op(gk)) as resp:
+    async with http.get(f"{gk.operator_url}/v1/approvals?state=everything", headers=ops_auth(gk)) as resp:
         assert (resp.status, (await resp.json())["code"]) == (400, "invalid_query")
-    async with http.get(f"{gk.operator_url}/v1/approvals/apr_nope", headers=op(gk)) as resp:
+    async with http.get(f"{gk.operator_url}/v1/approvals/apr_nope", headers=ops_auth(gk)) as resp:
         assert resp.status == 404
     approval_id = await _held(http, gk, mint(gk))
     url = f"{gk.operator_url}/v1/approvals/{approval_id}/approve"
-    async with http.post(url, json={"comment": "x", "sneaky": 1}, headers=op(gk)) as resp:
+    async with http.post(url, json={"comment": "x", "sneaky": 1}, headers=ops_auth(gk)) as resp:
         assert (resp.status, (await resp.json())["code"]) == (400, "unknown_field")
-    async with http.post(url, json={"grant_minutes": 10**9}, headers=op(gk)) as resp:
+    async with http.post(url, json={"grant_minutes": 10**9}, headers=ops_auth(gk)) as resp:
         assert (resp.status, (await resp.json())["code"]) == (409, "invalid_grant")
-
-
-async def _wait_for_pending(http: aiohttp.ClientSession, gk: Gatekeeper) -> str:
-    for _ in range(200):
-        async with http.get(f"{gk.operator_url}/v1/approvals?state=pending", headers=op(gk)) as resp:
-            approvals = (await resp.json())["approvals"]
-        if approvals:
-            return str(approvals[0]["id"])
-        await asyncio.sleep(0.02)
-    pytest.fail("no pending approval appeared")
