@@ -313,7 +313,7 @@ def added_latency(rows: list[Row]) -> str:
 
 
 def start_servers(
-    max_seconds: float, mcp_nodelay: bool, profile: Path | None = None
+    max_seconds: float, profile: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     proc = subprocess.Popen(
         [
@@ -321,7 +321,6 @@ def start_servers(
             str(HERE / "serve_stack.py"),
             "--max-seconds",
             str(max_seconds),
-            *([] if mcp_nodelay else ["--no-mcp-nodelay"]),
             *([] if profile is None else ["--profile", str(profile)]),
         ],
         stdin=subprocess.PIPE,
@@ -348,7 +347,7 @@ def stop_servers(proc: subprocess.Popen[bytes]) -> None:
 async def profile_gatekeeper(args: argparse.Namespace) -> None:
     """Only the gatekeeper row, with the server process under cProfile; then the top functions."""
     out: Path = args.profile
-    proc, info = start_servers(args.warmup + args.duration + 120, True, out)
+    proc, info = start_servers(args.warmup + args.duration + 120, out)
     try:
         target = next(t for t in http_targets(info) if t.name == "gatekeeper")
         s = await measure(target, args.connections, args.warmup, args.duration, info["pid"])
@@ -365,7 +364,7 @@ async def amain(args: argparse.Namespace) -> None:
         await profile_gatekeeper(args)
         return
     per_set = (args.warmup + args.duration + 1) * args.rounds * 6
-    proc, info = start_servers(per_set * 3 + 120, not args.no_mcp_nodelay)
+    proc, info = start_servers(per_set * 3 + 120)
     try:
         targets = http_targets(info) + ([] if args.no_mcp else mcp_targets(info))
         print(
@@ -385,9 +384,6 @@ async def amain(args: argparse.Namespace) -> None:
             f"# Gatekeeper: policy {info['policy_version']}, decision logging ON but sent to /dev/null",
             flush=True,
         )
-        if not args.no_mcp:
-            state = "ON (bench workaround)" if info["demo_mcp_nodelay_patched"] else "as shipped"
-            print(f"# demo MCP server TCP_NODELAY: {state}; see docs/benchmarks.md", flush=True)
         rows = await run_set(targets, args.connections, args.rounds, args.warmup, args.duration, info["pid"])
         print()
         print(table(rows))
@@ -413,9 +409,6 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (figures are medians)")
     parser.add_argument("--no-mcp", action="store_true", help="skip the MCP rows")
-    parser.add_argument(
-        "--no-mcp-nodelay", action="store_true", help="keep the demo MCP server's ~40 ms Nagle stall"
-    )
     parser.add_argument(
         "--profile", type=Path, default=None, help="cProfile the server on the gatekeeper row only, into FILE"
     )

@@ -22,7 +22,6 @@ import cProfile
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 from dataclasses import replace
@@ -65,25 +64,6 @@ def mint(gk: Gatekeeper) -> str:
     )
 
 
-def demo_mcp_nodelay(gk: Gatekeeper) -> bool:
-    """Work around the demo MCP server's Nagle stall (bench only); True if a socket was changed.
-
-    ``McpDemoServer`` binds with ``socket.create_server``, whose socket has ``proto == 0``;
-    asyncio only sets TCP_NODELAY on accepted sockets whose ``proto`` is IPPROTO_TCP, so every
-    MCP answer written in two pieces waits for the client's delayed ACK (~40 ms per call). On
-    Linux an accepted socket inherits TCP_NODELAY from its listening socket, so setting it there
-    fixes every later connection. Reaches into private attributes on purpose: bench-only.
-    """
-    uv = getattr(getattr(gk.demo, "mcp", None), "_uvicorn", None)
-    changed = False
-    for server in getattr(uv, "servers", None) or []:
-        for sock in server.sockets:
-            if not sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                changed = True
-    return changed
-
-
 def _watch_stdin(stop: asyncio.Event) -> None:
     """Stop when stdin reaches end of file (the load generator closed its pipe or died)."""
     loop = asyncio.get_running_loop()
@@ -97,12 +77,11 @@ def _watch_stdin(stop: asyncio.Event) -> None:
     loop.add_reader(fd, readable)
 
 
-async def serve(max_seconds: float, mcp_nodelay: bool) -> None:
+async def serve(max_seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="gk-bench-") as tmp:
         gk = Gatekeeper(bench_config(Path(tmp) / "gk-home"))
         await gk.start()
         assert gk.demo is not None
-        patched = demo_mcp_nodelay(gk) if mcp_nodelay else False
         bare_runner, bare_url = await start_bare_proxy("127.0.0.1", 0, gk.demo.http_url)
         try:
             info = {
@@ -113,7 +92,6 @@ async def serve(max_seconds: float, mcp_nodelay: bool) -> None:
                 "mcp_gatekeeper_url": f"{gk.agent_url}/mcp/demo",
                 "token": mint(gk),
                 "pid": os.getpid(),
-                "demo_mcp_nodelay_patched": patched,
                 "policy_version": gk.gate.policy_set.version if gk.gate.policy_set else None,
             }
             sys.stdout.write(json.dumps(info) + "\n")
@@ -136,20 +114,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-seconds", type=float, default=1800.0, help="hard bound on serving time")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the serving loop into FILE")
-    parser.add_argument(
-        "--no-mcp-nodelay", action="store_true", help="leave the demo MCP server's Nagle stall in place"
-    )
     parser.add_argument("--log-level", default="info", help="decision lines are info: keep logging on")
     args = parser.parse_args()
     devnull = open(os.devnull, "w")  # lives as long as the process
     configure_logging(args.log_level, devnull)
     if args.profile is None:
-        asyncio.run(serve(args.max_seconds, not args.no_mcp_nodelay))
+        asyncio.run(serve(args.max_seconds))
         return
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(serve(args.max_seconds, not args.no_mcp_nodelay))
+        asyncio.run(serve(args.max_seconds))
     finally:
         profiler.disable()
         profiler.dump_stats(str(args.profile))

@@ -20,13 +20,25 @@ from .errors import GatekeeperError
 from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
+from .lifecycle import Lifecycle, drain_middleware
 from .metrics import Metrics
+from .reload import PolicyReloader
 from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.responses import error_middleware
-from .server.state import APPROVALS, CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
+from .server.state import (
+    APPROVALS,
+    CLIENT_SESSION,
+    CONFIG,
+    ESCALATION,
+    GATE,
+    LIFECYCLE,
+    METRICS,
+    TRANSPORT,
+    VERIFIER,
+)
 from .upstream import HttpTransport
 
 log = structlog.get_logger("gatekeeper")
@@ -46,7 +58,9 @@ def build_gate(config: Config) -> Gate:
     """Load the policy; a failure leaves a gate that refuses everything (and is not ready)."""
     gate = Gate(None)
     try:
-        gate.policy_set = load_policy_set(config.policy, upstreams=config.upstreams.keys())
+        gate.policy_set = load_policy_set(
+            config.policy, upstreams=config.upstreams.keys(), shadow=config.policy_shadow
+        )
     except GatekeeperError as exc:
         gate.load_error = exc.message
         log.error("policy_load_failed", error=exc.message)
@@ -68,10 +82,14 @@ def build_agent_app(
     verifier: TokenVerifier,
     metrics: Metrics,
     escalation: EscalationHandler | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.limits.max_body_bytes + 1)
+    app = web.Application(
+        middlewares=[drain_middleware, error_middleware], client_max_size=config.limits.max_body_bytes + 1
+    )
     _shared(app, config, gate, verifier, metrics)
+    app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
@@ -101,7 +119,11 @@ class Gatekeeper:
     """One running instance: both listeners and (on defaults) the demo tools."""
 
     def __init__(self, config: Config) -> None:
-        self.config = prepare_identity(config)
+        config = prepare_identity(config)
+        if config.demo.enabled and "demo" not in config.upstreams:
+            # The demo upstream's real address is known once it starts; its name is known now.
+            config = replace(config, upstreams={**config.upstreams, "demo": Upstream("demo")})
+        self.config = config
         self.metrics = Metrics()
         self.gate = build_gate(self.config)
         if self.gate.policy_set is not None:
@@ -118,12 +140,22 @@ class Gatekeeper:
             approvals,
             notifier=notifier,
         )
+        self.reloader = PolicyReloader(
+            self.gate,
+            self.config.policy,
+            upstreams=self.config.upstreams.keys(),
+            metrics=self.metrics,
+            shadow=self.config.policy_shadow,
+            interval_seconds=self.config.policy_watch_seconds or 1.0,
+        )
+        self.gate.reloader = self.reloader
+        self.lifecycle = Lifecycle()
         self.demo: DemoUpstream | None = None
         self._runners: list[web.AppRunner] = []
         self.agent_url = ""
         self.operator_url = ""
 
-    async def start(self) -> None:
+    async def start(self, *, handle_sighup: bool = False) -> None:
         cfg = self.config
         if cfg.demo.enabled:
             self.demo = DemoUpstream(cfg.demo.host, cfg.demo.http_port, cfg.demo.mcp_port)
@@ -133,7 +165,9 @@ class Gatekeeper:
             demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
         await self.approvals.start()
-        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals)
+        if cfg.policy_watch_seconds is not None or handle_sighup:
+            await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
+        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle)
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         for app, listener, attr in (
@@ -163,11 +197,16 @@ class Gatekeeper:
                 message="denied calls are recorded but FORWARDED; do not run this in production",
             )
 
-    async def stop(self) -> None:
-        self.approvals.release_waiters()  # held callers get their 202 now; nothing pending is lost
+    async def stop(self, *, drain_seconds: float = 30.0) -> None:
+        """Graceful: refuse new calls (503 shutting_down), answer held callers "pending" (their
+        approvals stay in the store), let in-flight forwards finish, then close everything."""
+        self.lifecycle.draining = True
+        self.approvals.release_waiters()
+        await self.lifecycle.wait_idle(drain_seconds)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        await self.reloader.stop()
         await self.approvals.stop()
         if self.demo is not None:
             await self.demo.stop()
@@ -176,7 +215,7 @@ class Gatekeeper:
 
 async def serve_forever(config: Config) -> None:
     gk = Gatekeeper(config)
-    await gk.start()
+    await gk.start(handle_sighup=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -73,6 +73,8 @@ class Config:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     policy: PolicyFiles = PolicyFiles()
+    policy_shadow: PolicyFiles | None = None  # a candidate set decided beside the live one, never enforced
+    policy_watch_seconds: float | None = 1.0  # None: no file watching (SIGHUP still reloads)
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
@@ -243,13 +245,31 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
         upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
 
-    pol = r.section(raw, "policy", {"model", "policy", "tools"})
+    pol = r.section(raw, "policy", {"model", "policy", "tools", "shadow", "watch_seconds"})
     defaults = PolicyFiles()
     policy = PolicyFiles(
         model=rel(pol["model"]) if "model" in pol else defaults.model,
         policy=rel(pol["policy"]) if "policy" in pol else defaults.policy,
         tools=rel(pol["tools"]) if "tools" in pol else defaults.tools,
     )
+    shadow_dir = r.typed(pol, "policy", "shadow", str, None)
+    policy_shadow = None
+    if shadow_dir is not None:
+        folder = rel(shadow_dir)
+        if not folder.is_dir():
+            raise r.fail(
+                "policy.shadow", f"{folder} is not a directory (it holds the candidate's policy.csv)"
+            )
+        policy_shadow = PolicyFiles(
+            model=folder / "model.conf" if (folder / "model.conf").exists() else policy.model,
+            policy=folder / "policy.csv",
+            tools=folder / "tools.yaml" if (folder / "tools.yaml").exists() else policy.tools,
+        )
+    watch = pol.get("watch_seconds", 1.0)
+    if watch is not None and (isinstance(watch, bool) or not isinstance(watch, int | float) or watch <= 0):
+        raise r.fail(
+            "policy.watch_seconds", "must be a positive number of seconds, or null to disable watching"
+        )
 
     lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
     limits = Limits(**{f.name: r.typed(lim, "limits", f.name, int, f.default) for f in fields(Limits)})
@@ -271,6 +291,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         identity=identity,
         upstreams=upstreams,
         policy=policy,
+        policy_shadow=policy_shadow,
+        policy_watch_seconds=float(watch) if watch is not None else None,
         limits=limits,
         demo=demo,
         log_level=level,

@@ -31,10 +31,11 @@ class PolicySet:
     manifests: Mapping[str, ToolManifest]
     engine: PolicyEngine
     version: str
+    shadow: PolicySet | None = None  # decided beside the live set, recorded as "would ...", never enforced
 
 
-def load_policy_set(files: PolicyFiles, upstreams: Collection[str] | None = None) -> PolicySet:
-    """Load model, policy and manifests; the version is a hash of all three files' bytes."""
+def files_version(files: PolicyFiles) -> str:
+    """A content hash of the three files: every decision records the version that made it."""
     digest = hashlib.sha256()
     for path in (files.model, files.policy, files.tools):
         try:
@@ -42,15 +43,31 @@ def load_policy_set(files: PolicyFiles, upstreams: Collection[str] | None = None
         except OSError as exc:
             raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
         digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def load_policy_set(
+    files: PolicyFiles, upstreams: Collection[str] | None = None, *, shadow: PolicyFiles | None = None
+) -> PolicySet:
+    """Load model, policy and manifests, plus the shadow set: a candidate directory when one is
+    configured, else the live files with their ``!shadow`` rules switched on (if they have any)."""
+    version = files_version(files)
     manifests = load_manifests(files.tools, inspectors=INSPECTORS.keys(), upstreams=upstreams)
     engine = CasbinPolicy(files.model, files.policy)
-    return PolicySet(manifests=manifests, engine=engine, version=digest.hexdigest()[:16])
+    candidate: PolicySet | None = None
+    if shadow is not None:
+        candidate = load_policy_set(shadow, upstreams)
+    elif engine.has_shadow_rules:
+        with_shadow = CasbinPolicy(files.model, files.policy, include_shadow=True)
+        candidate = PolicySet(manifests=manifests, engine=with_shadow, version=f"{version}+shadow")
+    return PolicySet(manifests=manifests, engine=engine, version=version, shadow=candidate)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     call: ToolCall | None
     decision: Decision
+    shadow: Decision | None = None  # what the shadow policy would have decided
 
 
 def _refusal(code: str, reason: str, version: str) -> Decision:
@@ -70,11 +87,14 @@ class Gate:
         self.policy_set = policy_set
         self.inspectors = inspectors
         self.load_error: str | None = None
+        self.reloader: Any = None  # set by the app: readiness reports its last reload error
         self.context = InspectContext(workspace=workspace)
 
-    def understand(self, principal: Principal, tool: str, arguments: Any) -> ToolCall:
+    def understand(
+        self, principal: Principal, tool: str, arguments: Any, policy_set: PolicySet | None = None
+    ) -> ToolCall:
         """Validate and inspect; raises UnknownTool, SchemaError or InspectionError."""
-        policy_set = self.policy_set
+        policy_set = policy_set or self.policy_set
         if policy_set is None:
             raise PolicyError("no policy is loaded")
         manifest = policy_set.manifests.get(tool)
@@ -112,8 +132,8 @@ class Gate:
             upstream=manifest.upstream,
         )
 
-    def decide(self, call: ToolCall) -> Decision:
-        policy_set = self.policy_set
+    def decide(self, call: ToolCall, policy_set: PolicySet | None = None) -> Decision:
+        policy_set = policy_set or self.policy_set
         if policy_set is None:
             return _refusal("policy_error", "no policy is loaded; every call is refused", "")
         try:
@@ -129,14 +149,31 @@ class Gate:
         return replace(decision, policy_version=policy_set.version)
 
     def evaluate(self, principal: Principal, tool: str, arguments: Any) -> Verdict:
-        """Understand then decide; inspection and policy failures become refusals, not errors."""
+        """Understand then decide against ONE policy snapshot (a reload mid-call cannot mix two);
+        inspection and policy failures become refusals, not errors."""
+        policy_set = self.policy_set
+        verdict = self._evaluate(principal, tool, arguments, policy_set)
+        if policy_set is not None and policy_set.shadow is not None:
+            shadow = policy_set.shadow
+            if verdict.call is not None and shadow.manifests is policy_set.manifests:
+                would = self.decide(verdict.call, shadow)
+            else:
+                try:
+                    would = self._evaluate(principal, tool, arguments, shadow).decision
+                except GatekeeperError as exc:  # the candidate does not know this tool, say
+                    would = _refusal(exc.code, exc.message, shadow.version)
+            verdict = replace(verdict, shadow=would)
+        return verdict
+
+    def _evaluate(
+        self, principal: Principal, tool: str, arguments: Any, policy_set: PolicySet | None
+    ) -> Verdict:
         try:
-            call = self.understand(principal, tool, arguments)
+            call = self.understand(principal, tool, arguments, policy_set)
         except (InspectionError, PolicyError) as exc:
             log.error(exc.code, tool=tool, error=exc.message)
-            version = self.policy_set.version if self.policy_set else ""
-            return Verdict(None, _refusal(exc.code, exc.message, version))
-        return Verdict(call, self.decide(call))
+            return Verdict(None, _refusal(exc.code, exc.message, policy_set.version if policy_set else ""))
+        return Verdict(call, self.decide(call, policy_set))
 
     def tool_visible(self, principal: Principal, tool: str) -> bool:
         policy_set = self.policy_set

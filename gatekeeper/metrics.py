@@ -46,6 +46,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.shadow_disagreements = Counter(
+            "gatekeeper_shadow_disagreements",
+            "Calls the shadow policy would have decided differently",
+            ["live", "shadow"],
+            registry=self.registry,
+        )
+        self.policy_reloads = Counter(
+            "gatekeeper_policy_reloads", "Policy reloads by result", ["result"], registry=self.registry
+        )
         self.policy_info = Gauge(
             "gatekeeper_policy_version_info", "The live policy version", ["version"], registry=self.registry
         )

@@ -38,6 +38,7 @@ class Exchange:
     arguments: Any = None
     call: ToolCall | None = None
     decision: Decision | None = None
+    shadow: Decision | None = None  # the shadow policy's "would ..." decision, never enforced
     response: Any = None
     error: GatekeeperError | None = None
     enforced: bool = True
@@ -100,6 +101,7 @@ def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -
         mode=mode,
         policy_version=decision.policy_version if decision else None,
         approval_id=exchange.approval_id,
+        shadow=_shadow_summary(exchange),
         latency_ms=round(elapsed * 1000, 3),
         upstream_ms=round(exchange.upstream_seconds * 1000, 3)
         if exchange.upstream_seconds is not None
@@ -115,3 +117,23 @@ def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -
         ).inc()
         if decision is not None:
             metrics.decision_seconds.observe(elapsed - (exchange.upstream_seconds or 0.0))
+        if (
+            exchange.shadow is not None
+            and decision is not None
+            and exchange.shadow.outcome != decision.outcome
+        ):
+            metrics.shadow_disagreements.labels(live=decision.outcome, shadow=exchange.shadow.outcome).inc()
+
+
+def _shadow_summary(exchange: Exchange) -> dict[str, Any] | None:
+    shadow = exchange.shadow
+    if shadow is None:
+        return None
+    live = exchange.decision.outcome if exchange.decision else None
+    return {
+        "would": {"allow": "allow", "deny": "deny", "escalate": "escalate"}[shadow.outcome],
+        "code": shadow.code,
+        "rule": shadow.rule,
+        "policy_version": shadow.policy_version,
+        "disagrees": live is not None and shadow.outcome != live,
+    }

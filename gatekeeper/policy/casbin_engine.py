@@ -9,7 +9,8 @@ answers ourselves: deny > escalate > allow, and no answer means deny.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ class RuleRef:
 class _LineAdapter(Adapter):  # type: ignore[misc]
     """Loads a casbin CSV policy file and remembers each rule's file:line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, include_shadow: bool = False) -> None:
         self.path = path
+        self.include_shadow = include_shadow
+        self.has_shadow = False
         self.rules: dict[tuple[str, ...], RuleRef] = {}
         self.errors: list[str] = []
 
@@ -49,6 +52,15 @@ class _LineAdapter(Adapter):  # type: ignore[misc]
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
+            # A rule whose effect ends in "!shadow" is only in the shadow set: it is decided on
+            # live traffic and recorded as "would ...", never enforced.
+            parts = line.split(",")
+            if len(parts) > 3 and parts[3].strip().endswith("!shadow"):
+                self.has_shadow = True
+                if not self.include_shadow:
+                    continue
+                parts[3] = " " + parts[3].strip().removesuffix("!shadow")
+                line = ",".join(parts)
             key = line.split(",", 1)[0].strip()
             section = model.model.get(key[:1], {})
             if key not in section:
@@ -149,9 +161,9 @@ class CasbinPolicy:
     line in file order; ``reference_match`` asks casbin itself, for differential tests.
     """
 
-    def __init__(self, model_path: Path, policy_path: Path) -> None:
+    def __init__(self, model_path: Path, policy_path: Path, *, include_shadow: bool = False) -> None:
         try:
-            adapter = _LineAdapter(policy_path)
+            adapter = _LineAdapter(policy_path, include_shadow=include_shadow)
             self._enforcer = casbin.Enforcer(str(model_path), adapter)
         except FileNotFoundError as exc:
             raise PolicyError(f"policy file not found: {exc.filename}") from None
@@ -159,6 +171,7 @@ class CasbinPolicy:
             raise PolicyError(f"could not load policy {model_path} / {policy_path}: {exc}") from None
         if adapter.errors:
             raise PolicyError("; ".join(adapter.errors))
+        self.has_shadow_rules = adapter.has_shadow
         self._rules = adapter.rules
         self._evaluator = simpleeval.SimpleEval()
         self._index: dict[str, _EffectIndex] = {effect: _EffectIndex() for effect in _EFFECTS}
@@ -296,3 +309,50 @@ class CasbinPolicy:
             )
         except PolicyError:
             return False
+
+    # --- Introspection for the policy author's tools (lint, explain). Read-only; not on the hot path. ---
+
+    def rules(self) -> Iterator[RuleInfo]:
+        """Every ``p`` line in file order, with where it came from and its condition's text."""
+        for position, tokens in enumerate(self._enforcer.get_policy()):
+            sub, obj, act, cond, note = tokens
+            ref = self._rules[tuple(tokens)]
+            yield RuleInfo(position, ref.location, sub, obj, act, ref.quorum, cond.strip(), note)
+
+    def role_links(self) -> list[tuple[str, str]]:
+        """Every ``g`` line as (child, parent)."""
+        return [(str(child), str(parent)) for child, parent, *_ in self._enforcer.get_grouping_policy()]
+
+    def implicit_roles(self, subject: str) -> frozenset[str]:
+        """The subject itself and every role it inherits through ``g`` lines."""
+        return self._roles_of(subject)
+
+    def condition_holds(self, rule: RuleInfo, ctx: ConditionContext) -> bool:
+        """Evaluate one rule's condition for ``ctx``; raises PolicyError when it cannot be evaluated."""
+        if rule.condition == "True":
+            return True
+        compiled = self._compile(rule.condition, RuleRef(rule.location, rule.note, rule.quorum))
+        self._evaluator.names = {"r_ctx": ctx}
+        try:
+            return bool(self._evaluator.eval("", previously_parsed=compiled))
+        except Exception as exc:
+            raise PolicyError(f"{rule.location}: could not evaluate the condition: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """One ``p`` line as the policy author wrote it (effect without the ``:N`` quorum suffix)."""
+
+    index: int  # position in file order
+    location: str  # policy.csv:LINE
+    subject: str
+    pattern: str
+    effect: str
+    quorum: int
+    condition: str
+    note: str
+
+    def matches_object(self, obj: str) -> bool:
+        """casbin's keyMatch: everything before the first ``*`` is a prefix."""
+        star = self.pattern.find("*")
+        return obj == self.pattern if star == -1 else obj.startswith(self.pattern[:star])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .responses import json_response
-from .state import CONFIG, GATE, METRICS
+from .state import CONFIG, GATE, LIFECYCLE, METRICS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -23,10 +23,18 @@ async def readyz(request: web.Request) -> web.Response:
         for tool, manifest in gate.policy_set.manifests.items():
             if manifest.upstream not in config.upstreams:
                 problems.append(f"tool {tool}: upstream {manifest.upstream!r} is not configured")
-    if problems:
+    lifecycle = request.app.get(LIFECYCLE)
+    if lifecycle is not None and lifecycle.draining:
+        problems.append("shutting down")
+    if problems or gate.policy_set is None:
         return json_response(503, {"status": "not_ready", "code": "not_ready", "reasons": problems})
-    assert gate.policy_set is not None
-    return json_response(200, {"status": "ready", "policy_version": gate.policy_set.version})
+    body: dict[str, object] = {"status": "ready", "policy_version": gate.policy_set.version}
+    reload_error = getattr(gate.reloader, "last_error", None)
+    if reload_error:  # still ready: the previous policy is live
+        body["policy_reload_error"] = reload_error
+    if gate.policy_set.shadow is not None:
+        body["shadow_policy_version"] = gate.policy_set.shadow.version
+    return json_response(200, body)
 
 
 async def metrics(request: web.Request) -> web.Response:

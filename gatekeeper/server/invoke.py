@@ -80,7 +80,7 @@ async def parse_invoke(ex: Exchange) -> None:
 async def decide(ex: Exchange) -> None:
     principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
     verdict = ex.request.app[GATE].evaluate(principal, tool, ex.arguments)
-    ex.call, ex.decision = verdict.call, verdict.decision
+    ex.call, ex.decision, ex.shadow = verdict.call, verdict.decision, verdict.shadow
 
 
 async def hold_escalated(ex: Exchange) -> None:

@@ -10,7 +10,9 @@ from ..config import Config
 from ..escalation import EscalationHandler
 from ..gate import Gate
 from ..identity import TokenVerifier
+from ..lifecycle import Lifecycle
 from ..metrics import Metrics
+from ..recent import RecentDecisions
 from ..upstream import HttpTransport
 
 CONFIG = web.AppKey("config", Config)
@@ -21,3 +23,5 @@ ESCALATION = web.AppKey("escalation", EscalationHandler)
 TRANSPORT = web.AppKey("transport", HttpTransport)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 APPROVALS = web.AppKey("approvals", ApprovalQueue)
+RECENT = web.AppKey("recent", RecentDecisions)  # set by the app; handlers cope with it missing
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: every decision, hash-chained, in order."""

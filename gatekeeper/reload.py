@@ -1,0 +1,135 @@
+"""Hot reload: policy and manifest files are watched (and SIGHUP reloads), validated, and
+swapped in whole.
+
+The gate holds one reference to an immutable PolicySet and every call reads it once, so a
+swap is atomic: a call is decided entirely by the old set or entirely by the new one. A
+broken edit leaves the old set live and says why (log line, metric, readiness detail).
+
+In a fleet each replica watches its own copy of the files (a Kubernetes ConfigMap, a config
+management run); the policy version every decision records, and that ``/readyz`` reports,
+shows when all replicas have converged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Collection
+from pathlib import Path
+
+import structlog
+
+from .config import PolicyFiles
+from .errors import GatekeeperError
+from .gate import Gate, load_policy_set
+from .metrics import Metrics
+
+log = structlog.get_logger("gatekeeper.reload")
+
+
+def _fingerprint(paths: Collection[Path]) -> tuple[tuple[int, int, int], ...]:
+    """Cheap change detection; a changed fingerprint triggers a full load (which hashes content)."""
+    marks = []
+    for path in paths:
+        try:
+            st = os.stat(path)  # follows symlinks, as ConfigMap updates swap them
+            marks.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            marks.append((0, -1, 0))
+    return tuple(marks)
+
+
+class PolicyReloader:
+    def __init__(
+        self,
+        gate: Gate,
+        files: PolicyFiles,
+        *,
+        upstreams: Collection[str],
+        metrics: Metrics,
+        shadow: PolicyFiles | None = None,
+        interval_seconds: float = 1.0,
+    ) -> None:
+        self.gate = gate
+        self.files = files
+        self.shadow = shadow
+        self.upstreams = tuple(upstreams)
+        self.metrics = metrics
+        self.interval = interval_seconds
+        self.last_error: str | None = None
+        self._paths = [files.model, files.policy, files.tools]
+        if shadow is not None:
+            self._paths += [shadow.model, shadow.policy, shadow.tools]
+        self._seen = _fingerprint(self._paths)
+        self._task: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[bool] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self, *, watch: bool = True, handle_sighup: bool = False) -> None:
+        if watch:
+            self._task = asyncio.create_task(self._watch(), name="policy-watcher")
+        if handle_sighup:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_soon)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def reload_soon(self) -> None:
+        task = asyncio.create_task(self.reload(reason="SIGHUP"))
+        self._pending = task  # keep a reference until it finishes
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            marks = _fingerprint(self._paths)
+            if marks != self._seen:
+                self._seen = marks
+                await self.reload(reason="files changed")
+
+    async def reload(self, *, reason: str) -> bool:
+        """Load, validate and swap; on any error keep the live set. Returns True when swapped."""
+        async with self._lock:
+            old = self.gate.policy_set
+            try:
+                # Parsing 100k rules is CPU work: keep it off the event loop.
+                new = await asyncio.to_thread(load_policy_set, self.files, self.upstreams, shadow=self.shadow)
+            except GatekeeperError as exc:
+                self.last_error = exc.message
+                self.metrics.policy_reloads.labels(result="failed").inc()
+                log.error(
+                    "policy_reload_failed",
+                    reason=reason,
+                    error=exc.message,
+                    live_version=old.version if old else None,
+                )
+                return False
+            except Exception as exc:  # never let a reload bug take the live policy down
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.metrics.policy_reloads.labels(result="failed").inc()
+                log.exception("policy_reload_failed", reason=reason)
+                return False
+            self.last_error = None
+
+            def versions(ps: object) -> tuple[str, str | None]:
+                shadow = getattr(ps, "shadow", None)
+                return getattr(ps, "version", ""), shadow.version if shadow is not None else None
+
+            if old is not None and versions(new) == versions(old):
+                return False
+            self.gate.policy_set = new  # one reference swap: atomic for every call that follows
+            self.gate.load_error = None
+            self.metrics.policy_reloads.labels(result="ok").inc()
+            self.metrics.policy_info.clear()
+            self.metrics.policy_info.labels(version=new.version).set(1)
+            log.info(
+                "policy_reloaded", reason=reason, version=new.version, previous=old.version if old else None
+            )
+            return True
