@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import structlog
@@ -14,6 +15,8 @@ from aiohttp import web
 from .approvals.queue import ApprovalQueue
 from .approvals.stores import open_store
 from .approvals.webhook import WebhookNotifier
+from .audit.log import AuditLog, default_chain_id, make_sink
+from .budgets import open_counter
 from .config import Config, Upstream
 from .demo.runner import DemoUpstream
 from .errors import GatekeeperError
@@ -22,7 +25,10 @@ from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
 from .metrics import Metrics
+from .pipeline import DecisionSinks
+from .recent import RecentDecisions
 from .reload import PolicyReloader
+from .server.console import AUDIT_STATUS
 from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
@@ -30,12 +36,16 @@ from .server.operator import add_operator_routes
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
+    AUDIT,
+    BUDGETS,
     CLIENT_SESSION,
     CONFIG,
     ESCALATION,
     GATE,
     LIFECYCLE,
     METRICS,
+    RECENT,
+    SINKS,
     TRANSPORT,
     VERIFIER,
 )
@@ -150,6 +160,14 @@ class Gatekeeper:
         )
         self.gate.reloader = self.reloader
         self.lifecycle = Lifecycle()
+        self.budgets = open_counter(self.config.budget_store)
+        self.recent = RecentDecisions()
+        self.audit = AuditLog(
+            make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
+            chain_id=default_chain_id(self.config.agent_listener.port),
+        )
+        self.sinks = DecisionSinks()
+        self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
         self._runners: list[web.AppRunner] = []
         self.agent_url = ""
@@ -164,12 +182,20 @@ class Gatekeeper:
             configured = cfg.upstreams.get("demo") or Upstream("demo")
             demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
+        await self.audit.start()
         await self.approvals.start()
+        await self.budgets.open()
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
         agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle)
+        agent[BUDGETS] = self.budgets
+        agent[SINKS] = self.sinks
+        agent[AUDIT] = self.audit
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
+        operator[RECENT] = self.recent
+        operator[AUDIT] = self.audit
+        operator[AUDIT_STATUS] = self._audit_status
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),
@@ -208,9 +234,51 @@ class Gatekeeper:
         self._runners.clear()
         await self.reloader.stop()
         await self.approvals.stop()
+        await self.budgets.close()
+        await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:
             await self.demo.stop()
         await self.verifier.aclose()
+
+    def _audit_decision(self, record: dict[str, Any]) -> None:
+        self.audit.append(**{k: v for k, v in record.items() if k in _AUDIT_FIELDS})
+        self.metrics.audit_lag.set(self.audit.lag)
+
+    async def _audit_status(self) -> dict[str, Any]:
+        seq, digest = self.audit.head
+        return {
+            "status": "ok" if self.audit.head[0] else "empty",
+            "chain": self.audit.chain_id,
+            "head": f"{seq}:{digest}",
+            "lag": self.audit.lag,
+            "verify": "run `gatekeeper audit verify` to check the whole chain",
+        }
+
+
+_AUDIT_FIELDS = frozenset(
+    {
+        "decision_id",
+        "entry",
+        "outcome",
+        "code",
+        "principal",
+        "issuer",
+        "roles",
+        "tool",
+        "arguments",
+        "digest",
+        "capabilities",
+        "rule",
+        "reason",
+        "mode",
+        "enforced",
+        "policy_version",
+        "latency_ms",
+        "shadow",
+        "approval_id",
+        "time",
+    }
+)
 
 
 async def serve_forever(config: Config) -> None:

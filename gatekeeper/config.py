@@ -46,6 +46,7 @@ class PolicyFiles:
     model: Path = DEFAULT_POLICY_DIR / "model.conf"
     policy: Path = DEFAULT_POLICY_DIR / "policy.csv"
     tools: Path = DEFAULT_POLICY_DIR / "tools.yaml"
+    budgets: Path | None = DEFAULT_POLICY_DIR / "budgets.yaml"  # None, or a missing file: no budgets
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Config:
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
+    budget_store: str = "memory"  # or redis://host:6379/0 for a fleet
     log_level: str = "info"
 
 
@@ -159,6 +161,7 @@ def load_config(path: Path | None) -> Config:
 
 
 _TOP_KEYS = {
+    "budgets",
     "data_dir",
     "mode",
     "listeners",
@@ -245,12 +248,15 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
         upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
 
-    pol = r.section(raw, "policy", {"model", "policy", "tools", "shadow", "watch_seconds"})
+    pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds"})
     defaults = PolicyFiles()
     policy = PolicyFiles(
         model=rel(pol["model"]) if "model" in pol else defaults.model,
         policy=rel(pol["policy"]) if "policy" in pol else defaults.policy,
         tools=rel(pol["tools"]) if "tools" in pol else defaults.tools,
+        budgets=rel(pol["budgets"])
+        if pol.get("budgets")
+        else (None if "budgets" in pol else defaults.budgets),
     )
     shadow_dir = r.typed(pol, "policy", "shadow", str, None)
     policy_shadow = None
@@ -264,6 +270,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             model=folder / "model.conf" if (folder / "model.conf").exists() else policy.model,
             policy=folder / "policy.csv",
             tools=folder / "tools.yaml" if (folder / "tools.yaml").exists() else policy.tools,
+            budgets=folder / "budgets.yaml" if (folder / "budgets.yaml").exists() else policy.budgets,
         )
     watch = pol.get("watch_seconds", 1.0)
     if watch is not None and (isinstance(watch, bool) or not isinstance(watch, int | float) or watch <= 0):
@@ -297,6 +304,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         demo=demo,
         log_level=level,
         approvals=_parse_approvals(r, raw),
+        budget_store=r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory"),
     )
 
 

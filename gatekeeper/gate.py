@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from . import strictjson
+from .budgets import BudgetRules, load_budget_rules
 from .config import PolicyFiles
 from .errors import GatekeeperError, InspectionError, PolicyError, UnknownTool
 from .inspectors import INSPECTORS, InspectContext, Inspector
@@ -32,12 +33,15 @@ class PolicySet:
     engine: PolicyEngine
     version: str
     shadow: PolicySet | None = None  # decided beside the live set, recorded as "would ...", never enforced
+    budgets: BudgetRules | None = None
 
 
 def files_version(files: PolicyFiles) -> str:
     """A content hash of the three files: every decision records the version that made it."""
     digest = hashlib.sha256()
-    for path in (files.model, files.policy, files.tools):
+    for path in (files.model, files.policy, files.tools, files.budgets):
+        if path is None or (path == files.budgets and not Path(path).exists()):
+            continue
         try:
             digest.update(Path(path).read_bytes())
         except OSError as exc:
@@ -54,13 +58,16 @@ def load_policy_set(
     version = files_version(files)
     manifests = load_manifests(files.tools, inspectors=INSPECTORS.keys(), upstreams=upstreams)
     engine = CasbinPolicy(files.model, files.policy)
+    budgets = load_budget_rules(files.budgets) if files.budgets and Path(files.budgets).exists() else None
     candidate: PolicySet | None = None
     if shadow is not None:
         candidate = load_policy_set(shadow, upstreams)
     elif engine.has_shadow_rules:
         with_shadow = CasbinPolicy(files.model, files.policy, include_shadow=True)
-        candidate = PolicySet(manifests=manifests, engine=with_shadow, version=f"{version}+shadow")
-    return PolicySet(manifests=manifests, engine=engine, version=version, shadow=candidate)
+        candidate = PolicySet(
+            manifests=manifests, engine=with_shadow, version=f"{version}+shadow", budgets=budgets
+        )
+    return PolicySet(manifests=manifests, engine=engine, version=version, shadow=candidate, budgets=budgets)
 
 
 @dataclass(frozen=True, slots=True)

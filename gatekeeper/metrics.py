@@ -55,6 +55,23 @@ class Metrics:
         self.policy_reloads = Counter(
             "gatekeeper_policy_reloads", "Policy reloads by result", ["result"], registry=self.registry
         )
+        self.budget_spent = Counter(
+            "gatekeeper_budget_spent",
+            "Amount spent per budget rule (calls or the rule's metric)",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.budget_exceeded = Counter(
+            "gatekeeper_budget_exceeded",
+            "Calls refused or held because a budget was exceeded",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.audit_lag = Gauge(
+            "gatekeeper_audit_lag_records",
+            "Decisions recorded but not yet written to the audit store",
+            registry=self.registry,
+        )
         self.policy_info = Gauge(
             "gatekeeper_policy_version_info", "The live policy version", ["version"], registry=self.registry
         )

@@ -44,9 +44,29 @@ class Exchange:
     enforced: bool = True
     upstream_seconds: float | None = None
     approval_id: str | None = None
+    charges: Any = None  # budget charges spent for this call (refunded if it does not run)
+    charged_at: float | None = None
+    forwarded: bool = False
 
 
 Stage = Callable[[Exchange], Awaitable[None]]
+
+
+class DecisionSinks:
+    """Where each decision record goes besides the log line: the audit trail, the console's
+    recent-decisions view. Sinks must not block (the audit trail writes behind)."""
+
+    def __init__(self) -> None:
+        self.sinks: list[Callable[[dict[str, Any]], None]] = []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            try:
+                sink(record)
+            except Exception:  # a broken sink must not turn into a failed call
+                decision_log.exception("decision_sink_failed")
+
+
 T = TypeVar("T")
 
 
@@ -75,7 +95,12 @@ def outcome_of(exchange: Exchange) -> str:
     return {"allow": "allowed", "deny": "denied", "escalate": "pending"}[exchange.decision.outcome]
 
 
-def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -> None:
+def record(
+    exchange: Exchange,
+    metrics: Metrics | None,
+    mode: str = "enforce",
+    sink: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
     """One structured record per decision (and per refused request). No secrets, ever."""
     elapsed = time.perf_counter() - exchange.started
     decision = exchange.decision
@@ -83,8 +108,7 @@ def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -
     code = exchange.error.code if exchange.error else (decision.code if decision else "unknown")
     principal = exchange.principal
     call = exchange.call
-    decision_log.info(
-        "decision",
+    fields: dict[str, Any] = dict(
         decision_id=exchange.decision_id,
         entry=exchange.entry,
         principal=principal.subject if principal else None,
@@ -107,6 +131,16 @@ def record(exchange: Exchange, metrics: Metrics | None, mode: str = "enforce") -
         if exchange.upstream_seconds is not None
         else None,
     )
+    decision_log.info("decision", **fields)
+    if sink is not None:  # the audit trail and the console's recent decisions
+        sink(
+            {
+                **fields,
+                "time": time.time(),
+                "issuer": principal.issuer if principal else None,
+                "arguments": call.arguments if call else None,
+            }
+        )
     if metrics is not None:
         metrics.decisions.labels(
             outcome=outcome,

@@ -62,6 +62,9 @@ class ApprovalQueue:
         for events in self._waiters.values():
             for event in events:
                 event.set()
+        for listener in list(self._listeners):  # live event streams end now, not at their next keepalive
+            with contextlib.suppress(Exception):
+                listener(Change("closing"))
 
     async def stop(self) -> None:
         self.release_waiters()

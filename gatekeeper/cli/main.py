@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, GatekeeperError
-from . import approvals, serve, token
+from . import approvals, audit, policy, serve, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     token.register(sub)
     approvals.register(sub)
+    policy.register(sub)
+    audit.register(sub)
     return parser
 
 

@@ -27,12 +27,13 @@ Inspector = Callable[[object, InspectContext], list[Capability]]
 # Imported after InspectContext exists: the inspectors refer to it (for typing only).
 from gatekeeper.inspectors.compute import inspect_compute  # noqa: E402
 from gatekeeper.inspectors.paths import inspect_fs_read, inspect_fs_write  # noqa: E402
-from gatekeeper.inspectors.shell import inspect_shell  # noqa: E402
+from gatekeeper.inspectors.shell import inspect_shell, inspect_shell_command  # noqa: E402
 from gatekeeper.inspectors.url import inspect_url  # noqa: E402
 
 INSPECTORS: Mapping[str, Inspector] = MappingProxyType(
     {
         "shell": inspect_shell,
+        "shell.command": inspect_shell_command,
         "url": inspect_url,
         "fs.read": inspect_fs_read,
         "fs.write": inspect_fs_write,

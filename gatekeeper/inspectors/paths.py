@@ -39,6 +39,7 @@ _SECRET_NAMES: Final = frozenset(
         "gshadow",
     }
 )
+_PROC_SECRETS: Final = frozenset({"environ", "mem", "cmdline"})
 _SECRET_SUFFIXES: Final = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore")
 _SECRET_PREFIXES: Final = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
 _ENV_EXAMPLES: Final = frozenset({".env.example", ".env.sample", ".env.template", ".env.dist"})
@@ -97,6 +98,13 @@ def _starts(parts: list[str], *prefixes: tuple[str, ...]) -> bool:
     return any(tuple(parts[: len(p)]) == p for p in prefixes)
 
 
+def _process_secret(parts: list[str]) -> bool:
+    """``/proc/<pid>/environ`` (and ``mem``, ``task/<tid>/environ``...): another process's secrets."""
+    if not parts or parts[0] != "proc" or parts[-1] not in _PROC_SECRETS:
+        return False
+    return len(parts) == 3 or (len(parts) == 5 and parts[2] == "task")
+
+
 def credential_classes(path: str) -> list[str]:
     """Credential classes of a normalised path (reading these is already a leak)."""
     parts = path.lower().split("/")[1:]
@@ -114,6 +122,8 @@ def credential_classes(path: str) -> list[str]:
         out.append("cred.cloud")
     if (
         base in _SECRET_NAMES
+        or _process_secret(parts)
+        or _starts(parts, ("run", "secrets"), ("var", "run", "secrets"))
         or base == ".env"
         or (base.startswith(".env.") and base not in _ENV_EXAMPLES)
         or base.endswith(_SECRET_SUFFIXES)

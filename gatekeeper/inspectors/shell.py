@@ -13,14 +13,21 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 import bashlex
 
-from gatekeeper.inspectors import shell_network
+from gatekeeper.inspectors import shell_code, shell_files, shell_network
 from gatekeeper.inspectors import shell_programs as P
-from gatekeeper.inspectors.paths import credential_classes, normalize_path, path_classes
+from gatekeeper.inspectors.paths import (
+    HOME,
+    credential_classes,
+    normalize_path,
+    path_capabilities,
+    path_classes,
+)
 from gatekeeper.inspectors.shell_programs import Handler, Word
 from gatekeeper.inspectors.url import host_class_capabilities, normalize_host, url_capabilities
 from gatekeeper.models import Capability
@@ -28,7 +35,7 @@ from gatekeeper.models import Capability
 if TYPE_CHECKING:
     from gatekeeper.inspectors import InspectContext
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT", "Word", "inspect_shell"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT", "UNKNOWN_CWD", "Word", "inspect_shell", "inspect_shell_command"]
 
 MAX_INPUT: Final = 64 * 1024
 MAX_DEPTH: Final = 8
@@ -43,14 +50,29 @@ _WRITE_REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 _HARMLESS_TARGETS: Final = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 _EXPANSION_KINDS: Final = frozenset({"parameter", "commandsubstitution", "processsubstitution"})
 _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
-HANDLERS: Final[dict[str, Handler]] = {**P.HANDLERS, **shell_network.HANDLERS}
+_BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
+_DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
+HANDLERS: Final[dict[str, Handler]] = {**P.HANDLERS, **shell_network.HANDLERS, **shell_code.HANDLERS}
+UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
+MAX_CWDS: Final = 16
+_CD: Final = frozenset({"cd", "pushd", "popd"})
+_CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
+Cwds = frozenset[str]
 
 
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
     def __init__(self, cwd: str) -> None:
-        self.cwd = cwd
+        # Every directory the shell may be in at this point (``cd`` can fail), and where it
+        # would be had the last simple command failed (for ``||``).
+        self.cwds: Cwds = frozenset({cwd})
+        self.fail_cwds: Cwds = self.cwds
+        self.seen_dirs: set[str] = {cwd}  # candidates for popd, ``cd -`` and pushd rotations
+        self.functions: dict[str, Any] = {}
+        self.calling: set[str] = set()
+        self.cdpath = False
+        self.home_set = False
         self.caps: dict[str, Capability] = {}
         self.urls = 0
         self.downloaded: set[str] = set()
@@ -73,9 +95,106 @@ class Inspection:
         for cap in host_class_capabilities(cls, evidence):
             self.add(cap.name, cap.evidence)
 
+    def host_class(self, host: str, evidence: str) -> None:
+        """Only the class of a host seen without a port (internal, metadata...)."""
+        _, cls = normalize_host(host)
+        if cls != "invalid":
+            for cap in host_class_capabilities(cls, evidence):
+                self.add(cap.name, cap.evidence)
+
+    # -- working directory -------------------------------------------------
+    def set_cwds(self, cwds: Iterable[str]) -> None:
+        new = frozenset(cwds)
+        if len(new) > MAX_CWDS:
+            new = frozenset({UNKNOWN_CWD})
+        self.cwds = self.fail_cwds = new
+        self.seen_dirs |= new
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """A subshell, a pipeline element or a child process: directory changes do not leak out."""
+        saved = self.cwds
+        try:
+            yield
+        finally:
+            self.cwds = self.fail_cwds = saved
+
+    def cd_target(self, w: Word | None, base: Cwds) -> Cwds:
+        """Where ``cd WORD`` from any of ``base`` leads."""
+        if w is None or (w.literal and w.text.startswith("~") and self.home_set):
+            return frozenset({UNKNOWN_CWD}) if w is not None or self.home_set else frozenset({HOME})
+        t = w.text
+        if not w.literal or _BRACES_RE.search(t) or _DOT_GLOB_RE.search(t + "/"):
+            return frozenset({UNKNOWN_CWD})
+        if t == "-":
+            return frozenset(self.seen_dirs | {UNKNOWN_CWD})
+        out: set[str] = set()
+        if self.cdpath and not t.startswith(("/", "./", "../", "~")) and t not in (".", ".."):
+            out.add(UNKNOWN_CWD)
+        for cwd in base:
+            if cwd == UNKNOWN_CWD and not t.startswith(("/", "~")):
+                out.add(UNKNOWN_CWD)
+                continue
+            norm = normalize_path(t, cwd or "/")
+            out.add(UNKNOWN_CWD if norm is None else norm)
+        return frozenset(out)
+
+    def change_dir(self, name: str, args: Sequence[Word]) -> tuple[Cwds, Cwds]:
+        """(success, failure) directories after a ``cd``/``pushd``/``popd`` run by this shell."""
+        entry = self.cwds
+        opts = [w for w in args if w.literal and len(w.text) > 1 and w.text[0] in "-+" and w.text != "--"]
+        rest = [w for w in args if w not in opts and w.text != "--"]
+        if name == "cd":
+            target = self.cd_target(rest[0] if rest else None, entry)
+        elif name == "pushd" and rest and "-n" not in [w.text for w in opts]:
+            target = self.cd_target(rest[0], entry)
+        elif name == "pushd" and rest:
+            self.seen_dirs |= self.cd_target(rest[0], entry)
+            return entry, entry
+        elif name == "popd" and "-n" in [w.text for w in opts]:
+            return entry, entry
+        else:  # popd, pushd alone or +N: back to some directory the stack may hold
+            target = frozenset(self.seen_dirs)
+        self.seen_dirs |= target
+        return target, entry
+
+    def resolve(self, text: str, evidence: str, *, strict: bool = True) -> list[str]:
+        """Every absolute spelling of a literal path over the possible working directories.
+
+        ``strict`` (a path that is read or written): what cannot be resolved is ``shell.opaque``.
+        Otherwise (naming classes only) an unknown directory is looked at from ``/``.
+        """
+        if _BRACES_RE.search(text) or _DOT_GLOB_RE.search(text):
+            if strict:
+                self.opaque(f"path is expanded at run time: {evidence}")
+            return []
+        if text.startswith(("/", "~")):
+            norm = normalize_path(text)
+            if norm is None and strict:
+                self.opaque(f"unusable path: {evidence}")
+            return [norm] if norm is not None else []
+        out: list[str] = []
+        for cwd in sorted(self.cwds):
+            if cwd == UNKNOWN_CWD:
+                if strict:
+                    self.opaque(f"relative path after a change to an unknown directory: {evidence}")
+                    continue
+                cwd = "/"
+            norm = normalize_path(text, cwd)
+            if norm is None:
+                if strict:
+                    self.opaque(f"unusable path: {evidence}")
+                continue
+            out.append(norm)
+        return out
+
     # -- parsing -----------------------------------------------------------
-    def source(self, text: str, depth: int) -> frozenset[str]:
-        """Parse and walk one script; returns the program families it runs."""
+    def source(self, text: str, depth: int, *, here: bool = False) -> frozenset[str]:
+        """Parse and walk one script; returns the program families it runs.
+
+        A script runs in a child process (``bash -c``) unless ``here`` (``eval``): only then
+        can its ``cd`` move the commands that follow.
+        """
         if depth > MAX_DEPTH:
             self.opaque(f"nested deeper than {MAX_DEPTH} levels: {text}")
             return frozenset()
@@ -90,35 +209,137 @@ class Inspection:
             self.opaque(f"unparseable ({type(exc).__name__}: {exc}): {text}")
             return frozenset()
         ran: set[str] = set()
-        for tree in trees:
-            ran |= self.node(tree, depth)
+        if here:
+            ran = self.sequence(trees, depth)
+        else:
+            with self.scope():
+                ran = self.sequence(trees, depth)
         return frozenset(ran)
 
+    def sequence(self, trees: Sequence[Any], depth: int) -> set[str]:
+        ran: set[str] = set()
+        for tree in trees:
+            ran |= self.node(tree, depth)
+            self.set_cwds(self.cwds | self.fail_cwds)
+        return ran
+
     def node(self, n: Any, depth: int) -> set[str]:
+        """Walk one node; leaves ``cwds``/``fail_cwds`` as the directories after it."""
         kind: str = n.kind
         if kind == "command":
             return self.command(n, depth)
         if kind == "pipeline":
             return self.pipeline(n, depth)
-        if kind in ("list", "if", "for", "while", "until", "function"):
-            parts: list[Any] = n.parts
-        elif kind == "compound":
-            parts = list(n.list) + list(getattr(n, "redirects", []))
-        elif kind in ("word", "assignment"):
+        if kind == "list":
+            return self.and_or(n.parts, depth)
+        if kind == "compound":
+            return self.compound(n, depth)
+        if kind in ("if", "for", "while", "until"):
+            return self.control(n, depth)
+        if kind == "function":
+            return self.function(n, depth)
+        if kind in ("word", "assignment"):
             return set(self.word(n, depth).runs)
-        elif kind == "redirect":
+        if kind == "redirect":
             return self.redirect(n, depth, frozenset())
-        elif kind in ("commandsubstitution", "processsubstitution"):
-            return self.node(n.command, depth)
-        elif kind in ("reservedword", "operator", "pipe", "tilde", "heredoc"):
+        if kind in ("commandsubstitution", "processsubstitution"):
+            with self.scope():
+                return self.node(n.command, depth)
+        if kind in ("reservedword", "operator", "pipe", "tilde", "heredoc"):
             return set()
+        self.opaque(f"unsupported shell construct {kind!r}")
+        return set()
+
+    def and_or(self, parts: Sequence[Any], depth: int) -> set[str]:
+        """``a && b || c; d & e``: ``&&`` goes on where the left side succeeded, ``||`` where it failed."""
+        ran: set[str] = set()
+        chain_entry = self.cwds
+        succ: Cwds = self.cwds
+        fail: Cwds = self.fail_cwds
+        pending: str | None = None
+        for part in parts:
+            if part.kind == "operator":
+                op: str = part.op
+                if op in ("&&", "||"):
+                    pending = op
+                    continue
+                if op == "&":  # the whole chain ran in the background: in a subshell
+                    self.set_cwds(chain_entry)
+                else:
+                    self.set_cwds(succ | fail)
+                chain_entry, succ, fail, pending = self.cwds, self.cwds, self.cwds, None
+                continue
+            if pending == "&&":
+                self.cwds = self.fail_cwds = succ
+            elif pending == "||":
+                self.cwds = self.fail_cwds = fail
+            ran |= self.node(part, depth)
+            if pending == "&&":
+                succ, fail = self.cwds, fail | self.fail_cwds
+            elif pending == "||":
+                succ, fail = succ | self.cwds, self.fail_cwds
+            else:
+                succ, fail = self.cwds, self.fail_cwds
+            pending = None
+        self.cwds, self.fail_cwds = succ, fail
+        return ran
+
+    def compound(self, n: Any, depth: int) -> set[str]:
+        """``( ... )`` is a subshell; ``{ ...; }`` and the bodies of if/for/while are not."""
+        items = list(n.list)
+        subshell = bool(items) and items[0].kind == "reservedword" and items[0].word == "("
+        ran: set[str] = set()
+        if subshell:
+            with self.scope():
+                ran = self.walk(items, depth)
         else:
-            self.opaque(f"unsupported shell construct {kind!r}")
-            return set()
+            ran = self.walk(items, depth)
+        for r in getattr(n, "redirects", []):
+            ran |= self.node(r, depth)
+        return ran
+
+    def walk(self, parts: Sequence[Any], depth: int) -> set[str]:
         ran: set[str] = set()
         for part in parts:
             ran |= self.node(part, depth)
+            self.set_cwds(self.cwds | self.fail_cwds)
         return ran
+
+    def control(self, n: Any, depth: int) -> set[str]:
+        """if/for/while/until: any branch may run, a loop body any number of times."""
+        entry = self.cwds
+        ran = self.walk(n.parts, depth)
+        passes = 0
+        while not self.cwds <= entry:
+            entry = entry | self.cwds
+            passes += 1
+            if passes > 3:
+                self.set_cwds(entry | {UNKNOWN_CWD})
+                break
+            self.set_cwds(entry)
+            ran |= self.walk(n.parts, depth)
+        self.set_cwds(entry | self.cwds)
+        return ran
+
+    def function(self, n: Any, depth: int) -> set[str]:
+        """A definition runs nothing yet: the body is walked here (in a scope) and again at each call."""
+        name_word = next((p for p in n.parts if p.kind == "word"), None)
+        body = [p for p in n.parts if p.kind not in ("word", "reservedword")]
+        if name_word is not None:
+            self.functions[name_word.word] = body
+        with self.scope():
+            return self.walk(body, depth)
+
+    def call(self, name: str, depth: int) -> set[str]:
+        """A call to a function defined earlier runs its body here, in this shell's directory."""
+        if name in self.calling or depth > MAX_DEPTH:
+            self.set_cwds(self.cwds | {UNKNOWN_CWD})
+            return set()
+        self.calling.add(name)
+        try:
+            return self.walk(self.functions[name], depth + 1)
+        finally:
+            self.calling.discard(name)
 
     def word(self, n: Any, depth: int) -> Word:
         """A Word for a bashlex word node, walking any substitutions it contains."""
@@ -130,13 +351,23 @@ class Inspection:
             if part.kind == "parameter" and ("$(" in part.value or "`" in part.value):
                 self.opaque(f"command substitution inside ${{...}}: {n.word}")
             elif part.kind in ("commandsubstitution", "processsubstitution"):
-                runs |= self.node(part.command, depth)
+                with self.scope():
+                    runs |= self.node(part.command, depth)
         return Word(n.word, literal, frozenset(runs))
 
     # -- structure ---------------------------------------------------------
     def pipeline(self, n: Any, depth: int) -> set[str]:
         elements = [p for p in n.parts if p.kind not in ("pipe", "reservedword")]
-        sets = [self.node(e, depth) for e in elements]
+        negated = any(p.kind == "reservedword" and p.word == "!" for p in n.parts)
+        if len(elements) == 1:
+            ran = self.node(elements[0], depth)
+            if negated:
+                self.set_cwds(self.cwds | self.fail_cwds)
+            return ran
+        sets = []
+        for e in elements:  # every element of a real pipeline runs in a subshell
+            with self.scope():
+                sets.append(self.node(e, depth))
         upstream: set[str] = set()
         for i, ran in enumerate(sets):
             if P.STDIN_EXEC in ran:
@@ -145,13 +376,13 @@ class Inspection:
                 if P.DECODES in upstream:
                     self.opaque("decoded data piped into an interpreter")
                 if i > 0:
-                    self.piped_literal(elements[i - 1], depth)
+                    self.piped_literal(elements[i - 1], ran, depth)
             upstream |= ran
         if len(sets) > 1 and upstream & P.NET_CLIENTS and P.STDIN_EXEC in upstream:
             self.add("net.reverse_shell", "network client piped to or from a shell")
         return upstream
 
-    def piped_literal(self, n: Any, depth: int) -> None:
+    def piped_literal(self, n: Any, consumer: set[str], depth: int) -> None:
         """``echo 'ssh -R ...' | sh``: a literal script piped into a shell is still readable."""
         if n.kind != "command":
             return
@@ -162,12 +393,42 @@ class Inspection:
         if any("\\" in a or (words[0].text == "printf" and "%" in a) for a in args):
             self.opaque("escaped text piped into an interpreter")
             return
-        self.source(" ".join(args), depth + 1)
+        self.stdin_code(consumer, " ".join(args), depth)
+
+    def stdin_code(self, consumer: Iterable[str], text: str, depth: int) -> set[str]:
+        """Code a program reads on stdin: a shell's is parsed, anything else's is inline code."""
+        families = set(consumer)
+        code = families & _CODE_READERS
+        if not code:
+            return set(self.source(text, depth + 1))
+        for fam in sorted(code):
+            self.add(f"proc.inline_code:{fam}", f"{fam} <<< {text}")
+            shell_code.scan_code(self, fam, text, depth)
+        return set()
+
+    def nested_command(self, text: str, depth: int) -> None:
+        """A string inside inline code that may be a command line: keep what it would do.
+
+        Program names alone are dropped (most strings are not commands), and so is
+        ``shell.opaque`` from text that is not shell at all; everything else counts.
+        """
+        if depth > MAX_DEPTH:
+            return
+        child = Inspection(next(iter(sorted(self.cwds))) if len(self.cwds) == 1 else UNKNOWN_CWD)
+        child.urls = self.urls
+        try:
+            child.source(text, depth)
+        except RecursionError:
+            return
+        for cap in child.caps.values():
+            if not cap.name.startswith(("proc.exec:", "shell.opaque")):
+                self.add(cap.name, cap.evidence)
 
     def command(self, n: Any, depth: int) -> set[str]:
         words: list[Word] = []
         redirects: list[Any] = []
         ran: set[str] = set()
+        entry = self.cwds
         for part in n.parts:
             if part.kind == "word":
                 words.append(self.word(part, depth))
@@ -181,11 +442,31 @@ class Inspection:
                 ran |= self.node(part, depth)
         for w in words:
             ran |= w.runs
+        self.cwds = self.fail_cwds = entry
         execd = self.run(words, depth) if words else frozenset()
         ran |= execd
-        for r in redirects:
+        for r in redirects:  # bash opens redirections before the command runs, in the old directory
             ran |= self.redirect(r, depth, execd)
+        self.after_command(words, depth)
         return ran
+
+    def after_command(self, words: Sequence[Word], depth: int) -> None:
+        """Directory changes a simple command makes to this shell: cd, functions, sourced files."""
+        entry = self.cwds
+        i = 0
+        while i < len(words) and words[i].literal and words[i].text in ("builtin", "command"):
+            i += 1
+        if i >= len(words) or not words[i].literal:
+            return
+        name = words[i].text
+        if name in _CD:
+            succ, fail = self.change_dir(name, words[i + 1 :])
+            self.set_cwds(succ)
+            self.fail_cwds = fail
+        elif name in self.functions and i == 0:
+            self.call(name, depth)
+        elif name in ("source", "."):
+            self.set_cwds(entry | {UNKNOWN_CWD})
 
     def redirect(self, r: Any, depth: int, execd: frozenset[str]) -> set[str]:
         target = r.output
@@ -197,16 +478,17 @@ class Inspection:
         if r.type in ("<<", "<<-"):
             body = getattr(r, "heredoc", None)
             value: str = body.value.rsplit("\n", 1)[0] if body is not None else ""
-            if execd & P.SHELLS:
-                ran |= self.source(value, depth + 1)
+            if P.STDIN_EXEC in execd or execd & P.SHELLS:
+                ran |= self.stdin_code(execd, value, depth)
             elif "$(" in value or "`" in value:
                 self.opaque("command substitution in a here-document")
             return ran
         if r.type == "<<<":
-            if execd & P.SHELLS:
-                ran |= self.source(text, depth + 1) if w.literal else set()
+            if P.STDIN_EXEC in execd or execd & P.SHELLS:
                 if not w.literal:
-                    self.opaque(f"non-literal here-string to a shell: {text}")
+                    self.opaque(f"non-literal here-string to an interpreter: {text}")
+                else:
+                    ran |= self.stdin_code(execd, text, depth)
             return ran
         if text.startswith(("/dev/tcp/", "/dev/udp/")):
             self.add("net.reverse_shell", text)
@@ -220,6 +502,8 @@ class Inspection:
             self.write_target(w, f"{r.type} {text}")
             if execd & P.DOWNLOADERS and w.literal:
                 self.remember_download(text)
+        elif r.type == "<":
+            self.read_path(w, f"< {text}")
         elif w.literal:
             self.classify_word(text)
         return ran
@@ -258,9 +542,30 @@ class Inspection:
         name = self.program(argv[0])
         if name is None:
             return frozenset()
+        family = P.family(name)
+        moves = shell_files.chdir_words(family, list(args))
+        if moves is None:
+            return self.run_here(name, family, argv, depth)
+        dirs, for_good = moves
+        entry = self.cwds
+        reached: set[str] = set(entry) if not for_good else set()
+        for d in dirs:
+            if d is None:
+                continue
+            self.read_path(d, f"{name} -C {d.text}")  # like a call's cwd: the directory is read
+            self.cwds = self.cd_target(d, self.cwds)
+            reached |= self.cwds
+        if not for_good:
+            self.cwds = frozenset(reached)
+        try:
+            return self.run_here(name, family, argv, depth)
+        finally:
+            self.cwds = self.fail_cwds = entry
+
+    def run_here(self, name: str, family: str, argv: Sequence[Word], depth: int) -> frozenset[str]:
+        args = argv[1:]
         evidence = " ".join(w.text for w in argv)
         self.add(f"proc.exec:{name}", evidence)
-        family = P.family(name)
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
@@ -272,6 +577,8 @@ class Inspection:
                 self.add("net.download_exec", evidence)
         if self.is_downloaded(argv[0].text):
             self.add("net.download_exec", evidence)
+        for w in shell_files.read_operands(family, list(args)):
+            self.read_path(w, f"{name} {w.text}")
         handler = HANDLERS.get(family)
         if handler is not None:
             ran |= handler(self, name, list(args), depth)
@@ -292,6 +599,10 @@ class Inspection:
                 self.source(value, depth + 1)
             else:
                 self.opaque(f"non-literal command in {name}: {w.text}")
+        elif name == "CDPATH":
+            self.cdpath = True
+        elif name == "HOME":
+            self.home_set = True
         self.scan([Word(value, w.literal)])
 
     # -- words -------------------------------------------------------------
@@ -322,44 +633,83 @@ class Inspection:
             t = t.partition("=")[2]
         if not t or "://" in t or len(t) > 1024 or any(c.isspace() for c in t):
             return
-        norm = normalize_path(t, self.cwd)
-        if norm is not None:
+        for norm in self.resolve(t, t, strict=False):
             for cls in credential_classes(norm):
                 self.add(cls, t)
+
+    def read_path(self, w: Word, evidence: str) -> None:
+        """``fs.read`` and the read classes (credentials, system files) of a path a program reads."""
+        if not w.literal:
+            self.opaque(f"file read not known statically: {evidence}")
+            return
+        for norm in self.resolve(w.text, evidence):
+            if norm in _HARMLESS_TARGETS or norm in (
+                "/dev/zero",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/stdin",
+            ):
+                continue
+            if norm.startswith("/dev/fd/"):
+                continue
+            self.add(f"fs.read:{norm}", evidence)
+            for cls in path_classes(norm, write=False):
+                self.add(cls, evidence)
 
     def write_target(self, w: Word, evidence: str) -> None:
         """``fs.write`` and the write classes for a literal target; unknowable targets are opaque."""
         if not w.literal:
             self.opaque(f"write target not known statically: {evidence}")
             return
-        norm = normalize_path(w.text, self.cwd)
-        if norm is None:
-            self.opaque(f"unusable write target: {evidence}")
-            return
-        if norm in _HARMLESS_TARGETS or norm.startswith("/dev/fd/"):
-            return
-        self.add(f"fs.write:{norm}", evidence)
-        for cls in path_classes(norm, write=True):
-            self.add(cls, evidence)
+        for norm in self.resolve(w.text, evidence):
+            if norm in _HARMLESS_TARGETS or norm.startswith("/dev/fd/"):
+                continue
+            self.add(f"fs.write:{norm}", evidence)
+            for cls in path_classes(norm, write=True):
+                self.add(cls, evidence)
 
     def remember_download(self, path: str) -> None:
-        norm = normalize_path(path, self.cwd)
-        if norm is not None:
-            self.downloaded.add(norm)
+        self.downloaded.update(self.resolve(path, path, strict=False))
 
     def is_downloaded(self, path: str) -> bool:
         if not self.downloaded or "/" not in path:
             return False
-        return normalize_path(path, self.cwd) in self.downloaded
+        return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
 
 
 def inspect_shell(value: object, ctx: InspectContext) -> list[Capability]:
-    """Inspector for a shell command line."""
+    """Inspector for a shell command line, run in the workspace."""
     if not isinstance(value, str):
         return [Capability("inspect.invalid", f"command must be a string, not {type(value).__name__}")]
-    if len(value) <= CACHE_MAX_INPUT:
-        return list(_inspect_cached(value, ctx.workspace))
-    return list(_inspect(value, ctx.workspace))
+    return _inspect_command(value, ctx.workspace)
+
+
+def inspect_shell_command(value: object, ctx: InspectContext) -> list[Capability]:
+    """Inspector for a whole ``{cmd, cwd?}`` arguments object: the command runs in ``cwd``.
+
+    The working directory itself is read (``fs.read:<cwd>``, as the ``fs.read`` inspector
+    would say), and every relative path in the command resolves against it.
+    """
+    if not isinstance(value, dict):
+        return [Capability("inspect.invalid", f"arguments must be an object, not {type(value).__name__}")]
+    cmd, cwd = value.get("cmd"), value.get("cwd")
+    if not isinstance(cmd, str):
+        return [Capability("inspect.invalid", f"cmd must be a string, not {type(cmd).__name__}")]
+    if cwd is None:
+        return _inspect_command(cmd, ctx.workspace)
+    if not isinstance(cwd, str):
+        return [Capability("inspect.invalid", f"cwd must be a string, not {type(cwd).__name__}")]
+    start = normalize_path(cwd, ctx.workspace)
+    caps = {c.name: c for c in path_capabilities(cwd, ctx.workspace, write=False)}
+    for c in _inspect_command(cmd, UNKNOWN_CWD if start is None else start):
+        caps.setdefault(c.name, c)
+    return list(caps.values())
+
+
+def _inspect_command(command: str, cwd: str) -> list[Capability]:
+    if len(command) <= CACHE_MAX_INPUT:
+        return list(_inspect_cached(command, cwd))
+    return list(_inspect(command, cwd))
 
 
 def _inspect(command: str, cwd: str) -> tuple[Capability, ...]:
@@ -368,7 +718,7 @@ def _inspect(command: str, cwd: str) -> tuple[Capability, ...]:
         insp.opaque(f"command longer than {MAX_INPUT} characters")
     else:
         try:
-            insp.source(command, 0)
+            insp.source(command, 0, here=True)
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
     return tuple(sorted(insp.caps.values()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors.shell_programs import Word, fs, literal_text, parse_opts
+from gatekeeper.inspectors.shell_programs import STDIN_EXEC, Word, family, fs, literal_text, parse_opts
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
@@ -24,7 +24,9 @@ _ESCAPE_RE: Final = re.compile(r"\\(.)", re.S)
 _JOINER_RE: Final = re.compile(r"[\s,\[\](){}+]*")
 _COMMAND_LIKE_RE: Final = re.compile(r"[A-Za-z0-9_./~-]+(?:\s|$)")
 _IPV4_RE: Final = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
-_HOST_PORT_RE: Final = re.compile(r"[\"']([A-Za-z0-9][A-Za-z0-9.\-]*|\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*(\d{1,5})\b")
+_HOST_PORT_RE: Final = re.compile(
+    r"[\"']([A-Za-z0-9][A-Za-z0-9.\-]*|\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*(\d{1,5})\b"
+)
 _PORT_HOST_RE: Final = re.compile(r"\b(\d{1,5})\s*,\s*[\"'](\d{1,3}(?:\.\d{1,3}){3})[\"']")
 _SPAWN_RE: Final = re.compile(
     r"os\s*\.\s*(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|fork)|subprocess|pty\s*\.\s*spawn|"
@@ -99,13 +101,28 @@ def scan_code(insp: Inspection, name: str, code: str, depth: int) -> None:
         insp.nested_command(text, depth + 1)
 
 
-def inline(insp: Inspection, name: str, code: Word | None, depth: int, *, shell: bool = False) -> set[str]:
-    """Record code given inline to ``name``; ``shell`` code is a command line and is parsed as one."""
-    insp.add(f"proc.inline_code:{name}", f"{name} {code.text if code else ''}")
+def inline(
+    insp: Inspection,
+    name: str,
+    code: Word | None,
+    depth: int,
+    *,
+    as_command: bool = False,
+    hook: bool = False,
+) -> set[str]:
+    """Record code given inline to ``name``; ``as_command`` code is a command line, parsed as one.
+
+    ``hook``: an option that makes a non-interpreter run a command (tar's checkpoint actions,
+    sed's ``e``, ``rg --pre``): ``proc.exec_hook:<program>`` too, which policies deny.
+    """
+    evidence = f"{name} {code.text if code else ''}"
+    insp.add(f"proc.inline_code:{name}", evidence)
+    if hook:
+        insp.add(f"proc.exec_hook:{family(name)}", evidence)
     text = literal_text(insp, code, f"{name} inline code")
     if text is None:
         return set()
-    if shell:
+    if as_command:
         return set(insp.source(text, depth + 1))
     scan_code(insp, name, text, depth)
     return set()
@@ -154,7 +171,9 @@ def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], de
         while j < len(t):
             c = t[j]
             if c in code_short or c in value_short:
-                val_word = Word(t[j + 1 :]) if j + 1 < len(t) else (args[i + 1] if i + 1 < len(args) else None)
+                val_word = (
+                    Word(t[j + 1 :]) if j + 1 < len(t) else (args[i + 1] if i + 1 < len(args) else None)
+                )
                 if j + 1 == len(t):
                     i += 1
                 if c in code_short:
@@ -176,11 +195,12 @@ def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], de
 
 # -- awk, sed, tar, rg, make, package runners ----------------------------------
 _AWK_VALUES: Final = fs("-F", "-v", "-f", "-e", "-i", "-l", "-E", "-W", "--field-separator", "--assign")
-_AWK_CODE_RE: Final = re.compile(r"system|getline|\||@load|@include|\bprintf?\b[^;}\n]*>|\bclose\s*\(")
+_AWK_OUTPUT_RE: Final = re.compile(r"\bprintf?\b[^;}\n]*?>>?\s*\"([^\"]+)\"")
+_AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include|\bprintf?\b[^;}\n]*>")
 
 
 def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """The program text (first operand unless ``-f``/``-e``) runs commands through system(), pipes, getline."""
+    """The program (first operand unless ``-f``/``-e``) runs commands through system(), pipes, getline."""
     p = parse_opts(args, _AWK_VALUES | fs("--file", "--source", "--include", "--load", "--exec"))
     programs = [v for o, v in p.opts if o in ("-e", "--source") and v is not None]
     has_file = any(o in ("-f", "--file", "-E", "--exec") for o, _ in p.opts)
@@ -194,6 +214,8 @@ def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             insp.opaque(f"{name}: program not known statically: {w.text}")
         elif _AWK_CODE_RE.search(w.text):
             inline(insp, name, w, depth)
+            for m in _AWK_OUTPUT_RE.finditer(w.text):
+                insp.write_target(Word(m.group(1)), f"{name} {m.group()}")
     return set()
 
 
@@ -321,8 +343,7 @@ def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         if not understood:
             insp.add(f"proc.inline_code:{name}", f"{name} script not understood: {w.text}")
         for command in execs:
-            insp.add(f"proc.inline_code:{name}", f"{name} {w.text}")
-            ran |= insp.source(command, depth + 1) if command else set()
+            ran |= inline(insp, name, Word(command or w.text), depth, as_command=bool(command), hook=True)
         for target in reads:
             insp.read_path(Word(target), f"{name} {w.text}")
         for target in writes:
@@ -363,6 +384,22 @@ _TAR_VALUES: Final = fs(
 )
 _TAR_COMMANDS: Final = fs("--to-command", "--rsh-command", "--info-script", "--new-volume-script", "-F")
 _TAR_PROGRAMS: Final = fs("-I", "--use-compress-program")
+_COMPRESSORS: Final = fs(
+    "gzip",
+    "pigz",
+    "bzip2",
+    "pbzip2",
+    "lbzip2",
+    "xz",
+    "pixz",
+    "zstd",
+    "pzstd",
+    "lz4",
+    "lzip",
+    "lzma",
+    "lzop",
+    "brotli",
+)
 
 
 def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -374,11 +411,13 @@ def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         if o == "--checkpoint-action" and v is not None:
             action = literal_text(insp, v, "tar --checkpoint-action")
             if action is not None and action.startswith("exec="):
-                ran |= inline(insp, name, Word(action[5:]), depth, shell=True)
+                ran |= inline(insp, name, Word(action[5:]), depth, as_command=True, hook=True)
         elif o in _TAR_COMMANDS:
-            ran |= inline(insp, name, v, depth, shell=True)
+            ran |= inline(insp, name, v, depth, as_command=True, hook=True)
+        elif o in _TAR_PROGRAMS and v is not None and v.literal and v.text.split(" ")[0] in _COMPRESSORS:
+            ran |= insp.source(v.text, depth + 1)
         elif o in _TAR_PROGRAMS:
-            ran |= inline(insp, name, v, depth, shell=True)
+            ran |= inline(insp, name, v, depth, as_command=True, hook=True)
     return ran
 
 
@@ -387,8 +426,11 @@ def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     ran: set[str] = set()
     for i, w in enumerate(args):
         if w.text == "--pre" or w.text.startswith("--pre="):
-            value = Word(w.text[6:], w.literal) if "=" in w.text else (args[i + 1] if i + 1 < len(args) else None)
+            value = (
+                Word(w.text[6:], w.literal) if "=" in w.text else (args[i + 1] if i + 1 < len(args) else None)
+            )
             insp.add(f"proc.inline_code:{name}", f"{name} {w.text}")
+            insp.add(f"proc.exec_hook:{family(name)}", f"{name} {w.text}")
             text = literal_text(insp, value, "rg --pre")
             if text:
                 ran |= insp.run([Word(text)], depth + 1)
@@ -397,14 +439,16 @@ def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
 
 def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline."""
-    p = parse_opts(args, fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E"))
+    p = parse_opts(
+        args, fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E")
+    )
     ran: set[str] = set()
     for o, v in p.opts:
         if o in ("-f", "--file", "--makefile") and v is not None and v.text in ("-", "/dev/stdin"):
             insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}")
-            ran.add("\x00stdin-exec")
+            ran.add(STDIN_EXEC)
         elif o in ("--eval", "-E"):
-            ran |= inline(insp, name, v, depth, shell=True)
+            ran |= inline(insp, name, v, depth)
     return ran
 
 
@@ -431,7 +475,25 @@ def package_runner(insp: Inspection, name: str, args: list[Word], depth: int) ->
     return set()
 
 
+def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
+    fam = family(name)
+    if interpreter_code(insp, fam, name, args, depth):
+        return set()
+    for w in args:
+        t = w.text
+        if t == "-":
+            break
+        if t.startswith("-"):
+            if t[1:2] in ("c", "m", "e", "E", "p", "r"):
+                return set()
+            continue
+        return set()
+    return {STDIN_EXEC}
+
+
 HANDLERS: Final = {
+    **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},
     "sed": sed,

@@ -158,7 +158,9 @@ READERS: Final[dict[str, Reader]] = {
     "fgrep": _GREP,
     "zgrep": _GREP,
     "rg": _RG,
-    "sed": Reader(fs("-l", "--line-length", "-e", "--expression"), 1, fs("-e", "-f", "--expression", "--file")),
+    "sed": Reader(
+        fs("-l", "--line-length", "-e", "--expression"), 1, fs("-e", "-f", "--expression", "--file")
+    ),
     "awk": Reader(
         fs("-F", "-v", "-i", "-l", "-W", "--field-separator", "--assign", "-e", "--source"),
         1,
@@ -255,6 +257,7 @@ _HARMLESS: Final = fs(
     "/dev/stderr",
     "/dev/tty",
     "-",
+    "{}",
 )
 
 
@@ -285,7 +288,19 @@ def _candidate(w: Word) -> Word | None:
 
 def read_operands(fam: str, args: list[Word]) -> list[Word]:
     """Words ``fam`` would read as files, in order; non-literal ones are the caller's to judge."""
-    if fam in NOT_READERS or fam in WRAPPERS or fam in ("find", "xargs", "watch", "busybox"):
+    if fam == "find":  # starting points come before the first expression
+        starts: list[Word] = []
+        i = 0
+        while i < len(args) and (args[i].text in ("-H", "-L", "-P", "-D") or args[i].text.startswith("-O")):
+            i += 2 if args[i].text == "-D" else 1
+        for w in args[i:]:
+            if w.text.startswith(("-", "(", "!")) and w.text not in ("-", "--"):
+                break
+            c = _candidate(w) if w.literal else w
+            if w.text != "--" and c is not None:
+                starts.append(c)
+        return starts
+    if fam in NOT_READERS or fam in WRAPPERS or fam in ("xargs", "watch", "busybox"):
         return []
     out: list[Word] = []
     spec = READERS.get(fam)
@@ -303,7 +318,9 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
             elif v is not None and o in ("-e", "--regexp", "--source", "--expression", "-r", "--replace"):
                 skip.add(id(v))
         if spec.assignments:
-            operands = [w for w in operands if not (w.literal and "=" in w.text and "/" not in w.text.split("=")[0])]
+            operands = [
+                w for w in operands if not (w.literal and "=" in w.text and "/" not in w.text.split("=")[0])
+            ]
     elif interp is not None:
         values, inline = interp
         p = parse_opts(args, values | inline, max_pos=1)

@@ -432,27 +432,24 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     return {STDIN_EXEC} if not rest or "s" in flags or "i" in flags else set()
 
 
-def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
-    for w in args:
-        t = w.text
-        if t == "-":
-            break
-        if t.startswith("-"):
-            if t[1:2] in ("c", "m", "e", "E", "p", "r"):
-                return set()
-            continue
-        return set()
-    return {STDIN_EXEC}
-
-
 def evaluate(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """Joins its arguments and runs them in a child shell (``git rebase --exec``, ``watch``)."""
     if not args:
         return set()
     if not all(w.literal for w in args):
         insp.opaque(f"eval of a non-literal string: {' '.join(w.text for w in args)}")
         return set()
     return set(insp.source(" ".join(w.text for w in args), depth + 1))
+
+
+def eval_here(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``eval`` runs in this very shell: its ``cd`` moves the commands after it."""
+    if not args:
+        return set()
+    if not all(w.literal for w in args):
+        insp.opaque(f"eval of a non-literal string: {' '.join(w.text for w in args)}")
+        return set()
+    return set(insp.source(" ".join(w.text for w in args), depth + 1, here=True))
 
 
 def source(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -556,16 +553,6 @@ def dd(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return set()
 
 
-def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    p = parse_opts(args, fs("-e", "-f", "--expression", "--file", "-l", "--line-length"))
-    names = [o for o, _ in p.opts]
-    if "-i" in names or "--in-place" in names:
-        files = p.pos if "-e" in names or "-f" in names or "--expression" in names else p.pos[1:]
-        for w in files:
-            insp.write_target(w, f"sed -i {w.text}")
-    return set()
-
-
 def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``find -exec CMD ... ;`` runs CMD once per match."""
     ran: set[str] = set()
@@ -598,11 +585,17 @@ _GIT_COMMAND_KEYS: Final = fs(
     "core.pager",
     "core.editor",
     "core.fsmonitor",
+    "core.gitproxy",
     "sequence.editor",
     "diff.external",
     "core.askpass",
     "gpg.program",
+    "gpg.ssh.program",
+    "uploadpack.packobjectshook",
 )
+# filter.<x>.clean, diff.<x>.textconv, merge.<x>.driver, difftool.<x>.cmd...: all commands.
+_GIT_COMMAND_SUFFIXES: Final = (".clean", ".smudge", ".process", ".textconv", ".driver", ".cmd", ".command")
+_GIT_PACK_OPTIONS: Final = fs("--upload-pack", "--receive-pack", "--exec", "-u")
 
 
 def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -615,7 +608,11 @@ def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             continue
         key, _, value = v.text.partition("=")
         key = key.lower()
-        if key in _GIT_COMMAND_KEYS or (key.startswith(("alias.", "credential.")) and value.startswith("!")):
+        if (
+            key in _GIT_COMMAND_KEYS
+            or (key.count(".") >= 2 and key.endswith(_GIT_COMMAND_SUFFIXES))
+            or (key.startswith(("alias.", "credential.")) and value.startswith("!"))
+        ):
             text = literal_text(insp, v, "git -c")
             if text is not None:
                 ran |= insp.source(value.removeprefix("!"), depth + 1)
@@ -623,6 +620,25 @@ def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             insp.opaque(f"git hooks from {value}")
     rest = args[p.index :]
     texts = [w.text for w in rest]
+    for i, w in enumerate(rest):
+        t = w.text
+        if t.startswith("ext::") or "::ext::" in t:  # the ext transport runs its "URL" as a command
+            insp.add(f"proc.inline_code:{name}", f"{name} {t}")
+            insp.add("proc.exec_hook:git", f"{name} {t}")
+            text = literal_text(insp, w, "git ext:: remote")
+            if text is not None:
+                ran |= insp.source(text.partition("ext::")[2].replace("%%", "%"), depth + 1)
+        elif t.partition("=")[0] in _GIT_PACK_OPTIONS and (t != "-u" or texts[:1] == ["clone"]):
+            arg = (
+                Word(t.partition("=")[2], w.literal)
+                if "=" in t
+                else (rest[i + 1] if i + 1 < len(rest) else None)
+            )
+            insp.add(f"proc.inline_code:{name}", f"{name} {t}")
+            insp.add("proc.exec_hook:git", f"{name} {t}")
+            text = literal_text(insp, arg, f"git {t}")
+            if text is not None:
+                ran |= insp.source(text, depth + 1)
     if texts[:1] == ["rebase"]:
         for o, v in parse_opts(rest[1:], fs("-x", "--exec")).opts:
             if o in ("-x", "--exec") and v is not None:
@@ -650,20 +666,18 @@ def busybox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
 HANDLERS: Final[dict[str, Handler]] = {
     **{n: wrapper for n in WRAPPERS},
     **{n: shell for n in SHELLS},
-    **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: remove for n in ("rm", "shred", "unlink", "rmdir", "truncate", "tee", "srm", "wipe")},
     **{n: copy for n in ("cp", "mv", "install", "ln")},
     **{n: declare for n in ("export", "declare", "typeset", "local", "readonly")},
     **{n: unset for n in ("unset", "set")},
     **{n: service for n in ("service", "launchctl", "update-rc.d", "chkconfig")},
-    "eval": evaluate,
+    "eval": eval_here,
     "source": source,
     "crontab": crontab,
     "systemctl": systemctl,
     "history": history,
     "journalctl": journalctl,
     "dd": dd,
-    "sed": sed,
     "find": find,
     "watch": watch,
     "git": git,

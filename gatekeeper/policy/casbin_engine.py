@@ -196,6 +196,9 @@ class CasbinPolicy:
         except SyntaxError as exc:
             raise PolicyError(f"{ref.location}: condition is not a valid expression: {exc.msg}") from None
 
+    def effective_roles(self, roles: Sequence[str]) -> frozenset[str]:
+        return frozenset().union(*(self._roles_of(role) for role in roles))
+
     def _roles_of(self, subject: str) -> frozenset[str]:
         roles = self._subject_roles.get(subject)
         if roles is None:

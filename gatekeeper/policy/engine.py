@@ -15,6 +15,10 @@ class PolicyEngine(Protocol):
         """Any deny wins, then any escalate; allow needs the tool and every capability allowed."""
         ...
 
+    def effective_roles(self, roles: Sequence[str]) -> frozenset[str]:
+        """The roles with every role they inherit (for budgets that apply to a parent role)."""
+        ...
+
     def tool_visible(self, principal: Principal, tool: str) -> bool:
         """Could this principal ever be allowed to call ``tool``? (For MCP ``tools/list``.)"""
         ...

@@ -10,12 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import strictjson
-from ..errors import PayloadTooLarge, RequestError
+from ..errors import PayloadTooLarge, RequestError, Unavailable
 from ..escalation import Pending
 from ..models import Outcome
 from ..pipeline import Exchange, Halt, Stage, need, record, run
+from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
-from .state import CONFIG, ESCALATION, GATE, METRICS, TRANSPORT, VERIFIER
+from .state import AUDIT, CONFIG, ESCALATION, GATE, METRICS, SINKS, TRANSPORT, VERIFIER
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
 
@@ -133,6 +134,9 @@ async def refuse_denied(ex: Exchange) -> None:
 async def forward(ex: Exchange) -> None:
     call = need(ex.call, "understood call")
     app = ex.request.app
+    audit = app.get(AUDIT)
+    if audit is not None and audit.lag >= audit.max_queue:  # a call that cannot be recorded does not run
+        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
     # The upstream was fixed when the call was understood: a policy swap cannot redirect it now.
     upstream = app[CONFIG].upstreams[call.upstream]
     started = time.perf_counter()
@@ -142,6 +146,7 @@ async def forward(ex: Exchange) -> None:
     finally:
         ex.upstream_seconds = time.perf_counter() - started
         app[METRICS].upstream_seconds.labels(upstream=upstream.name).observe(ex.upstream_seconds)
+    ex.forwarded = True
     # Splice the tool's validated JSON in as-is: no second encoding on the hot path.
     head = json.dumps({"outcome": "allowed", "decision_id": ex.decision_id})[:-1].encode()
     ex.response = web.Response(
@@ -149,10 +154,12 @@ async def forward(ex: Exchange) -> None:
     )
 
 
+# The whole flow of a JSON call, in order. MCP tools/call runs decide, spend_budgets and the hold too.
 INVOKE_STAGES: tuple[Stage, ...] = (
     authenticate,
     parse_invoke,
     decide,
+    spend_budgets,
     hold_escalated,
     refuse_denied,
     forward,
@@ -164,7 +171,8 @@ async def handle_invoke(request: web.Request) -> web.StreamResponse:
     try:
         await run(INVOKE_STAGES, ex)
     finally:
-        record(ex, request.app[METRICS], request.app[CONFIG].mode)
+        await refund_budgets(ex)
+        record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
     if ex.error is not None:
         extra = {"decision_id": ex.decision_id}
         if ex.decision is not None:

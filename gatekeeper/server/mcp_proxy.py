@@ -23,9 +23,10 @@ from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, Up
 from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import Exchange, need, record
+from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, prefer_wait, read_json_body
 from .responses import error_response, json_response
-from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, VERIFIER
+from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -225,6 +226,7 @@ async def _tools_call(
         if gate.policy_set.manifests[ex.tool].upstream != upstream.name:
             raise UnknownTool(f"tool {ex.tool!r} is not served by {upstream.name!r}")
         await decide(ex)
+        await spend_budgets(ex)
         decision = need(ex.decision, "decision")
         monitor = request.app[CONFIG].mode == "monitor"
         if decision.outcome is Outcome.ESCALATE and ex.call is not None and not monitor:
@@ -240,6 +242,7 @@ async def _tools_call(
             ex.enforced = False
         call = need(ex.call, "understood call")
         forwarded = {**message, "params": {**params, "arguments": call.arguments}}
+        ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
         return await _relay(
             request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id, into=reply.stream
         )
@@ -259,7 +262,8 @@ async def _tools_call(
         ex.error = exc
         return await reply.send(_rpc_error_message(msg_id, -32603, exc.message, exc.code))
     finally:
-        record(ex, request.app[METRICS], request.app[CONFIG].mode)
+        await refund_budgets(ex)
+        record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
 
 
 async def _hold(ex: Exchange, params: dict[str, Any], reply: _Reply) -> Decision | Pending:

@@ -20,7 +20,7 @@ from ..models import Principal
 from .health import healthz
 from .invoke import read_json_body
 from .responses import json_response
-from .state import APPROVALS, CONFIG, VERIFIER
+from .state import APPROVALS, AUDIT, CONFIG, VERIFIER
 
 KEEPALIVE_SECONDS = 15.0
 _STATES = {"pending", "approved", "denied", "expired", "consumed"}
@@ -95,6 +95,25 @@ async def vote(request: web.Request) -> web.Response:
         body.get("comment", ""),
         float(grant) if grant is not None else None,
     )
+    audit = request.app.get(AUDIT)
+    if audit is not None:  # who approved or denied what, and when, goes into the same chain
+        audit.append(
+            decision_id=approval.id,
+            entry="approval",
+            outcome="approved" if verdict == "approve" else "denied",
+            code=f"vote_{verdict}",
+            principal=approval.principal,
+            tool=approval.tool,
+            digest=approval.digest,
+            approval_id=approval.id,
+            operator=principal.subject,
+            reason=body.get("comment") or None,
+            extra={
+                "state": str(approval.state),
+                "approvals": approval.approvals,
+                "required_approvals": approval.required_approvals,
+            },
+        )
     return json_response(200, approval.to_json())
 
 
@@ -132,6 +151,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
+            if change.kind == "closing":
+                break
             approval = await queue.store.get(change.approval_id) if change.approval_id else None
             grant = None
             if change.grant_id:
@@ -159,3 +180,6 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/grants", list_grants)
     app.router.add_post("/v1/grants/{id}/revoke", revoke_grant)
     app.router.add_get("/v1/events", events)
+    from .console import add_console_routes  # here: console imports operator() from this module
+
+    add_console_routes(app)

@@ -6,12 +6,15 @@ import aiohttp
 from aiohttp import web
 
 from ..approvals.queue import ApprovalQueue
+from ..audit.log import AuditLog
+from ..budgets import BudgetCounter
 from ..config import Config
 from ..escalation import EscalationHandler
 from ..gate import Gate
 from ..identity import TokenVerifier
 from ..lifecycle import Lifecycle
 from ..metrics import Metrics
+from ..pipeline import DecisionSinks
 from ..recent import RecentDecisions
 from ..upstream import HttpTransport
 
@@ -25,3 +28,6 @@ CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 APPROVALS = web.AppKey("approvals", ApprovalQueue)
 RECENT = web.AppKey("recent", RecentDecisions)  # set by the app; handlers cope with it missing
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+BUDGETS = web.AppKey("budgets", BudgetCounter)
+SINKS = web.AppKey("decision_sinks", DecisionSinks)
+AUDIT = web.AppKey("audit", AuditLog)

@@ -60,7 +60,15 @@ def test_design_example() -> None:
         ("~/.netrc", {"fs.read:/root/.netrc", "cred.secret"}),
         ("/etc/passwd", {"fs.read:/etc/passwd", "fs.system"}),
         ("/lib64/ld-linux-x86-64.so.2", {"fs.read:/lib64/ld-linux-x86-64.so.2", "fs.system"}),
-        ("/proc/self/environ", {"fs.read:/proc/self/environ", "fs.system"}),
+        ("/proc/self/environ", {"fs.read:/proc/self/environ", "fs.system", "cred.secret"}),
+        ("/proc/1/task/7/environ", {"fs.read:/proc/1/task/7/environ", "fs.system", "cred.secret"}),
+        ("/proc/self/mem", {"fs.read:/proc/self/mem", "fs.system", "cred.secret"}),
+        ("/proc/self/status", {"fs.read:/proc/self/status", "fs.system"}),
+        ("/run/secrets/db", {"fs.read:/run/secrets/db", "cred.secret"}),
+        (
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            {"fs.read:/var/run/secrets/kubernetes.io/serviceaccount/token", "cred.secret"},
+        ),
     ],
 )
 def test_read_classes(path: str, expected: set[str]) -> None:

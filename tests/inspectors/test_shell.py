@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gatekeeper.errors import InspectionError
 from gatekeeper.inspectors import INSPECTORS, InspectContext
-from gatekeeper.inspectors.shell import MAX_DEPTH, MAX_INPUT, inspect_shell
+from gatekeeper.inspectors.shell import MAX_DEPTH, MAX_INPUT, inspect_shell, inspect_shell_command
 from gatekeeper.models import Capability
 
 CTX = InspectContext()
@@ -144,3 +144,42 @@ def test_hiding_inside_wrappers_does_not_hide(cmd: str, layers: int) -> None:
     for i in range(layers):
         wrapped = ["nohup ", "timeout 5 ", "env A=1 ", "sudo -u root ", "nice -n 1 "][i] + wrapped
     assert plain <= names(wrapped)
+
+
+# --- shell.command: the whole {cmd, cwd} arguments object -----------------------------------
+
+
+def command_names(value: object) -> set[str]:
+    return {c.name for c in inspect_shell_command(value, CTX)}
+
+
+def test_shell_command_registered() -> None:
+    assert INSPECTORS["shell.command"] is inspect_shell_command
+
+
+def test_shell_command_without_cwd_is_the_shell_inspector() -> None:
+    cmd = "cd /etc/cron.d && echo x > job"
+    assert command_names({"cmd": cmd}) == names(cmd)
+
+
+def test_shell_command_resolves_against_cwd_and_reads_it() -> None:
+    got = command_names({"cmd": "echo x > job && cat ../passwd", "cwd": "/etc/cron.d"})
+    assert {"fs.read:/etc/cron.d", "fs.write:/etc/cron.d/job", "persist.cron", "fs.read:/etc/passwd"} <= got
+    assert "fs.write:/workspace/job" not in got
+    got = command_names({"cmd": "cat ../README.md", "cwd": "sub"})
+    assert got == {"proc.exec:cat", "fs.read:/workspace/sub", "fs.read:/workspace/README.md"}
+
+
+def test_shell_command_unusable_cwd_fails_closed() -> None:
+    got = command_names({"cmd": "echo x > job", "cwd": "a\x00b"})
+    assert {"fs.opaque", "shell.opaque"} <= got
+
+
+@pytest.mark.parametrize("value", [None, "ls", ["ls"], {"cmd": 3}, {"cmd": "ls", "cwd": 7}, {}])
+def test_shell_command_wrong_shape_is_invalid(value: object) -> None:
+    assert [c.name for c in inspect_shell_command(value, CTX)] == ["inspect.invalid"]
+
+
+def test_cache_is_keyed_by_cwd() -> None:
+    assert "fs.write:/a/x" in command_names({"cmd": "echo > x", "cwd": "/a"})
+    assert "fs.write:/b/x" in command_names({"cmd": "echo > x", "cwd": "/b"})

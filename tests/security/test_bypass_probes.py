@@ -612,7 +612,7 @@ async def test_monitor_mode_never_forwards_errors(
         raise RuntimeError("inspector bug")
 
     async with running(make_config(tmp_path, mode="monitor")) as gk:
-        gk.gate.inspectors = {**INSPECTORS, "shell": broken}
+        gk.gate.inspectors = {**INSPECTORS, "shell.command": broken}
         token = mint(gk)
         status, body, _ = await invoke(http, gk, "shell.exec", {"cmd": "git status"}, token)
         assert (status, body["code"]) == (403, "inspector_error")
@@ -821,11 +821,6 @@ async def test_upstream_credentials_never_reach_the_agent_or_the_logs(
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING 1: shell inspector ignores `cd`, so relative write "
-    "targets are resolved against /workspace: persistence/log-tamper denies are bypassed",
-)
 @pytest.mark.parametrize(
     "cmd",
     [
@@ -843,12 +838,6 @@ async def test_finding_cd_then_relative_write_escapes_the_workspace(
     assert _nothing_reached(gk)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING 2: inline code of allowed interpreters/programs "
-    "(python -c, node -e, awk system(), tar --checkpoint-action, sed e, rg --pre, git ext::) "
-    "is not inspected; the default pack allows it, so an agent can open reverse tunnels",
-)
 @pytest.mark.parametrize(
     "cmd",
     [
@@ -869,11 +858,6 @@ async def test_finding_inline_interpreter_code_is_not_gated(
     assert _nothing_reached(gk)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING 3: shell.exec arguments yield no fs.read capabilities, "
-    "so credentials outside /workspace that are not name-classified can be read",
-)
 @pytest.mark.parametrize(
     "cmd",
     [
@@ -940,7 +924,7 @@ async def test_mcp_inspector_error_is_a_refusal_tool_result(
     def broken(value: object, ctx: InspectContext) -> list[Capability]:
         raise RuntimeError("inspector bug")
 
-    gk.gate.inspectors = {**INSPECTORS, "shell": broken}
+    gk.gate.inspectors = {**INSPECTORS, "shell.command": broken}
     status, text = await _mcp(http, gk, _rpc(arguments={"cmd": "git status"}), mint(gk))
     assert _nothing_reached(gk)
     assert status == 200 and '"isError": true' in text and "inspector_error" in text

@@ -18,7 +18,7 @@ from gatekeeper.approvals.settings import ApprovalSettings
 
 from ..helpers import H100, invoke, make_config, mint, ops_auth, running, vote, wait_for_pending
 
-H100_BIG = {"gpu_type": "H100", "count": 8, "hours": 72}  # 576 GPU-hours: two approvers
+H100_BIG = {"gpu_type": "H100", "count": 8, "hours": 10}  # 80 GPU-hours: two approvers, under the ceiling
 
 
 async def _held(http: aiohttp.ClientSession, gk: Gatekeeper, token: str, args: dict[str, Any] = H100) -> str:

