@@ -23,7 +23,9 @@ from ..models import Capability, Decision, Outcome, Principal
 
 logging.getLogger("casbin").setLevel(logging.WARNING)
 
-_EFFECTS = ("allow", "deny", "escalate")
+# "unlisted" is a fallback, not a grant: it escalates an object that no allow rule covers (for
+# example egress to a host not on the allow-list) instead of the default deny.
+_EFFECTS = ("allow", "deny", "escalate", "unlisted")
 
 
 class RuleRef:
@@ -279,8 +281,12 @@ class CasbinPolicy:
                 quorum=quorum,
             )
         matched: list[str] = []
+        unlisted: list[tuple[str, RuleRef]] = []
         for obj, ctx in objects:
             rule = self._match(subjects, obj, "allow", ctx)
+            if rule is None and (fallback := self._match(subjects, obj, "unlisted", ctx)) is not None:
+                unlisted.append((obj, fallback))
+                continue
             if rule is None:
                 roles = ", ".join(principal.roles) or "(no roles)"
                 return Decision(
@@ -292,6 +298,19 @@ class CasbinPolicy:
                     matched=tuple(matched),
                 )
             matched.append(rule.location)
+        if unlisted:
+            obj, rule = unlisted[0]
+            return Decision(
+                Outcome.ESCALATE,
+                "approval_required",
+                f"{obj} is not on an allow-list: {rule.note}"
+                if rule.note
+                else f"{obj} is not on an allow-list",
+                rule.location,
+                capability=obj,
+                matched=tuple(r.location for _, r in unlisted),
+                quorum=max(r.quorum for _, r in unlisted),
+            )
         return Decision(
             Outcome.ALLOW,
             "allowed",

@@ -97,7 +97,7 @@ CAPABILITY_AMOUNTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"compute.g
 #: What every condition may read besides amounts.
 CONTEXT_ATTRIBUTES = ("tool", "capability", "subject")
 
-_EFFECTS = ("allow", "deny", "escalate")
+_EFFECTS = ("allow", "deny", "escalate", "unlisted")
 _EXPECTED_MODEL = {
     ("request_definition", "r"): "sub, obj, act, ctx",
     ("policy_definition", "p"): "sub, obj, act, cond, note",
@@ -358,7 +358,7 @@ def _parse_policy(
                 number,
                 ERROR,
                 "syntax",
-                "effect must be allow, deny, escalate or escalate:N (optionally with !shadow), "
+                "effect must be allow, deny, escalate, escalate:N or unlisted (optionally with !shadow), "
                 f"not {effect_text!r}",
             )
             continue

