@@ -149,6 +149,7 @@ class Gatekeeper:
             open_store(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
             approvals,
             notifier=notifier,
+            metrics=self.metrics,
         )
         self.reloader = PolicyReloader(
             self.gate,
@@ -195,6 +196,7 @@ class Gatekeeper:
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
         operator[AUDIT] = self.audit
+        operator[BUDGETS] = self.budgets
         operator[AUDIT_STATUS] = self._audit_status
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),

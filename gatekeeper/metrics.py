@@ -72,6 +72,18 @@ class Metrics:
             "Decisions recorded but not yet written to the audit store",
             registry=self.registry,
         )
+        self.approvals_pending = Gauge(
+            "gatekeeper_approvals_pending",
+            "Approvals waiting for operators (refreshed every sweep)",
+            registry=self.registry,
+        )
+        self.approval_wait_seconds = Histogram(
+            "gatekeeper_approval_wait_seconds",
+            "Time from an approval's creation to its decision or expiry",
+            ["result"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400),
+            registry=self.registry,
+        )
         self.policy_info = Gauge(
             "gatekeeper_policy_version_info", "The live policy version", ["version"], registry=self.registry
         )

@@ -18,6 +18,7 @@ import structlog
 
 from ..errors import NotFound
 from ..escalation import Pending, Progress
+from ..metrics import Metrics
 from ..models import Decision, Outcome, Principal, ToolCall
 from .models import Approval, Change, Grant, State, new_id
 from .settings import ApprovalSettings
@@ -37,7 +38,9 @@ class ApprovalQueue:
         *,
         notifier: WebhookNotifier | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.settings = settings
         self.notifier = notifier
@@ -107,9 +110,13 @@ class ApprovalQueue:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
             try:
-                for approval in await self.store.expire_due(now=self._clock()):
+                now = self._clock()
+                for approval in await self.store.expire_due(now=now):
                     log.info("approval_expired", approval_id=approval.id, principal=approval.principal)
                     self._notify("expired", approval)
+                    self._observe_wait(approval, now, "expired")
+                if self.metrics is not None:
+                    self.metrics.approvals_pending.set(await self.store.count(state="pending"))
             except Exception:  # the store may be briefly unreachable; waiters still honour deadlines
                 log.exception("approval_sweep_failed")
 
@@ -277,6 +284,8 @@ class ApprovalQueue:
             verdict=verdict,
             state=str(approval.state),
         )
+        if approval.state in (State.APPROVED, State.DENIED):
+            self._observe_wait(approval, now, str(approval.state))
         if approval.state is State.APPROVED:
             self._notify("approved", approval)
             if approval.grant_seconds:
@@ -297,6 +306,12 @@ class ApprovalQueue:
         elif approval.state is State.DENIED:
             self._notify("denied", approval)
         return approval
+
+    def _observe_wait(self, approval: Approval, now: float, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.approval_wait_seconds.labels(result=result).observe(
+                max(0.0, now - approval.created_at)
+            )
 
     async def revoke_grant(self, grant_id: str, operator: Principal) -> Grant:
         now = self._clock()

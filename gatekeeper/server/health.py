@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from .responses import json_response
-from .state import CONFIG, GATE, LIFECYCLE, METRICS
+from .state import CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -23,6 +25,13 @@ async def readyz(request: web.Request) -> web.Response:
         for tool, manifest in gate.policy_set.manifests.items():
             if manifest.upstream not in config.upstreams:
                 problems.append(f"tool {tool}: upstream {manifest.upstream!r} is not configured")
+    queue = request.app.get(ESCALATION)
+    store = getattr(queue, "store", None)
+    if store is not None:
+        try:
+            await asyncio.wait_for(store.count(state="pending"), timeout=2.0)
+        except Exception as exc:  # any failure to answer: not ready (calls that escalate would fail closed)
+            problems.append(f"approval store unreachable: {type(exc).__name__}")
     lifecycle = request.app.get(LIFECYCLE)
     if lifecycle is not None and lifecycle.draining:
         problems.append("shutting down")

@@ -15,12 +15,14 @@ from typing import Any
 from aiohttp import web
 
 from ..approvals.models import Change
-from ..errors import RequestError
+from ..budgets import plan_charges
+from ..errors import GatekeeperError, RequestError, Unavailable
 from ..models import Principal
+from ..policy.explain import explain
 from .health import healthz
 from .invoke import read_json_body
 from .responses import json_response
-from .state import APPROVALS, AUDIT, CONFIG, VERIFIER
+from .state import APPROVALS, AUDIT, BUDGETS, CONFIG, GATE, VERIFIER
 
 KEEPALIVE_SECONDS = 15.0
 _STATES = {"pending", "approved", "denied", "expired", "consumed"}
@@ -171,6 +173,62 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def explain_call(request: web.Request) -> web.Response:
+    """``POST /v1/explain {"tool", "arguments", "roles", "sub"?}``: how the live policy decides a call."""
+    await operator(request)
+    body = await read_json_body(request, request.app[CONFIG].limits.max_body_bytes, 64)
+    if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
+        raise RequestError(
+            'body must be {"tool": ..., "arguments": {...}, "roles": [...]}', code="invalid_request"
+        )
+    unknown = sorted(set(body) - {"tool", "arguments", "roles", "sub"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", code="unknown_field")
+    roles = body.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise RequestError("roles must be a list of strings", code="invalid_request")
+    gate = request.app[GATE]
+    if gate.policy_set is None:
+        raise Unavailable("no policy is loaded")
+    who = Principal(str(body.get("sub") or "explain"), tuple(roles), request.app[CONFIG].identity.issuer, 0.0)
+    report = explain(gate.policy_set, who, body["tool"], body.get("arguments", {}))
+    report["budgets"] = await budgets_consulted(
+        request.app, gate.policy_set, who, body["tool"], body.get("arguments", {})
+    )
+    return json_response(200, report)
+
+
+async def budgets_consulted(
+    app: web.Application, policy_set: Any, who: Principal, tool: str, arguments: Any
+) -> list[dict[str, Any]]:
+    """Which budget rules this call would be charged to, and how much of each is used now."""
+    rules = policy_set.budgets
+    if rules is None:
+        return []
+    try:
+        call = app[GATE].understand(who, tool, arguments, policy_set)
+    except GatekeeperError:  # the report already says why the call could not be understood
+        return []
+    roles = policy_set.engine.effective_roles(who.roles)
+    counter = app.get(BUDGETS)
+    consulted = []
+    for charge in plan_charges(rules, who, call.tool, call.capabilities, roles=roles):
+        used = None
+        if counter is not None:
+            used = sum(u.used for u in await counter.usage(charge.key, now=time.time()))
+        consulted.append(
+            {
+                "rule": charge.rule_id,
+                "amount": charge.amount,
+                "limit": charge.limit,
+                "window_seconds": charge.window_seconds,
+                "on_exceed": charge.on_exceed,
+                "used": used,
+            }
+        )
+    return consulted
+
+
 def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/whoami", whoami)
@@ -180,6 +238,7 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/grants", list_grants)
     app.router.add_post("/v1/grants/{id}/revoke", revoke_grant)
     app.router.add_get("/v1/events", events)
+    app.router.add_post("/v1/explain", explain_call)
     from .console import add_console_routes  # here: console imports operator() from this module
 
     add_console_routes(app)
