@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..budgets import plan_charges
 from ..errors import GatekeeperError, PolicyError
 from ..gate import Gate, PolicySet
 from ..models import Capability, Decision, Principal
@@ -68,6 +69,19 @@ def explain(
             "rule": None,
         }
         return result
+    if policy_set.budgets is not None:  # which budgets the call would be charged to (usage: the operator API)
+        roles = engine.effective_roles(principal.roles)
+        result["budgets"] = [
+            {
+                "rule": c.rule_id,
+                "amount": c.amount,
+                "limit": c.limit,
+                "window_seconds": c.window_seconds,
+                "on_exceed": c.on_exceed,
+                "used": None,
+            }
+            for c in plan_charges(policy_set.budgets, principal, call.tool, call.capabilities, roles=roles)
+        ]
     decision = gate.decide(call)
     result["canonical"] = call.canonical.decode()
     result["digest"] = call.digest
@@ -213,7 +227,14 @@ def render(report: dict[str, Any], *, near_limit: int = 5) -> str:
             if len(obj["near"]) > len(shown):
                 out.append(f"     ~ ... and {len(obj['near']) - len(shown)} more near misses")
     budgets = report.get("budgets") or []
-    out.append(f"budgets    {', '.join(str(b) for b in budgets) if budgets else '(none consulted)'}")
+    if not budgets:
+        out.append("budgets    (none consulted)")
+    for i, b in enumerate(budgets):
+        used = "" if b.get("used") is None else f", {b['used']:g} used"
+        out.append(
+            f"{'budgets' if i == 0 else '':10} {b['rule']}: +{b['amount']:g} of {b['limit']:g} per "
+            f"{b['window_seconds']}s{used} (over it: {b['on_exceed']})"
+        )
     decision = report["decision"]
     rule = f" [{decision['rule']}]" if decision.get("rule") else ""
     out.append(f"decision   {decision['outcome']} ({decision['code']}){rule}: {decision['reason']}")

@@ -51,7 +51,7 @@ def test_reverse_tunnel_is_explained() -> None:
     assert any(n["pattern"] == "proc.exec:git" and n["why"] == "other parameter" for n in ssh["near"])
     assert report["decision"]["outcome"] == "deny"
     assert report["decision"]["rule"] == "policy.csv:7"
-    assert report["budgets"] == []
+    assert [b["rule"] for b in report["budgets"]] == ["agent-shell-calls-hourly"]
 
 
 def test_condition_results_and_quorum() -> None:
