@@ -11,6 +11,7 @@ load (``--fail-on-change`` replay with changes), 2 usage or an unreadable input 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,13 +24,14 @@ from typing import Any
 import structlog
 
 from .. import strictjson
+from ..audit.log import make_sink
 from ..config import PolicyFiles, load_config
 from ..errors import ConfigError, GatekeeperError
 from ..gate import PolicySet, load_policy_set
 from ..models import Principal
 from ..policy.explain import explain, render
 from ..policy.lint import ERROR, INFO, WARNING, has_errors, lint, policy_files_in
-from ..policy.replay import read_jsonl, replay
+from ..policy.replay import ReplayReport, read_jsonl, replay, replay_async
 from ..policy.testing import discover, run_files
 
 EXIT_OK = 0
@@ -77,7 +79,11 @@ def register(sub: Any) -> None:
     replay_p = verbs.add_parser("replay", help="re-decide recorded calls under a candidate policy")
     replay_p.add_argument("--config", type=Path, default=None, help="path to gatekeeper.yaml")
     replay_p.add_argument(
-        "--from", dest="source", type=Path, required=True, help="audit export (JSON lines of records)"
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="audit export (JSON lines of records); without it, the configured audit store is read",
     )
     replay_p.add_argument(
         "--candidate-dir",
@@ -216,9 +222,33 @@ def run_replay(args: argparse.Namespace) -> int:
         upstreams = frozenset(config.upstreams) if args.config is not None else None
     candidate = _load(files, upstreams)
     with _quiet_logs():
-        report = replay(read_jsonl(args.source), candidate, examples=args.examples, since=since, until=until)
+        if args.source is not None:
+            report = replay(
+                read_jsonl(args.source), candidate, examples=args.examples, since=since, until=until
+            )
+        else:
+            report = asyncio.run(_replay_store(args, candidate, since, until))
     print(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else report.render())
     return EXIT_FAILED if args.fail_on_change and report.changed else EXIT_OK
+
+
+async def _replay_store(
+    args: argparse.Namespace, candidate: PolicySet, since: float | None, until: float | None
+) -> ReplayReport:
+    """Replay straight from the audit trail the running Gatekeeper writes (SQLite or PostgreSQL)."""
+    config = load_config(args.config)
+    sink = make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
+    await sink.open()
+    try:
+        return await replay_async(
+            sink.records(since=since, until=until),
+            candidate,
+            examples=args.examples,
+            since=since,
+            until=until,
+        )
+    finally:
+        await sink.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
