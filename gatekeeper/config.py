@@ -304,7 +304,9 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         demo=demo,
         log_level=level,
         approvals=_parse_approvals(r, raw),
-        budget_store=r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory"),
+        budget_store=r.expand_env(
+            "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
+        ),
     )
 
 
@@ -369,7 +371,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         if value < 0 or (value == 0 and name not in ("default_wait_seconds",)):
             raise r.fail(f"approvals.{name}", "must be positive")
         values[name] = value
-    values["store"] = r.typed(section, "approvals", "store", str, base.store)
+    values["store"] = r.expand_env("approvals.store", r.typed(section, "approvals", "store", str, base.store))
     schema = r.typed(section, "approvals", "postgres_schema", str, base.postgres_schema)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise r.fail("approvals.postgres_schema", "must be a lower-case SQL identifier")
