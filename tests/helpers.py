@@ -1,4 +1,5 @@
-"""Shared test helpers: a running Gatekeeper on loopback, token minting, log capture.
+"""Shared test helpers: a running Gatekeeper on loopback, token minting, log capture, the
+machine's PostgreSQL and throwaway schemas on it.
 
 Reused by every test module instead of being copied.
 """
@@ -7,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -23,6 +26,68 @@ from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, defau
 from gatekeeper.identity import issue_token
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+PG_USERS = ("postgres", "root")
+PG_DSN_TEMPLATE = "postgresql://{user}@127.0.0.1:5432/test"
+_pg_dsn: str | None = None
+
+
+async def postgres_dsn() -> str:
+    """The DSN of the machine's PostgreSQL (user postgres, else root). Never mocked: no server, no pass."""
+    global _pg_dsn
+    if _pg_dsn is None:
+        errors: list[str] = []
+        for user in PG_USERS:
+            dsn = PG_DSN_TEMPLATE.format(user=user)
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+            except (OSError, asyncpg.PostgresError) as exc:
+                errors.append(f"{user}: {exc}")
+                continue
+            await conn.close()
+            _pg_dsn = dsn
+            break
+        else:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432/test is required: " + "; ".join(errors))
+    return _pg_dsn
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+class _Openable(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+_O = TypeVar("_O", bound=_Openable)
+
+
+@asynccontextmanager
+async def opened(instance: _O) -> AsyncIterator[_O]:
+    """``instance`` opened for the block and closed after it (a store, a sink, a counter)."""
+    await instance.open()
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+@asynccontextmanager
+async def throwaway_schema(prefix: str) -> AsyncIterator[tuple[str, str]]:
+    """(dsn, a fresh schema name starting with ``prefix``); the schema is dropped with CASCADE after."""
+    dsn = await postgres_dsn()
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    try:
+        yield dsn, schema
+    finally:
+        await drop_schema(dsn, schema)
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:

@@ -7,7 +7,6 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -19,14 +18,13 @@ from ._errors import (
     CallDenied,
     CallPending,
     GatekeeperError,
-    GatekeeperTimeout,
-    GatekeeperUnreachable,
     PayloadTooLarge,
     Unavailable,
     UnknownTool,
     UpstreamFailed,
     UpstreamTimeout,
 )
+from ._transport import SessionClient, checked_base_url, json_object
 
 __all__ = ["AsyncGatekeeperClient", "InvokeResult"]
 
@@ -59,13 +57,7 @@ class InvokeResult:
 
 def _invoke_url(base_url: str) -> URL:
     """``base_url`` + ``/v1/invoke``, rejecting URLs that could leak the token or are ambiguous."""
-    url = URL(base_url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("base_url must be an absolute http:// or https:// URL")
-    if url.user is not None or url.password is not None:
-        raise ValueError("base_url must not carry credentials; pass the token separately")
-    if url.query_string or url.fragment:
-        raise ValueError("base_url must not have a query or fragment")
+    url = checked_base_url(base_url)
     return url.with_path(url.path.rstrip("/") + "/v1/invoke")
 
 
@@ -84,17 +76,7 @@ def _text(value: Any) -> str | None:
 
 def _outcome(status: int, raw: bytes) -> InvokeResult:
     """Turn one HTTP answer into a result or the matching exception."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        body = None
-    if not isinstance(body, dict):
-        snippet = raw[:200].decode("utf-8", "replace")
-        raise GatekeeperError(
-            f"Gatekeeper answered HTTP {status} without a JSON object body: {snippet!r}",
-            status=status,
-            code="invalid_response",
-        )
+    body = json_object(status, raw)
     decision_id = _text(body.get("decision_id"))
     code = _text(body.get("code"))
     message = _text(body.get("message")) or _text(body.get("reason")) or f"HTTP {status}"
@@ -133,13 +115,15 @@ def _outcome(status: int, raw: bytes) -> InvokeResult:
     raise cls(message, status=status, code=code or "error", decision_id=decision_id, body=body)
 
 
-class AsyncGatekeeperClient:
+class AsyncGatekeeperClient(SessionClient):
     """Sends tool calls through Gatekeeper; one instance per agent identity (token).
 
     Use ``async with`` or call ``aclose()``. A ``session`` passed in is used as is and left open
     (its owner closes it); otherwise the client opens its own on first use.
     The token goes only to ``base_url`` (redirects are not followed) and is never logged.
     """
+
+    _closed_name = "AsyncGatekeeperClient"
 
     def __init__(
         self,
@@ -151,33 +135,13 @@ class AsyncGatekeeperClient:
     ) -> None:
         if not token or any(c.isspace() for c in token):
             raise ValueError("token must be a non-empty string without whitespace")
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
+        super().__init__(timeout, session)
         self._url = _invoke_url(base_url)
         self._token = token
-        self._timeout = timeout
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
 
     def __repr__(self) -> str:
         # Deliberately leaves out the token.
         return f"{type(self).__name__}(base_url={str(self._url.with_path('/'))!r})"
-
-    async def __aenter__(self) -> AsyncGatekeeperClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the session if this client opened it; safe to call more than once."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
 
     async def invoke(
         self, tool: str, arguments: Mapping[str, Any] | None = None, *, wait: float | None = None
@@ -205,34 +169,8 @@ class AsyncGatekeeperClient:
             {"tool": tool, "arguments": dict(arguments or {})}, ensure_ascii=False, allow_nan=False
         ).encode()
         total = self._timeout + (math.ceil(wait) if wait is not None else 0)
-        session = self._session
-        if session is None:
-            session = self._session = aiohttp.ClientSession()
-        try:
-            async with session.post(
-                self._url,
-                data=payload,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=total),
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise GatekeeperTimeout(
-                f"no answer from Gatekeeper within {total:g}s; the call may or may not have run",
-                code="client_timeout",
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise GatekeeperUnreachable(
-                f"cannot connect to Gatekeeper at {self._url.origin()}: {exc.os_error}; the call did not run",
-                code="connection_failed",
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise GatekeeperUnreachable(
-                f"no usable answer from Gatekeeper at {self._url.origin()} ({type(exc).__name__}); "
-                "the call may or may not have run",
-                code="connection_error",
-            ) from exc
+        status, raw = await self._send(
+            "POST", self._url, data=payload, headers=headers, seconds=total, for_call=True
+        )
         log.debug("gatekeeper invoke tool=%s status=%d", tool, status)
         return _outcome(status, raw)

@@ -23,12 +23,10 @@ import json
 import logging
 import math
 import re
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
-from concurrent.futures import Future
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -41,12 +39,12 @@ from ._errors import (
     Forbidden,
     GatekeeperError,
     GatekeeperTimeout,
-    GatekeeperUnreachable,
     NotFound,
     PayloadTooLarge,
     Unavailable,
 )
-from ._sync import _serve_loop
+from ._runner import LoopThread
+from ._transport import SessionClient, checked_base_url, json_object, unreachable
 
 __all__ = [
     "ApprovalView",
@@ -73,8 +71,6 @@ _MAX_EVENT_BYTES = 16 * 1024 * 1024
 _EVENT_READ_TIMEOUT = 60.0  # the server sends a keepalive every 15 s; silence this long = dead
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-
-T = TypeVar("T")
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -280,13 +276,7 @@ class QueueEvent:
 
 
 def _base_url(base_url: str) -> URL:
-    url = URL(base_url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("base_url must be an absolute http:// or https:// URL")
-    if url.user is not None or url.password is not None:
-        raise ValueError("base_url must not carry credentials; pass the token separately")
-    if url.query_string or url.fragment:
-        raise ValueError("base_url must not have a query or fragment")
+    url = checked_base_url(base_url)
     return url.with_path(url.path.rstrip("/"))
 
 
@@ -299,16 +289,9 @@ def _segment(value: str, what: str) -> str:
 
 def _error(status: int, raw: bytes) -> GatekeeperError:
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        body = None
-    if not isinstance(body, dict):
-        snippet = raw[:200].decode("utf-8", "replace")
-        return GatekeeperError(
-            f"Gatekeeper answered HTTP {status} without a JSON object body: {snippet!r}",
-            status=status,
-            code="invalid_response",
-        )
+        body = json_object(status, raw)
+    except GatekeeperError as exc:
+        return exc
     code, message = body.get("code"), body.get("message")
     code = code if isinstance(code, str) and code else "error"
     message = message if isinstance(message, str) and message else f"HTTP {status}"
@@ -316,11 +299,13 @@ def _error(status: int, raw: bytes) -> GatekeeperError:
     return cls(message, status=status, code=code, body=body)
 
 
-class AsyncOperatorClient:
+class AsyncOperatorClient(SessionClient):
     """The operator API over asyncio; one instance per operator token.
 
     Use ``async with`` or call ``aclose()``. A ``session`` passed in is used as is and left open.
     """
+
+    _closed_name = "AsyncOperatorClient"
 
     def __init__(
         self,
@@ -332,32 +317,12 @@ class AsyncOperatorClient:
     ) -> None:
         if not isinstance(token, str) or not token or any(c.isspace() for c in token):
             raise ValueError("token must be a non-empty string without whitespace")
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
+        super().__init__(timeout, session)
         self._base = _base_url(base_url)
         self._token = token
-        self._timeout = timeout
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={str(self._base)!r})"
-
-    async def __aenter__(self) -> AsyncOperatorClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the session if this client opened it; safe to call more than once."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
 
     # -- approvals --
 
@@ -458,16 +423,9 @@ class AsyncOperatorClient:
                 "the event stream went silent (no keepalive); reconnect", code="client_timeout"
             ) from exc
         except aiohttp.ClientError as exc:
-            raise self._unreachable(exc) from exc
+            raise unreachable(exc, self._base.origin()) from exc
 
     # -- plumbing --
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this AsyncOperatorClient is closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     def _url(self, path: str) -> URL:
         """``path`` (already percent-encoded) under ``base_url``'s own path."""
@@ -475,17 +433,6 @@ class AsyncOperatorClient:
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}", "User-Agent": _USER_AGENT}
-
-    def _unreachable(self, exc: aiohttp.ClientError) -> GatekeeperUnreachable:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return GatekeeperUnreachable(
-                f"cannot connect to Gatekeeper at {self._base.origin()}: {exc.os_error}",
-                code="connection_failed",
-            )
-        return GatekeeperUnreachable(
-            f"no usable answer from Gatekeeper at {self._base.origin()} ({type(exc).__name__})",
-            code="connection_error",
-        )
 
     async def _request(
         self,
@@ -495,7 +442,7 @@ class AsyncOperatorClient:
         query: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
     ) -> Any:
-        session = self._open_session()
+        self._open_session()  # a closed client refuses before anything else
         url = self._url(path)
         if query:
             url = url.with_query(query)
@@ -504,23 +451,7 @@ class AsyncOperatorClient:
         if json_body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(dict(json_body), ensure_ascii=False, allow_nan=False).encode()
-        try:
-            async with session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise GatekeeperTimeout(
-                f"no answer from Gatekeeper within {self._timeout:g}s", code="client_timeout"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._unreachable(exc) from exc
+        status, raw = await self._send(method, url, data=data, headers=headers, seconds=self._timeout)
         log.debug("gatekeeper operator %s %s status=%d", method, url.path, status)
         if status != 200:
             raise _error(status, raw)
@@ -593,10 +524,12 @@ class OperatorClient:
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
         self._client = AsyncOperatorClient(base_url, token, timeout=timeout)
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._runner = LoopThread(
+            "OperatorClient",
+            in_loop_error="OperatorClient blocks and cannot be called from a running event loop; "
+            "use AsyncOperatorClient there",
+            thread_name="gatekeeper-operator-client",
+        )
 
     def __repr__(self) -> str:
         return f"OperatorClient(wrapping={self._client!r})"
@@ -612,29 +545,29 @@ class OperatorClient:
     def list_approvals(
         self, state: str | None = "pending", limit: int = 100, offset: int = 0
     ) -> list[ApprovalView]:
-        return self._call(lambda: self._client.list_approvals(state, limit, offset))
+        return self._runner.run(lambda: self._client.list_approvals(state, limit, offset))
 
     def list_approvals_page(
         self, state: str | None = "pending", limit: int = 100, offset: int = 0
     ) -> tuple[list[ApprovalView], int]:
-        return self._call(lambda: self._client.list_approvals_page(state, limit, offset))
+        return self._runner.run(lambda: self._client.list_approvals_page(state, limit, offset))
 
     def get(self, approval_id: str) -> ApprovalView:
-        return self._call(lambda: self._client.get(approval_id))
+        return self._runner.run(lambda: self._client.get(approval_id))
 
     def approve(
         self, approval_id: str, comment: str = "", grant_minutes: float | None = None
     ) -> ApprovalView:
-        return self._call(lambda: self._client.approve(approval_id, comment, grant_minutes))
+        return self._runner.run(lambda: self._client.approve(approval_id, comment, grant_minutes))
 
     def deny(self, approval_id: str, comment: str = "") -> ApprovalView:
-        return self._call(lambda: self._client.deny(approval_id, comment))
+        return self._runner.run(lambda: self._client.deny(approval_id, comment))
 
     def grants(self, active: bool = True) -> list[GrantView]:
-        return self._call(lambda: self._client.grants(active))
+        return self._runner.run(lambda: self._client.grants(active))
 
     def revoke_grant(self, grant_id: str) -> GrantView:
-        return self._call(lambda: self._client.revoke_grant(grant_id))
+        return self._runner.run(lambda: self._client.revoke_grant(grant_id))
 
     def events(self) -> Generator[QueueEvent, None, None]:
         """Blocking iterator over the event stream; leaving the loop (or Ctrl-C) closes the stream."""
@@ -642,11 +575,11 @@ class OperatorClient:
         try:
             while True:
                 try:
-                    yield self._call(stream.__anext__)
+                    yield self._runner.run(stream.__anext__)
                 except StopAsyncIteration:
                     return
         finally:
-            loop = self._loop
+            loop = self._runner.loop
             if loop is not None and not loop.is_closed():
                 try:
                     asyncio.run_coroutine_threadsafe(stream.aclose(), loop).result(timeout=5)
@@ -655,48 +588,4 @@ class OperatorClient:
 
     def close(self) -> None:
         """Close the HTTP session and stop the background thread; safe to call more than once."""
-        with self._lock:
-            self._closed = True
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._client.aclose(), loop).result()
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-
-    def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "OperatorClient blocks and cannot be called from a running event loop; "
-                "use AsyncOperatorClient there"
-            )
-        future = self._submit(make)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
-
-    def _submit(self, make: Callable[[], Awaitable[T]]) -> Future[T]:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this OperatorClient is closed")
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=_serve_loop, args=(loop,), name="gatekeeper-operator-client", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return asyncio.run_coroutine_threadsafe(_await(make), self._loop)
-
-
-async def _await(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
+        self._runner.close(self._client.aclose)

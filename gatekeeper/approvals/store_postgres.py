@@ -30,36 +30,47 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ..errors import ConfigError, GatekeeperError, NotFound, RequestError
+from ..errors import GatekeeperError, NotFound
+from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
 from .models import Approval, Change, Grant, State, Vote
-from .store import PendingCapExceeded
+from .rows import (
+    APPROVAL_COLUMNS,
+    GRANT_COLUMNS,
+    VOTE_COLUMNS,
+    approval_from_row,
+    grant_from_row,
+    grant_params,
+    new_approval_params,
+    vote_from_row,
+)
 from .stores import (
-    VERDICTS,
+    ChangeFeed,
     Tx,
     already_revoked,
     already_voted,
+    cap_exceeded,
     check_vote,
     decide,
-    deliver,
     dumps,
     expired_error,
     log,
+    record,
     validate_state,
+    validate_verdict,
+    vanished,
 )
 
 T = TypeVar("T")
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 CHANNEL = "gatekeeper_approvals"
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 _KEEPALIVE_SECONDS = 15.0
 
@@ -117,71 +128,18 @@ CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest,
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
 
-_APPROVAL_COLUMNS = (
-    "id, state, principal, roles, tool, arguments, digest, capabilities, rule, reason, created_at, "
-    "expires_at, required_approvals, decided_at, consumed_at, grant_seconds"
-)
-_GRANT_COLUMNS = (
-    "id, principal, tool, digest, approval_id, granted_by, comment, created_at, expires_at, "
-    "revoked_at, revoked_by, uses"
-)
 
-
-def _approval_from_row(row: asyncpg.Record, votes: Iterable[Vote] = ()) -> Approval:
-    return Approval(
-        id=row["id"],
-        state=State(row["state"]),
-        principal=row["principal"],
-        roles=tuple(json.loads(row["roles"])),
-        tool=row["tool"],
-        arguments=json.loads(row["arguments"]),
-        digest=row["digest"],
-        capabilities=tuple(json.loads(row["capabilities"])),
-        rule=row["rule"],
-        reason=row["reason"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        required_approvals=row["required_approvals"],
-        votes=tuple(votes),
-        decided_at=row["decided_at"],
-        consumed_at=row["consumed_at"],
-        grant_seconds=row["grant_seconds"],
-    )
-
-
-def _grant_from_row(row: asyncpg.Record) -> Grant:
-    return Grant(
-        id=row["id"],
-        principal=row["principal"],
-        tool=row["tool"],
-        digest=row["digest"],
-        approval_id=row["approval_id"],
-        granted_by=row["granted_by"],
-        comment=row["comment"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"],
-        uses=row["uses"],
-    )
-
-
-class PostgresApprovalStore:
+class PostgresApprovalStore(ChangeFeed):
     """``ApprovalStore`` on PostgreSQL; subscribers see the changes of every replica."""
 
     def __init__(self, dsn: str, *, schema: str = "gatekeeper", pool_size: int = 10) -> None:
-        if not _SCHEMA_NAME.match(schema):
-            raise ConfigError(
-                f"approval store schema {schema!r} must be a lowercase SQL identifier "
-                "(letters, digits, underscores; at most 63)"
-            )
+        check_schema(schema, "approval store")
+        super().__init__()
         self.dsn = dsn
         self.schema = schema
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._origin = secrets.token_hex(8)  # tells this store's own notifications apart
-        self._subscribers: list[Callable[[Change], None]] = []
-        self._pending_writes: set[asyncio.Task[Any]] = set()
         self._listener: asyncpg.Connection[asyncpg.Record] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -192,23 +150,8 @@ class PostgresApprovalStore:
         if self._pool is not None:
             return
         self._closing = False
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            async with conn.transaction():
-                # Two replicas starting together must not race each other's CREATE ... IF NOT EXISTS.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"gatekeeper-ddl:{self.schema}"
-                )
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                await conn.execute(_DDL)
-        finally:
-            await conn.close()
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self._pool_size,
-            server_settings={"search_path": self.schema, "application_name": "gatekeeper-approvals"},
+        self._pool = await open_pool(
+            self.dsn, self.schema, _DDL, max_size=self._pool_size, application_name="gatekeeper-approvals"
         )
         ready = asyncio.Event()
         self._listener_task = asyncio.create_task(self._listen(ready), name="gatekeeper-approvals-listener")
@@ -230,8 +173,7 @@ class PostgresApprovalStore:
         if self._listener is not None:
             conn, self._listener = self._listener, None
             await _close_quietly(conn)
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        await self._drain_writes()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -327,23 +269,6 @@ class PostgresApprovalStore:
             text = dumps(body)
         return text
 
-    def _publish(self, changes: Sequence[Change]) -> None:
-        if not changes or not self._subscribers:
-            return
-        loop = asyncio.get_running_loop()
-        for change in changes:
-            for callback in list(self._subscribers):
-                loop.call_soon(deliver, callback, change)
-
-    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
-
     # -- plumbing ----------------------------------------------------------------------------
 
     def _require(self) -> asyncpg.Pool[asyncpg.Record]:
@@ -357,15 +282,7 @@ class PostgresApprovalStore:
         The transaction runs in its own task, shielded from the caller's cancellation, so it
         always ends in COMMIT or ROLLBACK, and its changes are announced.
         """
-        task = asyncio.ensure_future(self._transaction(body))
-        self._pending_writes.add(task)
-        task.add_done_callback(self._write_done)
-        return await asyncio.shield(task)
-
-    def _write_done(self, task: asyncio.Task[Any]) -> None:
-        self._pending_writes.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller may have gone away
+        return await self._shielded(self._transaction(body))
 
     async def _transaction(self, body: Callable[[Conn, Tx], Awaitable[T]]) -> T:
         tx = Tx()
@@ -385,18 +302,18 @@ class PostgresApprovalStore:
         votes: dict[str, list[Vote]] = {r["id"]: [] for r in rows}
         if rows:
             for v in await conn.fetch(
-                "SELECT approval_id, operator, verdict, comment, at FROM votes "
+                f"SELECT {VOTE_COLUMNS} FROM votes "  # noqa: S608 - constant
                 "WHERE approval_id = ANY($1::text[]) ORDER BY at, seq",
                 list(votes),
             ):
-                votes[v["approval_id"]].append(Vote(v["operator"], v["verdict"], v["comment"], v["at"]))
-        return [_approval_from_row(r, votes[r["id"]]) for r in rows]
+                votes[v["approval_id"]].append(vote_from_row(v))
+        return [approval_from_row(r, votes[r["id"]]) for r in rows]
 
     async def _get(
         self, conn: Conn | asyncpg.Pool[asyncpg.Record], approval_id: str, *, lock: bool = False
     ) -> Approval | None:
         rows = await conn.fetch(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = $1"  # noqa: S608 - constant
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"  # noqa: S608 - constant
             + (" FOR UPDATE" if lock else ""),
             approval_id,
         )
@@ -413,10 +330,7 @@ class PostgresApprovalStore:
 
         async def body(conn: Conn, tx: Tx) -> tuple[Approval, bool]:
             now = approval.created_at
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"gatekeeper-pending:{self.schema}:{approval.principal}",
-            )
+            await advisory_xact_lock(conn, f"gatekeeper-pending:{self.schema}:{approval.principal}")
             stale = await conn.fetch(
                 "UPDATE approvals SET state = 'expired', decided_at = $1 "
                 "WHERE principal = $2 AND state = 'pending' AND expires_at <= $1 RETURNING id",
@@ -425,7 +339,7 @@ class PostgresApprovalStore:
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
             existing = await conn.fetch(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
                 "WHERE principal = $1 AND digest = $2 AND state = 'pending'",
                 approval.principal,
                 approval.digest,
@@ -439,32 +353,16 @@ class PostgresApprovalStore:
                 )
             )
             if pending >= max_pending_per_principal:
-                raise PendingCapExceeded(
-                    f"{approval.principal} already has {pending} approvals waiting for an operator "
-                    f"(the limit is {max_pending_per_principal}); wait for them to be decided",
-                    pending=pending,
-                    limit=max_pending_per_principal,
-                )
+                raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await conn.execute(
-                f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
-                approval.id,
-                approval.principal,
-                dumps(list(approval.roles)),
-                approval.tool,
-                dumps(approval.arguments),
-                approval.digest,
-                dumps(list(approval.capabilities)),
-                approval.rule,
-                approval.reason,
-                approval.created_at,
-                approval.expires_at,
-                approval.required_approvals,
+                *new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))
             created = await self._get(conn, approval.id)
             if created is None:  # written just above, in this transaction
-                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+                raise vanished()
             return created, True
 
         return await self._write(body)
@@ -480,14 +378,14 @@ class PostgresApprovalStore:
             # one snapshot for the approvals and their votes
             if state is None:
                 rows = await conn.fetch(
-                    f"SELECT {_APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                    f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
                     "ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
                     max(0, limit),
                     max(0, offset),
                 )
             else:
                 rows = await conn.fetch(
-                    f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE state = $1 "  # noqa: S608 - constant
+                    f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE state = $1 "  # noqa: S608 - constant
                     "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
                     str(validate_state(state)),
                     max(0, limit),
@@ -513,10 +411,7 @@ class PostgresApprovalStore:
         now: float,
         grant_seconds: float | None = None,
     ) -> Approval:
-        if verdict not in VERDICTS:
-            raise RequestError(
-                f"verdict must be 'approve' or 'deny', not {verdict!r}", code="invalid_verdict"
-            )
+        validate_verdict(verdict)
 
         async def body(conn: Conn, tx: Tx) -> Approval:
             current = check_vote(await self._get(conn, approval_id, lock=True), approval_id, operator, now)
@@ -528,7 +423,7 @@ class PostgresApprovalStore:
                 tx.error = expired_error(approval_id)
                 return current
             inserted = await conn.fetchval(
-                "INSERT INTO votes (approval_id, operator, verdict, comment, at) VALUES ($1, $2, $3, $4, $5) "
+                f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "  # noqa: S608 - constant
                 "ON CONFLICT (approval_id, operator) DO NOTHING RETURNING seq",
                 approval_id,
                 operator,
@@ -556,7 +451,7 @@ class PostgresApprovalStore:
             )
             updated = await self._get(conn, approval_id)
             if updated is None:  # written just above, in this transaction
-                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+                raise vanished()
             return updated
 
         return await self._write(body)
@@ -565,12 +460,11 @@ class PostgresApprovalStore:
         async def body(conn: Conn, tx: Tx) -> Approval | None:
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
-                f"WHERE id = $2 AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                f"WHERE id = $2 AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 now,
                 approval_id,
             )
-            loaded = await self._load(conn, rows)
-            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            loaded = record(tx, "consumed", await self._load(conn, rows))
             return loaded[0] if loaded else None
 
         return await self._write(body)
@@ -583,13 +477,12 @@ class PostgresApprovalStore:
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
                 "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
                 "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
-                f"AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 now,
                 principal,
                 digest,
             )
-            loaded = await self._load(conn, rows)
-            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            loaded = record(tx, "consumed", await self._load(conn, rows))
             return loaded[0] if loaded else None
 
         return await self._write(body)
@@ -598,12 +491,12 @@ class PostgresApprovalStore:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'expired', decided_at = $1 "  # noqa: S608 - constant
-                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {_APPROVAL_COLUMNS}",
+                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
             )
-            loaded = sorted(await self._load(conn, rows), key=lambda a: (a.created_at, a.id))
-            tx.changes.extend(Change("expired", approval_id=a.id) for a in loaded)
-            return loaded
+            return record(
+                tx, "expired", sorted(await self._load(conn, rows), key=lambda a: (a.created_at, a.id))
+            )
 
         return await self._write(body)
 
@@ -612,20 +505,9 @@ class PostgresApprovalStore:
     async def add_grant(self, grant: Grant) -> Grant:
         async def body(conn: Conn, tx: Tx) -> Grant:
             await conn.execute(
-                f"INSERT INTO grants ({_GRANT_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO grants ({GRANT_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                grant.id,
-                grant.principal,
-                grant.tool,
-                grant.digest,
-                grant.approval_id,
-                grant.granted_by,
-                grant.comment,
-                grant.created_at,
-                grant.expires_at,
-                grant.revoked_at,
-                grant.revoked_by,
-                grant.uses,
+                *grant_params(grant),
             )
             tx.changes.append(Change("grant", approval_id=grant.approval_id, grant_id=grant.id))
             return grant
@@ -638,12 +520,12 @@ class PostgresApprovalStore:
                 "UPDATE grants SET uses = uses + 1 "  # noqa: S608 - constant
                 "WHERE id = (SELECT id FROM grants WHERE principal = $1 AND digest = $2 "
                 "AND revoked_at IS NULL AND expires_at > $3 ORDER BY expires_at DESC, id LIMIT 1 FOR UPDATE) "
-                f"AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}",
+                f"AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
                 principal,
                 digest,
                 now,
             )
-            return None if row is None else _grant_from_row(row)
+            return None if row is None else grant_from_row(row)
 
         return await self._write(body)
 
@@ -651,21 +533,21 @@ class PostgresApprovalStore:
         pool = self._require()
         if active_at is None:
             rows = await pool.fetch(
-                f"SELECT {_GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
+                f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
             )
         else:
             rows = await pool.fetch(
-                f"SELECT {_GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
+                f"SELECT {GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
                 "WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY created_at DESC, id DESC",
                 active_at,
             )
-        return [_grant_from_row(r) for r in rows]
+        return [grant_from_row(r) for r in rows]
 
     async def revoke_grant(self, grant_id: str, *, operator: str, now: float) -> Grant:
         async def body(conn: Conn, tx: Tx) -> Grant:
             row = await conn.fetchrow(
                 "UPDATE grants SET revoked_at = $1, revoked_by = $2 "  # noqa: S608 - constant
-                f"WHERE id = $3 AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}",
+                f"WHERE id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
                 now,
                 operator,
                 grant_id,
@@ -674,7 +556,7 @@ class PostgresApprovalStore:
                 if await conn.fetchval("SELECT 1 FROM grants WHERE id = $1", grant_id) is None:
                     raise NotFound(f"no grant {grant_id}")
                 raise already_revoked(grant_id)
-            grant = _grant_from_row(row)
+            grant = grant_from_row(row)
             tx.changes.append(
                 Change(
                     "revoked", approval_id=grant.approval_id, grant_id=grant.id, extra={"operator": operator}

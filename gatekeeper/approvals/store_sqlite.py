@@ -18,27 +18,39 @@ never left half done, and its change notifications still go out.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
-from ..errors import GatekeeperError, NotFound, RequestError
+from ..errors import GatekeeperError, NotFound
+from ..storage.sqlite import immediate, open_sqlite
 from .models import Approval, Change, Grant, State, Vote
-from .store import PendingCapExceeded
+from .rows import (
+    APPROVAL_COLUMNS,
+    GRANT_COLUMNS,
+    VOTE_COLUMNS,
+    approval_from_row,
+    grant_from_row,
+    grant_params,
+    new_approval_params,
+    vote_from_row,
+)
 from .stores import (
-    VERDICTS,
+    ChangeFeed,
     Tx,
     already_revoked,
     already_voted,
+    cap_exceeded,
     check_vote,
     decide,
-    deliver,
     dumps,
     expired_error,
+    record,
     validate_state,
+    validate_verdict,
+    vanished,
 )
 
 T = TypeVar("T")
@@ -96,97 +108,27 @@ CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest,
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
 
-_APPROVAL_COLUMNS = (
-    "id, state, principal, roles, tool, arguments, digest, capabilities, rule, reason, created_at, "
-    "expires_at, required_approvals, decided_at, consumed_at, grant_seconds"
-)
-_GRANT_COLUMNS = (
-    "id, principal, tool, digest, approval_id, granted_by, comment, created_at, expires_at, "
-    "revoked_at, revoked_by, uses"
-)
 
-
-def _approval_from_row(row: aiosqlite.Row, votes: Iterable[Vote] = ()) -> Approval:
-    return Approval(
-        id=row["id"],
-        state=State(row["state"]),
-        principal=row["principal"],
-        roles=tuple(json.loads(row["roles"])),
-        tool=row["tool"],
-        arguments=json.loads(row["arguments"]),
-        digest=row["digest"],
-        capabilities=tuple(json.loads(row["capabilities"])),
-        rule=row["rule"],
-        reason=row["reason"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        required_approvals=row["required_approvals"],
-        votes=tuple(votes),
-        decided_at=row["decided_at"],
-        consumed_at=row["consumed_at"],
-        grant_seconds=row["grant_seconds"],
-    )
-
-
-def _grant_from_row(row: aiosqlite.Row) -> Grant:
-    return Grant(
-        id=row["id"],
-        principal=row["principal"],
-        tool=row["tool"],
-        digest=row["digest"],
-        approval_id=row["approval_id"],
-        granted_by=row["granted_by"],
-        comment=row["comment"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"],
-        uses=row["uses"],
-    )
-
-
-class SqliteApprovalStore:
+class SqliteApprovalStore(ChangeFeed):
     """``ApprovalStore`` on one SQLite file. Subscribers see the changes made by this process."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._subscribers: list[Callable[[Change], None]] = []
-        self._pending_writes: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._db is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)  # we issue BEGIN/COMMIT
-        try:
-            db.row_factory = aiosqlite.Row
-            await db.execute("PRAGMA busy_timeout = 10000")
-            mode = await db.execute_fetchall("PRAGMA journal_mode = WAL")
-            if str(next(iter(mode))[0]).lower() != "wal":
-                raise GatekeeperError(f"could not put {self.path} in WAL mode", code="store_error")
-            await db.execute("PRAGMA synchronous = FULL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        await db.execute(statement)
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.close()
-            raise
+        db = await open_sqlite(self.path, _SCHEMA, foreign_keys=True)
+        db.row_factory = aiosqlite.Row
         self._db = db
 
     async def close(self) -> None:
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        await self._drain_writes()
         async with self._lock:
             if self._db is not None:
                 db, self._db = self._db, None
@@ -205,27 +147,14 @@ class SqliteApprovalStore:
         The transaction runs in its own task, shielded from the caller's cancellation, so it
         always ends in COMMIT or ROLLBACK and the connection is never left mid-transaction.
         """
-        task = asyncio.ensure_future(self._transaction(body))
-        self._pending_writes.add(task)
-        task.add_done_callback(self._write_done)
-        return await asyncio.shield(task)
-
-    def _write_done(self, task: asyncio.Task[Any]) -> None:
-        self._pending_writes.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller may have gone away
+        return await self._shielded(self._transaction(body))
 
     async def _transaction(self, body: Callable[[aiosqlite.Connection, Tx], Awaitable[T]]) -> T:
         async with self._lock:
             db = self._conn()
             tx = Tx()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(db):
                 result = await body(db, tx)
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
         self._publish(tx.changes)
         if tx.error is not None:
             raise tx.error
@@ -235,45 +164,28 @@ class SqliteApprovalStore:
         async with self._lock:
             return await body(self._conn())
 
-    def _publish(self, changes: list[Change]) -> None:
-        if not changes or not self._subscribers:
-            return
-        loop = asyncio.get_running_loop()
-        for change in changes:
-            for callback in list(self._subscribers):
-                loop.call_soon(deliver, callback, change)
-
-    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
-
     @staticmethod
     async def _votes_for(db: aiosqlite.Connection, ids: list[str]) -> dict[str, list[Vote]]:
         out: dict[str, list[Vote]] = {i: [] for i in ids}
         if not ids:
             return out
         rows = await db.execute_fetchall(
-            "SELECT approval_id, operator, verdict, comment, at FROM votes "
+            f"SELECT {VOTE_COLUMNS} FROM votes "  # noqa: S608 - constant
             "WHERE approval_id IN (SELECT value FROM json_each(?)) ORDER BY at, rowid",
             (dumps(ids),),
         )
         for r in rows:
-            out[r["approval_id"]].append(Vote(r["operator"], r["verdict"], r["comment"], r["at"]))
+            out[r["approval_id"]].append(vote_from_row(r))
         return out
 
     async def _load(self, db: aiosqlite.Connection, rows: Iterable[aiosqlite.Row]) -> list[Approval]:
         rows = list(rows)
         votes = await self._votes_for(db, [r["id"] for r in rows])
-        return [_approval_from_row(r, votes[r["id"]]) for r in rows]
+        return [approval_from_row(r, votes[r["id"]]) for r in rows]
 
     async def _get(self, db: aiosqlite.Connection, approval_id: str) -> Approval | None:
         rows = await db.execute_fetchall(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?",  # noqa: S608 - constant
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?",  # noqa: S608 - constant
             (approval_id,),
         )
         loaded = await self._load(db, rows)
@@ -298,7 +210,7 @@ class SqliteApprovalStore:
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
             existing = await db.execute_fetchall(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
                 "WHERE principal = ? AND digest = ? AND state = 'pending'",
                 (approval.principal, approval.digest),
             )
@@ -310,34 +222,16 @@ class SqliteApprovalStore:
             )
             pending = int(next(iter(rows))[0])
             if pending >= max_pending_per_principal:
-                raise PendingCapExceeded(
-                    f"{approval.principal} already has {pending} approvals waiting for an operator "
-                    f"(the limit is {max_pending_per_principal}); wait for them to be decided",
-                    pending=pending,
-                    limit=max_pending_per_principal,
-                )
+                raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await db.execute(
-                f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                (
-                    approval.id,
-                    approval.principal,
-                    dumps(list(approval.roles)),
-                    approval.tool,
-                    dumps(approval.arguments),
-                    approval.digest,
-                    dumps(list(approval.capabilities)),
-                    approval.rule,
-                    approval.reason,
-                    approval.created_at,
-                    approval.expires_at,
-                    approval.required_approvals,
-                ),
+                new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))
             created = await self._get(db, approval.id)
             if created is None:  # written just above, in this transaction
-                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+                raise vanished()
             return created, True
 
         return await self._write(body)
@@ -352,7 +246,7 @@ class SqliteApprovalStore:
 
         async def body(db: aiosqlite.Connection) -> list[Approval]:
             rows = await db.execute_fetchall(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals {where} "  # noqa: S608 - constant parts
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals {where} "  # noqa: S608 - constant parts
                 "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 (*params, max(0, limit), max(0, offset)),
             )
@@ -379,10 +273,7 @@ class SqliteApprovalStore:
         now: float,
         grant_seconds: float | None = None,
     ) -> Approval:
-        if verdict not in VERDICTS:
-            raise RequestError(
-                f"verdict must be 'approve' or 'deny', not {verdict!r}", code="invalid_verdict"
-            )
+        validate_verdict(verdict)
 
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval:
             current = check_vote(await self._get(db, approval_id), approval_id, operator, now)
@@ -395,7 +286,7 @@ class SqliteApprovalStore:
                 return current
             try:
                 await db.execute(
-                    "INSERT INTO votes (approval_id, operator, verdict, comment, at) VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - constant
                     (approval_id, operator, verdict, comment, now),
                 )
             except aiosqlite.IntegrityError:
@@ -415,7 +306,7 @@ class SqliteApprovalStore:
             )
             updated = await self._get(db, approval_id)
             if updated is None:  # written just above, in this transaction
-                raise GatekeeperError("approval vanished mid-transaction", code="store_error")
+                raise vanished()
             return updated
 
         return await self._write(body)
@@ -424,11 +315,10 @@ class SqliteApprovalStore:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval | None:
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "  # noqa: S608 - constant
-                f"WHERE id = ? AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                f"WHERE id = ? AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 (now, approval_id),
             )
-            loaded = await self._load(db, rows)
-            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
 
         return await self._write(body)
@@ -439,11 +329,10 @@ class SqliteApprovalStore:
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "  # noqa: S608 - constant
                 "WHERE id = (SELECT id FROM approvals WHERE principal = ? AND digest = ? "
                 "AND state = 'approved' ORDER BY created_at, id LIMIT 1) "
-                f"AND state = 'approved' RETURNING {_APPROVAL_COLUMNS}",
+                f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 (now, principal, digest),
             )
-            loaded = await self._load(db, rows)
-            tx.changes.extend(Change("consumed", approval_id=a.id) for a in loaded)
+            loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
 
         return await self._write(body)
@@ -452,12 +341,12 @@ class SqliteApprovalStore:
         async def body(db: aiosqlite.Connection, tx: Tx) -> list[Approval]:
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'expired', decided_at = ? "  # noqa: S608 - constant
-                f"WHERE state = 'pending' AND expires_at <= ? RETURNING {_APPROVAL_COLUMNS}",
+                f"WHERE state = 'pending' AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
                 (now, now),
             )
-            loaded = sorted(await self._load(db, rows), key=lambda a: (a.created_at, a.id))
-            tx.changes.extend(Change("expired", approval_id=a.id) for a in loaded)
-            return loaded
+            return record(
+                tx, "expired", sorted(await self._load(db, rows), key=lambda a: (a.created_at, a.id))
+            )
 
         return await self._write(body)
 
@@ -466,22 +355,9 @@ class SqliteApprovalStore:
     async def add_grant(self, grant: Grant) -> Grant:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Grant:
             await db.execute(
-                f"INSERT INTO grants ({_GRANT_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO grants ({GRANT_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    grant.id,
-                    grant.principal,
-                    grant.tool,
-                    grant.digest,
-                    grant.approval_id,
-                    grant.granted_by,
-                    grant.comment,
-                    grant.created_at,
-                    grant.expires_at,
-                    grant.revoked_at,
-                    grant.revoked_by,
-                    grant.uses,
-                ),
+                grant_params(grant),
             )
             tx.changes.append(Change("grant", approval_id=grant.approval_id, grant_id=grant.id))
             return grant
@@ -494,10 +370,10 @@ class SqliteApprovalStore:
                 "UPDATE grants SET uses = uses + 1 "  # noqa: S608 - constant
                 "WHERE id = (SELECT id FROM grants WHERE principal = ? AND digest = ? "
                 "AND revoked_at IS NULL AND expires_at > ? ORDER BY expires_at DESC, id LIMIT 1) "
-                f"RETURNING {_GRANT_COLUMNS}",
+                f"RETURNING {GRANT_COLUMNS}",
                 (principal, digest, now),
             )
-            return _grant_from_row(next(iter(rows))) if rows else None
+            return grant_from_row(next(iter(rows))) if rows else None
 
         return await self._write(body)
 
@@ -505,15 +381,15 @@ class SqliteApprovalStore:
         async def body(db: aiosqlite.Connection) -> list[Grant]:
             if active_at is None:
                 rows = await db.execute_fetchall(
-                    f"SELECT {_GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
+                    f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
                 )
             else:
                 rows = await db.execute_fetchall(
-                    f"SELECT {_GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
+                    f"SELECT {GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
                     "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id DESC",
                     (active_at,),
                 )
-            return [_grant_from_row(r) for r in rows]
+            return [grant_from_row(r) for r in rows]
 
         return await self._read(body)
 
@@ -521,7 +397,7 @@ class SqliteApprovalStore:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Grant:
             rows = await db.execute_fetchall(
                 "UPDATE grants SET revoked_at = ?, revoked_by = ? "  # noqa: S608 - constant
-                f"WHERE id = ? AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}",
+                f"WHERE id = ? AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
                 (now, operator, grant_id),
             )
             if not rows:
@@ -529,7 +405,7 @@ class SqliteApprovalStore:
                 if not exists:
                     raise NotFound(f"no grant {grant_id}")
                 raise already_revoked(grant_id)
-            grant = _grant_from_row(next(iter(rows)))
+            grant = grant_from_row(next(iter(rows)))
             tx.changes.append(
                 Change(
                     "revoked", approval_id=grant.approval_id, grant_id=grant.id, extra={"operator": operator}

@@ -3,17 +3,20 @@ the rules both store implementations share, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from ..errors import ConfigError, GatekeeperError, NotFound, RequestError
 from .models import Approval, Change, State
-from .store import ApprovalError, ApprovalForbidden, ApprovalStore
+from .store import ApprovalError, ApprovalForbidden, ApprovalStore, PendingCapExceeded
+
+T = TypeVar("T")
 
 log = structlog.get_logger("gatekeeper.approvals")
 
@@ -58,6 +61,12 @@ class Tx:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def validate_verdict(verdict: str) -> str:
+    if verdict not in VERDICTS:
+        raise RequestError(f"verdict must be 'approve' or 'deny', not {verdict!r}", code="invalid_verdict")
+    return verdict
 
 
 def validate_state(state: str) -> State:
@@ -107,6 +116,20 @@ def expired_error(approval_id: str) -> ApprovalError:
     )
 
 
+def cap_exceeded(principal: str, pending: int, limit: int) -> PendingCapExceeded:
+    return PendingCapExceeded(
+        f"{principal} already has {pending} approvals waiting for an operator "
+        f"(the limit is {limit}); wait for them to be decided",
+        pending=pending,
+        limit=limit,
+    )
+
+
+def vanished() -> GatekeeperError:
+    """For an approval written earlier in the same transaction that cannot be read back."""
+    return GatekeeperError("approval vanished mid-transaction", code="store_error")
+
+
 def already_voted(approval_id: str, operator: str) -> ApprovalError:
     return ApprovalError(
         f"{operator} has already voted on approval {approval_id}; a different operator must vote",
@@ -124,3 +147,53 @@ def deliver(callback: Callable[[Change], None], change: Change) -> None:
         callback(change)
     except Exception:
         log.exception("approval_subscriber_failed", kind=change.kind, approval_id=change.approval_id)
+
+
+def record(tx: Tx, kind: str, approvals: list[Approval]) -> list[Approval]:
+    """Note a ``kind`` change for each of ``approvals`` in ``tx``; return them."""
+    tx.changes.extend(Change(kind, approval_id=a.id) for a in approvals)
+    return approvals
+
+
+class ChangeFeed:
+    """The plumbing both stores share: subscribers, who are called (on the loop, one at a time)
+    after a transaction commits, and writes that run to completion even if their caller is
+    cancelled, so a transaction is never left half done and its changes still go out."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[Change], None]] = []
+        self._pending_writes: set[asyncio.Task[Any]] = set()
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, changes: Sequence[Change]) -> None:
+        if not changes or not self._subscribers:
+            return
+        loop = asyncio.get_running_loop()
+        for change in changes:
+            for callback in list(self._subscribers):
+                loop.call_soon(deliver, callback, change)
+
+    async def _shielded(self, transaction: Coroutine[Any, Any, T]) -> T:
+        """Run ``transaction`` in its own task, shielded from the caller's cancellation."""
+        task = asyncio.ensure_future(transaction)
+        self._pending_writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._pending_writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may have gone away
+
+    async def _drain_writes(self) -> None:
+        """Wait for the writes still running (at close)."""
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)

@@ -11,17 +11,16 @@ re-space it): it is the exact canonical JSON that was hashed.
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 
-from ..errors import ConfigError, GatekeeperError
+from ..errors import GatekeeperError
+from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
 from .record import GENESIS_HASH, AuditRecord, RawRow, plan_append
-from .sink_sqlite import CHUNK, record_from_row
+from .sinks import SqlSink, batch_texts
 
 TABLE = "audit_records"
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -38,17 +37,12 @@ CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (chain_id, time, 
 _COLUMNS = ("chain_id", "seq", "time", "prev_hash", "hash", "body")
 
 
-class PostgresAuditSink:
+class PostgresAuditSink(SqlSink):
     """``AuditSink`` on PostgreSQL."""
 
     def __init__(self, dsn: str, *, schema: str = "gatekeeper", pool_size: int = 4) -> None:
-        if not _SCHEMA_NAME.match(schema):
-            raise ConfigError(
-                f"audit schema {schema!r} must be a lowercase SQL identifier "
-                "(letters, digits, underscores; at most 63)"
-            )
         self.dsn = dsn
-        self.schema = schema
+        self.schema = check_schema(schema, "audit")
         self.location = f"{schema}.{TABLE}"
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
@@ -56,22 +50,8 @@ class PostgresAuditSink:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"gatekeeper-ddl:{self.schema}"
-                )
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                await conn.execute(_DDL)
-        finally:
-            await conn.close()
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self._pool_size,
-            server_settings={"search_path": self.schema, "application_name": "gatekeeper-audit"},
+        self._pool = await open_pool(
+            self.dsn, self.schema, _DDL, max_size=self._pool_size, application_name="gatekeeper-audit"
         )
 
     async def close(self) -> None:
@@ -95,15 +75,9 @@ class PostgresAuditSink:
     async def write(self, records: Sequence[AuditRecord], bodies: Sequence[str] | None = None) -> None:
         if not records:
             return
-        chain = records[0].chain_id
-        if chain is None or any(r.chain_id != chain for r in records):
-            raise ValueError("a batch must be of one chain, with chain_id set")
-        texts = list(bodies) if bodies is not None else [r.canonical() for r in records]
+        chain, texts = batch_texts(records, bodies)
         async with self._require().acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"gatekeeper-audit:{self.schema}:{chain}",
-            )
+            await advisory_xact_lock(conn, f"gatekeeper-audit:{self.schema}:{chain}")
             row = await conn.fetchrow(
                 "SELECT seq, hash FROM audit_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1", chain
             )
@@ -133,62 +107,30 @@ class PostgresAuditSink:
         rows = await self._require().fetch("SELECT DISTINCT chain_id FROM audit_records ORDER BY chain_id")
         return [str(r["chain_id"]) for r in rows]
 
-    async def _bounds(
-        self, chain: str, since: float | None, until: float | None, after_seq: int
-    ) -> tuple[int, int | None]:
+    async def _time_bounds(
+        self, chain: str, since: float | None, until: float | None
+    ) -> tuple[int | None, int | None]:
         pool = self._require()
-        low, high = after_seq, None
+        first = last = None
         if since is not None:
-            first = await pool.fetchval(
+            value = await pool.fetchval(
                 "SELECT min(seq) FROM audit_records WHERE chain_id = $1 AND time >= $2", chain, since
             )
-            low = max(low, int(first) - 1) if first is not None else 2**62
+            first = None if value is None else int(value)
         if until is not None:
-            last = await pool.fetchval(
+            value = await pool.fetchval(
                 "SELECT max(seq) FROM audit_records WHERE chain_id = $1 AND time < $2", chain, until
             )
-            high = int(last) if last is not None else 0
-        return low, high
+            last = None if value is None else int(value)
+        return first, last
 
-    async def raw_chunks(
-        self,
-        *,
-        chain_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        after_seq: int = 0,
-        chunk: int = CHUNK,
-    ) -> AsyncIterator[list[RawRow]]:
-        pool = self._require()
-        chains = [chain_id] if chain_id is not None else await self.chains()
-        for chain in chains:
-            low, high = await self._bounds(chain, since, until, after_seq)
-            limit = high if high is not None else 2**62
-            while low < limit:
-                rows = await pool.fetch(
-                    "SELECT chain_id, seq, prev_hash, hash, body FROM audit_records "
-                    "WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
-                    chain,
-                    low,
-                    limit,
-                    chunk,
-                )
-                if not rows:
-                    break
-                batch: list[RawRow] = [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-                yield batch
-                low = batch[-1][1]
-                if len(batch) < chunk:
-                    break
-
-    async def records(
-        self,
-        *,
-        chain_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        after_seq: int = 0,
-    ) -> AsyncIterator[AuditRecord]:
-        async for batch in self.raw_chunks(chain_id=chain_id, since=since, until=until, after_seq=after_seq):
-            for row in batch:
-                yield record_from_row(row)
+    async def _page(self, chain: str, low: int, high: int, chunk: int) -> list[RawRow]:
+        rows = await self._require().fetch(
+            "SELECT chain_id, seq, prev_hash, hash, body FROM audit_records "
+            "WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+            chain,
+            low,
+            high,
+            chunk,
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]

@@ -145,6 +145,8 @@ def path_classes(path: str, *, write: bool) -> list[str]:
     base = parts[-1] if parts else ""
     if _starts(parts, ("var", "log")) or base in _HISTORY_NAMES:
         out.append("log.tamper")
+    if "hugepages" in base or _starts(parts, ("sys", "kernel", "mm", "hugepages")) or base == "msr":
+        out.append("crypto.mine")  # hugepages and MSR tuning prepare a machine for mining
     if (
         top == "etc" and len(parts) > 1 and (parts[1].startswith("cron") or parts[1] == "anacrontab")
     ) or _starts(parts, ("var", "spool", "cron"), ("var", "spool", "at")):

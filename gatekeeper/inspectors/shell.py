@@ -10,6 +10,7 @@ becomes ``shell.opaque``: this inspector fails closed, never open.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import posixpath
 import re
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import bashlex
 
-from gatekeeper.inspectors import shell_code, shell_files, shell_network
+from gatekeeper.inspectors import shell_code, shell_compute, shell_files, shell_network, shell_static
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.paths import (
     HOME,
@@ -39,6 +40,10 @@ __all__ = ["MAX_DEPTH", "MAX_INPUT", "UNKNOWN_CWD", "Word", "inspect_shell", "in
 
 MAX_INPUT: Final = 64 * 1024
 MAX_DEPTH: Final = 8
+# bashlex costs ~35 us per token: at most this many tokens are parsed per call (all nested
+# scripts together), which bounds one inspection to a few hundred ms; past it, opaque.
+MAX_TOKENS: Final = 6000
+_HEREDOC_START_RE: Final = re.compile(r"(?<!<)<<(?!<)-?\s*['\"]?([A-Za-z0-9_.-]+)['\"]?")
 CACHE_MAX_INPUT: Final = 4096  # bounds the cache at ~8 MiB of keys
 MAX_URLS: Final = 64
 EVIDENCE_MAX: Final = 200
@@ -52,12 +57,62 @@ _EXPANSION_KINDS: Final = frozenset({"parameter", "commandsubstitution", "proces
 _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
 _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
-HANDLERS: Final[dict[str, Handler]] = {**P.HANDLERS, **shell_network.HANDLERS, **shell_code.HANDLERS}
+HANDLERS: Final[dict[str, Handler]] = {
+    **P.HANDLERS,
+    **shell_network.HANDLERS,
+    **shell_code.HANDLERS,
+    **shell_compute.HANDLERS,
+}
+# Names a glob in a program position (``/usr/bin/ss?``) is checked against: every program
+# this inspector has something to say about. A glob matching none of them stays opaque only.
+KNOWN_PROGRAMS: Final = tuple(
+    sorted(
+        set(HANDLERS)
+        | set(P.TABLE_CAPS)
+        | P.DOWNLOADERS
+        | P.NET_CLIENTS
+        | P.INTERPRETERS
+        | {"ssh", "scp", "sftp", "rsync", "telnet", "crontab", "systemctl", "history", "nmap", "dd"}
+    )
+)
+_GLOB_RE: Final = re.compile(r"[*?]|\[[^\]]+\]")
+MAX_ALTERNATES: Final = 8
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
 _CD: Final = frozenset({"cd", "pushd", "popd"})
 _CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
 Cwds = frozenset[str]
+
+
+def _patch_bashlex() -> None:
+    """Two bashlex gaps that made everyday commands unparseable (hence opaque), closed once.
+
+    - ``time`` is a bash keyword bashlex refuses (NotImplementedError); read as a word it is
+      the ``time`` wrapper, whose argument is the real program.
+    - A quoted here-document delimiter (``<<'EOF'``) is compared with its quotes still on, so
+      the document never ends. bash compares the delimiter after quote removal; so do we, and
+      we mark the redirect: the body of such a document is not expanded.
+    """
+    from bashlex import heredoc, tokenizer
+
+    tokenizer.valid_reserved_first_command.pop("time", None)
+    original = heredoc.makeheredoc
+    if getattr(original, "gatekeeper_patched", False):
+        return
+
+    def makeheredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> Any:
+        word = redirnode.output.word
+        bare = word.replace("'", "").replace('"', "").replace("\\", "")
+        if bare != word:
+            redirnode.output.word = bare
+            redirnode.quoted_delimiter = True
+        return original(tok, redirnode, lineno, killleading)
+
+    makeheredoc.gatekeeper_patched = True  # type: ignore[attr-defined]
+    heredoc.makeheredoc = makeheredoc
+
+
+_patch_bashlex()
 
 
 class Inspection:
@@ -76,6 +131,14 @@ class Inspection:
         self.caps: dict[str, Capability] = {}
         self.urls = 0
         self.downloaded: set[str] = set()
+        self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
+        self.src = ""  # the text bashlex parsed last: its node positions index into it
+        self.function_src: dict[str, str] = {}
+        # Variables last assigned a value known statically, and the positional parameters of
+        # the function being called (None: unknown). Only second readings use them.
+        self.env: dict[str, str] = {"IFS": shell_static.DEFAULT_IFS}
+        self.positional: tuple[str, ...] | None = None
+        self.tokens_left = MAX_TOKENS
 
     # -- recording ---------------------------------------------------------
     def add(self, name: str, evidence: str = "") -> None:
@@ -203,17 +266,25 @@ class Inspection:
             return frozenset()
         if not text.strip():
             return frozenset()
+        self.tokens_left -= estimate_tokens(text)
+        if self.tokens_left < 0:
+            self.opaque(f"more than {MAX_TOKENS} shell tokens to inspect")
+            return frozenset()
         try:
             trees: list[Any] = bashlex.parse(text)
         except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, RecursionError...
             self.opaque(f"unparseable ({type(exc).__name__}: {exc}): {text}")
             return frozenset()
         ran: set[str] = set()
-        if here:
-            ran = self.sequence(trees, depth)
-        else:
-            with self.scope():
+        saved_src, self.src = self.src, text
+        try:
+            if here:
                 ran = self.sequence(trees, depth)
+            else:
+                with self.scope():
+                    ran = self.sequence(trees, depth)
+        finally:
+            self.src = saved_src
         return frozenset(ran)
 
     def sequence(self, trees: Sequence[Any], depth: int) -> set[str]:
@@ -327,19 +398,27 @@ class Inspection:
         body = [p for p in n.parts if p.kind not in ("word", "reservedword")]
         if name_word is not None:
             self.functions[name_word.word] = body
+            self.function_src[name_word.word] = self.src
         with self.scope():
             return self.walk(body, depth)
 
-    def call(self, name: str, depth: int) -> set[str]:
-        """A call to a function defined earlier runs its body here, in this shell's directory."""
+    def call(self, name: str, depth: int, args: Sequence[Word] = ()) -> set[str]:
+        """A call to a function defined earlier runs its body here, in this shell's directory.
+
+        With literal arguments the body sees them as ``$1``... and ``$@`` (for second readings).
+        """
         if name in self.calling or depth > MAX_DEPTH:
             self.set_cwds(self.cwds | {UNKNOWN_CWD})
             return set()
         self.calling.add(name)
+        saved = (self.src, self.positional)
+        self.src = self.function_src.get(name, self.src)
+        self.positional = tuple(w.text for w in args) if all(w.literal for w in args) else None
         try:
             return self.walk(self.functions[name], depth + 1)
         finally:
             self.calling.discard(name)
+            self.src, self.positional = saved
 
     def word(self, n: Any, depth: int) -> Word:
         """A Word for a bashlex word node, walking any substitutions it contains."""
@@ -353,7 +432,89 @@ class Inspection:
             elif part.kind in ("commandsubstitution", "processsubstitution"):
                 with self.scope():
                     runs |= self.node(part.command, depth)
-        return Word(n.word, literal, frozenset(runs))
+        static = None
+        if not literal:
+            static = self.static_value(n)
+        elif n.kind == "word" and any(c in n.word or c in self.raw(n) for c in "'\"\\$"):
+            # bashlex's quote removal is not bash's in corner cases ('$'"'"'...'): ours, too
+            value = self.static_value(n)
+            static = value if value is not None and value != (n.word,) else None
+        return Word(n.word, literal, frozenset(runs), static)
+
+    def raw(self, n: Any) -> str:
+        pos = getattr(n, "pos", None)
+        return self.src[pos[0] : pos[1]] if pos is not None and pos[1] <= len(self.src) else ""
+
+    # -- second readings -----------------------------------------------------
+    def static_value(self, n: Any) -> tuple[str, ...] | None:
+        """What a non-literal word expands to, if every expansion in it is knowable (else None)."""
+        pos = getattr(n, "pos", None)
+        if pos is None or pos[1] > len(self.src):
+            return None
+        raw = self.src[pos[0] : pos[1]]
+        parts = [p for p in getattr(n, "parts", []) if p.kind in _EXPANSION_KINDS]
+        return shell_static.static_fields(
+            raw,
+            pos[0],
+            parts,
+            self.env,
+            self.positional,
+            self.substitution_output,
+            assignment=n.kind == "assignment",
+        )
+
+    def substitution_output(self, n: Any) -> str | None:
+        """The output of ``$(echo ...)``/``$(printf ...)`` with literal arguments."""
+        if n.kind != "command":
+            return None
+        words = [p for p in n.parts if p.kind != "word" or getattr(p, "parts", [])]
+        if words:
+            return None
+        argv = [p.word for p in n.parts]
+        return shell_static.echo_output(argv[0], argv[1:]) if argv else None
+
+    def remember_variable(self, w: Word) -> None:
+        """``NAME=value`` run as a command of its own: later ``$NAME`` has that value, if known."""
+        m = _ASSIGN_RE.match(w.text)
+        if m is None:
+            return
+        name = m.group().rstrip("+=")
+        if w.literal:
+            value: str | None = w.text[m.end() :]
+        elif w.static is not None:
+            m2 = _ASSIGN_RE.match(w.static[0])
+            value = w.static[0][m2.end() :] if m2 else None
+        else:
+            value = None
+        if value is None or len(self.env) > 256:
+            self.env.pop(name, None)
+        elif m.group().endswith("+=") and name in self.env:
+            self.env[name] += value
+        else:
+            self.env[name] = value
+
+    def alternates(self, words: Sequence[Word]) -> list[list[Word]]:
+        """Second readings of an argv whose words are not all literal (or whose program is a
+        brace or glob pattern): the same command with everything knowable filled in."""
+        changed = False
+        argv: list[Word] = []
+        for i, w in enumerate(words):
+            if w.literal and i == 0 and _BRACES_RE.search(w.text):
+                argv.extend(Word(t) for t in shell_static.brace_expand(w.text))
+                changed = True
+            elif w.static is not None:
+                argv.extend(Word(t, True, w.runs) for t in w.static)
+                changed = True
+            else:
+                argv.append(w)
+        if not argv:
+            return []
+        head = argv[0]
+        if head.literal and _GLOB_RE.search(head.text) and "/" not in posixpath.basename(head.text):
+            pattern = posixpath.basename(head.text)
+            names = [n for n in KNOWN_PROGRAMS if fnmatch.fnmatchcase(n, pattern)][:MAX_ALTERNATES]
+            return [[Word(n), *argv[1:]] for n in names]
+        return [argv] if changed else []
 
     # -- structure ---------------------------------------------------------
     def pipeline(self, n: Any, depth: int) -> set[str]:
@@ -375,6 +536,7 @@ class Inspection:
                     self.add("net.download_exec", "download piped into an interpreter")
                 if P.DECODES in upstream:
                     self.opaque("decoded data piped into an interpreter")
+                    self.add("net.download_exec", "decoded or transformed text piped into an interpreter")
                 if i > 0:
                     self.piped_literal(elements[i - 1], ran, depth)
             upstream |= ran
@@ -387,13 +549,31 @@ class Inspection:
         if n.kind != "command":
             return
         words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        for _ in range(MAX_DEPTH):  # ``timeout 5 nohup echo ... | sh``: the wrapped program is echo
+            spec = P.WRAPPERS.get(words[0].text) if len(words) > 1 else None
+            if spec is None or not spec.runs_rest:
+                break
+            parsed = P.parse_opts(words[1:], spec.values | spec.scripts, max_pos=spec.positionals)
+            if parsed.unknown is not None or any(o in spec.scripts for o, _ in parsed.opts):
+                return
+            words = words[1 + parsed.index :]
+        if not words:
+            return
         if not words or words[0].text not in ("echo", "printf") or not all(w.literal for w in words):
             return
-        args = [w.text for w in words[1:] if not w.text.startswith("-")]
-        if any("\\" in a or (words[0].text == "printf" and "%" in a) for a in args):
-            self.opaque("escaped text piped into an interpreter")
-            return
-        self.stdin_code(consumer, " ".join(args), depth)
+        readings = [[w.text for w in words[1:]]]
+        if any(w.static is not None for w in words[1:]):  # bashlex's quote removal, and ours
+            readings.append([t for w in words[1:] for t in (w.static or (w.text,))])
+        for texts in readings:
+            args = [t for t in texts if not t.startswith("-")]
+            if any("\\" in a or (words[0].text == "printf" and "%" in a) for a in args):
+                self.opaque("escaped text piped into an interpreter")
+                self.add("net.download_exec", "escaped (encoded) text piped into an interpreter")
+                decoded = shell_static.echo_output(words[0].text, texts)
+                if decoded is not None:
+                    self.stdin_code(consumer, decoded, depth)
+                continue
+            self.stdin_code(consumer, " ".join(args), depth)
 
     def stdin_code(self, consumer: Iterable[str], text: str, depth: int) -> set[str]:
         """Code a program reads on stdin: a shell's is parsed, anything else's is inline code."""
@@ -416,10 +596,13 @@ class Inspection:
             return
         child = Inspection(next(iter(sorted(self.cwds))) if len(self.cwds) == 1 else UNKNOWN_CWD)
         child.urls = self.urls
+        child.tokens_left = self.tokens_left
         try:
             child.source(text, depth)
         except RecursionError:
             return
+        finally:
+            self.tokens_left = child.tokens_left
         for cap in child.caps.values():
             if not cap.name.startswith(("proc.exec:", "shell.opaque")):
                 self.add(cap.name, cap.evidence)
@@ -427,6 +610,7 @@ class Inspection:
     def command(self, n: Any, depth: int) -> set[str]:
         words: list[Word] = []
         redirects: list[Any] = []
+        assigned: list[Word] = []
         ran: set[str] = set()
         entry = self.cwds
         for part in n.parts:
@@ -436,6 +620,7 @@ class Inspection:
                 w = self.word(part, depth)
                 ran |= w.runs
                 self.assignment(w, depth)
+                assigned.append(w)
             elif part.kind == "redirect":
                 redirects.append(part)
             else:
@@ -444,6 +629,9 @@ class Inspection:
             ran |= w.runs
         self.cwds = self.fail_cwds = entry
         execd = self.run(words, depth) if words else frozenset()
+        if not words:
+            for w in assigned:
+                self.remember_variable(w)
         ran |= execd
         for r in redirects:  # bash opens redirections before the command runs, in the old directory
             ran |= self.redirect(r, depth, execd)
@@ -464,7 +652,7 @@ class Inspection:
             self.set_cwds(succ)
             self.fail_cwds = fail
         elif name in self.functions and i == 0:
-            self.call(name, depth)
+            self.call(name, depth, words[1:])
         elif name in ("source", "."):
             self.set_cwds(entry | {UNKNOWN_CWD})
 
@@ -480,8 +668,10 @@ class Inspection:
             value: str = body.value.rsplit("\n", 1)[0] if body is not None else ""
             if P.STDIN_EXEC in execd or execd & P.SHELLS:
                 ran |= self.stdin_code(execd, value, depth)
-            elif "$(" in value or "`" in value:
+            elif ("$(" in value or "`" in value) and not getattr(r, "quoted_delimiter", False):
                 self.opaque("command substitution in a here-document")
+            if shell_compute.STDIN_MANIFEST in execd:
+                shell_compute.manifest(self, value, "here-document")
             return ran
         if r.type == "<<<":
             if P.STDIN_EXEC in execd or execd & P.SHELLS:
@@ -497,6 +687,9 @@ class Inspection:
                 self.connect(parts[3], parts[4], text)
             else:
                 self.opaque(f"unknowable network redirect {text}")
+                if len(parts) == 5 and "$" in parts[4] and "$" not in parts[3]:
+                    self.add("net.scan", f"a port chosen at run time: {text}")
+                    self.host_class(parts[3], text)
             return ran
         if r.type in _WRITE_REDIRECTS:
             self.write_target(w, f"{r.type} {text}")
@@ -527,6 +720,9 @@ class Inspection:
         if t == ".":
             return "source"
         base = posixpath.basename(posixpath.normpath(t)) if "/" in t else t
+        if len(base.encode()) > 255:  # NAME_MAX: no such file can exist
+            self.opaque(f"program name longer than any file name: {t}")
+            return None
         if base in ("", ".", ".."):
             self.opaque(f"not a program: {t}")
             return None
@@ -538,14 +734,33 @@ class Inspection:
             self.opaque(f"wrappers nested deeper than {MAX_DEPTH}: {' '.join(w.text for w in argv)}")
             return frozenset()
         args = argv[1:]
+        alternate: set[str] = set()
+        if (
+            any(w.static is not None or not w.literal for w in argv)
+            or _BRACES_RE.search(argv[0].text)
+            or _GLOB_RE.search(argv[0].text)
+        ):
+            for alt in self.alternates(argv):
+                with self.scope():
+                    alternate |= self.run(alt, depth + 1)
         self.scan(args)
         name = self.program(argv[0])
         if name is None:
-            return frozenset()
+            return frozenset(alternate)
+        if self.copies and argv[0].literal:
+            copied = {
+                self.copies[p]
+                for p in self.resolve(argv[0].text, argv[0].text, strict=False)
+                if p in self.copies
+            }
+            for real in sorted(copied - {name})[:MAX_ALTERNATES]:
+                with self.scope():
+                    self.add(f"proc.exec:{real}", f"{argv[0].text} is a copy of {real}")
+                    self.run([Word(real), *args], depth + 1)
         family = P.family(name)
         moves = shell_files.chdir_words(family, list(args))
         if moves is None:
-            return self.run_here(name, family, argv, depth)
+            return self.run_here(name, family, argv, depth) | alternate
         dirs, for_good = moves
         entry = self.cwds
         reached: set[str] = set(entry) if not for_good else set()
@@ -558,7 +773,7 @@ class Inspection:
         if not for_good:
             self.cwds = frozenset(reached)
         try:
-            return self.run_here(name, family, argv, depth)
+            return self.run_here(name, family, argv, depth) | alternate
         finally:
             self.cwds = self.fail_cwds = entry
 
@@ -569,11 +784,15 @@ class Inspection:
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
+        if P.looks_like_miner([w.text for w in args]):
+            self.add("crypto.mine", evidence)
         if family in P.INTERPRETERS:
             if any(w.runs & P.DOWNLOADERS for w in args):
                 self.add("net.download_exec", evidence)
+            if any(P.DECODES in w.runs for w in args):
+                self.add("net.download_exec", f"decoded text run as code: {evidence}")
             first = next((w for w in args if not w.text.startswith("-")), None)
-            if first is not None and first.literal and self.is_downloaded(first.text):
+            if first is not None and first.literal and self.is_downloaded(first.text, script=True):
                 self.add("net.download_exec", evidence)
         if self.is_downloaded(argv[0].text):
             self.add("net.download_exec", evidence)
@@ -594,6 +813,8 @@ class Inspection:
             self.add("log.tamper", w.text)
         elif name in P.INJECTION_VARS:
             self.opaque(f"code injected through {name}: {w.text}")
+            if name == "PROMPT_COMMAND" and w.literal:  # run before every prompt: read it too
+                self.source(value, depth + 1)
         elif name in P.COMMAND_VARS:
             if w.literal:
                 self.source(value, depth + 1)
@@ -621,6 +842,8 @@ class Inspection:
                 low = t.lower()
                 if any(s in low for s in P.STRATUM):
                     self.add("crypto.mine", t)
+            if "mining." in t and any(m in t for m in P.STRATUM_METHODS):
+                self.add("crypto.mine", t)
             if len(t) > 16 and P.looks_like_reverse_shell(t):
                 self.add("net.reverse_shell", t)
             if w.literal:
@@ -668,13 +891,41 @@ class Inspection:
             for cls in path_classes(norm, write=True):
                 self.add(cls, evidence)
 
+    def remember_copy(self, source: str, target: str) -> None:
+        """``cp /usr/bin/ssh /tmp/x``: later ``/tmp/x`` (or ``/tmp/x/ssh`` for a directory) is ssh."""
+        prog = posixpath.basename(source.rstrip("/"))
+        if not prog or prog in (".", "..") or len(self.copies) > 64:
+            return
+        resolved = self.copies.get(normalize_path(source, "/") or "", prog)
+        for dest in self.resolve(target, target, strict=False):
+            self.copies[dest] = resolved
+            self.copies[posixpath.join(dest, prog)] = resolved
+
     def remember_download(self, path: str) -> None:
         self.downloaded.update(self.resolve(path, path, strict=False))
 
-    def is_downloaded(self, path: str) -> bool:
-        if not self.downloaded or "/" not in path:
+    def is_downloaded(self, path: str, *, script: bool = False) -> bool:
+        """Was this file saved by a downloader earlier? A program name without ``/`` is looked
+        up on PATH, but a script handed to an interpreter is a path relative to the cwd."""
+        if not self.downloaded or ("/" not in path and not script):
             return False
         return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap upper estimate of the tokens bashlex will lex (here-document bodies are only
+    read line by line, so they do not count)."""
+    count = 0
+    delimiters: list[str] = []
+    for line in text.split("\n"):
+        if delimiters:
+            if line.lstrip("\t") == delimiters[0]:
+                delimiters.pop(0)
+            continue
+        count += len(line.split()) + sum(line.count(c) for c in "|&;()`")
+        if "<<" in line:
+            delimiters.extend(m.group(1) for m in _HEREDOC_START_RE.finditer(line))
+    return count
 
 
 def inspect_shell(value: object, ctx: InspectContext) -> list[Capability]:

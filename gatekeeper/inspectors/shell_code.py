@@ -27,6 +27,17 @@ _IPV4_RE: Final = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
 _HOST_PORT_RE: Final = re.compile(
     r"[\"']([A-Za-z0-9][A-Za-z0-9.\-]*|\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*(\d{1,5})\b"
 )
+_HOSTPORT_STRING_RE: Final = re.compile(
+    r"[\"']((?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+|\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})[/\"']"
+)
+# Code that fetches something and runs it: exec(urlopen(...).read()), eval(requests.get(...).text)...
+_FETCH_RE: Final = re.compile(
+    r"urlopen|urllib|requests\.(?:get|post)|http\.client|httpx|fetch\(|https?\.get\(|Net::HTTP|open-uri|"
+    r"LWP::|HTTP::Tiny|file_get_contents\(\s*[\"']https?:|curl_exec|socket\.recv|\.recv\("
+)
+_RUN_FETCHED_RE: Final = re.compile(
+    r"\b(?:exec|eval|compile|instance_eval|new\s+Function|vm\.run\w*)\s*[\(\s]"
+)
 _PORT_HOST_RE: Final = re.compile(r"\b(\d{1,5})\s*,\s*[\"'](\d{1,3}(?:\.\d{1,3}){3})[\"']")
 _SPAWN_RE: Final = re.compile(
     r"os\s*\.\s*(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|fork)|subprocess|pty\s*\.\s*spawn|"
@@ -93,6 +104,10 @@ def scan_code(insp: Inspection, name: str, code: str, depth: int) -> None:
             insp.connect(m.group(1), m.group(2), evidence)
     for m in _PORT_HOST_RE.finditer(code):
         insp.connect(m.group(2), m.group(1), evidence)
+    for m in _HOSTPORT_STRING_RE.finditer(code):
+        insp.connect(m.group(1), m.group(2), evidence)
+    if _FETCH_RE.search(code) and _RUN_FETCHED_RE.search(code):
+        insp.add("net.download_exec", f"inline code fetches and evaluates: {evidence}")
     for m in _IPV4_RE.finditer(code):
         insp.host_class(m.group(1), evidence)
     for text in path_strings(code):
@@ -475,6 +490,45 @@ def package_runner(insp: Inspection, name: str, args: list[Word], depth: int) ->
     return set()
 
 
+_RUN_VALUES: Final = fs(
+    "--with",
+    "--with-requirements",
+    "--python",
+    "-p",
+    "--project",
+    "--directory",
+    "--env-file",
+    "--extra",
+    "--group",
+    "--index",
+    "--index-url",
+    "--package",
+    "-C",
+    "--directory",
+    "-e",
+    "--env",
+)
+
+
+def project_runner(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``uv run``/``poetry run``/``pdm run``/``pipenv run``/``hatch run`` CMD: CMD runs in the project."""
+    texts = [w.text for w in args]
+    if name.lower() == "uv" and "run" not in texts[:1]:
+        return package_runner(insp, name, args, depth)
+    at = next((i for i, t in enumerate(texts) if t == "run"), None)
+    if at is None:
+        return set()
+    p = parse_opts(args[at + 1 :], _RUN_VALUES, max_pos=0)
+    if p.unknown is not None:
+        insp.opaque(f"{name} run: cannot tell which program runs past {p.unknown.text}")
+        return set()
+    for o, v in p.opts:
+        if o in ("--index", "--index-url") and v is not None:
+            insp.scan([v])
+    rest = args[at + 1 + p.index :]
+    return set(insp.run(rest, depth + 1)) if rest else set()
+
+
 def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
     fam = family(name)
@@ -496,6 +550,7 @@ HANDLERS: Final = {
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},
+    **{n: project_runner for n in ("uv", "poetry", "pdm", "pipenv", "hatch", "rye")},
     "sed": sed,
     "gsed": sed,
     "tar": tar,

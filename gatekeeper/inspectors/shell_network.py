@@ -258,6 +258,8 @@ def netcat(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str
     """nc/ncat/netcat: ``-e``/``-c`` hand the connection to a program; positionals are host and ports."""
     p = parse_opts(args, _NC_VALUES)
     evidence = " ".join([name, *(w.text for w in args)])
+    if any(o == "-z" for o, _ in p.opts):  # zero-I/O mode: is the port open? -- a port scan
+        insp.add("net.scan", evidence)
     if p.unknown is not None:
         insp.opaque(f"{name}: non-literal argument {p.unknown.text}")
         return set()
@@ -278,6 +280,21 @@ def netcat(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str
             if _PORT_RE.fullmatch(port.text):
                 insp.connect(p.pos[0].text, port.text, evidence)
     return ran
+
+
+def ping(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """ping with a host chosen at run time (``10.0.0.$i`` in a loop) is a host sweep."""
+    p = parse_opts(args, fs("-c", "-W", "-w", "-i", "-I", "-s", "-t", "-p", "-Q", "-l", "-M", "-m"))
+    evidence = " ".join([name, *(w.text for w in args)])
+    for w in p.pos:
+        if not w.literal:
+            insp.add("net.scan", evidence)
+            prefix = w.text.split("$", 1)[0].rstrip(".")
+            if prefix.count(".") >= 1:
+                insp.host_class(prefix + ".0" * (3 - prefix.count(".")), evidence)
+        else:
+            insp.host_class(w.text, evidence)
+    return set()
 
 
 def telnet(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -332,8 +349,13 @@ def openssl(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     return set()
 
 
+def transformer(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """rev, tr, gunzip, zcat...: text that reaches a shell through them was hidden from review."""
+    return {DECODES}
+
+
 def decoder(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """base64 -d / xxd -r: marks a pipeline element as producing decoded (hidden) text."""
+    """base64 -d / xxd -r / gzip -d: marks a pipeline element as producing decoded (hidden) text."""
     flag = "r" if family(name) == "xxd" else "d"
     for w in args:
         t = w.text
@@ -342,8 +364,51 @@ def decoder(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     return {DECODES} if family(name) == "uudecode" else set()
 
 
+def _curl_redirects(insp: Inspection, name: str, args: list[Word]) -> None:
+    """``--resolve name:port:addr`` and ``--connect-to h:p:h2:p2`` send an allowed name elsewhere."""
+    evidence = " ".join([name, *(w.text for w in args)])
+    for i, w in enumerate(args):
+        key, eq, val = w.text.partition("=")
+        if key not in (
+            "--resolve",
+            "--connect-to",
+            "--unix-socket",
+            "--abstract-unix-socket",
+            "--dns-servers",
+        ):
+            continue
+        value = Word(val, w.literal) if eq else (args[i + 1] if i + 1 < len(args) else None)
+        text = literal_text(insp, value, f"{name} {key}")
+        if text is None:
+            continue
+        if key in ("--unix-socket", "--abstract-unix-socket"):
+            insp.add("net.internal", evidence)
+            insp.add(f"fs.read:{text}", evidence)
+            continue
+        if key == "--dns-servers":
+            for server in text.split(","):
+                insp.host_class(server.rsplit(":", 1)[0] if server.count(":") == 1 else server, evidence)
+            insp.opaque(f"{name}: names resolved by a chosen DNS server: {text}")
+            continue
+        fields = text.split(":")
+        target = fields[2:] if key == "--resolve" else fields[2:4]
+        if key == "--resolve":
+            addresses = ":".join(target).split(",")
+            for addr in addresses:
+                addr = addr.strip("[]")
+                if addr and addr != "*":
+                    insp.connect(addr, fields[1] if len(fields) > 1 else "443", evidence)
+        elif len(target) == 2 and target[0]:
+            port = target[1] or (fields[1] if len(fields) > 1 else "443")
+            insp.connect(target[0].strip("[]"), port if _PORT_RE.fullmatch(port) else "443", evidence)
+        if not all(f.replace(".", "").replace("-", "").isalnum() or f in ("", "*") for f in fields[:2]):
+            insp.opaque(f"{name} {key} {text} not understood")
+
+
 def downloader(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """Remember where curl/wget save files, so running that file later counts as download-and-exec."""
+    if family(name) == "curl":
+        _curl_redirects(insp, name, args)
     for i, w in enumerate(args):
         if w.text in ("-o", "--output", "-O", "--output-document") and i + 1 < len(args):
             nxt = args[i + 1]
@@ -375,9 +440,14 @@ HANDLERS: Final[dict[str, Handler]] = {
     "ssh": ssh,
     "autossh": ssh,
     "telnet": telnet,
+    **{n: ping for n in ("ping", "ping6", "arping")},
     "socat": socat,
     "openssl": openssl,
     "chisel": chisel,
     "tailscale": tailscale,
-    **{n: decoder for n in ("base64", "base32", "basenc", "xxd", "uudecode")},
+    **{n: decoder for n in ("base64", "base32", "basenc", "xxd", "uudecode", "gzip", "bzip2", "xz", "zstd")},
+    **{
+        n: transformer
+        for n in ("rev", "tr", "gunzip", "zcat", "bunzip2", "bzcat", "unxz", "xzcat", "zstdcat")
+    },
 }

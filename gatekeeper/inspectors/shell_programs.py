@@ -23,12 +23,15 @@ class Word:
     """One argv word: its text after quote removal and whether that text is final.
 
     ``literal`` is False when an expansion makes the run-time value unknowable;
-    ``runs`` names the programs its substitutions start (for ``bash <(curl ...)``).
+    ``runs`` names the programs its substitutions start (for ``bash <(curl ...)``);
+    ``static`` is what a non-literal word expands to when that is knowable after all
+    (``$'\\x73sh'``, ``${IFS}``, ``$(printf ssh)``): a second reading, see ``shell_static``.
     """
 
     text: str
     literal: bool = True
     runs: frozenset[str] = frozenset()
+    static: tuple[str, ...] | None = None
 
 
 Handler = Callable[["Inspection", str, list[Word], int], set[str]]
@@ -91,6 +94,40 @@ _MINERS = (
     "ccminer",
     "srbminer-multi",
 )
+MINERS: Final = _MINERS
+# Miners renamed to anything still take their own options: these are theirs.
+_MINER_FLAGS: Final = (
+    "--donate-level",
+    "--randomx",
+    "--nicehash",
+    "--rig-id",
+    "--coin=",
+    "--cpu-max-threads-hint",
+)
+_MINING_ALGOS: Final = frozenset(
+    {
+        "rx/0",
+        "rx/wow",
+        "randomx",
+        "cryptonight",
+        "cn/r",
+        "cn/0",
+        "kawpow",
+        "ethash",
+        "etchash",
+        "autolykos2",
+        "kheavyhash",
+        "ghostrider",
+        "argon2/chukwa",
+        "equihash",
+        "octopus",
+        "progpow",
+        "sha256d",
+        "scrypt",
+    }
+)
+_POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
+STRATUM_METHODS: Final = ("mining.subscribe", "mining.authorize", "mining.submit", "mining.notify")
 _TUNNELS = (
     "autossh",
     "chisel",
@@ -138,6 +175,12 @@ TABLE_CAPS: Final[dict[str, tuple[str, ...]]] = {
     **{n: ("net.scan",) for n in _SCANNERS},
     **{n: ("priv.escalate",) for n in ("sudo", "su", "doas", "pkexec", "runuser")},
     **{n: ("persist.cron",) for n in ("at", "batch")},
+    **{n: ("crypto.mine",) for n in ("wrmsr", "rdmsr", "randomx-boost")},
+    **{n: ("net.scan",) for n in ("fping", "hping3", "netdiscover", "nbtscan", "onesixtyone")},
+    "ssh-copy-id": ("cred.ssh",),  # appends a key to a remote authorized_keys
+    "systemd-run": ("persist.service",),  # a transient unit or timer outlives the call
+    "auditctl": ("log.tamper",),
+    "auditd": ("log.tamper",),
     **{n: ("persist.service",) for n in ("update-rc.d", "chkconfig")},
 }
 
@@ -161,8 +204,40 @@ def looks_like_reverse_shell(text: str) -> bool:
         return True
     return "socket" in low and any(
         k in low
-        for k in ("dup2", "/bin/sh", "/bin/bash", "pty.spawn", "subprocess", "exec(", "spawn(", "popen")
+        for k in (
+            "dup2",
+            "/bin/sh",
+            "/bin/bash",
+            "pty.spawn",
+            "subprocess",
+            "exec(",
+            "exec ",
+            "spawn(",
+            "popen",
+            "system",
+            "fdopen",
+            "sh -i",
+        )
     )
+
+
+def looks_like_miner(texts: Sequence[str]) -> bool:
+    """A renamed miner still says ``--donate-level``, an algorithm, or ``-o pool:port -u wallet``."""
+    low = [t.lower() for t in texts]
+    if any(t.startswith(_MINER_FLAGS) for t in low):
+        return True
+    pool = user = False
+    for i, t in enumerate(low):
+        key, eq, val = t.partition("=")
+        if not eq:
+            val = low[i + 1] if i + 1 < len(low) else ""
+        if key in ("-a", "--algo", "--algorithm") and val in _MINING_ALGOS:
+            return True
+        if key in ("-o", "--url", "--pool", "--server") and _POOL_RE.fullmatch(val):
+            pool = True
+        elif key in ("-u", "--user", "--wallet", "-w"):
+            user = True
+    return pool and user
 
 
 # -- option parsing ------------------------------------------------------
@@ -426,7 +501,10 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
         i += 2 if ("o" in t[1:] or "O" in t[1:]) else 1
     rest = args[i:]
     if "c" in flags:
-        text = literal_text(insp, rest[0] if rest else None, f"{name} -c script")
+        if not rest:  # ``xargs bash -c``: the script is appended from somewhere we cannot see
+            insp.add("proc.shell", f"{name} -c with its script supplied at run time")
+            return {STDIN_EXEC}
+        text = literal_text(insp, rest[0], f"{name} -c script")
         return set(insp.source(text, depth + 1)) if text is not None else set()
     insp.add("proc.shell", " ".join([name, *(w.text for w in args)]))
     return {STDIN_EXEC} if not rest or "s" in flags or "i" in flags else set()
@@ -483,8 +561,19 @@ def crontab(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     return set()
 
 
+_FIREWALL_UNITS: Final = ("firewalld", "ufw", "nftables", "iptables", "ip6tables", "netfilter-persistent")
+_LOG_UNITS: Final = ("auditd", "rsyslog", "syslog", "systemd-journald", "syslog-ng", "journald", "falco")
+
+
 def systemctl(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     verbs = [w.text for w in args if not w.text.startswith("-")]
+    if verbs and verbs[0] in ("stop", "disable", "mask", "kill"):
+        units = [u.removesuffix(".service").lower() for u in verbs[1:]]
+        evidence = " ".join([name, *(w.text for w in args)])
+        if any(u in _FIREWALL_UNITS for u in units):
+            insp.add("net.firewall", evidence)
+        if any(u in _LOG_UNITS for u in units):
+            insp.add("log.tamper", evidence)
     if not all(w.literal for w in args) or (verbs and verbs[0] in _SYSTEMCTL_VERBS):
         insp.add("persist.service", " ".join([name, *(w.text for w in args)]))
     return set()
@@ -515,6 +604,7 @@ def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     for w in args:
         if not w.text.startswith("-"):
             insp.assignment(w, depth)
+            insp.remember_variable(w)
     return set()
 
 
@@ -533,16 +623,23 @@ def remove(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str
 
 
 def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """cp/mv/install/ln: the destination (``-t DIR`` or the last operand) is written."""
+    """cp/mv/install/ln: the destination (``-t DIR`` or the last operand) is written.
+
+    A program copied or linked under another name (``cp /usr/bin/ssh /tmp/x``) is remembered:
+    running ``/tmp/x`` later in the same command is running ssh.
+    """
     p = parse_opts(
         args,
         fs("-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group"),
     )
     targets = [v for o, v in p.opts if o in ("-t", "--target-directory") and v is not None]
+    sources = p.pos if targets else p.pos[:-1]
     if not targets and len(p.pos) >= 2:
         targets = [p.pos[-1]]
     for w in targets:
         insp.write_target(w, " ".join([name, w.text]))
+    if len(sources) == 1 and len(targets) == 1 and sources[0].literal and targets[0].literal:
+        insp.remember_copy(sources[0].text, targets[0].text)
     return set()
 
 

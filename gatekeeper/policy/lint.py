@@ -84,6 +84,7 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "priv.escalate": None,
         # compute
         "compute.gpu": "GPU type",
+        "compute.provision": None,
         "compute.opaque": None,
         "crypto.mine": None,
         # shape

@@ -25,7 +25,8 @@ from gatekeeper.approvals.models import Approval, Change, Grant, State, new_id
 from gatekeeper.approvals.store import ApprovalError, ApprovalForbidden, ApprovalStore, PendingCapExceeded
 from gatekeeper.errors import ConfigError, NotFound, RequestError
 
-from .conftest import StoreFactory, postgres_dsn
+from ..helpers import postgres_dsn
+from .conftest import StoreFactory
 
 T0 = 1_700_000_000.0
 CAP = 100

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,38 +14,7 @@ from gatekeeper.audit.record import AuditSink
 from gatekeeper.audit.sink_postgres import PostgresAuditSink
 from gatekeeper.audit.sink_sqlite import SqliteAuditSink
 
-PG_USERS = ("postgres", "root")
-PG_DSN_TEMPLATE = "postgresql://{user}@127.0.0.1:5432/test"
-_pg_dsn: str | None = None
-
-
-async def postgres_dsn() -> str:
-    """The machine's PostgreSQL. Never mocked: no server, no pass."""
-    global _pg_dsn
-    if _pg_dsn is None:
-        errors: list[str] = []
-        for user in PG_USERS:
-            dsn = PG_DSN_TEMPLATE.format(user=user)
-            try:
-                conn = await asyncpg.connect(dsn, timeout=5)
-            except (OSError, asyncpg.PostgresError) as exc:
-                errors.append(f"{user}: {exc}")
-                continue
-            await conn.close()
-            _pg_dsn = dsn
-            break
-        else:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432/test is required: " + "; ".join(errors))
-    return _pg_dsn
-
-
-async def drop_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
+from ..helpers import opened, throwaway_schema
 
 SinkFactory = Callable[[], AuditSink]
 # Runs one SQL statement on the sink's table, bypassing Gatekeeper: ``?`` placeholders.
@@ -65,20 +33,14 @@ async def make_sink(backend: str, tmp_path: Path) -> AsyncIterator[SinkFactory]:
         path = tmp_path / "audit.sqlite3"
         yield lambda: SqliteAuditSink(path)
         return
-    dsn = await postgres_dsn()
-    schema = f"gk_audit_test_{secrets.token_hex(6)}"
-    yield lambda: PostgresAuditSink(dsn, schema=schema)
-    await drop_schema(dsn, schema)
+    async with throwaway_schema("gk_audit_test") as (dsn, schema):
+        yield lambda: PostgresAuditSink(dsn, schema=schema)
 
 
 @pytest.fixture
 async def sink(make_sink: SinkFactory) -> AsyncIterator[AuditSink]:
-    instance = make_sink()
-    await instance.open()
-    try:
+    async with opened(make_sink()) as instance:
         yield instance
-    finally:
-        await instance.close()
 
 
 @pytest.fixture

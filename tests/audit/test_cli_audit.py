@@ -17,7 +17,8 @@ from gatekeeper.audit.record import chain_hash
 from gatekeeper.cli import audit as audit_cli
 from gatekeeper.config import load_config
 
-from .conftest import decision, drop_schema, postgres_dsn
+from ..helpers import drop_schema, postgres_dsn
+from .conftest import decision
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 
 from gatekeeper.budgets import BudgetCounter
 
+from ..helpers import opened
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 CounterFactory = Callable[[], BudgetCounter]
@@ -64,9 +66,5 @@ async def make_counter(backend: str, redis_prefix: str) -> AsyncIterator[Counter
 
 @pytest.fixture
 async def counter(make_counter: CounterFactory) -> AsyncIterator[BudgetCounter]:
-    instance = make_counter()
-    await instance.open()
-    try:
+    async with opened(make_counter()) as instance:
         yield instance
-    finally:
-        await instance.close()

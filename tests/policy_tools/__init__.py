@@ -32,3 +32,11 @@ def edit_policy(
             continue
         lines.append((replace or {}).get(line, line))
     path.write_text("\n".join([*lines, *append]) + "\n")
+
+
+def line_of(fragment: str) -> str:
+    """Where a rule of the default pack is, so these tests survive edits above it."""
+    for number, line in enumerate((PACK / "policy.csv").read_text().splitlines(), start=1):
+        if fragment in line:
+            return f"policy.csv:{number}"
+    raise AssertionError(f"no rule with {fragment!r}")

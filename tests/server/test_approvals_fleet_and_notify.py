@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import httpx2
 import pytest
 from aiohttp import web
@@ -23,20 +21,23 @@ from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.approvals.webhook import verify_signature
 from gatekeeper.cli.main import main as cli_main
 
-from ..approvals.conftest import postgres_dsn
-from ..helpers import H100, invoke, make_config, mint, running, serve_app, vote, wait_for_pending
+from ..helpers import (
+    H100,
+    invoke,
+    make_config,
+    mint,
+    running,
+    serve_app,
+    throwaway_schema,
+    vote,
+    wait_for_pending,
+)
 
 
 @pytest.fixture
 async def pg_schema() -> AsyncIterator[tuple[str, str]]:
-    dsn = await postgres_dsn()
-    schema = f"gk_fleet_{secrets.token_hex(5)}"
-    yield dsn, schema
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
+    async with throwaway_schema("gk_fleet") as dsn_and_schema:
+        yield dsn_and_schema
 
 
 async def test_a_call_held_on_replica_a_is_released_by_an_approval_on_replica_b(

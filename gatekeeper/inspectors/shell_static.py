@@ -1,0 +1,284 @@
+"""What a shell word expands to when every expansion in it is knowable without running anything.
+
+Filters that only look at the literal text lose to ``$'\\x73sh'``, ``ssh${IFS}-R``, ``$(printf
+ssh)``, ``S=ss; H=h; $S$H``, ``{ssh,-R,...}`` and ``/usr/bin/ss?``. The shell inspector keeps
+its fail-closed reading of such words (``shell.opaque``) and adds a second reading built here:
+the word's value with ANSI-C quotes decoded, variables it has seen assigned to literals
+substituted, ``echo``/``printf`` substitutions of literals replaced by their output, unquoted
+results split on ``IFS``, and brace expansion applied. A second reading only ever adds
+capabilities, so a guess here can make a refusal stricter but never lets a call through.
+
+Word boundaries come from bashlex; this module only evaluates one word's own text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+__all__ = ["DEFAULT_IFS", "ansi_c", "brace_expand", "echo_output", "static_fields", "unescape_echo"]
+
+DEFAULT_IFS: Final = " \t\n"
+MAX_FIELDS: Final = 256
+MAX_VALUE: Final = 16 * 1024
+_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-]")
+_SIMPLE_ESCAPES: Final = {
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+_ESCAPE_RE: Final = re.compile(
+    r"\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|0?[0-7]{1,3}|c.|.)", re.S
+)
+
+Pieces = list[tuple[str, bool]]  # (text, produced by an unquoted expansion: subject to IFS splitting)
+
+
+def _escape(m: re.Match[str], *, echo: bool) -> str:
+    e = m.group(1)
+    head = e[0]
+    if head in "xuU" and len(e) > 1:
+        try:
+            return chr(int(e[1:], 16))
+        except (ValueError, OverflowError):
+            return "\ufffd"
+    if head in "01234567":
+        digits = e[1:] if echo and head == "0" else e
+        return chr(int(digits or "0", 8) & 0xFF)
+    if head == "c" and len(e) == 2:
+        return chr(ord(e[1].upper()) ^ 0x40) if e[1].isascii() else "\ufffd"
+    if echo and head in "'\"?":
+        return "\\" + e
+    return _SIMPLE_ESCAPES.get(head, "\\" + e)
+
+
+def ansi_c(body: str) -> str:
+    """The value of ``$'body'`` (bash ANSI-C quoting)."""
+    return _ESCAPE_RE.sub(lambda m: _escape(m, echo=False), body)
+
+
+def unescape_echo(text: str) -> str:
+    """What ``echo -e`` and printf's format do with backslash escapes."""
+    return _ESCAPE_RE.sub(lambda m: _escape(m, echo=True), text)
+
+
+def echo_output(program: str, args: Sequence[str]) -> str | None:
+    """The output of ``echo``/``printf`` with literal arguments, or None when it depends on more."""
+    if program == "echo":
+        escapes = False
+        rest = list(args)
+        while rest and re.fullmatch(r"-[neE]+", rest[0]):
+            escapes = escapes or "e" in rest[0]
+            rest.pop(0)
+        text = " ".join(rest)
+        return unescape_echo(text) if escapes else text
+    if program == "printf" and args:
+        fmt, rest = args[0], list(args[1:])
+        if fmt == "--" and rest:
+            fmt, rest = rest[0], rest[1:]
+        if fmt in ("%s", "%b") and rest:
+            joined = "".join(rest)
+            return unescape_echo(joined) if fmt == "%b" else joined
+        if "%" in fmt.replace("%%", "") or rest:
+            return None
+        return unescape_echo(fmt.replace("%%", "%"))
+    return None
+
+
+def _ansi_end(raw: str, start: int) -> int:
+    """Index of the closing quote of a ``$'...'`` body starting at ``start``; -1 if unterminated."""
+    i = start
+    while i < len(raw):
+        if raw[i] == "\\":
+            i += 2
+            continue
+        if raw[i] == "'":
+            return i
+        i += 1
+    return -1
+
+
+def static_pieces(
+    raw: str,
+    base: int,
+    parts: Sequence[Any],
+    lookup: Callable[[str], str | None],
+    substitute: Callable[[Any], str | None],
+) -> Pieces | None:
+    """Evaluate one word's source text; None when any expansion in it is not knowable.
+
+    ``base`` is the word's offset in the parsed text (bashlex positions are absolute); ``parts``
+    are its expansion nodes; ``lookup`` gives a parameter's value (None: unknown);
+    ``substitute`` gives a command substitution's output (None: unknown).
+    """
+    starts = {p.pos[0] - base: p for p in parts}
+    out: Pieces = []
+    size = 0
+    in_dq = False
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        part = starts.get(i)
+        if part is not None and c in "$`":
+            kind = part.kind
+            if kind == "parameter" and not getattr(part, "value", None):
+                if in_dq or raw[i + 1 : i + 2] != "'":
+                    return None
+                end = _ansi_end(raw, i + 2)
+                if end < 0:
+                    return None
+                out.append((ansi_c(raw[i + 2 : end]), False))
+                size += end - i
+                i = end + 1
+                continue
+            if kind == "parameter":
+                name = str(part.value)
+                if not _NAME_RE.fullmatch(name):
+                    return None
+                value = lookup(name)
+            elif kind == "commandsubstitution":
+                value = substitute(part.command)
+                value = value.rstrip("\n") if value is not None else None
+            else:
+                return None
+            if value is None:
+                return None
+            out.append((value, not in_dq))
+            size += len(value)
+            if size > MAX_VALUE:
+                return None
+            i = part.pos[1] - base
+            continue
+        if c == "'" and not in_dq:
+            end = raw.find("'", i + 1)
+            if end < 0:
+                return None
+            out.append((raw[i + 1 : end], False))
+            i = end + 1
+        elif c == '"':
+            in_dq = not in_dq
+            i += 1
+        elif c == "\\" and i + 1 < len(raw):
+            nxt = raw[i + 1]
+            if nxt == "\n":
+                pass
+            elif in_dq and nxt not in '$`"\\':
+                out.append(("\\" + nxt, False))
+            else:
+                out.append((nxt, False))
+            i += 2
+        else:
+            out.append((c, False))
+            i += 1
+        size += 1
+        if size > MAX_VALUE:
+            return None
+    return out
+
+
+def fields(pieces: Pieces, ifs: str) -> tuple[str, ...]:
+    """Word splitting: unquoted expansion results split on IFS characters, quoted text kept whole."""
+    result: list[str] = []
+    current: list[str] = []
+    started = False
+    for text, split in pieces:
+        if not split or not ifs:
+            current.append(text)
+            started = started or bool(text) or not split
+            continue
+        for ch in text:
+            if ch in ifs:
+                if started or current:
+                    result.append("".join(current))
+                current, started = [], False
+            else:
+                current.append(ch)
+                started = True
+        if len(result) > MAX_FIELDS:
+            break
+    if started or current:
+        result.append("".join(current))
+    return tuple(result[:MAX_FIELDS])
+
+
+def joined(pieces: Pieces) -> str:
+    return "".join(t for t, _ in pieces)
+
+
+def static_fields(
+    raw: str,
+    base: int,
+    parts: Sequence[Any],
+    env: Mapping[str, str],
+    positional: Sequence[str] | None,
+    substitute: Callable[[Any], str | None],
+    *,
+    assignment: bool = False,
+) -> tuple[str, ...] | None:
+    """The argv words one shell word becomes, or None when that cannot be known statically."""
+
+    def lookup(name: str) -> str | None:
+        if name in ("@", "*"):
+            return " ".join(positional) if positional is not None else None
+        if name == "#":
+            return str(len(positional)) if positional is not None else None
+        if name.isdigit():
+            if positional is None or name == "0":
+                return None
+            k = int(name)
+            return positional[k - 1] if k <= len(positional) else ""
+        return env.get(name)
+
+    pieces = static_pieces(raw, base, parts, lookup, substitute)
+    if pieces is None:
+        return None
+    if assignment:
+        return (joined(pieces),)
+    return fields(pieces, env.get("IFS", DEFAULT_IFS))
+
+
+_BRACE_RE: Final = re.compile(r"\{([^{}]*)\}")
+MAX_BRACE_WORDS: Final = 64
+
+
+def brace_expand(word: str) -> list[str]:
+    """Bash brace expansion of one word (comma lists and numeric or letter ranges), bounded."""
+    out = [word]
+    for _ in range(8):
+        nxt: list[str] = []
+        changed = False
+        for w in out:
+            m = next((m for m in _BRACE_RE.finditer(w) if "," in m.group(1) or ".." in m.group(1)), None)
+            if m is None:
+                nxt.append(w)
+                continue
+            inner = m.group(1)
+            if "," in inner:
+                alts = inner.split(",")
+            else:
+                lo, _, hi = inner.partition("..")
+                if lo.lstrip("-").isdigit() and hi.lstrip("-").isdigit() and abs(int(hi) - int(lo)) < 64:
+                    step = 1 if int(hi) >= int(lo) else -1
+                    alts = [str(k) for k in range(int(lo), int(hi) + step, step)]
+                elif len(lo) == 1 and len(hi) == 1:
+                    step = 1 if ord(hi) >= ord(lo) else -1
+                    alts = [chr(k) for k in range(ord(lo), ord(hi) + step, step)]
+                else:
+                    alts = [inner]
+            nxt.extend(w[: m.start()] + a + w[m.end() :] for a in alts)
+            changed = True
+        out = nxt[:MAX_BRACE_WORDS]
+        if not changed:
+            break
+    return [w for w in out if w != ""]

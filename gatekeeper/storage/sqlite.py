@@ -1,0 +1,53 @@
+"""Opening a SQLite file the way every Gatekeeper store does, and its write transaction.
+
+Durability: WAL journal with ``synchronous=FULL``, so a change is on disk when its transaction
+commits. ``busy_timeout`` makes a second process on the same file wait for the write lock
+instead of failing, and ``BEGIN IMMEDIATE`` takes that lock at the start of a transaction, so
+two writers queue rather than race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from ..errors import GatekeeperError
+
+
+@asynccontextmanager
+async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction: COMMIT when the block ends, ROLLBACK if it raises."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+
+
+async def open_sqlite(path: Path, schema: str, *, foreign_keys: bool = False) -> aiosqlite.Connection:
+    """Connect to ``path`` (creating its folder), set the durable pragmas and create ``schema``
+    (statements separated by ``;``) in one transaction. Transactions are the caller's
+    (``isolation_level=None``): use ``immediate``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await db.execute("PRAGMA busy_timeout = 10000")
+        mode = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+        if str(next(iter(mode))[0]).lower() != "wal":
+            raise GatekeeperError(f"could not put {path} in WAL mode", code="store_error")
+        await db.execute("PRAGMA synchronous = FULL")
+        if foreign_keys:
+            await db.execute("PRAGMA foreign_keys = ON")
+        async with immediate(db):
+            for statement in schema.split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+    except BaseException:
+        await db.close()
+        raise
+    return db
