@@ -504,7 +504,8 @@ def child_load(policy: Path) -> None:
     after = rss_mb()
     peak = proc_status_mb("VmHWM")
     rules = len(list(engine.rules()))
-    print(json.dumps({"load_s": load_s, "rss_before": before, "rss_after": after, "peak": peak, "rules": rules}))
+    out = {"load_s": load_s, "rss_before": before, "rss_after": after, "peak": peak, "rules": rules}
+    print(json.dumps(out))
 
 
 def load_in_child(policy: Path) -> dict[str, float]:

@@ -36,5 +36,5 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # binding the processor chain once per logger, not per line
     )

@@ -8,8 +8,9 @@ sets ``exchange.response`` and raises ``Halt``; an error raises a
 
 from __future__ import annotations
 
+import os
+import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,6 +22,9 @@ from .metrics import Metrics
 from .models import Decision, Principal, ToolCall
 
 decision_log = structlog.get_logger("gatekeeper.decision")
+# Decision ids only need to be unique, not secret (approval ids, which grant things, use secrets);
+# os.urandom per call costs ~20 µs on some VMs, so seed a generator from it once.
+_ids = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
 
 
 class Halt(Exception):
@@ -31,7 +35,7 @@ class Halt(Exception):
 class Exchange:
     entry: str
     request: Any  # the transport's request object (aiohttp web.Request)
-    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    decision_id: str = field(default_factory=lambda: f"{_ids.getrandbits(128):032x}")
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     tool: str | None = None

@@ -35,6 +35,10 @@ _KEEP = (
 )
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_MISSING = object()
+
+
 def _plain(value: Any) -> Any:
     """JSON-friendly copy: tuples, sets and enums become lists and strings."""
     if isinstance(value, str | int | float | bool) or value is None:
@@ -61,7 +65,12 @@ class RecentDecisions:
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Remember one decision (only the known keys are kept; the caller's dict is not held)."""
-        item = {key: _plain(record[key]) for key in _KEEP if key in record}
+        # The decision recorder hands over plain values already; only convert what is not.
+        item = {
+            key: value if type(value) in _PLAIN_TYPES else _plain(value)
+            for key in _KEEP
+            if key in record and (value := record[key]) is not _MISSING
+        }
         item["time"] = _epoch(record.get("time"))
         with self._lock:
             self._items.append(item)

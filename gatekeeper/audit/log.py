@@ -200,9 +200,10 @@ class AuditLog:
         chain_id: str,
         redact: Redactor | None = None,
         max_queue: int = 100_000,
-        batch_size: int = 500,
+        batch_size: int = 100,  # small batches: chaining happens on the event loop, keep each slice short
         log_records: bool = False,
         checkpoint_seconds: float = 10.0,
+        batch_window_seconds: float = 0.02,
     ) -> None:
         if not chain_id:
             raise ValueError("chain_id must be a non-empty string")
@@ -213,6 +214,8 @@ class AuditLog:
         self.batch_size = max(1, batch_size)
         self.log_records = log_records
         self.checkpoint_seconds = checkpoint_seconds
+        # Under load, waiting a few ms lets one transaction carry many records instead of one each.
+        self.batch_window_seconds = batch_window_seconds
         self._queue: deque[dict[str, Any]] = deque()
         self._batch_fields: list[dict[str, Any]] = []
         self._batch: list[AuditRecord] = []
@@ -345,6 +348,8 @@ class AuditLog:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                if len(self._queue) < self.batch_size and not self._stopping and self.batch_window_seconds:
+                    await asyncio.sleep(self.batch_window_seconds)
                 count = min(len(self._queue), self.batch_size)
                 self._batch_fields = [self._queue.popleft() for _ in range(count)]
                 self._chain_batch()

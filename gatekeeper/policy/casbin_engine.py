@@ -250,10 +250,12 @@ class CasbinPolicy:
     first matching line in file order. ``reference_match`` asks a plain casbin ``Enforcer`` (built
     on first use), for differential tests.
 
-    The index: exact objects in a dict and keyMatch prefixes in a character trie, each entry
-    holding effect -> subject -> rules. A lookup walks the object's characters only as far as some
-    prefix goes, then reads the buckets of the request's roles (or the bucket's subjects, when
-    fewer): its cost follows the object's length and the number of roles, not the rule count.
+    The index: exact objects in a dict and keyMatch prefixes (everything before the first ``*``)
+    in a radix tree; each entry holds that key's rules of every effect in file order, grouped by
+    subject once there are many. A lookup follows the object only as far as some prefix goes and
+    reads only the request's roles' share: its cost follows the object's length and the number
+    of roles, not the rule count. Role inheritance follows casbin's role manager, including its
+    ten-level limit.
     """
 
     def __init__(self, model_path: Path, policy_path: Path, *, include_shadow: bool = False) -> None:
