@@ -27,6 +27,7 @@ from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
 from .metrics import Metrics
 from .pipeline import DecisionSinks
+from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .server.console import AUDIT_STATUS
@@ -161,6 +162,12 @@ class Gatekeeper:
             interval_seconds=self.config.policy_watch_seconds or 1.0,
         )
         self.gate.reloader = self.reloader
+        # A member of a policy fleet: sets published to PostgreSQL replace the local files.
+        self.policy_sync = (
+            PolicySync(config.policy_sync, approvals.postgres_schema, config.data_dir, self.reloader)
+            if config.policy_sync
+            else None
+        )
         self.lifecycle = Lifecycle()
         self.budgets = open_counter(self.config.budget_store)
         self.recent = RecentDecisions()
@@ -189,6 +196,8 @@ class Gatekeeper:
         await self.budgets.open()
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
+        if self.policy_sync is not None:
+            await self.policy_sync.start()
         agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle)
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
@@ -239,6 +248,8 @@ class Gatekeeper:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.policy_sync is not None:
+            await self.policy_sync.stop()
         await self.reloader.stop()
         await self.approvals.stop()
         await self.budgets.close()

@@ -76,6 +76,7 @@ class Config:
     policy: PolicyFiles = PolicyFiles()
     policy_shadow: PolicyFiles | None = None  # a candidate set decided beside the live one, never enforced
     policy_watch_seconds: float | None = 1.0  # None: no file watching (SIGHUP still reloads)
+    policy_sync: str | None = None  # postgresql://...: take policy published to the fleet (policy_sync.py)
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
@@ -248,7 +249,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
         upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
 
-    pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds"})
+    pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})
     defaults = PolicyFiles()
     policy = PolicyFiles(
         model=rel(pol["model"]) if "model" in pol else defaults.model,
@@ -278,6 +279,14 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             "policy.watch_seconds", "must be a positive number of seconds, or null to disable watching"
         )
 
+    sync = r.typed(pol, "policy", "sync", str, None)
+    if sync is not None:
+        sync = r.expand_env("policy.sync", sync)
+        if not sync.startswith(("postgresql://", "postgres://")):
+            raise r.fail(
+                "policy.sync", "must be a postgresql:// URL (the schema is approvals.postgres_schema)"
+            )
+
     lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
     limits = Limits(**{f.name: r.typed(lim, "limits", f.name, int, f.default) for f in fields(Limits)})
     for f in fields(Limits):
@@ -300,6 +309,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         policy=policy,
         policy_shadow=policy_shadow,
         policy_watch_seconds=float(watch) if watch is not None else None,
+        policy_sync=sync,
         limits=limits,
         demo=demo,
         log_level=level,

@@ -5,9 +5,11 @@ The gate holds one reference to an immutable PolicySet and every call reads it o
 swap is atomic: a call is decided entirely by the old set or entirely by the new one. A
 broken edit leaves the old set live and says why (log line, metric, readiness detail).
 
-In a fleet each replica watches its own copy of the files (a Kubernetes ConfigMap, a config
-management run); the policy version every decision records, and that ``/readyz`` reports,
-shows when all replicas have converged.
+In a fleet each replica either watches its own copy of the files (a Kubernetes ConfigMap, a
+config management run), or, with ``policy.sync``, is handed each set published to PostgreSQL by
+:mod:`gatekeeper.policy_sync`, which reloads from that set's directory through here. The policy
+version every decision records, and that ``/readyz`` reports, shows when all replicas have
+converged.
 """
 
 from __future__ import annotations
@@ -59,13 +61,17 @@ class PolicyReloader:
         self.metrics = metrics
         self.interval = interval_seconds
         self.last_error: str | None = None
-        self._paths = [files.model, files.policy, files.tools]
-        if shadow is not None:
-            self._paths += [shadow.model, shadow.policy, shadow.tools]
+        self._paths = self._watched(files)
         self._seen = _fingerprint(self._paths)
         self._task: asyncio.Task[None] | None = None
         self._pending: asyncio.Task[bool] | None = None
         self._lock = asyncio.Lock()
+
+    def _watched(self, files: PolicyFiles) -> list[Path]:
+        paths = [files.model, files.policy, files.tools]
+        if self.shadow is not None:
+            paths += [self.shadow.model, self.shadow.policy, self.shadow.tools]
+        return paths
 
     async def start(self, *, watch: bool = True, handle_sighup: bool = False) -> None:
         if watch:
@@ -94,13 +100,17 @@ class PolicyReloader:
                 self._seen = marks
                 await self.reload(reason="files changed")
 
-    async def reload(self, *, reason: str) -> bool:
-        """Load, validate and swap; on any error keep the live set. Returns True when swapped."""
+    async def reload(self, *, reason: str, files: PolicyFiles | None = None) -> bool:
+        """Load, validate and swap; on any error keep the live set. Returns True when swapped.
+
+        With ``files`` (a published set, from policy sync), load those instead; once they load,
+        they are the files this reloader watches and reloads from."""
         async with self._lock:
             old = self.gate.policy_set
+            source = files or self.files
             try:
                 # Parsing 100k rules is CPU work: keep it off the event loop.
-                new = await asyncio.to_thread(load_policy_set, self.files, self.upstreams, shadow=self.shadow)
+                new = await asyncio.to_thread(load_policy_set, source, self.upstreams, shadow=self.shadow)
             except GatekeeperError as exc:
                 self.last_error = exc.message
                 self.metrics.policy_reloads.labels(result="failed").inc()
@@ -117,6 +127,10 @@ class PolicyReloader:
                 log.exception("policy_reload_failed", reason=reason)
                 return False
             self.last_error = None
+            if source is not self.files:
+                self.files = source
+                self._paths = self._watched(source)
+                self._seen = _fingerprint(self._paths)
 
             def versions(ps: object) -> tuple[str, str | None]:
                 shadow = getattr(ps, "shadow", None)

@@ -1,4 +1,5 @@
-"""``gatekeeper policy lint|test|explain|replay``: the policy author's tools, all offline.
+"""``gatekeeper policy lint|test|explain|replay``: the policy author's tools, all offline;
+and ``gatekeeper policy publish``, which sends a validated set to every replica of a fleet.
 
 The policy set is the configured one (``--config``: its ``policy`` section; without it the
 default pack) or, with ``--dir DIR``, ``DIR/model.conf``, ``DIR/policy.csv`` and
@@ -33,6 +34,7 @@ from ..policy.explain import explain, render
 from ..policy.lint import ERROR, INFO, WARNING, has_errors, lint, policy_files_in
 from ..policy.replay import ReplayReport, read_jsonl, replay, replay_async
 from ..policy.testing import discover, run_files
+from ..policy_sync import publish
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -99,6 +101,17 @@ def register(sub: Any) -> None:
         "--fail-on-change", action="store_true", help="exit 1 when any outcome would change (for CI)"
     )
     replay_p.set_defaults(run=run_replay)
+
+    publish_p = verbs.add_parser(
+        "publish", help="validate a policy set and send it to every replica (policy.sync, PostgreSQL)"
+    )
+    publish_p.add_argument(
+        "--config", type=Path, default=None, help="path to gatekeeper.yaml (its policy.sync and schema)"
+    )
+    publish_p.add_argument(
+        "--dir", type=Path, default=None, help="the policy directory to publish (default: configured files)"
+    )
+    publish_p.set_defaults(run=run_publish)
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +262,20 @@ async def _replay_store(
         )
     finally:
         await sink.close()
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not config.policy_sync:
+        raise ConfigError("policy.sync is not set in the configuration: there is no fleet to publish to")
+    files = policy_files_in(args.dir) if args.dir is not None else config.policy
+    upstreams = frozenset(config.upstreams) if args.config is not None else None
+    with _quiet_logs():
+        published = asyncio.run(
+            publish(config.policy_sync, config.approvals.postgres_schema, files, upstreams)
+        )
+    print(f"published policy {published.version} (#{published.seq}) to {config.approvals.postgres_schema}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
