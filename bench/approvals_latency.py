@@ -56,14 +56,14 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.serve_stack import POLICY_DIR, bench_config  # noqa: E402
-from gatekeeper.app import Gatekeeper  # noqa: E402
-from gatekeeper.approvals.models import Approval, State, new_id  # noqa: E402
-from gatekeeper.approvals.settings import ApprovalSettings  # noqa: E402
-from gatekeeper.approvals.store import ApprovalStore  # noqa: E402
-from gatekeeper.identity import IdentitySettings, issue_token  # noqa: E402
-from gatekeeper.identity.keys import ensure_dev_key  # noqa: E402
-from gatekeeper.logs import configure_logging  # noqa: E402
+from bench.serve_stack import POLICY_DIR, bench_config
+from gatekeeper.app import Gatekeeper
+from gatekeeper.approvals.models import Approval, State, new_id
+from gatekeeper.approvals.settings import ApprovalSettings
+from gatekeeper.approvals.store import ApprovalStore
+from gatekeeper.identity import IdentitySettings, issue_token
+from gatekeeper.identity.keys import ensure_dev_key
+from gatekeeper.logs import configure_logging
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 AGENT = "bench-agent"

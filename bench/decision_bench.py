@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from gatekeeper.models import Capability, Principal  # noqa: E402
-from gatekeeper.policy.casbin_engine import CasbinPolicy, ConditionContext  # noqa: E402
+from gatekeeper.models import Capability, Principal
+from gatekeeper.policy.casbin_engine import CasbinPolicy, ConditionContext
 
 MODEL = ROOT / "policies" / "model.conf"
 SIZES = (10, 1_000, 10_000, 100_000)
@@ -386,7 +386,7 @@ REGO_CONDITIONS = {"True": 0, "r.ctx.gpus > 2 or r.ctx.gpu_hours > 16": 1, "r.ct
 def rego_anchor(policy_text: str, requests: list[Request], budget_s: float) -> AnchorCell:
     """The same rules as Rego data, matched by one generic Rego policy (the usual way to hold
     thousands of rules in OPA): keyMatch as ``startswith``, roles through ``graph.reachable``."""
-    import regopy  # type: ignore[import-untyped]
+    import regopy
 
     start = time.perf_counter()
     rules: list[dict[str, Any]] = []
@@ -516,7 +516,8 @@ def load_in_child(policy: Path) -> dict[str, float]:
         timeout=120,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,8 +705,6 @@ def main() -> None:
     )
     try:
         from importlib.metadata import version
-
-        import casbin  # noqa: F401
 
         print(f"# pycasbin {version('pycasbin')}", end="")
         for dist in ("cedarpy", "regopy"):

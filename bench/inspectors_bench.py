@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -136,30 +137,28 @@ def main() -> None:
     rows = [
         row(
             "shell, typical development commands (uncached)",
-            [lambda c=c: _inspect(c, "/workspace") for c in TYPICAL_SHELL],
+            [partial(_inspect, c, "/workspace") for c in TYPICAL_SHELL],
             rounds,
         ),
         row(
             "shell, attacks and obfuscations (uncached)",
-            [lambda c=c: _inspect(c, "/workspace") for c in ATTACK_SHELL],
+            [partial(_inspect, c, "/workspace") for c in ATTACK_SHELL],
             rounds,
         ),
         row(
             "shell, typical, cached (an agent repeating itself)",
-            [lambda c=c: inspect_shell(c, CTX) for c in TYPICAL_SHELL],
+            [partial(inspect_shell, c, CTX) for c in TYPICAL_SHELL],
             rounds,
         ),
-        row("url, typical and tricky", [lambda u=u: inspect_url(u, CTX) for u in TYPICAL_URL], rounds),
-        row("path (fs.read)", [lambda p=p: inspect_fs_read(p, CTX) for p in TYPICAL_PATH], rounds),
-        row("compute", [lambda v=v: inspect_compute(v, CTX) for v in TYPICAL_COMPUTE], rounds),
+        row("url, typical and tricky", [partial(inspect_url, u, CTX) for u in TYPICAL_URL], rounds),
+        row("path (fs.read)", [partial(inspect_fs_read, p, CTX) for p in TYPICAL_PATH], rounds),
+        row("compute", [partial(inspect_compute, v, CTX) for v in TYPICAL_COMPUTE], rounds),
     ]
     worst = [
-        row(f"worst: {name}", [lambda c=c: _inspect(c, "/workspace")], worst_rounds)
+        row(f"worst: {name}", [partial(_inspect, c, "/workspace")], worst_rounds)
         for name, c in WORST_SHELL.items()
     ]
-    worst += [
-        row(f"worst: {n}", [lambda u=u: inspect_url(u, CTX)], worst_rounds) for n, u in WORST_URL.items()
-    ]
+    worst += [row(f"worst: {n}", [partial(inspect_url, u, CTX)], worst_rounds) for n, u in WORST_URL.items()]
     where = f"Python {platform.python_version()} on {platform.machine()}"
     print(f"{where}, {rounds} rounds (worst: {worst_rounds})")
     print()

@@ -30,11 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bare_proxy import start_bare_proxy  # noqa: E402
-from gatekeeper.app import Gatekeeper  # noqa: E402
-from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, default_config  # noqa: E402
-from gatekeeper.identity import issue_token  # noqa: E402
-from gatekeeper.logs import configure_logging  # noqa: E402
+from bench.bare_proxy import start_bare_proxy
+from gatekeeper.app import Gatekeeper
+from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, default_config
+from gatekeeper.identity import issue_token
+from gatekeeper.logs import configure_logging
 
 POLICY_DIR = REPO / "policies"
 

@@ -302,8 +302,7 @@ class PostgresApprovalStore(ChangeFeed):
         votes: dict[str, list[Vote]] = {r["id"]: [] for r in rows}
         if rows:
             for v in await conn.fetch(
-                f"SELECT {VOTE_COLUMNS} FROM votes "  # noqa: S608 - constant
-                "WHERE approval_id = ANY($1::text[]) ORDER BY at, seq",
+                f"SELECT {VOTE_COLUMNS} FROM votes WHERE approval_id = ANY($1::text[]) ORDER BY at, seq",
                 list(votes),
             ):
                 votes[v["approval_id"]].append(vote_from_row(v))
@@ -313,8 +312,7 @@ class PostgresApprovalStore(ChangeFeed):
         self, conn: Conn | asyncpg.Pool[asyncpg.Record], approval_id: str, *, lock: bool = False
     ) -> Approval | None:
         rows = await conn.fetch(
-            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"  # noqa: S608 - constant
-            + (" FOR UPDATE" if lock else ""),
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1" + (" FOR UPDATE" if lock else ""),
             approval_id,
         )
         loaded = await self._load(conn, rows)
@@ -339,7 +337,7 @@ class PostgresApprovalStore(ChangeFeed):
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
             existing = await conn.fetch(
-                f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals "
                 "WHERE principal = $1 AND digest = $2 AND state = 'pending'",
                 approval.principal,
                 approval.digest,
@@ -355,7 +353,7 @@ class PostgresApprovalStore(ChangeFeed):
             if pending >= max_pending_per_principal:
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await conn.execute(
-                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
                 "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
                 *new_approval_params(approval),
             )
@@ -378,14 +376,14 @@ class PostgresApprovalStore(ChangeFeed):
             # one snapshot for the approvals and their votes
             if state is None:
                 rows = await conn.fetch(
-                    f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                    f"SELECT {APPROVAL_COLUMNS} FROM approvals "
                     "ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
                     max(0, limit),
                     max(0, offset),
                 )
             else:
                 rows = await conn.fetch(
-                    f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE state = $1 "  # noqa: S608 - constant
+                    f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE state = $1 "
                     "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
                     str(validate_state(state)),
                     max(0, limit),
@@ -423,7 +421,7 @@ class PostgresApprovalStore(ChangeFeed):
                 tx.error = expired_error(approval_id)
                 return current
             inserted = await conn.fetchval(
-                f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "  # noqa: S608 - constant
+                f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
                 "ON CONFLICT (approval_id, operator) DO NOTHING RETURNING seq",
                 approval_id,
                 operator,
@@ -459,7 +457,7 @@ class PostgresApprovalStore(ChangeFeed):
     async def consume(self, approval_id: str, *, now: float) -> Approval | None:
         async def body(conn: Conn, tx: Tx) -> Approval | None:
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
                 f"WHERE id = $2 AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 now,
                 approval_id,
@@ -474,7 +472,7 @@ class PostgresApprovalStore(ChangeFeed):
             # The outer state check is re-evaluated after any wait for the row lock, so of two
             # racing transactions only the first consumes; the second gets no row.
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
                 "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
                 f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
@@ -490,7 +488,7 @@ class PostgresApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'expired', decided_at = $1 "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'expired', decided_at = $1 "
                 f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
             )
@@ -505,7 +503,7 @@ class PostgresApprovalStore(ChangeFeed):
     async def add_grant(self, grant: Grant) -> Grant:
         async def body(conn: Conn, tx: Tx) -> Grant:
             await conn.execute(
-                f"INSERT INTO grants ({GRANT_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO grants ({GRANT_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 *grant_params(grant),
             )
@@ -517,7 +515,7 @@ class PostgresApprovalStore(ChangeFeed):
     async def find_grant(self, principal: str, digest: str, *, now: float) -> Grant | None:
         async def body(conn: Conn, tx: Tx) -> Grant | None:
             row = await conn.fetchrow(
-                "UPDATE grants SET uses = uses + 1 "  # noqa: S608 - constant
+                "UPDATE grants SET uses = uses + 1 "
                 "WHERE id = (SELECT id FROM grants WHERE principal = $1 AND digest = $2 "
                 "AND revoked_at IS NULL AND expires_at > $3 ORDER BY expires_at DESC, id LIMIT 1 FOR UPDATE) "
                 f"AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
@@ -532,12 +530,10 @@ class PostgresApprovalStore(ChangeFeed):
     async def list_grants(self, *, active_at: float | None = None) -> list[Grant]:
         pool = self._require()
         if active_at is None:
-            rows = await pool.fetch(
-                f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
-            )
+            rows = await pool.fetch(f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC")
         else:
             rows = await pool.fetch(
-                f"SELECT {GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
+                f"SELECT {GRANT_COLUMNS} FROM grants "
                 "WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY created_at DESC, id DESC",
                 active_at,
             )
@@ -546,7 +542,7 @@ class PostgresApprovalStore(ChangeFeed):
     async def revoke_grant(self, grant_id: str, *, operator: str, now: float) -> Grant:
         async def body(conn: Conn, tx: Tx) -> Grant:
             row = await conn.fetchrow(
-                "UPDATE grants SET revoked_at = $1, revoked_by = $2 "  # noqa: S608 - constant
+                "UPDATE grants SET revoked_at = $1, revoked_by = $2 "
                 f"WHERE id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
                 now,
                 operator,

@@ -170,7 +170,7 @@ class SqliteApprovalStore(ChangeFeed):
         if not ids:
             return out
         rows = await db.execute_fetchall(
-            f"SELECT {VOTE_COLUMNS} FROM votes "  # noqa: S608 - constant
+            f"SELECT {VOTE_COLUMNS} FROM votes "
             "WHERE approval_id IN (SELECT value FROM json_each(?)) ORDER BY at, rowid",
             (dumps(ids),),
         )
@@ -185,7 +185,7 @@ class SqliteApprovalStore(ChangeFeed):
 
     async def _get(self, db: aiosqlite.Connection, approval_id: str) -> Approval | None:
         rows = await db.execute_fetchall(
-            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?",  # noqa: S608 - constant
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?",
             (approval_id,),
         )
         loaded = await self._load(db, rows)
@@ -210,7 +210,7 @@ class SqliteApprovalStore(ChangeFeed):
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
             existing = await db.execute_fetchall(
-                f"SELECT {APPROVAL_COLUMNS} FROM approvals "  # noqa: S608 - constant
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals "
                 "WHERE principal = ? AND digest = ? AND state = 'pending'",
                 (approval.principal, approval.digest),
             )
@@ -224,7 +224,7 @@ class SqliteApprovalStore(ChangeFeed):
             if pending >= max_pending_per_principal:
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await db.execute(
-                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
                 "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
                 new_approval_params(approval),
             )
@@ -246,7 +246,7 @@ class SqliteApprovalStore(ChangeFeed):
 
         async def body(db: aiosqlite.Connection) -> list[Approval]:
             rows = await db.execute_fetchall(
-                f"SELECT {APPROVAL_COLUMNS} FROM approvals {where} "  # noqa: S608 - constant parts
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals {where} "
                 "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 (*params, max(0, limit), max(0, offset)),
             )
@@ -258,7 +258,7 @@ class SqliteApprovalStore(ChangeFeed):
         where, params = _state_filter(state)
 
         async def body(db: aiosqlite.Connection) -> int:
-            rows = await db.execute_fetchall(f"SELECT count(*) FROM approvals {where}", params)  # noqa: S608
+            rows = await db.execute_fetchall(f"SELECT count(*) FROM approvals {where}", params)
             return int(next(iter(rows))[0])
 
         return await self._read(body)
@@ -286,7 +286,7 @@ class SqliteApprovalStore(ChangeFeed):
                 return current
             try:
                 await db.execute(
-                    f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - constant
+                    f"INSERT INTO votes ({VOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                     (approval_id, operator, verdict, comment, now),
                 )
             except aiosqlite.IntegrityError:
@@ -314,7 +314,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def consume(self, approval_id: str, *, now: float) -> Approval | None:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval | None:
             rows = await db.execute_fetchall(
-                "UPDATE approvals SET state = 'consumed', consumed_at = ? "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'consumed', consumed_at = ? "
                 f"WHERE id = ? AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
                 (now, approval_id),
             )
@@ -326,7 +326,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def consume_matching(self, principal: str, digest: str, *, now: float) -> Approval | None:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval | None:
             rows = await db.execute_fetchall(
-                "UPDATE approvals SET state = 'consumed', consumed_at = ? "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'consumed', consumed_at = ? "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = ? AND digest = ? "
                 "AND state = 'approved' ORDER BY created_at, id LIMIT 1) "
                 f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
@@ -340,7 +340,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(db: aiosqlite.Connection, tx: Tx) -> list[Approval]:
             rows = await db.execute_fetchall(
-                "UPDATE approvals SET state = 'expired', decided_at = ? "  # noqa: S608 - constant
+                "UPDATE approvals SET state = 'expired', decided_at = ? "
                 f"WHERE state = 'pending' AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
                 (now, now),
             )
@@ -355,8 +355,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def add_grant(self, grant: Grant) -> Grant:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Grant:
             await db.execute(
-                f"INSERT INTO grants ({GRANT_COLUMNS}) "  # noqa: S608 - constant
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO grants ({GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 grant_params(grant),
             )
             tx.changes.append(Change("grant", approval_id=grant.approval_id, grant_id=grant.id))
@@ -367,7 +366,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def find_grant(self, principal: str, digest: str, *, now: float) -> Grant | None:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Grant | None:
             rows = await db.execute_fetchall(
-                "UPDATE grants SET uses = uses + 1 "  # noqa: S608 - constant
+                "UPDATE grants SET uses = uses + 1 "
                 "WHERE id = (SELECT id FROM grants WHERE principal = ? AND digest = ? "
                 "AND revoked_at IS NULL AND expires_at > ? ORDER BY expires_at DESC, id LIMIT 1) "
                 f"RETURNING {GRANT_COLUMNS}",
@@ -381,11 +380,11 @@ class SqliteApprovalStore(ChangeFeed):
         async def body(db: aiosqlite.Connection) -> list[Grant]:
             if active_at is None:
                 rows = await db.execute_fetchall(
-                    f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"  # noqa: S608
+                    f"SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at DESC, id DESC"
                 )
             else:
                 rows = await db.execute_fetchall(
-                    f"SELECT {GRANT_COLUMNS} FROM grants "  # noqa: S608 - constant
+                    f"SELECT {GRANT_COLUMNS} FROM grants "
                     "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id DESC",
                     (active_at,),
                 )
@@ -396,7 +395,7 @@ class SqliteApprovalStore(ChangeFeed):
     async def revoke_grant(self, grant_id: str, *, operator: str, now: float) -> Grant:
         async def body(db: aiosqlite.Connection, tx: Tx) -> Grant:
             rows = await db.execute_fetchall(
-                "UPDATE grants SET revoked_at = ?, revoked_by = ? "  # noqa: S608 - constant
+                "UPDATE grants SET revoked_at = ?, revoked_by = ? "
                 f"WHERE id = ? AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}",
                 (now, operator, grant_id),
             )
