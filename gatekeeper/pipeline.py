@@ -67,8 +67,8 @@ class DecisionSinks:
         for sink in self.sinks:
             try:
                 sink(record)
-            except Exception:  # a broken sink must not turn into a failed call
-                decision_log.exception("decision_sink_failed")
+            except Exception:  # the call already happened: keep the whole record in the log instead
+                decision_log.exception("decision_sink_failed", unwritten=record)
 
 
 T = TypeVar("T")
@@ -90,6 +90,13 @@ async def run(stages: Sequence[Stage], exchange: Exchange) -> None:
         return
     except GatekeeperError as exc:
         exchange.error = exc
+    except Exception:  # a bug or a store driver's own error: refuse, and record it as an error
+        decision_log.exception("stage_failed", decision_id=exchange.decision_id)
+        exchange.error = GatekeeperError("internal error; the call was refused")
+
+
+# Refusals that come from a failure, not from policy: refused even in monitor mode.
+FAILURE_CODES = frozenset({"inspector_error", "policy_error", "budget_unavailable"})
 
 
 def outcome_of(exchange: Exchange) -> str:

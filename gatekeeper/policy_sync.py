@@ -292,7 +292,7 @@ class PolicySync:
                 conn = await asyncpg.connect(
                     self.dsn, timeout=10, server_settings={"application_name": "gatekeeper-policy-listener"}
                 )
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except Exception as exc:  # any failure to connect is retried: never leave a replica deaf
                 log.warning("policy_listener_connect_failed", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

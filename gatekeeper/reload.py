@@ -68,10 +68,8 @@ class PolicyReloader:
         self._lock = asyncio.Lock()
 
     def _watched(self, files: PolicyFiles) -> list[Path]:
-        paths = [files.model, files.policy, files.tools]
-        if self.shadow is not None:
-            paths += [self.shadow.model, self.shadow.policy, self.shadow.tools]
-        return paths
+        sets = [files] if self.shadow is None else [files, self.shadow]
+        return [p for f in sets for p in (f.model, f.policy, f.tools, f.budgets) if p is not None]
 
     async def start(self, *, watch: bool = True, handle_sighup: bool = False) -> None:
         if watch:

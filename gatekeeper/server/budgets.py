@@ -42,7 +42,7 @@ async def spend_budgets(ex: Exchange) -> None:
     except (BudgetUnavailable, GatekeeperError) as exc:  # fail closed: no budget answer, no call
         log.error("budget_error", tool=call.tool, error=exc.message)
         ex.decision = _budget_decision(
-            decision, Outcome.DENY, exc.code, f"budgets could not be checked: {exc.message}"
+            decision, Outcome.DENY, "budget_unavailable", f"budgets could not be checked: {exc.message}"
         )
         return
     metrics = app[METRICS]
@@ -52,7 +52,8 @@ async def spend_budgets(ex: Exchange) -> None:
             metrics.budget_spent.labels(rule=charge.rule_id).inc(charge.amount)
         return
     exceeded = result.exceeded
-    if exceeded is None:
+    if exceeded is None:  # "not ok" without saying which budget: fail closed
+        ex.decision = _budget_decision(decision, Outcome.DENY, "budget_unavailable", "budgets gave no answer")
         return
     rule = rules.get(exceeded.charge.rule_id)
     metrics.budget_exceeded.labels(rule=exceeded.charge.rule_id).inc()
@@ -75,8 +76,8 @@ async def refund_budgets(ex: Exchange) -> None:
         return
     try:
         await counter.refund(ex.charges, now=ex.charged_at or time.time())
-    except GatekeeperError as exc:
-        log.warning("budget_refund_failed", error=exc.message)
+    except Exception as exc:  # a lost refund over-counts; it must never stop the decision record
+        log.warning("budget_refund_failed", error=f"{type(exc).__name__}: {exc}")
     ex.charges = None
 
 

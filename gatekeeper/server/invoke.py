@@ -10,13 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import strictjson
-from ..errors import PayloadTooLarge, RequestError, Unavailable
+from ..errors import PayloadTooLarge, RequestError, Unavailable, UpstreamError
 from ..escalation import Pending
-from ..models import Outcome
-from ..pipeline import Exchange, Halt, Stage, need, record, run
+from ..models import Decision, Outcome
+from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
-from .state import AUDIT, CONFIG, ESCALATION, GATE, METRICS, SINKS, TRANSPORT, VERIFIER
+from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
 
@@ -104,15 +104,27 @@ async def hold_escalated(ex: Exchange) -> None:
             },
         )
         raise Halt
-    ex.decision = result
+    ex.decision = recheck_after_hold(ex, decision, result)
     ex.approval_id = result.approval_id
+
+
+def recheck_after_hold(ex: Exchange, held: Decision, result: Decision) -> Decision:
+    """A call may wait minutes for a human; if the policy changed meanwhile, decide it again:
+    an operator's approval never overrides what the new policy denies."""
+    gate = ex.request.app[GATE]
+    if result.outcome is not Outcome.ALLOW or gate.policy_set is None:
+        return result
+    if gate.policy_set.version == held.policy_version or ex.principal is None or ex.tool is None:
+        return result
+    again = gate.evaluate(ex.principal, ex.tool, ex.arguments).decision
+    return again if again.outcome is Outcome.DENY else result
 
 
 async def refuse_denied(ex: Exchange) -> None:
     decision = need(ex.decision, "decision")
     if decision.outcome is Outcome.ALLOW:
         return
-    if ex.request.app[CONFIG].mode == "monitor" and decision.code not in ("inspector_error", "policy_error"):
+    if ex.request.app[CONFIG].mode == "monitor" and decision.code not in FAILURE_CODES:
         ex.enforced = False  # monitor mode: recorded as would-deny, forwarded anyway
         return
     ex.response = json_response(
@@ -131,22 +143,35 @@ async def refuse_denied(ex: Exchange) -> None:
     raise Halt
 
 
+def ensure_recordable(app: web.Application) -> None:
+    """A call whose decision cannot be recorded does not run (both entry points call this).
+    Every call in flight will append one record, so they count against the room left."""
+    audit = app.get(AUDIT)
+    lifecycle = app.get(LIFECYCLE)
+    inflight = lifecycle.inflight if lifecycle is not None else 0
+    if audit is not None and audit.lag + inflight > audit.max_queue:
+        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
+
+
 async def forward(ex: Exchange) -> None:
     call = need(ex.call, "understood call")
     app = ex.request.app
-    audit = app.get(AUDIT)
-    if audit is not None and audit.lag >= audit.max_queue:  # a call that cannot be recorded does not run
-        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
+    ensure_recordable(app)
     # The upstream was fixed when the call was understood: a policy swap cannot redirect it now.
     upstream = app[CONFIG].upstreams[call.upstream]
     started = time.perf_counter()
+    # From here the upstream may act on the call even if its answer fails: its budget stays spent.
+    ex.forwarded = True
     try:
         arguments = json.dumps(call.arguments, ensure_ascii=False, allow_nan=False).encode()
         answer = await app[TRANSPORT].call_tool(upstream, call.tool, arguments, ex.decision_id)
+    except UpstreamError as exc:
+        if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
+            ex.forwarded = False  # nothing reached the tool: what the call spent is refunded
+        raise
     finally:
         ex.upstream_seconds = time.perf_counter() - started
         app[METRICS].upstream_seconds.labels(upstream=upstream.name).observe(ex.upstream_seconds)
-    ex.forwarded = True
     # Splice the tool's validated JSON in as-is: no second encoding on the hot path.
     head = json.dumps({"outcome": "allowed", "decision_id": ex.decision_id})[:-1].encode()
     ex.response = web.Response(
@@ -171,8 +196,10 @@ async def handle_invoke(request: web.Request) -> web.StreamResponse:
     try:
         await run(INVOKE_STAGES, ex)
     finally:
-        await refund_budgets(ex)
-        record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
+        try:
+            await refund_budgets(ex)
+        finally:
+            record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
     if ex.error is not None:
         extra = {"decision_id": ex.decision_id}
         if ex.decision is not None:

@@ -22,9 +22,9 @@ from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
 from ..escalation import Pending
 from ..models import Decision, Outcome
-from ..pipeline import Exchange, need, record
+from ..pipeline import FAILURE_CODES, Exchange, need, record
 from .budgets import refund_budgets, spend_budgets
-from .invoke import decide, prefer_wait, read_json_body
+from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
 from .responses import error_response, json_response
 from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
 
@@ -234,14 +234,15 @@ async def _tools_call(
             if isinstance(held, Pending):
                 ex.approval_id = held.approval_id
                 return await reply.send(_pending_result(ex, msg_id, held))
-            decision = ex.decision = held
+            decision = ex.decision = recheck_after_hold(ex, decision, held)
             ex.approval_id = held.approval_id
         if decision.outcome is not Outcome.ALLOW:
-            if not monitor or decision.code in ("inspector_error", "policy_error"):
+            if not monitor or decision.code in FAILURE_CODES:
                 return await reply.send(_refusal_result(ex, msg_id))
             ex.enforced = False
         call = need(ex.call, "understood call")
         forwarded = {**message, "params": {**params, "arguments": call.arguments}}
+        ensure_recordable(request.app)
         ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
         return await _relay(
             request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id, into=reply.stream
@@ -261,9 +262,17 @@ async def _tools_call(
     except GatekeeperError as exc:
         ex.error = exc
         return await reply.send(_rpc_error_message(msg_id, -32603, exc.message, exc.code))
+    except Exception:  # a bug or a store driver's error while deciding: refuse, record it as an error
+        log.exception("tools_call_failed", decision_id=ex.decision_id)
+        ex.error = GatekeeperError("internal error; the call was refused")
+        if reply.stream is None:
+            return _rpc_error(500, msg_id, -32603, ex.error.message, ex.error.code)
+        return await reply.send(_rpc_error_message(msg_id, -32603, ex.error.message, ex.error.code))
     finally:
-        await refund_budgets(ex)
-        record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
+        try:
+            await refund_budgets(ex)
+        finally:
+            record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
 
 
 async def _hold(ex: Exchange, params: dict[str, Any], reply: _Reply) -> Decision | Pending:

@@ -63,9 +63,14 @@ class HttpTransport:
             raise UpstreamTimeout(
                 f"tool upstream {upstream.name!r} did not answer within {upstream.timeout_seconds:g}s"
             ) from None
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:  # never connected: the tool saw nothing
             raise UpstreamError(
                 f"tool upstream {upstream.name!r} could not be reached: {type(exc).__name__}"
+            ) from None
+        except aiohttp.ClientError as exc:  # the request may have reached the tool
+            raise UpstreamError(
+                f"tool upstream {upstream.name!r} failed mid-call: {type(exc).__name__}",
+                code="upstream_error",
             ) from None
         try:
             json.loads(body)
