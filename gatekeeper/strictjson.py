@@ -84,27 +84,16 @@ def _check_text(text: str) -> None:
         raise RequestError("string contains a lone UTF-16 surrogate", code="invalid_unicode") from None
 
 
-def _nesting_depth(text: str, max_depth: int) -> None:
-    """Cheap pre-scan so a 1 MB '[[[[...' never reaches the recursive decoder."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > max_depth:
-                raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
-        elif ch in "]}":
-            depth -= 1
+def _depth_exceeds(value: Any, max_depth: int) -> bool:
+    """Walk containers only (not characters): cheap even for a large body of small strings."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def loads(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -117,16 +106,17 @@ def loads(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) ->
         raise RequestError("body is not valid UTF-8", code="invalid_unicode") from None
     if text.startswith("\ufeff"):
         raise RequestError("body starts with a byte-order mark; send plain UTF-8 JSON", code="invalid_json")
-    if text.count("[") + text.count("{") > max_depth:
-        _nesting_depth(text, max_depth)
     try:
         value = _DECODER.decode(text)
     except RequestError:
         raise
-    except RecursionError:
-        raise RequestError("JSON nesting too deep", code="nesting_too_deep") from None
+    except RecursionError:  # the C decoder's own guard against a body of '[[[[...'
+        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep") from None
     except (json.JSONDecodeError, ValueError) as exc:
         raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    deep_possible = text.count("[") + text.count("{") > max_depth  # two C scans; most bodies stop here
+    if deep_possible and _depth_exceeds(value, max_depth):
+        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_strings(value, 0, max_depth)
     return value
