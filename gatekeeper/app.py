@@ -259,7 +259,8 @@ class Gatekeeper:
         await self.verifier.aclose()
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
-        self.audit.append(**{k: v for k, v in record.items() if k in _AUDIT_FIELDS})
+        # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.
+        self.audit.append_record(record)
         self.metrics.audit_lag.set(self.audit.lag)
 
     async def _audit_status(self) -> dict[str, Any]:
@@ -271,32 +272,6 @@ class Gatekeeper:
             "lag": self.audit.lag,
             "verify": "run `gatekeeper audit verify` to check the whole chain",
         }
-
-
-_AUDIT_FIELDS = frozenset(
-    {
-        "decision_id",
-        "entry",
-        "outcome",
-        "code",
-        "principal",
-        "issuer",
-        "roles",
-        "tool",
-        "arguments",
-        "digest",
-        "capabilities",
-        "rule",
-        "reason",
-        "mode",
-        "enforced",
-        "policy_version",
-        "latency_ms",
-        "shadow",
-        "approval_id",
-        "time",
-    }
-)
 
 
 async def serve_forever(config: Config) -> None:

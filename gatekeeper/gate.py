@@ -125,7 +125,8 @@ class Gate:
                 raise InspectionError(
                     f"inspector {inspector_name} failed on {argument}: {type(exc).__name__}"
                 ) from exc
-        canonical = strictjson.dumps_canonical({"tool": tool, "arguments": arguments})
+        canonical_arguments = strictjson.dumps_canonical(arguments)
+        canonical = strictjson.canonical_call(tool, canonical_arguments)
         # Bound to who asked (issuer and subject): an approval for one principal never matches another's.
         who = f"{principal.issuer}\0{principal.subject}".encode()
         digest = hashlib.sha256(canonical + b"\0" + who).hexdigest()
@@ -137,6 +138,7 @@ class Gate:
             capabilities=tuple(sorted(set(capabilities))),
             digest=digest,
             upstream=manifest.upstream,
+            canonical_arguments=canonical_arguments,
         )
 
     def decide(self, call: ToolCall, policy_set: PolicySet | None = None) -> Decision:

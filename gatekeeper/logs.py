@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_key", "headers", "jwt", "key"})
+_UTC = datetime.UTC
 
 
 def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -20,21 +23,62 @@ def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """What ``configure_logging`` set up, for ``info_line``: the processor list (to notice a
+    reconfiguration), the renderer, the printer and the level."""
+
+    processors: list[Any]
+    renderer: structlog.processors.JSONRenderer
+    printer: structlog.PrintLogger
+    level: int
+
+
+_lines: _Lines | None = None
+
+
 def configure_logging(level: str = "info", stream: Any = None) -> None:
+    global _lines
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
     for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_secrets,
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            mask_secrets,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=False),
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=True,  # binding the processor chain once per logger, not per line
     )
+    _lines = _Lines(processors, renderer, structlog.PrintLogger(stream or sys.stdout), numeric)
+
+
+def info_line(event: str, fields: dict[str, Any]) -> bool:
+    """Write one info line exactly as the configured pipeline would (same keys, masking and
+    renderer) without going through its generic machinery: the decision line is written once
+    per call, and the general path costs about twice as much.
+
+    False when structlog is not configured by ``configure_logging`` (tests capture logs, say):
+    the caller then logs through structlog as usual. ``fields`` is not modified.
+    """
+    lines = _lines
+    if lines is None or structlog.get_config()["processors"] is not lines.processors:
+        return False
+    if lines.level > logging.INFO:
+        return True  # filtered out, as the bound logger would
+    event_dict: dict[str, Any] = {**fields, "event": event}
+    structlog.contextvars.merge_contextvars(None, "info", event_dict)
+    event_dict["level"] = "info"
+    event_dict["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
+    mask_secrets(None, "info", event_dict)
+    rendered = lines.renderer(None, "info", event_dict)
+    lines.printer.msg(rendered if isinstance(rendered, str) else rendered.decode())
+    return True

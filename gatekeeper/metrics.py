@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (
@@ -27,6 +29,8 @@ _LATENCY_BUCKETS = (
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._decision_children: dict[tuple[str, str, str, str, str], Any] = {}
+        self._upstream_children: dict[str, Any] = {}
         self.decisions = Counter(
             "gatekeeper_decisions",
             "Decisions by outcome, tool, code and rule",
@@ -87,6 +91,23 @@ class Metrics:
         self.policy_info = Gauge(
             "gatekeeper_policy_version_info", "The live policy version", ["version"], registry=self.registry
         )
+
+    def decision_counter(self, outcome: str, tool: str, code: str, rule: str, entry: str) -> Any:
+        """The labelled ``gatekeeper_decisions`` child, looked up once per label set: ``labels()``
+        validates and sorts its arguments on every call."""
+        key = (outcome, tool, code, rule, entry)
+        child = self._decision_children.get(key)
+        if child is None:
+            child = self.decisions.labels(outcome=outcome, tool=tool, code=code, rule=rule, entry=entry)
+            self._decision_children[key] = child
+        return child
+
+    def upstream_timer(self, upstream: str) -> Any:
+        """The labelled ``gatekeeper_upstream_seconds`` child for one upstream (cached likewise)."""
+        child = self._upstream_children.get(upstream)
+        if child is None:
+            child = self._upstream_children[upstream] = self.upstream_seconds.labels(upstream=upstream)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

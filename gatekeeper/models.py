@@ -49,6 +49,8 @@ class ToolCall:
     capabilities: tuple[Capability, ...]
     digest: str
     upstream: str = ""  # the manifest's upstream, fixed when the call was understood
+    # The arguments' own canonical bytes (inside ``canonical``): the body forwarded to the tool.
+    canonical_arguments: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import structlog
 
 from .errors import GatekeeperError
+from .logs import info_line
 from .metrics import Metrics
 from .models import Decision, Principal, ToolCall
 
@@ -112,53 +113,55 @@ def record(
     mode: str = "enforce",
     sink: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    """One structured record per decision (and per refused request). No secrets, ever."""
+    """One structured record per decision (and per refused request). No secrets, ever.
+
+    The log line carries no arguments; the sinks' record (audit trail, recent decisions) is one
+    fresh dict, shared by the sinks, which only read it.
+    """
     elapsed = time.perf_counter() - exchange.started
     decision = exchange.decision
     outcome = outcome_of(exchange)
-    code = exchange.error.code if exchange.error else (decision.code if decision else "unknown")
+    error = exchange.error
+    code = error.code if error else (decision.code if decision else "unknown")
     principal = exchange.principal
     call = exchange.call
-    fields: dict[str, Any] = dict(
-        decision_id=exchange.decision_id,
-        entry=exchange.entry,
-        principal=principal.subject if principal else None,
-        roles=list(principal.roles) if principal else None,
-        tool=exchange.tool,
-        digest=call.digest if call else None,
-        capabilities=[c.name for c in call.capabilities] if call else None,
-        outcome=outcome,
-        code=code,
-        rule=decision.rule if decision else None,
-        capability=decision.capability if decision else None,
-        reason=decision.reason if decision else (exchange.error.message if exchange.error else None),
-        enforced=exchange.enforced,
-        mode=mode,
-        policy_version=decision.policy_version if decision else None,
-        approval_id=exchange.approval_id,
-        shadow=_shadow_summary(exchange),
-        latency_ms=round(elapsed * 1000, 3),
-        upstream_ms=round(exchange.upstream_seconds * 1000, 3)
+    rule = decision.rule if decision else None
+    entry: dict[str, Any] = {
+        "decision_id": exchange.decision_id,
+        "entry": exchange.entry,
+        "principal": principal.subject if principal else None,
+        "roles": list(principal.roles) if principal else None,
+        "tool": exchange.tool,
+        "digest": call.digest if call else None,
+        "capabilities": [c.name for c in call.capabilities] if call else None,
+        "outcome": outcome,
+        "code": code,
+        "rule": rule,
+        "reason": decision.reason if decision else (error.message if error else None),
+        "enforced": exchange.enforced,
+        "mode": mode,
+        "policy_version": decision.policy_version if decision else None,
+        "approval_id": exchange.approval_id,
+        "shadow": _shadow_summary(exchange),
+        "latency_ms": round(elapsed * 1000, 3),
+    }
+    line = {
+        **entry,
+        "capability": decision.capability if decision else None,
+        "upstream_ms": round(exchange.upstream_seconds * 1000, 3)
         if exchange.upstream_seconds is not None
         else None,
-    )
-    decision_log.info("decision", **fields)
+    }
+    if not info_line("decision", line):
+        decision_log.info("decision", **line)
     if sink is not None:  # the audit trail and the console's recent decisions
-        sink(
-            {
-                **fields,
-                "time": time.time(),
-                "issuer": principal.issuer if principal else None,
-                "arguments": call.arguments if call else None,
-            }
-        )
+        entry["time"] = time.time()
+        entry["issuer"] = principal.issuer if principal else None
+        entry["arguments"] = call.arguments if call else None
+        sink(entry)
     if metrics is not None:
-        metrics.decisions.labels(
-            outcome=outcome,
-            tool=exchange.tool if exchange.tool and call else "-",
-            code=code,
-            rule=(decision.rule or "-") if decision else "-",
-            entry=exchange.entry,
+        metrics.decision_counter(
+            outcome, exchange.tool if exchange.tool and call else "-", code, rule or "-", exchange.entry
         ).inc()
         if decision is not None:
             metrics.decision_seconds.observe(elapsed - (exchange.upstream_seconds or 0.0))

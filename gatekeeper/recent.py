@@ -57,23 +57,19 @@ class RecentDecisions:
         if maxlen < 1:
             raise ValueError("maxlen must be at least 1")
         self.maxlen = maxlen
-        self._items: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._items: deque[Mapping[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()  # add() may be called from a logging thread
 
     def __len__(self) -> int:
         return len(self._items)
 
     def add(self, record: Mapping[str, Any]) -> None:
-        """Remember one decision (only the known keys are kept; the caller's dict is not held)."""
-        # The decision recorder hands over plain values already; only convert what is not.
-        item = {
-            key: value if type(value) in _PLAIN_TYPES else _plain(value)
-            for key in _KEEP
-            if key in record and (value := record[key]) is not _MISSING
-        }
-        item["time"] = _epoch(record.get("time"))
+        """Remember one decision. The decision recorder hands over a fresh dict it never changes
+        again, so it is kept as is (no copy per call); ``query`` picks the known keys out."""
+        if type(record.get("time")) is not float:  # stamped when added, as a number
+            record = {**record, "time": _epoch(record.get("time"))}
         with self._lock:
-            self._items.append(item)
+            self._items.append(record)
 
     def query(
         self,
@@ -105,8 +101,19 @@ class RecentDecisions:
                 continue
             if until is not None and when > until:
                 continue
-            found.append(dict(item))
+            found.append(_view(item, when))
         return found
+
+
+def _view(record: Mapping[str, Any], when: float) -> dict[str, Any]:
+    """The known keys of one record, as plain JSON values (tuples and sets become lists)."""
+    item = {
+        key: value if type(value) in _PLAIN_TYPES else _plain(value)
+        for key in _KEEP
+        if key in record and (value := record[key]) is not _MISSING
+    }
+    item["time"] = when
+    return item
 
 
 def _epoch(value: Any) -> float:

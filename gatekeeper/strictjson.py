@@ -127,3 +127,9 @@ def dumps_canonical(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
+
+
+def canonical_call(tool: str, canonical_arguments: bytes) -> bytes:
+    """``dumps_canonical({"tool": tool, "arguments": arguments})`` from the arguments' canonical
+    bytes, so they are encoded once (keys sorted: "arguments" comes before "tool")."""
+    return b'{"arguments":' + canonical_arguments + b',"tool":' + dumps_canonical(tool) + b"}"

@@ -44,6 +44,14 @@ def test_canonical_form_is_stable(value: Any) -> None:
     assert strictjson.dumps_canonical(json.loads(once)) == once
 
 
+@given(st.text(min_size=1, max_size=40), st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_canonical_call_is_the_canonical_form_of_the_whole_call(tool: str, arguments: dict[str, Any]) -> None:
+    """The digest and the forwarded body come from one encoding of the arguments: spliced, it must
+    be byte for byte what encoding the whole call gives."""
+    spliced = strictjson.canonical_call(tool, strictjson.dumps_canonical(arguments))
+    assert spliced == strictjson.dumps_canonical({"tool": tool, "arguments": arguments})
+
+
 def test_size_limit() -> None:
     with pytest.raises(PayloadTooLarge):
         strictjson.loads(b"[1,2,3]", max_bytes=3)

@@ -236,6 +236,11 @@ class AuditLog:
     def append(self, **fields: Any) -> None:
         """Queue one decision's record. Never awaits; raises ``AuditBacklogFull`` when the queue
         is full (fail closed), ``AuditClosed`` after ``stop``, ``TypeError`` for bad fields."""
+        self.append_record(fields)
+
+    def append_record(self, fields: dict[str, Any]) -> None:
+        """``append`` for a dict the caller hands over: it is queued as is, not copied, so the
+        caller must not change it afterwards (the decision recorder builds a fresh one per call)."""
         if self._closed:
             raise AuditClosed("the audit log is stopped")
         if len(self._queue) + len(self._batch_fields) >= self.max_queue:

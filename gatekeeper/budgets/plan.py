@@ -18,14 +18,14 @@ a counter reports as exceeded is the strictest one.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
 from ..errors import PolicyError
 from ..models import Capability, Principal
-from .rules import CALLS, BudgetRule, BudgetRules
+from .rules import CALLS, BudgetRule, BudgetRules, deny_first
 
 __all__ = ["Charge", "charge_key", "parse_charge_key", "plan_charges"]
 
@@ -103,18 +103,22 @@ def plan_charges(
     tool: str,
     capabilities: Sequence[Capability],
     *,
-    roles: Collection[str] | None = None,
+    roles: Collection[str] | Callable[[], Collection[str]] | None = None,
 ) -> list[Charge]:
     """Every charge this call would make. ``roles`` is the caller's effective roles (with inherited
-    ones, as the policy's ``g`` lines give them); it defaults to ``principal.roles``."""
-    effective = set(principal.roles if roles is None else roles)
-    ordered = sorted(rules, key=lambda r: r.on_exceed != "deny")  # stable: file order within each
+    ones, as the policy's ``g`` lines give them), or a function giving them, called only when a
+    rule would charge this call; it defaults to ``principal.roles``."""
+    ordered = rules.ordered if isinstance(rules, BudgetRules) else deny_first(rules)
+    effective: Collection[str] | None = None
     charges: list[Charge] = []
     for rule in ordered:
-        if not _applies(rule, principal, effective):
-            continue
-        amount = _amount(rule, tool, capabilities)
+        amount = _amount(rule, tool, capabilities)  # cheap, and zero for most tools: checked first
         if amount <= 0:
+            continue
+        if effective is None:
+            given = roles() if callable(roles) else roles
+            effective = set(principal.roles if given is None else given)
+        if not _applies(rule, principal, effective):
             continue
         for scope in _scopes(rule, principal):
             charges.append(

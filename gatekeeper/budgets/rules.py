@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -69,6 +69,12 @@ class BudgetRules:
     rules: tuple[BudgetRule, ...] = ()
     source: str = ""
     version: str = ""  # sha256 of the file, like the policy version
+    # The order charges are planned in (deny rules first, then escalate rules, each in file
+    # order), sorted once here instead of on every call.
+    ordered: tuple[BudgetRule, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered", deny_first(self.rules))
 
     def __iter__(self) -> Iterator[BudgetRule]:
         return iter(self.rules)
@@ -81,6 +87,11 @@ class BudgetRules:
             if rule.id == rule_id:
                 return rule
         return None
+
+
+def deny_first(rules: Iterable[BudgetRule]) -> tuple[BudgetRule, ...]:
+    """Deny rules first, then escalate rules, each in file order (the sort is stable)."""
+    return tuple(sorted(rules, key=lambda r: r.on_exceed != "deny"))
 
 
 def parse_window(value: object) -> int:

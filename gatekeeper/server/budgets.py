@@ -33,8 +33,9 @@ async def spend_budgets(ex: Exchange) -> None:
     if counter is None or rules is None or not rules.rules:
         return
     try:
-        roles = policy_set.engine.effective_roles(call.principal.roles) if policy_set else frozenset()
-        charges = plan_charges(rules, call.principal, call.tool, call.capabilities, roles=roles)
+        engine, principal = policy_set.engine, call.principal
+        roles = lambda: engine.effective_roles(principal.roles)  # noqa: E731 - only if a rule charges
+        charges = plan_charges(rules, principal, call.tool, call.capabilities, roles=roles)
         if not charges:
             return
         now = time.time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
 
 
@@ -163,20 +163,19 @@ async def forward(ex: Exchange) -> None:
     # From here the upstream may act on the call even if its answer fails: its budget stays spent.
     ex.forwarded = True
     try:
-        arguments = json.dumps(call.arguments, ensure_ascii=False, allow_nan=False).encode()
-        answer = await app[TRANSPORT].call_tool(upstream, call.tool, arguments, ex.decision_id)
+        # The canonical bytes the digest covers are the bytes the tool gets: encoded once.
+        answer = await app[TRANSPORT].call_tool(upstream, call.tool, call.canonical_arguments, ex.decision_id)
     except UpstreamError as exc:
         if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
             ex.forwarded = False  # nothing reached the tool: what the call spent is refunded
         raise
     finally:
         ex.upstream_seconds = time.perf_counter() - started
-        app[METRICS].upstream_seconds.labels(upstream=upstream.name).observe(ex.upstream_seconds)
-    # Splice the tool's validated JSON in as-is: no second encoding on the hot path.
-    head = json.dumps({"outcome": "allowed", "decision_id": ex.decision_id})[:-1].encode()
-    ex.response = web.Response(
-        status=200, body=head + b', "result": ' + answer + b"}", content_type="application/json"
-    )
+        app[METRICS].upstream_timer(upstream.name).observe(ex.upstream_seconds)
+    # Splice the tool's validated JSON in as-is: no second encoding on the hot path. The
+    # decision id is hex, so it needs no escaping.
+    body = b'{"outcome": "allowed", "decision_id": "%s", "result": %s}' % (ex.decision_id.encode(), answer)
+    ex.response = web.Response(status=200, body=body, headers=_JSON_HEADERS)
 
 
 # The whole flow of a JSON call, in order. MCP tools/call runs decide, spend_budgets and the hold too.

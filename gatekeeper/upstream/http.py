@@ -13,6 +13,7 @@ import json
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from ..config import Upstream
 from ..errors import UpstreamError, UpstreamTimeout
@@ -22,6 +23,17 @@ class HttpTransport:
     def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
         self._session = session
         self._max = max_response_bytes
+        # Parsed once per (upstream url, tool): building and parsing the URL is per-call work
+        # otherwise. Bounded by the configured upstreams x tools (unknown tools never get here).
+        self._urls: dict[tuple[str, str], URL] = {}
+
+    def _url(self, base: str, tool: str) -> URL:
+        url = self._urls.get((base, tool))
+        if url is None:
+            url = URL(f"{base.rstrip('/')}/tools/{quote(tool, safe='.-_')}", encoded=True)
+            if len(self._urls) < 10_000:
+                self._urls[(base, tool)] = url
+        return url
 
     async def call_tool(
         self, upstream: Upstream, tool: str, canonical_arguments: bytes, decision_id: str
@@ -31,7 +43,7 @@ class HttpTransport:
             raise UpstreamError(
                 f"upstream {upstream.name!r} has no plain-HTTP url configured", code="upstream_misconfigured"
             )
-        url = f"{upstream.url.rstrip('/')}/tools/{quote(tool, safe='.-_')}"
+        url = self._url(upstream.url, tool)
         headers = {
             **upstream.headers,
             "Content-Type": "application/json",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,22 +68,25 @@ async def test_stop_drains_everything(make_sink: SinkFactory) -> None:
         await reader.close()
 
 
-async def test_append_is_synchronous_and_cheap(sink: AuditSink) -> None:
+async def test_append_is_synchronous_and_writes_nothing_itself(sink: AuditSink) -> None:
+    """The caller's cost is a queue append: nothing is written (and nothing awaited) on its path.
+    How cheap that is, is measured by bench/audit_bench.py, not asserted here."""
     assert not inspect.iscoroutinefunction(AuditLog.append)
+    assert not inspect.iscoroutinefunction(AuditLog.append_record)
     log = AuditLog(sink, chain_id="r1")
     await log.start()
-    costs: list[int] = []
     fields = [decision(i) for i in range(10_000)]
     for i, f in enumerate(fields):
-        t0 = time.perf_counter_ns()
-        log.append(**f)
-        costs.append(time.perf_counter_ns() - t0)
+        lag = log.lag
+        if i % 2:
+            log.append(**f)
+        else:
+            log.append_record(dict(f))
+        assert log.lag == lag + 1  # queued, not written
         if i % 100 == 99:
             await asyncio.sleep(0)  # let the writer run, as a server would between requests
-    costs.sort()
-    p99_us = costs[int(len(costs) * 0.99)] / 1000
-    assert p99_us < 50, f"append p99 {p99_us:.1f} µs"
     await log.flush()
+    assert log.lag == 0
     assert (await verify(sink)).records == 10_000
     await log.stop()
 
