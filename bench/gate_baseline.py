@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,8 +313,9 @@ def added_latency(rows: list[Row]) -> str:
 
 
 def start_servers(
-    max_seconds: float, profile: Path | None = None
+    max_seconds: float, profile: Path | None = None, extra_args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``serve_stack.py`` (``extra_args`` are passed on) and read its URLs and token."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -322,6 +323,7 @@ def start_servers(
             "--max-seconds",
             str(max_seconds),
             *([] if profile is None else ["--profile", str(profile)]),
+            *extra_args,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
