@@ -52,6 +52,15 @@ def test_canonical_call_is_the_canonical_form_of_the_whole_call(tool: str, argum
     assert spliced == strictjson.dumps_canonical({"tool": tool, "arguments": arguments})
 
 
+@given(json_values)
+def test_fast_dumps_reads_back_as_the_same_value(value: Any) -> None:
+    assert strictjson.loads(strictjson.dumps_fast(value), max_bytes=10**6) == value
+
+
+def test_fast_dumps_takes_what_orjson_refuses() -> None:
+    assert strictjson.dumps_fast({"n": 2**70}) == b'{"n":1180591620717411303424}'
+
+
 def test_size_limit() -> None:
     with pytest.raises(PayloadTooLarge):
         strictjson.loads(b"[1,2,3]", max_bytes=3)

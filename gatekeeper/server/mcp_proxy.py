@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
 
+from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
 from ..escalation import Pending
@@ -245,7 +246,7 @@ async def _tools_call(
         ensure_recordable(request.app)
         ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
         return await _relay(
-            request, upstream, json.dumps(forwarded).encode(), None, msg_id=msg_id, into=reply.stream
+            request, upstream, strictjson.dumps_fast(forwarded), None, msg_id=msg_id, into=reply.stream
         )
     except UnknownTool as exc:
         ex.error = exc
