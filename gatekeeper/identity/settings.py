@@ -31,6 +31,9 @@ class IdentitySettings:
     jwks_url: str | None = None
     jwks_cache_seconds: float = 300
     jwks_min_refresh_interval: float = 30
+    #: Refresh the JWKS in the background once the cached set is this fraction of
+    #: ``jwks_cache_seconds`` old (1 = only when it has expired, and callers wait).
+    jwks_refresh_ahead: float = 0.8
     roles_claim: str = "roles"
     leeway_seconds: float = 0
     token_cache_size: int = 10000
@@ -58,6 +61,11 @@ class IdentitySettings:
         for name in ("jwks_cache_seconds", "jwks_min_refresh_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"identity.{name} must be greater than 0")
+        if not 0 < self.jwks_refresh_ahead <= 1:
+            raise ConfigError(
+                "identity.jwks_refresh_ahead must be greater than 0 and at most 1 "
+                "(a fraction of identity.jwks_cache_seconds)"
+            )
         if not 0 <= self.leeway_seconds <= 300:
             raise ConfigError("identity.leeway_seconds must be between 0 and 300")
         if self.token_cache_size < 0:

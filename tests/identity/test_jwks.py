@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +20,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from structlog.testing import capture_logs
 
-from gatekeeper.errors import AuthenticationError
+from gatekeeper.config import load_config
+from gatekeeper.errors import AuthenticationError, ConfigError
 from gatekeeper.identity import (
     IdentitySettings,
     JwksKeySource,
@@ -26,7 +32,7 @@ from gatekeeper.identity import (
 )
 from gatekeeper.identity.keys import PublicKey
 
-from . import ec_key, ed_key, mint, rsa_key, signed
+from . import ec_key, ed_key, kid_of, mint, rsa_key, signed
 
 RFC7638_N = (
     "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiF"
@@ -55,9 +61,23 @@ class JwksServer:
     status: int = 200
     delay: float = 0.0
     body: bytes | None = None
+    #: When set, each fetch is held until the test sets this event (a stalled provider).
+    hold: asyncio.Event | None = None
+    #: Set when a fetch reaches the server; cleared by the test.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    responses: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.fetches += 1
+        self.entered.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        try:
+            return await self.respond()
+        finally:
+            self.responses += 1
+
+    async def respond(self) -> web.StreamResponse:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.body is not None:
@@ -336,3 +356,301 @@ def test_ec_point_not_on_curve_is_ignored() -> None:
     bogus = {"kty": "EC", "crv": "P-256", "x": base64.urlsafe_b64encode(b"\x01" * 32).decode().rstrip("=")}
     bogus["y"] = bogus["x"]
     assert len(KeySet.from_jwks({"keys": [bogus]})) == 0
+
+
+# --- refresh ahead of expiry, parsing off the event loop -------------------------------------------
+
+
+async def wait_until(condition: Callable[[], bool], what: str = "condition") -> None:
+    """Yield to the event loop until ``condition`` holds; the deadline only turns a hang into a failure."""
+    deadline = time.monotonic() + 20
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+async def answered(verifier: TokenVerifier, token: str) -> str:
+    """The subject, with a bound so that a call stuck behind a held fetch fails instead of hanging."""
+    return (await asyncio.wait_for(verifier.verify(token), 20)).subject
+
+
+def make_pair(url: str, clock: Clock, **source: Any) -> tuple[JwksKeySource, TokenVerifier]:
+    jwks = JwksKeySource(url, cache_seconds=300, min_refresh_interval=30, clock=clock, **source)
+    return jwks, TokenVerifier(IdentitySettings(jwks_url=url), keys=KeySet(), jwks=jwks)
+
+
+@pytest.fixture
+async def pair(server: JwksServer, clock: Clock) -> AsyncIterator[tuple[JwksKeySource, TokenVerifier]]:
+    jwks, verifier = make_pair(server.url, clock)
+    try:
+        yield jwks, verifier
+    finally:
+        if server.hold is not None:
+            server.hold.set()
+        await verifier.aclose()
+
+
+async def test_known_kid_never_waits_for_a_stalled_refresh(
+    server: JwksServer, clock: Clock, pair: Any
+) -> None:
+    jwks, verifier = pair
+    cached = mint(rsa_key())
+    assert await answered(verifier, cached) == "agent-7"
+    assert server.fetches == 1
+    server.hold = asyncio.Event()  # the provider now holds every response until the test releases it
+    server.entered.clear()
+    server.keys.append(ec_key().public_key())  # a rotated-in key, served once the response is released
+    clock.now += 250  # past 80% of cache_seconds (300): due for a refresh, but still fresh
+
+    # The first lookup past that point starts a background refresh and is answered at once.
+    assert await answered(verifier, mint(rsa_key(), jti="cold-1")) == "agent-7"
+    await wait_until(server.entered.is_set, "the refresh to reach the provider")
+    assert (server.fetches, server.responses) == (2, 1)
+
+    # While the refresh is stalled, known-kid calls (cold and cached tokens) are answered from the cache.
+    assert await answered(verifier, mint(rsa_key(), jti="cold-2")) == "agent-7"
+    assert await answered(verifier, cached) == "agent-7"
+    assert jwks.peek(kid_of(rsa_key())) is not None
+    assert server.responses == 1, "the refresh must still be pending"
+
+    # A token with a kid not cached yet joins the refresh under way and waits for it: only that caller.
+    new_kid = asyncio.ensure_future(verifier.verify(mint(ec_key())))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not new_kid.done()
+    assert await answered(verifier, mint(rsa_key(), jti="cold-3")) == "agent-7"
+    assert not new_kid.done() and server.responses == 1
+
+    server.hold.set()
+    assert (await asyncio.wait_for(new_kid, 20)).subject == "agent-7"
+    assert server.fetches == 2  # the waiter joined the refresh ahead; nothing more was asked
+    assert await answered(verifier, cached) == "agent-7"
+
+
+async def test_cached_tokens_alone_start_the_refresh_ahead(
+    server: JwksServer, clock: Clock, pair: Any
+) -> None:
+    jwks, verifier = pair
+    token = mint(rsa_key())
+    await verifier.verify(token)
+    clock.now += 239
+    await verifier.verify(token)  # token-cache hit, not yet due
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert server.fetches == 1
+    clock.now += 1
+    with capture_logs() as logs:
+        assert await answered(verifier, token) == "agent-7"  # a token-cache hit: never waits
+        assert jwks.refreshing
+        await wait_until(lambda: not jwks.refreshing, "the background refresh")
+    assert [e["event"] for e in logs] == ["jwks_refresh_ahead", "jwks_refreshed"]
+    # Renewed at t=1240: used past the old expiry (t=1300), not due again until t=1480.
+    clock.now += 230
+    assert await answered(verifier, token) == "agent-7"
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert server.fetches == 2
+    assert jwks.peek(kid_of(rsa_key())) is not None
+
+
+async def test_failed_refresh_ahead_serves_until_expiry_then_fails_closed(
+    server: JwksServer, clock: Clock, pair: Any
+) -> None:
+    jwks, verifier = pair
+    token = mint(rsa_key())
+    await verifier.verify(token)  # fetched at t=1000
+    server.status = 503
+    with capture_logs() as logs:
+        clock.now += 250
+        assert await answered(verifier, token) == "agent-7"  # starts a refresh ahead, which fails
+        await wait_until(lambda: not jwks.refreshing, "the refresh ahead to finish (it fails)")
+        assert server.fetches == 2
+        # Still inside cache_seconds: the cached keys keep answering; retries are rate limited.
+        clock.now += 20  # t=1270
+        assert await answered(verifier, mint(rsa_key(), jti="b")) == "agent-7"
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert server.fetches == 2
+        clock.now += 10  # t=1280: min_refresh_interval since the last attempt, another try (fails too)
+        assert await answered(verifier, token) == "agent-7"
+        assert jwks.refreshing
+        await wait_until(lambda: not jwks.refreshing, "the second attempt to finish (it fails)")
+        assert server.fetches == 3
+        # Past cache_seconds with no successful refresh: fail closed, cached token included.
+        clock.now += 21  # t=1301, 21 s after the last attempt: rate limited, no fetch
+        await refused(verifier, token, "keys_unavailable")
+        await refused(verifier, mint(rsa_key(), jti="c"), "keys_unavailable")
+        assert server.fetches == 3
+        clock.now += 10  # t=1311: may fetch again; the caller waits for it, and it fails
+        await refused(verifier, token, "keys_unavailable")
+        assert server.fetches == 4
+    refusals = [(e["code"], e["reason"]) for e in logs if e["event"] == "jwks_lookup_refused"]
+    assert refusals == [
+        ("keys_unavailable", "rate_limited"),
+        ("keys_unavailable", "rate_limited"),
+        ("keys_unavailable", "no_fresh_keys"),
+    ]
+    assert all(token not in repr(e) for e in logs)
+    server.status = 200
+    clock.now += 30
+    assert await answered(verifier, token) == "agent-7"
+
+
+async def test_rotation_is_picked_up_ahead_of_expiry(server: JwksServer, clock: Clock, pair: Any) -> None:
+    jwks, verifier = pair
+    old = mint(rsa_key())
+    await verifier.verify(old)
+    server.keys = [rsa_key().public_key(), ed_key().public_key()]  # the provider adds a key
+    clock.now += 250
+    await verifier.verify(old)  # starts the refresh ahead
+    await wait_until(lambda: not jwks.refreshing, "the refresh ahead")
+    assert jwks.peek(kid_of(ed_key())) is not None
+    assert await answered(verifier, mint(ed_key())) == "agent-7"
+    assert server.fetches == 2  # picked up in the background: the new kid needed no fetch of its own
+    # ... then retires the old one: tokens signed with it stop working before the cache would expire.
+    server.keys = [ed_key().public_key()]
+    clock.now += 250
+    assert await answered(verifier, mint(ed_key(), jti="x")) == "agent-7"
+    await wait_until(lambda: not jwks.refreshing, "the second refresh ahead")
+    assert jwks.peek(kid_of(rsa_key())) is None
+    with capture_logs():
+        await refused(verifier, old, "unknown_key")
+    assert server.fetches == 3
+
+
+async def test_refresh_ahead_of_one_keeps_the_old_refresh_at_expiry(server: JwksServer, clock: Clock) -> None:
+    _, verifier = make_pair(server.url, clock, refresh_ahead=1.0)
+    try:
+        token = mint(rsa_key())
+        await verifier.verify(token)
+        clock.now += 299
+        assert await answered(verifier, token) == "agent-7"
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert server.fetches == 1
+        clock.now += 1  # expired: this caller waits for the refresh
+        assert await answered(verifier, token) == "agent-7"
+        assert server.fetches == 2
+    finally:
+        await verifier.aclose()
+
+
+async def test_timer_refreshes_ahead_without_any_lookup(server: JwksServer) -> None:
+    # The real clock: 30 s cache, due after 0.3 s. No lookups at all while waiting.
+    jwks = JwksKeySource(server.url, cache_seconds=30, min_refresh_interval=0.1, refresh_ahead=0.01)
+    try:
+        await jwks.refresh()
+        assert server.fetches == 1
+        await wait_until(lambda: server.responses >= 2, "a refresh from the timer")
+        await wait_until(lambda: server.responses >= 3, "the timer to be re-armed after a refresh")
+        assert jwks.peek(kid_of(rsa_key())) is not None
+    finally:
+        await jwks.aclose()
+    after_close = server.fetches
+    await asyncio.sleep(0.5)  # more than the refresh-ahead point: a closed source stops refreshing
+    assert server.fetches == after_close
+
+
+class HeldExecutor(ThreadPoolExecutor):
+    """A real thread pool whose jobs wait for the test's go-ahead while ``gate`` is cleared.
+
+    Installed as the loop's default executor, it shows that the JWKS parse is handed to a
+    worker thread (the job shows up here) and what the event loop does while it is pending.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2, thread_name_prefix="held-executor")
+        self.gate = threading.Event()
+        self.gate.set()
+        self.held = threading.Event()
+        self.finished = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def job() -> Any:
+            if not self.gate.is_set():
+                self.held.set()
+                if not self.gate.wait(30):
+                    raise TimeoutError("the test never released the job")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.finished.set()
+
+        return super().submit(job)
+
+
+def big_jwks(count: int) -> dict[str, Any]:
+    """Hundreds of RSA and EC keys (distinct kids), the agent's key and one new EC key."""
+    materials = [rsa_key(slot) for slot in (1, 2, 3)] + [ec_key(slot) for slot in (2, 3)]
+    entries = [
+        {**public_jwk(materials[i % len(materials)].public_key()), "kid": f"bulk-{i}"} for i in range(count)
+    ]
+    entries += [public_jwk(rsa_key().public_key()), public_jwk(ec_key(1).public_key())]
+    return {"keys": entries}
+
+
+async def test_big_jwks_is_parsed_off_the_event_loop(server: JwksServer, clock: Clock, pair: Any) -> None:
+    jwks, verifier = pair
+    loop = asyncio.get_running_loop()
+    executor = HeldExecutor()
+    loop.set_default_executor(executor)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await verifier.verify(mint(rsa_key()))
+        server.body = json.dumps(big_jwks(600)).encode()
+        executor.gate.clear()  # from now on the parse waits in its worker thread until released
+        executor.finished.clear()
+        clock.now += 31
+        new_kid = asyncio.ensure_future(verifier.verify(mint(ec_key(1))))  # unknown kid: fetches, waits
+        await wait_until(executor.held.is_set, "the document to be handed to a worker thread")
+        assert server.responses == 2  # fetched; what remains is the parse, pending in the worker thread
+        before = ticks
+        # The event loop keeps serving while the parse is pending: other tasks run, known kids answer.
+        assert await answered(verifier, mint(rsa_key(), jti="during-parse")) == "agent-7"
+        await wait_until(lambda: ticks > before + 100, "the ticker to keep ticking")
+        assert not new_kid.done() and not executor.finished.is_set()
+        executor.gate.set()
+        with capture_logs() as logs:
+            assert (await asyncio.wait_for(new_kid, 20)).subject == "agent-7"
+        assert executor.finished.is_set()
+        assert [e["keys"] for e in logs if e["event"] == "jwks_refreshed"] == [602]
+        assert jwks.peek("bulk-599") is not None and jwks.peek(kid_of(rsa_key())) is not None
+        assert ticks > before + 100
+    finally:
+        executor.gate.set()
+        ticking.cancel()
+        executor.shutdown(wait=False)
+
+
+def test_refresh_ahead_setting_is_validated_and_passed_on() -> None:
+    for bad in (0, -0.5, 1.01, 2):
+        with pytest.raises(ConfigError, match="jwks_refresh_ahead"):
+            IdentitySettings(jwks_refresh_ahead=bad)
+    with pytest.raises(ValueError, match="refresh_ahead"):
+        JwksKeySource("http://127.0.0.1:9/jwks.json", refresh_ahead=0)
+    assert IdentitySettings().jwks_refresh_ahead == 0.8
+    settings = IdentitySettings(jwks_url="http://127.0.0.1:9/jwks.json", jwks_refresh_ahead=1)
+    assert JwksKeySource.from_settings(settings) is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("0.5", True), ("1", True), ("0", False), ("1.5", False), ("soon", False)]
+)
+def test_refresh_ahead_in_the_config_file(tmp_path: Path, value: str, ok: bool) -> None:
+    path = tmp_path / "gatekeeper.yaml"
+    path.write_text(f"demo: {{enabled: false}}\nidentity:\n  jwks_refresh_ahead: {value}\n")
+    if ok:
+        assert load_config(path).identity.jwks_refresh_ahead == float(value)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "identity" in info.value.message and "jwks_refresh_ahead" in info.value.message
