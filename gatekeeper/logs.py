@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import sys
@@ -19,10 +20,14 @@ _UTC = datetime.UTC
 
 def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a token or an upstream credential reach a log line, whoever logged it."""
-    for key in list(event):
-        if key.lower() in _SECRET_KEYS:
-            event[key] = "[masked]"
+    for key in [k for k in event if _is_secret_key(k)]:
+        event[key] = "[masked]"
     return event
+
+
+@functools.lru_cache(maxsize=4096)  # log keys come from the code: a few dozen names, asked every line
+def _is_secret_key(key: str) -> bool:
+    return key.lower() in _SECRET_KEYS
 
 
 def _dumps(value: Any, **kw: Any) -> str:
