@@ -13,6 +13,7 @@ from ..errors import PayloadTooLarge, RequestError, Unavailable, UpstreamError
 from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
+from ..streams import read_body
 from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
@@ -37,7 +38,7 @@ async def read_json_body(request: web.Request, max_bytes: int, max_depth: int) -
         raise RequestError("JSON must be UTF-8", code="unsupported_content_type")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {max_bytes}")
-    body = await request.content.read(max_bytes + 1)
+    body = await read_body(request.content, max_bytes)
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body is larger than the limit of {max_bytes} bytes")
     return strictjson.loads(body, max_bytes=max_bytes, max_depth=max_depth)

@@ -24,6 +24,7 @@ from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, Up
 from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, need, record
+from ..streams import read_body
 from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
 from .responses import error_response, json_response
@@ -351,7 +352,7 @@ async def _relay(
         }
         ctype = upstream_resp.headers.get("Content-Type", "")
         if filter_for is not None and ctype.startswith("application/json"):
-            raw = await upstream_resp.content.read(request.app[CONFIG].limits.max_response_bytes)
+            raw = await read_body(upstream_resp.content, request.app[CONFIG].limits.max_response_bytes)
             data = _filter_tools_message(request, filter_for, raw)
             return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
         response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
@@ -375,8 +376,17 @@ async def _relay_into(
         async for block in _sse_blocks(upstream_resp.content):
             await into.write(block)
     else:
-        raw = await upstream_resp.content.read(request.app[CONFIG].limits.max_response_bytes)
-        if raw.strip():
+        limit = request.app[CONFIG].limits.max_response_bytes
+        raw = await read_body(upstream_resp.content, limit)
+        if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
+            message = _rpc_error_message(
+                None,
+                -32603,
+                "the tool's answer is larger than the configured limit",
+                "upstream_response_too_large",
+            )
+            await into.write(_sse_event(message))
+        elif raw.strip():
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")
     await into.write_eof()
     return into

@@ -18,6 +18,7 @@ from yarl import URL
 
 from ..config import Upstream
 from ..errors import UpstreamError, UpstreamTimeout
+from ..streams import read_body
 
 
 class HttpTransport:
@@ -66,7 +67,7 @@ class HttpTransport:
                             "the tool's answer is larger than the configured limit",
                             code="upstream_response_too_large",
                         )
-                    body = await resp.content.read(self._max + 1)
+                    body = await read_body(resp.content, self._max)
                     if len(body) > self._max:
                         raise UpstreamError(
                             "the tool's answer is larger than the configured limit",

@@ -95,3 +95,38 @@ async def test_upstream_timeout_is_504(
     async with running(config) as gk:
         status, body, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
         assert (status, body["code"]) == (504, "upstream_timeout")
+
+
+@pytest.fixture
+async def trickling_upstream() -> AsyncIterator[str]:
+    """A tool whose answer arrives in pieces, with pauses between them."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        answer = b'{"content": "' + b"x" * 200_000 + b'"}'
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(answer)
+        await response.prepare(request)
+        for start in range(0, len(answer), 50_000):
+            await response.write(answer[start : start + 50_000])
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/tools/{name}", trickle)
+    async with serve_app(app) as url:
+        yield url
+
+
+async def test_a_tool_answer_that_arrives_in_pieces_is_relayed_whole(
+    tmp_path: Path, http: aiohttp.ClientSession, trickling_upstream: str
+) -> None:
+    files = _copy_pack(tmp_path)
+    files.tools.write_text(files.tools.read_text().replace("upstream: demo", "upstream: trickle"))
+    config = make_config(
+        tmp_path, policy=files, upstreams={"trickle": Upstream("trickle", url=trickling_upstream)}
+    )
+    async with running(config) as gk:
+        status, body, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
+        assert status == 200, body
+        assert body["result"] == {"content": "x" * 200_000}

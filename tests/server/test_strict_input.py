@@ -155,3 +155,31 @@ async def test_method_and_path_errors_are_json(gk: Gatekeeper, http: aiohttp.Cli
     async with http.get(f"{gk.agent_url}/v2/nothing") as resp:
         assert resp.status == 404
         assert (await resp.json())["code"] == "not_found"
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(gk: Gatekeeper) -> None:
+    """A body sent in two TCP writes, with a pause between them, is one body: read to its end,
+    not cut at what happened to be buffered when the handler started reading."""
+    body = b'{"tool": "file.read", "arguments": {"path": "' + b"a" * 3000 + b'"}}'
+    head = (
+        b"POST /v1/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer "
+        + mint(gk).encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    host, port = gk.agent_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head + body[:40])
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the handler is already reading by now
+        writer.write(body[40:])
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line, _, rest = answer.partition(b"\r\n")
+    # The whole body was understood: a path inspected and forwarded (the demo has no such file).
+    assert b"invalid_json" not in rest, rest[-300:]
+    assert gk.demo is not None and [c.arguments for c in gk.demo.http_received] == [{"path": "a" * 3000}]
+    assert status_line.split()[1] in (b"200", b"404"), status_line
