@@ -1,6 +1,6 @@
 """Run every benchmark in ``bench/`` with short durations and print all their tables.
 
-    python3 bench/run_all.py            # about five minutes
+    python3 bench/run_all.py            # about eight minutes
     python3 bench/run_all.py --quick    # about two: fewer samples, no 100,000-rule anchors
     python3 bench/run_all.py --only decision,gate
 
@@ -43,6 +43,14 @@ BENCHES = (
         ("--duration", "1.5", "--rounds", "2", "--warmup", "0.5"),
         600,
     ),
+    Bench(
+        "open",
+        "open_loop.py",
+        (),  # 500 calls/s, 3 rounds x 3 s per target, and the body-size rows
+        ("--duration", "2", "--rounds", "2", "--no-scale"),
+        600,
+    ),
+    Bench("jwks", "jwks_bench.py", (), ("--quick",), 300),
     Bench("inspectors", "inspectors_bench.py", ("--rounds", "100", "--worst-rounds", "2"), ("--quick",), 600),
     Bench(
         "approvals",
