@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gatekeeper.demo.tools import InvalidArguments, ReceivedCall, UnknownTool, call_tool
+from gatekeeper.demo.tools import InvalidArguments, ReceivedCall, ReceivedLog, UnknownTool, call_tool
 from gatekeeper.demo.workspace import Workspace
 
 RECEIVED: Final = web.AppKey("RECEIVED", list[ReceivedCall])
@@ -30,7 +30,7 @@ _NO_BODY: Final = object()
 def make_http_app(workspace: Workspace | None = None) -> web.Application:
     """Build the demo HTTP app; pass a ``workspace`` to share one with the MCP demo."""
     app = web.Application()
-    app[RECEIVED] = []
+    app[RECEIVED] = ReceivedLog()
     app[WORKSPACE] = Workspace() if workspace is None else workspace
     app.router.add_post("/tools/{name}", _handle_tool)
     app.router.add_get("/healthz", _handle_healthz)

@@ -41,6 +41,7 @@ from gatekeeper.demo.tools import (
     InvalidArguments,
     JSONObject,
     ReceivedCall,
+    ReceivedLog,
     UnknownTool,
     call_tool,
     is_tool_error,
@@ -98,7 +99,7 @@ def make_mcp_asgi_app(
     and [::1] on any port.
     """
     workspace = Workspace() if workspace is None else workspace
-    server = make_mcp_server(workspace, [] if received is None else received)
+    server = make_mcp_server(workspace, ReceivedLog() if received is None else received)
     return _streamable_http_app(server, json_response=json_response, stateless=stateless, host=host)
 
 
@@ -135,7 +136,7 @@ class McpDemoServer:
         self.json_response = json_response
         self.stateless = stateless
         self.workspace = Workspace() if workspace is None else workspace
-        self.received: list[ReceivedCall] = []
+        self.received: list[ReceivedCall] = ReceivedLog()
         self._shutdown_timeout = shutdown_timeout
         self._uvicorn: _EmbeddedUvicorn | None = None
         self._serving: asyncio.Task[None] | None = None

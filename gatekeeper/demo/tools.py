@@ -109,6 +109,21 @@ class ReceivedCall(NamedTuple):
     headers: dict[str, str]
 
 
+class ReceivedLog(list[ReceivedCall]):
+    """What a demo server received, oldest first. Only the last ``limit`` calls are kept: a demo
+    left running (it is on by default) must not grow without bound, or feed every full garbage
+    collection pass a bigger heap to walk."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def append(self, call: ReceivedCall) -> None:
+        super().append(call)
+        if len(self) > self.limit:
+            del self[: len(self) - self.limit]
+
+
 def call_tool(workspace: Workspace, name: str, arguments: Any) -> JSONObject:
     """Validate ``arguments`` against the tool's schema and run the simulation."""
     tool = _TOOLS.get(name)

@@ -17,6 +17,8 @@ from gatekeeper.demo.tools import (
     TOOL_NAMES,
     TOOL_SCHEMAS,
     InvalidArguments,
+    ReceivedCall,
+    ReceivedLog,
     UnknownTool,
     call_tool,
 )
@@ -287,3 +289,11 @@ async def test_every_request_is_recorded_with_its_headers(
     assert (second.tool, second.arguments) == ("nope", None)
     # The HTTP and MCP front doors share one simulated machine.
     assert upstream.workspace.read("a.txt") == "hi"
+
+
+def test_the_received_log_keeps_only_the_newest_calls() -> None:
+    log = ReceivedLog(limit=3)
+    for n in range(5):
+        log.append(ReceivedCall("file.read", {"n": n}, {}))
+    assert [c.arguments["n"] for c in log] == [2, 3, 4]
+    assert ReceivedLog() == []  # still a list to the tests that compare it with one
