@@ -35,6 +35,7 @@ _KEEP = (
 )
 
 
+_TIME, _OUTCOME, _PRINCIPAL, _TOOL = (_KEEP.index(k) for k in ("time", "outcome", "principal", "tool"))
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 _MISSING = object()
 
@@ -57,19 +58,21 @@ class RecentDecisions:
         if maxlen < 1:
             raise ValueError("maxlen must be at least 1")
         self.maxlen = maxlen
-        self._items: deque[Mapping[str, Any]] = deque(maxlen=maxlen)
+        self._items: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()  # add() may be called from a logging thread
 
     def __len__(self) -> int:
         return len(self._items)
 
     def add(self, record: Mapping[str, Any]) -> None:
-        """Remember one decision. The decision recorder hands over a fresh dict it never changes
-        again, so it is kept as is (no copy per call); ``query`` picks the known keys out."""
-        if type(record.get("time")) is not float:  # stamped when added, as a number
-            record = {**record, "time": _epoch(record.get("time"))}
+        """Remember one decision: the values of the known keys only, as a tuple (cheap to take,
+        and never the call's arguments, which can be large); ``query`` turns them into dicts."""
+        values = tuple(record.get(key, _MISSING) for key in _KEEP)
+        when = values[_TIME]
+        if type(when) is not float:  # stamped when added, as a number
+            values = (*values[:_TIME], _epoch(None if when is _MISSING else when), *values[_TIME + 1 :])
         with self._lock:
-            self._items.append(record)
+            self._items.append(values)
 
     def query(
         self,
@@ -90,13 +93,13 @@ class RecentDecisions:
         for item in reversed(items):
             if len(found) >= limit:
                 break
-            if outcome and item.get("outcome") != outcome:
+            if outcome and item[_OUTCOME] != outcome:
                 continue
-            if principal and not _matches(item.get("principal"), principal):
+            if principal and not _matches(item[_PRINCIPAL], principal):
                 continue
-            if tool and not _matches(item.get("tool"), tool):
+            if tool and not _matches(item[_TOOL], tool):
                 continue
-            when = item["time"]
+            when = item[_TIME]
             if since is not None and when < since:
                 continue
             if until is not None and when > until:
@@ -105,12 +108,12 @@ class RecentDecisions:
         return found
 
 
-def _view(record: Mapping[str, Any], when: float) -> dict[str, Any]:
-    """The known keys of one record, as plain JSON values (tuples and sets become lists)."""
+def _view(values: tuple[Any, ...], when: float) -> dict[str, Any]:
+    """One remembered decision as a dict of plain JSON values (tuples and sets become lists)."""
     item = {
         key: value if type(value) in _PLAIN_TYPES else _plain(value)
-        for key in _KEEP
-        if key in record and (value := record[key]) is not _MISSING
+        for key, value in zip(_KEEP, values, strict=True)
+        if value is not _MISSING
     }
     item["time"] = when
     return item
