@@ -5,6 +5,9 @@
 Every shell figure is **uncached**: the shell inspector keeps an LRU cache of (command, cwd),
 which an agent repeating itself hits; here each call runs the whole parse and walk
 (``gatekeeper.inspectors.shell._inspect``). Cached figures are shown beside them for contrast.
+Plain command lines are read by the fast lexer (``shell_lexer``) and anything else by
+bashlex; the "forced bashlex" row runs the same typical inputs with the fast path off, in the
+same run, as the baseline the fast path is compared with.
 Each input is called ``--rounds`` times, interleaved across inputs (so machine drift hits all
 alike); p50/p99 are over all calls of a row. Pure CPU, no I/O, one process, one thread.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gatekeeper.inspectors import InspectContext
+from gatekeeper.inspectors import InspectContext, shell_lexer
 from gatekeeper.inspectors.compute import inspect_compute
 from gatekeeper.inspectors.paths import inspect_fs_read
 from gatekeeper.inspectors.shell import _inspect, inspect_shell
@@ -141,6 +144,11 @@ def main() -> None:
             rounds,
         ),
         row(
+            "shell, typical, forced bashlex (uncached, fast path off)",
+            [partial(_inspect, c, "/workspace", fast_path=False) for c in TYPICAL_SHELL],
+            rounds,
+        ),
+        row(
             "shell, attacks and obfuscations (uncached)",
             [partial(_inspect, c, "/workspace") for c in ATTACK_SHELL],
             rounds,
@@ -168,7 +176,12 @@ def main() -> None:
         print(f"| {n} | {name} | {fmt_us(p50)} | {fmt_us(p99)} | {fmt_us(mean)} |")
     print()
     shell_p50 = rows[0][2] * 1e6
-    url_p50 = rows[3][2] * 1e6
+    url_p50 = rows[4][2] * 1e6
+    fast = sum(shell_lexer.parse(c) is not None for c in TYPICAL_SHELL)
+    print(f"fast path: {fast} of {len(TYPICAL_SHELL)} typical inputs; ", end="")
+    attacks = sum(shell_lexer.parse(c) is not None for c in ATTACK_SHELL)
+    print(f"{attacks} of {len(ATTACK_SHELL)} attack inputs (the rest go to bashlex)")
+    print(f"typical p50, fast path / forced bashlex: {rows[0][2] / rows[1][2]:.2f}")
     for what, p50 in (("shell (uncached)", shell_p50), ("url", url_p50)):
         verdict = "meets" if p50 <= TARGET_US else f"misses by {p50 / TARGET_US:.1f}x"
         print(f"issue-6 target p50 <= {TARGET_US:g} µs, {what}: {p50:.1f} µs -> {verdict}")

@@ -1,11 +1,15 @@
 """Shell inspector: every program a command line would run, and what it would do.
 
-A command line is parsed with bashlex (a real bash grammar, never regexes for
-structure) and walked in full: lists, pipes, subshells, substitutions, ``bash -c``
-and ``eval`` strings (recursively, depth-limited), and wrappers such as ``sudo``
-or ``env`` whose argument is the real program. Anything whose meaning is only
-known at run time (``$S$H``, a non-literal ``-c`` string, a parse failure)
-becomes ``shell.opaque``: this inspector fails closed, never open.
+A command line is parsed with bashlex (a real bash grammar) and walked in full: lists,
+pipes, subshells, substitutions, ``bash -c`` and ``eval`` strings (recursively,
+depth-limited), and wrappers such as ``sudo`` or ``env`` whose argument is the real
+program. Anything whose meaning is only known at run time (``$S$H``, a non-literal ``-c``
+string, a parse failure) becomes ``shell.opaque``: this inspector fails closed, never open.
+
+Plain lines (words, simple quotes, ``|`` ``&&`` ``||`` ``;``, simple redirects) skip bashlex:
+``shell_lexer`` builds the very trees bashlex would, or declines and bashlex reads the line.
+The walk is the same either way; ``tests/inspectors/test_shell_fast_path.py`` holds the two
+readings equal.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import fnmatch
 import functools
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import bashlex
 
-from gatekeeper.inspectors import shell_code, shell_compute, shell_files, shell_network, shell_static
+from gatekeeper.inspectors import (
+    shell_code,
+    shell_compute,
+    shell_files,
+    shell_lexer,
+    shell_network,
+    shell_static,
+)
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.paths import (
     HOME,
@@ -54,6 +64,9 @@ _ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _WRITE_REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 _HARMLESS_TARGETS: Final = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 _EXPANSION_KINDS: Final = frozenset({"parameter", "commandsubstitution", "processsubstitution"})
+_QUOTING_RE: Final = re.compile(r"['\"\\$]")  # a word with these may read otherwise in bash
+_NO_RUNS: Final[frozenset[str]] = frozenset()
+_OPERATOR_CHARS: Final = str.maketrans("", "", "|&;()`")  # deleted: the difference counts them
 _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
 _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
@@ -115,10 +128,31 @@ def _patch_bashlex() -> None:
 _patch_bashlex()
 
 
+class _Scope:
+    """``with insp.scope():`` restores the working directories on the way out, even on error.
+
+    A class rather than ``@contextmanager``: a generator per pipeline element cost more than
+    the element's own bookkeeping.
+    """
+
+    __slots__ = ("insp", "saved")
+
+    def __init__(self, insp: Inspection) -> None:
+        self.insp = insp
+        self.saved = insp.cwds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.insp.cwds = self.insp.fail_cwds = self.saved
+
+
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
-    def __init__(self, cwd: str) -> None:
+    def __init__(self, cwd: str, *, fast_path: bool = True) -> None:
+        self.fast_path = fast_path  # False: every script goes to bashlex (the reference reading)
         # Every directory the shell may be in at this point (``cd`` can fail), and where it
         # would be had the last simple command failed (for ``||``).
         self.cwds: Cwds = frozenset({cwd})
@@ -173,14 +207,9 @@ class Inspection:
         self.cwds = self.fail_cwds = new
         self.seen_dirs |= new
 
-    @contextmanager
-    def scope(self) -> Iterator[None]:
+    def scope(self) -> _Scope:
         """A subshell, a pipeline element or a child process: directory changes do not leak out."""
-        saved = self.cwds
-        try:
-            yield
-        finally:
-            self.cwds = self.fail_cwds = saved
+        return _Scope(self)
 
     def cd_target(self, w: Word | None, base: Cwds) -> Cwds:
         """Where ``cd WORD`` from any of ``base`` leads."""
@@ -237,7 +266,7 @@ class Inspection:
                 self.opaque(f"unusable path: {evidence}")
             return [norm] if norm is not None else []
         out: list[str] = []
-        for cwd in sorted(self.cwds):
+        for cwd in sorted(self.cwds) if len(self.cwds) > 1 else self.cwds:
             if cwd == UNKNOWN_CWD:
                 if strict:
                     self.opaque(f"relative path after a change to an unknown directory: {evidence}")
@@ -270,11 +299,15 @@ class Inspection:
         if self.tokens_left < 0:
             self.opaque(f"more than {MAX_TOKENS} shell tokens to inspect")
             return frozenset()
-        try:
-            trees: list[Any] = bashlex.parse(text)
-        except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, RecursionError...
-            self.opaque(f"unparseable ({type(exc).__name__}: {exc}): {text}")
-            return frozenset()
+        # The plain common case is read by shell_lexer into the very trees bashlex would build;
+        # anything else (or a forced slow path, for the differential test) goes to bashlex.
+        trees: list[Any] | None = shell_lexer.parse(text) if self.fast_path else None
+        if trees is None:
+            try:
+                trees = bashlex.parse(text)
+            except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, RecursionError...
+                self.opaque(f"unparseable ({type(exc).__name__}: {exc}): {text}")
+                return frozenset()
         ran: set[str] = set()
         saved_src, self.src = self.src, text
         try:
@@ -422,24 +455,30 @@ class Inspection:
 
     def word(self, n: Any, depth: int) -> Word:
         """A Word for a bashlex word node, walking any substitutions it contains."""
-        runs: set[str] = set()
+        text: str = n.word
+        runs: frozenset[str] = _NO_RUNS
         literal = True
-        for part in getattr(n, "parts", []):
-            if part.kind in _EXPANSION_KINDS:
-                literal = False
-            if part.kind == "parameter" and ("$(" in part.value or "`" in part.value):
-                self.opaque(f"command substitution inside ${{...}}: {n.word}")
-            elif part.kind in ("commandsubstitution", "processsubstitution"):
-                with self.scope():
-                    runs |= self.node(part.command, depth)
+        parts = getattr(n, "parts", None)
+        if parts:  # most words have none (a tilde part changes nothing here)
+            found: set[str] = set()
+            for part in parts:
+                if part.kind in _EXPANSION_KINDS:
+                    literal = False
+                if part.kind == "parameter" and ("$(" in part.value or "`" in part.value):
+                    self.opaque(f"command substitution inside ${{...}}: {text}")
+                elif part.kind in ("commandsubstitution", "processsubstitution"):
+                    with self.scope():
+                        found |= self.node(part.command, depth)
+            if found:
+                runs = frozenset(found)
         static = None
         if not literal:
             static = self.static_value(n)
-        elif n.kind == "word" and any(c in n.word or c in self.raw(n) for c in "'\"\\$"):
+        elif n.kind == "word" and (_QUOTING_RE.search(text) or _QUOTING_RE.search(self.raw(n))):
             # bashlex's quote removal is not bash's in corner cases ('$'"'"'...'): ours, too
             value = self.static_value(n)
-            static = value if value is not None and value != (n.word,) else None
-        return Word(n.word, literal, frozenset(runs), static)
+            static = value if value is not None and value != (text,) else None
+        return Word(text, literal, runs, static)
 
     def raw(self, n: Any) -> str:
         pos = getattr(n, "pos", None)
@@ -594,7 +633,9 @@ class Inspection:
         """
         if depth > MAX_DEPTH:
             return
-        child = Inspection(next(iter(sorted(self.cwds))) if len(self.cwds) == 1 else UNKNOWN_CWD)
+        child = Inspection(
+            next(iter(sorted(self.cwds))) if len(self.cwds) == 1 else UNKNOWN_CWD, fast_path=self.fast_path
+        )
         child.urls = self.urls
         child.tokens_left = self.tokens_left
         try:
@@ -735,11 +776,7 @@ class Inspection:
             return frozenset()
         args = argv[1:]
         alternate: set[str] = set()
-        if (
-            any(w.static is not None or not w.literal for w in argv)
-            or _BRACES_RE.search(argv[0].text)
-            or _GLOB_RE.search(argv[0].text)
-        ):
+        if _needs_second_reading(argv) or _BRACES_RE.search(argv[0].text) or _GLOB_RE.search(argv[0].text):
             for alt in self.alternates(argv):
                 with self.scope():
                     alternate |= self.run(alt, depth + 1)
@@ -779,7 +816,7 @@ class Inspection:
 
     def run_here(self, name: str, family: str, argv: Sequence[Word], depth: int) -> frozenset[str]:
         args = argv[1:]
-        evidence = " ".join(w.text for w in argv)
+        evidence = " ".join([w.text for w in argv])
         self.add(f"proc.exec:{name}", evidence)
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
@@ -854,7 +891,7 @@ class Inspection:
             self.add("cred.ssh", t)
         if t.startswith("-"):
             t = t.partition("=")[2]
-        if not t or "://" in t or len(t) > 1024 or any(c.isspace() for c in t):
+        if not t or "://" in t or len(t) > 1024 or _has_space(t):
             return
         for norm in self.resolve(t, t, strict=False):
             for cls in credential_classes(norm):
@@ -912,6 +949,21 @@ class Inspection:
         return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
 
 
+def _needs_second_reading(argv: Sequence[Word]) -> bool:
+    """Is any word non-literal or read otherwise by bash (``static``)? A loop: this runs per command."""
+    for w in argv:
+        if w.static is not None or not w.literal:
+            return True
+    return False
+
+
+def _has_space(t: str) -> bool:
+    """``any(c.isspace() for c in t)``, without the per-character loop for printable ASCII."""
+    if t.isascii() and t.isprintable():  # the only whitespace left in printable ASCII is " "
+        return " " in t
+    return any(c.isspace() for c in t)
+
+
 def estimate_tokens(text: str) -> int:
     """A cheap upper estimate of the tokens bashlex will lex (here-document bodies are only
     read line by line, so they do not count)."""
@@ -922,7 +974,7 @@ def estimate_tokens(text: str) -> int:
             if line.lstrip("\t") == delimiters[0]:
                 delimiters.pop(0)
             continue
-        count += len(line.split()) + sum(line.count(c) for c in "|&;()`")
+        count += len(line.split()) + len(line) - len(line.translate(_OPERATOR_CHARS))
         if "<<" in line:
             delimiters.extend(m.group(1) for m in _HEREDOC_START_RE.finditer(line))
     return count
@@ -963,8 +1015,9 @@ def _inspect_command(command: str, cwd: str) -> list[Capability]:
     return list(_inspect(command, cwd))
 
 
-def _inspect(command: str, cwd: str) -> tuple[Capability, ...]:
-    insp = Inspection(cwd)
+def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
+    """The whole inspection of one command line; ``fast_path=False`` parses only with bashlex."""
+    insp = Inspection(cwd, fast_path=fast_path)
     if len(command) > MAX_INPUT:
         insp.opaque(f"command longer than {MAX_INPUT} characters")
     else:
@@ -972,8 +1025,9 @@ def _inspect(command: str, cwd: str) -> tuple[Capability, ...]:
             insp.source(command, 0, here=True)
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
-    return tuple(sorted(insp.caps.values()))
+    caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
+    return tuple([caps[name] for name in sorted(caps)])
 
 
-# Pure in (command, cwd), and bashlex costs ~200 us a parse: agents repeat themselves.
+# Pure in (command, cwd), and a walk (after bashlex, ~200 us) is not free: agents repeat themselves.
 _inspect_cached = functools.lru_cache(maxsize=2048)(_inspect)
