@@ -13,8 +13,9 @@ Anything outside the subset makes :func:`parse` return ``None`` and bashlex read
 ``$``, backticks and backslashes outside single quotes, ``(`` ``)`` ``{`` ``}`` ``#`` ``!``
 ``&`` alone, here-documents and here-strings, process substitution, tabs, newlines and any
 other control or non-ASCII character, unbalanced quotes, reserved words, empty commands,
-redirects other than ``>`` ``>>`` ``<`` ``&>`` ``N>`` and ``N>&M``... The fast path can only
-decline; ``tests/inspectors/test_shell_fast_path.py`` holds it to bashlex's trees.
+a redirect before the program, and redirects other than ``>`` ``>>`` ``<`` ``&>`` to a word
+(``N>`` with a one-digit ``N``) and ``>&M``/``N>&M`` to a one-digit descriptor. The fast path
+can only decline; ``tests/inspectors/test_shell_fast_path.py`` holds it to bashlex's trees.
 """
 
 from __future__ import annotations
