@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper import strictjson
@@ -59,6 +59,67 @@ def test_fast_dumps_reads_back_as_the_same_value(value: Any) -> None:
 
 def test_fast_dumps_takes_what_orjson_refuses() -> None:
     assert strictjson.dumps_fast({"n": 2**70}) == b'{"n":1180591620717411303424}'
+
+
+_any_text = st.text(
+    st.characters(exclude_categories=("Cs",))
+    | st.sampled_from('\x00\x1f\x7f\u2028\u2029"\\/\ud7ff\ue000\uffff'),
+    max_size=12,
+)
+_canonical_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e-05, 1e-7, 1e16, 1e22, -0.0, 5e-324, 1.7976931348623157e308, 0.1, 100.0])
+    | _any_text,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(_any_text, children, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_canonical_values)
+def test_canonical_bytes_are_the_reference_bytes(value: Any) -> None:
+    """Digests and the audit chain hash these bytes: the fast writer must never differ from the
+    definition, for any value, floats and odd characters included."""
+    assert strictjson.dumps_canonical(value) == strictjson.reference_canonical(value)
+    assert strictjson.dumps_canonical(value, allow_nan=True) == strictjson.reference_canonical(
+        value, allow_nan=True
+    )
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "int key"},
+        {"nan": float("nan")},
+        {"inf": float("-inf")},
+        ["\ud800"],
+        {"deep": _nested(300)},  # deeper than orjson goes
+    ],
+)
+def test_what_the_fast_writer_refuses_is_written_as_json_writes_it(value: Any) -> None:
+    try:
+        expected: bytes | type[Exception] = strictjson.reference_canonical(value, allow_nan=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        expected = type(exc)
+    if isinstance(expected, bytes):
+        assert strictjson.dumps_canonical(value, allow_nan=True) == expected
+    else:
+        with pytest.raises(expected):
+            strictjson.dumps_canonical(value, allow_nan=True)
 
 
 def test_size_limit() -> None:

@@ -9,10 +9,11 @@ The JSON form (``to_json``/``from_json``) is also the export format (JSON lines)
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from ..strictjson import dumps_canonical
 
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -22,8 +23,9 @@ RawRow = tuple[str, int, str, str, str]
 
 
 def canonical_json(body: dict[str, Any]) -> str:
-    """The exact text the hash covers: sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The exact text the hash covers: sorted keys, no spaces, UTF-8 (not ASCII-escaped); the
+    same text as ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``."""
+    return dumps_canonical(body, allow_nan=True).decode()
 
 
 def chain_hash(prev_hash: str, canonical: str) -> str:
