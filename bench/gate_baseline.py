@@ -351,9 +351,10 @@ async def profile_gatekeeper(args: argparse.Namespace) -> None:
     out: Path = args.profile
     proc, info = start_servers(args.warmup + args.duration + 120, out)
     try:
-        target = next(t for t in http_targets(info) if t.name == "gatekeeper")
+        targets = [*http_targets(info), *mcp_targets(info)]
+        target = next(t for t in targets if t.name == args.profile_target)
         s = await measure(target, args.connections, args.warmup, args.duration, info["pid"])
-        print(f"# profiled gatekeeper, conc {args.connections}: {s.rate:.0f} calls/s under cProfile")
+        print(f"# profiled {target.name}, conc {args.connections}: {s.rate:.0f} calls/s under cProfile")
     finally:
         stop_servers(proc)
     stats = pstats.Stats(str(out))
@@ -413,6 +414,12 @@ def main() -> None:
     parser.add_argument("--no-mcp", action="store_true", help="skip the MCP rows")
     parser.add_argument(
         "--profile", type=Path, default=None, help="cProfile the server on the gatekeeper row only, into FILE"
+    )
+    parser.add_argument(
+        "--profile-target",
+        default="gatekeeper",
+        choices=("gatekeeper", "gatekeeper-mcp", "bare-proxy", "direct", "mcp-direct"),
+        help="the row --profile measures",
     )
     parser.add_argument("--no-single", action="store_true", help="skip the 1-connection row set")
     args = parser.parse_args()
