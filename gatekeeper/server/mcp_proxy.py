@@ -357,13 +357,11 @@ async def _relay(
             return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
         response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
         await response.prepare(request)
-        if ctype.startswith("text/event-stream"):
+        if filter_for is not None and ctype.startswith("text/event-stream"):
             async for block in _sse_blocks(upstream_resp.content):
-                if filter_for is not None:
-                    block = _filter_sse_block(request, filter_for, block)
-                await response.write(block)
-        else:
-            async for chunk in upstream_resp.content.iter_chunked(65536):
+                await response.write(_filter_sse_block(request, filter_for, block))
+        else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
+            async for chunk in upstream_resp.content.iter_any():
                 await response.write(chunk)
         await response.write_eof()
         return response
