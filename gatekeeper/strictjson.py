@@ -153,7 +153,7 @@ _CANONICAL_OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_DATETIME
 )
-_PLAIN_LEAVES = (str, int, bool, type(None))
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
 
 
 class _NotPlain(Exception):
@@ -165,17 +165,19 @@ def _python_floats(value: Any) -> Any:
     0.00001); containers are copied only where a float is found. Raises ``_NotPlain`` for
     anything that is not a plain JSON value."""
     kind = type(value)
+    if kind in _PLAIN_LEAVES:
+        return value
     if kind is float:
         if value != value or value in (_INF, -_INF):
             raise _NotPlain  # json decides: NaN is refused, or written as NaN where allowed
         return orjson.Fragment(float.__repr__(value))
-    if kind in _PLAIN_LEAVES:
-        return value
     if kind is dict:
         out: dict[Any, Any] | None = None
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
+            if type(item) in _PLAIN_LEAVES:  # most values: no call needed
+                continue
             new = _python_floats(item)
             if new is not item:
                 if out is None:
@@ -185,6 +187,8 @@ def _python_floats(value: Any) -> Any:
     if kind is list or kind is tuple:
         items: list[Any] | None = None
         for index, item in enumerate(value):
+            if type(item) in _PLAIN_LEAVES:
+                continue
             new = _python_floats(item)
             if new is not item:
                 if items is None:
