@@ -79,15 +79,27 @@ def normalize_path(path: str, cwd: str = "/workspace") -> str | None:
     """The absolute, canonical spelling of ``path`` seen from ``cwd``; None if it cannot be one."""
     if not path or "\x00" in path or len(path) > MAX_PATH_LENGTH:
         return None
-    if path == "~" or path.startswith("~/"):
-        path = HOME + path[1:]
-    elif path.startswith("~"):
-        user, sep, rest = path[1:].partition("/")
-        path = (HOME if user == "root" else f"/home/{user}") + sep + rest
-    elif not path.startswith("/"):
+    first = path[0]
+    if first == "~":
+        if path == "~" or path[1] == "/":
+            path = HOME + path[1:]
+        else:
+            user, sep, rest = path[1:].partition("/")
+            path = (HOME if user == "root" else f"/home/{user}") + sep + rest
+    elif first != "/":
         path = f"{cwd}/{path}"
+    if path[0] == "/" and "//" not in path and "/." not in path and path[-1] != "/":
+        return path  # already canonical (no empty, ``.`` or ``..`` segment): what normpath returns
     # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux does not.
     return posixpath.normpath(_SLASHES_RE.sub("/", path))
+
+
+# Every test of credential_classes needs one of these in the lower-cased path (each is a
+# substring of the name, segment pair or suffix tested): a path with none has no credential class.
+_CREDENTIAL_HINT_RE: Final = re.compile(
+    r"\.(?:ssh|aws|azure|kube|docker|pgpass|git-credentials|pypirc|npmrc|vault-token|env|pem|key|p12|pfx|jks)"
+    r"|/(?:etc/ssh|proc/|run/secrets)|netrc|authorized_keys|gcloud|shadow|id_"
+)
 
 
 def _has_seq(parts: list[str], seq: tuple[str, ...]) -> bool:
@@ -108,7 +120,10 @@ def _process_secret(parts: list[str]) -> bool:
 
 def credential_classes(path: str) -> list[str]:
     """Credential classes of a normalised path (reading these is already a leak)."""
-    parts = path.lower().split("/")[1:]
+    low = path.lower()
+    if _CREDENTIAL_HINT_RE.search(low) is None:
+        return []  # most paths: none of the names below occurs anywhere in it
+    parts = low.split("/")[1:]
     base = parts[-1] if parts else ""
     out: list[str] = []
     if ".ssh" in parts or base.startswith("authorized_keys") or _starts(parts, ("etc", "ssh")):
@@ -137,12 +152,13 @@ def credential_classes(path: str) -> list[str]:
 def path_classes(path: str, *, write: bool) -> list[str]:
     """Risk classes of a normalised absolute path; writes add tampering and persistence."""
     out = credential_classes(path)
-    parts = path.split("/")[1:]
-    top = parts[0] if parts else ""
+    _, slash, rest = path.partition("/")
+    top = rest.partition("/")[0] if slash else ""  # parts[0] below, without splitting a read's path
     if top in _SYSTEM_TOPS or top.startswith("lib"):
         out.append("fs.system")
     if not write:
         return out
+    parts = path.split("/")[1:]
     base = parts[-1] if parts else ""
     if _starts(parts, ("var", "log")) or base in _HISTORY_NAMES:
         out.append("log.tamper")

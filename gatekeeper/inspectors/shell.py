@@ -151,6 +151,26 @@ class _Scope:
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
+    __slots__ = (
+        "calling",
+        "caps",
+        "cdpath",
+        "copies",
+        "cwds",
+        "downloaded",
+        "env",
+        "fail_cwds",
+        "fast_path",
+        "function_src",
+        "functions",
+        "home_set",
+        "positional",
+        "seen_dirs",
+        "src",
+        "tokens_left",
+        "urls",
+    )
+
     def __init__(self, cwd: str, *, fast_path: bool = True) -> None:
         self.fast_path = fast_path  # False: every script goes to bashlex (the reference reading)
         # Every directory the shell may be in at this point (``cd`` can fail), and where it
@@ -256,7 +276,7 @@ class Inspection:
         ``strict`` (a path that is read or written): what cannot be resolved is ``shell.opaque``.
         Otherwise (naming classes only) an unknown directory is looked at from ``/``.
         """
-        if _BRACES_RE.search(text) or _DOT_GLOB_RE.search(text):
+        if _expands(text):
             if strict:
                 self.opaque(f"path is expanded at run time: {evidence}")
             return []
@@ -474,7 +494,9 @@ class Inspection:
         static = None
         if not literal:
             static = self.static_value(n)
-        elif n.kind == "word" and (_QUOTING_RE.search(text) or _QUOTING_RE.search(self.raw(n))):
+        elif n.kind == "word" and (
+            _QUOTING_RE.search(text) or ((raw := self.raw(n)) != text and _QUOTING_RE.search(raw))
+        ):
             # bashlex's quote removal is not bash's in corner cases ('$'"'"'...'): ours, too
             value = self.static_value(n)
             static = value if value is not None and value != (text,) else None
@@ -565,9 +587,12 @@ class Inspection:
                 self.set_cwds(self.cwds | self.fail_cwds)
             return ran
         sets = []
-        for e in elements:  # every element of a real pipeline runs in a subshell
-            with self.scope():
+        entry = self.cwds
+        for e in elements:  # every element of a real pipeline runs in a subshell (scope(), inline)
+            try:
                 sets.append(self.node(e, depth))
+            finally:
+                self.cwds = self.fail_cwds = entry
         upstream: set[str] = set()
         for i, ran in enumerate(sets):
             if P.STDIN_EXEC in ran:
@@ -769,7 +794,7 @@ class Inspection:
             return None
         return base
 
-    def run(self, argv: Sequence[Word], depth: int) -> frozenset[str]:
+    def run(self, argv: list[Word], depth: int) -> frozenset[str]:
         """Record one simple command (after assignments); returns the families it runs."""
         if depth > MAX_DEPTH:
             self.opaque(f"wrappers nested deeper than {MAX_DEPTH}: {' '.join(w.text for w in argv)}")
@@ -795,7 +820,7 @@ class Inspection:
                     self.add(f"proc.exec:{real}", f"{argv[0].text} is a copy of {real}")
                     self.run([Word(real), *args], depth + 1)
         family = P.family(name)
-        moves = shell_files.chdir_words(family, list(args))
+        moves = shell_files.chdir_words(family, args)
         if moves is None:
             return self.run_here(name, family, argv, depth) | alternate
         dirs, for_good = moves
@@ -814,14 +839,15 @@ class Inspection:
         finally:
             self.cwds = self.fail_cwds = entry
 
-    def run_here(self, name: str, family: str, argv: Sequence[Word], depth: int) -> frozenset[str]:
+    def run_here(self, name: str, family: str, argv: list[Word], depth: int) -> frozenset[str]:
         args = argv[1:]
-        evidence = " ".join([w.text for w in argv])
+        texts = [w.text for w in argv]
+        evidence = " ".join(texts)
         self.add(f"proc.exec:{name}", evidence)
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
-        if P.looks_like_miner([w.text for w in args]):
+        if P.looks_like_miner(texts[1:]):
             self.add("crypto.mine", evidence)
         if family in P.INTERPRETERS:
             if any(w.runs & P.DOWNLOADERS for w in args):
@@ -833,11 +859,11 @@ class Inspection:
                 self.add("net.download_exec", evidence)
         if self.is_downloaded(argv[0].text):
             self.add("net.download_exec", evidence)
-        for w in shell_files.read_operands(family, list(args)):
+        for w in shell_files.read_operands(family, args):
             self.read_path(w, f"{name} {w.text}")
         handler = HANDLERS.get(family)
         if handler is not None:
-            ran |= handler(self, name, list(args), depth)
+            ran |= handler(self, name, args, depth)
         return frozenset(ran)
 
     def assignment(self, w: Word, depth: int) -> None:
@@ -887,11 +913,11 @@ class Inspection:
                 self.classify_word(t)
 
     def classify_word(self, t: str) -> None:
-        if "authorized_keys" in t or _SSH_DIR_RE.search(t):
+        if "authorized_keys" in t or (".ssh" in t and _SSH_DIR_RE.search(t)):
             self.add("cred.ssh", t)
         if t.startswith("-"):
             t = t.partition("=")[2]
-        if not t or "://" in t or len(t) > 1024 or _has_space(t):
+        if not t or "://" in t or len(t) > 1024 or P.has_space(t):
             return
         for norm in self.resolve(t, t, strict=False):
             for cls in credential_classes(norm):
@@ -957,16 +983,19 @@ def _needs_second_reading(argv: Sequence[Word]) -> bool:
     return False
 
 
-def _has_space(t: str) -> bool:
-    """``any(c.isspace() for c in t)``, without the per-character loop for printable ASCII."""
-    if t.isascii() and t.isprintable():  # the only whitespace left in printable ASCII is " "
-        return " " in t
-    return any(c.isspace() for c in t)
+def _expands(path: str) -> bool:
+    """Braces or a dot-glob directory: the path is only known at run time. Each pattern needs a
+    character most paths lack, looked for first."""
+    return ("{" in path and _BRACES_RE.search(path) is not None) or (
+        ("*" in path or "?" in path or "[" in path) and _DOT_GLOB_RE.search(path) is not None
+    )
 
 
 def estimate_tokens(text: str) -> int:
     """A cheap upper estimate of the tokens bashlex will lex (here-document bodies are only
     read line by line, so they do not count)."""
+    if "\n" not in text:  # one line: no here-document body can follow
+        return len(text.split()) + len(text) - len(text.translate(_OPERATOR_CHARS))
     count = 0
     delimiters: list[str] = []
     for line in text.split("\n"):

@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors.shell_programs import STDIN_EXEC, Word, family, fs, literal_text, parse_opts
+from gatekeeper.inspectors.shell_programs import (
+    STDIN_EXEC,
+    Word,
+    family,
+    fs,
+    has_space,
+    literal_text,
+    parse_opts,
+)
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
@@ -83,7 +91,7 @@ def path_strings(code: str) -> list[str]:
     out: list[str] = []
     for m in _STRING_RE.finditer(code):
         text = _unescape(next(g for g in m.groups() if g is not None))
-        if text.startswith(("/", "~")) and 1 < len(text) < 1024 and not any(c.isspace() for c in text):
+        if text.startswith(("/", "~")) and 1 < len(text) < 1024 and not has_space(text):
             out.append(text)
         if len(out) >= _MAX_STRINGS:
             break
@@ -209,14 +217,30 @@ def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], de
 
 
 # -- awk, sed, tar, rg, make, package runners ----------------------------------
-_AWK_VALUES: Final = fs("-F", "-v", "-f", "-e", "-i", "-l", "-E", "-W", "--field-separator", "--assign")
+_AWK_VALUES: Final = fs(
+    "-F",
+    "-v",
+    "-f",
+    "-e",
+    "-i",
+    "-l",
+    "-E",
+    "-W",
+    "--field-separator",
+    "--assign",
+    "--file",
+    "--source",
+    "--include",
+    "--load",
+    "--exec",
+)
 _AWK_OUTPUT_RE: Final = re.compile(r"\bprintf?\b[^;}\n]*?>>?\s*\"([^\"]+)\"")
 _AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include|\bprintf?\b[^;}\n]*>")
 
 
 def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """The program (first operand unless ``-f``/``-e``) runs commands through system(), pipes, getline."""
-    p = parse_opts(args, _AWK_VALUES | fs("--file", "--source", "--include", "--load", "--exec"))
+    p = parse_opts(args, _AWK_VALUES)
     programs = [v for o, v in p.opts if o in ("-e", "--source") and v is not None]
     has_file = any(o in ("-f", "--file", "-E", "--exec") for o, _ in p.opts)
     if not programs and not has_file and p.pos:
@@ -452,11 +476,13 @@ def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
+# make's options that take a value (also what ``make -C`` is found among).
+MAKE_VALUES: Final = fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E")
+
+
 def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline."""
-    p = parse_opts(
-        args, fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E")
-    )
+    p = parse_opts(args, MAKE_VALUES)
     ran: set[str] = set()
     for o, v in p.opts:
         if o in ("-f", "--file", "--makefile") and v is not None and v.text in ("-", "/dev/stdin"):

@@ -9,10 +9,11 @@ and ``env --chdir`` move one command; the shell inspector resolves paths against
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from gatekeeper.inspectors.shell_programs import WRAPPERS, Word, fs, parse_opts
+from gatekeeper.inspectors.shell_code import MAKE_VALUES
+from gatekeeper.inspectors.shell_programs import GIT_VALUES, WRAPPERS, Word, fs, has_space, parse_opts
 
 __all__ = ["chdir_words", "read_operands"]
 
@@ -25,6 +26,10 @@ class Reader:
     leading: int = 0
     pattern_opts: frozenset[str] = frozenset()
     assignments: bool = False  # awk's var=value operands
+    with_value: frozenset[str] = field(init=False)  # values | pattern_opts: what parse_opts is given
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "with_value", self.values | self.pattern_opts)
 
 
 _GREP: Final = Reader(
@@ -172,18 +177,25 @@ READERS: Final[dict[str, Reader]] = {
 for _awk in ("gawk", "mawk", "nawk"):
     READERS[_awk] = READERS["awk"]
 # Interpreters read their script (the first operand) unless given inline code or a module.
+# (options taking a value, options whose value is inline code or a module): parse_opts gets both.
 _INTERPRETERS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    "python": (fs("-W", "-X"), fs("-c", "-m")),
-    "pypy": (fs("-W", "-X"), fs("-c", "-m")),
-    "node": (fs("-r", "--require", "--import", "-C", "--input-type"), fs("-e", "-p", "--eval", "--print")),
-    "perl": (fs("-I", "-M", "-m", "-x", "-i"), fs("-e", "-E")),
-    "ruby": (fs("-r", "-I", "-C", "-E", "-F"), fs("-e")),
-    "php": (fs("-c", "-d", "-z"), fs("-r", "-B", "-R", "-F", "-E")),
-    "lua": (fs("-l"), fs("-e")),
-    **{
-        n: (fs("-o", "-O", "+o", "+O", "--rcfile", "--init-file"), fs("-c", "--command"))
-        for n in ("sh", "bash", "zsh", "dash", "ksh", "mksh", "ash")
-    },
+    n: (values | inline, inline)
+    for n, (values, inline) in {
+        "python": (fs("-W", "-X"), fs("-c", "-m")),
+        "pypy": (fs("-W", "-X"), fs("-c", "-m")),
+        "node": (
+            fs("-r", "--require", "--import", "-C", "--input-type"),
+            fs("-e", "-p", "--eval", "--print"),
+        ),
+        "perl": (fs("-I", "-M", "-m", "-x", "-i"), fs("-e", "-E")),
+        "ruby": (fs("-r", "-I", "-C", "-E", "-F"), fs("-e")),
+        "php": (fs("-c", "-d", "-z"), fs("-r", "-B", "-R", "-F", "-E")),
+        "lua": (fs("-l"), fs("-e")),
+        **{
+            n: (fs("-o", "-O", "+o", "+O", "--rcfile", "--init-file"), fs("-c", "--command"))
+            for n in ("sh", "bash", "zsh", "dash", "ksh", "mksh", "ash")
+        },
+    }.items()
 }
 # Programs whose operands are not files read (or are writes recorded elsewhere).
 NOT_READERS: Final = fs(
@@ -270,6 +282,12 @@ def path_like(text: str) -> bool:
     )
 
 
+def _may_hold_path(t: str) -> bool:
+    """Could ``_candidate`` find a ``path_like`` text in word ``t``? The candidate is a suffix of
+    ``t``, and a path-like text holds a ``/`` or a ``~`` or is ``.``/``..``: most words cannot."""
+    return "/" in t or "~" in t or t.endswith(".")
+
+
 def _candidate(w: Word) -> Word | None:
     """The path inside one word, if any: the word, ``--opt=PATH``, ``@PATH`` or ``k=@PATH``."""
     t = w.text
@@ -279,11 +297,11 @@ def _candidate(w: Word) -> Word | None:
         t = t.split("=", 1)[1][1:]
     if t.startswith("@"):
         t = t[1:]
-    if not t or "://" in t or len(t) > 1024 or any(c.isspace() for c in t) or t in _HARMLESS:
+    if not t or "://" in t or len(t) > 1024 or has_space(t) or t in _HARMLESS:
         return None
-    if t.startswith("/dev/fd/") or t.startswith(("/dev/tcp/", "/dev/udp/")):
+    if t.startswith(("/dev/fd/", "/dev/tcp/", "/dev/udp/")):
         return None
-    return Word(t, w.literal)
+    return w if t is w.text else Word(t, w.literal)  # callers read only text and literal
 
 
 def read_operands(fam: str, args: list[Word]) -> list[Word]:
@@ -308,7 +326,7 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
     operands: list[Word] = []
     skip: set[int] = set()
     if spec is not None:
-        p = parse_opts(args, spec.values | spec.pattern_opts)
+        p = parse_opts(args, spec.with_value)
         leading = 0 if any(o in spec.pattern_opts for o, _ in p.opts) else spec.leading
         operands = p.pos[leading:] + list(args[p.index :])
         skip = {id(w) for w in p.pos[:leading]}
@@ -322,8 +340,8 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
                 w for w in operands if not (w.literal and "=" in w.text and "/" not in w.text.split("=")[0])
             ]
     elif interp is not None:
-        values, inline = interp
-        p = parse_opts(args, values | inline, max_pos=1)
+        with_value, inline = interp
+        p = parse_opts(args, with_value, max_pos=1)
         if not any(o in inline or (o == "-m" and fam in ("python", "pypy")) for o, _ in p.opts):
             operands = p.pos[:1]
         skip = {id(v) for o, v in p.opts if o in inline and v is not None}
@@ -336,7 +354,7 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
         if c is not None or not w.literal:
             out.append(c if c is not None and w.literal else w)
     for w in args:
-        if id(w) in seen or id(w) in skip or not w.literal:
+        if not w.literal or not _may_hold_path(w.text) or id(w) in seen or id(w) in skip:
             continue
         c = _candidate(w)
         if c is not None and path_like(c.text):
@@ -355,9 +373,9 @@ _CHDIR: Final[dict[str, tuple[frozenset[str], bool]]] = {
     "sudo": (fs("-D", "--chdir"), True),
 }
 _CHDIR_VALUES: Final[dict[str, frozenset[str]]] = {
-    "git": fs("-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env"),
-    "make": fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E"),
-    "gmake": fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E"),
+    "git": GIT_VALUES,
+    "make": MAKE_VALUES,
+    "gmake": MAKE_VALUES,
     "tar": fs("-f", "-C", "-b", "-H", "-I", "-T", "-X", "-K", "-N", "-g", "-L", "-V", "-F", "--file"),
     "env": WRAPPERS["env"].values,
     "sudo": WRAPPERS["sudo"].values,
@@ -369,6 +387,8 @@ def chdir_words(fam: str, args: list[Word]) -> tuple[list[Word | None], bool] | 
     spec = _CHDIR.get(fam)
     if spec is None:
         return None
+    if not any([w.text.startswith("-") for w in args]):
+        return None  # no option at all (parse_opts reads options only from words starting with "-")
     names, for_good = spec
     max_pos = 0 if fam in ("git", "env", "sudo") else None
     p = parse_opts(args, _CHDIR_VALUES[fam], max_pos=max_pos)

@@ -230,7 +230,7 @@ def parse(text: str) -> list[Node] | None:
                     return None
                 fd = (int(word), start)
                 continue
-            if plain_word or not _ASSIGNMENT_RE.match(word):
+            if plain_word or "=" not in word or not _ASSIGNMENT_RE.match(word):
                 plain_word = True
                 if "'" in word or '"' in word or word[0] == "~" or word in RESERVED:
                     w = _word(word, start)

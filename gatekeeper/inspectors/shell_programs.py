@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Word:
     """One argv word: its text after quote removal and whether that text is final.
 
@@ -26,6 +26,9 @@ class Word:
     ``runs`` names the programs its substitutions start (for ``bash <(curl ...)``);
     ``static`` is what a non-literal word expands to when that is knowable after all
     (``$'\\x73sh'``, ``${IFS}``, ``$(printf ssh)``): a second reading, see ``shell_static``.
+
+    A value: never changed once built. Not ``frozen=True`` only because one is built per argv
+    word and a frozen dataclass's ``__init__`` costs three times as much.
     """
 
     text: str
@@ -197,6 +200,13 @@ def family(name: str) -> str:
     return "node" if key == "nodejs" else key
 
 
+def has_space(t: str) -> bool:
+    """``any(c.isspace() for c in t)``, without the per-character loop for printable ASCII."""
+    if t.isascii() and t.isprintable():  # the only whitespace left in printable ASCII is " "
+        return " " in t
+    return any(c.isspace() for c in t)
+
+
 def looks_like_reverse_shell(text: str) -> bool:
     """Inline interpreter code that wires a socket to a shell (python/perl/ruby/php one-liners)."""
     low = text.lower()
@@ -222,15 +232,20 @@ def looks_like_reverse_shell(text: str) -> bool:
 
 
 def looks_like_miner(texts: Sequence[str]) -> bool:
-    """A renamed miner still says ``--donate-level``, an algorithm, or ``-o pool:port -u wallet``."""
-    low = [t.lower() for t in texts]
-    if any(t.startswith(_MINER_FLAGS) for t in low):
-        return True
+    """A renamed miner still says ``--donate-level``, an algorithm, or ``-o pool:port -u wallet``.
+
+    Each of these is an option word: words that do not start with ``-`` are only read as values.
+    """
     pool = user = False
-    for i, t in enumerate(low):
-        key, eq, val = t.partition("=")
+    for i, t in enumerate(texts):
+        if not t.startswith("-"):
+            continue
+        low = t.lower()
+        if low.startswith(_MINER_FLAGS):
+            return True
+        key, eq, val = low.partition("=")
         if not eq:
-            val = low[i + 1] if i + 1 < len(low) else ""
+            val = texts[i + 1].lower() if i + 1 < len(texts) else ""
         if key in ("-a", "--algo", "--algorithm") and val in _MINING_ALGOS:
             return True
         if key in ("-o", "--url", "--pool", "--server") and _POOL_RE.fullmatch(val):
@@ -614,12 +629,20 @@ def journalctl(insp: Inspection, name: str, args: list[Word], depth: int) -> set
     return set()
 
 
+_REMOVE_VALUES: Final = fs("-s", "-r", "--size", "--reference", "-n", "--iterations", "--random-source")
+
+
 def remove(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """rm/shred/truncate/tee: every operand is written (or destroyed)."""
-    p = parse_opts(args, fs("-s", "-r", "--size", "--reference", "-n", "--iterations", "--random-source"))
+    p = parse_opts(args, _REMOVE_VALUES)
     for w in p.pos:
         insp.write_target(w, " ".join([name, w.text]))
     return set()
+
+
+_COPY_VALUES: Final = fs(
+    "-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group"
+)
 
 
 def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -628,10 +651,7 @@ def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     A program copied or linked under another name (``cp /usr/bin/ssh /tmp/x``) is remembered:
     running ``/tmp/x`` later in the same command is running ssh.
     """
-    p = parse_opts(
-        args,
-        fs("-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group"),
-    )
+    p = parse_opts(args, _COPY_VALUES)
     targets = [v for o, v in p.opts if o in ("-t", "--target-directory") and v is not None]
     sources = p.pos if targets else p.pos[:-1]
     if not targets and len(p.pos) >= 2:
@@ -666,9 +686,12 @@ def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
+_WATCH_VALUES: Final = fs("-n", "--interval", "-q", "--equexit")
+
+
 def watch(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """watch joins its arguments and runs them with ``sh -c`` (unless ``-x``)."""
-    p = parse_opts(args, fs("-n", "--interval", "-q", "--equexit"), max_pos=0)
+    p = parse_opts(args, _WATCH_VALUES, max_pos=0)
     rest = args[p.index :]
     if not rest:
         return set()
@@ -693,12 +716,14 @@ _GIT_COMMAND_KEYS: Final = fs(
 # filter.<x>.clean, diff.<x>.textconv, merge.<x>.driver, difftool.<x>.cmd...: all commands.
 _GIT_COMMAND_SUFFIXES: Final = (".clean", ".smudge", ".process", ".textconv", ".driver", ".cmd", ".command")
 _GIT_PACK_OPTIONS: Final = fs("--upload-pack", "--receive-pack", "--exec", "-u")
+# git's options before the subcommand that take a value (also what ``git -C`` is found among).
+GIT_VALUES: Final = fs("-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env")
+_REBASE_EXEC: Final = fs("-x", "--exec")
 
 
 def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``git -c core.sshCommand=...``, aliases and ``rebase --exec`` run commands too."""
-    values = fs("-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env")
-    p = parse_opts(args, values, max_pos=0)
+    p = parse_opts(args, GIT_VALUES, max_pos=0)
     ran: set[str] = set()
     for o, v in p.opts:
         if o != "-c" or v is None:
@@ -737,7 +762,7 @@ def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             if text is not None:
                 ran |= insp.source(text, depth + 1)
     if texts[:1] == ["rebase"]:
-        for o, v in parse_opts(rest[1:], fs("-x", "--exec")).opts:
+        for o, v in parse_opts(rest[1:], _REBASE_EXEC).opts:
             if o in ("-x", "--exec") and v is not None:
                 ran |= evaluate(insp, "git rebase --exec", [v], depth)
     elif texts[:2] == ["submodule", "foreach"] or texts[:2] == ["bisect", "run"]:
