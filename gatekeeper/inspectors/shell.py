@@ -236,7 +236,7 @@ class Inspection:
         if w is None or (w.literal and w.text.startswith("~") and self.home_set):
             return frozenset({UNKNOWN_CWD}) if w is not None or self.home_set else frozenset({HOME})
         t = w.text
-        if not w.literal or _BRACES_RE.search(t) or _DOT_GLOB_RE.search(t + "/"):
+        if not w.literal or _expands(t + "/", _DOT_GLOB_RE):
             return frozenset({UNKNOWN_CWD})
         if t == "-":
             return frozenset(self.seen_dirs | {UNKNOWN_CWD})
@@ -276,7 +276,7 @@ class Inspection:
         ``strict`` (a path that is read or written): what cannot be resolved is ``shell.opaque``.
         Otherwise (naming classes only) an unknown directory is looked at from ``/``.
         """
-        if _expands(text):
+        if _expands(text, _DOT_GLOB_RE):
             if strict:
                 self.opaque(f"path is expanded at run time: {evidence}")
             return []
@@ -313,7 +313,7 @@ class Inspection:
         if len(text) > MAX_INPUT or "\x00" in text:
             self.opaque("script too long or contains NUL")
             return frozenset()
-        if not text.strip():
+        if not text or text.isspace():  # not text.strip(), without the copy
             return frozenset()
         self.tokens_left -= estimate_tokens(text)
         if self.tokens_left < 0:
@@ -801,7 +801,7 @@ class Inspection:
             return frozenset()
         args = argv[1:]
         alternate: set[str] = set()
-        if _needs_second_reading(argv) or _BRACES_RE.search(argv[0].text) or _GLOB_RE.search(argv[0].text):
+        if _needs_second_reading(argv) or _expands(argv[0].text, _GLOB_RE):
             for alt in self.alternates(argv):
                 with self.scope():
                     alternate |= self.run(alt, depth + 1)
@@ -983,11 +983,11 @@ def _needs_second_reading(argv: Sequence[Word]) -> bool:
     return False
 
 
-def _expands(path: str) -> bool:
-    """Braces or a dot-glob directory: the path is only known at run time. Each pattern needs a
-    character most paths lack, looked for first."""
-    return ("{" in path and _BRACES_RE.search(path) is not None) or (
-        ("*" in path or "?" in path or "[" in path) and _DOT_GLOB_RE.search(path) is not None
+def _expands(text: str, glob: re.Pattern[str]) -> bool:
+    """A brace list, or what ``glob`` finds (a glob, a dot-glob directory): bash expands the word at
+    run time. Each pattern needs a character most words lack, which is looked for first."""
+    return ("{" in text and _BRACES_RE.search(text) is not None) or (
+        ("*" in text or "?" in text or "[" in text) and glob.search(text) is not None
     )
 
 

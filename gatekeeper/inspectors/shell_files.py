@@ -327,9 +327,11 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
     skip: set[int] = set()
     if spec is not None:
         p = parse_opts(args, spec.with_value)
-        leading = 0 if any(o in spec.pattern_opts for o, _ in p.opts) else spec.leading
-        operands = p.pos[leading:] + list(args[p.index :])
-        skip = {id(w) for w in p.pos[:leading]}
+        leading = spec.leading
+        if leading and any([o in spec.pattern_opts for o, _ in p.opts]):
+            leading = 0  # the pattern came from an option: every operand is a file
+        operands = p.pos[leading:] + args[p.index :]
+        skip = set(map(id, p.pos[:leading]))
         for o, v in p.opts:
             if v is not None and o in ("-f", "--file", "--from-file", "-E", "--exec"):
                 operands.append(v)

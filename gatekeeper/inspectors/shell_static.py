@@ -227,6 +227,8 @@ def static_fields(
     assignment: bool = False,
 ) -> tuple[str, ...] | None:
     """The argv words one shell word becomes, or None when that cannot be known statically."""
+    if not parts and len(raw) > 1 and raw[0] == "'" and raw.find("'", 1) == len(raw) - 1:
+        return (raw[1:-1],)  # one single-quoted string: its text, whatever it holds (the common case)
 
     def lookup(name: str) -> str | None:
         if name in ("@", "*"):
