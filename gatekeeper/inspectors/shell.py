@@ -786,7 +786,7 @@ class Inspection:
         if t == ".":
             return "source"
         base = posixpath.basename(posixpath.normpath(t)) if "/" in t else t
-        if len(base.encode()) > 255:  # NAME_MAX: no such file can exist
+        if len(base) > 63 and len(base.encode()) > 255:  # NAME_MAX (at most 4 bytes a character)
             self.opaque(f"program name longer than any file name: {t}")
             return None
         if base in ("", ".", ".."):

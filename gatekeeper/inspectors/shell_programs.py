@@ -188,13 +188,14 @@ TABLE_CAPS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 _VERSIONED_RE: Final = re.compile(r"(python|pypy|perl|ruby|node|php|lua|bash|zsh|ksh)[0-9][0-9.]*")
+_VERSION_END: Final = frozenset("0123456789.")
 _ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
 def family(name: str) -> str:
     """The rule key for a basename: lower-cased, interpreter version suffix dropped."""
     key = name.lower()
-    m = _VERSIONED_RE.fullmatch(key)
+    m = _VERSIONED_RE.fullmatch(key) if key[-1:] in _VERSION_END else None  # the regex ends so
     if m:
         return m.group(1)
     return "node" if key == "nodejs" else key
