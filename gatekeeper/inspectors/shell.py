@@ -822,7 +822,8 @@ class Inspection:
         family = P.family(name)
         moves = shell_files.chdir_words(family, args)
         if moves is None:
-            return self.run_here(name, family, argv, depth) | alternate
+            ran = self.run_here(name, family, argv, depth)
+            return ran | alternate if alternate else ran
         dirs, for_good = moves
         entry = self.cwds
         reached: set[str] = set(entry) if not for_good else set()
@@ -857,7 +858,7 @@ class Inspection:
             first = next((w for w in args if not w.text.startswith("-")), None)
             if first is not None and first.literal and self.is_downloaded(first.text, script=True):
                 self.add("net.download_exec", evidence)
-        if self.is_downloaded(argv[0].text):
+        if self.downloaded and self.is_downloaded(argv[0].text):
             self.add("net.download_exec", evidence)
         for w in shell_files.read_operands(family, args):
             self.read_path(w, f"{name} {w.text}")
@@ -1055,7 +1056,7 @@ def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capabil
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
-    return tuple([caps[name] for name in sorted(caps)])
+    return tuple(map(caps.__getitem__, sorted(caps)))
 
 
 # Pure in (command, cwd), and a walk (after bashlex, ~200 us) is not free: agents repeat themselves.
