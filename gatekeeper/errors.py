@@ -61,6 +61,11 @@ class RequestError(GatekeeperError):
     code = "bad_request"
 
 
+class RequestTimeout(RequestError):
+    status = 408
+    code = "body_timeout"
+
+
 class SchemaError(RequestError):
     code = "invalid_arguments"
 

@@ -35,9 +35,16 @@ def _dumps(value: Any, **kw: Any) -> str:
     integer past 64 bits, goes through ``json`` instead: a log line must never raise."""
     default = kw.get("default")
     try:
-        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        text = orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, RecursionError):  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value, default=default or repr)
+    if not text.isascii():  # escape what some readers take for line breaks: one record, one line
+        text = text.translate(_LINE_BREAKS)
+    return text
+
+
+# Inside JSON strings only (orjson escapes every other control character), so escaping is safe.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ def _one(
 
     if not isinstance(name, str) or not name or len(name) > 128:
         raise ConfigError(f"{source}: tool names must be non-empty strings", file=source)
+    if name in (".", ".."):  # the tool's URL is <upstream>/tools/<name>: these would name a directory
+        raise ConfigError(f"{source}: a tool cannot be named {name!r}", file=source)
     if not isinstance(spec, dict):
         raise fail("", "must be a mapping")
     unknown = set(spec) - {"upstream", "description", "arguments", "inspect"}

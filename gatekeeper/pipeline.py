@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from .audit.log import Redactor
 from .errors import GatekeeperError
 from .logs import info_line
 from .metrics import Metrics
@@ -69,7 +70,18 @@ class DecisionSinks:
             try:
                 sink(record)
             except Exception:  # the call already happened: keep the whole record in the log instead
-                decision_log.exception("decision_sink_failed", unwritten=record)
+                decision_log.exception("decision_sink_failed", unwritten=_redacted(record))
+
+
+_SINK_REDACTOR = Redactor()
+
+
+def _redacted(record: dict[str, Any]) -> Any:
+    """A record as the audit trail would have stored it: the log is not a way around redaction."""
+    try:
+        return _SINK_REDACTOR.sanitize(record)
+    except Exception as exc:
+        return f"(unrepresentable: {type(exc).__name__})"
 
 
 T = TypeVar("T")

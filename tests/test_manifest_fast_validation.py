@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gatekeeper import manifest as manifest_module
-from gatekeeper.errors import SchemaError
+from gatekeeper.errors import ConfigError, SchemaError
 from gatekeeper.inspectors import INSPECTORS
 from gatekeeper.manifest import FAST_KEYWORDS, ToolManifest, compile_fast, load_manifests
 
@@ -449,3 +449,13 @@ def test_existing_messages_are_unchanged() -> None:
 def test_module_exposes_the_allowlist_it_uses() -> None:
     assert "pattern" in FAST_KEYWORDS and "format" not in FAST_KEYWORDS
     assert manifest_module.ANNOTATIONS.isdisjoint(FAST_KEYWORDS)
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_tool_cannot_be_named_like_a_directory(tmp_path: Path, name: str) -> None:
+    """A tool's URL is <upstream>/tools/<name>; "." and ".." would name another path."""
+    path = tmp_path / "tools.yaml"
+    tool = {"upstream": "demo", "arguments": {"type": "object", "additionalProperties": False}}
+    path.write_text(yaml.safe_dump({"tools": {name: tool}}))
+    with pytest.raises(ConfigError, match="cannot be named"):
+        load_manifests(path, inspectors=INSPECTORS.keys())

@@ -432,9 +432,16 @@ class AuditLog:
                 "outcome": "error",
                 "code": "audit_field_error",
                 "time": time.time(),
-                "extra": {"error": f"{type(exc).__name__}: {exc}", "fields": repr(dict(fields))[:4000]},
+                "extra": {"error": f"{type(exc).__name__}: {exc}", "fields": self._redacted_repr(fields)},
             }
             return self._build(fallback, seq, prev_hash)
+
+    def _redacted_repr(self, fields: Mapping[str, Any]) -> str:
+        """The fields of a record that could not be built, redacted, for people to look at."""
+        try:
+            return repr(self.redactor.sanitize(dict(fields)))[:4000]
+        except Exception as exc:  # the fallback record must always be buildable
+            return f"(unrepresentable: {type(exc).__name__})"
 
     def _build(self, f: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[AuditRecord, str]:
         sanitize = self.redactor.sanitize

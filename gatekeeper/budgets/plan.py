@@ -112,7 +112,11 @@ def plan_charges(
     effective: Collection[str] | None = None
     charges: list[Charge] = []
     for rule in ordered:
-        amount = _amount(rule, tool, capabilities)  # cheap, and zero for most tools: checked first
+        unbudgetable: PolicyError | None = None
+        try:
+            amount = _amount(rule, tool, capabilities)  # cheap, and zero for most tools: checked first
+        except PolicyError as exc:  # an amount that cannot be budgeted matters only if the rule applies
+            amount, unbudgetable = 1.0, exc
         if amount <= 0:
             continue
         if effective is None:
@@ -120,6 +124,8 @@ def plan_charges(
             effective = set(principal.roles if given is None else given)
         if not _applies(rule, principal, effective):
             continue
+        if unbudgetable is not None:
+            raise unbudgetable
         for scope in _scopes(rule, principal):
             charges.append(
                 Charge(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.streams import EofStream
 
 from .. import strictjson
-from ..errors import PayloadTooLarge, RequestError, Unavailable, UpstreamError
+from ..errors import PayloadTooLarge, RequestError, RequestTimeout, Unavailable, UpstreamError
 from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
@@ -19,6 +22,8 @@ from .responses import error_response, json_response
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# A client that sends its headers and then only part of its body holds a connection no longer.
+BODY_READ_SECONDS = 30.0
 _NO_QUERY: dict[str, str] = {}
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
 
@@ -38,7 +43,17 @@ async def read_json_body(request: web.Request, max_bytes: int, max_depth: int) -
         raise RequestError("JSON must be UTF-8", code="unsupported_content_type")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {max_bytes}")
-    body = await read_body(request.content, max_bytes)
+    try:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            body = await read_body(request.content, max_bytes)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {BODY_READ_SECONDS:g} s", code="body_timeout"
+        ) from None
+    except (ConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError, EofStream):
+        raise RequestError(
+            "the request body ended before its declared length", code="incomplete_body"
+        ) from None
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body is larger than the limit of {max_bytes} bytes")
     return strictjson.loads(body, max_bytes=max_bytes, max_depth=max_depth)

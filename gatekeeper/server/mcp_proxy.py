@@ -346,7 +346,7 @@ async def _relay(
         return _rpc_error(502, msg_id, -32603, err.message, err.code)
     async with upstream_resp:
         if into is not None:
-            return await _relay_into(request, upstream_resp, into)
+            return await _relay_into(request, upstream_resp, into, msg_id)
         out_headers = {
             h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
         }
@@ -368,7 +368,7 @@ async def _relay(
 
 
 async def _relay_into(
-    request: web.Request, upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse
+    request: web.Request, upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse, msg_id: Any
 ) -> web.StreamResponse:
     if upstream_resp.headers.get("Content-Type", "").startswith("text/event-stream"):
         async for block in _sse_blocks(upstream_resp.content):
@@ -378,7 +378,7 @@ async def _relay_into(
         raw = await read_body(upstream_resp.content, limit)
         if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
             message = _rpc_error_message(
-                None,
+                msg_id,
                 -32603,
                 "the tool's answer is larger than the configured limit",
                 "upstream_response_too_large",

@@ -32,7 +32,7 @@ class HttpTransport:
     def _url(self, base: str, tool: str) -> URL:
         url = self._urls.get((base, tool))
         if url is None:
-            url = URL(f"{base.rstrip('/')}/tools/{quote(tool, safe='.-_')}", encoded=True)
+            url = URL(f"{base.rstrip('/')}/tools/{quote(tool, safe='.-_')}")
             if len(self._urls) < 10_000:
                 self._urls[(base, tool)] = url
         return url

@@ -157,6 +157,25 @@ def test_bad_amounts_fail_closed(bad: float) -> None:
         plan_charges(DEFAULT, who(), "compute.provision", [cap])
 
 
+def test_a_bad_amount_matters_only_to_a_rule_that_applies() -> None:
+    """Amounts are summed before roles are resolved (the cheap test first); that order must not
+    turn someone else's rule into a refusal."""
+    cap = Capability("compute.gpu:H100", "", (("gpu_hours", float("nan")),))
+    others = [r("ops-gpu", "operator", "compute.gpu:*", "gpu_hours")]
+    assert plan_charges(others, who("a1", "agent"), "compute.provision", [cap]) == []
+    mine = [*others, r("agent-gpu", "agent", "compute.gpu:*", "gpu_hours")]
+    with pytest.raises(PolicyError, match="cannot be budgeted"):
+        plan_charges(mine, who("a1", "agent"), "compute.provision", [cap])
+    roles_asked: list[int] = []
+
+    def roles() -> list[str]:
+        roles_asked.append(1)
+        return ["agent"]
+
+    assert plan_charges(others, who("a1", "agent"), "file.read", [], roles=roles) == []
+    assert roles_asked == []  # no rule charges file.read: the role graph is never consulted
+
+
 def test_plan_is_deterministic_and_pure() -> None:
     caps = [gpu("H100", 8, 72), Capability("proc.exec:git")]
     first = plan_charges(DEFAULT, who(), "shell.exec", caps)

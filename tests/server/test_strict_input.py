@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 import aiohttp
 import pytest
 
 from gatekeeper.app import Gatekeeper
+from gatekeeper.server import invoke as invoke_module
 
-from ..helpers import mint
+from ..helpers import decisions, mint
 
 GOOD = b'{"tool": "file.read", "arguments": {"path": "README.md"}}'
 
@@ -183,3 +185,49 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(gk: Gatekeeper) -> No
     assert b"invalid_json" not in rest, rest[-300:]
     assert gk.demo is not None and [c.arguments for c in gk.demo.http_received] == [{"path": "a" * 3000}]
     assert status_line.split()[1] in (b"200", b"404"), status_line
+
+
+async def _send_partial_body(
+    gk: Gatekeeper, declared: int, sent: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    head = (
+        b"POST /v1/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + mint(gk).encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % declared
+    )
+    host, port = gk.agent_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head + sent)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_a_body_that_never_finishes_arriving_is_refused_in_time(
+    gk: Gatekeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invoke_module, "BODY_READ_SECONDS", 0.3)
+    reader, writer = await _send_partial_body(gk, len(GOOD), GOOD[:20])
+    try:
+        answer = await asyncio.wait_for(reader.read(65536), timeout=5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert answer.split(b"\r\n", 1)[0].endswith(b" 408 Request Timeout"), answer[:200]
+    assert b'"code": "body_timeout"' in answer
+    assert gk.demo is not None and gk.demo.http_received == []
+
+
+async def test_a_client_that_hangs_up_mid_body_is_a_quiet_refusal(
+    gk: Gatekeeper, log_output: list[dict[str, Any]]
+) -> None:
+    _reader, writer = await _send_partial_body(gk, len(GOOD), GOOD[:20])
+    await asyncio.sleep(0.1)
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(100):
+        if decisions(log_output):
+            break
+        await asyncio.sleep(0.02)
+    assert [d["code"] for d in decisions(log_output)] == ["incomplete_body"]
+    assert not [e for e in log_output if e.get("event") in ("stage_failed", "internal_error")]
+    assert gk.demo is not None and gk.demo.http_received == []

@@ -1,0 +1,84 @@
+"""The production logging path (``configure_logging``): JSON lines, masking, and the decision
+line's fast writer, which must write what the structlog pipeline would."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from gatekeeper.logs import configure_logging, info_line
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure_logging("info", out)
+    yield out
+    structlog.reset_defaults()
+
+
+def _lines(out: io.StringIO) -> list[dict[str, Any]]:
+    text = out.getvalue()
+    assert "\u2028" not in text and "\x85" not in text  # one record, one line, for every reader
+    return [json.loads(line) for line in text.splitlines()]
+
+
+FIELDS = {
+    "decision_id": "d1",
+    "tool": "evil\u2028tool\x85",
+    "roles": ["agent"],
+    "outcome": "allowed",
+    "token": "eyJ-secret",
+    "Authorization": "Bearer x",
+    "latency_ms": 0.5,
+}
+
+
+def test_the_fast_decision_line_is_the_line_structlog_writes(stream: io.StringIO) -> None:
+    assert info_line("decision", FIELDS)
+    structlog.get_logger("gatekeeper.decision").info("decision", **FIELDS)
+    fast, slow = _lines(stream)
+    assert fast.pop("timestamp") and slow.pop("timestamp")
+    assert fast == slow
+    assert fast["token"] == fast["Authorization"] == "[masked]"
+    assert fast["tool"] == "evil\u2028tool\x85" and fast["level"] == "info" and fast["event"] == "decision"
+    assert FIELDS["token"] == "eyJ-secret"  # the caller's dict is not changed
+
+
+def test_contextvars_are_merged_and_masked(stream: io.StringIO) -> None:
+    structlog.contextvars.bind_contextvars(request_id="r1", api_key="k")
+    try:
+        assert info_line("decision", {"decision_id": "d2"})
+    finally:
+        structlog.contextvars.clear_contextvars()
+    (line,) = _lines(stream)
+    assert line["request_id"] == "r1" and line["api_key"] == "[masked]"
+
+
+def test_values_orjson_cannot_write_still_make_a_line(stream: io.StringIO) -> None:
+    structlog.get_logger("x").info("odd", n=2**70, keys={1: "int key"}, obj=object())
+    (line,) = _lines(stream)
+    assert line["n"] == 2**70 and line["keys"] == {"1": "int key"}
+    assert line["obj"].startswith("<object object")  # structlog's fallback: the repr
+
+
+def test_below_the_level_nothing_is_written() -> None:
+    out = io.StringIO()
+    configure_logging("warning", out)
+    try:
+        assert info_line("decision", {"decision_id": "d3"})  # handled: filtered, as structlog would
+        structlog.get_logger("x").info("quiet")
+    finally:
+        structlog.reset_defaults()
+    assert out.getvalue() == ""
+
+
+def test_when_structlog_is_configured_elsewhere_the_fast_writer_steps_aside(stream: io.StringIO) -> None:
+    structlog.configure(processors=[structlog.testing.LogCapture()])
+    assert not info_line("decision", {"decision_id": "d4"})
+    assert stream.getvalue() == ""
