@@ -364,19 +364,20 @@ def decoder(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     return {DECODES} if family(name) == "uudecode" else set()
 
 
+_CURL_REDIRECTS: Final = frozenset(
+    {"--resolve", "--connect-to", "--unix-socket", "--abstract-unix-socket", "--dns-servers"}
+)
+
+
 def _curl_redirects(insp: Inspection, name: str, args: list[Word]) -> None:
     """``--resolve name:port:addr`` and ``--connect-to h:p:h2:p2`` send an allowed name elsewhere."""
-    evidence = " ".join([name, *(w.text for w in args)])
     for i, w in enumerate(args):
-        key, eq, val = w.text.partition("=")
-        if key not in (
-            "--resolve",
-            "--connect-to",
-            "--unix-socket",
-            "--abstract-unix-socket",
-            "--dns-servers",
-        ):
+        if not w.text.startswith("--"):  # each option below is long
             continue
+        key, eq, val = w.text.partition("=")
+        if key not in _CURL_REDIRECTS:
+            continue
+        evidence = " ".join([name, *(w.text for w in args)])
         value = Word(val, w.literal) if eq else (args[i + 1] if i + 1 < len(args) else None)
         text = literal_text(insp, value, f"{name} {key}")
         if text is None:
