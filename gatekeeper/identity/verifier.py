@@ -88,7 +88,8 @@ def _fail(code: str, message: str) -> AuthenticationError:
 
 def bearer_token(headers: Headers, query: Mapping[str, str]) -> str:
     """The one bearer token of a request, refusing every ambiguous or leaky way of sending it."""
-    if any(name.lower() in QUERY_TOKEN_PARAMS for name in query):
+    # ";access_token=" parses as the name ";access_token": separators around a name do not hide it.
+    if any(name.strip(" ;&").lower() in QUERY_TOKEN_PARAMS for name in query):
         raise _fail(
             "token_in_query",
             "tokens in the URL query string are refused (they leak into logs); "

@@ -45,6 +45,9 @@ _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Ver
 META_KEY = "gatekeeper/decision"
 
 
+_TOO_LARGE = "the tool's answer is larger than the configured limit"
+
+
 def _rpc_error_message(msg_id: Any, rpc_code: int, message: str, code: str) -> dict[str, Any]:
     return {
         "jsonrpc": "2.0",
@@ -247,7 +250,13 @@ async def _tools_call(
         ensure_recordable(request.app)
         ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
         return await _relay(
-            request, upstream, strictjson.dumps_fast(forwarded), None, msg_id=msg_id, into=reply.stream
+            request,
+            upstream,
+            strictjson.dumps_fast(forwarded),
+            None,
+            msg_id=msg_id,
+            into=reply.stream,
+            answer_limit=request.app[CONFIG].limits.max_response_bytes,
         )
     except UnknownTool as exc:
         ex.error = exc
@@ -314,11 +323,13 @@ async def _relay(
     *,
     msg_id: Any = None,
     into: web.StreamResponse | None = None,
+    answer_limit: int | None = None,
 ) -> web.StreamResponse:
     """Send the (possibly rewritten) request upstream and stream its answer back.
 
     ``into`` is an SSE stream already open to the client (a held call that sent progress
-    notifications); the upstream's answer is then carried as events on it.
+    notifications); the upstream's answer is then carried as events on it. ``answer_limit``
+    bounds a tool's answer (``tools/call``): past it the client gets an error, never the rest.
     """
     mcp_url = need(upstream.mcp_url, "MCP upstream URL")
     headers = {**upstream.headers}
@@ -350,18 +361,33 @@ async def _relay(
         out_headers = {
             h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
         }
-        ctype = upstream_resp.headers.get("Content-Type", "")
-        if filter_for is not None and ctype.startswith("application/json"):
-            raw = await read_body(upstream_resp.content, request.app[CONFIG].limits.max_response_bytes)
-            data = _filter_tools_message(request, filter_for, raw)
+        ctype = upstream_resp.headers.get("Content-Type", "").lower()
+        sse = ctype.startswith("text/event-stream")
+        limit = request.app[CONFIG].limits.max_response_bytes
+        if (filter_for is not None or answer_limit is not None) and not sse:
+            # One JSON answer (or something else): read whole, bounded, then answered at once.
+            raw = await read_body(upstream_resp.content, limit if answer_limit is None else answer_limit)
+            if filter_for is not None:  # a tools/list we cannot read shows nothing, never everything
+                data = _filter_tools_message(request, filter_for, raw)
+            elif answer_limit is not None and len(raw) > answer_limit:
+                return _rpc_error(502, msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
+            else:
+                data = raw
             return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
         response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
         await response.prepare(request)
-        if filter_for is not None and ctype.startswith("text/event-stream"):
+        if filter_for is not None:
             async for block in _sse_blocks(upstream_resp.content):
                 await response.write(_filter_sse_block(request, filter_for, block))
         else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
+            relayed = 0
             async for chunk in upstream_resp.content.iter_any():
+                relayed += len(chunk)
+                if answer_limit is not None and relayed > answer_limit:
+                    log.warning("mcp_answer_too_large", upstream=upstream.name, limit=answer_limit)
+                    message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
+                    await response.write(b"\n\n" + _sse_event(message))  # ends any event cut short
+                    break
                 await response.write(chunk)
         await response.write_eof()
         return response
@@ -370,19 +396,20 @@ async def _relay(
 async def _relay_into(
     request: web.Request, upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse, msg_id: Any
 ) -> web.StreamResponse:
-    if upstream_resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+    limit = request.app[CONFIG].limits.max_response_bytes
+    if upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream"):
+        relayed = 0
         async for block in _sse_blocks(upstream_resp.content):
+            relayed += len(block)
+            if relayed > limit:  # whole events only: the client gets an error instead of the rest
+                message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
+                await into.write(_sse_event(message))
+                break
             await into.write(block)
     else:
-        limit = request.app[CONFIG].limits.max_response_bytes
         raw = await read_body(upstream_resp.content, limit)
         if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
-            message = _rpc_error_message(
-                msg_id,
-                -32603,
-                "the tool's answer is larger than the configured limit",
-                "upstream_response_too_large",
-            )
+            message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
             await into.write(_sse_event(message))
         elif raw.strip():
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")

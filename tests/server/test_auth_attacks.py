@@ -91,7 +91,7 @@ async def test_the_same_key_signs_a_valid_token(gk: Gatekeeper, http: aiohttp.Cl
 
 async def test_token_in_query_string(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
     token = signed(_dev_key(gk))
-    for query in (f"access_token={token}", f"token={token}"):
+    for query in (f"access_token={token}", f"token={token}", f";access_token={token}", f"%20jwt={token}"):
         async with http.post(
             f"{gk.agent_url}/v1/invoke?{query}", data=BODY, headers={"Content-Type": "application/json"}
         ) as resp:

@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
 from gatekeeper.app import Gatekeeper
-from gatekeeper.config import DemoSettings, Upstream
+from gatekeeper.config import DemoSettings, Limits, Upstream
 from gatekeeper.demo.runner import DemoUpstream
 
 from ..helpers import decisions, make_config, mint, running
@@ -170,3 +170,27 @@ async def test_batches_and_header_smuggling_are_refused(
             assert resp.status == 400
             assert (await resp.json())["error"]["data"]["code"] == "duplicate_key"
         assert gk.demo is not None and gk.demo.mcp_received == []
+
+
+@pytest.mark.parametrize("wire", list(WIRES))
+async def test_a_tool_answer_over_the_limit_is_an_error_not_a_partial_answer(
+    tmp_path: Path, log_output: list[dict[str, Any]], wire: str
+) -> None:
+    mode, json_response = WIRES[wire]
+    async with DemoUpstream("127.0.0.1", 0, 0, mcp_json_response=json_response) as demo:
+        config = make_config(
+            tmp_path,
+            demo=DemoSettings(enabled=False),
+            upstreams={"demo": Upstream("demo", url=demo.http_url, mcp_url=demo.mcp_url)},
+            limits=Limits(max_response_bytes=2000),
+        )
+        async with running(config) as gk:
+            stack = Stack(gk, demo, mode)
+            async with _bearer(mint(gk)) as http, stack.client(http) as client:
+                small = await client.call_tool("file.read", {"path": "README.md"})
+                content = "x" * 5000
+                written = await client.call_tool("file.write", {"path": "big.txt", "content": content})
+                with pytest.raises(MCPError) as refused:
+                    await client.call_tool("file.read", {"path": "big.txt"})
+    assert not small.is_error and not written.is_error  # answers under the limit pass untouched
+    assert "larger than the configured limit" in str(refused.value)
