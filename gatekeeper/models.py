@@ -19,12 +19,16 @@ class Principal:
     token_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(slots=True, order=True, unsafe_hash=True)
 class Capability:
     """Something a call would do, e.g. ``proc.exec:git`` or ``net.tunnel.reverse``.
 
     ``amounts`` carries quantities budgets count (``("gpu_hours", 576.0)``);
     ``evidence`` is the fragment of the argument that produced it, for people.
+
+    Never assigned to after construction, though not ``frozen``: a frozen ``__init__`` (one
+    ``object.__setattr__`` a field) cost three times this one, and shell inspection builds
+    several per call. Hash, equality and order are unchanged: by ``name`` alone.
     """
 
     name: str
