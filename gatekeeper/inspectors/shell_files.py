@@ -323,6 +323,15 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
     out: list[Word] = []
     spec = READERS.get(fam)
     interp = _INTERPRETERS.get(fam)
+    if spec is None and interp is None:  # no operand read as a file: only path-like words
+        seen_here: set[int] = set()
+        for w in args:
+            if w.literal and _may_hold_path(w.text) and id(w) not in seen_here:
+                c = _candidate(w)
+                if c is not None and path_like(c.text):
+                    seen_here.add(id(w))
+                    out.append(c)
+        return out
     operands: list[Word] = []
     skip: set[int] = set()
     if spec is not None:
