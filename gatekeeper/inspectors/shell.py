@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import operator
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -66,6 +67,7 @@ _HARMLESS_TARGETS: Final = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr",
 _EXPANSION_KINDS: Final = frozenset({"parameter", "commandsubstitution", "processsubstitution"})
 _QUOTING_RE: Final = re.compile(r"['\"\\$]")  # a word with these may read otherwise in bash
 _NO_RUNS: Final[frozenset[str]] = frozenset()
+_TEXT: Final = operator.attrgetter("text")
 _OPERATOR_CHARS: Final = str.maketrans("", "", "|&;()`")  # deleted: the difference counts them
 _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
 _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
@@ -175,7 +177,7 @@ class Inspection:
         self.fast_path = fast_path  # False: every script goes to bashlex (the reference reading)
         # Every directory the shell may be in at this point (``cd`` can fail), and where it
         # would be had the last simple command failed (for ``||``).
-        self.cwds: Cwds = frozenset({cwd})
+        self.cwds: Cwds = frozenset((cwd,))
         self.fail_cwds: Cwds = self.cwds
         self.seen_dirs: set[str] = {cwd}  # candidates for popd, ``cd -`` and pushd rotations
         self.functions: dict[str, Any] = {}
@@ -850,7 +852,7 @@ class Inspection:
 
     def run_here(self, name: str, family: str, argv: list[Word], depth: int) -> frozenset[str]:
         args = argv[1:]
-        texts = [w.text for w in argv]
+        texts: list[str] = list(map(_TEXT, argv))  # no comprehension frame per command
         evidence = " ".join(texts)
         self.add(f"proc.exec:{name}", evidence)
         ran = {family}
