@@ -78,6 +78,8 @@ class PolicyReloader:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_soon)
 
     async def stop(self) -> None:
+        # Loops without signal support raise NotImplementedError, a closing loop RuntimeError:
+        # either way no SIGHUP handler is left to remove.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._task is not None:

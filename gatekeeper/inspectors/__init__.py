@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from gatekeeper.inspectors.compute import inspect_compute
+from gatekeeper.inspectors.paths import inspect_fs_read, inspect_fs_write
+from gatekeeper.inspectors.shell import inspect_shell, inspect_shell_command
+from gatekeeper.inspectors.url import inspect_url
 from gatekeeper.models import Capability
 
 
@@ -23,12 +27,6 @@ class InspectContext:
 
 
 Inspector = Callable[[object, InspectContext], list[Capability]]
-
-# Imported after InspectContext exists: the inspectors refer to it (for typing only).
-from gatekeeper.inspectors.compute import inspect_compute  # noqa: E402
-from gatekeeper.inspectors.paths import inspect_fs_read, inspect_fs_write  # noqa: E402
-from gatekeeper.inspectors.shell import inspect_shell, inspect_shell_command  # noqa: E402
-from gatekeeper.inspectors.url import inspect_url  # noqa: E402
 
 INSPECTORS: Mapping[str, Inspector] = MappingProxyType(
     {

@@ -112,7 +112,7 @@ def _patch_bashlex() -> None:
 
     tokenizer.valid_reserved_first_command.pop("time", None)
     original = heredoc.makeheredoc
-    if getattr(original, "gatekeeper_patched", False):
+    if getattr(heredoc, "gatekeeper_patched", False):  # patch once per process
         return
 
     def makeheredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> Any:
@@ -123,8 +123,8 @@ def _patch_bashlex() -> None:
             redirnode.quoted_delimiter = True
         return original(tok, redirnode, lineno, killleading)
 
-    makeheredoc.gatekeeper_patched = True  # type: ignore[attr-defined]
     heredoc.makeheredoc = makeheredoc
+    heredoc.gatekeeper_patched = True
 
 
 _patch_bashlex()

@@ -211,6 +211,7 @@ class _ParsedPolicy:
             self.rules[tuple(tokens)] = RuleRef(f"{name}:{number}", tokens[4], quorum)
 
 
+# casbin ships no type hints: its Adapter is Any to mypy, and subclassing Any needs the ignore.
 class _ReplayAdapter(Adapter):  # type: ignore[misc]
     """Hands casbin's reference ``Enforcer`` exactly the lines our engine loaded."""
 

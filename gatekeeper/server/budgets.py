@@ -9,6 +9,7 @@ spent for a call that then did not run (refused, pending, upstream down) is refu
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import replace
 
 import structlog
@@ -17,6 +18,7 @@ from ..budgets import BudgetUnavailable, plan_charges
 from ..errors import GatekeeperError
 from ..models import Decision, Outcome
 from ..pipeline import Exchange
+from ..policy import PolicyEngine
 from .state import BUDGETS, GATE, METRICS
 
 log = structlog.get_logger("gatekeeper.budgets")
@@ -33,8 +35,12 @@ async def spend_budgets(ex: Exchange) -> None:
     if counter is None or rules is None or not rules.rules:
         return
     try:
-        engine, principal = policy_set.engine, call.principal
-        roles = lambda: engine.effective_roles(principal.roles)  # noqa: E731 - only if a rule charges
+        engine: PolicyEngine = policy_set.engine
+        principal = call.principal
+
+        def roles() -> Collection[str]:  # read from the role graph only if a rule would charge
+            return engine.effective_roles(principal.roles)
+
         charges = plan_charges(rules, principal, call.tool, call.capabilities, roles=roles)
         if not charges:
             return

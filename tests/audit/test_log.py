@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gatekeeper.audit.log import REDACTED, AuditBacklogFull, AuditClosed, AuditLog, Redactor
 from gatekeeper.audit.record import GENESIS_HASH, AuditRecord, AuditSink, chain_hash
+from gatekeeper.audit.sink_sqlite import SqliteAuditSink
 from gatekeeper.audit.verify import verify
 
 from .conftest import RawSql, SinkFactory, decision
@@ -285,8 +287,8 @@ async def test_bad_fields_are_refused_at_append(sink: AuditSink) -> None:
         log.append(decision_id="x", entry="invoke", outcome="allowed")
 
 
-async def test_writer_hash_matches_the_record_rule() -> None:
-    log = AuditLog(sink=None, chain_id="r1")  # type: ignore[arg-type]
+async def test_writer_hash_matches_the_record_rule(tmp_path: Path) -> None:
+    log = AuditLog(SqliteAuditSink(tmp_path / "never-opened.db"), chain_id="r1")  # build() does no I/O
     record, body = log.build(decision(3, shadow={"outcome": "denied"}), seq=4, prev_hash="ab" * 32)
     assert body == record.canonical()
     assert record.hash == record.compute_hash() == chain_hash("ab" * 32, body)

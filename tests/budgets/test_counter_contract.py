@@ -7,6 +7,7 @@ and failing closed when the store cannot be reached.
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,9 +28,9 @@ def charge(
     amount: float = 1.0,
     limit: float = 10.0,
     window: int = HOUR,
-    on_exceed: str = "deny",
+    on_exceed: Literal["deny", "escalate"] = "deny",
 ) -> Charge:
-    return Charge(rule, charge_key(rule, who, window), amount, limit, window, on_exceed, f"note {rule}")  # type: ignore[arg-type]
+    return Charge(rule, charge_key(rule, who, window), amount, limit, window, on_exceed, f"note {rule}")
 
 
 async def used(counter: BudgetCounter, c: Charge, now: float = T0) -> float:

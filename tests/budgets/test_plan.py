@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -30,17 +31,28 @@ def gpu(kind: str, gpus: float, hours: float) -> Capability:
     return Capability(f"compute.gpu:{kind}", "", (("gpus", gpus), ("gpu_hours", gpus * hours)))
 
 
-def r(rule_id: str, subject: str, match: str, metric: str = "calls", **kw: object) -> BudgetRule:
+def r(
+    rule_id: str,
+    subject: str,
+    match: str,
+    metric: str = "calls",
+    *,
+    limit: float = 10,
+    window: int = 60,
+    per: Literal["principal", "role"] = "principal",
+    on_exceed: Literal["deny", "escalate"] = "deny",
+    note: str = "",
+) -> BudgetRule:
     return BudgetRule(
         id=rule_id,
         subject=subject,
         match=match,
         metric=metric,
-        limit=float(kw.get("limit", 10)),  # type: ignore[arg-type]
-        window_seconds=int(kw.get("window", 60)),  # type: ignore[call-overload]
-        per=kw.get("per", "principal"),  # type: ignore[arg-type]
-        on_exceed=kw.get("on_exceed", "deny"),  # type: ignore[arg-type]
-        note=str(kw.get("note", "")),
+        limit=float(limit),
+        window_seconds=window,
+        per=per,
+        on_exceed=on_exceed,
+        note=note,
     )
 
 
