@@ -31,6 +31,10 @@ from typing import Any
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.children import start_json_child, stop_child
+
 CALL_ARGUMENTS: dict[str, Any] = {"path": "README.md"}
 READ_OK = '"content"'  # a successful file.read answer carries the content
 MCP_ACCEPT = "application/json, text/event-stream"
@@ -316,34 +320,20 @@ def start_servers(
     max_seconds: float, profile: Path | None = None, extra_args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start ``serve_stack.py`` (``extra_args`` are passed on) and read its URLs and token."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "serve_stack.py"),
-            "--max-seconds",
-            str(max_seconds),
-            *([] if profile is None else ["--profile", str(profile)]),
-            *extra_args,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(timeout=10)
-        raise SystemExit(f"serve_stack.py exited ({proc.returncode}) before printing its URLs")
-    return proc, json.loads(line)
+    argv = [
+        sys.executable,
+        str(HERE / "serve_stack.py"),
+        "--max-seconds",
+        str(max_seconds),
+        *([] if profile is None else ["--profile", str(profile)]),
+        *extra_args,
+    ]
+    proc, info = start_json_child(argv, "serve_stack.py")
+    return proc, dict(info)
 
 
 def stop_servers(proc: subprocess.Popen[bytes]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()  # serve_stack stops on EOF
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=10)
+    stop_child(proc)  # serve_stack stops on EOF
 
 
 async def profile_gatekeeper(args: argparse.Namespace) -> None:

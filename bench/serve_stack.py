@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.bare_proxy import start_bare_proxy
+from bench.children import start_json_child, stop_child
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, Upstream, default_config
 from gatekeeper.demo.runner import DemoUpstream
@@ -144,35 +145,16 @@ async def serve_upstream_only(max_seconds: float, trim_received: float) -> None:
 
 
 def _start_upstream_process(max_seconds: float, trim_received: float) -> tuple[subprocess.Popen[bytes], Any]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--upstream-only",
-            "--max-seconds",
-            str(max_seconds),
-            "--trim-received",
-            str(trim_received),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(timeout=10)
-        raise SystemExit(f"the upstream process exited ({proc.returncode}) before printing its URLs")
-    return proc, json.loads(line)
-
-
-def _stop_upstream_process(proc: subprocess.Popen[bytes]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=10)
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--upstream-only",
+        "--max-seconds",
+        str(max_seconds),
+        "--trim-received",
+        str(trim_received),
+    ]
+    return start_json_child(argv, "the upstream process")
 
 
 async def serve(max_seconds: float, trim_received: float = 0.0, upstream_process: bool = False) -> None:
@@ -208,7 +190,7 @@ async def serve(max_seconds: float, trim_received: float = 0.0, upstream_process
                 await gk.stop()
     finally:
         if upstream_proc is not None:
-            _stop_upstream_process(upstream_proc)
+            stop_child(upstream_proc)
 
 
 def main() -> None:
