@@ -58,8 +58,8 @@ class ToolManifest:
                     return
             except fastjsonschema.JsonSchemaValueException as exc:
                 fast_error = exc
-            except Exception:  # noqa: S110 - a fast-path bug or recursion limit; jsonschema decides below
-                pass
+            except Exception as exc:  # a fast-path bug or a recursion limit: jsonschema alone decides
+                log.warning("schema_fast_path_failed", tool=self.name, error=type(exc).__name__)
         errors = sorted(self.validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
