@@ -2,8 +2,13 @@
 
 Runs for calls the policy allows or escalates. A budget over its limit turns the decision
 into its ``on_exceed``: ``deny`` always wins (never approvable); ``escalate`` holds an
-allowed call for an operator (an escalated call keeps its own rule and quorum). What was
-spent for a call that then did not run (refused, pending, upstream down) is refunded.
+allowed call for an operator (an escalated call keeps its own rule and quorum).
+
+Every budget that applies is charged before the call is held, the ``escalate`` ones past
+their limit if need be (that is what an operator or a grant may approve), the ``deny`` ones
+only within theirs. So an approved or granted call is counted like any other, and a ``deny``
+ceiling it would pass refuses it here, before anyone is asked. What was spent for a call that
+then did not run (refused, pending, upstream down) is refunded.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ async def spend_budgets(ex: Exchange) -> None:
             return
         now = time.time()
         result = await counter.try_spend(charges, now=now)
+        past = result.exceeded
+        if not result.ok and past is not None and past.charge.on_exceed == "escalate":
+            # Held for a human, who may approve going past escalate budgets, never past a deny
+            # one: charge them all now, escalate ones without their check, so the approved (or
+            # granted) call is counted, and its share of a deny ceiling is kept while it waits.
+            escalate = {c.rule_id for c in charges if c.on_exceed == "escalate"}
+            result = await counter.try_spend(charges, now=now, exempt=escalate)
     except (BudgetUnavailable, GatekeeperError) as exc:  # fail closed: no budget answer, no call
         log.error("budget_error", tool=call.tool, error=exc.message)
         ex.decision = _budget_decision(
@@ -57,21 +69,20 @@ async def spend_budgets(ex: Exchange) -> None:
         ex.charges, ex.charged_at = charges, now
         for charge in charges:
             metrics.budget_spent.labels(rule=charge.rule_id).inc(charge.amount)
-        return
-    exceeded = result.exceeded
-    if exceeded is None:  # "not ok" without saying which budget: fail closed
+        if past is None:
+            return
+    else:
+        past = result.exceeded
+    if past is None:  # "not ok" without saying which budget: fail closed
         ex.decision = _budget_decision(decision, Outcome.DENY, "budget_unavailable", "budgets gave no answer")
         return
-    rule = rules.get(exceeded.charge.rule_id)
-    metrics.budget_exceeded.labels(rule=exceeded.charge.rule_id).inc()
-    if exceeded.charge.on_exceed == "deny":
-        ex.decision = _budget_decision(
-            decision, Outcome.DENY, "budget_exceeded", exceeded.reason(), rule.location if rule else None
-        )
+    rule = rules.get(past.charge.rule_id)
+    metrics.budget_exceeded.labels(rule=past.charge.rule_id).inc()
+    where = rule.location if rule else None
+    if past.charge.on_exceed == "deny":
+        ex.decision = _budget_decision(decision, Outcome.DENY, "budget_exceeded", past.reason(), where)
     elif decision.outcome is Outcome.ALLOW:
-        ex.decision = _budget_decision(
-            decision, Outcome.ESCALATE, "budget_exceeded", exceeded.reason(), rule.location if rule else None
-        )
+        ex.decision = _budget_decision(decision, Outcome.ESCALATE, "budget_exceeded", past.reason(), where)
 
 
 async def refund_budgets(ex: Exchange) -> None:
