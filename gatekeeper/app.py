@@ -20,6 +20,8 @@ from .audit.log import AuditLog, default_chain_id, make_sink
 from .budgets import open_counter
 from .config import Config, Upstream
 from .demo.runner import DemoUpstream
+from .egress.credentials import EgressCredentials
+from .egress.proxy import EgressGate
 from .errors import GatekeeperError
 from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
@@ -30,6 +32,7 @@ from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
+from .runner.transport import Runner, RunnerTransport
 from .server.console import AUDIT_STATUS
 from .server.health import add_health_routes
 from .server.invoke import handle_invoke
@@ -95,6 +98,7 @@ def build_agent_app(
     metrics: Metrics,
     escalation: EscalationHandler | None = None,
     lifecycle: Lifecycle | None = None,
+    runner: Runner | None = None,
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
@@ -108,7 +112,8 @@ def build_agent_app(
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             app[CLIENT_SESSION] = session
-            app[TRANSPORT] = HttpTransport(session, max_response_bytes=config.limits.max_response_bytes)
+            http = HttpTransport(session, max_response_bytes=config.limits.max_response_bytes)
+            app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
             yield
 
     app.cleanup_ctx.append(client_session)
@@ -178,6 +183,11 @@ class Gatekeeper:
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
+        # Containment at the effect: the sandboxed runner and its only way out, the egress gate.
+        self.credentials = EgressCredentials()
+        self.runner = Runner(config.runner, self.credentials) if config.runner.enabled else None
+        self.egress: EgressGate | None = None
+        self.egress_url = ""
         self._runners: list[web.AppRunner] = []
         self.agent_url = ""
         self.operator_url = ""
@@ -194,11 +204,15 @@ class Gatekeeper:
         await self.audit.start()
         await self.approvals.start()
         await self.budgets.open()
+        if cfg.egress_enabled:
+            await self._start_egress(cfg)
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
         if self.policy_sync is not None:
             await self.policy_sync.start()
-        agent = build_agent_app(cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle)
+        agent = build_agent_app(
+            cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle, self.runner
+        )
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
@@ -227,6 +241,8 @@ class Gatekeeper:
             "gatekeeper_started",
             agent=self.agent_url,
             operator=self.operator_url,
+            egress=self.egress_url or None,
+            runner=str(cfg.runner.workspace) if self.runner else None,
             config=cfg.source,
             data_dir=str(cfg.data_dir),
             policy_version=self.gate.policy_set.version if self.gate.policy_set else None,
@@ -251,12 +267,29 @@ class Gatekeeper:
         if self.policy_sync is not None:
             await self.policy_sync.stop()
         await self.reloader.stop()
+        if self.egress is not None:
+            await self.egress.stop()
+        if self.runner is not None:
+            self.runner.cleanup()
         await self.approvals.stop()
         await self.budgets.close()
         await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:
             await self.demo.stop()
         await self.verifier.aclose()
+
+    async def _start_egress(self, cfg: Config) -> None:
+        """The egress gate, then the runner behind it (the sandbox probe needs the socket)."""
+        self.egress = EgressGate(
+            cfg.egress, self.gate, self.credentials, self.approvals, self.sinks, mode=cfg.mode
+        )
+        listener = cfg.egress_address
+        await self.egress.start(listener.host, listener.port)
+        self.egress_url = self.egress.url
+        if self.runner is not None:
+            self.runner.sandbox.prepare()
+            self.egress.add_unix_listener(self.runner.sandbox.socket_path)
+            await self.runner.start(self.egress_url)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.

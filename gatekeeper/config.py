@@ -8,6 +8,7 @@ naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any
 from .approvals.settings import ApprovalSettings
 from .errors import ConfigError
 from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
+from .runner.settings import EgressSettings, RunnerLimits, RunnerSettings
 from .yamlfile import read_yaml
 
 DEFAULT_POLICY_DIR = Path(__file__).parent / "defaults" / "policies"
@@ -71,6 +73,8 @@ class Config:
     mode: str = "enforce"
     agent_listener: Listener = Listener(port=8080)
     operator_listener: Listener = Listener(port=8081)
+    # The sandbox's way out. None: not started (it starts whenever the runner is enabled).
+    egress_listener: Listener | None = None
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     policy: PolicyFiles = PolicyFiles()
@@ -82,6 +86,16 @@ class Config:
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     budget_store: str = "memory"  # or redis://host:6379/0 for a fleet
     log_level: str = "info"
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
+    egress: EgressSettings = field(default_factory=EgressSettings)
+
+    @property
+    def egress_enabled(self) -> bool:
+        return self.runner.enabled or self.egress_listener is not None
+
+    @property
+    def egress_address(self) -> Listener:
+        return self.egress_listener or Listener(port=8082)
 
 
 def default_data_dir() -> Path:
@@ -173,6 +187,8 @@ _TOP_KEYS = {
     "demo",
     "logging",
     "approvals",
+    "runner",
+    "egress",
 }
 
 
@@ -193,7 +209,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
     if mode not in ("enforce", "monitor"):
         raise r.fail("mode", f"must be 'enforce' or 'monitor', got {mode!r}")
 
-    listeners = r.section(raw, "listeners", {"agent", "operator"})
+    listeners = r.section(raw, "listeners", {"agent", "operator", "egress"})
     agent = r.section(listeners, "listeners.agent", {"host", "port"})
     operator = r.section(listeners, "listeners.operator", {"host", "port"})
     agent_l = Listener(
@@ -205,6 +221,13 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
     )
     if (agent_l.host, agent_l.port) == (op_l.host, op_l.port) and agent_l.port != 0:
         raise r.fail("listeners.operator", "must differ from listeners.agent (separation of duties)")
+    egress_l: Listener | None = None
+    if "egress" in listeners:
+        egress = r.section(listeners, "listeners.egress", {"host", "port"})
+        egress_l = Listener(
+            r.typed(egress, "listeners.egress", "host", str, "127.0.0.1"),
+            r.port(egress, "listeners.egress", 8082),
+        )
 
     identity = _parse_identity(r, raw, rel)
 
@@ -304,6 +327,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         mode=mode,
         agent_listener=agent_l,
         operator_listener=op_l,
+        egress_listener=egress_l,
         identity=identity,
         upstreams=upstreams,
         policy=policy,
@@ -317,7 +341,85 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         budget_store=r.expand_env(
             "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
         ),
+        runner=_parse_runner(r, raw, rel),
+        egress=_parse_egress(r, raw),
     )
+
+
+def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:
+    known = {"enabled", "workspace", "upstream", "uid", "python", "bwrap", "env", "limits"}
+    section = r.section(raw, "runner", known)
+    base = RunnerSettings()
+    enabled = r.typed(section, "runner", "enabled", bool, False)
+    workspace_raw = r.typed(section, "runner", "workspace", str, None)
+    if enabled and workspace_raw is None:
+        raise r.fail(
+            "runner.workspace", "is required when the runner is enabled: the directory mounted at /workspace"
+        )
+    env_raw = r.typed(section, "runner", "env", dict, {})
+    env: dict[str, str] = {}
+    for name, value in env_raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise r.fail(f"runner.env.{name}", "variable names are A-Z a-z 0-9 _")
+        if not isinstance(value, str):
+            raise r.fail(f"runner.env.{name}", "values must be strings")
+        if name.lower().endswith("_proxy"):
+            raise r.fail(f"runner.env.{name}", "the proxy variables are set by Gatekeeper (its egress gate)")
+        env[name] = r.expand_env(f"runner.env.{name}", value)
+    lim = r.section(section, "runner.limits", {f.name for f in fields(RunnerLimits)})
+    limit_values: dict[str, Any] = {}
+    for f in fields(RunnerLimits):
+        kind = float if isinstance(f.default, float) else int
+        value = r.typed(lim, "runner.limits", f.name, kind, f.default)
+        if value <= 0:
+            raise r.fail(f"runner.limits.{f.name}", "must be positive")
+        limit_values[f.name] = value
+    uid = r.typed(section, "runner", "uid", int, base.uid)
+    if not 1 <= uid < 2**31:
+        raise r.fail("runner.uid", "must be a non-root uid (1 or more)")
+    return RunnerSettings(
+        enabled=enabled,
+        workspace=rel(workspace_raw) if workspace_raw is not None else None,
+        upstream=r.typed(section, "runner", "upstream", str, base.upstream),
+        uid=uid,
+        python=r.typed(section, "runner", "python", str, base.python),
+        bwrap=r.typed(section, "runner", "bwrap", str, base.bwrap),
+        env=env,
+        limits=RunnerLimits(**limit_values),
+    )
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):(\d{1,5})$")
+
+
+def _host_port(r: _Reader, key: str, text: Any) -> tuple[str, int]:
+    match = _HOST_PORT.match(text) if isinstance(text, str) else None
+    if match is None or not 0 < int(match.group(2)) <= 65535:
+        raise r.fail(key, f"must be HOST:PORT (an IPv6 address in brackets), got {text!r}")
+    return match.group(1).strip("[]").lower(), int(match.group(2))
+
+
+def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
+    names = {"pin", "hold_seconds", "connect_timeout_seconds", "idle_timeout_seconds", "head_timeout_seconds"}
+    section = r.section(raw, "egress", names)
+    base = EgressSettings()
+    pins_raw = r.typed(section, "egress", "pin", dict, {})
+    pins: dict[str, tuple[str, int]] = {}
+    for name, target in pins_raw.items():
+        host, port = _host_port(r, f"egress.pin.{name}", name)
+        address, to_port = _host_port(r, f"egress.pin.{name}", target)
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise r.fail(f"egress.pin.{name}", f"must pin to an IP address, got {target!r}") from None
+        pins[f"{host}:{port}"] = (address, to_port)
+    values: dict[str, Any] = {"pin": pins}
+    for name in sorted(names - {"pin"}):
+        value = r.typed(section, "egress", name, float, getattr(base, name))
+        if value <= 0:
+            raise r.fail(f"egress.{name}", "must be positive")
+        values[name] = value
+    return EgressSettings(**values)
 
 
 def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySettings:

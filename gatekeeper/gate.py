@@ -77,6 +77,31 @@ class Verdict:
     shadow: Decision | None = None  # what the shadow policy would have decided
 
 
+def build_call(
+    principal: Principal,
+    tool: str,
+    arguments: dict[str, Any],
+    capabilities: list[Capability],
+    upstream: str = "",
+) -> ToolCall:
+    """An understood call with its canonical bytes and digest. The digest binds tool, arguments
+    and who asked (issuer and subject): an approval for one principal never matches another's."""
+    canonical_arguments = strictjson.dumps_canonical(arguments)
+    canonical = strictjson.canonical_call(tool, canonical_arguments)
+    who = f"{principal.issuer}\0{principal.subject}".encode()
+    digest = hashlib.sha256(canonical + b"\0" + who).hexdigest()
+    return ToolCall(
+        principal=principal,
+        tool=tool,
+        arguments=arguments,
+        canonical=canonical,
+        capabilities=tuple(sorted(set(capabilities))),
+        digest=digest,
+        upstream=upstream,
+        canonical_arguments=canonical_arguments,
+    )
+
+
 def _refusal(code: str, reason: str, version: str) -> Decision:
     return Decision(Outcome.DENY, code, reason, None, policy_version=version)
 
@@ -125,21 +150,7 @@ class Gate:
                 raise InspectionError(
                     f"inspector {inspector_name} failed on {argument}: {type(exc).__name__}"
                 ) from exc
-        canonical_arguments = strictjson.dumps_canonical(arguments)
-        canonical = strictjson.canonical_call(tool, canonical_arguments)
-        # Bound to who asked (issuer and subject): an approval for one principal never matches another's.
-        who = f"{principal.issuer}\0{principal.subject}".encode()
-        digest = hashlib.sha256(canonical + b"\0" + who).hexdigest()
-        return ToolCall(
-            principal=principal,
-            tool=tool,
-            arguments=arguments,
-            canonical=canonical,
-            capabilities=tuple(sorted(set(capabilities))),
-            digest=digest,
-            upstream=manifest.upstream,
-            canonical_arguments=canonical_arguments,
-        )
+        return build_call(principal, tool, arguments, capabilities, manifest.upstream)
 
     def decide(self, call: ToolCall, policy_set: PolicySet | None = None) -> Decision:
         policy_set = policy_set or self.policy_set

@@ -29,6 +29,10 @@ decision_log = structlog.get_logger("gatekeeper.decision")
 _ids = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
 
 
+def new_decision_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
+
+
 class Halt(Exception):
     """Stop the chain: the exchange already holds its final response."""
 
@@ -37,7 +41,7 @@ class Halt(Exception):
 class Exchange:
     entry: str
     request: Any  # the transport's request object (aiohttp web.Request)
-    decision_id: str = field(default_factory=lambda: f"{_ids.getrandbits(128):032x}")
+    decision_id: str = field(default_factory=new_decision_id)
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     tool: str | None = None

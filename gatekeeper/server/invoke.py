@@ -183,7 +183,9 @@ async def forward(ex: Exchange) -> None:
     ex.forwarded = True
     try:
         # The canonical bytes the digest covers are the bytes the tool gets: encoded once.
-        answer = await app[TRANSPORT].call_tool(upstream, call.tool, call.canonical_arguments, ex.decision_id)
+        answer = await app[TRANSPORT].call_tool(
+            upstream, call.tool, call.canonical_arguments, ex.decision_id, call
+        )
     except UpstreamError as exc:
         if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
             ex.forwarded = False  # nothing reached the tool: what the call spent is refunded

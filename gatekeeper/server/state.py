@@ -16,14 +16,14 @@ from ..lifecycle import Lifecycle
 from ..metrics import Metrics
 from ..pipeline import DecisionSinks
 from ..recent import RecentDecisions
-from ..upstream import HttpTransport
+from ..upstream import ToolTransport
 
 CONFIG = web.AppKey("config", Config)
 GATE = web.AppKey("gate", Gate)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", Metrics)
 ESCALATION = web.AppKey("escalation", EscalationHandler)
-TRANSPORT = web.AppKey("transport", HttpTransport)
+TRANSPORT = web.AppKey("transport", ToolTransport)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 APPROVALS = web.AppKey("approvals", ApprovalQueue)
 RECENT = web.AppKey("recent", RecentDecisions)  # set by the app; handlers cope with it missing

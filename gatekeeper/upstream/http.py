@@ -18,6 +18,7 @@ from yarl import URL
 
 from ..config import Upstream
 from ..errors import UpstreamError, UpstreamTimeout
+from ..models import ToolCall
 from ..streams import read_body
 
 
@@ -38,7 +39,12 @@ class HttpTransport:
         return url
 
     async def call_tool(
-        self, upstream: Upstream, tool: str, canonical_arguments: bytes, decision_id: str
+        self,
+        upstream: Upstream,
+        tool: str,
+        canonical_arguments: bytes,
+        decision_id: str,
+        call: ToolCall | None = None,
     ) -> bytes:
         """Return the tool's JSON answer as raw bytes (validated JSON, not re-encoded)."""
         if upstream.url is None:

@@ -1,0 +1,78 @@
+"""What a connection through the egress gate would do, as capabilities: the pure part of the gate.
+
+A target is named by the sandboxed program (``CONNECT host:port`` or an absolute ``http://`` URL).
+Its name is read by the same URL inspector as ``http.fetch`` arguments (``net.egress:HOST:PORT``,
+plus ``net.internal`` / ``net.metadata`` / ``net.idn`` for what the literal says), and the address
+Gatekeeper resolved it to is classed again, so a public name that resolves to a private address
+(DNS rebinding, split horizon) is still ``net.internal``. Pinned names are the operator's word and
+their address is not re-classed (a private mirror is the point of a pin).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from ..gate import build_call
+from ..inspectors import InspectContext
+from ..inspectors.url import host_class_capabilities, inspect_url, normalize_host
+from ..models import Capability, ToolCall
+from .credentials import EgressGrant
+
+_AUTHORITY: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/@]+):(\d{1,5})$")
+_CONTEXT: Final = InspectContext()
+
+
+class BadTarget(ValueError):
+    """The proxy request does not name a target Gatekeeper can read unambiguously."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str  # normalised: lower-case, IDNA, numeric forms as dotted quads; IPv6 in brackets
+    port: int
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_authority(text: str) -> tuple[str, int]:
+    """``host:port`` as a CONNECT names it; the port is required."""
+    match = _AUTHORITY.match(text)
+    if match is None:
+        raise BadTarget(f"expected HOST:PORT, got {text[:100]!r}")
+    port = int(match.group(2))
+    if not 0 < port <= 65535:
+        raise BadTarget(f"port {port} is out of range")
+    return match.group(1), port
+
+
+def read_target(host: str, port: int) -> tuple[Target, list[Capability]]:
+    """Normalise a host the way the URL inspector does, and the capabilities its literal implies."""
+    literal = host if not (":" in host and not host.startswith("[")) else f"[{host}]"
+    capabilities = inspect_url(f"https://{literal}:{port}/", _CONTEXT)
+    egress = [c for c in capabilities if c.name.startswith("net.egress:")]
+    if len(egress) != 1:
+        reason = next((c.evidence for c in capabilities if c.name.endswith(".opaque")), "")
+        raise BadTarget(f"the host {host[:100]!r} could not be understood {reason}".rstrip())
+    authority = egress[0].name.removeprefix("net.egress:")
+    name, _, port_text = authority.rpartition(":")
+    return Target(name, int(port_text)), capabilities
+
+
+def address_capabilities(address: str, evidence: str) -> list[Capability]:
+    """What the address a name resolved to says about where the connection really goes."""
+    _, host_class = normalize_host(address)
+    return host_class_capabilities(host_class, evidence)
+
+
+def connection_call(
+    grant: EgressGrant, target: Target, address: str | None, capabilities: list[Capability]
+) -> ToolCall:
+    """The connection as a call of its parent's tool, decided with the parent's principal. Its
+    digest binds the target and the parent call, so an operator's approval covers exactly this
+    connection of this call."""
+    arguments = {"connect": target.authority, "address": address, "call": grant.decision_id}
+    return build_call(grant.principal, grant.tool, arguments, capabilities)

@@ -1,0 +1,469 @@
+"""The egress gate's listener: an HTTP forward proxy that connects only what the policy allows.
+
+It speaks ``CONNECT host:port`` and absolute-form ``http://`` requests, on TCP
+(``listeners.egress``) and on the unix sockets bridged into sandboxes. Every connection:
+
+1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``;
+2. is decided as ``net.egress:HOST:PORT`` (and what the literal and the resolved address say)
+   with the principal and tool of the call that minted the credential; ``escalate`` holds it on
+   the approval queue for ``egress.hold_seconds``;
+3. goes to exactly the address that was checked: names are resolved here, once, never by the
+   sandbox, and ``egress.pin`` fixes a name's address;
+4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id``, with
+   the bytes each way and how it ended.
+
+A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
+so a second request on the same connection can neither reach another host nor carry the
+credential to the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import structlog
+
+from ..escalation import EscalationHandler, Pending
+from ..gate import Gate
+from ..models import Decision, Outcome
+from ..pipeline import FAILURE_CODES, new_decision_id
+from ..runner.settings import EgressSettings
+from .credentials import EgressCredentials, EgressGrant
+from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
+from .relay import Traffic, relay
+
+log = structlog.get_logger("gatekeeper.egress")
+
+MAX_HEAD: Final = 16 * 1024
+_HOP_BY_HOP: Final = frozenset(
+    {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "te", "trailer", "upgrade"}
+)
+
+
+class Refusal(Exception):
+    """Answer the client with ``status`` and stop; nothing was connected."""
+
+    def __init__(self, status: int, code: str, reason: str, extra_headers: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.code, self.reason, self.extra_headers = status, code, reason, extra_headers
+
+
+@dataclass(slots=True)
+class Connection:
+    """One proxied connection's facts, for its audit record."""
+
+    decision_id: str = field(default_factory=new_decision_id)
+    started: float = field(default_factory=time.perf_counter)
+    grant: EgressGrant | None = None
+    target: Target | None = None
+    address: str | None = None
+    decision: Decision | None = None
+    capabilities: tuple[str, ...] = ()
+    digest: str | None = None
+    arguments: Any = None
+    approval_id: str | None = None
+    code: str = "unknown"
+    reason: str | None = None
+    traffic: Traffic | None = None
+    enforced: bool = True
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    rest: bytes  # bytes after the head (a TLS hello, a body) that arrived with it
+
+    def header(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name]
+
+
+class EgressGate:
+    def __init__(
+        self,
+        settings: EgressSettings,
+        gate: Gate,
+        credentials: EgressCredentials,
+        escalation: EscalationHandler,
+        sink: Callable[[dict[str, Any]], None] | None,
+        *,
+        mode: str = "enforce",
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.credentials = credentials
+        self.escalation = escalation
+        self.sink = sink
+        self.mode = mode
+        self._listeners: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.url = ""
+
+    # --- listeners ------------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"egress listener {host}:{port}: {exc.strerror}") from None
+        self._listen(sock)
+        bound = sock.getsockname()[1]
+        self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}"
+
+    def add_unix_listener(self, path: Path) -> None:
+        """A socket file a sandbox reaches the gate through (its relay connects here)."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        self._listen(sock)
+
+    def _listen(self, sock: socket.socket) -> None:
+        sock.listen(256)
+        sock.setblocking(False)
+        self._listeners.append(sock)
+        self._spawn(self._accept_loop(sock))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for sock in self._listeners:
+            sock.close()
+        self._listeners.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError:
+                if listener.fileno() == -1:
+                    return
+                await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
+                continue
+            client.setblocking(False)
+            self._spawn(self._serve(client))
+
+    # --- one connection -------------------------------------------------------------------
+    async def _serve(self, client: socket.socket) -> None:
+        conn = Connection()
+        target_sock: socket.socket | None = None
+        try:
+            try:
+                request = await asyncio.wait_for(_read_head(client), self.settings.head_timeout_seconds)
+                target_sock, first = await self._admit(conn, request)
+            except Refusal as refusal:
+                conn.code, conn.reason = refusal.code, refusal.reason
+                await _answer(client, refusal)
+                return
+            except TimeoutError:
+                conn.code, conn.reason = "head_timeout", "the proxy request did not arrive in time"
+                return
+            await loop_sendall(target_sock, first)
+            if request.method == "CONNECT":
+                await loop_sendall(client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+                conn.traffic = await relay(client, target_sock, self.settings.idle_timeout_seconds)
+            else:
+                conn.traffic = await self._forward_one(client, target_sock, request, len(first))
+        except (ConnectionError, OSError) as exc:
+            conn.code = conn.code if conn.code != "unknown" else "client_gone"
+            conn.reason = conn.reason or f"the connection failed: {type(exc).__name__}"
+        except asyncio.CancelledError:
+            conn.reason = conn.reason or "Gatekeeper stopped"
+            raise
+        except Exception:  # a bug: refuse, and keep it in the log
+            log.exception("egress_failed", decision_id=conn.decision_id)
+            conn.code, conn.reason = "internal_error", "internal error; the connection was refused"
+        finally:
+            for sock in (target_sock, client):
+                if sock is not None:
+                    sock.close()
+            self._record(conn)
+
+    async def _admit(self, conn: Connection, request: Request) -> tuple[socket.socket, bytes]:
+        """Authenticate, decide and connect; the first bytes to send to the target."""
+        conn.grant = grant = self._authenticate(request)
+        host, port, first = _target_of(request)
+        try:
+            target, capabilities = read_target(host, port)
+        except BadTarget as exc:
+            raise Refusal(400, "bad_target", str(exc)) from None
+        conn.target = target
+        address, port_to = await self._resolve(target)
+        if target.authority not in self.settings.pin:
+            capabilities += address_capabilities(address, f"{target.host} resolved to {address}")
+        conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
+        call = connection_call(grant, target, conn.address, capabilities)
+        conn.capabilities = tuple(c.name for c in call.capabilities)
+        conn.digest, conn.arguments = call.digest, call.arguments
+        decision = self.gate.decide(call)
+        if decision.outcome is Outcome.ESCALATE:
+            held = await self.escalation.hold(call, decision, wait_seconds=self.settings.hold_seconds)
+            if isinstance(held, Pending):
+                conn.approval_id = held.approval_id
+                decision = Decision(
+                    Outcome.DENY,
+                    "approval_timeout",
+                    f"{decision.reason}; no operator approved it within {self.settings.hold_seconds:g} s "
+                    f"(approval {held.approval_id})",
+                    decision.rule,
+                    capability=decision.capability,
+                    policy_version=decision.policy_version,
+                )
+            else:
+                conn.approval_id = held.approval_id
+                decision = held
+        conn.decision = decision
+        conn.code, conn.reason = decision.code, decision.reason
+        if decision.outcome is not Outcome.ALLOW:
+            if self.mode == "monitor" and decision.code not in FAILURE_CODES:
+                conn.enforced = False
+            else:
+                raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
+        sock = await self._connect(address, port_to)
+        if request.method != "CONNECT":
+            first = _origin_request(request)
+        return sock, first + request.rest if request.method == "CONNECT" else first
+
+    def _authenticate(self, request: Request) -> EgressGrant:
+        challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
+        values = request.header("proxy-authorization")
+        if len(values) != 1:
+            raise Refusal(
+                407, "missing_credential", "connections need the credential of a running tool call", challenge
+            )
+        scheme, _, value = values[0].strip().partition(" ")
+        token = ""
+        if scheme.lower() == "basic":
+            with contextlib.suppress(ValueError):
+                token = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        elif scheme.lower() == "bearer":
+            token = value.strip()
+        grant = self.credentials.check(token) if token else None
+        if grant is None:
+            raise Refusal(
+                407, "invalid_credential", "the credential is unknown or its call has ended", challenge
+            )
+        return grant
+
+    async def _resolve(self, target: Target) -> tuple[str, int]:
+        pinned = self.settings.pin.get(target.authority)
+        if pinned is not None:
+            return pinned
+        host = target.host.strip("[]")
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM),
+                self.settings.connect_timeout_seconds,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise Refusal(502, "resolve_failed", f"{target.host} could not be resolved: {exc}") from None
+        if not infos:
+            raise Refusal(502, "resolve_failed", f"{target.host} has no address")
+        return str(infos[0][4][0]), target.port
+
+    async def _connect(self, address: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (address, port)), self.settings.connect_timeout_seconds
+            )
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            raise Refusal(502, "connect_failed", f"{address}:{port} could not be reached: {exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    async def _forward_one(
+        self, client: socket.socket, target: socket.socket, request: Request, head_bytes: int
+    ) -> Traffic:
+        """One plain-HTTP request: its body by Content-Length, then the answer until the target closes."""
+        loop = asyncio.get_running_loop()
+        length = int((request.header("content-length") or ["0"])[0])
+        sent = min(len(request.rest), length)
+        if sent:
+            await loop.sock_sendall(target, request.rest[:sent])
+        while sent < length:
+            chunk = await loop.sock_recv(client, min(256 * 1024, length - sent))
+            if not chunk:
+                break
+            await loop.sock_sendall(target, chunk)
+            sent += len(chunk)
+        traffic = Traffic(up=head_bytes + sent, last=time.monotonic())
+        buffer = bytearray(256 * 1024)
+        view = memoryview(buffer)
+        while True:
+            n = await asyncio.wait_for(
+                loop.sock_recv_into(target, buffer), self.settings.idle_timeout_seconds
+            )
+            if n == 0:
+                break
+            await loop.sock_sendall(client, view[:n])
+            traffic.down += n
+        return traffic
+
+    def _record(self, conn: Connection) -> None:
+        decision, grant, traffic = conn.decision, conn.grant, conn.traffic
+        if decision is not None and decision.outcome is Outcome.ALLOW and conn.code == decision.code:
+            outcome = "allowed"
+        elif decision is not None and not conn.enforced:
+            outcome = "allowed"
+        elif decision is None and conn.code in ("missing_credential", "invalid_credential", "bad_target"):
+            outcome = "denied"
+        else:
+            outcome = "denied" if decision is not None or conn.code not in ("internal_error",) else "error"
+        if decision is not None and decision.outcome is Outcome.ALLOW and traffic is None:
+            outcome = "error"  # allowed, but the connection failed before anything was relayed
+        principal = grant.principal if grant else None
+        entry: dict[str, Any] = {
+            "decision_id": conn.decision_id,
+            "entry": "egress",
+            "principal": principal.subject if principal else None,
+            "issuer": principal.issuer if principal else None,
+            "roles": list(principal.roles) if principal else [],
+            "tool": grant.tool if grant else None,
+            "arguments": conn.arguments,
+            "digest": conn.digest,
+            "capabilities": list(conn.capabilities),
+            "outcome": outcome,
+            "code": conn.code,
+            "rule": decision.rule if decision else None,
+            "reason": conn.reason,
+            "enforced": conn.enforced,
+            "mode": self.mode,
+            "policy_version": decision.policy_version if decision else None,
+            "approval_id": conn.approval_id,
+            "latency_ms": round((time.perf_counter() - conn.started) * 1000, 3),
+            "time": time.time(),
+            "extra": {
+                "parent_decision_id": grant.decision_id if grant else None,
+                "target": conn.target.authority if conn.target else None,
+                "address": conn.address,
+                "bytes_up": traffic.up if traffic else 0,
+                "bytes_down": traffic.down if traffic else 0,
+                "ended": traffic.ended if traffic else "refused",
+            },
+        }
+        log.info(
+            "egress",
+            **{k: entry[k] for k in ("decision_id", "principal", "tool", "outcome", "code", "rule")},
+            **entry["extra"],
+        )
+        if self.sink is not None:
+            self.sink(entry)
+
+
+async def loop_sendall(sock: socket.socket, data: bytes) -> None:
+    if data:
+        await asyncio.get_running_loop().sock_sendall(sock, data)
+
+
+async def _read_head(client: socket.socket) -> Request:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_HEAD:
+            raise Refusal(431, "head_too_large", f"the request head is larger than {MAX_HEAD} bytes")
+        chunk = await loop.sock_recv(client, 4096)
+        if not chunk:
+            raise Refusal(400, "incomplete_request", "the connection closed before the request head ended")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        raise Refusal(400, "bad_request", "the request head must be ASCII") from None
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise Refusal(400, "bad_request", "expected METHOD TARGET HTTP/1.x")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or line[:1] in (" ", "\t"):
+            raise Refusal(400, "bad_request", "a header line is malformed (folded headers are refused)")
+        headers.append((name, value.strip()))
+    return Request(parts[0], parts[1], headers, rest)
+
+
+def _target_of(request: Request) -> tuple[str, int, bytes]:
+    """Host and port a request names; for CONNECT nothing is sent ahead of the relay."""
+    if request.method == "CONNECT":
+        try:
+            host, port = parse_authority(request.target)
+        except BadTarget as exc:
+            raise Refusal(400, "bad_target", str(exc)) from None
+        return host.strip("[]"), port, b""
+    url = urlsplit(request.target)
+    if url.scheme != "http" or not url.netloc:
+        raise Refusal(
+            400, "bad_target", "only absolute http:// URLs are forwarded; use CONNECT for anything else"
+        )
+    if "@" in url.netloc:
+        raise Refusal(400, "bad_target", "credentials in the target URL are refused")
+    if request.header("transfer-encoding"):
+        raise Refusal(
+            501, "unsupported_framing", "chunked request bodies are not forwarded; send Content-Length"
+        )
+    lengths = request.header("content-length")
+    if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+        raise Refusal(400, "bad_request", "one numeric Content-Length, or none")
+    try:
+        port = url.port or 80
+    except ValueError:
+        raise Refusal(400, "bad_target", "the port is not a number") from None
+    return url.hostname or "", port, b""
+
+
+def _origin_request(request: Request) -> bytes:
+    url = urlsplit(request.target)
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    lines = [f"{request.method} {path} HTTP/1.1"]
+    for name, value in request.headers:
+        if name.lower() not in _HOP_BY_HOP:
+            lines.append(f"{name}: {value}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+async def _answer(client: socket.socket, refusal: Refusal) -> None:
+    reason = refusal.reason.replace("\r", " ").replace("\n", " ")
+    body = (f'{{"outcome": "denied", "code": "{refusal.code}", "reason": {json.dumps(reason)}}}\n').encode()
+    phrase = {400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required"}.get(
+        refusal.status, "Refused"
+    )
+    head = (
+        f"HTTP/1.1 {refusal.status} {phrase}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"X-Gatekeeper-Code: {refusal.code}\r\n{refusal.extra_headers}Connection: close\r\n\r\n"
+    ).encode()
+    with contextlib.suppress(OSError):
+        await asyncio.wait_for(loop_sendall(client, head + body), 5.0)

@@ -1,0 +1,283 @@
+"""Run one command under bubblewrap, in fresh namespaces whose only way out is the egress gate.
+
+What the sandbox sees:
+
+- new user, pid, ipc, uts, cgroup and **network** namespaces: loopback only, so a raw socket,
+  ``/dev/tcp``, an IP literal or the program's own resolver finds nothing to connect to;
+- the system directories read-only (``/usr``, ``/etc`` and the ``/bin``-style links), a private
+  ``/tmp`` and ``$HOME``, a minimal ``/dev`` (no GPUs), its own ``/proc``;
+- the workspace read-write at ``/workspace``, and nothing else of the host: not ``/root``, not
+  Gatekeeper's data folder, keys or sockets;
+- a scrubbed environment: ``PATH``, ``HOME``, ``LANG``, what ``runner.env`` names, and the proxy
+  variables pointing at an in-sandbox relay to the egress gate, with this call's credential.
+
+Limits: wall time ends the whole process tree (killing bubblewrap kills its pid namespace's
+init, and the kernel ends every process in it); CPU, memory, file size, open files and processes
+are rlimits set by ``prlimit`` (util-linux). The sandbox runs as an unprivileged host uid
+(``runner.uid`` when Gatekeeper is root), so the process limit is enforced by the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ..errors import ConfigError
+from .settings import RunnerSettings
+
+SANDBOX_WORKSPACE: Final = "/workspace"
+SANDBOX_HOME: Final = "/home/agent"
+SANDBOX_RUN: Final = "/run/gatekeeper"
+RELAY_PORT: Final = 3128
+_RELAY_SOURCE: Final = Path(__file__).with_name("sandbox_relay.py")
+_SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_SYSTEM_DIRS: Final = ("/usr", "/etc", "/opt")
+_INSTALL_HINT: Final = "install Debian's bubblewrap (apt-get install -y bubblewrap)"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "timed_out": self.timed_out,
+            "truncated": self.truncated,
+            "simulated": False,
+        }
+
+
+class Sandbox:
+    """Builds and runs bubblewrap command lines for one runner configuration."""
+
+    def __init__(self, settings: RunnerSettings, workspace: Path, runtime_dir: Path) -> None:
+        self.settings = settings
+        self.workspace = workspace
+        self.runtime_dir = runtime_dir  # holds the relay script and the egress socket
+        self.socket_path = runtime_dir / "egress.sock"
+        self.relay_path = runtime_dir / "sandbox_relay.py"
+        self.as_root = os.geteuid() == 0
+        self.uid = settings.uid if self.as_root else os.geteuid()
+        self.gid = settings.uid if self.as_root else os.getegid()
+        bwrap = shutil.which(settings.bwrap)
+        if bwrap is None:
+            raise ConfigError(f"runner: bubblewrap ({settings.bwrap}) was not found; {_INSTALL_HINT}")
+        self.bwrap = bwrap
+        prlimit = shutil.which("prlimit")
+        if prlimit is None:
+            raise ConfigError("runner: prlimit (util-linux) was not found; apt-get install -y util-linux")
+        self.prlimit = prlimit
+        if not os.access(settings.python, os.X_OK):
+            raise ConfigError(
+                f"runner: {settings.python} (runner.python) is not an executable Python; the sandbox's "
+                "network relay needs a system interpreter (apt-get install -y python3)"
+            )
+
+    def prepare(self) -> None:
+        """Lay out the runtime folder and hand the workspace to the sandbox's uid."""
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(_RELAY_SOURCE, self.relay_path)
+        self.relay_path.chmod(0o444)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        if self.as_root:
+            os.chown(self.runtime_dir, self.uid, self.gid)
+            _chown_tree(self.workspace, self.uid, self.gid)
+
+    def socket_ready(self) -> None:
+        """The egress socket exists: only the sandbox's uid may connect to it."""
+        if self.as_root:
+            os.chown(self.socket_path, self.uid, self.gid)
+        self.socket_path.chmod(0o600)
+
+    def argv(self, cmd: str, cwd: str) -> list[str]:
+        limits = self.settings.limits
+        args = [
+            self.prlimit,
+            f"--cpu={limits.cpu_seconds}",
+            f"--as={limits.memory_mb * 1024 * 1024}",
+            f"--nproc={limits.processes}",
+            f"--fsize={limits.file_size_mb * 1024 * 1024}",
+            f"--nofile={limits.open_files}",
+            "--core=0",
+            "--",
+            self.bwrap,
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-net",
+            "--unshare-cgroup-try",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--hostname",
+            "sandbox",
+            "--die-with-parent",
+            "--new-session",
+        ]
+        for path in _SYSTEM_DIRS:
+            if os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in _SYSTEM_LINKS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+            "--tmpfs",
+            "/home",
+            "--dir",
+            SANDBOX_HOME,
+            "--tmpfs",
+            "/run",
+            "--dir",
+            SANDBOX_RUN,
+            "--bind",
+            str(self.workspace),
+            SANDBOX_WORKSPACE,
+            "--ro-bind",
+            str(self.relay_path),
+            f"{SANDBOX_RUN}/relay.py",
+            "--bind",
+            str(self.socket_path),
+            f"{SANDBOX_RUN}/egress.sock",
+            "--chdir",
+            cwd,
+            "--",
+            self.settings.python,
+            "-I",
+            "-S",
+            f"{SANDBOX_RUN}/relay.py",
+            f"{SANDBOX_RUN}/egress.sock",
+            str(RELAY_PORT),
+            "--",
+            "/bin/sh",
+            "-c",
+            cmd,
+        ]
+        return args
+
+    def environment(self, credential: str | None) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": SANDBOX_HOME,
+            "USER": "agent",
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            **self.settings.env,
+        }
+        if credential is not None:
+            proxy = f"http://gatekeeper:{credential}@127.0.0.1:{RELAY_PORT}"
+            for name in ("http_proxy", "https_proxy", "all_proxy"):
+                env[name] = env[name.upper()] = proxy
+            env["no_proxy"] = env["NO_PROXY"] = ""
+        return env
+
+    async def run(self, cmd: str, cwd: str, credential: str | None) -> ExecResult:
+        limits = self.settings.limits
+        process = await asyncio.create_subprocess_exec(
+            *self.argv(cmd, cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.environment(credential),
+            start_new_session=True,
+            user=self.uid if self.as_root else None,
+            group=self.gid if self.as_root else None,
+            extra_groups=[] if self.as_root else None,
+            cwd="/",
+        )
+        if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE above
+            raise OSError("the sandbox's output pipes were not created")
+        out = _Capture(limits.output_bytes)
+        err = _Capture(limits.output_bytes)
+        timed_out = False
+        readers = asyncio.gather(out.drain(process.stdout), err.drain(process.stderr), process.wait())
+        try:
+            await asyncio.wait_for(asyncio.shield(readers), limits.wall_seconds)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            _kill_tree(process.pid)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(readers, 5.0)
+        code = process.returncode if process.returncode is not None else -signal.SIGKILL
+        return ExecResult(
+            exit_code=124 if timed_out else (code if code >= 0 else 128 - code),
+            stdout=out.text(),
+            stderr=err.text(),
+            timed_out=timed_out,
+            truncated=out.truncated or err.truncated,
+        )
+
+    async def probe(self) -> None:
+        """Run ``true`` in a sandbox at start-up: no namespaces, no runner (never a silent fallback)."""
+        result = await self.run("true", SANDBOX_WORKSPACE, None)
+        if result.exit_code != 0:
+            raise ConfigError(
+                "runner: bubblewrap could not create the sandbox "
+                f"(exit {result.exit_code}: {result.stderr.strip()[:300]}); it needs user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1 where that exists) and a workspace the "
+                f"sandbox uid {self.uid} can reach; {_INSTALL_HINT}"
+            )
+
+
+class _Capture:
+    """Keeps the first ``limit`` bytes of a stream and drains (and drops) the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            room = self.limit - self.size
+            if room <= 0:
+                self.truncated = True
+                continue
+            if len(chunk) > room:
+                chunk, self.truncated = chunk[:room], True
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", errors="replace")
+
+
+def _kill_tree(pid: int) -> None:
+    """bubblewrap leads its own session: SIGKILL to the group ends it, and with it the sandbox's
+    pid namespace (its init dies with its parent; the kernel ends every process left in it)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)

@@ -1,0 +1,133 @@
+"""The runner as a transport: allowed calls of the runner's upstream run here, for real.
+
+``shell.exec`` runs in the sandbox with a credential minted for this call; ``http.fetch`` goes
+out through the egress gate with one too, so both meet the same policy again at the socket,
+as the call's principal, and land in the audit trail under the call's decision id. The file tools
+act on the real workspace. Everything else (``compute.provision``, other upstreams) is passed
+to the next transport.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from ..config import Upstream
+from ..egress.credentials import EgressCredentials
+from ..errors import UpstreamError
+from ..models import ToolCall
+from ..upstream import ToolTransport
+from .files import OutsideWorkspace, WorkspaceFiles, tool_error, workspace_parts
+from .sandbox import SANDBOX_WORKSPACE, Sandbox
+from .settings import RunnerSettings
+
+RUNNER_TOOLS: Final = frozenset({"shell.exec", "file.read", "file.write", "http.fetch"})
+MAX_FETCH_BYTES: Final = 4 * 1024 * 1024
+
+
+class Runner:
+    """The sandbox, the real workspace and the credentials, for one Gatekeeper."""
+
+    def __init__(self, settings: RunnerSettings, credentials: EgressCredentials) -> None:
+        if settings.workspace is None:
+            raise ValueError("runner.workspace is required")
+        self.settings = settings
+        self.credentials = credentials
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="gatekeeper-runner-"))
+        self.sandbox = Sandbox(settings, settings.workspace, self.runtime_dir)
+        owner = (self.sandbox.uid, self.sandbox.gid) if self.sandbox.as_root else None
+        self.files = WorkspaceFiles(settings.workspace, owner)
+        self.egress_url = ""  # the egress gate's TCP listener, for http.fetch
+
+    async def start(self, egress_url: str) -> None:
+        self.egress_url = egress_url
+        self.sandbox.socket_ready()
+        await self.sandbox.probe()
+
+    def cleanup(self) -> None:
+        for child in (self.sandbox.socket_path, self.sandbox.relay_path):
+            child.unlink(missing_ok=True)
+        try:
+            self.runtime_dir.rmdir()
+        except OSError:
+            pass
+
+    async def run(self, call: ToolCall, decision_id: str) -> dict[str, Any]:
+        arguments = call.arguments
+        ttl = self.settings.limits.wall_seconds + 10.0
+        if call.tool == "file.read":
+            return self.files.read(arguments["path"])
+        if call.tool == "file.write":
+            return self.files.write(arguments["path"], arguments["content"])
+        with self.credentials.issued(call.principal, call.tool, decision_id, ttl) as credential:
+            if call.tool == "shell.exec":
+                return await self._shell(arguments, credential)
+            return await self._fetch(arguments, credential)
+
+    async def _shell(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:
+        try:
+            parts = workspace_parts(arguments.get("cwd", SANDBOX_WORKSPACE))
+        except OutsideWorkspace as exc:
+            return tool_error("outside_workspace", f"cwd: {exc}")
+        cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
+        if not (self.settings.workspace or Path()).joinpath(*parts).is_dir():
+            return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}
+        result = await self.sandbox.run(arguments["cmd"], cwd, credential)
+        return result.to_json()
+
+    async def _fetch(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=self.settings.limits.wall_seconds)
+        auth = aiohttp.BasicAuth("gatekeeper", credential)
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True, trust_env=False) as session:
+            try:
+                async with session.request(
+                    arguments.get("method", "GET"),
+                    arguments["url"],
+                    headers=arguments.get("headers") or {},
+                    data=arguments.get("body"),
+                    proxy=self.egress_url,
+                    proxy_auth=auth,
+                    allow_redirects=False,
+                ) as response:
+                    body = await response.content.read(MAX_FETCH_BYTES + 1)
+                    return {
+                        "status": response.status,
+                        "headers": {k.lower(): v for k, v in response.headers.items()},
+                        "body": body[:MAX_FETCH_BYTES].decode("utf-8", errors="replace"),
+                        "truncated": len(body) > MAX_FETCH_BYTES,
+                    }
+            except aiohttp.ClientHttpProxyError as exc:
+                return tool_error("egress_refused", f"the egress gate refused the connection: {exc.message}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return tool_error("fetch_failed", f"the fetch failed: {type(exc).__name__}: {exc}")
+
+
+class RunnerTransport:
+    """Routes the runner's upstream's tools to the runner, everything else to ``fallback``."""
+
+    def __init__(self, runner: Runner, fallback: ToolTransport) -> None:
+        self.runner = runner
+        self.fallback = fallback
+
+    async def call_tool(
+        self,
+        upstream: Upstream,
+        tool: str,
+        canonical_arguments: bytes,
+        decision_id: str,
+        call: ToolCall | None = None,
+    ) -> bytes:
+        if upstream.name != self.runner.settings.upstream or tool not in RUNNER_TOOLS:
+            return await self.fallback.call_tool(upstream, tool, canonical_arguments, decision_id, call)
+        if call is None:
+            raise UpstreamError("internal error: the runner needs the understood call", code="upstream_error")
+        try:
+            result = await self.runner.run(call, decision_id)
+        except OSError as exc:
+            raise UpstreamError(f"the runner failed: {exc.strerror or exc}", code="upstream_error") from None
+        return orjson.dumps(result)
