@@ -1,9 +1,15 @@
 """The one interface both budget counters (memory, Redis) implement.
 
-Windows are **fixed windows aligned to the window size**: a charge with a one-day window lands
-in the counter for ``[floor(now / 86400) * 86400, +86400)`` (UTC days; hours on the hour).
-A caller can therefore spend up to twice a limit across a window boundary (the end of one
-window and the start of the next); in exchange a check-and-spend is one cheap atomic step.
+Windows **slide**: a charge counts against its limit for a whole window after it was made, so no
+stretch of time as long as the window ever holds more than the limit. (Fixed windows let a
+caller spend a limit at the end of one window and again at the start of the next: twice the
+limit in a moment.)
+
+A counter keeps each budget's spend in slices of ``window / SLICES`` seconds (a one-day window in
+24-minute slices) and counts a slice while any part of it is inside the window that ends now. A
+charge therefore stops counting between one window and one window plus one slice after it was
+made: never early, at most a slice late. In exchange a check-and-spend stays one cheap atomic
+step over at most ``SLICES + 1`` numbers per counter, however many calls were made.
 
 ``try_spend`` is all-or-nothing and atomic: either every charge fits and all are recorded, or
 none is. Concurrent callers — tasks in one process, or several replicas sharing one Redis —
@@ -12,7 +18,8 @@ can never spend past a limit together.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import math
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -21,17 +28,24 @@ from .plan import Charge, parse_charge_key
 
 __all__ = [
     "EPSILON",
+    "SLICES",
     "BudgetCounter",
     "BudgetUnavailable",
     "Exceeded",
     "SpendResult",
     "Usage",
     "fits",
-    "window_start",
+    "fits_again_at",
+    "oldest_live_slice",
+    "slice_ends_counting",
+    "slice_of",
+    "slice_seconds",
 ]
 
 # Amounts are floats (GPU-hours); 0.1 + 0.2 must not exceed a limit of 0.3.
 EPSILON: Final = 1e-9
+# Slices per window: how late (window / SLICES at most) a charge stops counting.
+SLICES: Final = 60
 
 
 class BudgetUnavailable(Unavailable):
@@ -40,9 +54,25 @@ class BudgetUnavailable(Unavailable):
     code = "budget_unavailable"
 
 
-def window_start(now: float, window_seconds: int) -> int:
-    """Start (epoch seconds) of the fixed window that contains ``now``."""
-    return int(now // window_seconds) * window_seconds
+def slice_seconds(window_seconds: int) -> int:
+    """The length of one slice of a window: a whole number of seconds, at least one."""
+    return max(1, -(-window_seconds // SLICES))
+
+
+def slice_of(now: float, window_seconds: int) -> int:
+    """The slice (counted from the epoch) that a charge made at ``now`` is kept in."""
+    return int(now // slice_seconds(window_seconds))
+
+
+def oldest_live_slice(now: float, window_seconds: int) -> int:
+    """The oldest slice still counted at ``now``: the one holding the instant a window ago.
+    Every later slice counts, later than ``now``'s own too (another replica's clock ran ahead)."""
+    return int((now - window_seconds) // slice_seconds(window_seconds))
+
+
+def slice_ends_counting(index: int, window_seconds: int) -> float:
+    """When slice ``index`` stops counting: a window after the slice ends."""
+    return (index + 1) * slice_seconds(window_seconds) + window_seconds
 
 
 def span(seconds: int) -> str:
@@ -57,13 +87,27 @@ def fits(used: float, amount: float, limit: float) -> bool:
     return used + amount <= limit + EPSILON
 
 
+def fits_again_at(slices: Iterable[tuple[int, float]], pending: float, charge: Charge) -> float:
+    """The earliest time ``charge`` fits again as the live ``slices`` stop counting, oldest first;
+    ``pending`` is what earlier charges of the same call add to the same counter. ``inf``: never."""
+    needed = pending + charge.amount
+    if not fits(0.0, needed, charge.limit):
+        return math.inf
+    ordered = sorted(slices)
+    left = sum(amount for _, amount in ordered)
+    for index, amount in ordered:
+        left -= amount
+        if fits(left, needed, charge.limit):
+            return slice_ends_counting(index, charge.window_seconds)
+    return slice_ends_counting(ordered[-1][0], charge.window_seconds) if ordered else -math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """How much of one counter is used in one window."""
+    """How much of one counter is used in the window that ends at the time asked about."""
 
-    key: str  # the charge key (see plan.charge_key), without the window bucket
+    key: str  # the charge key (see plan.charge_key)
     used: float
-    window_start: int
     window_seconds: int
     rule_id: str = field(init=False)
     scope: str = field(init=False)  # "user:<sub>" or "role:<name>"
@@ -73,33 +117,25 @@ class Usage:
         object.__setattr__(self, "rule_id", rule_id)
         object.__setattr__(self, "scope", scope)
 
-    @property
-    def window_end(self) -> int:
-        return self.window_start + self.window_seconds
-
 
 @dataclass(frozen=True, slots=True)
 class Exceeded:
     """The first charge that did not fit, and what its counter held before it."""
 
     charge: Charge
-    used: float  # in the current window, before this call (including earlier charges of it)
-    window_start: int
-
-    @property
-    def window_end(self) -> int:
-        return self.window_start + self.charge.window_seconds
+    used: float  # in the window ending now, before this call (including earlier charges of it)
+    fits_at: float  # the earliest time it could fit, as older spend stops counting; inf: never
 
     def retry_after(self, now: float) -> float:
-        """Seconds until the window rolls over (the earliest the call could fit again)."""
-        return max(0.0, self.window_end - now)
+        """Seconds until the call could fit again (``inf`` when it is bigger than the limit)."""
+        return max(0.0, self.fits_at - now)
 
     def reason(self) -> str:
         """One sentence for the agent and the operator."""
         c = self.charge
         text = (
             f"budget {c.rule_id} exceeded: {self.used:g} used + {c.amount:g} requested > limit {c.limit:g}"
-            f" per {span(c.window_seconds)}"
+            f" in any {span(c.window_seconds)}"
         )
         return f"{text}: {c.note}" if c.note else text
 
@@ -121,7 +157,7 @@ class BudgetCounter(Protocol):
     async def try_spend(
         self, charges: Sequence[Charge], *, now: float, exempt: Collection[str] = ()
     ) -> SpendResult:
-        """Record every charge if every one fits under its limit in its current window; else none.
+        """Record every charge if every one fits under its limit in the window ending at ``now``; else none.
 
         Charges whose ``rule_id`` is in ``exempt`` are recorded without the limit check (an operator
         approved going past that budget); other charges are still checked. An empty ``charges``
@@ -132,13 +168,13 @@ class BudgetCounter(Protocol):
     async def refund(self, charges: Sequence[Charge], *, now: float) -> None:
         """Take back charges spent by ``try_spend`` (the call could not be forwarded).
 
-        Pass the same ``now`` given to ``try_spend`` so the same windows are credited; a counter
-        never goes below 0, and a window already expired is left alone.
+        Pass the same ``now`` given to ``try_spend`` so the same slices are credited; a counter
+        never goes below 0, and a slice no longer kept is left alone.
         """
         ...
 
     async def usage(self, key_prefix_or_rule: str, *, now: float) -> list[Usage]:
-        """Live counters (current windows at ``now``) whose key starts with ``key_prefix_or_rule``.
+        """Counters with spend in the window ending at ``now`` whose key starts with ``key_prefix_or_rule``.
 
         A bare rule id (no ``|``) means that rule's counters; ``""`` means all. Sorted by key.
         """
@@ -150,12 +186,3 @@ def usage_prefix(key_prefix_or_rule: str) -> str:
     if key_prefix_or_rule and "|" not in key_prefix_or_rule:
         return key_prefix_or_rule + "|"
     return key_prefix_or_rule
-
-
-def bucket_key(charge_key: str, start: int) -> str:
-    return f"{charge_key}@{start}"
-
-
-def split_bucket_key(full: str) -> tuple[str, int]:
-    key, _, start = full.rpartition("@")
-    return key, int(start)

@@ -1,8 +1,8 @@
 """Budget counters in this process's memory: for one replica (or tests).
 
 Every operation runs without awaiting in between, so on one event loop it is atomic; a lock
-also keeps it correct if several threads share the counter. Windows that have ended are
-dropped as time (the ``now`` callers pass) moves on.
+also keeps it correct if several threads share the counter. Each counter is its slices (see
+``counter``); slices that stopped counting are dropped as time (the ``now`` callers pass) moves on.
 """
 
 from __future__ import annotations
@@ -14,22 +14,24 @@ from .counter import (
     Exceeded,
     SpendResult,
     Usage,
-    bucket_key,
     fits,
-    split_bucket_key,
+    fits_again_at,
+    oldest_live_slice,
+    slice_ends_counting,
+    slice_of,
     usage_prefix,
-    window_start,
 )
 from .plan import Charge, parse_charge_key
 
 __all__ = ["MemoryBudgetCounter"]
 
-_SWEEP_EVERY = 60.0  # seconds of `now` between sweeps of ended windows
+_SWEEP_EVERY = 60.0  # seconds of `now` between sweeps of counters whose every slice has ended
 
 
 class MemoryBudgetCounter:
     def __init__(self) -> None:
-        self._used: dict[str, tuple[float, float]] = {}  # bucket key -> (used, window end)
+        self._slices: dict[str, dict[int, float]] = {}  # charge key -> slice index -> amount
+        self._ends: dict[str, float] = {}  # charge key -> when its last slice stops counting
         self._lock = threading.Lock()
         self._next_sweep = float("-inf")
 
@@ -43,53 +45,67 @@ class MemoryBudgetCounter:
         if now < self._next_sweep:
             return
         self._next_sweep = now + _SWEEP_EVERY
-        for key in [k for k, (_, end) in self._used.items() if end <= now]:
-            del self._used[key]
+        for key in [k for k, end in self._ends.items() if end <= now]:
+            del self._ends[key]
+            self._slices.pop(key, None)
 
-    def _current(self, key: str, now: float) -> float:
-        entry = self._used.get(key)
-        return entry[0] if entry is not None and entry[1] > now else 0.0
+    def _live(self, key: str, now: float, window_seconds: int) -> dict[int, float]:
+        """The counter's slices that count at ``now`` (older ones are dropped); empty if none."""
+        slices = self._slices.get(key)
+        if not slices:
+            return {}
+        oldest = oldest_live_slice(now, window_seconds)
+        for index in [i for i in slices if i < oldest]:
+            del slices[index]
+        return slices
 
     async def try_spend(
         self, charges: Sequence[Charge], *, now: float, exempt: Collection[str] = ()
     ) -> SpendResult:
         with self._lock:
             self._sweep(now)
-            pending: dict[str, float] = {}
-            planned: list[tuple[Charge, str, int]] = []
+            stored: dict[str, float] = {}
+            used_by_key: dict[str, float] = {}
             for charge in charges:
-                start = window_start(now, charge.window_seconds)
-                key = bucket_key(charge.key, start)
-                used = pending[key] if key in pending else self._current(key, now)
+                key = charge.key
+                if key not in used_by_key:
+                    stored[key] = used_by_key[key] = sum(self._live(key, now, charge.window_seconds).values())
+                used = used_by_key[key]
                 if charge.rule_id not in exempt and not fits(used, charge.amount, charge.limit):
-                    return SpendResult(ok=False, exceeded=Exceeded(charge, used, start))
-                pending[key] = used + charge.amount
-                planned.append((charge, key, start))
+                    live = self._live(key, now, charge.window_seconds).items()
+                    at = fits_again_at(live, used - stored[key], charge)
+                    return SpendResult(ok=False, exceeded=Exceeded(charge, used, at))
+                used_by_key[key] = used + charge.amount
             usage: list[Usage] = []
-            for charge, key, start in planned:
-                used = self._current(key, now) + charge.amount
-                self._used[key] = (used, start + charge.window_seconds)
-                usage.append(Usage(charge.key, used, start, charge.window_seconds))
+            for charge in charges:
+                key, window = charge.key, charge.window_seconds
+                index = slice_of(now, window)
+                slices = self._slices.setdefault(key, {})
+                slices[index] = slices.get(index, 0.0) + charge.amount
+                self._ends[key] = max(self._ends.get(key, now), slice_ends_counting(index, window))
+                stored[key] += charge.amount
+                usage.append(Usage(key, stored[key], window))
             return SpendResult(ok=True, usage=tuple(usage))
 
     async def refund(self, charges: Sequence[Charge], *, now: float) -> None:
         with self._lock:
             for charge in charges:
-                key = bucket_key(charge.key, window_start(now, charge.window_seconds))
-                entry = self._used.get(key)
-                if entry is None or entry[1] <= now:
+                slices = self._slices.get(charge.key)
+                index = slice_of(now, charge.window_seconds)
+                if slices is None or index not in slices:
                     continue
-                self._used[key] = (max(0.0, entry[0] - charge.amount), entry[1])
+                slices[index] = max(0.0, slices[index] - charge.amount)
 
     async def usage(self, key_prefix_or_rule: str, *, now: float) -> list[Usage]:
         prefix = usage_prefix(key_prefix_or_rule)
         found: list[Usage] = []
         with self._lock:
-            for full, (used, end) in self._used.items():
-                if end <= now or not full.startswith(prefix):
+            for key, slices in self._slices.items():
+                if not key.startswith(prefix):
                     continue
-                key, start = split_bucket_key(full)
-                if start > now:  # a window in the future (a caller's clock went back): not current
-                    continue
-                found.append(Usage(key, used, start, parse_charge_key(key)[2]))
+                window = parse_charge_key(key)[2]
+                oldest = oldest_live_slice(now, window)  # only looking: a reader never drops slices
+                live = [amount for index, amount in slices.items() if index >= oldest]
+                if live:
+                    found.append(Usage(key, sum(live), window))
         return sorted(found, key=lambda u: u.key)

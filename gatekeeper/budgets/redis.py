@@ -1,12 +1,14 @@
 """Budget counters in Redis, shared by every replica of a fleet.
 
 Each ``try_spend`` is ONE Lua script: it reads every counter, and only if every charge fits does
-it ``INCRBYFLOAT`` and ``EXPIRE`` them all. Redis runs a script without interleaving any other
-command, so replicas spending concurrently can never go past a limit together.
+it add them all. Redis runs a script without interleaving any other command, so replicas
+spending concurrently can never go past a limit together.
 
-Keys are ``<prefix><charge key>@<window start>`` holding the amount used as a decimal string;
-each expires a minute after its window ends. A script touches several keys, so on Redis Cluster
-give the prefix a hash tag (``{gatekeeper:budget}:``) to keep them in one slot.
+A counter is a hash at ``<prefix><charge key>``: one field per slice of its sliding window (see
+``counter``), the slice's number to the amount spent in it as a decimal string. The script drops
+slices that stopped counting as it reads them, and the key expires a minute after its newest
+slice stops counting. A script touches several keys, so on Redis Cluster give the prefix a hash
+tag (``{gatekeeper:budget}:``) to keep them in one slot.
 """
 
 from __future__ import annotations
@@ -24,52 +26,79 @@ from .counter import (
     Exceeded,
     SpendResult,
     Usage,
-    bucket_key,
-    split_bucket_key,
+    fits_again_at,
+    oldest_live_slice,
+    slice_ends_counting,
+    slice_of,
     usage_prefix,
-    window_start,
 )
 from .plan import Charge, parse_charge_key
 
 __all__ = ["RedisBudgetCounter"]
 
-GRACE_SECONDS: Final = 60  # a key outlives its window by this much (replicas' clocks differ a little)
+GRACE_SECONDS: Final = 60  # a key outlives its last slice by this much (replicas' clocks differ a little)
 
-# KEYS[i]: bucket keys. ARGV[1]: epsilon; then per charge i: amount, limit, exempt (0/1), ttl seconds.
-# Returns {1, used_after_1, ..., used_after_n} or {0, index of the first charge that did not fit, used}.
+# KEYS[i]: counter hashes. ARGV[1]: epsilon; then per charge i: amount, limit, exempt (0/1),
+# the slice it lands in, the oldest slice still counting, ttl seconds.
+# Returns {1, used_after_1, ..., used_after_n}, or {0, index of the first charge that did not
+# fit, used, slice, amount, slice, amount, ...} with that counter's live slices.
 _SPEND: Final = """
 local eps = tonumber(ARGV[1])
-local pending = {}
+local stored, used = {}, {}
 for i = 1, #KEYS do
-  local base = 1 + (i - 1) * 4
+  local base = 1 + (i - 1) * 6
+  local key = KEYS[i]
+  if used[key] == nil then
+    local oldest = tonumber(ARGV[base + 5])
+    local total, stale = 0, {}
+    local fields = redis.call('HGETALL', key)
+    for j = 1, #fields, 2 do
+      if tonumber(fields[j]) < oldest then
+        stale[#stale + 1] = fields[j]
+      else
+        total = total + tonumber(fields[j + 1])
+      end
+    end
+    if #stale > 0 then
+      redis.call('HDEL', key, unpack(stale))
+    end
+    stored[key], used[key] = total, total
+  end
   local amount = tonumber(ARGV[base + 1])
-  local limit = tonumber(ARGV[base + 2])
-  local used = pending[KEYS[i]]
-  if used == nil then
-    used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if ARGV[base + 3] ~= '1' and used[key] + amount > tonumber(ARGV[base + 2]) + eps then
+    local out = {0, i, string.format('%.17g', used[key])}
+    local fields = redis.call('HGETALL', key)
+    for j = 1, #fields do
+      out[#out + 1] = fields[j]
+    end
+    return out
   end
-  if ARGV[base + 3] ~= '1' and used + amount > limit + eps then
-    return {0, i, string.format('%.17g', used)}
-  end
-  pending[KEYS[i]] = used + amount
+  used[key] = used[key] + amount
 end
 local out = {1}
 for i = 1, #KEYS do
-  local base = 1 + (i - 1) * 4
-  out[#out + 1] = redis.call('INCRBYFLOAT', KEYS[i], ARGV[base + 1])
-  redis.call('EXPIRE', KEYS[i], ARGV[base + 4])
+  local base = 1 + (i - 1) * 6
+  local key = KEYS[i]
+  redis.call('HINCRBYFLOAT', key, ARGV[base + 4], ARGV[base + 1])
+  stored[key] = stored[key] + tonumber(ARGV[base + 1])
+  out[#out + 1] = string.format('%.17g', stored[key])
+  local ttl = tonumber(ARGV[base + 6])
+  if redis.call('TTL', key) < ttl then
+    redis.call('EXPIRE', key, ttl)
+  end
 end
 return out
 """
 
-# KEYS[i]: bucket keys; ARGV[i]: amount to take back. Missing (expired) keys are left alone;
-# a counter never goes below 0 and keeps its expiry.
+# KEYS[i]: counter hashes; ARGV: per key the slice and the amount to take back. A slice no
+# longer kept is left alone; a slice never goes below 0, and the key keeps its expiry.
 _REFUND: Final = """
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local left = tonumber(redis.call('INCRBYFLOAT', KEYS[i], '-' .. ARGV[i]))
+  local slice = ARGV[2 * i - 1]
+  if redis.call('HEXISTS', KEYS[i], slice) == 1 then
+    local left = tonumber(redis.call('HINCRBYFLOAT', KEYS[i], slice, '-' .. ARGV[2 * i]))
     if left < 0 then
-      redis.call('SET', KEYS[i], '0', 'KEEPTTL')
+      redis.call('HSET', KEYS[i], slice, '0')
     end
   end
 end
@@ -146,16 +175,17 @@ class RedisBudgetCounter:
             return SpendResult(ok=True)
         keys: list[str] = []
         args: list[str] = [_number(EPSILON)]
-        starts: list[int] = []
         for charge in charges:
-            start = window_start(now, charge.window_seconds)
-            ttl = max(1, math.ceil(start + charge.window_seconds - now)) + GRACE_SECONDS
-            starts.append(start)
-            keys.append(self.prefix + bucket_key(charge.key, start))
+            window = charge.window_seconds
+            index = slice_of(now, window)
+            ttl = max(1, math.ceil(slice_ends_counting(index, window) - now)) + GRACE_SECONDS
+            keys.append(self.prefix + charge.key)
             args += [
                 _number(charge.amount),
                 _number(charge.limit),
                 "1" if charge.rule_id in exempt else "0",
+                str(index),
+                str(oldest_live_slice(now, window)),
                 str(ttl),
             ]
         try:
@@ -164,14 +194,15 @@ class RedisBudgetCounter:
                 used = [float(v) for v in reply[1:]]
                 if len(used) != len(charges):
                     raise ValueError(f"expected {len(charges)} counters, got {len(used)}")
-                usage = tuple(
-                    Usage(c.key, u, s, c.window_seconds)
-                    for c, u, s in zip(charges, used, starts, strict=True)
-                )
+                usage = tuple(Usage(c.key, u, c.window_seconds) for c, u in zip(charges, used, strict=True))
                 return SpendResult(ok=True, usage=usage)
-            index = int(reply[1]) - 1
-            charge = charges[index]
-            return SpendResult(ok=False, exceeded=Exceeded(charge, float(reply[2]), starts[index]))
+            charge = charges[int(reply[1]) - 1]
+            used_before = float(reply[2])
+            fields = reply[3:]
+            slices = [(int(fields[j]), float(fields[j + 1])) for j in range(0, len(fields) - 1, 2)]
+            stored = sum(amount for _, amount in slices)
+            at = fits_again_at(slices, max(0.0, used_before - stored), charge)
+            return SpendResult(ok=False, exceeded=Exceeded(charge, used_before, at))
         except (RedisError, OSError) as exc:
             raise BudgetUnavailable(f"budget store {_shown(self.url)} failed: {exc}") from None
         except (ValueError, TypeError, IndexError) as exc:
@@ -181,30 +212,41 @@ class RedisBudgetCounter:
         self._require()
         if not charges:
             return
-        keys = [self.prefix + bucket_key(c.key, window_start(now, c.window_seconds)) for c in charges]
+        keys = [self.prefix + c.key for c in charges]
+        args: list[str] = []
+        for c in charges:
+            args += [str(slice_of(now, c.window_seconds)), _number(c.amount)]
         try:
-            await self._refund(keys=keys, args=[_number(c.amount) for c in charges])
+            await self._refund(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise BudgetUnavailable(f"budget store {_shown(self.url)} failed: {exc}") from None
 
     async def usage(self, key_prefix_or_rule: str, *, now: float) -> list[Usage]:
         client = self._require()
         pattern = _glob_escape(self.prefix + usage_prefix(key_prefix_or_rule)) + "*"
+        counters: list[tuple[str, int]] = []
         try:
-            full_keys = [k async for k in client.scan_iter(match=pattern, count=500)]
-            values = await client.mget(full_keys) if full_keys else []
+            async for full in client.scan_iter(match=pattern, count=500):
+                try:
+                    key = full[len(self.prefix) :]
+                    counters.append((key, parse_charge_key(key)[2]))
+                except ValueError:
+                    continue  # not a counter of ours (or a fixed-window one from before)
+            async with client.pipeline(transaction=False) as pipe:
+                for key, _ in counters:
+                    pipe.hgetall(self.prefix + key)
+                replies = await pipe.execute(raise_on_error=False) if counters else []
         except (RedisError, OSError) as exc:
             raise BudgetUnavailable(f"budget store {_shown(self.url)} failed: {exc}") from None
         found: list[Usage] = []
-        for full, value in zip(full_keys, values, strict=True):
-            if value is None:
-                continue  # expired between SCAN and MGET
+        for (key, window), fields in zip(counters, replies, strict=True):
+            if not isinstance(fields, dict):
+                continue  # expired between SCAN and HGETALL, or not a hash: not ours
+            oldest = oldest_live_slice(now, window)
             try:
-                key, start = split_bucket_key(full[len(self.prefix) :])
-                window = parse_charge_key(key)[2]
-                used = float(value)
+                live = [float(amount) for index, amount in fields.items() if int(index) >= oldest]
             except ValueError:
-                continue  # not ours
-            if start <= now < start + window:
-                found.append(Usage(key, used, start, window))
+                continue
+            if live:
+                found.append(Usage(key, sum(live), window))
         return sorted(found, key=lambda u: u.key)

@@ -1,5 +1,8 @@
 """The budget-counter contract, run against memory and the real Redis alike.
 
+Windows slide: no stretch of time as long as a window holds more than its limit, and spend stops
+counting between one window and one window plus a slice (window / 60) after it was made.
+
 Then what only Redis has: several replicas (separate connections) sharing one budget, key expiry,
 and failing closed when the store cannot be reached.
 """
@@ -7,12 +10,15 @@ and failing closed when the store cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from typing import Literal
 
 import pytest
 import redis.asyncio as aioredis
 
 from gatekeeper.budgets import BudgetCounter, BudgetUnavailable, Charge, charge_key, open_counter
+from gatekeeper.budgets.counter import slice_of, slice_seconds
 from gatekeeper.errors import ConfigError
 
 from .conftest import REDIS_URL, CounterFactory
@@ -43,13 +49,7 @@ async def test_under_the_limit_spends(counter: BudgetCounter) -> None:
     result = await counter.try_spend([c], now=T0)
     assert result.ok and result.exceeded is None
     [u] = result.usage
-    assert (u.key, u.used, u.window_start, u.window_seconds, u.window_end) == (
-        c.key,
-        3.0,
-        T0,
-        HOUR,
-        T0 + HOUR,
-    )
+    assert (u.key, u.used, u.window_seconds) == (c.key, 3.0, HOUR)
     assert (u.rule_id, u.scope) == ("r", "user:a1")
     result = await counter.try_spend([c], now=T0 + 10)
     assert result.ok and result.usage[0].used == 6.0
@@ -77,15 +77,17 @@ async def test_over_the_limit_spends_nothing_and_says_why(counter: BudgetCounter
     assert not result.ok and result.usage == ()
     assert result.exceeded is not None
     assert result.exceeded.charge == big and result.exceeded.used == 8.0
-    assert result.exceeded.window_start == T0 and result.exceeded.window_end == T0 + HOUR
-    assert result.exceeded.retry_after(T0 + 600) == HOUR - 600
-    assert result.exceeded.reason() == "budget r exceeded: 8 used + 3 requested > limit 10 per 1h: note r"
+    # the 8 were spent in the minute-long slice starting at T0: they stop counting an hour after it
+    assert result.exceeded.fits_at == T0 + 60 + HOUR
+    assert result.exceeded.retry_after(T0 + 600) == HOUR + 60 - 600
+    assert result.exceeded.reason() == "budget r exceeded: 8 used + 3 requested > limit 10 in any 1h: note r"
     assert await used(counter, big) == 8.0
 
 
 async def test_one_charge_bigger_than_its_limit_never_fits(counter: BudgetCounter) -> None:
     result = await counter.try_spend([charge(amount=576, limit=200)], now=T0)
     assert not result.ok and result.exceeded is not None and result.exceeded.used == 0.0
+    assert result.exceeded.fits_at == math.inf and result.exceeded.retry_after(T0) == math.inf
     assert await counter.usage("r", now=T0) == []
 
 
@@ -112,23 +114,55 @@ async def test_two_charges_on_one_counter_add_up(counter: BudgetCounter) -> None
     assert result.ok and [u.used for u in result.usage] == [5.0, 10.0]
 
 
-async def test_windows_roll_over(counter: BudgetCounter) -> None:
-    c = charge(amount=10, limit=10, window=60)
-    assert (await counter.try_spend([c], now=T0)).ok
-    assert not (await counter.try_spend([c], now=T0 + 59.999)).ok
-    result = await counter.try_spend([c], now=T0 + 60)  # a new window, aligned to the minute
-    assert result.ok and result.usage[0].window_start == T0 + 60 and result.usage[0].used == 10.0
-    assert not (await counter.try_spend([c], now=T0 + 119)).ok
-    assert (await counter.try_spend([c], now=T0 + 3600 + 5)).ok
-    assert await used(counter, c, T0 + 3600 + 30) == 10.0
-    assert await used(counter, c, T0 + 3600 + 60) == 0.0
+async def test_a_window_boundary_cannot_double_a_limit(counter: BudgetCounter) -> None:
+    c = charge(amount=10, limit=10, window=60)  # slices of one second
+    assert (await counter.try_spend([c], now=T0 + 59.5)).ok  # the end of an aligned minute
+    for later in (T0 + 60, T0 + 60.5, T0 + 90, T0 + 119.999):  # a fixed window would have let each in
+        assert not (await counter.try_spend([c], now=later)).ok
+    result = await counter.try_spend([c], now=T0 + 120)  # a window after its slice [59, 60) ended
+    assert result.ok and result.usage[0].used == 10.0
 
 
-async def test_windows_are_aligned_to_their_size(counter: BudgetCounter) -> None:
-    day = charge("d", amount=1, window=86400)
-    hour = charge("h", amount=1, window=HOUR)
-    result = await counter.try_spend([day, hour], now=T0 + 5 * HOUR + 17)
-    assert [u.window_start for u in result.usage] == [T0, T0 + 5 * HOUR]
+async def test_spend_slides_out_slice_by_slice(counter: BudgetCounter) -> None:
+    c = charge(amount=1, limit=3, window=HOUR)  # slices of a minute
+    for minute in (0, 10, 20):
+        assert (await counter.try_spend([c], now=T0 + minute * 60 + 5)).ok
+    result = await counter.try_spend([c], now=T0 + 30 * 60)
+    assert not result.ok and result.exceeded is not None
+    assert result.exceeded.fits_at == T0 + 60 + HOUR  # when the first minute's spend stops counting
+    assert await used(counter, c, T0 + HOUR + 59) == 3.0
+    assert await used(counter, c, T0 + HOUR + 60) == 2.0
+    assert await used(counter, c, T0 + HOUR + 11 * 60) == 1.0
+    assert (await counter.try_spend([c], now=T0 + HOUR + 60)).ok
+    assert not (await counter.try_spend([c], now=T0 + HOUR + 120)).ok
+    assert await used(counter, c, T0 + 3 * HOUR) == 0.0
+
+
+async def test_no_window_ever_holds_more_than_the_limit(counter: BudgetCounter) -> None:
+    """Random spends at random times: every stretch one window long holds at most the limit."""
+    rng = random.Random(12)
+    window, limit = 60, 20.0
+    c = charge(limit=limit, window=window)
+    now, spent = T0, list[tuple[float, float]]()
+    for _ in range(300):
+        now += rng.choice((0.0, 0.01, 0.4, 1.3, 7.0, 29.0))
+        amount = float(rng.choice((1, 2, 5)))
+        if (await counter.try_spend([charge(amount=amount, limit=limit, window=window)], now=now)).ok:
+            spent.append((now, amount))
+    assert len(spent) > 60
+    for end, _ in spent:  # a window ending at each spend holds the most that ends there
+        assert sum(a for t, a in spent if end - window < t <= end) <= limit + 1e-9
+    assert await used(counter, c, now) <= limit
+
+
+async def test_slices_are_a_sixtieth_of_the_window(counter: BudgetCounter) -> None:
+    assert [slice_seconds(w) for w in (1, 59, 60, 90, HOUR, 86400)] == [1, 1, 1, 2, 60, 1440]
+    day = charge("d", amount=10, limit=10, window=86400)
+    assert (await counter.try_spend([day], now=T0 + 5 * HOUR + 17)).ok
+    result = await counter.try_spend([day], now=T0 + 6 * HOUR)
+    assert result.exceeded is not None
+    # 5 h 17 s falls in the 24-minute slice [4 h 48 min, 5 h 12 min): it counts until a day after that
+    assert result.exceeded.fits_at == T0 + 5 * HOUR + 12 * 60 + 86400
 
 
 async def test_different_keys_are_separate(counter: BudgetCounter) -> None:
@@ -159,12 +193,14 @@ async def test_refund_never_goes_below_zero_nor_creates_counters(counter: Budget
     assert await counter.usage("never-spent", now=T0) == []
 
 
-async def test_refund_credits_the_window_of_its_now(counter: BudgetCounter) -> None:
-    c = charge(amount=10, limit=10, window=60)
+async def test_refund_credits_the_slice_of_its_now(counter: BudgetCounter) -> None:
+    c = charge(amount=10, limit=20, window=60)
     assert (await counter.try_spend([c], now=T0)).ok
-    assert (await counter.try_spend([c], now=T0 + 60)).ok
-    await counter.refund([c], now=T0)  # the old window; the current one keeps its spend
-    assert await used(counter, c, T0 + 61) == 10.0
+    assert (await counter.try_spend([c], now=T0 + 30)).ok
+    await counter.refund([c], now=T0)  # the first call's slice; the second call keeps its spend
+    assert await used(counter, c, T0 + 31) == 10.0
+    await counter.refund([c], now=T0 + 45)  # nothing was spent in that slice: nothing to take back
+    assert await used(counter, c, T0 + 46) == 10.0
 
 
 async def test_exempt_rules_are_recorded_without_the_check(counter: BudgetCounter) -> None:
@@ -199,15 +235,18 @@ async def test_usage_by_rule_prefix_and_all(counter: BudgetCounter) -> None:
     assert [u.used for u in await counter.usage(charge("gpu", "user:b").key, now=T0)] == [3.0]
     assert len(await counter.usage("gpu|user:", now=T0)) == 2
     assert len(await counter.usage("", now=T0)) == 4
-    assert await counter.usage("", now=T0 + HOUR) == []  # those windows are over
+    assert len(await counter.usage("", now=T0 + HOUR)) == 4  # spent in [T0, T0 + 60): still counting
+    assert await counter.usage("", now=T0 + HOUR + 60) == []  # now it no longer is
 
 
-async def test_usage_lists_only_current_windows(counter: BudgetCounter) -> None:
+async def test_usage_counts_the_window_ending_then(counter: BudgetCounter) -> None:
     c = charge(amount=1, window=60)
     assert (await counter.try_spend([c], now=T0)).ok
-    assert (await counter.try_spend([c, c], now=T0 + 60)).ok
+    assert (await counter.try_spend([c, c], now=T0 + 30)).ok
+    assert [u.used for u in await counter.usage("r", now=T0 + 60.5)] == [3.0]
     [u] = await counter.usage("r", now=T0 + 61)
-    assert (u.used, u.window_start) == (2.0, T0 + 60)
+    assert (u.used, u.window_seconds) == (2.0, 60)
+    assert await counter.usage("r", now=T0 + 91) == []
 
 
 async def test_unusual_subjects_stay_apart(counter: BudgetCounter) -> None:
@@ -263,17 +302,37 @@ async def test_concurrent_spends_on_one_counter(counter: BudgetCounter) -> None:
 
 
 @pytest.mark.parametrize("backend", ["redis"])
-async def test_redis_keys_expire_after_their_window(counter: BudgetCounter, redis_prefix: str) -> None:
+async def test_redis_counter_is_a_hash_of_slices_that_expires(
+    counter: BudgetCounter, redis_prefix: str
+) -> None:
     c = charge(amount=1, window=60)
     assert (await counter.try_spend([c], now=T0 + 30)).ok
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         keys = [k async for k in client.scan_iter(match=redis_prefix + "*")]
-        assert keys == [f"{redis_prefix}{c.key}@{int(T0)}"]
+        assert keys == [f"{redis_prefix}{c.key}"]
+        assert await client.hgetall(keys[0]) == {str(slice_of(T0 + 30, 60)): "1"}
         ttl = await client.ttl(keys[0])
-        assert 60 < ttl <= 30 + 60  # the rest of the window, plus a minute's grace
+        assert 60 < ttl <= 61 + 60  # until its slice stops counting, plus a minute's grace
         await counter.refund([c], now=T0 + 30)
-        assert await client.get(keys[0]) == "0" and 60 < await client.ttl(keys[0]) <= 90
+        assert await client.hgetall(keys[0]) == {str(slice_of(T0 + 30, 60)): "0"}
+        assert 60 < await client.ttl(keys[0]) <= 121
+        assert (await counter.try_spend([c], now=T0 + 200)).ok  # the old slice is dropped as it is read
+        assert await client.hgetall(keys[0]) == {str(slice_of(T0 + 200, 60)): "1"}
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_redis_fixed_window_keys_from_before_are_ignored(
+    counter: BudgetCounter, redis_prefix: str
+) -> None:
+    c = charge(amount=4, window=60)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.set(f"{redis_prefix}{c.key}@{int(T0)}", "9", ex=120)  # the old counter layout
+        assert (await counter.try_spend([c], now=T0)).ok
+        assert [u.used for u in await counter.usage("", now=T0)] == [4.0]
     finally:
         await client.aclose()
 
