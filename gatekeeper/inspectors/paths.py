@@ -160,6 +160,8 @@ def path_classes(path: str, *, write: bool) -> list[str]:
         return out
     parts = path.split("/")[1:]
     base = parts[-1] if parts else ""
+    if ".git" in parts or base == ".gitmodules":  # any repository's, nested ones too, and .git itself
+        out.append("fs.gitdir")  # hooks and config there run code the next time git runs
     if _starts(parts, ("var", "log")) or base in _HISTORY_NAMES:
         out.append("log.tamper")
     if "hugepages" in base or _starts(parts, ("sys", "kernel", "mm", "hugepages")) or base == "msr":

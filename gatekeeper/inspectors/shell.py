@@ -30,7 +30,9 @@ from gatekeeper.inspectors import (
     shell_files,
     shell_lexer,
     shell_network,
+    shell_options,
     shell_static,
+    shell_tables,
 )
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.paths import (
@@ -487,6 +489,8 @@ class Inspection:
             for part in parts:
                 if part.kind in _EXPANSION_KINDS:
                     literal = False
+                if part.kind == "parameter" and P.is_secret_name(part.value):
+                    self.add("cred.env", f"a secret variable is expanded: {text}")
                 if part.kind == "parameter" and ("$(" in part.value or "`" in part.value):
                     self.opaque(f"command substitution inside ${{...}}: {text}")
                 elif part.kind in ("commandsubstitution", "processsubstitution"):
@@ -736,6 +740,9 @@ class Inspection:
         if r.type in ("<<", "<<-"):
             body = getattr(r, "heredoc", None)
             value: str = body.value.rsplit("\n", 1)[0] if body is not None else ""
+            if "$" in value and not getattr(r, "quoted_delimiter", False):
+                for secret in P.secret_expansions(value):
+                    self.add("cred.env", f"a secret variable is expanded in a here-document: ${secret}")
             if P.STDIN_EXEC in execd or execd & P.SHELLS:
                 ran |= self.stdin_code(execd, value, depth)
             elif ("$(" in value or "`" in value) and not getattr(r, "quoted_delimiter", False):
@@ -854,12 +861,13 @@ class Inspection:
         args = argv[1:]
         texts: list[str] = list(map(_TEXT, argv))  # no comprehension frame per command
         evidence = " ".join(texts)
-        self.add(f"proc.exec:{name}", evidence)
+        if family not in P.BUILTINS:  # cd, export, set...: the shell itself, not a program
+            self.add(f"proc.exec:{name}", evidence)
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
-        if P.looks_like_miner(texts[1:]):
-            self.add("crypto.mine", evidence)
+        if P.looks_like_miner(texts[1:]) or (family in P.FILE_TOOLS and any(map(P.names_miner, texts[1:]))):
+            self.add("crypto.mine", evidence)  # a renamed miner still says so, or its archive does
         if family in P.INTERPRETERS:
             if any(w.runs & P.DOWNLOADERS for w in args):
                 self.add("net.download_exec", evidence)
@@ -875,6 +883,8 @@ class Inspection:
         handler = HANDLERS.get(family)
         if handler is not None:
             ran |= handler(self, name, args, depth)
+        if family in shell_tables.TABLES:
+            shell_tables.check_program(self, family, name, args, depth)
         return frozenset(ran)
 
     def assignment(self, w: Word, depth: int) -> None:
@@ -898,6 +908,8 @@ class Inspection:
             self.cdpath = True
         elif name == "HOME":
             self.home_set = True
+        else:
+            shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         self.scan([Word(value, w.literal)])
 
     # -- words -------------------------------------------------------------
@@ -914,8 +926,8 @@ class Inspection:
                     for cap in url_capabilities(m.group()):
                         self.add(cap.name, cap.evidence)
                 low = t.lower()
-                if any(s in low for s in P.STRATUM):
-                    self.add("crypto.mine", t)
+                if any(s in low for s in P.STRATUM) or P.names_miner(low):
+                    self.add("crypto.mine", t)  # a pool, or a miner fetched by name
             if "mining." in t and any(m in t for m in P.STRATUM_METHODS):
                 self.add("crypto.mine", t)
             if len(t) > 16 and P.looks_like_reverse_shell(t):
@@ -936,9 +948,21 @@ class Inspection:
                 self.add(cls, t)
 
     def read_path(self, w: Word, evidence: str) -> None:
-        """``fs.read`` and the read classes (credentials, system files) of a path a program reads."""
+        """``fs.read`` and the read classes (credentials, system files) of a path a program reads.
+
+        ``$(git ls-files)`` or ``$(find src -name '*.py')`` is not known, but lies under known
+        roots: what is read is everything under each (``fs.read:/workspace/src/*``)."""
         if not w.literal:
-            self.opaque(f"file read not known statically: {evidence}")
+            roots = shell_options.lister_roots(w.text)
+            if roots is None:
+                self.opaque(f"file read not known statically: {evidence}")
+                return
+            for root in roots:
+                for norm in self.resolve(root, evidence):
+                    under = norm.rstrip("/") + "/*"
+                    self.add(f"fs.read:{under}", evidence)
+                    for cls in path_classes(norm, write=False):
+                        self.add(cls, evidence)
             return
         for norm in self.resolve(w.text, evidence):
             if norm in _HARMLESS_TARGETS or norm in (

@@ -18,6 +18,7 @@ from gatekeeper.inspectors.shell_programs import (
     family,
     fs,
     has_space,
+    is_stdin_path,
     literal_text,
     parse_opts,
 )
@@ -245,9 +246,17 @@ def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     has_file = any(o in ("-f", "--file", "-E", "--exec") for o, _ in p.opts)
     if not programs and not has_file and p.pos:
         programs = [p.pos[0]]
+    ran: set[str] = set()
     for o, v in p.opts:
         if o in ("-l", "--load"):
             inline(insp, name, v, depth)
+        elif (
+            o in ("-f", "--file", "-E", "--exec", "-i", "--include")
+            and v is not None
+            and is_stdin_path(v.text)
+        ):
+            insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}: the program is read from a stream")
+            ran.add(STDIN_EXEC)
     for w in programs:
         if not w.literal:
             insp.opaque(f"{name}: program not known statically: {w.text}")
@@ -255,7 +264,7 @@ def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             inline(insp, name, w, depth)
             for m in _AWK_OUTPUT_RE.finditer(w.text):
                 insp.write_target(Word(m.group(1)), f"{name} {m.group()}")
-    return set()
+    return ran
 
 
 def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
@@ -368,10 +377,16 @@ def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     files = p.pos if scripted else p.pos[1:]
     if not scripted and p.pos:
         scripts = [p.pos[0]]
-    if "-i" in names or "--in-place" in names:
+    if any(o == "--in-place" or (o == "-i" or o.startswith("-i")) for o in names) or any(
+        w.text.startswith("-") and not w.text.startswith("--") and "i" in w.text[1:] for w in args
+    ):
         for w in files:
             insp.write_target(w, f"sed -i {w.text}")
     ran: set[str] = set()
+    for o, v in p.opts:
+        if o in ("-f", "--file") and v is not None and is_stdin_path(v.text):
+            insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}: the script is read from a stream")
+            ran.add(STDIN_EXEC)
     if any(o == "--sandbox" for o in names):
         return ran
     for w in scripts:
@@ -485,7 +500,7 @@ def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     p = parse_opts(args, MAKE_VALUES)
     ran: set[str] = set()
     for o, v in p.opts:
-        if o in ("-f", "--file", "--makefile") and v is not None and v.text in ("-", "/dev/stdin"):
+        if o in ("-f", "--file", "--makefile") and v is not None and is_stdin_path(v.text):
             insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}")
             ran.add(STDIN_EXEC)
         elif o in ("--eval", "-E"):
@@ -568,6 +583,9 @@ def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> se
             if t[1:2] in ("c", "m", "e", "E", "p", "r"):
                 return set()
             continue
+        if w.literal and is_stdin_path(t):  # python3 /dev/stdin: the program arrives as a stream
+            insp.add(f"proc.inline_code:{name}", f"{name} {t}: the program is read from a stream")
+            return {STDIN_EXEC}
         return set()
     return {STDIN_EXEC}
 

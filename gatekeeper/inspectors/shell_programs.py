@@ -187,6 +187,66 @@ TABLE_CAPS: Final[dict[str, tuple[str, ...]]] = {
     **{n: ("persist.service",) for n in ("update-rc.d", "chkconfig")},
 }
 
+# The shell's own commands: they change the shell, they are not programs a policy grants.
+BUILTINS: Final = frozenset(
+    {
+        "cd", "pushd", "popd", "dirs", "export", "declare", "typeset", "local", "readonly", "unset",
+        "set", "shopt", "shift", "return", "exit", "break", "continue", "wait", "umask", "ulimit",
+        "hash", "type", "read", "getopts", "times", "jobs", "bg", "fg", "disown", ":", "command",
+        "builtin", "caller", "compgen", "complete", "compopt", "help", "logout", "mapfile",
+        "readarray", "let", "trap",
+    }
+)  # fmt: skip
+# Variables that hold credentials by convention; printing or expanding them leaks them.
+_SECRET_NAMES: Final = frozenset(
+    {
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "GITHUB_TOKEN", "GH_TOKEN",
+        "GITLAB_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+        "NPM_TOKEN", "PYPI_TOKEN", "TWINE_PASSWORD", "DOCKER_PASSWORD", "SLACK_TOKEN", "DATABASE_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_CLIENT_SECRET", "VAULT_TOKEN", "GATEKEEPER_TOKEN",
+        "SSH_AUTH_SOCK", "PGPASSWORD", "MYSQL_PWD", "REDIS_PASSWORD", "STRIPE_SECRET_KEY",
+    }
+)  # fmt: skip
+_SECRET_RE: Final = re.compile(
+    r"[A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|APIKEY|ACCESS_KEY|AUTH_TOKEN|_TOKEN|CREDENTIALS?)[A-Z0-9_]*"
+)
+_PARAM_NAME_RE: Final = re.compile(r"[#!]?([A-Za-z_][A-Za-z0-9_]*)")
+_EXPANSION_RE: Final = re.compile(r"\$\{?[#!]?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def is_secret_name(param: str) -> bool:
+    """The variable a ``$NAME``/``${NAME:...}``/``${!NAME}`` expansion reads holds a credential."""
+    m = _PARAM_NAME_RE.match(param)
+    if m is None:
+        return False
+    name = m.group(1).upper()
+    return name in _SECRET_NAMES or _SECRET_RE.fullmatch(name) is not None
+
+
+def secret_expansions(text: str) -> list[str]:
+    """Secret variables expanded in an unquoted here-document body (or any text bash expands)."""
+    return [m.group(1) for m in _EXPANSION_RE.finditer(text) if is_secret_name(m.group(1))]
+
+
+_MINER_NAME_RE: Final = re.compile(
+    r"(?<![a-z0-9])(?:" + "|".join(re.escape(m) for m in _MINERS) + r")(?![a-z])"
+)
+
+
+# Programs that fetch, unpack, rename or mark files executable: a miner's name among their
+# words (an archive, a --transform expression, a target) is a miner being set up.
+FILE_TOOLS: Final = frozenset(
+    {"tar", "gtar", "bsdtar", "unzip", "7z", "gzip", "gunzip", "xz", "unxz", "bzip2", "mv", "cp", "ln",
+     "install", "chmod", "rsync", "scp", "curl", "wget", "rename", "ar", "cpio"}
+)  # fmt: skip
+
+
+def names_miner(text: str) -> bool:
+    """A miner's name as a word of a path, URL, archive or rename expression (``xmrig-6.21.tar.gz``)."""
+    low = text.lower()
+    return any(m in low for m in _MINERS) and _MINER_NAME_RE.search(low) is not None
+
+
 _VERSIONED_RE: Final = re.compile(r"(python|pypy|perl|ruby|node|php|lua|bash|zsh|ksh)[0-9][0-9.]*")
 _VERSION_END: Final = frozenset("0123456789.")
 _ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
@@ -486,6 +546,8 @@ def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     rest = args[p.index :]
     if spec.runs_rest and rest:
         return ran | insp.run(rest, depth + 1)
+    if name.lower() == "env" and not scripted:
+        insp.add("cred.env", f"{name} without a command prints every variable, secrets included")
     if not scripted and spec.shell_if_empty:
         insp.add("proc.shell", f"{name} without a command starts a shell")
         ran.add(STDIN_EXEC)
@@ -523,7 +585,8 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
         text = literal_text(insp, rest[0], f"{name} -c script")
         return set(insp.source(text, depth + 1)) if text is not None else set()
     insp.add("proc.shell", " ".join([name, *(w.text for w in args)]))
-    return {STDIN_EXEC} if not rest or "s" in flags or "i" in flags else set()
+    stdin = not rest or "s" in flags or "i" in flags or (rest[0].literal and is_stdin_path(rest[0].text))
+    return {STDIN_EXEC} if stdin else set()
 
 
 def evaluate(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -547,7 +610,18 @@ def eval_here(insp: Inspection, name: str, args: list[Word], depth: int) -> set[
 
 
 def source(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    return {STDIN_EXEC} if not args or args[0].text in ("/dev/stdin", "-") else set()
+    return {STDIN_EXEC} if not args or is_stdin_path(args[0].text) else set()
+
+
+_STDIN_PATH_RE: Final = re.compile(r"/dev/(?:stdin|fd/\d+)|/proc/(?:self|thread-self|\d+)/fd/\d+")
+
+
+def is_stdin_path(text: str) -> bool:
+    """``-``, ``/dev/stdin``, ``/dev/fd/N``, ``/proc/self/fd/N``: a "file" that is really a stream.
+
+    A program read from one of these is inline code (a here-document or a pipe supplies it).
+    """
+    return text == "-" or _STDIN_PATH_RE.fullmatch(text.rstrip("/")) is not None
 
 
 # -- persistence, logs, files ------------------------------------------------
@@ -609,6 +683,7 @@ def history(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
 
 
 def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    bash_eval(insp, name, args)
     texts = [w.text for w in args]
     if "HISTFILE" in texts or (name == "set" and "+o" in texts and "history" in texts):
         insp.add("log.tamper", " ".join([name, *texts]))
@@ -617,6 +692,10 @@ def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
 
 def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """export/declare/local/readonly: their NAME=value words are assignments."""
+    bash_eval(insp, name, args)
+    if any(w.text.startswith("-") and "i" in w.text[1:] for w in args):  # integer: values are arithmetic
+        if any("=" in w.text and not w.text.partition("=")[2].lstrip("-").isdigit() for w in args):
+            insp.opaque(f"{name} -i: values are evaluated as arithmetic")
     for w in args:
         if not w.text.startswith("-"):
             insp.assignment(w, depth)
@@ -659,6 +738,9 @@ def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         targets = [p.pos[-1]]
     for w in targets:
         insp.write_target(w, " ".join([name, w.text]))
+    if name.lower() == "mv":  # a move removes its sources: .git moved away is .git destroyed
+        for w in sources:
+            insp.write_target(w, f"mv {w.text} (moved away)")
     if len(sources) == 1 and len(targets) == 1 and sources[0].literal and targets[0].literal:
         insp.remember_copy(sources[0].text, targets[0].text)
     return set()
@@ -681,8 +763,11 @@ def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             if end > i + 1:
                 ran |= insp.run(args[i + 1 : end], depth + 1)
             i = end
-        elif args[i].text in ("-delete", "-fprint", "-fprintf", "-fls"):
+        elif args[i].text == "-delete":
             insp.add("fs.write:" + (args[0].text if args else "."), "find " + args[i].text)
+        elif args[i].text in ("-fprint", "-fprint0", "-fprintf", "-fls") and i + 1 < len(args):
+            insp.write_target(args[i + 1], f"find {args[i].text} {args[i + 1].text}")  # the listing's file
+            i += 1
         i += 1
     return ran
 
@@ -701,21 +786,6 @@ def watch(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     return set(evaluate(insp, name, rest, depth))
 
 
-_GIT_COMMAND_KEYS: Final = fs(
-    "core.sshcommand",
-    "core.pager",
-    "core.editor",
-    "core.fsmonitor",
-    "core.gitproxy",
-    "sequence.editor",
-    "diff.external",
-    "core.askpass",
-    "gpg.program",
-    "gpg.ssh.program",
-    "uploadpack.packobjectshook",
-)
-# filter.<x>.clean, diff.<x>.textconv, merge.<x>.driver, difftool.<x>.cmd...: all commands.
-_GIT_COMMAND_SUFFIXES: Final = (".clean", ".smudge", ".process", ".textconv", ".driver", ".cmd", ".command")
 _GIT_PACK_OPTIONS: Final = fs("--upload-pack", "--receive-pack", "--exec", "-u")
 # git's options before the subcommand that take a value (also what ``git -C`` is found among).
 GIT_VALUES: Final = fs("-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env")
@@ -724,25 +794,28 @@ _REBASE_EXEC: Final = fs("-x", "--exec")
 
 def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``git -c core.sshCommand=...``, aliases and ``rebase --exec`` run commands too."""
+    from gatekeeper.inspectors.shell_options import git_config  # it imports this module
+
     p = parse_opts(args, GIT_VALUES, max_pos=0)
     ran: set[str] = set()
     for o, v in p.opts:
-        if o != "-c" or v is None:
-            continue
-        key, _, value = v.text.partition("=")
-        key = key.lower()
-        if (
-            key in _GIT_COMMAND_KEYS
-            or (key.count(".") >= 2 and key.endswith(_GIT_COMMAND_SUFFIXES))
-            or (key.startswith(("alias.", "credential.")) and value.startswith("!"))
-        ):
-            text = literal_text(insp, v, "git -c")
+        if o in ("-c", "--config-env") and v is not None:
+            text = literal_text(insp, v, f"git {o}")
             if text is not None:
-                ran |= insp.source(value.removeprefix("!"), depth + 1)
-        elif key == "core.hookspath":
-            insp.opaque(f"git hooks from {value}")
+                pair = text if o == "-c" else text.partition("=")[0] + "=?"  # the value is in a variable
+                git_config(insp, pair, depth, evidence=f"git {o} {text}")
     rest = args[p.index :]
     texts = [w.text for w in rest]
+    if texts[:1] == ["clone"]:  # clone -c key=value / --config key=value: set in the new repository
+        for o, v in parse_opts(
+            rest[1:], fs("-c", "--config", "-b", "--branch", "-o", "--origin", "--depth")
+        ).opts:
+            if o in ("-c", "--config") and v is not None:
+                text = literal_text(insp, v, f"git clone {o}")
+                if text is not None:
+                    git_config(insp, text, depth, evidence=f"git clone {o} {text}")
+    elif texts[:1] == ["config"]:
+        _git_config_command(insp, rest[1:], depth)
     for i, w in enumerate(rest):
         t = w.text
         if t.startswith("ext::") or "::ext::" in t:  # the ext transport runs its "URL" as a command
@@ -776,6 +849,93 @@ def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
+_CREATE_VALUES: Final = fs("-m", "--mode", "-d", "--date", "-r", "--reference", "-t", "-Z", "--context")
+
+
+def create(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """touch/mkdir: every operand is created (a write), wherever it lands."""
+    for w in parse_opts(args, _CREATE_VALUES).pos:
+        insp.write_target(w, f"{name} {w.text}")
+    return set()
+
+
+def chmod(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """chmod/chown/chgrp: every file after the mode (or owner) is changed, a write."""
+    p = parse_opts(args, fs("--reference"))
+    has_ref = any(o == "--reference" for o, _ in p.opts)
+    for w in p.pos if has_ref else p.pos[1:]:
+        insp.write_target(w, f"{name} {w.text}")
+    return set()
+
+
+_SUBSCRIPT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[([^\]]*)\]")
+
+
+def bash_eval(insp: Inspection, name: str, args: list[Word]) -> None:
+    """Builtins that take a variable name evaluate an array subscript in it as arithmetic, and
+    arithmetic runs ``$(...)`` even from single quotes (``test -v 'a[$(id)]'``): opaque, unless
+    every subscript is a plain number. ``let`` is arithmetic throughout."""
+    if name == "let" and args:
+        insp.opaque(
+            f"let evaluates arithmetic, where a value can run commands: {' '.join(w.text for w in args)}"
+        )
+        return
+    for w in args:
+        if "[" not in w.text:
+            continue
+        for m in _SUBSCRIPT_RE.finditer(w.text):
+            sub = m.group(1)
+            if not (sub.isdigit() or sub in ("@", "*")):
+                insp.opaque(f"{name}: bash evaluates the subscript in {w.text}")
+                return
+
+
+def name_taker(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """test -v, printf -v, read, getopts, wait -p, mapfile, let: see ``bash_eval``."""
+    bash_eval(insp, name, args)
+    return set()
+
+
+def command_builtin(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``command -v x`` and ``type x`` look a name up; ``command x`` runs it."""
+    if args and args[0].literal and args[0].text.startswith("-") and set(args[0].text[1:]) & set("vV"):
+        return set()
+    return wrapper(insp, name, args, depth)
+
+
+def printenv(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``printenv SECRET`` prints a credential; ``printenv`` (or ``env``) alone prints them all."""
+    names = [w.text for w in args if not w.text.startswith("-")]
+    if not names or any(is_secret_name(n) for n in names):
+        insp.add("cred.env", " ".join([name, *(w.text for w in args)]) + ": prints secret variables")
+    return set()
+
+
+_GIT_CONFIG_READS: Final = fs(
+    "--get", "--get-all", "--get-regexp", "--get-urlmatch", "-l", "--list", "get", "list", "-e", "--edit"
+)
+_GIT_CONFIG_VALUES: Final = fs("-f", "--file", "--blob", "--type", "--default", "--comment", "--value")
+
+
+def _git_config_command(insp: Inspection, args: list[Word], depth: int) -> None:
+    """``git config KEY VALUE`` (or ``set``, ``--add``...): a later git call uses the value."""
+    from gatekeeper.inspectors.shell_options import git_config
+
+    p = parse_opts(args, _GIT_CONFIG_VALUES)
+    names = {o for o, _ in p.opts}
+    pos = [w for w in p.pos if w.text not in ("set", "unset", "add")]
+    if names & _GIT_CONFIG_READS or (p.pos[:1] and p.pos[0].text in _GIT_CONFIG_READS) or len(pos) < 2:
+        return  # a read, or a one-argument get
+    if not all(w.literal for w in pos[:2]):
+        insp.opaque("git config with a key or value not known statically")
+        return
+    git_config(
+        insp, f"{pos[0].text}={pos[1].text}", depth, evidence=f"git config {pos[0].text} {pos[1].text}"
+    )
+    if not names & {"--global", "--system", "-f", "--file"}:
+        insp.write_target(Word(".git/config"), f"git config {pos[0].text}: the repository's configuration")
+
+
 def alias(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     if any("=" in w.text for w in args):
         insp.opaque(f"alias changes what a name runs: {' '.join(w.text for w in args)}")
@@ -806,4 +966,12 @@ HANDLERS: Final[dict[str, Handler]] = {
     "git": git,
     "alias": alias,
     "busybox": busybox,
+    **{n: create for n in ("touch", "mkdir")},
+    **{
+        n: name_taker
+        for n in ("test", "[", "printf", "read", "getopts", "wait", "mapfile", "readarray", "let")
+    },
+    "command": command_builtin,
+    **{n: chmod for n in ("chmod", "chown", "chgrp")},
+    "printenv": printenv,
 }

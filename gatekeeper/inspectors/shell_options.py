@@ -1,0 +1,695 @@
+"""Default to doubt: what each option and environment variable of an allowed program does.
+
+A program the pack allows is only as safe as the options it is given: ``sort
+--compress-program=sh``, ``git -c core.pager=...``, ``curl -x proxy``, ``make CC=...``. So every
+such program has a ``Table`` (in ``shell_tables``) naming each option it knows, with its
+``Effect`` and the reason, and one walker (``check``) reads an argv against it. A known dangerous
+option becomes its capability; an option the table does not know is ``shell.opaque`` (doubt,
+escalated by the pack), never silence. Environment variables are read the same way, from
+``ENV`` (exact names) and ``ENV_FAMILIES`` (name patterns such as ``GIT_*`` or ``*_proxy``).
+
+The walker does not replace the program handlers (``shell_programs``, ``shell_code``...): an
+option they read in full is ``HANDLED`` here, so that each fact has one reader.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from gatekeeper.inspectors.shell_programs import Word, is_stdin_path
+from gatekeeper.inspectors.url import url_capabilities
+
+if TYPE_CHECKING:
+    from gatekeeper.inspectors.shell import Inspection
+
+__all__ = [
+    "ENV",
+    "Effect",
+    "Opt",
+    "Table",
+    "check",
+    "check_env",
+    "git_config",
+    "is_stdin_path",
+    "opts",
+]
+
+
+class Effect(enum.Enum):
+    """What an option (or variable) makes its program do; the walker turns each into capabilities."""
+
+    SAFE = "safe"  # nothing beyond what the program does anyway
+    HANDLED = "handled"  # read in full by the program's handler (shell_programs, shell_code...)
+    READ = "read"  # its value is a file read: fs.read and the path's classes
+    WRITE = "write"  # its value (or, without one, anywhere) is written: fs.write
+    EXEC = "exec"  # its value is a command the program runs: proc.exec_hook, and the command read
+    CONNECT = "connect"  # its value is a destination: a URL, host:port or scp-like host:path
+    PROXY = "proxy"  # its value is a proxy every connection goes through: net.proxy and the proxy
+    REMOTE = "remote"  # its value is a file, or host:path reached with rsh/ssh (tar -f, git remotes)
+    DOUBT = "doubt"  # cannot be judged statically (a config file, an include): shell.opaque
+
+
+@dataclass(frozen=True, slots=True)
+class Opt:
+    """One option: its effect, whether it takes a value (``=`` in the spec), and why."""
+
+    effect: Effect
+    value: bool
+    reason: str
+    attached: bool = False  # an optional value, only ever attached (sed -i.bak, git grep -Ocmd)
+    ends: bool = False  # the rest of the argv is not this program's (python -c CODE ARGS, -m MOD ARGS)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One program's options, read by ``check``.
+
+    ``stop``: after this many operands the rest is someone else's argv (a script's arguments, the
+    command a wrapper runs); None: options may follow operands (GNU permutation). ``operands``:
+    what every operand is (SAFE: files or names, read elsewhere; CONNECT: URLs, curl-style).
+    ``subcommands``: the first operand picks a table (git, pip...); an unknown one is doubt.
+    """
+
+    options: Mapping[str, Opt]
+    stop: int | None = None
+    operands: Effect = Effect.SAFE
+    scheme: str = "http"  # CONNECT operands without one
+    subcommands: Mapping[str, Table] | None = None
+    single_dash_long: bool = False  # find -name, go -race, cmake -DX=1: whole words first
+    numeric: bool = False  # head -5, git log -3: a count as an option
+    prefixes: tuple[tuple[str, Opt], ...] = ()  # -DVAR=..., -I<dir>: options spelled as a prefix
+    remote_operand: int | None = None  # this operand (0-based) is a repository: REMOTE
+    long_names: tuple[str, ...] = field(init=False)  # for GNU-style unambiguous abbreviations
+    risky: bool = field(init=False)  # any option that is not SAFE/READ/HANDLED
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "long_names", tuple(sorted(k for k in self.options if k.startswith("--"))))
+        quiet = (Effect.SAFE, Effect.READ, Effect.HANDLED)
+        risky = any(o.effect not in quiet for o in self.options.values()) or self.operands is not Effect.SAFE
+        object.__setattr__(self, "risky", risky or bool(self.subcommands))
+
+
+def opts(spec: str, effect: Effect = Effect.SAFE, reason: str = "harmless") -> dict[str, Opt]:
+    """``"-n= --lines= -q -i? -c=!"``: ``=`` takes a value, ``?`` an optional attached one, ``!``
+    ends the options (what follows belongs to the code or module it names)."""
+    out: dict[str, Opt] = {}
+    for name in spec.split():
+        ends = name.endswith("!")
+        name = name.rstrip("!")
+        bare = name.rstrip("=?")
+        out[bare] = Opt(effect, name.endswith("="), reason, name.endswith("?"), ends)
+    return out
+
+
+def table(*groups: Mapping[str, Opt], **kw: object) -> Table:
+    merged: dict[str, Opt] = {}
+    for g in groups:
+        merged.update(g)
+    return Table(MappingProxyType(merged), **kw)  # type: ignore[arg-type]  # kw are Table's fields
+
+
+_SCP_LIKE_RE: Final = re.compile(r"(?:[^@/:\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(?!//)")
+_HOSTISH_RE: Final = re.compile(
+    r"(?:[^@/\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-_]*)(?::\d{1,5})?(?:[/?#].*)?"
+)
+
+
+def scp_host(text: str) -> str | None:
+    """The host of an scp-like ``[user@]host:path`` (git and tar reach it over ssh/rsh), else None."""
+    if "://" in text or text.startswith(("/", "./", "../", "~")):
+        return None
+    m = _SCP_LIKE_RE.match(text)
+    if m is None or "/" in text[: m.start(1)]:
+        return None
+    host = m.group(1)
+    return None if len(host) == 1 else host.strip("[]")  # C:\x is a drive, not a host
+
+
+def destination(insp: Inspection, w: Word | None, evidence: str, *, scheme: str = "http") -> None:
+    """A value that names where to connect: a URL, ``host[:port][/path]`` (curl guesses http) or host:path."""
+    if w is None:
+        insp.opaque(f"missing destination: {evidence}")
+        return
+    if not w.literal:
+        insp.opaque(f"destination not known statically: {evidence}")
+        return
+    t = w.text
+    if "://" in t:
+        for cap in url_capabilities(t):
+            insp.add(cap.name, cap.evidence)
+        return
+    if t.startswith(("/", "./", "../", "~")) or t in (".", "-", ""):
+        return  # a local path (pip -f ./wheels, git clone ../other)
+    if _HOSTISH_RE.fullmatch(t) is None:
+        insp.opaque(f"destination not understood: {evidence}")
+        return
+    for cap in url_capabilities(f"{scheme}://{t}"):
+        insp.add(cap.name, cap.evidence)
+
+
+def remote(insp: Inspection, w: Word | None, evidence: str) -> None:
+    """A repository or archive that may be ``host:path`` (ssh/rsh) or a URL; a plain path is local."""
+    if w is None:
+        return
+    if not w.literal:
+        insp.opaque(f"repository or archive not known statically: {evidence}")
+        return
+    host = scp_host(w.text)
+    if host is not None:
+        insp.connect(host, 22, evidence)
+    elif "://" in w.text:
+        destination(insp, w, evidence)
+
+
+def apply(insp: Inspection, fam: str, name: str, opt: str, spec: Opt, value: Word | None, depth: int) -> None:
+    """Turn one option (or variable) of known effect into capabilities."""
+    effect = spec.effect
+    if effect is Effect.SAFE or effect is Effect.HANDLED:
+        return
+    evidence = f"{name} {opt}" + (f" {value.text}" if value is not None else "") + f": {spec.reason}"
+    if effect is Effect.READ:
+        if value is not None and not is_stdin_path(value.text):
+            insp.read_path(value, evidence)
+    elif effect is Effect.WRITE:
+        if value is not None:
+            insp.write_target(value, evidence)
+        else:
+            insp.add("fs.write:/", evidence)  # written anywhere: only "/" covers it
+    elif effect is Effect.EXEC:
+        insp.add(f"proc.exec_hook:{fam}", evidence)
+        insp.add(f"proc.inline_code:{fam}", evidence)
+        if value is not None and value.literal and value.text:
+            insp.source(value.text, depth + 1)
+        elif value is not None:
+            insp.opaque(f"command not known statically: {evidence}")
+    elif effect is Effect.CONNECT:
+        destination(insp, value, evidence)
+    elif effect is Effect.PROXY:
+        insp.add("net.proxy", evidence)
+        if value is not None and value.text.lower() not in ("", "none", "off", "no"):
+            destination(insp, value, evidence)
+    elif effect is Effect.REMOTE:
+        remote(insp, value, evidence)
+    else:
+        insp.opaque(evidence)
+
+
+def _long(table: Table, name: str) -> tuple[str, Opt] | None:
+    """Exact, ``--no-X`` of a known ``--X``, or a unique abbreviation (GNU getopt and git accept both)."""
+    spec = table.options.get(name)
+    if spec is not None:
+        return name, spec
+    if name.startswith("--no-") and ("--" + name[5:]) in table.options:
+        return name, Opt(Effect.SAFE, False, "turns a known option off")
+    hits = [n for n in table.long_names if n.startswith(name)]
+    if len(hits) == 1:
+        return hits[0], table.options[hits[0]]
+    return None
+
+
+def _prefixed(table: Table, t: str) -> tuple[str, Opt] | None:
+    for prefix, spec in table.prefixes:
+        if t.startswith(prefix) and len(t) > len(prefix):
+            return prefix, spec
+    return None
+
+
+def check(
+    insp: Inspection, tables: Mapping[str, Table], fam: str, name: str, args: list[Word], depth: int
+) -> None:
+    """Read ``args`` against ``fam``'s table (if it has one): every option known, or doubt."""
+    spec = tables.get(fam)
+    if spec is not None:
+        walk(insp, spec, fam, name, args, depth)
+
+
+def walk(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], depth: int) -> None:
+    n = len(args)
+    i = 0
+    operands = 0
+    while i < n:
+        w = args[i]
+        t = w.text
+        i += 1
+        if tbl.stop is not None and operands >= tbl.stop:
+            return
+        if t == "--" and w.literal:
+            _operands(insp, tbl, fam, name, args[i:], operands, depth)
+            return
+        if len(t) < 2 or t[0] != "-" or (not w.literal and not _literal_head(t)):
+            if not w.literal and tbl.risky and w.static is None and lister_roots(w.text) is None:
+                insp.opaque(f"{name}: {t} could expand to any option")
+            if tbl.subcommands is not None and operands == 0:
+                sub = tbl.subcommands.get(t) if w.literal else None
+                if sub is None:
+                    insp.opaque(f"{name}: subcommand {t!r} is not in its table")
+                    return
+                walk(insp, sub, fam, f"{name} {t}", args[i:], depth)
+                return
+            _operand(insp, tbl, name, w, operands)
+            operands += 1
+            continue
+        if tbl.numeric and t[1:].isdigit():
+            continue
+        found: tuple[str, Opt] | None
+        value: Word | None = None
+        if t.startswith("--") or (tbl.single_dash_long and len(t) > 2):
+            key, eq, val = t.partition("=")
+            found = _long(tbl, key) if key.startswith("--") else _single(tbl, key)
+            if found is None:
+                found = _prefixed(tbl, t)
+                if found is not None:
+                    apply(insp, fam, name, found[0], found[1], Word(t[len(found[0]) :], w.literal), depth)
+                    continue
+                insp.opaque(f"{name}: option {key} is not in its table")
+                continue
+            if eq:
+                value = Word(val, w.literal)
+            elif found[1].value:
+                value = args[i] if i < n else None
+                i += 1
+            apply(insp, fam, name, found[0], found[1], value, depth)
+            if found[1].ends:
+                return
+            continue
+        i = _cluster(insp, tbl, fam, name, args, i, depth)
+        if i < 0:
+            return
+
+
+def _single(tbl: Table, key: str) -> tuple[str, Opt] | None:
+    spec = tbl.options.get(key)
+    return (key, spec) if spec is not None else None
+
+
+def _literal_head(t: str) -> bool:
+    """``--output=$X``: the option's name is literal even if its value is not."""
+    head = t.partition("=")[0]
+    return "$" not in head and "`" not in head and "=" in t
+
+
+def _cluster(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], i: int, depth: int) -> int:
+    """``-abc``, ``-n5``, ``-o file``: each letter known, the first taking a value ends the cluster.
+
+    Returns the next index, or -1 when an option ended the program's own options."""
+    w = args[i - 1]
+    t = w.text
+    found = _prefixed(tbl, t)
+    if found is not None and found[0] not in tbl.options:
+        apply(insp, fam, name, found[0], found[1], Word(t[len(found[0]) :], w.literal), depth)
+        return i
+    for j in range(1, len(t)):
+        key = "-" + t[j]
+        spec = tbl.options.get(key)
+        if spec is None:
+            if tbl.numeric and t[j:].isdigit():
+                return i
+            insp.opaque(f"{name}: option {key} (in {t}) is not in its table")
+            return i
+        if spec.attached:
+            apply(insp, fam, name, key, spec, Word(t[j + 1 :], w.literal) if j + 1 < len(t) else None, depth)
+            return i
+        if spec.value:
+            if j + 1 < len(t):
+                value: Word | None = Word(t[j + 1 :], w.literal)
+            else:
+                value = args[i] if i < len(args) else None
+                i += 1
+            apply(insp, fam, name, key, spec, value, depth)
+            return -1 if spec.ends else i
+        apply(insp, fam, name, key, spec, None, depth)
+    return i
+
+
+def _operand(insp: Inspection, tbl: Table, name: str, w: Word, index: int) -> None:
+    if tbl.operands is Effect.CONNECT:
+        if w.literal and "://" in w.text:
+            return  # scan() already read every URL in the argv
+        destination(insp, w, f"{name} {w.text}", scheme=tbl.scheme)
+    elif tbl.remote_operand is not None and index == tbl.remote_operand:
+        remote(insp, w, f"{name} {w.text}")
+
+
+def _operands(
+    insp: Inspection, tbl: Table, fam: str, name: str, rest: list[Word], start: int, depth: int
+) -> None:
+    for k, w in enumerate(rest):
+        if tbl.stop is not None and start + k >= tbl.stop:
+            return
+        _operand(insp, tbl, name, w, start + k)
+
+
+_LISTER_RE: Final = re.compile(
+    r"\$\((git (?:ls-files|diff --name-only|ls-tree -r --name-only HEAD)|find|ls|fd)"
+    r"((?: +[^\s;&|<>`$()'\"\\]+)*) *\)"
+)
+_FIND_TESTS: Final = ("-", "(", "!", ")")
+
+
+def lister_roots(text: str) -> list[str] | None:
+    """``$(git ls-files '*.py')``, ``$(find src -name x)``: a word that is only paths under known roots.
+
+    Returns the directories the listed paths lie under (``.`` for git and a bare find or ls), or
+    None when the word is anything else. Quotes inside are allowed only as bashlex left them.
+    """
+    m = _LISTER_RE.fullmatch(text.replace("'", "").replace('"', ""))
+    if m is None:
+        return None
+    words = m.group(2).split()
+    if m.group(1).startswith("git"):
+        return ["."]
+    roots: list[str] = []
+    for word in words:
+        if word.startswith(_FIND_TESTS):
+            if m.group(1) == "find":
+                break
+            continue
+        roots.append(word)
+    return roots or ["."]
+
+
+# -- environment -------------------------------------------------------------------
+def _env(spec: str, effect: Effect, reason: str) -> dict[str, Opt]:
+    return {n: Opt(effect, True, reason) for n in spec.split()}
+
+
+ENV: Final[Mapping[str, Opt]] = MappingProxyType(
+    {
+        **_env(
+            "GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_AUTHOR_DATE GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL "
+            "GIT_COMMITTER_DATE GIT_TERMINAL_PROMPT GIT_PAGER_IN_USE GIT_FLUSH GIT_MERGE_AUTOEDIT "
+            "GIT_OPTIONAL_LOCKS GIT_LITERAL_PATHSPECS GIT_NO_REPLACE_OBJECTS GIT_CEILING_DIRECTORIES "
+            "GIT_DISCOVERY_ACROSS_FILESYSTEM GIT_PROGRESS_DELAY GIT_DEFAULT_HASH GIT_CONFIG_NOSYSTEM",
+            Effect.SAFE,
+            "identity, dates and prompts only",
+        ),
+        **_env("GIT_CONFIG_COUNT", Effect.SAFE, "the number of GIT_CONFIG_KEY_n pairs; each key is read"),
+        **_env("GIT_CONFIG_PARAMETERS", Effect.HANDLED, "every key=value in it is read like git -c"),
+        **_env(
+            "GIT_CONFIG GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM GIT_DIR GIT_WORK_TREE GIT_COMMON_DIR "
+            "GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_NAMESPACE "
+            "GIT_TEMPLATE_DIR GIT_EXEC_PATH GIT_ALLOW_PROTOCOL GIT_PROTOCOL_FROM_USER GIT_SSL_NO_VERIFY "
+            "GIT_SSL_CAINFO GIT_TRACE GIT_TRACE2 GIT_TRACE_PACKET GIT_TRACE_SETUP GIT_REPLACE_REF_BASE",
+            Effect.DOUBT,
+            "another repository, config, template or protocol: what git then runs is not in the command",
+        ),
+        **_env(
+            "GIT_ASKPASS SSH_ASKPASS GIT_SSH GIT_SSH_COMMAND GIT_PROXY_COMMAND GIT_EXTERNAL_DIFF "
+            "GIT_PAGER GIT_EDITOR GIT_SEQUENCE_EDITOR PAGER EDITOR VISUAL RSYNC_RSH MANPAGER "
+            "BROWSER LESSOPEN LESSCLOSE",
+            Effect.HANDLED,
+            "a command a program runs: read as a command line",
+        ),
+        **_env(
+            "PYTHONPATH",
+            Effect.READ,
+            "modules are imported from these directories",
+        ),
+        **_env(
+            "PYTHONDONTWRITEBYTECODE PYTHONUNBUFFERED PYTHONHASHSEED PYTHONIOENCODING PYTHONUTF8 "
+            "PYTHONFAULTHANDLER PYTHONDEVMODE PYTHONWARNINGS PYTHONNOUSERSITE PYTHONOPTIMIZE "
+            "PYTHONVERBOSE PYTHONTRACEMALLOC PYTHONASYNCIODEBUG PYTHONCOERCECLOCALE PYTHONSAFEPATH "
+            "PYTHONINTMAXSTRDIGITS PYTHONMALLOC PYTHONDEBUG PYTHONBREAKPOINT_OFF",
+            Effect.SAFE,
+            "interpreter behaviour, no code or path",
+        ),
+        **_env(
+            "PYTHONSTARTUP PYTHONHOME PYTHONUSERBASE PYTHONEXECUTABLE PYTHONPLATLIBDIR PYTHONBREAKPOINT "
+            "PYTHONPYCACHEPREFIX PYTHONINSPECT",
+            Effect.DOUBT,
+            "names code or a tree the interpreter runs or writes",
+        ),
+        **_env(
+            "HTTP_PROXY HTTPS_PROXY FTP_PROXY ALL_PROXY RSYNC_PROXY PIP_PROXY NPM_CONFIG_PROXY "
+            "NPM_CONFIG_HTTPS_PROXY YARN_PROXY YARN_HTTPS_PROXY",
+            Effect.PROXY,
+            "every connection goes through this proxy",
+        ),
+        **_env("NO_PROXY", Effect.SAFE, "only narrows where a proxy is used"),
+        **_env(
+            "PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS NPM_CONFIG_REGISTRY YARN_REGISTRY "
+            "UV_INDEX_URL UV_EXTRA_INDEX_URL UV_DEFAULT_INDEX UV_INDEX "
+            "CARGO_REGISTRIES_CRATES_IO_PROTOCOL GOPROXY",
+            Effect.CONNECT,
+            "packages come from this index",
+        ),
+        **_env(
+            "PIP_NO_CACHE_DIR PIP_DISABLE_PIP_VERSION_CHECK PIP_QUIET PIP_VERBOSE PIP_NO_INPUT "
+            "PIP_PROGRESS_BAR PIP_ROOT_USER_ACTION PIP_BREAK_SYSTEM_PACKAGES PIP_PREFER_BINARY PIP_NO_COLOR",
+            Effect.SAFE,
+            "output and caching only",
+        ),
+        **_env(
+            "PIP_CONFIG_FILE PIP_TRUSTED_HOST PIP_TARGET PIP_PREFIX PIP_SRC PIP_CERT PIP_CLIENT_CERT "
+            "NPM_CONFIG_USERCONFIG NPM_CONFIG_GLOBALCONFIG NPM_CONFIG_SCRIPT_SHELL NPM_CONFIG_NODE_OPTIONS",
+            Effect.DOUBT,
+            "another config, trust anchor or install location",
+        ),
+        **_env("MAKEFLAGS MFLAGS GNUMAKEFLAGS", Effect.HANDLED, "read as make's own options and variables"),
+        **_env(
+            "NODE_OPTIONS RUBYOPT PERL5OPT PERL5LIB RUBYLIB JAVA_TOOL_OPTIONS _JAVA_OPTIONS "
+            "NODE_PATH PYTHONBREAKPOINT",
+            Effect.DOUBT,
+            "code the interpreter loads before the program",
+        ),
+        **_env(
+            "BASH_ENV ENV LD_PRELOAD LD_AUDIT LD_LIBRARY_PATH PROMPT_COMMAND",
+            Effect.HANDLED,
+            "code injected into every program started: read by the assignment itself",
+        ),
+        **_env(
+            "GOFLAGS CGO_CFLAGS CGO_LDFLAGS CC CXX LD AR CPP RUSTC RUSTC_WRAPPER RUSTFLAGS "
+            "CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR GOBIN GOPATH GOTOOLCHAIN",
+            Effect.DOUBT,
+            "the compiler, linker or flags a build runs",
+        ),
+    }
+)
+# Families: a variable matching one of these but missing from ENV is doubt (a new git or
+# Python knob is not assumed harmless); anything else is an ordinary variable.
+ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
+    (re.compile(r"GIT_CONFIG_KEY_\d+"), Opt(Effect.HANDLED, True, "a config key, read like git -c")),
+    (re.compile(r"GIT_CONFIG_VALUE_\d+"), Opt(Effect.SAFE, True, "its key decides (GIT_CONFIG_KEY_n)")),
+    (re.compile(r"[A-Z0-9_]*_PROXY", re.I), Opt(Effect.PROXY, True, "a proxy for connections")),
+    (re.compile(r"GIT_.*"), Opt(Effect.DOUBT, True, "a git variable missing from the table")),
+    (re.compile(r"PYTHON.*"), Opt(Effect.DOUBT, True, "a Python variable missing from the table")),
+    (
+        re.compile(r"LD_.*|DYLD_.*"),
+        Opt(Effect.DOUBT, True, "the dynamic loader: what libraries every program loads"),
+    ),
+    (
+        re.compile(r"(?:PIP|NPM_CONFIG|YARN|UV|CARGO|GO|POETRY|NODE)_.*"),
+        Opt(Effect.DOUBT, True, "a package tool's setting missing from the table"),
+    ),
+    (
+        re.compile(r"(?:SSL_CERT|CURL_CA|REQUESTS_CA)_.*|CURL_HOME|WGETRC|NETRC"),
+        Opt(Effect.DOUBT, True, "a config or trust anchor for connections"),
+    ),
+)
+
+
+def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> None:
+    """One ``NAME=value`` (prefix, ``export``, ``env``): read like an option of every program after it."""
+    upper = name.upper()
+    spec = ENV.get(upper) or ENV.get(name)
+    if spec is None:
+        for pattern, family_spec in ENV_FAMILIES:
+            if pattern.fullmatch(name):
+                spec = family_spec
+                break
+    if spec is None or spec.effect is Effect.SAFE:
+        return
+    val = Word(value, w.literal)
+    if upper == "GIT_CONFIG_PARAMETERS" or upper.startswith("GIT_CONFIG_KEY_"):
+        if not w.literal:
+            insp.opaque(f"git config not known statically: {w.text}")
+            return
+        pairs = _split(value) if upper == "GIT_CONFIG_PARAMETERS" else [value + "=?"]
+        for pair in pairs:
+            git_config(insp, pair, depth, evidence=f"{name}={value}")
+        return
+    if upper in ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS"):
+        from gatekeeper.inspectors.shell_tables import make_words  # the tables import this module
+
+        make_words(insp, name, value, w.literal, depth)
+        return
+    if spec.effect is Effect.HANDLED:
+        return
+    if spec.effect is Effect.READ:
+        if not w.literal:
+            insp.opaque(f"{name} not known statically: {w.text}")
+            return
+        for part in filter(None, value.split(":")):
+            insp.read_path(Word(part), f"{name}={value}: {spec.reason}")
+        return
+    apply(insp, "env", name, "=", spec, val, depth)
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return [text]
+
+
+# -- git configuration -------------------------------------------------------------
+_GIT_EXEC_KEYS: Final = frozenset(
+    {
+        "core.sshcommand",
+        "core.pager",
+        "core.editor",
+        "core.fsmonitor",
+        "core.gitproxy",
+        "core.askpass",
+        "core.hookspath",
+        "sequence.editor",
+        "diff.external",
+        "diff.tool",
+        "merge.tool",
+        "gpg.program",
+        "uploadpack.packobjectshook",
+        "credential.helper",
+        "web.browser",
+        "sendemail.sendmailcmd",
+        "interactive.difffilter",
+        "init.templatedir",
+        "receive.procreceiverefs",
+        "core.alternaterefscommand",
+    }
+)
+# filter.<x>.clean, diff.<x>.textconv, merge.<x>.driver, difftool.<x>.cmd, remote.<x>.uploadpack...
+_GIT_EXEC_SUFFIXES: Final = (
+    ".clean",
+    ".smudge",
+    ".process",
+    ".textconv",
+    ".driver",
+    ".cmd",
+    ".command",
+    ".program",
+    ".helper",
+    ".uploadpack",
+    ".receivepack",
+)
+_GIT_CONNECT_SUFFIXES: Final = (".url", ".pushurl")
+_GIT_SAFE_KEYS: Final = frozenset(
+    {
+        "user.name",
+        "user.email",
+        "user.useconfigonly",
+        "author.name",
+        "author.email",
+        "committer.name",
+        "committer.email",
+        "core.autocrlf",
+        "core.filemode",
+        "core.quotepath",
+        "core.ignorecase",
+        "core.eol",
+        "core.safecrlf",
+        "core.abbrev",
+        "core.whitespace",
+        "core.excludesfile",
+        "core.precomposeunicode",
+        "core.longpaths",
+        "core.symlinks",
+        "core.logallrefupdates",
+        "init.defaultbranch",
+        "pull.rebase",
+        "pull.ff",
+        "push.default",
+        "push.autosetupremote",
+        "push.followtags",
+        "fetch.prune",
+        "fetch.fsckobjects",
+        "transfer.fsckobjects",
+        "merge.conflictstyle",
+        "merge.ff",
+        "rebase.autostash",
+        "rebase.autosquash",
+        "rebase.updaterefs",
+        "diff.renames",
+        "diff.algorithm",
+        "diff.noprefix",
+        "diff.mnemonicprefix",
+        "diff.colormoved",
+        "format.pretty",
+        "protocol.version",
+        "gc.auto",
+        "help.autocorrect",
+        "rerere.enabled",
+        "commit.verbose",
+        "commit.gpgsign:false",
+        "tag.gpgsign:false",
+        "advice.detachedhead",
+        "status.showuntrackedfiles",
+        "status.short",
+        "branch.sort",
+        "tag.sort",
+        "column.ui",
+        "color.ui",
+        "index.version",
+        "feature.manyfiles",
+        "pack.threads",
+        "submodule.recurse",
+        "checkout.defaultremote",
+        "blame.coloring",
+        "log.date",
+        "log.decorate",
+        "log.showsignature",
+        "http.postbuffer",
+        "http.version",
+    }
+)
+_GIT_SAFE_SECTIONS: Final = ("color.", "advice.", "log.", "status.", "column.", "pretty.", "i18n.")
+_GIT_ALIAS_RE: Final = re.compile(r"alias\.[A-Za-z0-9_.-]+")
+
+
+def git_config(insp: Inspection, pair: str, depth: int, *, evidence: str) -> None:
+    """One ``key=value`` git will use: commands run, proxies and URLs, includes, or harmless."""
+    key, eq, value = pair.partition("=")
+    key = key.lower()
+    ev = f"{evidence}: git config {key}"
+    if key in _GIT_SAFE_KEYS or f"{key}:{value.lower()}" in _GIT_SAFE_KEYS:
+        return
+    if key.startswith(_GIT_SAFE_SECTIONS) and key.count(".") == 1:
+        return
+    if key.startswith("branch.") and key.endswith((".remote", ".merge", ".rebase", ".description")):
+        return
+    if _GIT_ALIAS_RE.fullmatch(key):
+        if value.startswith("!"):
+            insp.add("proc.exec_hook:git", ev)
+            insp.add("proc.inline_code:git", ev)
+            if eq and value != "!":
+                insp.source(value[1:], depth + 1)
+        return  # an alias of a git subcommand runs git
+    if key in ("http.proxy", "https.proxy", "core.gitproxy") or key.endswith(".proxy"):
+        if key == "core.gitproxy":
+            insp.add("proc.exec_hook:git", ev)
+        insp.add("net.proxy", ev)
+        if eq and value not in ("", "?"):
+            destination(insp, Word(value), ev)
+        return
+    if key.endswith(_GIT_CONNECT_SUFFIXES) and key.startswith(("remote.", "submodule.")):
+        if eq and value != "?":
+            remote(insp, Word(value), ev)
+        else:
+            insp.opaque(f"{ev}: a URL set elsewhere")
+        return
+    if (
+        key in _GIT_EXEC_KEYS
+        or (key.count(".") >= 2 and key.endswith(_GIT_EXEC_SUFFIXES))
+        or key.endswith(".cmd")
+    ):
+        insp.add("proc.exec_hook:git", ev)
+        insp.add("proc.inline_code:git", ev)
+        if eq and value not in ("", "?") and key not in ("core.hookspath", "init.templatedir"):
+            insp.source(value.removeprefix("!"), depth + 1)
+        return
+    insp.opaque(f"{ev}: a config key missing from the table")
