@@ -85,6 +85,9 @@ class Table:
     numeric: bool = False  # head -5, git log -3: a count as an option
     prefixes: tuple[tuple[str, Opt], ...] = ()  # -DVAR=..., -I<dir>: options spelled as a prefix
     remote_operand: int | None = None  # this operand (0-based) is a repository: REMOTE
+    commands: frozenset[str] = (
+        frozenset()
+    )  # find -exec CMD ... ; : a command up to ; or + (its handler reads it)
     long_names: tuple[str, ...] = field(init=False)  # for GNU-style unambiguous abbreviations
     risky: bool = field(init=False)  # any option that is not SAFE/READ/HANDLED
 
@@ -143,6 +146,12 @@ def destination(insp: Inspection, w: Word | None, evidence: str, *, scheme: str 
     if "://" in t:
         for cap in url_capabilities(t):
             insp.add(cap.name, cap.evidence)
+        scheme_name, _, rest = t.partition("://")
+        if not scheme_name.lower().startswith("http"):  # socks5://h:p: still a connection to h
+            hostport = rest.split("/", 1)[0].rpartition("@")[2]
+            host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "1080")
+            if host and port.isdigit():
+                insp.connect(host.strip("[]"), port, evidence)
         return
     if t.startswith(("/", "./", "../", "~")) or t in (".", "-", ""):
         return  # a local path (pip -f ./wheels, git clone ../other)
@@ -268,6 +277,11 @@ def walk(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], de
                     apply(insp, fam, name, found[0], found[1], Word(t[len(found[0]) :], w.literal), depth)
                     continue
                 insp.opaque(f"{name}: option {key} is not in its table")
+                continue
+            if key in tbl.commands:
+                while i < n and args[i].text not in (";", "+"):
+                    i += 1
+                i += 1
                 continue
             if eq:
                 value = Word(val, w.literal)
@@ -459,7 +473,7 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "code the interpreter loads before the program",
         ),
         **_env(
-            "BASH_ENV ENV LD_PRELOAD LD_AUDIT LD_LIBRARY_PATH PROMPT_COMMAND",
+            "BASH_ENV ENV LD_PRELOAD LD_AUDIT PROMPT_COMMAND",
             Effect.HANDLED,
             "code injected into every program started: read by the assignment itself",
         ),

@@ -932,8 +932,11 @@ def _git_config_command(insp: Inspection, args: list[Word], depth: int) -> None:
     git_config(
         insp, f"{pos[0].text}={pos[1].text}", depth, evidence=f"git config {pos[0].text} {pos[1].text}"
     )
-    if not names & {"--global", "--system", "-f", "--file"}:
-        insp.write_target(Word(".git/config"), f"git config {pos[0].text}: the repository's configuration")
+    where = (
+        "~/.gitconfig" if "--global" in names else "/etc/gitconfig" if "--system" in names else ".git/config"
+    )
+    if not names & {"-f", "--file"}:
+        insp.write_target(Word(where), f"git config {pos[0].text}: written to {where}")
 
 
 def alias(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:

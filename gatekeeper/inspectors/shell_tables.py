@@ -335,6 +335,7 @@ _FIND = table(
     opts("-fprintf=", H, "the listing is written to this file: read by the find handler"),
     opts("-files0-from=", R, "starting points read from a file"),
     single_dash_long=True,
+    commands=frozenset({"-exec", "-execdir", "-ok", "-okdir"}),
 )
 _SED = table(
     HELP,
@@ -607,7 +608,6 @@ _NET_SERVER_MODULES: Final = frozenset(
         "xmlrpc.server",
         "wsgiref.simple_server",
         "pydoc",
-        "ftplib",
         "aiosmtpd",
         "uvicorn",
         "flask",
@@ -693,6 +693,7 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
             elif port is not None:
                 insp.connect(host, port, evidence)
             else:
+                insp.host_class(host, evidence)
                 insp.opaque(f"{evidence}: a network module with a destination not understood")
         else:
             insp.opaque(f"{evidence}: a network module with a destination not known statically")

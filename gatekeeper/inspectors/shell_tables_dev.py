@@ -562,8 +562,8 @@ GIT_SUBCOMMANDS: Final[Mapping[str, Table]] = MappingProxyType(
             ),
             opts(
                 "--global --system",
-                W,
-                "writes configuration outside the repository (~/.gitconfig, /etc/gitconfig)",
+                H,
+                "~/.gitconfig or /etc/gitconfig: a write there is read by the git handler",
             ),
             opts("-f= --file= --blob=", D, "a configuration file chosen by the caller"),
             opts(
