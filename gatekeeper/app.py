@@ -194,6 +194,15 @@ class Gatekeeper:
 
     async def start(self, *, handle_sighup: bool = False) -> None:
         cfg = self.config
+        if cfg.egress_enabled:  # first: a runner that cannot sandbox stops start-up before anything runs
+            try:
+                await self._start_egress(cfg)
+            except BaseException:
+                if self.egress is not None:
+                    await self.egress.stop()
+                if self.runner is not None:
+                    self.runner.cleanup()
+                raise
         if cfg.demo.enabled:
             self.demo = DemoUpstream(cfg.demo.host, cfg.demo.http_port, cfg.demo.mcp_port)
             await self.demo.start()
@@ -204,8 +213,6 @@ class Gatekeeper:
         await self.audit.start()
         await self.approvals.start()
         await self.budgets.open()
-        if cfg.egress_enabled:
-            await self._start_egress(cfg)
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
         if self.policy_sync is not None:

@@ -9,6 +9,7 @@ to the next transport.
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import tempfile
 from pathlib import Path
@@ -82,16 +83,21 @@ class Runner:
 
     async def _fetch(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.settings.limits.wall_seconds)
-        auth = aiohttp.BasicAuth("gatekeeper", credential)
+        proxy_auth = {
+            "Proxy-Authorization": "Basic " + base64.b64encode(f"gatekeeper:{credential}".encode()).decode()
+        }
+        plain = str(arguments["url"]).lower().startswith("http:")
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True, trust_env=False) as session:
             try:
                 async with session.request(
                     arguments.get("method", "GET"),
                     arguments["url"],
-                    headers=arguments.get("headers") or {},
+                    # Plain http: the gate reads the credential from the request itself (and strips
+                    # it before forwarding); over CONNECT it must never enter the tunnel.
+                    headers={**(arguments.get("headers") or {}), **(proxy_auth if plain else {})},
                     data=arguments.get("body"),
                     proxy=self.egress_url,
-                    proxy_auth=auth,
+                    proxy_headers=proxy_auth,
                     allow_redirects=False,
                 ) as response:
                     body = await response.content.read(MAX_FETCH_BYTES + 1)
