@@ -246,8 +246,6 @@ def walk(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], de
         w = args[i]
         t = w.text
         i += 1
-        if tbl.stop is not None and operands >= tbl.stop:
-            return
         if t == "--" and w.literal:
             _operands(insp, tbl, fam, name, args[i:], operands, depth)
             return
@@ -261,14 +259,20 @@ def walk(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], de
                     return
                 walk(insp, sub, fam, f"{name} {t}", args[i:], depth)
                 return
+            if tbl.stop == 0:
+                return  # the first operand starts someone else's argv (a wrapper's command)
             _operand(insp, tbl, name, w, operands)
             operands += 1
+            if tbl.stop is not None and operands >= tbl.stop:
+                return  # the rest is the script's or the command's
             continue
         if tbl.numeric and t[1:].isdigit():
             continue
         found: tuple[str, Opt] | None
         value: Word | None = None
-        if t.startswith("--") or (tbl.single_dash_long and len(t) > 2):
+        if t.startswith("--") or (
+            len(t) > 2 and (tbl.single_dash_long or t.partition("=")[0] in tbl.options)
+        ):
             key, eq, val = t.partition("=")
             found = _long(tbl, key) if key.startswith("--") else _single(tbl, key)
             if found is None:

@@ -210,11 +210,9 @@ _DATE = table(
     opts("-s= --set=", D, "sets the system clock"),
 )
 _SLEEP = table(HELP)
-_ECHO = table(opts("-n -e -E", S, FORMAT))
-_PRINTF = table(HELP, opts("-v=", H, "assigns a variable: read as bash evaluation"))
-_TEST = table(opts("-v=", H, "tests a variable: read as bash evaluation"))
+# echo, printf, test/[ and true/false have no table: their words are text or test operators
+# (``echo --- done``, ``test -f x``), and what they evaluate is read by ``bash_eval``.
 _PWD = table(HELP, opts("-L -P --logical --physical", S, FORMAT))
-_TRUE = table(HELP)
 _MKDIR = table(
     HELP,
     opts("-p -v --parents --verbose -m= --mode= -Z --context=", S, "how the directory is made"),
@@ -529,13 +527,7 @@ CORE: Final[Mapping[str, Table]] = MappingProxyType(
         "which": _WHICH,
         "date": _DATE,
         "sleep": _SLEEP,
-        "echo": _ECHO,
-        "printf": _PRINTF,
-        "test": _TEST,
-        "[": _TEST,
         "pwd": _PWD,
-        "true": _TRUE,
-        "false": _TRUE,
         "mkdir": _MKDIR,
         "touch": _TOUCH,
         "rm": _RM,
