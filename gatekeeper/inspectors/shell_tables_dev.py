@@ -233,6 +233,7 @@ GIT_SUBCOMMANDS: Final[Mapping[str, Table]] = MappingProxyType(
                 "what is cloned",
             ),
             opts("-c= --config=", H, "sets configuration in the new repository: read by the git handler"),
+            opts("-u=", H, "clone -u is --upload-pack: git runs this program, read by the git handler"),
             opts("--template=", X, "a template directory brings hooks that run in the new repository"),
             opts(
                 "--reference= --reference-if-able= --dissociate --separate-git-dir=",
