@@ -1,0 +1,170 @@
+"""The egress gate against a direct connection, side by side in one run (issue 11's targets).
+
+Three processes on 127.0.0.1: an origin (aiohttp, serving ``/big`` of ``--mb`` MB and ``/small``),
+an egress gate (the real ``EgressGate`` with the default pack plus one allow line for the
+origin's name, pinned to it, and a credential minted for a bench call), and ``curl`` as the
+client (C, not the bottleneck). Reports, as min / median / max of ``--runs`` runs:
+
+- bulk: a ``--mb`` MB download direct, through the gate as absolute-form ``http://`` and through
+  a ``CONNECT`` tunnel; the ratio gate/direct (target >= 0.8);
+- connect: time to first byte of ``/small`` direct and through the gate, and the added p50
+  (target <= 1 ms).
+
+    python3 bench/egress_bench.py [--mb 100] [--runs 3] [--small 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.children import start_json_child, stop_child
+
+NAME = "bench.origin"
+PACK = Path(__file__).resolve().parent.parent / "policies"
+CURL_FORMAT = "%{time_total} %{time_starttransfer} %{size_download}"
+
+
+async def _origin(mb: int) -> None:
+    from aiohttp import web
+
+    big = b"x" * (mb * 1024 * 1024)
+
+    async def serve_big(request: web.Request) -> web.Response:
+        return web.Response(body=big, content_type="application/octet-stream")
+
+    async def serve_small(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/big", serve_big)
+    app.router.add_get("/small", serve_small)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+async def _gate(origin_port: int) -> None:
+    from gatekeeper.approvals.queue import ApprovalQueue
+    from gatekeeper.approvals.settings import ApprovalSettings
+    from gatekeeper.approvals.stores import open_store
+    from gatekeeper.config import PolicyFiles
+    from gatekeeper.egress.credentials import EgressCredentials
+    from gatekeeper.egress.proxy import EgressGate
+    from gatekeeper.gate import Gate, load_policy_set
+    from gatekeeper.logs import configure_logging
+    from gatekeeper.models import Principal
+    from gatekeeper.runner.settings import EgressSettings
+
+    # One log line per connection, as in production, but not into the pipe the parent stops reading.
+    configure_logging("info", open(os.devnull, "w"))  # noqa: ASYNC230 - once, kept open
+    pack = PACK
+    folder = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    for name in ("model.conf", "tools.yaml"):
+        shutil.copy(pack / name, folder / name)
+    policy = (pack / "policy.csv").read_text()
+    for port in (80, 443):
+        policy += f"p, agent, net.egress:{NAME}:{port}, allow, True, the bench origin\n"
+    (folder / "policy.csv").write_text(policy)
+    files = PolicyFiles(folder / "model.conf", folder / "policy.csv", folder / "tools.yaml", None)
+    gate = Gate(load_policy_set(files))
+    queue = ApprovalQueue(open_store("sqlite", folder), ApprovalSettings())
+    await queue.start()
+    credentials = EgressCredentials()
+    pins = {f"{NAME}:80": ("127.0.0.1", origin_port), f"{NAME}:443": ("127.0.0.1", origin_port)}
+    egress = EgressGate(EgressSettings(pin=pins), gate, credentials, queue, lambda record: None)
+    await egress.start("127.0.0.1", 0)
+    principal = Principal("bench-agent", ("agent",), "bench", expires_at=2**40)
+    token = credentials.mint(principal, "shell.exec", "0" * 32, 3600.0)
+    print(json.dumps({"url": egress.url, "token": token}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await egress.stop()
+    await queue.stop()
+
+
+def _curl(*args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total} %{time_starttransfer} %{size_download}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return {"total": float(out[0]), "ttfb": float(out[1]), "bytes": float(out[2])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small", type=int, default=200, help="requests for the connect latency")
+    parser.add_argument("--role", choices=["origin", "gate"], help=argparse.SUPPRESS)
+    parser.add_argument("--origin-port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "origin":
+        asyncio.run(_origin(args.mb))
+        return
+    if args.role == "gate":
+        asyncio.run(_gate(args.origin_port))
+        return
+    if shutil.which("curl") is None:
+        raise SystemExit("the egress bench drives curl: apt-get install -y curl")
+    me = [sys.executable, __file__]
+    origin, info = start_json_child([*me, "--role", "origin", "--mb", str(args.mb)], "origin")
+    gate, g = start_json_child([*me, "--role", "gate", "--origin-port", str(info["port"])], "egress gate")
+    try:
+        direct_url = f"http://127.0.0.1:{info['port']}"
+        via = ["-x", g["url"], "-U", f"gatekeeper:{g['token']}"]
+        rows: dict[str, list[float]] = {"direct": [], "gate http": [], "gate CONNECT": []}
+        for _ in range(args.runs):
+            rows["direct"].append(_curl(f"{direct_url}/big")["total"])
+            rows["gate http"].append(_curl(*via, f"http://{NAME}/big")["total"])
+            rows["gate CONNECT"].append(_curl(*via, "--proxytunnel", f"http://{NAME}/big")["total"])
+        size = args.mb * 1024 * 1024
+        print(f"bulk download of {args.mb} MB (MB/s: min / median / max of {args.runs} runs)")
+        direct_rate = statistics.median(size / t / 1e6 for t in rows["direct"])
+        for name, times in rows.items():
+            rates = sorted(size / t / 1e6 for t in times)
+            ratio = statistics.median(rates) / direct_rate
+            low, mid, high = rates[0], statistics.median(rates), rates[-1]
+            print(f"  {name:13} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x")
+        direct = [_curl(f"{direct_url}/small")["ttfb"] for _ in range(args.small)]
+        gated = [_curl(*via, f"http://{NAME}/small")["ttfb"] for _ in range(args.small)]
+        tunneled = [_curl(*via, "--proxytunnel", f"http://{NAME}/small")["ttfb"] for _ in range(args.small)]
+        p50 = statistics.median
+        print(f"time to first byte of /small, {args.small} requests each (p50, p99 in ms)")
+        for name, values in (("direct", direct), ("gate http", gated), ("gate CONNECT", tunneled)):
+            ordered = sorted(values)
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            added = (p50(values) - p50(direct)) * 1000
+            print(f"  {name:13} p50 {p50(values) * 1000:6.2f}  p99 {p99 * 1000:6.2f}  added p50 {added:+.2f}")
+    finally:
+        stop_child(gate)
+        stop_child(origin)
+
+
+if __name__ == "__main__":
+    main()
