@@ -101,6 +101,13 @@ class ParsedURL:
     tail: str  # path, query and fragment exactly as given
 
 
+_DIGITS: Final = {
+    8: frozenset("01234567"),
+    10: frozenset("0123456789"),
+    16: frozenset("0123456789abcdefABCDEF"),
+}
+
+
 def _parse_ipv4(host: str) -> int | None:
     """``inet_aton`` semantics: 1-4 parts, each decimal, 0-octal or 0x-hex; the last fills the rest."""
     parts = host.split(".")
@@ -108,15 +115,19 @@ def _parse_ipv4(host: str) -> int | None:
         return None
     values: list[int] = []
     for part in parts:
-        try:
-            if part[:2] in ("0x", "0X"):
-                values.append(int(part[2:], 16) if len(part) > 2 else 0)
-            elif len(part) > 1 and part[0] == "0":
-                values.append(int(part[1:], 8))
-            else:
-                values.append(int(part, 10))
-        except ValueError:
+        # Digits only: int() would also take "-1", "+1", "1_0" and surrounding spaces.
+        if part[:2] in ("0x", "0X"):
+            digits, base = part[2:], 16
+        elif len(part) > 1 and part[0] == "0":
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        if digits == "" and base == 16:
+            values.append(0)
+            continue
+        if not digits or not all(c in _DIGITS[base] for c in digits):
             return None
+        values.append(int(digits, base))
     *head, last = values
     if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
         return None
