@@ -59,6 +59,8 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "net.idn": None,
         "net.userinfo": None,
         "net.scheme": "scheme",
+        "net.proxy": None,
+        "net.listen": None,
         "url.opaque": None,
         # remote access
         "net.tunnel": None,
@@ -76,6 +78,8 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "cred.ssh": None,
         "cred.cloud": None,
         "cred.secret": None,
+        "cred.env": None,
+        "fs.gitdir": None,
         # persistence and tampering
         "persist.cron": None,
         "persist.service": None,
