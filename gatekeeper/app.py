@@ -185,7 +185,9 @@ class Gatekeeper:
         self.demo: DemoUpstream | None = None
         # Containment at the effect: the sandboxed runner and its only way out, the egress gate.
         self.credentials = EgressCredentials()
-        self.runner = Runner(config.runner, self.credentials) if config.runner.enabled else None
+        self.runner = (
+            Runner(config.runner, self.credentials, config.data_dir) if config.runner.enabled else None
+        )
         self.egress: EgressGate | None = None
         self.egress_url = ""
         self._runners: list[web.AppRunner] = []

@@ -72,7 +72,8 @@ class Connection:
     digest: str | None = None
     arguments: Any = None
     approval_id: str | None = None
-    code: str = "unknown"
+    outcome: str = "error"  # "allowed" once relaying, "denied" when refused, else "error"
+    code: str = "internal_error"
     reason: str | None = None
     traffic: Traffic | None = None
     enforced: bool = True
@@ -175,27 +176,33 @@ class EgressGate:
                 request = await asyncio.wait_for(_read_head(client), self.settings.head_timeout_seconds)
                 target_sock, first = await self._admit(conn, request)
             except Refusal as refusal:
+                # 4xx: refused by the gate; 5xx (resolve or connect failed): allowed, but not reached
+                conn.outcome = "denied" if refusal.status < 500 else "error"
                 conn.code, conn.reason = refusal.code, refusal.reason
                 await _answer(client, refusal)
                 return
             except TimeoutError:
-                conn.code, conn.reason = "head_timeout", "the proxy request did not arrive in time"
+                conn.outcome, conn.code = "denied", "head_timeout"
+                conn.reason = "the proxy request did not arrive in time"
                 return
-            await loop_sendall(target_sock, first)
+            conn.outcome = "allowed"
+            await _sendall(target_sock, first)
             if request.method == "CONNECT":
-                await loop_sendall(client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await _sendall(client, b"HTTP/1.1 200 Connection established\r\n\r\n")
                 conn.traffic = await relay(client, target_sock, self.settings.idle_timeout_seconds)
             else:
                 conn.traffic = await self._forward_one(client, target_sock, request, len(first))
-        except (ConnectionError, OSError) as exc:
-            conn.code = conn.code if conn.code != "unknown" else "client_gone"
-            conn.reason = conn.reason or f"the connection failed: {type(exc).__name__}"
+        except (ConnectionError, OSError, TimeoutError) as exc:  # a side went away mid-relay
+            conn.reason = f"{conn.reason or conn.code}; the connection ended: {type(exc).__name__}"
+            if conn.traffic is None:
+                conn.traffic = Traffic(ended=f"error:{type(exc).__name__}")
         except asyncio.CancelledError:
-            conn.reason = conn.reason or "Gatekeeper stopped"
+            conn.reason = f"{conn.reason or conn.code}; Gatekeeper stopped"
             raise
-        except Exception:  # a bug: refuse, and keep it in the log
+        except Exception:  # a bug: nothing more is relayed, and it stays in the log
             log.exception("egress_failed", decision_id=conn.decision_id)
-            conn.code, conn.reason = "internal_error", "internal error; the connection was refused"
+            conn.outcome, conn.code = "error", "internal_error"
+            conn.reason = "internal error; the connection was refused"
         finally:
             for sock in (target_sock, client):
                 if sock is not None:
@@ -205,7 +212,7 @@ class EgressGate:
     async def _admit(self, conn: Connection, request: Request) -> tuple[socket.socket, bytes]:
         """Authenticate, decide and connect; the first bytes to send to the target."""
         conn.grant = grant = self._authenticate(request)
-        host, port, first = _target_of(request)
+        host, port = _target_of(request)
         try:
             target, capabilities = read_target(host, port)
         except BadTarget as exc:
@@ -219,7 +226,8 @@ class EgressGate:
         conn.capabilities = tuple(c.name for c in call.capabilities)
         conn.digest, conn.arguments = call.digest, call.arguments
         decision = self.gate.decide(call)
-        if decision.outcome is Outcome.ESCALATE:
+        monitor = self.mode == "monitor"
+        if decision.outcome is Outcome.ESCALATE and not monitor:  # as for calls: monitor holds nothing
             held = await self.escalation.hold(call, decision, wait_seconds=self.settings.hold_seconds)
             if isinstance(held, Pending):
                 conn.approval_id = held.approval_id
@@ -238,14 +246,12 @@ class EgressGate:
         conn.decision = decision
         conn.code, conn.reason = decision.code, decision.reason
         if decision.outcome is not Outcome.ALLOW:
-            if self.mode == "monitor" and decision.code not in FAILURE_CODES:
-                conn.enforced = False
-            else:
+            if not (monitor and decision.code not in FAILURE_CODES):
                 raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
+            conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
         sock = await self._connect(address, port_to)
-        if request.method != "CONNECT":
-            first = _origin_request(request)
-        return sock, first + request.rest if request.method == "CONNECT" else first
+        first = request.rest if request.method == "CONNECT" else _origin_request(request)
+        return sock, first
 
     def _authenticate(self, request: Request) -> EgressGrant:
         challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
@@ -330,16 +336,6 @@ class EgressGate:
 
     def _record(self, conn: Connection) -> None:
         decision, grant, traffic = conn.decision, conn.grant, conn.traffic
-        if decision is not None and decision.outcome is Outcome.ALLOW and conn.code == decision.code:
-            outcome = "allowed"
-        elif decision is not None and not conn.enforced:
-            outcome = "allowed"
-        elif decision is None and conn.code in ("missing_credential", "invalid_credential", "bad_target"):
-            outcome = "denied"
-        else:
-            outcome = "denied" if decision is not None or conn.code not in ("internal_error",) else "error"
-        if decision is not None and decision.outcome is Outcome.ALLOW and traffic is None:
-            outcome = "error"  # allowed, but the connection failed before anything was relayed
         principal = grant.principal if grant else None
         entry: dict[str, Any] = {
             "decision_id": conn.decision_id,
@@ -351,7 +347,7 @@ class EgressGate:
             "arguments": conn.arguments,
             "digest": conn.digest,
             "capabilities": list(conn.capabilities),
-            "outcome": outcome,
+            "outcome": conn.outcome,
             "code": conn.code,
             "rule": decision.rule if decision else None,
             "reason": conn.reason,
@@ -379,7 +375,7 @@ class EgressGate:
             self.sink(entry)
 
 
-async def loop_sendall(sock: socket.socket, data: bytes) -> None:
+async def _sendall(sock: socket.socket, data: bytes) -> None:
     if data:
         await asyncio.get_running_loop().sock_sendall(sock, data)
 
@@ -400,6 +396,9 @@ async def _read_head(client: socket.socket) -> Request:
     except UnicodeDecodeError:
         raise Refusal(400, "bad_request", "the request head must be ASCII") from None
     lines = text.split("\r\n")
+    # One framing only: a bare CR or LF (or a NUL) could smuggle a header line past this reading.
+    if any("\r" in line or "\n" in line or "\0" in line for line in lines):
+        raise Refusal(400, "bad_request", "bare CR, LF or NUL in the request head are refused")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise Refusal(400, "bad_request", "expected METHOD TARGET HTTP/1.x")
@@ -412,14 +411,14 @@ async def _read_head(client: socket.socket) -> Request:
     return Request(parts[0], parts[1], headers, rest)
 
 
-def _target_of(request: Request) -> tuple[str, int, bytes]:
-    """Host and port a request names; for CONNECT nothing is sent ahead of the relay."""
+def _target_of(request: Request) -> tuple[str, int]:
+    """Host and port a request names (and the framing checks of a plain-HTTP one)."""
     if request.method == "CONNECT":
         try:
             host, port = parse_authority(request.target)
         except BadTarget as exc:
             raise Refusal(400, "bad_target", str(exc)) from None
-        return host.strip("[]"), port, b""
+        return host.strip("[]"), port
     url = urlsplit(request.target)
     if url.scheme != "http" or not url.netloc:
         raise Refusal(
@@ -438,7 +437,7 @@ def _target_of(request: Request) -> tuple[str, int, bytes]:
         port = url.port or 80
     except ValueError:
         raise Refusal(400, "bad_target", "the port is not a number") from None
-    return url.hostname or "", port, b""
+    return url.hostname or "", port
 
 
 def _origin_request(request: Request) -> bytes:
@@ -466,4 +465,4 @@ async def _answer(client: socket.socket, refusal: Refusal) -> None:
         f"X-Gatekeeper-Code: {refusal.code}\r\n{refusal.extra_headers}Connection: close\r\n\r\n"
     ).encode()
     with contextlib.suppress(OSError):
-        await asyncio.wait_for(loop_sendall(client, head + body), 5.0)
+        await asyncio.wait_for(_sendall(client, head + body), 5.0)

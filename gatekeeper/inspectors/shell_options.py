@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gatekeeper.inspectors.shell_programs import Word, is_stdin_path
 from gatekeeper.inspectors.url import url_capabilities
@@ -85,9 +85,8 @@ class Table:
     numeric: bool = False  # head -5, git log -3: a count as an option
     prefixes: tuple[tuple[str, Opt], ...] = ()  # -DVAR=..., -I<dir>: options spelled as a prefix
     remote_operand: int | None = None  # this operand (0-based) is a repository: REMOTE
-    commands: frozenset[str] = (
-        frozenset()
-    )  # find -exec CMD ... ; : a command up to ; or + (its handler reads it)
+    # find -exec CMD ... ; : a command up to ; or + (its handler reads it)
+    commands: frozenset[str] = frozenset()
     long_names: tuple[str, ...] = field(init=False)  # for GNU-style unambiguous abbreviations
     risky: bool = field(init=False)  # any option that is not SAFE/READ/HANDLED
 
@@ -110,11 +109,12 @@ def opts(spec: str, effect: Effect = Effect.SAFE, reason: str = "harmless") -> d
     return out
 
 
-def table(*groups: Mapping[str, Opt], **kw: object) -> Table:
+def table(*groups: Mapping[str, Opt], **kw: Any) -> Table:
+    """A Table of the merged option groups; ``kw`` are Table's other fields (checked by Table)."""
     merged: dict[str, Opt] = {}
     for g in groups:
         merged.update(g)
-    return Table(MappingProxyType(merged), **kw)  # type: ignore[arg-type]  # kw are Table's fields
+    return Table(MappingProxyType(merged), **kw)
 
 
 _SCP_LIKE_RE: Final = re.compile(r"(?:[^@/:\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(?!//)")

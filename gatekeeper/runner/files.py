@@ -74,13 +74,10 @@ class WorkspaceFiles:
         return fd
 
     def read(self, path: str) -> dict[str, Any]:
-        try:
-            parts = workspace_parts(path)
-        except OutsideWorkspace as exc:
-            return tool_error("outside_workspace", str(exc))
-        shown = posixpath.join(SANDBOX_WORKSPACE, *parts)
-        if not parts:
-            return tool_error("is_a_directory", f"{shown} is a directory")
+        located = _locate(path)
+        if isinstance(located, dict):
+            return located
+        parts, shown = located
         try:
             parent = self._open_parent(parts, create=False)
             try:
@@ -105,13 +102,10 @@ class WorkspaceFiles:
         return {"path": shown, "content": data.decode("utf-8", errors="replace")}
 
     def write(self, path: str, content: str) -> dict[str, Any]:
-        try:
-            parts = workspace_parts(path)
-        except OutsideWorkspace as exc:
-            return tool_error("outside_workspace", str(exc))
-        shown = posixpath.join(SANDBOX_WORKSPACE, *parts)
-        if not parts:
-            return tool_error("is_a_directory", f"{shown} is a directory")
+        located = _locate(path)
+        if isinstance(located, dict):
+            return located
+        parts, shown = located
         data = content.encode()
         try:
             parent = self._open_parent(parts, create=True)
@@ -137,6 +131,18 @@ class WorkspaceFiles:
         except OSError as exc:
             return _os_error(exc, shown)
         return {"path": shown, "bytes_written": len(data)}
+
+
+def _locate(path: str) -> tuple[list[str], str] | dict[str, Any]:
+    """The components of a file path below the workspace and how to show it, or a tool error."""
+    try:
+        parts = workspace_parts(path)
+    except OutsideWorkspace as exc:
+        return tool_error("outside_workspace", str(exc))
+    shown = posixpath.join(SANDBOX_WORKSPACE, *parts)
+    if not parts:
+        return tool_error("is_a_directory", f"{shown} is a directory")
+    return parts, shown
 
 
 def _os_error(exc: OSError, shown: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import orjson
 
 from ..config import Upstream
 from ..egress.credentials import EgressCredentials
-from ..errors import UpstreamError
+from ..errors import ConfigError, UpstreamError
 from ..models import ToolCall
 from ..upstream import ToolTransport
 from .files import OutsideWorkspace, WorkspaceFiles, tool_error, workspace_parts
@@ -34,9 +34,15 @@ MAX_FETCH_BYTES: Final = 4 * 1024 * 1024
 class Runner:
     """The sandbox, the real workspace and the credentials, for one Gatekeeper."""
 
-    def __init__(self, settings: RunnerSettings, credentials: EgressCredentials) -> None:
+    def __init__(self, settings: RunnerSettings, credentials: EgressCredentials, data_dir: Path) -> None:
         if settings.workspace is None:
-            raise ValueError("runner.workspace is required")
+            raise ConfigError("runner.workspace is required when the runner is enabled")
+        workspace, data = settings.workspace.resolve(), data_dir.resolve()
+        if workspace == data or data in workspace.parents or workspace in data.parents:
+            # The sandbox would see (or write) the signing key, the audit trail and the approvals.
+            raise ConfigError(
+                f"runner.workspace ({workspace}) and the data folder ({data}) must not contain each other"
+            )
         self.settings = settings
         self.credentials = credentials
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="gatekeeper-runner-"))

@@ -64,7 +64,9 @@ async def test_a_held_connection_goes_through_once_an_operator_approves(
         "import subprocess\nprint(subprocess.run(['curl', '-sS', '-o', '/dev/null', "
         "'-w', '%{http_code}', 'http://evil.example/'], capture_output=True, text=True).stdout)\n",
     )
-    contained.egress.settings = replace(contained.egress.settings, hold_seconds=10.0)  # type: ignore[union-attr]
+    egress = contained.egress
+    assert egress is not None
+    egress.settings = replace(egress.settings, hold_seconds=10.0)  # long enough for the operator
     run = asyncio.ensure_future(agent.sh("python3 ask.py"))
     approval_id = await wait_for_pending(agent.http, contained)
     async with agent.http.get(
@@ -116,9 +118,37 @@ async def test_no_sandbox_no_runner(tmp_path: Path, outside: Outside) -> None:
             pass
 
 
+def test_the_workspace_may_not_hold_the_data_folder(tmp_path: Path, outside: Outside) -> None:
+    config = runner_config(tmp_path, outside)
+    inside = replace(config, data_dir=Path(str(config.runner.workspace)) / ".gatekeeper")
+    with pytest.raises(ConfigError, match="must not contain each other"):
+        Gatekeeper(inside)
+
+
 async def test_egress_without_a_credential_connects_nothing(contained: Gatekeeper, outside: Outside) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get("http://evil.example/", proxy=contained.egress_url) as response:
             assert response.status == 407
             assert (await response.json())["code"] == "missing_credential"
+    assert outside.evil.connections == 0
+
+
+async def test_an_ambiguous_proxy_request_is_refused_before_anything(
+    contained: Gatekeeper, outside: Outside
+) -> None:
+    host, port = contained.egress_url.removeprefix("http://").rsplit(":", 1)
+    for head in (
+        b"GET http://evil.example/ HTTP/1.1\nHost: evil.example\r\n\r\n",  # bare LF
+        b"GET http://evil.example/ HTTP/1.1\r\nX: a\rHost: b\r\n\r\n",  # bare CR
+        b"GET http://evil.example/ HTTP/1.1\r\n Folded: yes\r\n\r\n",  # folded header
+        b"GET http://evil.example/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"GET http://evil.example/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET https://evil.example/ HTTP/1.1\r\n\r\n",  # https only through CONNECT
+        b"CONNECT evil.example HTTP/1.1\r\n\r\n",  # no port
+    ):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head)
+        status = (await reader.readline()).decode()
+        writer.close()
+        assert status.split(" ")[1] in ("400", "407", "501"), (head, status)  # nothing connected
     assert outside.evil.connections == 0
