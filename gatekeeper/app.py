@@ -50,6 +50,7 @@ from .server.state import (
     LIFECYCLE,
     METRICS,
     RECENT,
+    RUNNER,
     SINKS,
     TRANSPORT,
     VERIFIER,
@@ -116,6 +117,8 @@ def build_agent_app(
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
             yield
 
+    if runner is not None:
+        app[RUNNER] = runner
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/invoke", handle_invoke)
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)

@@ -57,6 +57,7 @@ class Exchange:
     charges: Any = None  # budget charges spent for this call (refunded if it does not run)
     charged_at: float | None = None
     forwarded: bool = False
+    bound_files: dict[str, str] | None = None  # workspace files a held call runs, by content digest
 
 
 Stage = Callable[[Exchange], Awaitable[None]]

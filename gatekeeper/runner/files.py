@@ -11,6 +11,7 @@ like the demo tools'.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import posixpath
 import stat
@@ -20,6 +21,7 @@ from typing import Any, Final
 from .sandbox import SANDBOX_WORKSPACE
 
 MAX_READ_BYTES: Final = 8 * 1024 * 1024
+MAX_DIGEST_BYTES: Final = 64 * 1024 * 1024
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -100,6 +102,28 @@ class WorkspaceFiles:
         if len(data) > MAX_READ_BYTES:
             return tool_error("too_large", f"{shown} is larger than {MAX_READ_BYTES} bytes")
         return {"path": shown, "content": data.decode("utf-8", errors="replace")}
+
+    def digest(self, path: str) -> str | None:
+        """SHA-256 of a regular workspace file as it is now, or None (missing, a link, too large)."""
+        located = _locate(path)
+        if isinstance(located, dict):
+            return None
+        parts, _ = located
+        try:
+            parent = self._open_parent(parts, create=False)
+            try:
+                fd = os.open(
+                    parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent
+                )
+            finally:
+                os.close(parent)
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
+                    return None
+                return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return None
 
     def write(self, path: str, content: str) -> dict[str, Any]:
         located = _locate(path)

@@ -19,6 +19,7 @@ from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
 from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
+from .run_files import bind_run_files, confirm_run_files
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -204,8 +205,10 @@ INVOKE_STAGES: tuple[Stage, ...] = (
     authenticate,
     parse_invoke,
     decide,
+    bind_run_files,
     spend_budgets,
     hold_escalated,
+    confirm_run_files,
     refuse_denied,
     forward,
 )

@@ -16,6 +16,7 @@ from ..lifecycle import Lifecycle
 from ..metrics import Metrics
 from ..pipeline import DecisionSinks
 from ..recent import RecentDecisions
+from ..runner.transport import Runner
 from ..upstream import ToolTransport
 
 CONFIG = web.AppKey("config", Config)
@@ -31,3 +32,4 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 BUDGETS = web.AppKey("budgets", BudgetCounter)
 SINKS = web.AppKey("decision_sinks", DecisionSinks)
 AUDIT = web.AppKey("audit", AuditLog)
+RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
