@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 from pathlib import Path
 
 import aiohttp
@@ -211,11 +212,11 @@ async def test_runaway_commands_are_killed_at_their_limits(tmp_path: Path, outsi
         agent = Agent(gk, http)
         slow = await agent.sh("sleep 60")
         assert slow["timed_out"] is True and slow["exit_code"] == 124
+        bomb = f"fork-{secrets.token_hex(4)}.py"  # its name finds its processes, whatever else runs
         await agent.write(
-            "fork.py",
-            "import os\nfor _ in range(500):\n    os.fork() == 0 and __import__('time').sleep(30)\n",
+            bomb, "import os\nfor _ in range(500):\n    os.fork() == 0 and __import__('time').sleep(30)\n"
         )
-        fork = await agent.sh("python3 fork.py")
+        fork = await agent.sh(f"python3 {bomb}")
         assert "BlockingIOError" in fork["stderr"] or fork["timed_out"], fork
         await agent.write("hog.py", "x = bytearray(1024 * 1024 * 1024)\nprint('ESCAPED')\n")
         hog = await agent.sh("python3 hog.py")
@@ -226,21 +227,27 @@ async def test_runaway_commands_are_killed_at_their_limits(tmp_path: Path, outsi
         # The wall limit ended the whole tree: nothing of the fork bomb is left on the host.
         # (The kernel reaps a killed namespace in the background: allow it a moment.)
         for _ in range(50):
-            survivors = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == gk.config.runner.uid]
+            survivors = _running_with(bomb)
             if not survivors:
                 break
             await asyncio.sleep(0.1)
         assert survivors == []
 
 
-def _uid_of(pid: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+def _running_with(marker: str) -> list[str]:
+    """Live (not zombie) processes whose command line holds ``marker``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(pid)
+    return found
 
 
 def _existing(*paths: str) -> list[str]:
