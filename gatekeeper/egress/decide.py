@@ -68,11 +68,9 @@ def address_capabilities(address: str, evidence: str) -> list[Capability]:
     return host_class_capabilities(host_class, evidence)
 
 
-def connection_call(
-    grant: EgressGrant, target: Target, address: str | None, capabilities: list[Capability]
-) -> ToolCall:
+def connection_call(grant: EgressGrant, target: Target, capabilities: list[Capability]) -> ToolCall:
     """The connection as a call of its parent's tool, decided with the parent's principal. Its
     digest binds the target and the parent call, so an operator's approval covers exactly this
     connection of this call."""
-    arguments = {"connect": target.authority, "address": address, "call": grant.decision_id}
+    arguments = {"connect": target.authority, "call": grant.decision_id}
     return build_call(grant.principal, grant.tool, arguments, capabilities)

@@ -25,7 +25,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -35,7 +35,7 @@ import structlog
 
 from ..escalation import EscalationHandler, Pending
 from ..gate import Gate
-from ..models import Decision, Outcome
+from ..models import Decision, Outcome, ToolCall
 from ..pipeline import FAILURE_CODES, new_decision_id
 from ..runner.settings import EgressSettings
 from .credentials import EgressCredentials, EgressGrant
@@ -107,6 +107,7 @@ class EgressGate:
         self.escalation = escalation
         self.sink = sink
         self.mode = mode
+        self.resolver: Resolver = system_resolver  # replaceable: tests here have no DNS to ask
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
@@ -210,7 +211,12 @@ class EgressGate:
             self._record(conn)
 
     async def _admit(self, conn: Connection, request: Request) -> tuple[socket.socket, bytes]:
-        """Authenticate, decide and connect; the first bytes to send to the target."""
+        """Authenticate, decide and connect; the first bytes to send to the target.
+
+        The name is decided before it is resolved: a name the policy refuses is never looked up
+        (a DNS query is itself a way out: ``<secret>.attacker.example``). The address it
+        resolves to is then decided again, and a deny there wins over any approval of the name.
+        """
         conn.grant = grant = self._authenticate(request)
         host, port = _target_of(request)
         try:
@@ -218,40 +224,56 @@ class EgressGate:
         except BadTarget as exc:
             raise Refusal(400, "bad_target", str(exc)) from None
         conn.target = target
+        call = connection_call(grant, target, capabilities)
+        self._note(conn, call)
+        decision = await self._hold_if_escalated(conn, call, self.gate.decide(call))
+        self._enforce(conn, target, decision)
         address, port_to = await self._resolve(target)
-        if target.authority not in self.settings.pin:
-            capabilities += address_capabilities(address, f"{target.host} resolved to {address}")
         conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
-        call = connection_call(grant, target, conn.address, capabilities)
-        conn.capabilities = tuple(c.name for c in call.capabilities)
-        conn.digest, conn.arguments = call.digest, call.arguments
-        decision = self.gate.decide(call)
-        monitor = self.mode == "monitor"
-        if decision.outcome is Outcome.ESCALATE and not monitor:  # as for calls: monitor holds nothing
-            held = await self.escalation.hold(call, decision, wait_seconds=self.settings.hold_seconds)
-            if isinstance(held, Pending):
-                conn.approval_id = held.approval_id
-                decision = Decision(
-                    Outcome.DENY,
-                    "approval_timeout",
-                    f"{decision.reason}; no operator approved it within {self.settings.hold_seconds:g} s "
-                    f"(approval {held.approval_id})",
-                    decision.rule,
-                    capability=decision.capability,
-                    policy_version=decision.policy_version,
-                )
-            else:
-                conn.approval_id = held.approval_id
-                decision = held
-        conn.decision = decision
-        conn.code, conn.reason = decision.code, decision.reason
-        if decision.outcome is not Outcome.ALLOW:
-            if not (monitor and decision.code not in FAILURE_CODES):
-                raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
-            conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
+        if target.authority not in self.settings.pin:  # a pin is the operator's word
+            seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
+            if seen:
+                call = connection_call(grant, target, capabilities + seen)
+                self._note(conn, call)
+                again = self.gate.decide(call)
+                if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
+                    self._enforce(conn, target, again)
         sock = await self._connect(address, port_to)
         first = request.rest if request.method == "CONNECT" else _origin_request(request)
         return sock, first
+
+    @staticmethod
+    def _note(conn: Connection, call: ToolCall) -> None:
+        conn.capabilities = tuple(c.name for c in call.capabilities)
+        conn.digest, conn.arguments = call.digest, call.arguments
+
+    async def _hold_if_escalated(self, conn: Connection, call: ToolCall, decision: Decision) -> Decision:
+        """An escalated connection waits on the approval queue (not in monitor mode, as for calls)."""
+        if decision.outcome is not Outcome.ESCALATE or self.mode == "monitor":
+            return decision
+        held = await self.escalation.hold(call, decision, wait_seconds=self.settings.hold_seconds)
+        conn.approval_id = held.approval_id
+        if not isinstance(held, Pending):
+            return held
+        return Decision(
+            Outcome.DENY,
+            "approval_timeout",
+            f"{decision.reason}; no operator approved it within {self.settings.hold_seconds:g} s "
+            f"(approval {held.approval_id})",
+            decision.rule,
+            capability=decision.capability,
+            policy_version=decision.policy_version,
+        )
+
+    def _enforce(self, conn: Connection, target: Target, decision: Decision) -> None:
+        """Keep the decision on the connection; refuse unless it allows (or monitor mode lets it by)."""
+        conn.decision = decision
+        conn.code, conn.reason = decision.code, decision.reason
+        if decision.outcome is Outcome.ALLOW:
+            return
+        if self.mode != "monitor" or decision.code in FAILURE_CODES:
+            raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
+        conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
 
     def _authenticate(self, request: Request) -> EgressGrant:
         challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
@@ -278,18 +300,15 @@ class EgressGate:
         pinned = self.settings.pin.get(target.authority)
         if pinned is not None:
             return pinned
-        host = target.host.strip("[]")
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM),
-                self.settings.connect_timeout_seconds,
+            addresses = await asyncio.wait_for(
+                self.resolver(target.host.strip("[]"), target.port), self.settings.connect_timeout_seconds
             )
         except (OSError, TimeoutError) as exc:
             raise Refusal(502, "resolve_failed", f"{target.host} could not be resolved: {exc}") from None
-        if not infos:
+        if not addresses:
             raise Refusal(502, "resolve_failed", f"{target.host} has no address")
-        return str(infos[0][4][0]), target.port
+        return addresses[0], target.port
 
     async def _connect(self, address: str, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -373,6 +392,15 @@ class EgressGate:
         )
         if self.sink is not None:
             self.sink(entry)
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The host's resolver, as ``getaddrinfo`` answers (IP literals need no lookup)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 async def _sendall(sock: socket.socket, data: bytes) -> None:

@@ -19,6 +19,7 @@ from gatekeeper.errors import ConfigError
 
 from ..helpers import ops_auth, running, wait_for_pending
 from .conftest import Agent, Outside, runner_config
+from .test_live_fire import PROXY_CONNECT
 
 
 def _records(gk: Gatekeeper) -> list[dict[str, Any]]:
@@ -152,3 +153,32 @@ async def test_an_ambiguous_proxy_request_is_refused_before_anything(
         writer.close()
         assert status.split(" ")[1] in ("400", "407", "501"), (head, status)  # nothing connected
     assert outside.evil.connections == 0
+
+
+async def test_a_refused_name_is_never_resolved(
+    agent: Agent, contained: Gatekeeper, outside: Outside
+) -> None:
+    """A DNS query is a way out too (``<secret>.attacker.example``): names are decided first.
+    The gate's resolver is swapped for one that only records (this machine has no DNS to ask);
+    a name that is allowed but resolves to an internal address is refused on its address."""
+    asked: list[str] = []
+
+    async def recording(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["10.1.2.3"]  # never connected to: refused as net.internal below
+
+    egress = contained.egress
+    assert egress is not None
+    egress.resolver = recording
+    await agent.write("names.py", PROXY_CONNECT)
+    for target in ("s3cret.unlisted.example:443", "metadata.google.internal:80", "db.internal:5432"):
+        result = await agent.sh(f"python3 names.py {target}")
+        assert result["stdout"].startswith("HTTP/1.1 403"), (target, result)
+    assert asked == []
+    rebound = await agent.sh("python3 names.py files.pythonhosted.org:443")  # allow-listed name
+    assert rebound["stdout"].startswith("HTTP/1.1 403"), rebound
+    assert asked == ["files.pythonhosted.org"]
+    await contained.stop()
+    records = [r for r in _records(contained) if r["entry"] == "egress"]
+    assert [r["extra"]["address"] for r in records] == [None, None, None, "10.1.2.3:443"]
+    assert "net.internal" in records[-1]["capabilities"] and records[-1]["outcome"] == "denied"
