@@ -335,23 +335,22 @@ class EgressGate:
         if sent:
             await loop.sock_sendall(target, request.rest[:sent])
         while sent < length:
-            chunk = await loop.sock_recv(client, min(256 * 1024, length - sent))
+            chunk = await asyncio.wait_for(
+                loop.sock_recv(client, min(256 * 1024, length - sent)), self.settings.idle_timeout_seconds
+            )
             if not chunk:
                 break
             await loop.sock_sendall(target, chunk)
             sent += len(chunk)
-        traffic = Traffic(up=head_bytes + sent, last=time.monotonic())
-        buffer = bytearray(256 * 1024)
-        view = memoryview(buffer)
-        while True:
-            n = await asyncio.wait_for(
-                loop.sock_recv_into(target, buffer), self.settings.idle_timeout_seconds
-            )
-            if n == 0:
-                break
-            await loop.sock_sendall(client, view[:n])
-            traffic.down += n
-        return traffic
+        # Only the answer flows from here: the client's next bytes are never read (a second
+        # request could name another host, or carry the credential to this one).
+        return await relay(
+            client,
+            target,
+            self.settings.idle_timeout_seconds,
+            upload=False,
+            traffic=Traffic(up=head_bytes + sent),
+        )
 
     def _record(self, conn: Connection) -> None:
         decision, grant, traffic = conn.decision, conn.grant, conn.traffic
