@@ -70,12 +70,9 @@ async def _gate(origin_port: int) -> None:
     from gatekeeper.egress.credentials import EgressCredentials
     from gatekeeper.egress.proxy import EgressGate
     from gatekeeper.gate import Gate, load_policy_set
-    from gatekeeper.logs import configure_logging
     from gatekeeper.models import Principal
     from gatekeeper.runner.settings import EgressSettings
 
-    # One log line per connection, as in production, but not into the pipe the parent stops reading.
-    configure_logging("info", open(os.devnull, "w"))  # noqa: ASYNC230 - once, kept open
     pack = PACK
     folder = Path(tempfile.mkdtemp(prefix="egress-bench-"))
     for name in ("model.conf", "tools.yaml"):
@@ -134,7 +131,13 @@ def main() -> None:
         asyncio.run(_origin(args.mb))
         return
     if args.role == "gate":
-        asyncio.run(_gate(args.origin_port))
+        from gatekeeper.logs import configure_logging
+
+        # One log line per connection, as in production, but not into the pipe the parent stops
+        # reading (it reads only the first line: a full pipe would stall the gate).
+        with open(os.devnull, "w") as devnull:
+            configure_logging("info", devnull)
+            asyncio.run(_gate(args.origin_port))
         return
     if shutil.which("curl") is None:
         raise SystemExit("the egress bench drives curl: apt-get install -y curl")
