@@ -100,6 +100,7 @@ def build_agent_app(
     escalation: EscalationHandler | None = None,
     lifecycle: Lifecycle | None = None,
     runner: Runner | None = None,
+    credentials: EgressCredentials | None = None,
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
@@ -113,7 +114,9 @@ def build_agent_app(
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             app[CLIENT_SESSION] = session
-            http = HttpTransport(session, max_response_bytes=config.limits.max_response_bytes)
+            http = HttpTransport(
+                session, max_response_bytes=config.limits.max_response_bytes, credentials=credentials
+            )
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
             yield
 
@@ -223,7 +226,14 @@ class Gatekeeper:
         if self.policy_sync is not None:
             await self.policy_sync.start()
         agent = build_agent_app(
-            cfg, self.gate, self.verifier, self.metrics, self.approvals, self.lifecycle, self.runner
+            cfg,
+            self.gate,
+            self.verifier,
+            self.metrics,
+            self.approvals,
+            self.lifecycle,
+            self.runner,
+            self.credentials if cfg.egress_enabled else None,
         )
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks

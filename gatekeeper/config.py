@@ -41,6 +41,9 @@ class Upstream:
     mcp_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: float = 30.0
+    # A tool in its own container whose only way out is the egress gate: each call carries a
+    # credential minted for it (header X-Gatekeeper-Egress-Credential), revoked when it ends.
+    egress_credential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +254,9 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             raise r.fail(key, "name must be 1-64 of A-Z a-z 0-9 _ . -")
         if not isinstance(spec, dict):
             raise r.fail(key, "must be a mapping")
-        spec = r.section({name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds"})
+        spec = r.section(
+            {name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds", "egress_credential"}
+        )
         url = r.typed(spec, key, "url", str, None)
         mcp_url = r.typed(spec, key, "mcp_url", str, None)
         if url is None and mcp_url is None:
@@ -270,7 +275,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
         if timeout <= 0:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
-        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
+        egress_credential = r.typed(spec, key, "egress_credential", bool, False)
+        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout, egress_credential)
 
     pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})
     defaults = PolicyFiles()
@@ -321,6 +327,14 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
     if level not in ("debug", "info", "warning", "error"):
         raise r.fail("logging.level", "must be debug, info, warning or error")
 
+    runner = _parse_runner(r, raw, rel)
+    for upstream in upstreams.values():
+        if upstream.egress_credential and not (runner.enabled or egress_l is not None):
+            raise r.fail(
+                f"upstreams.{upstream.name}.egress_credential",
+                "needs the egress gate: set listeners.egress (or runner.enabled)",
+            )
+
     return Config(
         data_dir=data_dir,
         source=source,
@@ -341,7 +355,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         budget_store=r.expand_env(
             "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
         ),
-        runner=_parse_runner(r, raw, rel),
+        runner=runner,
         egress=_parse_egress(r, raw),
     )
 

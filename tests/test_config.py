@@ -40,6 +40,16 @@ def test_upstream_headers_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert load_config(path).upstreams["t"].headers == {"X-Key": "k s3cret"}
 
 
+def test_an_upstream_can_ask_for_per_call_egress_credentials(tmp_path: Path) -> None:
+    path = tmp_path / "gk.yaml"
+    path.write_text(
+        "listeners:\n  egress: {port: 0}\n"
+        "upstreams:\n  t: {url: 'http://127.0.0.1:9', egress_credential: true}\n"
+    )
+    config = load_config(path)
+    assert config.upstreams["t"].egress_credential and config.egress_enabled
+
+
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
@@ -51,6 +61,16 @@ def test_upstream_headers_come_from_the_environment(monkeypatch: pytest.MonkeyPa
         ("identity:\n  audience: gatekeeper-operator\n", "identity", "differ"),
         ("upstreams:\n  t: {headers: {}}\n", "upstreams.t", "needs url"),
         ("upstreams:\n  t: {url: 'ftp://x'}\n", "upstreams.t.url", "http"),
+        (
+            "upstreams:\n  t: {url: 'http://127.0.0.1:1', egress_credential: true}\n",
+            "upstreams.t.egress_credential",
+            "listeners.egress",
+        ),
+        (
+            "upstreams:\n  t: {url: 'http://127.0.0.1:1', egress_credential: 1}\n",
+            "upstreams.t.egress_credential",
+            "bool",
+        ),
         (
             "upstreams:\n  t: {url: 'http://127.0.0.1:1', headers: {X: '${NOT_SET_ANYWHERE_42}'}}\n",
             "upstreams.t.headers.X",

@@ -17,15 +17,25 @@ import orjson
 from yarl import URL
 
 from ..config import Upstream
+from ..egress.credentials import EgressCredentials
 from ..errors import UpstreamError, UpstreamTimeout
 from ..models import ToolCall
 from ..streams import read_body
 
+EGRESS_CREDENTIAL_HEADER = "X-Gatekeeper-Egress-Credential"
+
 
 class HttpTransport:
-    def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        max_response_bytes: int,
+        credentials: EgressCredentials | None = None,
+    ) -> None:
         self._session = session
         self._max = max_response_bytes
+        self._credentials = credentials
         # Parsed once per (upstream url, tool): building and parsing the URL is per-call work
         # otherwise. Bounded by the configured upstreams x tools (unknown tools never get here).
         self._urls: dict[tuple[str, str], URL] = {}
@@ -58,6 +68,22 @@ class HttpTransport:
             "Accept": "application/json",
             "X-Gatekeeper-Decision-Id": decision_id,
         }
+        if not upstream.egress_credential:
+            return await self._post(upstream, url, headers, canonical_arguments)
+        if self._credentials is None or call is None:  # config validation makes this unreachable
+            raise UpstreamError(
+                f"upstream {upstream.name!r} wants an egress credential and none can be minted",
+                code="upstream_misconfigured",
+            )
+        # Valid while the call runs (the tool's timeout bounds it), revoked however it ends.
+        ttl = upstream.timeout_seconds + 5.0
+        with self._credentials.issued(call.principal, tool, decision_id, ttl) as credential:
+            headers[EGRESS_CREDENTIAL_HEADER] = credential
+            return await self._post(upstream, url, headers, canonical_arguments)
+
+    async def _post(
+        self, upstream: Upstream, url: URL, headers: dict[str, str], canonical_arguments: bytes
+    ) -> bytes:
         try:
             async with asyncio.timeout(upstream.timeout_seconds):
                 async with self._session.post(

@@ -48,6 +48,7 @@ K8S = DEPLOY / "kubernetes"
 SIDECAR = K8S / "sidecar-pod.yaml"
 NETPOL = K8S / "networkpolicy.yaml"
 TWO_POD = K8S / "two-pod-variant.yaml"
+CONTAINED = K8S / "contained-tool.yaml"
 UNIT = DEPLOY / "systemd" / "gatekeeper.service"
 ENV_EXAMPLE = DEPLOY / "systemd" / "gatekeeper.env.example"
 FLEET = DEPLOY / "fleet" / "gatekeeper.yaml"
@@ -225,7 +226,7 @@ def assert_egress_is_narrow(rules: list[dict[str, Any]]) -> None:
 
 def test_every_yaml_file_parses_and_every_manifest_is_well_formed() -> None:
     files = sorted(DEPLOY.rglob("*.yaml"))
-    assert {SIDECAR, NETPOL, TWO_POD, FLEET} <= set(files)
+    assert {SIDECAR, NETPOL, TWO_POD, CONTAINED, FLEET} <= set(files)
     for path in files:
         for doc in load_docs(path):
             if path.parent == K8S:
@@ -410,6 +411,61 @@ def test_two_pod_variant_isolates_the_agent_by_network(
     for url in (config.approvals.store, config.budget_store):
         assert ":" not in userinfo(url), f"a password in {url}"
     assert "secretKeyRef" in env_of(gk)["PGPASSWORD"]["valueFrom"]
+
+
+def test_a_contained_tool_pod_reaches_only_the_egress_gate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Kubernetes twin of deploy/netns/tool-netns.sh (live-tested in test_tool_netns.py)."""
+    two_pod = load_docs(TWO_POD)
+    docs = load_docs(CONTAINED)
+    netpols = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    tool_spec = pod_spec(docs, "contained-tool")
+    tool_labels = one(docs, "Deployment", "contained-tool")["spec"]["template"]["metadata"]["labels"]
+    gk_labels = one(two_pod, "Deployment", "gatekeeper")["spec"]["template"]["metadata"]["labels"]
+    # The gate runs in the two-pod variant, on the port the Service and the policies name.
+    config, _ = gatekeeper_config(two_pod, pod_spec(two_pod, "gatekeeper"), monkeypatch, tmp_path)
+    assert config.egress_enabled and config.egress_address.port == 8082
+    gk_ports = container(pod_spec(two_pod, "gatekeeper"), "gatekeeper")["ports"]
+    assert {"name": "egress", "containerPort": 8082, "protocol": "TCP"} in gk_ports
+    service = one(docs, "Service", "gatekeeper-egress")["spec"]
+    assert service["selector"] == one(two_pod, "Service", "gatekeeper")["spec"]["selector"]
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(8082, 8082)]
+    # The tool pod: both directions default-deny; its one way out is the gate's port. No DNS.
+    tool_pols = policies_selecting(netpols, tool_labels)
+    assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} for p in tool_pols)
+    rules = egress_rules(tool_pols)
+    assert_egress_is_narrow(rules)
+    assert rules == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"gatekeeper.example.com/proxy": "gateway"}}}],
+            "ports": [{"protocol": "TCP", "port": 8082}],
+        }
+    ]
+    assert gk_labels["gatekeeper.example.com/proxy"] == "gateway"
+    # Its proxy variables, both spellings, name the gate by the Service's injected address.
+    env = env_of(container(tool_spec, "tool"))
+    gate = env["GATEKEEPER_EGRESS"]["value"]
+    assert gate == "http://$(GATEKEEPER_EGRESS_SERVICE_HOST):$(GATEKEEPER_EGRESS_SERVICE_PORT)"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        assert env[name]["value"] == env[name.lower()]["value"] == "$(GATEKEEPER_EGRESS)"
+    assert env["NO_PROXY"]["value"] == env["no_proxy"]["value"] == ""
+    assert tool_spec["enableServiceLinks"] is True
+    assert_hardened(tool_spec)
+    # The gate's pods take 8082 from tool pods only, and go out to public addresses on 80/443 only.
+    gate_pol = one(docs, "NetworkPolicy", "gatekeeper-egress-gate")["spec"]
+    assert policies_selecting([one(docs, "NetworkPolicy", "gatekeeper-egress-gate")], gk_labels)
+    (ingress,) = gate_pol["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8082}]
+    assert ingress["from"] == [
+        {"podSelector": {"matchLabels": {"gatekeeper.example.com/contained-tool": "true"}}}
+    ]
+    (out,) = gate_pol["egress"]
+    assert sorted(p["port"] for p in out["ports"]) == [80, 443]
+    (block,) = out["to"]
+    assert {"10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"} <= set(
+        block["ipBlock"]["except"]
+    )
 
 
 # --- systemd --------------------------------------------------------------------------------------
