@@ -3,8 +3,10 @@
 A bounded ring buffer: the decision recorder calls :meth:`RecentDecisions.add` with the
 same dict the decision log line carries (``decision_id``, ``entry``, ``principal``,
 ``roles``, ``tool``, ``capabilities``, ``outcome``, ``code``, ``rule``, ``reason``,
-``latency_ms``, ``approval_id``, ``time``). The buffer is per process and forgets on
-restart; the audit trail, not this, is the record.
+``latency_ms``, ``approval_id``, ``time``), and for a connection through the egress gate
+what its ``extra`` says about it (``parent_decision_id``: the call that opened it, ``target``,
+``bytes_up``, ``bytes_down``), so the console can show connections under their call. The buffer
+is per process and forgets on restart; the audit trail, not this, is the record.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _KEEP = (
     "approval_id",
     "time",
 )
+# Kept from ``extra``: an egress connection's link to its call, and what it moved.
+_EXTRA = ("parent_decision_id", "target", "bytes_up", "bytes_down")
 
 
 _TIME, _OUTCOME, _PRINCIPAL, _TOOL = (_KEEP.index(k) for k in ("time", "outcome", "principal", "tool"))
@@ -68,6 +72,9 @@ class RecentDecisions:
         """Remember one decision: the values of the known keys only, as a tuple (cheap to take,
         and never the call's arguments, which can be large); ``query`` turns them into dicts."""
         values = tuple(record.get(key, _MISSING) for key in _KEEP)
+        extra = record.get("extra")
+        if isinstance(extra, Mapping) and extra.get("parent_decision_id") is not None:
+            values += tuple(extra.get(key, _MISSING) for key in _EXTRA)
         when = values[_TIME]
         if type(when) is not float:  # stamped when added, as a number
             values = (*values[:_TIME], _epoch(None if when is _MISSING else when), *values[_TIME + 1 :])
@@ -112,7 +119,7 @@ def _view(values: tuple[Any, ...], when: float) -> dict[str, Any]:
     """One remembered decision as a dict of plain JSON values (tuples and sets become lists)."""
     item = {
         key: value if type(value) in _PLAIN_TYPES else _plain(value)
-        for key, value in zip(_KEEP, values, strict=True)
+        for key, value in zip(_KEEP + _EXTRA, values, strict=False)
         if value is not _MISSING
     }
     item["time"] = when

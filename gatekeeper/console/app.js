@@ -714,21 +714,7 @@ async function loadDecisions() {
   try {
     const res = await state.api.decisions({ outcome: f.outcome, principal: f.principal.trim(), tool: f.tool.trim(), since, limit: 200 });
     const rows = res.decisions || [];
-    $('#decisions-table tbody').replaceChildren(
-      ...rows.map((r) =>
-        el(
-          'tr',
-          {},
-          el('td', { class: 'nowrap', text: clock(r.time) }),
-          el('td', {}, el('span', { class: `badge ${r.outcome}`, text: r.outcome || '?' })),
-          el('td', { text: r.principal || '—' }),
-          el('td', {}, el('code', { text: r.tool || '—' })),
-          el('td', { class: 'wrap' }, (r.capabilities || []).map((c) => el('code', { class: 'chip', text: c }))),
-          el('td', { class: 'wrap' }, r.rule ? el('code', { text: r.rule }) : null, r.rule ? ' ' : null, r.reason || r.code || ''),
-          el('td', { class: 'num', text: typeof r.latency_ms === 'number' ? `${r.latency_ms.toFixed(1)} ms` : '—' }),
-        ),
-      ),
-    );
+    $('#decisions-table tbody').replaceChildren(...nestConnections(rows).map(([r, depth]) => decisionRow(r, depth)));
     note.textContent = res.available === false
       ? 'This Gatekeeper keeps no recent-decision history (the in-memory buffer is not enabled).'
       : `${rows.length} decision(s) shown, newest first${rows.length >= 200 ? ' (first 200)' : ''}.`;
@@ -736,6 +722,49 @@ async function loadDecisions() {
     note.textContent = '';
     toast(`Could not load decisions: ${explainError(err)}`);
   }
+}
+
+// Connections through the egress gate are listed under the call that opened them (when that
+// call is in the list), oldest first; a connection whose call is not shown stands on its own.
+function nestConnections(rows) {
+  const shown = new Set(rows.map((r) => r.decision_id));
+  const children = new Map();
+  for (const r of rows) {
+    if (r.parent_decision_id && shown.has(r.parent_decision_id)) {
+      if (!children.has(r.parent_decision_id)) children.set(r.parent_decision_id, []);
+      children.get(r.parent_decision_id).unshift(r);
+    }
+  }
+  const out = [];
+  for (const r of rows) {
+    if (r.parent_decision_id && shown.has(r.parent_decision_id)) continue;
+    out.push([r, 0]);
+    for (const c of children.get(r.decision_id) || []) out.push([c, 1]);
+  }
+  return out;
+}
+
+function bytes(n) {
+  if (typeof n !== 'number') return '';
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
+}
+
+function decisionRow(r, depth) {
+  const connection = r.entry === 'egress';
+  const what = connection
+    ? el('td', {}, depth ? '↳ ' : null, el('code', { text: r.target || '—' }), ' ', el('span', { class: 'muted', text: `${bytes(r.bytes_up)} ↑ ${bytes(r.bytes_down)} ↓` }))
+    : el('td', {}, el('code', { text: r.tool || '—' }));
+  return el(
+    'tr',
+    { class: depth ? 'connection' : '', 'data-decision-id': r.decision_id || '', 'data-parent': depth ? r.parent_decision_id : '' },
+    el('td', { class: 'nowrap', text: clock(r.time) }),
+    el('td', {}, el('span', { class: `badge ${r.outcome}`, text: r.outcome || '?' })),
+    el('td', { text: r.principal || '—' }),
+    what,
+    el('td', { class: 'wrap' }, (r.capabilities || []).map((c) => el('code', { class: 'chip', text: c }))),
+    el('td', { class: 'wrap' }, r.rule ? el('code', { text: r.rule }) : null, r.rule ? ' ' : null, r.reason || r.code || ''),
+    el('td', { class: 'num', text: typeof r.latency_ms === 'number' ? `${r.latency_ms.toFixed(1)} ms` : '—' }),
+  );
 }
 
 $('#decisions-form').addEventListener('submit', (ev) => {

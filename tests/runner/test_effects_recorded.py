@@ -182,3 +182,38 @@ async def test_a_refused_name_is_never_resolved(
     records = [r for r in _records(contained) if r["entry"] == "egress"]
     assert [r["extra"]["address"] for r in records] == [None, None, None, "10.1.2.3:443"]
     assert "net.internal" in records[-1]["capabilities"] and records[-1]["outcome"] == "denied"
+
+
+async def test_the_console_lists_connections_under_their_call(
+    agent: Agent, contained: Gatekeeper, outside: Outside
+) -> None:
+    from ..console.test_console_browser import browser, signed_in
+
+    await agent.write(
+        "two.py",
+        "import subprocess\nfor u in ('https://pypi.org/', 'https://evil.example/'):\n"
+        "    subprocess.run(['curl', '-sS', '--cacert', 'pypi-ca.txt', u])\n",
+    )
+    call = await agent.sh("python3 two.py")
+    await agent.sh("true")  # a later call, so the nesting is not just the list's order
+    async with agent.http.get(f"{contained.operator_url}/v1/decisions", headers=ops_auth(contained)) as r:
+        listed = (await r.json())["decisions"]
+    connections = [d for d in listed if d["entry"] == "egress"]
+    assert {(d["target"], d["outcome"], d["parent_decision_id"]) for d in connections} == {
+        ("pypi.org:443", "allowed", call["decision_id"]),
+        ("evil.example:443", "denied", call["decision_id"]),
+    }
+    assert next(d for d in connections if d["outcome"] == "allowed")["bytes_down"] > 0
+    async with browser() as page:
+        await signed_in(page, contained)
+        await page.keyboard.press("3")
+        rows = page.locator("#decisions-table tbody tr")
+        await page.locator(f"#decisions-table tr[data-decision-id='{call['decision_id']}']").wait_for()
+        ids = await rows.evaluate_all("rows => rows.map(r => [r.dataset.decisionId, r.dataset.parent])")
+        at = next(i for i, (decision_id, _) in enumerate(ids) if decision_id == call["decision_id"])
+        # The call's row, then its two connections right under it, marked as its children.
+        assert [parent for _, parent in ids[at + 1 : at + 3]] == [call["decision_id"]] * 2, ids
+        nested = page.locator(f"#decisions-table tr.connection[data-parent='{call['decision_id']}']")
+        assert await nested.count() == 2
+        assert "pypi.org:443" in await nested.nth(0).inner_text()
+        assert "evil.example:443" in await nested.nth(1).inner_text()
