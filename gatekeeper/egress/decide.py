@@ -10,7 +10,9 @@ their address is not re-classed (a private mirror is the point of a pin).
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -49,8 +51,10 @@ def parse_authority(text: str) -> tuple[str, int]:
     return match.group(1), port
 
 
-def read_target(host: str, port: int) -> tuple[Target, list[Capability]]:
-    """Normalise a host the way the URL inspector does, and the capabilities its literal implies."""
+@functools.lru_cache(maxsize=4096)
+def read_target(host: str, port: int) -> tuple[Target, tuple[Capability, ...]]:
+    """Normalise a host the way the URL inspector does, and the capabilities its literal implies.
+    Pure, and read once per connection on the connect path: remembered for the hosts seen last."""
     literal = host if not (":" in host and not host.startswith("[")) else f"[{host}]"
     capabilities = inspect_url(f"https://{literal}:{port}/", _CONTEXT)
     egress = [c for c in capabilities if c.name.startswith("net.egress:")]
@@ -59,7 +63,7 @@ def read_target(host: str, port: int) -> tuple[Target, list[Capability]]:
         raise BadTarget(f"the host {host[:100]!r} could not be understood {reason}".rstrip())
     authority = egress[0].name.removeprefix("net.egress:")
     name, _, port_text = authority.rpartition(":")
-    return Target(name, int(port_text)), capabilities
+    return Target(name, int(port_text)), tuple(capabilities)
 
 
 def address_capabilities(address: str, evidence: str) -> list[Capability]:
@@ -68,9 +72,9 @@ def address_capabilities(address: str, evidence: str) -> list[Capability]:
     return host_class_capabilities(host_class, evidence)
 
 
-def connection_call(grant: EgressGrant, target: Target, capabilities: list[Capability]) -> ToolCall:
+def connection_call(grant: EgressGrant, target: Target, capabilities: Sequence[Capability]) -> ToolCall:
     """The connection as a call of its parent's tool, decided with the parent's principal. Its
     digest binds the target and the parent call, so an operator's approval covers exactly this
     connection of this call."""
     arguments = {"connect": target.authority, "call": grant.decision_id}
-    return build_call(grant.principal, grant.tool, arguments, capabilities)
+    return build_call(grant.principal, grant.tool, arguments, list(capabilities))
