@@ -160,9 +160,12 @@ def main() -> None:
             ratio = statistics.median(rates) / direct_rate
             low, mid, high = rates[0], statistics.median(rates), rates[-1]
             print(f"  {name:13} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x")
-        direct = [_curl(f"{direct_url}/small")["ttfb"] for _ in range(args.small)]
-        gated = [_curl(*via, f"http://{NAME}/small")["ttfb"] for _ in range(args.small)]
-        tunneled = [_curl(*via, "--proxytunnel", f"http://{NAME}/small")["ttfb"] for _ in range(args.small)]
+        # Interleaved, one of each per round: a shared machine's drift hits all three alike.
+        direct, gated, tunneled = [], [], []
+        for _ in range(args.small):
+            direct.append(_curl(f"{direct_url}/small")["ttfb"])
+            gated.append(_curl(*via, f"http://{NAME}/small")["ttfb"])
+            tunneled.append(_curl(*via, "--proxytunnel", f"http://{NAME}/small")["ttfb"])
         p50 = statistics.median
         print(f"time to first byte of /small, {args.small} requests each (p50, p99 in ms)")
         for name, values in (("direct", direct), ("gate http", gated), ("gate CONNECT", tunneled)):
