@@ -38,6 +38,7 @@ from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
+from .server.protocol import GuardedAppRunner
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
@@ -238,7 +239,9 @@ class Gatekeeper:
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),
         ):
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = GuardedAppRunner(
+                app, head_timeout=cfg.limits.header_timeout_seconds, access_log=None, handle_signals=False
+            )
             await runner.setup()
             site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
             await site.start()

@@ -56,6 +56,8 @@ class Limits:
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 64
     max_response_bytes: int = 16 * 1024 * 1024
+    # A request head (request line and headers) must arrive whole within this many seconds.
+    header_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +313,9 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             )
 
     lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
-    limits = Limits(**{f.name: r.typed(lim, "limits", f.name, int, f.default) for f in fields(Limits)})
+    limits = Limits(
+        **{f.name: r.typed(lim, "limits", f.name, type(f.default), f.default) for f in fields(Limits)}
+    )
     for f in fields(Limits):
         if getattr(limits, f.name) <= 0:
             raise r.fail(f"limits.{f.name}", "must be positive")
