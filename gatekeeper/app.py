@@ -39,6 +39,7 @@ from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.protocol import GuardedAppRunner
+from .server.request_ids import request_id_middleware
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
@@ -104,7 +105,8 @@ def build_agent_app(
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
-        middlewares=[drain_middleware, error_middleware], client_max_size=config.limits.max_body_bytes + 1
+        middlewares=[request_id_middleware, drain_middleware, error_middleware],
+        client_max_size=config.limits.max_body_bytes + 1,
     )
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
@@ -130,7 +132,7 @@ def build_agent_app(
 def build_operator_app(
     config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_id_middleware, error_middleware])
     _shared(app, config, gate, verifier, metrics)
     add_operator_routes(app)
     return app

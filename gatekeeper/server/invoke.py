@@ -18,6 +18,7 @@ from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
 from .budgets import refund_budgets, spend_budgets
+from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .run_files import bind_run_files, confirm_run_files
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
@@ -215,7 +216,7 @@ INVOKE_STAGES: tuple[Stage, ...] = (
 
 
 async def handle_invoke(request: web.Request) -> web.StreamResponse:
-    ex = Exchange(entry="invoke", request=request)
+    ex = Exchange(entry="invoke", request=request, request_id=request_id_of(request))
     try:
         await run(INVOKE_STAGES, ex)
     finally:

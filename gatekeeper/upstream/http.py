@@ -20,6 +20,7 @@ from ..config import Upstream
 from ..errors import UpstreamError, UpstreamTimeout
 from ..models import ToolCall
 from ..streams import read_body
+from ..tracing import current_request
 
 
 class HttpTransport:
@@ -58,6 +59,9 @@ class HttpTransport:
             "Accept": "application/json",
             "X-Gatekeeper-Decision-Id": decision_id,
         }
+        ids = current_request.get()
+        if ids is not None:
+            headers.update(ids.upstream_headers())
         try:
             async with asyncio.timeout(upstream.timeout_seconds):
                 async with self._session.post(
