@@ -7,6 +7,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from aiohttp import web
 from .approvals.queue import ApprovalQueue
 from .approvals.stores import open_store
 from .approvals.webhook import WebhookNotifier
+from .audit.checkpoints import default_key_path, ensure_signer
 from .audit.log import AuditLog, default_chain_id, make_sink
 from .budgets import open_counter
 from .config import Config, Upstream
@@ -182,9 +184,16 @@ class Gatekeeper:
         self.lifecycle = Lifecycle()
         self.budgets = open_counter(self.config.budget_store)
         self.recent = RecentDecisions()
+        audit = self.config.audit
+        key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)
         self.audit = AuditLog(
             make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
             chain_id=default_chain_id(self.config.agent_listener.port),
+            max_queue=audit.max_unwritten_records,
+            checkpoint_seconds=audit.checkpoint_seconds,
+            # Callers wait for their record's commit: write at once, batching what piles up meanwhile.
+            batch_window_seconds=0.0 if audit.durable_answers else 0.02,
+            signer=ensure_signer(key_path),
         )
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
@@ -320,6 +329,8 @@ class Gatekeeper:
             "chain": self.audit.chain_id,
             "head": f"{seq}:{digest}",
             "lag": self.audit.lag,
+            "refusing": self.audit.refusal(self.config.audit.max_unwritten_seconds),
+            "signed_checkpoints": self.audit.signer.key_id if self.audit.signer else None,
             "verify": "run `gatekeeper audit verify` to check the whole chain",
         }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .approvals.settings import ApprovalSettings
+from .audit.settings import AuditSettings
 from .errors import ConfigError
 from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
 from .runner.settings import EgressSettings, RunnerLimits, RunnerSettings
@@ -86,6 +87,7 @@ class Config:
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     budget_store: str = "memory"  # or redis://host:6379/0 for a fleet
     log_level: str = "info"
     runner: RunnerSettings = field(default_factory=RunnerSettings)
@@ -178,6 +180,7 @@ def load_config(path: Path | None) -> Config:
 
 
 _TOP_KEYS = {
+    "audit",
     "budgets",
     "data_dir",
     "mode",
@@ -342,12 +345,31 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         demo=demo,
         log_level=level,
         approvals=_parse_approvals(r, raw),
+        audit=_parse_audit(r, raw, rel),
         budget_store=r.expand_env(
             "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
         ),
         runner=_parse_runner(r, raw, rel),
         egress=_parse_egress(r, raw),
     )
+
+
+def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
+    section = r.section(raw, "audit", {f.name for f in fields(AuditSettings)})
+    base = AuditSettings()
+    records = r.typed(section, "audit", "max_unwritten_records", int, base.max_unwritten_records)
+    if records < 1:
+        raise r.fail("audit.max_unwritten_records", "must be at least 1")
+    values: dict[str, Any] = {"max_unwritten_records": records}
+    for name in ("max_unwritten_seconds", "checkpoint_seconds"):
+        value = r.typed(section, "audit", name, float, getattr(base, name))
+        if value <= 0:
+            raise r.fail(f"audit.{name}", "must be positive")
+        values[name] = value
+    values["durable_answers"] = r.typed(section, "audit", "durable_answers", bool, base.durable_answers)
+    key = r.typed(section, "audit", "checkpoint_key", str, None)
+    values["checkpoint_key"] = str(rel(key)) if key is not None else None
+    return AuditSettings(**values)
 
 
 def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:
