@@ -7,6 +7,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from aiohttp import web
 from .approvals.queue import ApprovalQueue
 from .approvals.stores import open_store
 from .approvals.webhook import WebhookNotifier
+from .audit.checkpoints import default_key_path, ensure_signer
 from .audit.log import AuditLog, default_chain_id, make_sink
 from .budgets import open_counter
 from .config import Config, Upstream
@@ -38,6 +40,8 @@ from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
+from .server.protocol import GuardedAppRunner
+from .server.request_ids import request_id_middleware
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
@@ -104,7 +108,8 @@ def build_agent_app(
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
-        middlewares=[drain_middleware, error_middleware], client_max_size=config.limits.max_body_bytes + 1
+        middlewares=[request_id_middleware, drain_middleware, error_middleware],
+        client_max_size=config.limits.max_body_bytes + 1,
     )
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
@@ -132,7 +137,7 @@ def build_agent_app(
 def build_operator_app(
     config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_id_middleware, error_middleware])
     _shared(app, config, gate, verifier, metrics)
     add_operator_routes(app)
     return app
@@ -182,9 +187,16 @@ class Gatekeeper:
         self.lifecycle = Lifecycle()
         self.budgets = open_counter(self.config.budget_store)
         self.recent = RecentDecisions()
+        audit = self.config.audit
+        key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)
         self.audit = AuditLog(
             make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
             chain_id=default_chain_id(self.config.agent_listener.port),
+            max_queue=audit.max_unwritten_records,
+            checkpoint_seconds=audit.checkpoint_seconds,
+            # Callers wait for their record's commit: write at once, batching what piles up meanwhile.
+            batch_window_seconds=0.0 if audit.durable_answers else 0.02,
+            signer=ensure_signer(key_path),
         )
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
@@ -248,7 +260,9 @@ class Gatekeeper:
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),
         ):
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = GuardedAppRunner(
+                app, head_timeout=cfg.limits.header_timeout_seconds, access_log=None, handle_signals=False
+            )
             await runner.setup()
             site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
             await site.start()
@@ -325,6 +339,8 @@ class Gatekeeper:
             "chain": self.audit.chain_id,
             "head": f"{seq}:{digest}",
             "lag": self.audit.lag,
+            "refusing": self.audit.refusal(self.config.audit.max_unwritten_seconds),
+            "signed_checkpoints": self.audit.signer.key_id if self.audit.signer else None,
             "verify": "run `gatekeeper audit verify` to check the whole chain",
         }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .approvals.settings import ApprovalSettings
+from .audit.settings import AuditSettings
 from .errors import ConfigError
 from .identity.settings import SUPPORTED_ALGORITHMS, IdentitySettings
 from .runner.settings import EgressSettings, RunnerLimits, RunnerSettings
@@ -59,6 +60,8 @@ class Limits:
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 64
     max_response_bytes: int = 16 * 1024 * 1024
+    # A request head (request line and headers) must arrive whole within this many seconds.
+    header_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class Config:
     limits: Limits = Limits()
     demo: DemoSettings = DemoSettings()
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     budget_store: str = "memory"  # or redis://host:6379/0 for a fleet
     log_level: str = "info"
     runner: RunnerSettings = field(default_factory=RunnerSettings)
@@ -179,6 +183,7 @@ def load_config(path: Path | None) -> Config:
 
 
 _TOP_KEYS = {
+    "audit",
     "budgets",
     "data_dir",
     "mode",
@@ -317,7 +322,9 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             )
 
     lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
-    limits = Limits(**{f.name: r.typed(lim, "limits", f.name, int, f.default) for f in fields(Limits)})
+    limits = Limits(
+        **{f.name: r.typed(lim, "limits", f.name, type(f.default), f.default) for f in fields(Limits)}
+    )
     for f in fields(Limits):
         if getattr(limits, f.name) <= 0:
             raise r.fail(f"limits.{f.name}", "must be positive")
@@ -352,12 +359,31 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         demo=demo,
         log_level=level,
         approvals=_parse_approvals(r, raw),
+        audit=_parse_audit(r, raw, rel),
         budget_store=r.expand_env(
             "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
         ),
         runner=runner,
         egress=_parse_egress(r, raw),
     )
+
+
+def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
+    section = r.section(raw, "audit", {f.name for f in fields(AuditSettings)})
+    base = AuditSettings()
+    records = r.typed(section, "audit", "max_unwritten_records", int, base.max_unwritten_records)
+    if records < 1:
+        raise r.fail("audit.max_unwritten_records", "must be at least 1")
+    values: dict[str, Any] = {"max_unwritten_records": records}
+    for name in ("max_unwritten_seconds", "checkpoint_seconds"):
+        value = r.typed(section, "audit", name, float, getattr(base, name))
+        if value <= 0:
+            raise r.fail(f"audit.{name}", "must be positive")
+        values[name] = value
+    values["durable_answers"] = r.typed(section, "audit", "durable_answers", bool, base.durable_answers)
+    key = r.typed(section, "audit", "checkpoint_key", str, None)
+    values["checkpoint_key"] = str(rel(key)) if key is not None else None
+    return AuditSettings(**values)
 
 
 def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:

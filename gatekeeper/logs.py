@@ -1,4 +1,10 @@
-"""structlog set-up: JSON lines on stdout, with secrets masked before rendering."""
+"""structlog set-up: JSON lines on stdout, with secrets masked before rendering.
+
+Every line is JSON, whoever writes it: the standard library's loggers (aiohttp, asyncio, the
+MCP SDK) go through the same renderer, on stderr. And no line carries a credential: besides
+masking secret-named keys, every string in a line (exception text and tracebacks included) has
+bearer tokens and JWTs cut out, since a library's error message may quote a request header.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import datetime
 import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -16,6 +23,54 @@ import structlog
 
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_key", "headers", "jwt", "key"})
 _UTC = datetime.UTC
+
+
+# A JWT (three base64url parts, the first a JSON object: "eyJ") or any Bearer/Basic credential.
+_CREDENTIAL = re.compile(
+    r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*"
+    r"|(?i:\b(?:bearer|basic)(?:\s|\\[tnr]|%20)+)[^\s\"',;\\]+"
+)
+_MASK = "[masked]"
+
+
+def scrub_credential_text(text: str) -> str:
+    """``text`` with every bearer token and JWT in it replaced by ``[masked]``."""
+    if "eyJ" not in text and "earer" not in text and "asic" not in text and "EARER" not in text:
+        return text  # the common case: one cheap scan, no regex
+    return _CREDENTIAL.sub(_scrubbed, text)
+
+
+def _scrubbed(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found.startswith("eyJ"):
+        return _MASK
+    scheme = re.match(r"(?i)(bearer|basic)", found)
+    return f"{scheme.group(1) if scheme else ''} {_MASK}"
+
+
+def scrub_credentials(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Cut tokens out of every string of a line, however they got there (an exception's message,
+    a traceback, a library's text): a log is never where a credential is found."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = scrub_credential_text(value)
+        elif isinstance(value, dict | list | tuple):
+            event[key] = _scrub_nested(value, 0)
+    return event
+
+
+def _scrub_nested(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return scrub_credential_text(value)
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub_nested(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_nested(v, depth + 1) for v in value]
+    return value
 
 
 def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -61,19 +116,20 @@ class _Lines:
 _lines: _Lines | None = None
 
 
-def configure_logging(level: str = "info", stream: Any = None) -> None:
+def configure_logging(level: str = "info", stream: Any = None, error_stream: Any = None) -> None:
+    """structlog's lines on ``stream`` (stdout), the standard library's on ``error_stream``
+    (stderr, or ``stream`` when only that is given), all JSON, all masked and scrubbed."""
     global _lines
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
-    for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+    _configure_stdlib(numeric, renderer, error_stream or stream or sys.stderr)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         mask_secrets,
         structlog.processors.format_exc_info,
+        scrub_credentials,
         renderer,
     ]
     structlog.configure(
@@ -83,6 +139,37 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
         cache_logger_on_first_use=True,  # binding the processor chain once per logger, not per line
     )
     _lines = _Lines(processors, renderer, structlog.PrintLogger(stream or sys.stdout), numeric)
+
+
+class _JsonLines(logging.StreamHandler[Any]):
+    """Ours, so a second ``configure_logging`` replaces it rather than adding another."""
+
+
+def _configure_stdlib(level: int, renderer: Any, stream: Any) -> None:
+    """The root logger writes JSON through structlog's chain; tracebacks become a field."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            mask_secrets,
+            structlog.processors.format_exc_info,
+            scrub_credentials,
+            renderer,
+        ],
+    )
+    handler = _JsonLines(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _JsonLines)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def info_line(event: str, fields: dict[str, Any]) -> bool:
@@ -103,6 +190,7 @@ def info_line(event: str, fields: dict[str, Any]) -> bool:
     event_dict["level"] = "info"
     event_dict["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
     mask_secrets(None, "info", event_dict)
+    scrub_credentials(None, "info", event_dict)
     rendered = lines.renderer(None, "info", event_dict)
     lines.printer.msg(rendered if isinstance(rendered, str) else rendered.decode())
     return True

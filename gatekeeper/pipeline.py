@@ -58,6 +58,7 @@ class Exchange:
     charged_at: float | None = None
     forwarded: bool = False
     bound_files: dict[str, str] | None = None  # workspace files a held call runs, by content digest
+    request_id: str | None = None  # links the caller's request, the log line, the record, the upstream
 
 
 Stage = Callable[[Exchange], Awaitable[None]]
@@ -162,13 +163,17 @@ def record(
         "shadow": _shadow_summary(exchange),
         "latency_ms": round(elapsed * 1000, 3),
     }
+    if exchange.request_id is not None:
+        entry["extra"] = {"request_id": exchange.request_id}
     line = {
         **entry,
         "capability": decision.capability if decision else None,
         "upstream_ms": round(exchange.upstream_seconds * 1000, 3)
         if exchange.upstream_seconds is not None
         else None,
+        "request_id": exchange.request_id,
     }
+    line.pop("extra", None)
     if not info_line("decision", line):
         decision_log.info("decision", **line)
     if sink is not None:  # the audit trail and the console's recent decisions

@@ -8,7 +8,8 @@ order, redacts, assigns ``seq`` and ``prev_hash``, computes ``hash`` and writes 
 Nothing lost:
 
 - **sink failure**: the batch stays in memory (with the seqs it was given) and is retried with
-  backoff (50 ms doubling to 5 s); every failure is logged (``audit_write_failed``) with the lag,
+  backoff (50 ms doubling to 1 s), while ``refusal()`` says why calls must not be forwarded;
+  every failure is logged (``audit_write_failed``) with the lag,
   and the recovery too. A retried batch whose first attempt did commit is recognised by the
   sink (same seqs, same hashes) and not written twice. If the stored head moved under us
   (``ChainConflict``: another process with the same chain id, or rows deleted) the head is
@@ -47,6 +48,7 @@ from typing import Any
 import structlog
 
 from ..errors import ConfigError, GatekeeperError
+from .checkpoints import Checkpoint, CheckpointSigner
 from .record import SCHEMA_VERSION, AuditRecord, AuditSink, ChainConflict, canonical_json, chain_hash
 
 log = structlog.get_logger("gatekeeper.audit")
@@ -204,6 +206,7 @@ class AuditLog:
         log_records: bool = False,
         checkpoint_seconds: float = 10.0,
         batch_window_seconds: float = 0.02,
+        signer: CheckpointSigner | None = None,
     ) -> None:
         if not chain_id:
             raise ValueError("chain_id must be a non-empty string")
@@ -230,6 +233,14 @@ class AuditLog:
         self._written = 0
         self._last_overflow_log = 0.0
         self._last_checkpoint = 0.0
+        self._failing_since: float | None = None  # monotonic time of the first failed write in a row
+        self.last_error: str | None = None
+        # Signed checkpoints (checkpoints.py): one per batch, in the batch's transaction. The
+        # previous one is replaced unless it was kept as history (one every checkpoint_seconds).
+        self.signer = signer
+        self._signed: Checkpoint | None = None
+        self._signed_kept = True
+        self._last_kept = 0.0
 
     # -- the caller's side ----------------------------------------------------------------------
 
@@ -279,6 +290,55 @@ class AuditLog:
     def lag(self) -> int:
         """Records accepted but not yet committed to the sink."""
         return len(self._queue) + len(self._batch_fields)
+
+    @property
+    def appended(self) -> int:
+        """Records accepted so far: the n-th record appended is committed once ``written >= n``."""
+        return self._appended
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def failing_for(self) -> float | None:
+        """Seconds since the store started failing writes (None while writes succeed)."""
+        since = self._failing_since
+        return None if since is None else time.monotonic() - since
+
+    def oldest_unwritten_age(self) -> float:
+        """Seconds the oldest record not yet committed has waited (0 when none waits)."""
+        oldest = self._batch_fields[0] if self._batch_fields else (self._queue[0] if self._queue else None)
+        if oldest is None:
+            return 0.0
+        return max(0.0, time.time() - float(oldest.get("time", time.time())))
+
+    def refusal(self, max_seconds: float) -> str | None:
+        """Why calls must not be forwarded now (None: they may). The bound on what runs ahead of
+        the store: no failing writes, fewer than ``max_queue`` records waiting, none waiting
+        longer than ``max_seconds``."""
+        if self._task is None or self._task.done():
+            return "the audit writer is not running"
+        if self._failing_since is not None:
+            return f"the audit store refuses writes ({self.last_error})"
+        if self.lag >= self.max_queue:
+            return f"{self.lag} records wait to be written (the bound is {self.max_queue})"
+        age = self.oldest_unwritten_age()
+        if age > max_seconds:
+            return f"a record has waited {age:.1f} s to be written (the bound is {max_seconds:g} s)"
+        return None
+
+    async def wait_written(self, count: int, within_seconds: float) -> bool:
+        """True once the first ``count`` records appended are committed; False after ``within_seconds``."""
+        try:
+            async with asyncio.timeout(within_seconds):
+                while self._written < count:
+                    if self._task is None or self._task.done():
+                        return False
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
 
     @property
     def head(self) -> tuple[int, str]:
@@ -359,7 +419,7 @@ class AuditLog:
                 self._batch_fields = [self._queue.popleft() for _ in range(count)]
                 self._chain_batch()
             try:
-                await self.sink.write(self._batch, self._bodies)
+                await self._write_batch()
             except asyncio.CancelledError:
                 raise
             except ChainConflict as exc:
@@ -374,6 +434,9 @@ class AuditLog:
                 continue
             except Exception as exc:  # any sink failure: keep the batch, retry
                 failing = True
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "audit_write_failed",
                     chain_id=self.chain_id,
@@ -382,11 +445,12 @@ class AuditLog:
                     retry_in=delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)
                 continue
             if failing:
                 failing = False
                 log.warning("audit_write_recovered", chain_id=self.chain_id, lag=self.lag)
+            self._failing_since = None
             delay = 0.05
             last = self._batch[-1]
             self._head = (last.seq, last.hash)
@@ -399,12 +463,38 @@ class AuditLog:
             progress.set()
             self._checkpoint()
 
+    async def _write_batch(self) -> None:
+        if self.signer is None:
+            await self.sink.write(self._batch, self._bodies)
+            return
+        last = self._batch[-1]
+        signed = self.signer.sign(self.chain_id, last.seq, last.hash)
+        previous = self._signed
+        superseded = previous.seq if previous is not None and not self._signed_kept else None
+        await self.sink.write(self._batch, self._bodies, signed, superseded)
+        now = time.monotonic()
+        self._signed = signed
+        self._signed_kept = now - self._last_kept >= self.checkpoint_seconds
+        if self._signed_kept:
+            self._last_kept = now
+
     def _checkpoint(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_checkpoint >= self.checkpoint_seconds:
             self._last_checkpoint = now
             seq, digest = self._head
-            if seq:
+            signed = self._signed if self._signed is not None and self._signed.seq == seq else None
+            if seq and signed is not None:
+                log.info(
+                    "audit_checkpoint",
+                    chain_id=self.chain_id,
+                    seq=seq,
+                    hash=digest,
+                    signed_at=signed.time,
+                    key_id=signed.key_id,
+                    signature=signed.signature,
+                )
+            elif seq:
                 log.info("audit_checkpoint", chain_id=self.chain_id, seq=seq, hash=digest)
 
     def _chain_batch(self) -> None:

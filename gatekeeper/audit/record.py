@@ -129,9 +129,21 @@ class AuditSink(Protocol):
         """(last seq, last hash), or (0, GENESIS_HASH) for an empty chain."""
         ...
 
-    async def write(self, records: Sequence[AuditRecord], bodies: Sequence[str] | None = None) -> None:
+    async def write(
+        self,
+        records: Sequence[AuditRecord],
+        bodies: Sequence[str] | None = None,
+        checkpoint: Any = None,
+        superseded: int | None = None,
+    ) -> None:
         """Store ``records`` (already chained, ``hash`` set) in one transaction. ``bodies``, when
-        given, are their ``canonical()`` texts, computed once by the writer."""
+        given, are their ``canonical()`` texts, computed once by the writer. ``checkpoint`` (a
+        signed ``checkpoints.Checkpoint`` of the batch's last record) is stored in the same
+        transaction, replacing the checkpoint at seq ``superseded``."""
+        ...
+
+    async def checkpoints(self, chain_id: str) -> list[Any]:
+        """The chain's stored checkpoints, by seq."""
         ...
 
     async def chains(self) -> list[str]: ...

@@ -17,6 +17,7 @@ import asyncpg
 
 from ..errors import GatekeeperError
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
+from .checkpoints import Checkpoint
 from .record import GENESIS_HASH, AuditRecord, RawRow, plan_append
 from .sinks import SqlSink, batch_texts
 
@@ -33,6 +34,15 @@ CREATE TABLE IF NOT EXISTS audit_records (
     PRIMARY KEY (chain_id, seq)
 );
 CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (chain_id, time, seq);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    chain_id text NOT NULL,
+    seq bigint NOT NULL,
+    hash text NOT NULL,
+    time double precision NOT NULL,
+    key_id text NOT NULL,
+    signature text NOT NULL,
+    PRIMARY KEY (chain_id, seq)
+);
 """
 _COLUMNS = ("chain_id", "seq", "time", "prev_hash", "hash", "body")
 
@@ -72,7 +82,13 @@ class PostgresAuditSink(SqlSink):
             return 0, GENESIS_HASH
         return int(row["seq"]), str(row["hash"])
 
-    async def write(self, records: Sequence[AuditRecord], bodies: Sequence[str] | None = None) -> None:
+    async def write(
+        self,
+        records: Sequence[AuditRecord],
+        bodies: Sequence[str] | None = None,
+        checkpoint: Checkpoint | None = None,
+        superseded: int | None = None,
+    ) -> None:
         if not records:
             return
         chain, texts = batch_texts(records, bodies)
@@ -102,6 +118,41 @@ class PostgresAuditSink(SqlSink):
                         for r, text in zip(records[skip:], texts[skip:], strict=True)
                     ],
                 )
+            if checkpoint is not None:
+                if superseded is not None:
+                    await conn.execute(
+                        "DELETE FROM audit_checkpoints WHERE chain_id = $1 AND seq = $2", chain, superseded
+                    )
+                await conn.execute(
+                    "INSERT INTO audit_checkpoints (chain_id, seq, hash, time, key_id, signature) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chain_id, seq) DO UPDATE SET "
+                    "hash = EXCLUDED.hash, time = EXCLUDED.time, key_id = EXCLUDED.key_id, "
+                    "signature = EXCLUDED.signature",
+                    chain,
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.time,
+                    checkpoint.key_id,
+                    checkpoint.signature,
+                )
+
+    async def checkpoints(self, chain_id: str) -> list[Checkpoint]:
+        rows = await self._require().fetch(
+            "SELECT seq, hash, time, key_id, signature FROM audit_checkpoints "
+            "WHERE chain_id = $1 ORDER BY seq",
+            chain_id,
+        )
+        return [
+            Checkpoint(
+                chain_id,
+                int(r["seq"]),
+                str(r["hash"]),
+                float(r["time"]),
+                str(r["key_id"]),
+                str(r["signature"]),
+            )
+            for r in rows
+        ]
 
     async def chains(self) -> list[str]:
         rows = await self._require().fetch("SELECT DISTINCT chain_id FROM audit_records ORDER BY chain_id")

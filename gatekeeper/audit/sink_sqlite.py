@@ -21,6 +21,7 @@ import aiosqlite
 
 from ..errors import GatekeeperError
 from ..storage.sqlite import immediate, open_sqlite
+from .checkpoints import Checkpoint
 from .record import GENESIS_HASH, AuditRecord, RawRow, plan_append
 from .sinks import CHUNK, SqlSink, batch_texts, record_from_row
 
@@ -38,7 +39,16 @@ CREATE TABLE IF NOT EXISTS audit_records (
     body TEXT NOT NULL,
     PRIMARY KEY (chain_id, seq)
 );
-CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (chain_id, time, seq)
+CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (chain_id, time, seq);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    chain_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    time REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (chain_id, seq)
+)
 """
 
 
@@ -79,15 +89,28 @@ class SqliteAuditSink(SqlSink):
             return 0, GENESIS_HASH
         return int(rows[0][0]), str(rows[0][1])
 
-    async def write(self, records: Sequence[AuditRecord], bodies: Sequence[str] | None = None) -> None:
+    async def write(
+        self,
+        records: Sequence[AuditRecord],
+        bodies: Sequence[str] | None = None,
+        checkpoint: Checkpoint | None = None,
+        superseded: int | None = None,
+    ) -> None:
         if not records:
             return
         chain, texts = batch_texts(records, bodies)
         async with self._lock:
             # Shielded: a batch once begun always ends in COMMIT or ROLLBACK.
-            await asyncio.shield(self._write(chain, records, texts))
+            await asyncio.shield(self._write(chain, records, texts, checkpoint, superseded))
 
-    async def _write(self, chain: str, records: Sequence[AuditRecord], texts: list[str]) -> None:
+    async def _write(
+        self,
+        chain: str,
+        records: Sequence[AuditRecord],
+        texts: list[str],
+        checkpoint: Checkpoint | None,
+        superseded: int | None,
+    ) -> None:
         db = self._conn()
         async with immediate(db):
             rows = list(
@@ -113,6 +136,32 @@ class SqliteAuditSink(SqlSink):
                     for r, text in zip(records[skip:], texts[skip:], strict=True)
                 ],
             )
+            if checkpoint is not None:
+                if superseded is not None:
+                    await db.execute(
+                        "DELETE FROM audit_checkpoints WHERE chain_id = ? AND seq = ?", (chain, superseded)
+                    )
+                await db.execute(
+                    "INSERT OR REPLACE INTO audit_checkpoints (chain_id, seq, hash, time, key_id, signature) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        chain,
+                        checkpoint.seq,
+                        checkpoint.hash,
+                        checkpoint.time,
+                        checkpoint.key_id,
+                        checkpoint.signature,
+                    ),
+                )
+
+    async def checkpoints(self, chain_id: str) -> list[Checkpoint]:
+        async with self._lock:
+            rows = await self._conn().execute_fetchall(
+                "SELECT seq, hash, time, key_id, signature FROM audit_checkpoints "
+                "WHERE chain_id = ? ORDER BY seq",
+                (chain_id,),
+            )
+        return [Checkpoint(chain_id, int(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     async def chains(self) -> list[str]:
         async with self._lock:

@@ -22,6 +22,11 @@ recorded earlier somewhere the attacker cannot edit — the writer logs one as
 ``expect_head=(seq, hash)`` (CLI ``--expect-head SEQ:HASH``) the chain must reach that seq and
 have exactly that hash there; otherwise it was ``truncated`` or ``rewritten``.
 
+With ``checkpoint_keys`` (the CLI loads the checkpoint public key) each stored signed checkpoint
+(``checkpoints.py``) is checked too: its signature (``forged_checkpoint``), the chain's hash at its
+seq (``rewritten``), its seq within the chain (``truncated``), and the head being covered by the
+newest one (``unsigned_tail``): so a consistent rewrite of the tail is caught without an anchor.
+
 Speed: store readers hand out raw rows (the stored canonical body text and the hash columns),
 so a row costs one SHA-256 and a few comparisons — no JSON parsing, no objects.
 """
@@ -35,6 +40,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .checkpoints import Checkpoint, verify_checkpoint
 from .record import GENESIS_HASH, AuditReader, RawRow
 
 WINDOW = 4096  # recent hashes kept per chain, to name the record a broken link points at
@@ -60,6 +68,8 @@ class ChainSummary:
     first_seq: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
+    checkpoints: int = 0  # signed checkpoints checked
+    signed_seq: int = 0  # the newest signed checkpoint's seq
 
 
 @dataclass
@@ -90,7 +100,17 @@ def parse_anchor(text: str) -> tuple[int, str]:
 
 
 class _Chain:
-    __slots__ = ("anchor_ok", "last_hash", "last_seq", "moved", "order", "pending", "summary", "window")
+    __slots__ = (
+        "anchor_ok",
+        "checkpoints",
+        "last_hash",
+        "last_seq",
+        "moved",
+        "order",
+        "pending",
+        "summary",
+        "window",
+    )
 
     def __init__(self, chain_id: str | None, partial: bool) -> None:
         self.summary = ChainSummary(chain_id)
@@ -101,6 +121,7 @@ class _Chain:
         self.pending: dict[str, Finding] = {}
         self.moved: set[int] = set()
         self.anchor_ok: bool | None = None
+        self.checkpoints: dict[int, Checkpoint] = {}
 
 
 async def _rows_of(reader: Any, chain_id: str | None) -> AsyncIterator[list[RawRow]]:
@@ -129,6 +150,7 @@ async def verify(
     expect_head: tuple[int, str] | None = None,
     partial: bool = False,
     max_findings: int = 1000,
+    checkpoint_keys: dict[str, Ed25519PublicKey] | None = None,
 ) -> VerifyReport:
     """Check every record of ``reader`` (a sink, a ``JsonlReader``, any ``AuditReader``).
 
@@ -198,6 +220,13 @@ async def verify(
                 own.seq, own.position, own.kind = seq, pos, "reordered"
                 own.message = f"moved: it belongs before seq {resolved.seq} (records reordered)"
 
+    signed: dict[str, dict[int, Checkpoint]] = {}
+    read_checkpoints = getattr(reader, "checkpoints", None)
+    list_chains = getattr(reader, "chains", None)
+    if checkpoint_keys is not None and read_checkpoints is not None and list_chains is not None:
+        for name in [chain_id] if chain_id is not None else await list_chains():
+            signed[name] = {cp.seq: cp for cp in await read_checkpoints(name)}
+
     pos = -1
     current: _Chain | None = None
     current_id: object = object()
@@ -210,6 +239,7 @@ async def verify(
                 if current is None:
                     current = chains[chain] = _Chain(chain, partial)
                     current.summary.first_seq = seq
+                    current.checkpoints = signed.get(chain, {})
             st = current
             assert st is not None
             computed = sha256(prev.encode() + b"\n" + body.encode()).hexdigest()
@@ -219,6 +249,17 @@ async def verify(
                 slow(st, pos, seq, prev, digest, body, computed)
             if seq == anchor_seq:
                 st.anchor_ok = digest == anchor_hash
+            if st.checkpoints:
+                checkpoint = st.checkpoints.get(seq)
+                if checkpoint is not None and checkpoint.hash != digest:
+                    add(
+                        st,
+                        seq,
+                        pos,
+                        "rewritten",
+                        f"its hash differs from the signed checkpoint {checkpoint.hash[:16]}…: the chain "
+                        "was rewritten at or before this seq",
+                    )
             window = st.window
             window[digest] = seq
             order = st.order
@@ -262,6 +303,13 @@ async def verify(
                 "at or before this seq",
             )
 
+    if checkpoint_keys is not None:
+        for name, by_seq in signed.items():
+            if name not in chains and by_seq:
+                chains[name] = _Chain(name, partial)
+            if name in chains:
+                _check_checkpoints(chains[name], by_seq, checkpoint_keys, pos + 1, add)
+
     for st in chains.values():
         st.summary.head_seq = max(st.last_seq, 0)
         st.summary.head_hash = st.last_hash
@@ -269,3 +317,43 @@ async def verify(
     findings.sort(key=lambda f: (str(f.chain_id), f.seq, f.position))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_checkpoints(
+    st: _Chain,
+    by_seq: dict[int, Checkpoint],
+    keys: dict[str, Ed25519PublicKey],
+    end: int,
+    add: Any,
+) -> None:
+    """Signatures, seqs past the head, and the head's coverage (hashes were compared in the scan)."""
+    head = max(st.last_seq, 0)
+    valid = 0
+    for seq, checkpoint in sorted(by_seq.items()):
+        problem = verify_checkpoint(keys, checkpoint)
+        if problem is not None:
+            add(st, seq, end, "forged_checkpoint", f"the checkpoint at seq {seq} is not valid: {problem}")
+            continue
+        if seq > head:
+            add(
+                st,
+                head + 1,
+                end,
+                "truncated",
+                f"the chain ends at seq {head} but a signed checkpoint covers seq {seq}: "
+                f"records {head + 1}..{seq} (at least) were removed",
+            )
+            continue
+        valid = max(valid, seq)
+        st.summary.checkpoints += 1
+    st.summary.signed_seq = valid
+    if head > valid:
+        covered = f"the newest valid signed checkpoint is at seq {valid}" if valid else "no signed checkpoint"
+        add(
+            st,
+            valid + 1,
+            end,
+            "unsigned_tail",
+            f"seq {valid + 1}..{head} are covered by no signature ({covered}): they were added or "
+            "rewritten without the checkpoint key",
+        )

@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 
+from ..audit.checkpoints import default_key_path, load_public_keys, public_key_path
 from ..audit.export import JsonlReader, export_jsonl
 from ..audit.log import make_sink
 from ..audit.record import AuditRecord, AuditSink
@@ -59,6 +60,14 @@ def register(sub: Any) -> None:
         help="anchor from an earlier run or an audit_checkpoint log line: also catches a cut tail",
     )
     v.add_argument("--file", type=Path, default=None, help="verify an exported JSON-lines file instead")
+    v.add_argument(
+        "--checkpoint-key",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PUB.pem",
+        help="trusted public key of the checkpoint signer (repeatable; default: the one in the data folder)",
+    )
     v.set_defaults(run=run_verify)
 
     t = verbs.add_parser("tail", help="print the last records, and follow new ones")
@@ -127,23 +136,42 @@ async def _verify(args: argparse.Namespace, anchor: tuple[int, str] | None) -> i
         except ValueError as exc:
             print(str(exc))
             return EXIT_TAMPERED
-    sink = sink_for(load_config(args.config))
+    config = load_config(args.config)
+    sink = sink_for(config)
     if isinstance(sink, SqliteAuditSink) and not sink.path.exists():
         print(f"{sink.location}: no audit trail here (missing file)")
         return EXIT_TAMPERED
+    key_files = args.checkpoint_key or [public_key_path(_checkpoint_key_path(config))]
+    try:
+        keys = load_public_keys([p for p in key_files if args.checkpoint_key or p.exists()])
+    except (OSError, ValueError) as exc:
+        return _err(f"checkpoint key: {exc}", EXIT_USAGE)
+    if not keys:
+        print(f"{sink.location}: no checkpoint key found ({key_files[0]}): signatures not checked")
     await sink.open()
     try:
         if anchor is not None and args.chain is None and len(await sink.chains()) > 1:
             return _err("--expect-head needs one chain: name it with --chain", EXIT_USAGE)
-        return await _report(sink, sink.location, args.chain, anchor, partial=False)
+        return await _report(sink, sink.location, args.chain, anchor, partial=False, keys=keys or None)
     finally:
         await sink.close()
 
 
+def _checkpoint_key_path(config: Config) -> Path:
+    key = config.audit.checkpoint_key
+    return Path(key) if key else default_key_path(config.data_dir)
+
+
 async def _report(
-    reader: Any, where: str, chain: str | None, anchor: tuple[int, str] | None, *, partial: bool
+    reader: Any,
+    where: str,
+    chain: str | None,
+    anchor: tuple[int, str] | None,
+    *,
+    partial: bool,
+    keys: dict[str, Any] | None = None,
 ) -> int:
-    report = await verify(reader, chain_id=chain, expect_head=anchor, partial=partial)
+    report = await verify(reader, chain_id=chain, expect_head=anchor, partial=partial, checkpoint_keys=keys)
     for finding in report.findings:
         print(f"{where}: {finding}")
     if report.truncated_findings:
@@ -154,6 +182,11 @@ async def _report(
             f"{where}: chain {name}: {summary.records} records, seq {summary.first_seq}..{summary.head_seq}, "
             f"head {summary.head_seq}:{summary.head_hash}"
         )
+        if keys is not None:
+            print(
+                f"{where}: chain {name}: {summary.checkpoints} signed checkpoint(s) valid "
+                f"(key {', '.join(sorted(keys))}), the newest at seq {summary.signed_seq}"
+            )
     if report.ok:
         print(f"{where}: ok, {report.records} records verified ({report.rate:,.0f}/s)")
         return 0

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from .responses import json_response
-from .state import CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS
+from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,7 +15,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready only when a policy is loaded and every manifest's upstream is configured."""
+    """Ready only when a policy is loaded, every manifest's upstream is configured, the approval
+    store answers and the audit trail takes records."""
     gate = request.app[GATE]
     config = request.app[CONFIG]
     problems: list[str] = []
@@ -32,6 +33,11 @@ async def readyz(request: web.Request) -> web.Response:
             await asyncio.wait_for(store.count(state="pending"), timeout=2.0)
         except Exception as exc:  # any failure to answer: not ready (calls that escalate would fail closed)
             problems.append(f"approval store unreachable: {type(exc).__name__}")
+    audit = request.app.get(AUDIT)
+    if audit is not None:  # calls are refused until the store takes records again
+        refusal = audit.refusal(config.audit.max_unwritten_seconds)
+        if refusal is not None:
+            problems.append(f"audit trail: {refusal}")
     lifecycle = request.app.get(LIFECYCLE)
     if lifecycle is not None and lifecycle.draining:
         problems.append("shutting down")

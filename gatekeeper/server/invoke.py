@@ -12,12 +12,20 @@ from aiohttp import web
 from aiohttp.streams import EofStream
 
 from .. import strictjson
-from ..errors import PayloadTooLarge, RequestError, RequestTimeout, Unavailable, UpstreamError
+from ..errors import (
+    GatekeeperError,
+    PayloadTooLarge,
+    RequestError,
+    RequestTimeout,
+    Unavailable,
+    UpstreamError,
+)
 from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
 from .budgets import refund_budgets, spend_budgets
+from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .run_files import bind_run_files, confirm_run_files
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
@@ -164,13 +172,46 @@ async def refuse_denied(ex: Exchange) -> None:
 
 
 def ensure_recordable(app: web.Application) -> None:
-    """A call whose decision cannot be recorded does not run (both entry points call this).
-    Every call in flight will append one record, so they count against the room left."""
+    """A call whose decision cannot be recorded does not run (both entry points call this): not
+    while the audit store refuses writes, nor once ``audit.max_unwritten_records`` records (those
+    of the calls in flight included) or ``audit.max_unwritten_seconds`` of them wait."""
     audit = app.get(AUDIT)
+    if audit is None:
+        return
     lifecycle = app.get(LIFECYCLE)
     inflight = lifecycle.inflight if lifecycle is not None else 0
-    if audit is not None and audit.lag + inflight > audit.max_queue:
-        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
+    problem = audit.refusal(app[CONFIG].audit.max_unwritten_seconds)
+    if problem is None and audit.lag + inflight > audit.max_queue:
+        problem = f"{audit.lag} records wait to be written and {inflight} calls are in flight"
+    if problem is not None:
+        raise Unavailable(
+            f"the audit trail cannot record this call ({problem}); it was not forwarded. Retry later",
+            code="audit_unavailable",
+        )
+
+
+async def settle_record(app: web.Application, ex: Exchange, appended_before: int) -> GatekeeperError | None:
+    """With ``audit.durable_answers``, hold the answer until the call's record is committed: a
+    crash then loses no record of a call that was answered. None when the answer may go; else the
+    refusal that replaces it (the record stays queued and is written when the store recovers)."""
+    audit = app.get(AUDIT)
+    settings = app[CONFIG].audit
+    if audit is None or not settings.durable_answers:
+        return None
+    accepted = audit.appended > appended_before
+    if not accepted or (not ex.forwarded and audit.refusal(settings.max_unwritten_seconds) is not None):
+        # Not queued (its record went to the log), or a refusal while the store is down: a call
+        # that did not run is answered at once. One that ran is not answered as if recorded.
+        if not ex.forwarded:
+            return None
+    elif await audit.wait_written(audit.appended, settings.max_unwritten_seconds):
+        return None
+    what = "the tool received the call, but its answer is withheld" if ex.forwarded else "refused"
+    return Unavailable(
+        f"the call's audit record could not be written within {settings.max_unwritten_seconds:g} s; {what}",
+        code="audit_unavailable",
+        forwarded=ex.forwarded,
+    )
 
 
 async def forward(ex: Exchange) -> None:
@@ -215,14 +256,20 @@ INVOKE_STAGES: tuple[Stage, ...] = (
 
 
 async def handle_invoke(request: web.Request) -> web.StreamResponse:
-    ex = Exchange(entry="invoke", request=request)
+    ex = Exchange(entry="invoke", request=request, request_id=request_id_of(request))
+    audit = request.app.get(AUDIT)
+    appended_before = audit.appended if audit is not None else 0
     try:
         await run(INVOKE_STAGES, ex)
     finally:
         try:
             await refund_budgets(ex)
         finally:
+            appended_before = audit.appended if audit is not None else 0
             record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
+    unrecorded = await settle_record(request.app, ex, appended_before)
+    if unrecorded is not None:
+        return error_response(unrecorded, decision_id=ex.decision_id)
     if ex.error is not None:
         extra = {"decision_id": ex.decision_id}
         if ex.decision is not None:

@@ -25,8 +25,10 @@ from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, need, record
 from ..streams import read_body
+from ..tracing import current_request
 from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
+from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
 
@@ -215,7 +217,7 @@ async def _tools_call(
 ) -> web.StreamResponse:
     msg_id = message["id"]
     params = message.get("params")
-    ex = Exchange(entry="mcp", request=request)
+    ex = Exchange(entry="mcp", request=request, request_id=request_id_of(request))
     ex.principal = principal
     reply = _Reply(request)
     try:
@@ -337,6 +339,9 @@ async def _relay(
         value = request.headers.get(name)
         if value is not None:
             headers[name] = value
+    ids = current_request.get()
+    if ids is not None:
+        headers.update(ids.upstream_headers())
     session = request.app[CLIENT_SESSION]
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
     try:

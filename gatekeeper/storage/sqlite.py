@@ -8,13 +8,38 @@ two writers queue rather than race.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+import structlog
 
 from ..errors import GatekeeperError
+
+log = structlog.get_logger("gatekeeper.storage")
+
+# The stores hold who asked for what, with which arguments: owner-only, whatever the umask.
+FILE_MODE = 0o600
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def restrict_store_files(path: Path) -> None:
+    """Create ``path`` owner-only if it is new, and tighten it (and its WAL/SHM companions, which
+    SQLite creates with the database file's mode) if an earlier run left them readable by others."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    os.close(fd)
+    for suffix in _COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            mode = os.lstat(companion).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o077:
+            os.chmod(companion, FILE_MODE)
+            log.warning("store_file_mode_tightened", path=str(companion), was=oct(stat.S_IMODE(mode)))
 
 
 @asynccontextmanager
@@ -33,7 +58,11 @@ async def open_sqlite(path: Path, schema: str, *, foreign_keys: bool = False) ->
     """Connect to ``path`` (creating its folder), set the durable pragmas and create ``schema``
     (statements separated by ``;``) in one transaction. Transactions are the caller's
     (``isolation_level=None``): use ``immediate``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        restrict_store_files(path)
+    except OSError as exc:
+        raise GatekeeperError(f"cannot open {path}: {exc.strerror}", code="store_error") from None
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         await db.execute("PRAGMA busy_timeout = 10000")

@@ -21,6 +21,7 @@ from ..egress.credentials import EgressCredentials
 from ..errors import UpstreamError, UpstreamTimeout
 from ..models import ToolCall
 from ..streams import read_body
+from ..tracing import current_request
 
 EGRESS_CREDENTIAL_HEADER = "X-Gatekeeper-Egress-Credential"
 
@@ -68,6 +69,9 @@ class HttpTransport:
             "Accept": "application/json",
             "X-Gatekeeper-Decision-Id": decision_id,
         }
+        ids = current_request.get()
+        if ids is not None:
+            headers.update(ids.upstream_headers())
         if not upstream.egress_credential:
             return await self._post(upstream, url, headers, canonical_arguments)
         if self._credentials is None or call is None:  # config validation makes this unreachable

@@ -1,0 +1,33 @@
+"""The agent and operator listeners' request-id middleware (what the ids are: ``..tracing``)."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from ..tracing import RequestIds, current_request, ids_from_headers
+from .responses import Handler
+
+REQUEST_IDS = web.RequestKey("gatekeeper_request_ids", RequestIds)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = request.headers
+    ids = ids_from_headers(headers.get("X-Request-Id"), headers.get("traceparent"))
+    request[REQUEST_IDS] = ids
+    reset = current_request.set(ids)
+    structlog.contextvars.bind_contextvars(request_id=ids.request_id)
+    try:
+        response = await handler(request)
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+        current_request.reset(reset)
+    if not response.prepared:  # a stream already open carries it from its own start
+        response.headers["X-Request-Id"] = ids.request_id
+    return response
+
+
+def request_id_of(request: web.Request) -> str | None:
+    ids = request.get(REQUEST_IDS)
+    return ids.request_id if ids is not None else None

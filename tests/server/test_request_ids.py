@@ -1,0 +1,84 @@
+"""One request id from the agent's call to the tool: the answer, the decision line, the audit
+record and the upstream request all carry it; process metrics are exported, `_created` is not."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+
+from gatekeeper.app import Gatekeeper
+
+from ..helpers import decisions, invoke, mint
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+async def _records_by_decision(gk: Gatekeeper) -> dict[str, Any]:
+    await gk.audit.flush()
+    return {r.decision_id: r async for r in gk.audit.sink.records()}
+
+
+async def test_a_request_id_links_answer_log_record_and_upstream(
+    gk: Gatekeeper, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+) -> None:
+    assert gk.demo is not None
+    token = mint(gk)
+    cases = [
+        ({"X-Request-Id": "agent-run-7:call-42"}, "agent-run-7:call-42", None),
+        ({"traceparent": PARENT}, TRACE, TRACE),
+        ({"X-Request-Id": "bad id with spaces", "traceparent": "00-zz-yy-01"}, None, None),
+        ({}, None, None),
+    ]
+    answers = []
+    for headers, expected, trace in cases:
+        status, body, resp_headers = await invoke(
+            http, gk, "file.read", {"path": "README.md"}, token, headers=headers
+        )
+        assert status == 200, body
+        rid = resp_headers["X-Request-Id"]
+        if expected is not None:
+            assert rid == expected
+        else:
+            assert re.fullmatch(r"[0-9a-f]{32}", rid), rid  # minted: never the malformed one
+        answers.append((body["decision_id"], rid, trace))
+    received = gk.demo.http_received[-len(cases) :]
+    records = await _records_by_decision(gk)
+    lines = {line["decision_id"]: line for line in decisions(log_output)}
+    for (decision_id, rid, trace), upstream in zip(answers, received, strict=True):
+        assert upstream.headers["x-request-id"] == rid
+        version, trace_id, span, flags = upstream.headers["traceparent"].split("-")
+        assert version == "00" and flags == "01" and re.fullmatch(r"[0-9a-f]{16}", span)
+        assert span != "00f067aa0ba902b7"  # the gate's own span, child of the caller's
+        if trace is not None:
+            assert trace_id == trace
+        assert lines[decision_id]["request_id"] == rid
+        assert records[decision_id].extra["request_id"] == rid
+
+
+async def test_refusals_carry_the_request_id_too(
+    gk: Gatekeeper, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+) -> None:
+    status, body, headers = await invoke(
+        http, gk, "file.read", {"path": "README.md"}, "not-a-token", headers={"X-Request-Id": "r-401"}
+    )
+    assert status == 401 and headers["X-Request-Id"] == "r-401"
+    status, body, headers = await invoke(
+        http, gk, "file.read", {"path": "/etc/shadow"}, mint(gk), headers={"X-Request-Id": "r-403"}
+    )
+    assert status == 403 and headers["X-Request-Id"] == "r-403"
+    records = await _records_by_decision(gk)
+    assert records[body["decision_id"]].extra["request_id"] == "r-403"
+
+
+async def test_process_metrics_and_no_created_series(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
+    await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
+    async with http.get(f"{gk.agent_url}/metrics") as resp:
+        text = await resp.text()
+    for name in ("process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"):
+        assert re.search(rf"^{name} \S+$", text, re.MULTILINE), name
+    assert "python_info{" in text and "python_gc_objects_collected_total" in text
+    assert "gatekeeper_decisions_total{" in text
+    assert "_created" not in text
