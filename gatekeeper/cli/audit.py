@@ -127,7 +127,7 @@ async def _verify(args: argparse.Namespace, anchor: tuple[int, str] | None) -> i
         except ValueError as exc:
             print(str(exc))
             return EXIT_TAMPERED
-    sink = sink_for(load_config(args.config))
+    sink = sink_for(load_config(args.config, offline=True, needed=("approvals.store",)))
     if isinstance(sink, SqliteAuditSink) and not sink.path.exists():
         print(f"{sink.location}: no audit trail here (missing file)")
         return EXIT_TAMPERED
@@ -201,7 +201,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace, *, max_polls: int | None = None) -> int:
-    sink = sink_for(load_config(args.config))
+    sink = sink_for(load_config(args.config, offline=True, needed=("approvals.store",)))
     await sink.open()
     try:
         chains = [args.chain] if args.chain else await sink.chains()
@@ -252,7 +252,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace, since: float, until: float) -> int:
-    sink = sink_for(load_config(args.config))
+    sink = sink_for(load_config(args.config, offline=True, needed=("approvals.store",)))
     await sink.open()
     try:
         started = time.perf_counter()
