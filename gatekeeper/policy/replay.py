@@ -3,9 +3,9 @@
 Every recorded call (``entry`` ``invoke`` or ``mcp``, with a tool and arguments) is decided again
 under the candidate ``PolicySet``, with the recorded principal and roles, through the same pure
 ``Gate`` the proxy uses, and compared with the recorded outcome as the policy gave it: a call the
-policy held is ``pending`` even when an operator then approved or denied it (``policy_outcome``). The report counts each
-transition (``allowed→denied``, ``pending→allowed``, ...) with a few examples, and how many were
-unchanged.
+policy held is ``pending`` even when an operator then approved or denied it (``policy_outcome``).
+The report counts each transition (``allowed→denied``, ``pending→allowed``, ...) with a few
+examples, and how many were unchanged.
 
 Decisions are cached per (subject when the candidate can tell subjects apart, roles, tool,
 canonical arguments): agent traffic repeats itself, so a day of records replays in seconds to
