@@ -19,7 +19,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from ..policy.lint import ERROR, INFO, WARNING, has_errors, lint, policy_files_i
 from ..policy.replay import ReplayReport, read_jsonl, replay, replay_async
 from ..policy.testing import discover, run_files
 from ..policy_sync import publish
+from .audit import parse_time
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -237,15 +237,13 @@ async def _shared_usage(store: str, keys: list[str]) -> dict[str, float]:
 
 
 def _epoch(text: str | None, option: str) -> float | None:
+    """The times ``audit export`` takes: ISO 8601, epoch seconds, ``now``, or a time ago (``7d``)."""
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        raise ConfigError(f"{option}: not a time (ISO 8601, now, or a time ago: 7d): {text!r}") from None
 
 
 def run_replay(args: argparse.Namespace) -> int:
