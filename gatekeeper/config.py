@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,16 @@ def default_config() -> Config:
 
 
 class _Reader:
-    """Walks the parsed YAML, naming the file and dotted key in every complaint."""
+    """Walks the parsed YAML, naming the file and dotted key in every complaint.
 
-    def __init__(self, source: str) -> None:
+    ``offline``: for commands that never serve (``token issue``, ``policy …``, ``audit …``). The
+    secrets only a running server uses (the webhook's, ``${VAR}`` references in upstream headers)
+    are not required then; a reference to an unset variable is left as written."""
+
+    def __init__(self, source: str, *, offline: bool = False, needed: frozenset[str] = frozenset()) -> None:
         self.source = source
+        self.offline = offline
+        self.needed = needed  # keys whose variables an offline command still needs
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: {problem}", key=key, file=self.source)
@@ -163,14 +169,20 @@ class _Reader:
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
+                if self.offline and key not in self.needed:
+                    return match.group(0)
                 raise self.fail(key, f"environment variable {name} is not set")
             return os.environ[name]
 
         return _ENV_REF.sub(sub, value)
 
 
-def load_config(path: Path | None) -> Config:
-    """Read ``path`` (or return the embedded defaults when it is None)."""
+def load_config(path: Path | None, *, offline: bool = False, needed: Collection[str] = ()) -> Config:
+    """Read ``path`` (or return the embedded defaults when it is None).
+
+    ``offline=True`` for commands that do not serve: secrets only a running server uses are not
+    required (see ``_Reader``); ``needed`` names keys whose ``${VAR}`` must still be set
+    (``approvals.store`` for the audit commands, which read that store)."""
     if path is None:
         return default_config()
     source = str(path)
@@ -179,7 +191,7 @@ def load_config(path: Path | None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping", file=source)
-    return parse_config(raw, source=source, base=path.parent)
+    return parse_config(raw, source=source, base=path.parent, offline=offline, needed=frozenset(needed))
 
 
 _TOP_KEYS = {
@@ -200,8 +212,15 @@ _TOP_KEYS = {
 }
 
 
-def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
-    r = _Reader(source)
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    source: str,
+    base: Path,
+    offline: bool = False,
+    needed: frozenset[str] = frozenset(),
+) -> Config:
+    r = _Reader(source, offline=offline, needed=needed)
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise r.fail(unknown[0], f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
@@ -540,10 +559,12 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
             raise r.fail("approvals.webhook_url", f"must be an http(s) URL, got {url!r}")
         env = r.typed(section, "approvals", "webhook_secret_env", str, "GATEKEEPER_WEBHOOK_SECRET")
         secret = os.environ.get(env)
-        if not secret or len(secret.encode()) < 16:
+        # An offline command sends no webhook: its secret is only required where one is sent.
+        required = not r.offline or "approvals.webhook_secret_env" in r.needed
+        if required and (not secret or len(secret.encode()) < 16):
             raise r.fail(
                 "approvals.webhook_secret_env",
                 f"environment variable {env} (the webhook secret, at least 16 bytes) is not set",
             )
-        values["webhook_url"], values["webhook_secret"] = url, secret.encode()
+        values["webhook_url"], values["webhook_secret"] = url, secret.encode() if secret else None
     return ApprovalSettings(**values)

@@ -12,8 +12,9 @@ schema ``approvals.postgres_schema``).
   cannot show. Exit 2 for bad usage, 3 when the store cannot be read.
 - ``tail [-n N] [--follow] [--chain ID] [--json]`` — the last N records (all chains, by time),
   then, with ``--follow``, new ones as they are written.
-- ``export --since ISO --until ISO --out FILE [--chain ID]`` — JSON lines, one record per line;
-  a time without a zone is UTC.
+- ``export --since TIME --until TIME --out FILE [--chain ID]`` — JSON lines, one record per line.
+  A time is ISO 8601 (UTC when it has no zone), epoch seconds, ``now``, or a time ago (``7d``,
+  ``24h``). Exit 4, saying what the trail does hold, when the range holds no record.
 
 Agent-controlled text (principal, tool, reason) is printed with control characters escaped.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -44,6 +46,7 @@ from .approvals import safe
 EXIT_TAMPERED = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
+EXIT_EMPTY = 4  # export: the range holds no record
 _STORE_ERRORS = (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -79,8 +82,12 @@ def register(sub: Any) -> None:
     t.set_defaults(run=run_tail)
 
     e = verbs.add_parser("export", help="write a time range as JSON lines (for a SIEM or replay)")
-    e.add_argument("--since", required=True, help="ISO time (UTC unless it says otherwise)")
-    e.add_argument("--until", required=True, help="ISO time, exclusive")
+    e.add_argument(
+        "--since",
+        required=True,
+        help="ISO time (UTC unless it says otherwise), now, or a time ago: 7d, 24h, 30m",
+    )
+    e.add_argument("--until", required=True, help="the same forms, exclusive (e.g. now)")
     e.add_argument("--out", type=Path, required=True, help="file to write")
     e.add_argument("--chain", default=None, help="only this chain (replica id)")
     e.set_defaults(run=run_export)
@@ -93,13 +100,25 @@ def sink_for(config: Config) -> AuditSink:
     return make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
 
 
-def parse_time(text: str) -> float:
-    """ISO 8601 (``Z`` or an offset; UTC when none) or epoch seconds."""
+_AGO = re.compile(r"-?(\d{1,6})([smhdw])(?: ago)?")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str, *, now: float | None = None) -> float:
+    """ISO 8601 (``Z`` or an offset; UTC when none), epoch seconds, ``now``, or a time ago as
+    ``docker logs --since`` takes it: ``7d``, ``24h``, ``30m`` (``s``, ``m``, ``h``, ``d``, ``w``;
+    ``7d ago`` and ``-7d`` read the same)."""
+    text = text.strip()
+    current = time.time() if now is None else now
+    if text == "now":
+        return current
+    if match := _AGO.fullmatch(text):
+        return current - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     try:
         return float(text)
     except ValueError:
         pass
-    moment = datetime.fromisoformat(text.strip())
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -136,7 +155,7 @@ async def _verify(args: argparse.Namespace, anchor: tuple[int, str] | None) -> i
         except ValueError as exc:
             print(str(exc))
             return EXIT_TAMPERED
-    config = load_config(args.config)
+    config = load_config(args.config, offline=True, needed=("approvals.store",))
     sink = sink_for(config)
     if isinstance(sink, SqliteAuditSink) and not sink.path.exists():
         print(f"{sink.location}: no audit trail here (missing file)")
@@ -234,7 +253,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace, *, max_polls: int | None = None) -> int:
-    sink = sink_for(load_config(args.config))
+    sink = sink_for(load_config(args.config, offline=True, needed=("approvals.store",)))
     await sink.open()
     try:
         chains = [args.chain] if args.chain else await sink.chains()
@@ -285,12 +304,43 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace, since: float, until: float) -> int:
-    sink = sink_for(load_config(args.config))
+    sink = sink_for(load_config(args.config, offline=True, needed=("approvals.store",)))
+    if isinstance(sink, SqliteAuditSink) and not sink.path.exists():
+        return _err(f"{sink.location}: no audit trail here (missing file); nothing exported", EXIT_EMPTY)
     await sink.open()
     try:
         started = time.perf_counter()
         count = await export_jsonl(sink, args.out, since=since, until=until, chain_id=args.chain)
+        held = await _held_range(sink, args.chain) if count == 0 else None
     finally:
         await sink.close()
+    if count == 0:
+        window = f"from {_iso(since)} until {_iso(until)}"
+        trail = (
+            f"the trail holds records from {_iso(held[0])} to {_iso(held[1])}"
+            if held
+            else "the trail is empty"
+        )
+        return _err(f"no audit records {window} ({trail}); {args.out} is empty", EXIT_EMPTY)
     print(f"{args.out}: {count} records exported in {time.perf_counter() - started:.2f}s")
     return 0
+
+
+async def _held_range(sink: AuditSink, chain: str | None) -> tuple[float, float] | None:
+    """The times of the oldest and the newest record (of ``chain``, or of any), None when none."""
+    first: float | None = None
+    last: float | None = None
+    for name in [chain] if chain else await sink.chains():
+        head, _ = await sink.head(name)
+        if head == 0:
+            continue
+        async for record in sink.records(chain_id=name, after_seq=0):
+            first = record.time if first is None else min(first, record.time)
+            break
+        async for record in sink.records(chain_id=name, after_seq=head - 1):
+            last = record.time if last is None else max(last, record.time)
+    return (first, last) if first is not None and last is not None else None
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

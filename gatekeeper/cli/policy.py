@@ -17,8 +17,8 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import structlog
 
 from .. import strictjson
 from ..audit.log import make_sink
+from ..budgets import open_counter
 from ..config import PolicyFiles, load_config
 from ..errors import ConfigError, GatekeeperError
 from ..gate import PolicySet, load_policy_set
@@ -35,6 +36,7 @@ from ..policy.lint import ERROR, INFO, WARNING, has_errors, lint, policy_files_i
 from ..policy.replay import ReplayReport, read_jsonl, replay, replay_async
 from ..policy.testing import discover, run_files
 from ..policy_sync import publish
+from .audit import parse_time
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -124,7 +126,7 @@ def _files(args: argparse.Namespace) -> tuple[PolicyFiles, frozenset[str] | None
     """The policy files, and the upstream names to check manifests against (only with --config)."""
     if getattr(args, "dir", None) is not None:
         return policy_files_in(args.dir), None
-    config = load_config(args.config)
+    config = load_config(args.config, offline=True)
     upstreams = frozenset(config.upstreams) if args.config is not None else None
     return config.policy, upstreams
 
@@ -206,20 +208,42 @@ def run_explain(args: argparse.Namespace) -> int:
     principal = Principal(args.sub, tuple(args.role), "gatekeeper-dev", 0.0)
     with _quiet_logs():
         report = explain(policy_set, principal, args.tool, arguments)
+        keys = [b["key"] for b in report.get("budgets") or []]
+        store = (
+            load_config(args.config, offline=True, needed=("budgets.store",)).budget_store
+            if args.dir is None
+            else "memory"
+        )
+        if keys and store != "memory":  # a fleet's shared counters: the live server's usage
+            usage = asyncio.run(_shared_usage(store, keys))
+            report = explain(policy_set, principal, args.tool, arguments, usage=usage)
+        elif keys:
+            report["usage_note"] = (
+                "usage: counted from zero (a server's in-memory counters are not visible here; its "
+                "operator API, POST /v1/explain, answers with what is spent now)"
+            )
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))
     return EXIT_OK
 
 
+async def _shared_usage(store: str, keys: list[str]) -> dict[str, float]:
+    counter = open_counter(store)
+    await counter.open()
+    try:
+        now = time.time()
+        return {key: sum(u.used for u in await counter.usage(key, now=now)) for key in keys}
+    finally:
+        await counter.close()
+
+
 def _epoch(text: str | None, option: str) -> float | None:
+    """The times ``audit export`` takes: ISO 8601, epoch seconds, ``now``, or a time ago (``7d``)."""
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        raise ConfigError(f"{option}: not a time (ISO 8601, now, or a time ago: 7d): {text!r}") from None
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -230,7 +254,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.candidate_dir is not None:
         files, upstreams = policy_files_in(args.candidate_dir), None
     else:
-        config = load_config(args.config)
+        config = load_config(args.config, offline=True)
         files = config.policy
         upstreams = frozenset(config.upstreams) if args.config is not None else None
     candidate = _load(files, upstreams)
@@ -249,7 +273,7 @@ async def _replay_store(
     args: argparse.Namespace, candidate: PolicySet, since: float | None, until: float | None
 ) -> ReplayReport:
     """Replay straight from the audit trail the running Gatekeeper writes (SQLite or PostgreSQL)."""
-    config = load_config(args.config)
+    config = load_config(args.config, offline=True, needed=("approvals.store",))
     sink = make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
     await sink.open()
     try:
@@ -265,7 +289,7 @@ async def _replay_store(
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, offline=True, needed=("policy.sync",))
     if not config.policy_sync:
         raise ConfigError("policy.sync is not set in the configuration: there is no fleet to publish to")
     files = policy_files_in(args.dir) if args.dir is not None else config.policy

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run_issue(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, offline=True)
     ident = config.identity
     if ident.public_keys or ident.jwks_url:
         raise ConfigError(

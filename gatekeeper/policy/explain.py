@@ -14,13 +14,14 @@ Then the final decision and its reason. The result is JSON-able; ``render`` prin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..budgets import plan_charges
+from ..budgets.verdict import budget_decision, first_exceeded
 from ..errors import GatekeeperError, PolicyError
 from ..gate import Gate, PolicySet
-from ..models import Capability, Decision, Principal
+from ..models import Capability, Decision, Outcome, Principal
 from .casbin_engine import CasbinPolicy, ConditionContext, RuleInfo
 
 _EFFECT_ORDER = {"deny": 0, "escalate": 1, "allow": 2}
@@ -33,8 +34,13 @@ def explain(
     arguments: Any,
     *,
     workspace: str = "/workspace",
+    usage: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Everything that went into deciding this call, as a JSON-able dict."""
+    """Everything that went into deciding this call, as a JSON-able dict.
+
+    The decision is the server's: the policy's, then budgets (``usage``: each charge key's spend in
+    its window now; a key not given counts as nothing spent yet). ``policy_decision`` is the policy's
+    alone."""
     gate = Gate(policy_set, workspace=workspace)
     engine = policy_set.engine
     casbin_policy = engine if isinstance(engine, CasbinPolicy) else None
@@ -69,20 +75,30 @@ def explain(
             "rule": None,
         }
         return result
-    if policy_set.budgets is not None:  # which budgets the call would be charged to (usage: the operator API)
+    decision = gate.decide(call)
+    policy_decision = decision
+    if policy_set.budgets is not None:
         roles = engine.effective_roles(principal.roles)
+        charges = plan_charges(policy_set.budgets, principal, call.tool, call.capabilities, roles=roles)
+        spent = dict(usage or {})
+        # The budget stage runs on what the policy allows or holds, as the server's does.
+        exceeded = first_exceeded(charges, spent) if decision.outcome is not Outcome.DENY else None
+        if exceeded is not None:
+            rule = policy_set.budgets.get(exceeded.charge.rule_id)
+            decision = budget_decision(decision, exceeded, rule.location if rule else None)
         result["budgets"] = [
             {
                 "rule": c.rule_id,
+                "key": c.key,
                 "amount": c.amount,
                 "limit": c.limit,
                 "window_seconds": c.window_seconds,
                 "on_exceed": c.on_exceed,
-                "used": None,
+                "used": spent.get(c.key, 0.0),
+                "exceeded": exceeded is not None and exceeded.charge.key == c.key,
             }
-            for c in plan_charges(policy_set.budgets, principal, call.tool, call.capabilities, roles=roles)
+            for c in charges
         ]
-    decision = gate.decide(call)
     result["canonical"] = call.canonical.decode()
     result["digest"] = call.digest
     result["capabilities"] = [_capability(c) for c in call.capabilities]
@@ -101,6 +117,8 @@ def explain(
     else:
         result["objects"] = [{"object": obj, "matched": [], "near": []} for obj, _ in objects]
     result["decision"] = _decision(decision)
+    if decision is not policy_decision:
+        result["policy_decision"] = _decision(policy_decision)
     return result
 
 
@@ -231,10 +249,17 @@ def render(report: dict[str, Any], *, near_limit: int = 5) -> str:
         out.append("budgets    (none consulted)")
     for i, b in enumerate(budgets):
         used = "" if b.get("used") is None else f", {b['used']:g} used"
+        over = "  <- exceeded" if b.get("exceeded") else ""
         out.append(
             f"{'budgets' if i == 0 else '':10} {b['rule']}: +{b['amount']:g} of {b['limit']:g} per "
-            f"{b['window_seconds']}s{used} (over it: {b['on_exceed']})"
+            f"{b['window_seconds']}s{used} (over it: {b['on_exceed']}){over}"
         )
+    if report.get("usage_note"):
+        out.append(f"{'':10} {report['usage_note']}")
+    policy = report.get("policy_decision")
+    if policy:
+        rule = f" [{policy['rule']}]" if policy.get("rule") else ""
+        out.append(f"rules say  {policy['outcome']} ({policy['code']}){rule}, before budgets")
     decision = report["decision"]
     rule = f" [{decision['rule']}]" if decision.get("rule") else ""
     out.append(f"decision   {decision['outcome']} ({decision['code']}){rule}: {decision['reason']}")

@@ -18,6 +18,7 @@ with a misspelt capability); ``warning`` means a rule is dead or surprising; ``i
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ import simpleeval
 import yaml
 from casbin.persist.adapter import _extract_tokens
 
+from ..budgets import load_budget_rules
 from ..config import PolicyFiles
 from ..errors import ConfigError, GatekeeperError
 from ..inspectors import INSPECTORS
 from ..manifest import _one as _load_one_manifest
+from ..yamlfile import DuplicateKeyError, load_yaml, yaml_error_line, yaml_error_message
 
 ERROR = "error"
 WARNING = "warning"
@@ -196,6 +199,8 @@ def lint(
     rules, links, policy_findings = _parse_policy(Path(files.policy), tools)
     findings += policy_findings
     findings += _lint_rules(str(files.policy), rules, links, tools, str(files.tools), known_roles)
+    if files.budgets is not None and Path(files.budgets).exists():
+        findings += _lint_budgets(Path(files.budgets))
     if not has_errors(findings):
         findings += _load_check(files, upstreams)
     order = {ERROR: 0, WARNING: 1, INFO: 2}
@@ -275,11 +280,11 @@ def _lint_manifests(
         return None, [Finding(source, 1, ERROR, "syntax", f"cannot read the manifests: {exc.strerror}")]
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)
+    except DuplicateKeyError as exc:
+        return None, [Finding(source, yaml_error_line(exc), ERROR, "duplicate-key", yaml_error_message(exc))]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        return None, [Finding(source, line, ERROR, "syntax", f"not valid YAML: {exc}")]
+        return None, [Finding(source, yaml_error_line(exc), ERROR, "syntax", yaml_error_message(exc))]
     if not isinstance(raw, dict) or not isinstance(raw.get("tools"), dict):
         return None, [Finding(source, 1, ERROR, "manifest", "expected a mapping with a 'tools' mapping")]
     findings: list[Finding] = []
@@ -291,6 +296,18 @@ def _lint_manifests(
             code = "unknown-inspector" if "unknown inspector" in exc.message else "manifest"
             message = exc.message.removeprefix(f"{source}: ")
             findings.append(Finding(source, _yaml_line(root, key), ERROR, code, message))
+            continue
+        if isinstance(spec, dict) and not spec.get("inspect"):
+            findings.append(
+                Finding(
+                    source,
+                    _yaml_line(root, f"tools.{name}"),
+                    WARNING,
+                    "no-inspector",
+                    f"tool {name!r} has no inspect: no inspector reads its arguments, so they yield no "
+                    f"capabilities and only tool:{name} rules decide it (any path, URL or command passes)",
+                )
+            )
     return {str(name): _yaml_line(root, f"tools.{name}") for name in raw["tools"]}, findings
 
 
@@ -674,7 +691,9 @@ def _lint_roles(
                     f"{child} gains nothing from this line",
                 )
             )
-    if known_roles is not None:
+    if known_roles is None:
+        findings += _role_typos(source, rules, links)
+    else:
         reachable = set(known_roles)
         for role in known_roles:
             reachable |= ancestors.get(role, set())
@@ -696,6 +715,38 @@ def _lint_roles(
     return findings
 
 
+def _role_typos(source: str, rules: list[_Line], links: list[tuple[int, str, str]]) -> list[Finding]:
+    """Without ``--known-role``: a ``p`` subject in no ``g`` line that is spelt almost like a role
+    the policy establishes (one in a ``g`` line, or a subject more lines use) is most likely a typo.
+    Such a rule never fires (a misspelt deny protects nothing), so it is worth an error-free warning."""
+    uses: dict[str, int] = {}
+    for rule in rules:
+        uses[rule.subject] = uses.get(rule.subject, 0) + 1
+    linked = {role for _, child, parent in links for role in (child, parent)}
+    findings: list[Finding] = []
+    reported: set[str] = set()
+    for rule in rules:
+        s = rule.subject
+        if s == "*" or s.startswith("user:") or s in linked or s in reported:
+            continue
+        established = sorted(r for r in linked | set(uses) if r != s and (r in linked or uses[r] > uses[s]))
+        close = difflib.get_close_matches(s, established, n=1, cutoff=0.75)
+        if not close:
+            continue
+        reported.add(s)
+        findings.append(
+            Finding(
+                source,
+                rule.line,
+                ERROR if rule.effect == "deny" else WARNING,
+                "unknown-role",
+                f"role {s!r} is in no g line and looks like a typo of {close[0]!r}: no token is likely to "
+                f"carry it, so this {rule.effect} never applies (pass --known-role to name the real roles)",
+            )
+        )
+    return findings
+
+
 # --- the real loader, as a backstop ------------------------------------------------------------
 
 
@@ -712,5 +763,64 @@ def _load_check(files: PolicyFiles, upstreams: Collection[str] | None) -> list[F
                 match["file"],
             )
             findings.append(Finding(path, int(match["line"]), ERROR, "load", match["message"].strip()))
-        return findings or [Finding(str(files.policy), 1, ERROR, "load", exc.message)]
+        blamed = str(exc.detail.get("file") or files.policy)  # the file the loader names, else the policy
+        return findings or [Finding(blamed, 1, ERROR, "load", exc.message)]
     return []
+
+
+# --- budgets.yaml -------------------------------------------------------------------------------
+
+
+def _lint_budgets(path: Path) -> list[Finding]:
+    """What ``load_budget_rules`` rejects, at the line of the rule and key it names."""
+    source = str(path)
+    try:
+        load_budget_rules(path)
+    except ConfigError as exc:
+        line = int(exc.detail.get("line") or 0)
+        if not line:
+            try:
+                root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                root = None
+            line = _budget_line(root, str(exc.detail.get("key") or ""))
+        message = exc.message.removeprefix(f"{source}: ").removeprefix(f"{source}:{line}: ")
+        return [Finding(source, line, ERROR, "budget", message)]
+    return []
+
+
+_BUDGET_KEY = re.compile(
+    r"budgets(?:\[(\d+)\]|\.([A-Za-z0-9][A-Za-z0-9_.-]*?))"
+    r"(?:\.(id|subject|match|metric|limit|window|per|on_exceed|note))?"
+)
+
+
+def _budget_line(root: Any, key: str) -> int:
+    """The line of ``budgets.<id>.<key>`` or ``budgets[<n>].<key>`` in a composed budgets file."""
+    if not isinstance(root, yaml.MappingNode):
+        return 1
+    budgets = next((v for k, v in root.value if k.value == "budgets"), None)
+    if budgets is None:
+        return 1
+    line = int(budgets.start_mark.line) + 1
+    match = _BUDGET_KEY.fullmatch(key)
+    if match is None or not isinstance(budgets, yaml.SequenceNode):
+        return line
+    position, rule_id, field_name = match.groups()
+    items = [i for i in budgets.value if isinstance(i, yaml.MappingNode)]
+    item: yaml.MappingNode | None = None
+    if position is not None and int(position) < len(budgets.value):
+        found = budgets.value[int(position)]
+        item = found if isinstance(found, yaml.MappingNode) else None
+    elif rule_id is not None:  # the last rule with that id: a duplicate id is reported on the second
+        item = next(
+            (i for i in reversed(items) if any(k.value == "id" and v.value == rule_id for k, v in i.value)),
+            None,
+        )
+    if item is None:
+        return line
+    line = int(item.start_mark.line) + 1
+    for key_node, _ in item.value:
+        if key_node.value == field_name:
+            return int(key_node.start_mark.line) + 1
+    return line

@@ -2,9 +2,10 @@
 
 Every recorded call (``entry`` ``invoke`` or ``mcp``, with a tool and arguments) is decided again
 under the candidate ``PolicySet``, with the recorded principal and roles, through the same pure
-``Gate`` the proxy uses, and compared with the recorded outcome. The report counts each
-transition (``allowed→denied``, ``pending→allowed``, ...) with a few examples, and how many were
-unchanged.
+``Gate`` the proxy uses, and compared with the recorded outcome as the policy gave it: a call the
+policy held is ``pending`` even when an operator then approved or denied it (``policy_outcome``).
+The report counts each transition (``allowed→denied``, ``pending→allowed``, ...) with a few
+examples, and how many were unchanged.
 
 Decisions are cached per (subject when the candidate can tell subjects apart, roles, tool,
 canonical arguments): agent traffic repeats itself, so a day of records replays in seconds to
@@ -28,6 +29,21 @@ from ..models import Decision, Principal
 from .casbin_engine import CasbinPolicy
 
 REDACTED = "[redacted]"
+#: Codes of calls the policy held and something after it settled: an operator (approved, denied,
+#: expired unanswered, used), a grant, or the queue itself. The policy's own answer was "pending";
+#: that, not the operator's verdict, is what a candidate policy is compared with.
+SETTLED_AFTER_ESCALATION = frozenset(
+    {
+        "approved",
+        "granted",
+        "approval_denied",
+        "approval_expired",
+        "approval_used",
+        "approval_lost",
+        "approval_unavailable",
+        "too_many_pending_approvals",
+    }
+)
 REPLAYED_ENTRIES = frozenset({"invoke", "mcp"})
 _OUTCOME_WORD = {"allow": "allowed", "deny": "denied", "escalate": "pending"}
 ARROW = "→"
@@ -79,6 +95,8 @@ class ReplayReport:
     redacted_changed: int = 0  # ... of which the outcome changed
     cache_hits: int = 0
     seconds: float = 0.0
+    # Held calls an operator (or a grant, or the queue) settled: compared as "pending", the policy's answer
+    settled_by_people: int = 0
 
     @property
     def changed(self) -> int:
@@ -97,6 +115,7 @@ class ReplayReport:
             "skipped": dict(sorted(self.skipped.items())),
             "redacted": self.redacted,
             "redacted_changed": self.redacted_changed,
+            "settled_by_people": self.settled_by_people,
             "cache_hits": self.cache_hits,
             "seconds": round(self.seconds, 3),
         }
@@ -117,6 +136,11 @@ class ReplayReport:
                     f"    {ex.decision_id} {ex.tool} {capability}: {ex.old_rule or '-'} {ARROW} "
                     f"{ex.new_rule or '-'} ({ex.new_reason}){flag}"
                 )
+        if self.settled_by_people:
+            out.append(
+                f"  note: {self.settled_by_people} records were held by the policy and then approved, denied "
+                "or expired by operators; they are compared as pending (what the policy answered)"
+            )
         if self.redacted:
             out.append(
                 f"  note: {self.redacted} replayed records had redacted arguments ({self.redacted_changed} "
@@ -125,6 +149,14 @@ class ReplayReport:
         for reason, count in sorted(self.skipped.items()):
             out.append(f"  skipped ({reason}): {count}")
         return "\n".join(out)
+
+
+def policy_outcome(record: AuditRecord) -> str:
+    """What the policy answered for a recorded call: ``pending`` for a call it held, whatever an
+    operator, a grant or the queue then made of it; otherwise the recorded outcome."""
+    if record.code in SETTLED_AFTER_ESCALATION and record.outcome in ("allowed", "denied"):
+        return "pending"
+    return record.outcome
 
 
 def _has_redaction(value: Any) -> bool:
@@ -214,7 +246,9 @@ class Replayer:
         new, redacted = cached
         report.replayed += 1
         report.redacted += redacted
-        old_outcome = record.outcome
+        old_outcome = policy_outcome(record)
+        if old_outcome != record.outcome:
+            report.settled_by_people += 1
         if new.outcome == old_outcome:
             report.unchanged += 1
             if new.rule != record.rule:

@@ -24,6 +24,7 @@ import yaml
 from ..errors import ConfigError, GatekeeperError
 from ..gate import Gate, PolicySet
 from ..models import Principal
+from ..yamlfile import StrictLoader, load_yaml, yaml_error_line, yaml_error_message
 
 DEFAULT_SUBJECT = "test-agent"
 DEFAULT_ISSUER = "gatekeeper-dev"
@@ -130,8 +131,8 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe YAML that remembers the line every mapping starts on."""
+class _LineLoader(StrictLoader):
+    """Strict safe YAML that remembers the line every mapping starts on."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -155,11 +156,12 @@ def load_cases(path: Path) -> list[PolicyCase]:
     """Parse one test file; a malformed case is a ConfigError naming ``file:line``."""
     source = str(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - a SafeLoader
+        raw = load_yaml(path.read_text(encoding="utf-8"), source, loader=_LineLoader)
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the test file: {exc.strerror}", file=source) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}", file=source) from None
+        line = yaml_error_line(exc)
+        raise ConfigError(f"{source}:{line}: {yaml_error_message(exc)}", file=source) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cases"), list):
         raise ConfigError(f"{source}:1: expected a mapping with a 'cases' list", file=source)
     cases: list[PolicyCase] = []

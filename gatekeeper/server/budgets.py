@@ -20,6 +20,7 @@ from dataclasses import replace
 import structlog
 
 from ..budgets import BudgetUnavailable, plan_charges
+from ..budgets.verdict import budget_decision
 from ..errors import GatekeeperError
 from ..models import Decision, Outcome
 from ..pipeline import Exchange
@@ -79,10 +80,7 @@ async def spend_budgets(ex: Exchange) -> None:
     rule = rules.get(past.charge.rule_id)
     metrics.budget_exceeded.labels(rule=past.charge.rule_id).inc()
     where = rule.location if rule else None
-    if past.charge.on_exceed == "deny":
-        ex.decision = _budget_decision(decision, Outcome.DENY, "budget_exceeded", past.reason(), where)
-    elif decision.outcome is Outcome.ALLOW:
-        ex.decision = _budget_decision(decision, Outcome.ESCALATE, "budget_exceeded", past.reason(), where)
+    ex.decision = budget_decision(decision, past, where)
 
 
 async def refund_budgets(ex: Exchange) -> None:

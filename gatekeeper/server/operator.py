@@ -191,42 +191,29 @@ async def explain_call(request: web.Request) -> web.Response:
     if gate.policy_set is None:
         raise Unavailable("no policy is loaded")
     who = Principal(str(body.get("sub") or "explain"), tuple(roles), request.app[CONFIG].identity.issuer, 0.0)
-    report = explain(gate.policy_set, who, body["tool"], body.get("arguments", {}))
-    report["budgets"] = await budgets_consulted(
-        request.app, gate.policy_set, who, body["tool"], body.get("arguments", {})
-    )
-    return json_response(200, report)
+    arguments = body.get("arguments", {})
+    usage = await budget_usage(request.app, gate.policy_set, who, body["tool"], arguments)
+    return json_response(200, explain(gate.policy_set, who, body["tool"], arguments, usage=usage))
 
 
-async def budgets_consulted(
+async def budget_usage(
     app: web.Application, policy_set: Any, who: Principal, tool: str, arguments: Any
-) -> list[dict[str, Any]]:
-    """Which budget rules this call would be charged to, and how much of each is used now."""
+) -> dict[str, float]:
+    """How much of each counter this call would be charged to is used now (charge key -> spend)."""
     rules = policy_set.budgets
-    if rules is None:
-        return []
+    counter = app.get(BUDGETS)
+    if rules is None or counter is None:
+        return {}
     try:
         call = app[GATE].understand(who, tool, arguments, policy_set)
     except GatekeeperError:  # the report already says why the call could not be understood
-        return []
+        return {}
     roles = policy_set.engine.effective_roles(who.roles)
-    counter = app.get(BUDGETS)
-    consulted = []
-    for charge in plan_charges(rules, who, call.tool, call.capabilities, roles=roles):
-        used = None
-        if counter is not None:
-            used = sum(u.used for u in await counter.usage(charge.key, now=time.time()))
-        consulted.append(
-            {
-                "rule": charge.rule_id,
-                "amount": charge.amount,
-                "limit": charge.limit,
-                "window_seconds": charge.window_seconds,
-                "on_exceed": charge.on_exceed,
-                "used": used,
-            }
-        )
-    return consulted
+    now = time.time()
+    return {
+        charge.key: sum(u.used for u in await counter.usage(charge.key, now=now))
+        for charge in plan_charges(rules, who, call.tool, call.capabilities, roles=roles)
+    }
 
 
 def add_operator_routes(app: web.Application) -> None:

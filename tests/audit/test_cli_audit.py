@@ -262,3 +262,32 @@ def test_forged_record_in_cli_output_names_the_next_seq(
     )
     assert run("audit", "verify", "--config", str(config_file)) == 1
     assert ": seq 6: broken_link: prev_hash does not match seq 5's hash" in capsys.readouterr().out
+
+
+def test_export_of_an_empty_range_says_so(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(config_file, 5, base=1_800_000_000.0)  # 2027-01-15T08:00:01Z .. 08:00:05Z
+    out = tmp_path / "week.jsonl"
+    argv = ("audit", "export", "--config", str(config_file), "--out", str(out))
+    code = run(*argv, "--since", "2026-11-19T00:00:00Z", "--until", "2026-11-26T00:00:00Z")
+    captured = capsys.readouterr()
+    assert code == audit_cli.EXIT_EMPTY and captured.out == ""
+    assert "no audit records from 2026-11-19T00:00:00Z until 2026-11-26T00:00:00Z" in captured.err
+    assert "the trail holds records from 2027-01-15T08:00:01Z to 2027-01-15T08:00:05Z" in captured.err
+
+
+def test_export_takes_times_relative_to_now(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    populate(config_file, 3, base=time.time() - 3600)  # an hour ago
+    out = tmp_path / "recent.jsonl"
+    code = run(
+        "audit", "export", "--config", str(config_file), "--since", "1d", "--until", "now", "--out", str(out)
+    )
+    assert code == 0 and "3 records exported" in capsys.readouterr().out
+    assert audit_cli.parse_time("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
+    assert audit_cli.parse_time("-7d", now=1_000_000.0) == audit_cli.parse_time("7d ago", now=1_000_000.0)
+    assert audit_cli.parse_time("-30m", now=1_000_000.0) == 1_000_000.0 - 1800

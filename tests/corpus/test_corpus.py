@@ -27,6 +27,7 @@ from gatekeeper.budgets.memory import MemoryBudgetCounter
 from gatekeeper.config import PolicyFiles
 from gatekeeper.gate import Gate, load_policy_set
 from gatekeeper.models import Outcome, Principal
+from gatekeeper.yamlfile import read_yaml
 
 HERE = Path(__file__).resolve().parent
 PACK = HERE.parents[1] / "policies"
@@ -38,7 +39,7 @@ NOW = 1_800_000_000.0
 
 
 def _load(name: str) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = yaml.safe_load((HERE / name).read_text())
+    entries: list[dict[str, Any]] = read_yaml(HERE / name)
     return entries
 
 

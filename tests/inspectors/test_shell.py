@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,9 +13,10 @@ from gatekeeper.errors import InspectionError
 from gatekeeper.inspectors import INSPECTORS, InspectContext
 from gatekeeper.inspectors.shell import MAX_DEPTH, MAX_INPUT, inspect_shell, inspect_shell_command
 from gatekeeper.models import Capability
+from gatekeeper.yamlfile import read_yaml
 
 CTX = InspectContext()
-CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "shell.yaml").read_text())
+CASES: list[dict[str, Any]] = read_yaml(Path(__file__).parent / "cases" / "shell.yaml")
 
 
 def names(cmd: str) -> set[str]:

@@ -27,13 +27,13 @@ from typing import Any
 
 import bashlex
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.inspectors_bench import ATTACK_SHELL, TYPICAL_SHELL, WORST_SHELL
 from gatekeeper.inspectors import shell_lexer
 from gatekeeper.inspectors.shell import KNOWN_PROGRAMS, MAX_INPUT, MAX_TOKENS, _inspect, estimate_tokens
+from gatekeeper.yamlfile import read_yaml
 from tests.inspectors.test_properties import _SPELLINGS, _WRAPPINGS, PATHOLOGICAL_SHELL, TUNNEL
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -89,9 +89,9 @@ def _strings_in_tests() -> set[str]:
 
 
 def _commands_in_yaml() -> set[str]:
-    out = {c["cmd"] for c in yaml.safe_load((TESTS / "inspectors" / "cases" / "shell.yaml").read_text())}
+    out = {c["cmd"] for c in read_yaml(TESTS / "inspectors" / "cases" / "shell.yaml")}
     for name in ("dangerous.yaml", "ordinary.yaml"):
-        for call in yaml.safe_load((TESTS / "corpus" / name).read_text()):
+        for call in read_yaml(TESTS / "corpus" / name):
             args = call.get("arguments")
             if isinstance(args, dict):
                 out.update(v for k, v in args.items() if k in ("cmd", "command") and isinstance(v, str))

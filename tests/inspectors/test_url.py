@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.inspectors import INSPECTORS, InspectContext
 from gatekeeper.inspectors.url import UrlError, inspect_url, normalize_host, normalize_url
 from gatekeeper.models import Capability
+from gatekeeper.yamlfile import read_yaml
 
 CTX = InspectContext()
-CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "url.yaml").read_text())
+CASES: list[dict[str, Any]] = read_yaml(Path(__file__).parent / "cases" / "url.yaml")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["url"][:60] for c in CASES])

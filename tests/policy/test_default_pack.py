@@ -6,16 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gatekeeper.config import PolicyFiles
 from gatekeeper.gate import Gate, load_policy_set
 from gatekeeper.models import Principal
+from gatekeeper.yamlfile import read_yaml
 
 PACK = Path(__file__).resolve().parents[2] / "policies"
-CASES = [
-    case for f in sorted((PACK / "tests").glob("*.yaml")) for case in yaml.safe_load(f.read_text())["cases"]
-]
+CASES = [case for f in sorted((PACK / "tests").glob("*.yaml")) for case in read_yaml(f)["cases"]]
 GATE = Gate(load_policy_set(PolicyFiles(PACK / "model.conf", PACK / "policy.csv", PACK / "tools.yaml")))
 
 

@@ -61,7 +61,10 @@ def test_condition_results_and_quorum() -> None:
     one_gpu = line_of("allow, r.ctx.gpus <= 1 and r.ctx.gpu_hours <= 8")
     assert near[one_gpu]["why"] == "condition false"
     assert near[one_gpu]["condition_result"] is False
-    assert report["decision"]["outcome"] == "escalate" and report["decision"]["quorum"] == 2
+    # The rules alone hold it for two operators; 576 GPU-hours is over a deny budget, so the
+    # server refuses it before anyone is asked, and so does explain.
+    assert report["policy_decision"]["outcome"] == "escalate" and report["policy_decision"]["quorum"] == 2
+    assert (report["decision"]["outcome"], report["decision"]["code"]) == ("deny", "budget_exceeded")
 
 
 def test_another_subject_is_a_near_match() -> None:

@@ -162,3 +162,44 @@ def test_a_day_of_traffic_is_fast(tmp_path: Path) -> None:
     report = replay(records, _candidate(tmp_path))
     assert report.replayed == 50_000
     assert report.seconds < 10
+
+
+async def test_calls_operators_settled_are_not_policy_changes(tmp_path: Path) -> None:
+    """A real gate holds two GPU calls; an operator approves one and denies the other, a third
+    expires unanswered. Replayed under the very same policy, nothing changed: the policy said
+    "pending" each time, whatever the operators then did."""
+    import asyncio
+
+    import aiohttp
+
+    from gatekeeper.audit.log import make_sink
+
+    from ..helpers import H100, invoke, make_config, mint, running, vote, wait_for_pending
+
+    config = make_config(tmp_path)
+    async with running(config) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        outcomes = []
+        for verdict in ("approve", "deny"):  # the agent waits while the operator decides
+            held = asyncio.create_task(
+                invoke(http, gk, "compute.provision", H100, token, headers={"Prefer": "wait=20"})
+            )
+            approval = await wait_for_pending(http, gk)
+            assert (await vote(http, gk, approval, verdict))[0] == 200
+            status, body, _ = await held
+            outcomes.append((status, body.get("code")))
+        status, body, _ = await invoke(http, gk, "compute.provision", H100, token)  # left to expire
+        assert status == 202, body
+        assert outcomes == [(200, None), (403, "approval_denied")]
+        assert (await invoke(http, gk, "shell.exec", {"cmd": "git status"}, token))[0] == 200
+    sink = make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
+    await sink.open()
+    try:
+        records = [r async for r in sink.records()]
+        report = await replay_async(records, LIVE)
+    finally:
+        await sink.close()
+    assert {r.code for r in records} >= {"approved", "approval_denied", "approval_required"}, records
+    assert report.changed == 0, report.render()
+    assert report.settled_by_people == 2
+    assert "approved, denied or expired by operators" in report.render()
