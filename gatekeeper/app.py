@@ -34,6 +34,7 @@ from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
 from .server.console import AUDIT_STATUS
+from .server.decide import handle_decide
 from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
@@ -121,6 +122,7 @@ def build_agent_app(
         app[RUNNER] = runner
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/invoke", handle_invoke)
+    app.router.add_post("/v1/decide", handle_decide)
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app

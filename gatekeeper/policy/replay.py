@@ -28,7 +28,7 @@ from ..models import Decision, Principal
 from .casbin_engine import CasbinPolicy
 
 REDACTED = "[redacted]"
-REPLAYED_ENTRIES = frozenset({"invoke", "mcp"})
+REPLAYED_ENTRIES = frozenset({"invoke", "decide", "mcp"})
 _OUTCOME_WORD = {"allow": "allowed", "deny": "denied", "escalate": "pending"}
 ARROW = "→"
 

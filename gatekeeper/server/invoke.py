@@ -17,6 +17,7 @@ from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
+from ..timefmt import iso8601
 from .budgets import refund_budgets, spend_budgets
 from .responses import error_response, json_response
 from .run_files import bind_run_files, confirm_run_files
@@ -119,7 +120,7 @@ async def hold_escalated(ex: Exchange) -> None:
                 "outcome": "pending",
                 "decision_id": ex.decision_id,
                 "approval_id": result.approval_id,
-                "expires_at": result.expires_at,
+                "expires_at": iso8601(result.expires_at),
                 "reason": decision.reason,
             },
         )
