@@ -33,6 +33,7 @@ from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
+from .server.agent_approvals import add_agent_approval_routes
 from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
@@ -123,6 +124,7 @@ def build_agent_app(
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/invoke", handle_invoke)
     app.router.add_post("/v1/decide", handle_decide)
+    add_agent_approval_routes(app)  # answers 404 until an approval queue is attached
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app
@@ -230,6 +232,7 @@ class Gatekeeper:
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
+        agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent

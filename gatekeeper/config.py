@@ -463,6 +463,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "default_wait_seconds",
         "max_wait_seconds",
         "ttl_seconds",
+        "denial_stands_seconds",
         "max_grant_minutes",
         "sweep_interval_seconds",
         "progress_interval_seconds",
@@ -480,7 +481,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     values: dict[str, Any] = {}
     for name in numbers:
         value = r.typed(section, "approvals", name, float, getattr(base, name))
-        if value < 0 or (value == 0 and name not in ("default_wait_seconds",)):
+        if value < 0 or (value == 0 and name not in ("default_wait_seconds", "denial_stands_seconds")):
             raise r.fail(f"approvals.{name}", "must be positive")
         values[name] = value
     values["store"] = r.expand_env("approvals.store", r.typed(section, "approvals", "store", str, base.store))
