@@ -58,6 +58,7 @@ from .server.state import (
     VERIFIER,
 )
 from .upstream import HttpTransport
+from .upstream.stdio_bridge import StdioBridge
 
 log = structlog.get_logger("gatekeeper")
 
@@ -190,6 +191,7 @@ class Gatekeeper:
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
+        self.stdio: dict[str, StdioBridge] = {}  # stdio MCP upstreams, each bridged onto loopback
         # Containment at the effect: the sandboxed runner and its only way out, the egress gate.
         self.credentials = EgressCredentials()
         self.runner = (
@@ -219,6 +221,7 @@ class Gatekeeper:
             configured = cfg.upstreams.get("demo") or Upstream("demo")
             demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
+        cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
         await self.approvals.start()
         await self.budgets.open()
@@ -293,6 +296,9 @@ class Gatekeeper:
         await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:
             await self.demo.stop()
+        for bridge in self.stdio.values():
+            await bridge.stop()
+        self.stdio.clear()
         await self.verifier.aclose()
 
     async def _start_egress(self, cfg: Config) -> None:
@@ -307,6 +313,23 @@ class Gatekeeper:
             self.runner.sandbox.prepare()
             self.egress.add_unix_listener(self.runner.sandbox.socket_path)
             await self.runner.start(self.egress_url)
+
+    async def _start_stdio(self, cfg: Config) -> Config:
+        """Start every ``command`` upstream; the proxy then reaches it at its bridge's URL."""
+        upstreams = dict(cfg.upstreams)
+        try:
+            for name, upstream in cfg.upstreams.items():
+                if upstream.command is None:
+                    continue
+                bridge = self.stdio[name] = StdioBridge(upstream)
+                await bridge.start()
+                upstreams[name] = replace(upstream, mcp_url=bridge.url)
+        except BaseException:
+            for started in self.stdio.values():
+                await started.stop()
+            self.stdio.clear()
+            raise
+        return replace(cfg, upstreams=upstreams)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.

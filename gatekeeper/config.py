@@ -41,6 +41,11 @@ class Upstream:
     mcp_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: float = 30.0
+    # A stdio MCP server Gatekeeper starts and supervises, served at /mcp/NAME (mcp_url is then
+    # its loopback bridge, set at start-up).
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +256,18 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
             raise r.fail(key, "name must be 1-64 of A-Z a-z 0-9 _ . -")
         if not isinstance(spec, dict):
             raise r.fail(key, "must be a mapping")
-        spec = r.section({name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds"})
+        spec = r.section(
+            {name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds", "command", "env", "cwd"}
+        )
         url = r.typed(spec, key, "url", str, None)
         mcp_url = r.typed(spec, key, "mcp_url", str, None)
-        if url is None and mcp_url is None:
-            raise r.fail(key, "needs url (plain HTTP tools) or mcp_url (an MCP server), or both")
+        command = _parse_command(r, key, spec)
+        if command is not None and mcp_url is not None:
+            raise r.fail(key, "has both command (a stdio MCP server) and mcp_url; give one")
+        if url is None and mcp_url is None and command is None:
+            raise r.fail(
+                key, "needs url (plain HTTP tools), mcp_url (an MCP server) or command (a stdio MCP server)"
+            )
         for k, u in (("url", url), ("mcp_url", mcp_url)):
             if u is not None and not re.match(r"^https?://[^/\s]+", u):
                 raise r.fail(f"{key}.{k}", f"must be an http:// or https:// URL, got {u!r}")
@@ -270,7 +282,15 @@ def parse_config(raw: Mapping[str, Any], *, source: str, base: Path) -> Config:
         timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
         if timeout <= 0:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
-        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout)
+        env: dict[str, str] = {}
+        for ek, ev in r.typed(spec, key, "env", dict, {}).items():
+            if not isinstance(ek, str) or not isinstance(ev, str) or not ek or "=" in ek:
+                raise r.fail(f"{key}.env", "names and values must be strings (names without '=')")
+            env[ek] = r.expand_env(f"{key}.env.{ek}", ev)
+        if (env or "cwd" in spec) and command is None:
+            raise r.fail(key, "env and cwd apply to a command (a stdio MCP server) only")
+        cwd = r.typed(spec, key, "cwd", str, None)
+        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout, command, env, cwd)
 
     pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})
     defaults = PolicyFiles()
@@ -456,6 +476,22 @@ def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySet
     except ConfigError as exc:
         raise r.fail("identity", exc.message.removeprefix("identity: ")) from None
     return settings
+
+
+def _parse_command(r: _Reader, key: str, spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """``command: [argv...]``: a list of strings, never a shell line (nothing is split or expanded)."""
+    command = spec.get("command")
+    if command is None:
+        return None
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part and "\0" not in part for part in command)
+    ):
+        raise r.fail(
+            f"{key}.command", "must be a non-empty list of strings: [program, arg, ...], not a shell line"
+        )
+    return tuple(command)
 
 
 def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
