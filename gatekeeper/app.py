@@ -35,7 +35,9 @@ from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
+from .server.agent_approvals import add_agent_approval_routes
 from .server.console import AUDIT_STATUS
+from .server.decide import handle_decide
 from .server.health import add_health_routes
 from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
@@ -60,6 +62,7 @@ from .server.state import (
     VERIFIER,
 )
 from .upstream import HttpTransport
+from .upstream.stdio_bridge import StdioBridge
 
 log = structlog.get_logger("gatekeeper")
 
@@ -129,6 +132,8 @@ def build_agent_app(
         app[RUNNER] = runner
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/invoke", handle_invoke)
+    app.router.add_post("/v1/decide", handle_decide)
+    add_agent_approval_routes(app)  # answers 404 until an approval queue is attached
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app
@@ -201,6 +206,7 @@ class Gatekeeper:
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
+        self.stdio: dict[str, StdioBridge] = {}  # stdio MCP upstreams, each bridged onto loopback
         # Containment at the effect: the sandboxed runner and its only way out, the egress gate.
         self.credentials = EgressCredentials()
         self.runner = (
@@ -230,6 +236,7 @@ class Gatekeeper:
             configured = cfg.upstreams.get("demo") or Upstream("demo")
             demo = replace(configured, url=self.demo.http_url, mcp_url=self.demo.mcp_url)
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
+        cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
         await self.approvals.start()
         await self.budgets.open()
@@ -250,6 +257,7 @@ class Gatekeeper:
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
+        agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
@@ -312,6 +320,9 @@ class Gatekeeper:
         await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:
             await self.demo.stop()
+        for bridge in self.stdio.values():
+            await bridge.stop()
+        self.stdio.clear()
         await self.verifier.aclose()
 
     async def _start_egress(self, cfg: Config) -> None:
@@ -326,6 +337,23 @@ class Gatekeeper:
             self.runner.sandbox.prepare()
             self.egress.add_unix_listener(self.runner.sandbox.socket_path)
             await self.runner.start(self.egress_url)
+
+    async def _start_stdio(self, cfg: Config) -> Config:
+        """Start every ``command`` upstream; the proxy then reaches it at its bridge's URL."""
+        upstreams = dict(cfg.upstreams)
+        try:
+            for name, upstream in cfg.upstreams.items():
+                if upstream.command is None:
+                    continue
+                bridge = self.stdio[name] = StdioBridge(upstream)
+                await bridge.start()
+                upstreams[name] = replace(upstream, mcp_url=bridge.url)
+        except BaseException:
+            for started in self.stdio.values():
+                await started.stop()
+            self.stdio.clear()
+            raise
+        return replace(cfg, upstreams=upstreams)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.

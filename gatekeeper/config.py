@@ -45,6 +45,11 @@ class Upstream:
     # A tool in its own container whose only way out is the egress gate: each call carries a
     # credential minted for it (header X-Gatekeeper-Egress-Credential), revoked when it ends.
     egress_credential: bool = False
+    # A stdio MCP server Gatekeeper starts and supervises, served at /mcp/NAME (mcp_url is then
+    # its loopback bridge, set at start-up).
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +284,19 @@ def parse_config(
         if not isinstance(spec, dict):
             raise r.fail(key, "must be a mapping")
         spec = r.section(
-            {name: spec}, key, {"url", "mcp_url", "headers", "timeout_seconds", "egress_credential"}
+            {name: spec},
+            key,
+            {"url", "mcp_url", "headers", "timeout_seconds", "egress_credential", "command", "env", "cwd"},
         )
         url = r.typed(spec, key, "url", str, None)
         mcp_url = r.typed(spec, key, "mcp_url", str, None)
-        if url is None and mcp_url is None:
-            raise r.fail(key, "needs url (plain HTTP tools) or mcp_url (an MCP server), or both")
+        command = _parse_command(r, key, spec)
+        if command is not None and mcp_url is not None:
+            raise r.fail(key, "has both command (a stdio MCP server) and mcp_url; give one")
+        if url is None and mcp_url is None and command is None:
+            raise r.fail(
+                key, "needs url (plain HTTP tools), mcp_url (an MCP server) or command (a stdio MCP server)"
+            )
         for k, u in (("url", url), ("mcp_url", mcp_url)):
             if u is not None and not re.match(r"^https?://[^/\s]+", u):
                 raise r.fail(f"{key}.{k}", f"must be an http:// or https:// URL, got {u!r}")
@@ -299,8 +311,18 @@ def parse_config(
         timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
         if timeout <= 0:
             raise r.fail(f"{key}.timeout_seconds", "must be positive")
+        env: dict[str, str] = {}
+        for ek, ev in r.typed(spec, key, "env", dict, {}).items():
+            if not isinstance(ek, str) or not isinstance(ev, str) or not ek or "=" in ek:
+                raise r.fail(f"{key}.env", "names and values must be strings (names without '=')")
+            env[ek] = r.expand_env(f"{key}.env.{ek}", ev)
+        if (env or "cwd" in spec) and command is None:
+            raise r.fail(key, "env and cwd apply to a command (a stdio MCP server) only")
+        cwd = r.typed(spec, key, "cwd", str, None)
         egress_credential = r.typed(spec, key, "egress_credential", bool, False)
-        upstreams[name] = Upstream(name, url, mcp_url, headers, timeout, egress_credential)
+        upstreams[name] = Upstream(
+            name, url, mcp_url, headers, timeout, egress_credential, command=command, env=env, cwd=cwd
+        )
 
     pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})
     defaults = PolicyFiles()
@@ -517,11 +539,28 @@ def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySet
     return settings
 
 
+def _parse_command(r: _Reader, key: str, spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """``command: [argv...]``: a list of strings, never a shell line (nothing is split or expanded)."""
+    command = spec.get("command")
+    if command is None:
+        return None
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part and "\0" not in part for part in command)
+    ):
+        raise r.fail(
+            f"{key}.command", "must be a non-empty list of strings: [program, arg, ...], not a shell line"
+        )
+    return tuple(command)
+
+
 def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     numbers = {
         "default_wait_seconds",
         "max_wait_seconds",
         "ttl_seconds",
+        "denial_stands_seconds",
         "max_grant_minutes",
         "sweep_interval_seconds",
         "progress_interval_seconds",
@@ -539,7 +578,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     values: dict[str, Any] = {}
     for name in numbers:
         value = r.typed(section, "approvals", name, float, getattr(base, name))
-        if value < 0 or (value == 0 and name not in ("default_wait_seconds",)):
+        if value < 0 or (value == 0 and name not in ("default_wait_seconds", "denial_stands_seconds")):
             raise r.fail(f"approvals.{name}", "must be positive")
         values[name] = value
     values["store"] = r.expand_env("approvals.store", r.typed(section, "approvals", "store", str, base.store))

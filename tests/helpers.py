@@ -150,12 +150,14 @@ async def invoke(
     arguments: Mapping[str, Any],
     token: str | None,
     headers: Mapping[str, str] | None = None,
+    path: str = "/v1/invoke",
 ) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    """POST a call to /v1/invoke (or, with ``path``, /v1/decide); (status, body, headers)."""
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         hdrs["Authorization"] = f"Bearer {token}"
     body = json.dumps({"tool": tool, "arguments": arguments})
-    async with session.post(f"{gk.agent_url}/v1/invoke", data=body, headers=hdrs) as resp:
+    async with session.post(f"{gk.agent_url}{path}", data=body, headers=hdrs) as resp:
         return resp.status, await resp.json(), resp.headers
 
 

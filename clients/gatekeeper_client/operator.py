@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -111,6 +112,24 @@ def _opt_num(obj: Mapping[str, Any], key: str) -> float | None:
     return None if obj.get(key) is None else _num(obj, key)
 
 
+def _time(obj: Mapping[str, Any], key: str) -> float:
+    """Epoch seconds of a time the API gives in ISO 8601 (older servers gave epoch numbers)."""
+    value = obj.get(key)
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise _invalid(f"'{key}' (expected an ISO 8601 time)", obj) from None
+        if when.tzinfo is None:
+            raise _invalid(f"'{key}' (expected an ISO 8601 time with a time zone)", obj)
+        return when.timestamp()
+    return _num(obj, key)
+
+
+def _opt_time(obj: Mapping[str, Any], key: str) -> float | None:
+    return None if obj.get(key) is None else _time(obj, key)
+
+
 def _int(obj: Mapping[str, Any], key: str, default: int) -> int:
     value = obj.get(key, default)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -145,7 +164,7 @@ class VoteView:
             operator=_str(obj, "operator", required=True),
             verdict=_str(obj, "verdict", required=True),
             comment=_str(obj, "comment"),
-            at=_num(obj, "at"),
+            at=_time(obj, "at"),
         )
 
 
@@ -194,13 +213,13 @@ class ApprovalView:
             capabilities=_strs(obj, "capabilities"),
             rule=_opt_str(obj, "rule"),
             reason=_str(obj, "reason"),
-            created_at=_num(obj, "created_at"),
-            expires_at=_num(obj, "expires_at"),
+            created_at=_time(obj, "created_at"),
+            expires_at=_time(obj, "expires_at"),
             required_approvals=_int(obj, "required_approvals", 1),
             approvals=_int(obj, "approvals", 0),
             votes=tuple(VoteView.from_json(v) for v in votes),
-            decided_at=_opt_num(obj, "decided_at"),
-            consumed_at=_opt_num(obj, "consumed_at"),
+            decided_at=_opt_time(obj, "decided_at"),
+            consumed_at=_opt_time(obj, "consumed_at"),
             raw=obj,
         )
 
@@ -234,9 +253,9 @@ class GrantView:
             approval_id=_opt_str(obj, "approval_id"),
             granted_by=_str(obj, "granted_by"),
             comment=_str(obj, "comment"),
-            created_at=_num(obj, "created_at"),
-            expires_at=_num(obj, "expires_at"),
-            revoked_at=_opt_num(obj, "revoked_at"),
+            created_at=_time(obj, "created_at"),
+            expires_at=_time(obj, "expires_at"),
+            revoked_at=_opt_time(obj, "revoked_at"),
             revoked_by=_opt_str(obj, "revoked_by"),
             uses=_int(obj, "uses", 0),
             raw=obj,
@@ -266,7 +285,7 @@ class QueueEvent:
             kind=kind,
             approval=None if approval is None else ApprovalView.from_json(approval),
             grant=None if grant is None else GrantView.from_json(grant),
-            at=_num(obj, "at"),
+            at=_time(obj, "at"),
             event_id=event_id,
             raw=obj,
         )

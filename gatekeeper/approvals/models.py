@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..timefmt import iso8601, iso8601_or_none
+
 
 class State(enum.StrEnum):
     PENDING = "pending"
@@ -75,16 +77,16 @@ class Approval:
             "capabilities": list(self.capabilities),
             "rule": self.rule,
             "reason": self.reason,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
+            "created_at": iso8601(self.created_at),
+            "expires_at": iso8601(self.expires_at),
             "required_approvals": self.required_approvals,
             "approvals": self.approvals,
             "votes": [
-                {"operator": v.operator, "verdict": v.verdict, "comment": v.comment, "at": v.at}
+                {"operator": v.operator, "verdict": v.verdict, "comment": v.comment, "at": iso8601(v.at)}
                 for v in self.votes
             ],
-            "decided_at": self.decided_at,
-            "consumed_at": self.consumed_at,
+            "decided_at": iso8601_or_none(self.decided_at),
+            "consumed_at": iso8601_or_none(self.consumed_at),
         }
 
 
@@ -117,9 +119,9 @@ class Grant:
             "approval_id": self.approval_id,
             "granted_by": self.granted_by,
             "comment": self.comment,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
+            "created_at": iso8601(self.created_at),
+            "expires_at": iso8601(self.expires_at),
+            "revoked_at": iso8601_or_none(self.revoked_at),
             "revoked_by": self.revoked_by,
             "uses": self.uses,
         }

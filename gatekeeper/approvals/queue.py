@@ -141,7 +141,13 @@ class ApprovalQueue:
             )
         used = await self.store.consume_matching(principal.subject, call.digest, now=now)
         if used is not None:
-            return _resolved(decision, Outcome.ALLOW, "approved", _approved_reason(used), used.id)
+            return _resolved(decision, Outcome.ALLOW, "approved", approved_reason(used), used.id)
+        if self.settings.denial_stands_seconds > 0:
+            denied = await self.store.last_denied(
+                principal.subject, call.digest, since=now - self.settings.denial_stands_seconds
+            )
+            if denied is not None:  # operators said no to exactly this call: say it again, with why
+                return _resolved(decision, Outcome.DENY, "approval_denied", denied_reason(denied), denied.id)
         try:
             approval, created = await self.store.create_pending(
                 self._new_approval(call, decision, principal, now),
@@ -223,17 +229,9 @@ class ApprovalQueue:
                     "this approval was already used by an identical call",
                     current.id,
                 )
-            return _resolved(decision, Outcome.ALLOW, "approved", _approved_reason(used), used.id)
+            return _resolved(decision, Outcome.ALLOW, "approved", approved_reason(used), used.id)
         if current.state is State.DENIED:
-            deny = next((v for v in current.votes if v.verdict == "deny"), None)
-            why = (
-                f"denied by {deny.operator}" + (f": {deny.comment}" if deny and deny.comment else "")
-                if deny
-                else ""
-            )
-            return _resolved(
-                decision, Outcome.DENY, "approval_denied", why or "an operator denied it", current.id
-            )
+            return _resolved(decision, Outcome.DENY, "approval_denied", denied_reason(current), current.id)
         if current.state is State.EXPIRED:
             return _resolved(
                 decision,
@@ -328,9 +326,17 @@ class ApprovalQueue:
         return approval
 
 
-def _approved_reason(approval: Approval) -> str:
+def approved_reason(approval: Approval) -> str:
     names = ", ".join(v.operator for v in approval.votes if v.verdict == "approve")
     return f"approved by {names}" if names else "approved"
+
+
+def denied_reason(approval: Approval) -> str:
+    """Who denied it and the comment they gave: the agent (and its model) learn why."""
+    deny = next((v for v in approval.votes if v.verdict == "deny"), None)
+    if deny is None:
+        return "an operator denied it"
+    return f"denied by {deny.operator}" + (f": {deny.comment}" if deny.comment else "")
 
 
 def _resolved(

@@ -12,6 +12,9 @@ class ApprovalSettings:
     default_wait_seconds: float = 15.0
     max_wait_seconds: float = 300.0
     ttl_seconds: float = 3600.0
+    # For this long after operators deny a call, the same call re-sent by the same principal gets
+    # that denial (and its comment) back instead of a new approval; 0 asks again at once.
+    denial_stands_seconds: float = 3600.0
     max_pending_per_principal: int = 20
     max_grant_minutes: float = 24 * 60
     sweep_interval_seconds: float = 1.0

@@ -91,6 +91,11 @@ class ApprovalStore(Protocol):
         """Consume the oldest approved, unconsumed approval for exactly this call and principal."""
         ...
 
+    async def last_denied(self, principal: str, digest: str, *, since: float) -> Approval | None:
+        """The newest approval for exactly this call and principal that operators denied at or
+        after ``since``: a re-sent denied call gets that answer, not a new approval."""
+        ...
+
     async def expire_due(self, *, now: float) -> list[Approval]:
         """Mark every pending approval whose expiry has passed as expired; return them."""
         ...

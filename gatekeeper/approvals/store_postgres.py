@@ -485,6 +485,19 @@ class PostgresApprovalStore(ChangeFeed):
 
         return await self._write(body)
 
+    async def last_denied(self, principal: str, digest: str, *, since: float) -> Approval | None:
+        pool = self._require()
+        async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            rows = await conn.fetch(
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE principal = $1 AND digest = $2 "
+                "AND state = 'denied' AND decided_at >= $3 ORDER BY decided_at DESC, id DESC LIMIT 1",
+                principal,
+                digest,
+                since,
+            )
+            loaded = await self._load(conn, rows)
+        return loaded[0] if loaded else None
+
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(

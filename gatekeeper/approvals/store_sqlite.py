@@ -337,6 +337,18 @@ class SqliteApprovalStore(ChangeFeed):
 
         return await self._write(body)
 
+    async def last_denied(self, principal: str, digest: str, *, since: float) -> Approval | None:
+        async def body(db: aiosqlite.Connection) -> Approval | None:
+            rows = await db.execute_fetchall(
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE principal = ? AND digest = ? "
+                "AND state = 'denied' AND decided_at >= ? ORDER BY decided_at DESC, id DESC LIMIT 1",
+                (principal, digest, since),
+            )
+            loaded = await self._load(db, rows)
+            return loaded[0] if loaded else None
+
+        return await self._read(body)
+
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(db: aiosqlite.Connection, tx: Tx) -> list[Approval]:
             rows = await db.execute_fetchall(

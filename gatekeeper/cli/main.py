@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, GatekeeperError
-from . import approvals, audit, policy, serve, token
+from . import hook
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: `gatekeeper hook ...` runs before every tool call and must start fast.
+    from . import approvals, audit, mcp, policy, serve, token
+
     parser = argparse.ArgumentParser(
         prog="gatekeeper", description="Capability-gating proxy for AI agents' tool calls"
     )
@@ -21,12 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.register(sub)
     policy.register(sub)
     audit.register(sub)
+    hook.register(sub)
+    mcp.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["hook"]:  # the hooks import only what they use
+        return hook.main(args_list)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         result: int = args.run(args)
         return result

@@ -46,6 +46,21 @@ export class ApiError extends Error {
   }
 }
 
+// The API gives times in ISO 8601; the views do arithmetic on them, so every `*_at` (and a
+// vote's or an event's `at`) becomes epoch seconds once, as the answer arrives. A call's own
+// `arguments` are shown to the operator exactly as the agent sent them.
+export function epochs(value) {
+  if (Array.isArray(value)) return value.map(epochs);
+  if (!value || typeof value !== 'object') return value;
+  const out = {};
+  for (const [k, v] of Object.entries(value)) {
+    const isTime = (k === 'at' || k.endsWith('_at')) && typeof v === 'string';
+    const parsed = isTime ? Date.parse(v) / 1000 : NaN;
+    out[k] = isTime && Number.isFinite(parsed) ? parsed : k === 'arguments' ? v : epochs(v);
+  }
+  return out;
+}
+
 async function toError(resp) {
   let body = {};
   try {
@@ -91,7 +106,7 @@ export class Api {
       if (resp.status === 401) this.onUnauthorized(err);
       throw err;
     }
-    return resp.json();
+    return epochs(await resp.json());
   }
 
   now() {
@@ -185,7 +200,7 @@ export class SseParser {
       if (this.data.length) {
         let data = this.data.join('\n');
         try {
-          data = JSON.parse(data);
+          data = epochs(JSON.parse(data));
         } catch {
           /* not JSON: hand over the text */
         }

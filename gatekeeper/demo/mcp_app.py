@@ -151,7 +151,7 @@ class McpDemoServer:
     async def start(self) -> None:
         if self._serving is not None or self._closing.is_set():
             raise RuntimeError("an McpDemoServer can be started only once")
-        server = make_mcp_server(self.workspace, self.received)
+        server = self.make_server()
         app = _streamable_http_app(
             server, json_response=self.json_response, stateless=self.stateless, host=self.host
         )
@@ -187,6 +187,10 @@ class McpDemoServer:
             sock.close()
             await self.stop()
             raise
+
+    def make_server(self) -> Server[Any]:
+        """The SDK server this serves: the demo tools (the stdio bridge serves another)."""
+        return make_mcp_server(self.workspace, self.received)
 
     async def stop(self) -> None:
         serving, self._serving = self._serving, None

@@ -44,7 +44,7 @@ SETTLED_AFTER_ESCALATION = frozenset(
         "too_many_pending_approvals",
     }
 )
-REPLAYED_ENTRIES = frozenset({"invoke", "mcp"})
+REPLAYED_ENTRIES = frozenset({"invoke", "decide", "mcp"})
 _OUTCOME_WORD = {"allow": "allowed", "deny": "denied", "escalate": "pending"}
 ARROW = "→"
 

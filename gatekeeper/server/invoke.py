@@ -24,6 +24,7 @@ from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
+from ..timefmt import iso8601
 from .budgets import refund_budgets, spend_budgets
 from .request_ids import request_id_of
 from .responses import error_response, json_response
@@ -127,7 +128,7 @@ async def hold_escalated(ex: Exchange) -> None:
                 "outcome": "pending",
                 "decision_id": ex.decision_id,
                 "approval_id": result.approval_id,
-                "expires_at": result.expires_at,
+                "expires_at": iso8601(result.expires_at),
                 "reason": decision.reason,
             },
         )

@@ -26,6 +26,7 @@ from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, need, record
 from ..streams import read_body
 from ..tracing import current_request
+from ..timefmt import iso8601
 from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
 from .request_ids import request_id_of
@@ -103,7 +104,7 @@ def _pending_result(ex: Exchange, msg_id: Any, pending: Pending) -> dict[str, An
         "decision_id": ex.decision_id,
         "outcome": "pending",
         "approval_id": pending.approval_id,
-        "expires_at": pending.expires_at,
+        "expires_at": iso8601(pending.expires_at),
     }
     return _tool_result(
         ex.request,

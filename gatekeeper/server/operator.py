@@ -19,6 +19,7 @@ from ..budgets import plan_charges
 from ..errors import GatekeeperError, RequestError, Unavailable
 from ..models import Principal
 from ..policy.explain import explain
+from ..timefmt import iso8601
 from .health import healthz
 from .invoke import read_json_body
 from .responses import json_response
@@ -163,7 +164,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 "kind": change.kind,
                 "approval": approval.to_json() if approval else None,
                 "grant": grant.to_json() if grant else None,
-                "at": time.time(),
+                "at": iso8601(time.time()),
             }
             await response.write(f"event: {change.kind}\ndata: {json.dumps(data)}\n\n".encode())
     except ConnectionResetError:

@@ -265,6 +265,23 @@ async def test_one_deny_denies_at_once(store: ApprovalStore) -> None:
     assert denied.state is State.DENIED and denied.decided_at == T0 + 2
 
 
+async def test_last_denied_finds_the_newest_denial_of_exactly_this_call(store: ApprovalStore) -> None:
+    assert await store.last_denied("agent-1", "d" * 64, since=T0) is None
+    first, _ = await store.create_pending(pending(), max_pending_per_principal=CAP)
+    await store.vote(first.id, operator="op-1", verdict="deny", comment="no", now=T0 + 2)
+    second, _ = await store.create_pending(pending(at=T0 + 3), max_pending_per_principal=CAP)
+    await store.vote(second.id, operator="op-2", verdict="deny", comment="still no", now=T0 + 4)
+    other, _ = await store.create_pending(pending(principal="agent-2"), max_pending_per_principal=CAP)
+    await store.vote(other.id, operator="op-1", verdict="deny", comment="", now=T0 + 5)
+    found = await store.last_denied("agent-1", "d" * 64, since=T0)
+    assert found is not None and found.id == second.id and found.votes[0].comment == "still no"
+    assert await store.last_denied("agent-1", "d" * 64, since=T0 + 4.5) is None  # too long ago
+    assert await store.last_denied("agent-1", "e" * 64, since=T0) is None
+    assert await store.last_denied("agent-1%", "d" * 64, since=T0) is None
+    approved_one = await approved(store, principal="agent-3")
+    assert await store.last_denied("agent-3", approved_one.digest, since=T0) is None
+
+
 async def test_nobody_approves_their_own_call(store: ApprovalStore) -> None:
     a, _ = await store.create_pending(pending(principal="alice"), max_pending_per_principal=CAP)
     for verdict in ("approve", "deny"):

@@ -1,0 +1,1 @@
+"""Hooks that let other agent runtimes ask Gatekeeper before they run a tool."""
