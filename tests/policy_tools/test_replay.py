@@ -188,7 +188,9 @@ async def test_calls_operators_settled_are_not_policy_changes(tmp_path: Path) ->
             assert (await vote(http, gk, approval, verdict))[0] == 200
             status, body, _ = await held
             outcomes.append((status, body.get("code")))
-        status, body, _ = await invoke(http, gk, "compute.provision", H100, token)  # left to expire
+        # Left to expire. Another request: the denied one, sent again, is refused with the
+        # operator's word while the denial stands (approvals.denial_stands_seconds).
+        status, body, _ = await invoke(http, gk, "compute.provision", {**H100, "hours": 3}, token)
         assert status == 202, body
         assert outcomes == [(200, None), (403, "approval_denied")]
         assert (await invoke(http, gk, "shell.exec", {"cmd": "git status"}, token))[0] == 200
