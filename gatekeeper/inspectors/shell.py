@@ -646,13 +646,17 @@ class Inspection:
                 continue
             self.stdin_code(consumer, " ".join(args), depth)
 
-    def stdin_code(self, consumer: Iterable[str], text: str, depth: int) -> set[str]:
-        """Code a program reads on stdin: a shell's is parsed, anything else's is inline code."""
+    def stdin_code(self, consumer: Iterable[str], text: str, depth: int, *, literal: bool = True) -> set[str]:
+        """Code a program reads on stdin: a shell's is parsed, Python's read with ``ast``, anything
+        else's is inline code. ``literal``: the text is what the program gets (no expansion)."""
         families = set(consumer)
         code = families & _CODE_READERS
         if not code:
             return set(self.source(text, depth + 1))
         for fam in sorted(code):
+            if fam == "python" and literal:
+                shell_code.python_inline(self, fam, text, depth)
+                continue
             self.add(f"proc.inline_code:{fam}", f"{fam} <<< {text}")
             shell_code.scan_code(self, fam, text, depth)
         return set()
@@ -744,7 +748,8 @@ class Inspection:
                 for secret in P.secret_expansions(value):
                     self.add("cred.env", f"a secret variable is expanded in a here-document: ${secret}")
             if P.STDIN_EXEC in execd or execd & P.SHELLS:
-                ran |= self.stdin_code(execd, value, depth)
+                expands = not getattr(r, "quoted_delimiter", False) and any(c in value for c in "$`\\")
+                ran |= self.stdin_code(execd, value, depth, literal=not expands)
             elif ("$(" in value or "`" in value) and not getattr(r, "quoted_delimiter", False):
                 self.opaque("command substitution in a here-document")
             if shell_compute.STDIN_MANIFEST in execd:
