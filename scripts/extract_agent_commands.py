@@ -66,7 +66,7 @@ MAX_COMMAND = 4096
 
 
 def git(repo: Path, *args: str) -> str:
-    argv = ["git", "--git-dir", str(repo), *args]  # noqa: S607 - a local mirror, read only; git from PATH
+    argv = ["git", "--git-dir", str(repo), *args]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout  # noqa: S603
 
 
@@ -127,7 +127,8 @@ def main() -> None:
             seen.setdefault(entry["command"], entry)
     entries = list(seen.values())
     if ns.sample:
-        entries = random.Random(ns.seed).sample  # noqa: S311 - a reproducible sample, not a secret(entries, min(ns.sample, len(entries)))
+        rng = random.Random(ns.seed)  # noqa: S311 - a reproducible sample, not a secret
+        entries = rng.sample(entries, min(ns.sample, len(entries)))
     for e in entries:
         sys.stdout.write(json.dumps(e, sort_keys=True) + "\n")
 

@@ -374,8 +374,17 @@ def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
         i += 1
         if c in "{}=dDgGhHnNpPxzF":
             continue
-        if c in "aic":
-            _, i = rest_of_line(i)
+        if c in "aic":  # text to the end of the line; ``a\`` text continues while lines end in \\
+            while i < n and s[i] in " \t":
+                i += 1
+            if i + 1 < n and s[i] == "\\" and s[i + 1] == "\n":
+                i += 2
+            while True:
+                line, i = rest_of_line(i)
+                trailing = len(line) - len(line.rstrip("\\"))
+                if trailing % 2 == 0 or i >= n:
+                    break
+                i += 1
         elif c in ":btTv":
             while i < n and s[i] not in ";\n}":
                 i += 1
@@ -639,7 +648,22 @@ def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> se
     return {STDIN_EXEC}
 
 
+def sphinx_build(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """The linkcheck builder connects to every link in the documents: not known statically."""
+    texts = [w.text for w in args]
+    for i, t in enumerate(texts):
+        value = t.partition("=")[2] if t.startswith("--builder=") else None
+        if t in ("-b", "-M", "--builder") and i + 1 < len(texts):
+            value = texts[i + 1]
+        elif t.startswith(("-b", "-M")) and len(t) > 2 and not t.startswith("--"):
+            value = t[2:]
+        if value is not None and (value == "linkcheck" or not args[min(i + 1, len(args) - 1)].literal):
+            insp.opaque(f"{name} -b {value}: the builder may connect to any link in the documents")
+    return set()
+
+
 HANDLERS: Final = {
+    "sphinx-build": sphinx_build,
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},
