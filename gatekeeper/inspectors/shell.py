@@ -94,6 +94,7 @@ KNOWN_PROGRAMS: Final = tuple(
 )
 _GLOB_RE: Final = re.compile(r"[*?]|\[[^\]]+\]")
 MAX_ALTERNATES: Final = 8
+WORKSPACE_ROOT: Final = "/workspace"  # where the pack's workspace rules point
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
 _CD: Final = frozenset({"cd", "pushd", "popd"})
@@ -646,13 +647,17 @@ class Inspection:
                 continue
             self.stdin_code(consumer, " ".join(args), depth)
 
-    def stdin_code(self, consumer: Iterable[str], text: str, depth: int) -> set[str]:
-        """Code a program reads on stdin: a shell's is parsed, anything else's is inline code."""
+    def stdin_code(self, consumer: Iterable[str], text: str, depth: int, *, literal: bool = True) -> set[str]:
+        """Code a program reads on stdin: a shell's is parsed, Python's read with ``ast``, anything
+        else's is inline code. ``literal``: the text is what the program gets (no expansion)."""
         families = set(consumer)
         code = families & _CODE_READERS
         if not code:
             return set(self.source(text, depth + 1))
         for fam in sorted(code):
+            if fam == "python" and literal:
+                shell_code.python_inline(self, fam, text, depth)
+                continue
             self.add(f"proc.inline_code:{fam}", f"{fam} <<< {text}")
             shell_code.scan_code(self, fam, text, depth)
         return set()
@@ -744,7 +749,8 @@ class Inspection:
                 for secret in P.secret_expansions(value):
                     self.add("cred.env", f"a secret variable is expanded in a here-document: ${secret}")
             if P.STDIN_EXEC in execd or execd & P.SHELLS:
-                ran |= self.stdin_code(execd, value, depth)
+                expands = not getattr(r, "quoted_delimiter", False) and any(c in value for c in "$`\\")
+                ran |= self.stdin_code(execd, value, depth, literal=not expands)
             elif ("$(" in value or "`" in value) and not getattr(r, "quoted_delimiter", False):
                 self.opaque("command substitution in a here-document")
             if shell_compute.STDIN_MANIFEST in execd:
@@ -862,7 +868,7 @@ class Inspection:
         texts: list[str] = list(map(_TEXT, argv))  # no comprehension frame per command
         evidence = " ".join(texts)
         if family not in P.BUILTINS:  # cd, export, set...: the shell itself, not a program
-            self.add(f"proc.exec:{name}", evidence)
+            self.add(f"proc.exec:{self.workspace_program(argv[0], family) or name}", evidence)
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
@@ -886,6 +892,19 @@ class Inspection:
         if family in shell_tables.TABLES:
             shell_tables.check_program(self, family, name, args, depth)
         return frozenset(ran)
+
+    def workspace_program(self, w: Word, family: str) -> str | None:
+        """``./tests/runtests.py``, ``bin/test``: a file of the workspace run as a program, by its path
+        (``proc.exec:/workspace/...``, and the file is read). A known program's name wins (a venv's
+        ``.venv/bin/python`` is python), so its table and handler still apply."""
+        t = w.text
+        if "/" not in t or not w.literal or family in KNOWN_PROGRAMS or family in shell_tables.TABLES:
+            return None
+        paths = self.resolve(t, t, strict=False)
+        if len(paths) != 1 or not paths[0].startswith(WORKSPACE_ROOT + "/"):
+            return None
+        self.read_path(w, f"runs {t}")
+        return paths[0]
 
     def assignment(self, w: Word, depth: int) -> None:
         """``NAME=value`` before a command or via export: history, loader and command variables."""

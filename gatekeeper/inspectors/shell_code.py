@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
+from gatekeeper.inspectors import python_code
 from gatekeeper.inspectors.shell_programs import (
     STDIN_EXEC,
     Word,
@@ -99,14 +100,17 @@ def path_strings(code: str) -> list[str]:
     return out
 
 
-def scan_code(insp: Inspection, name: str, code: str, depth: int) -> None:
-    """What inline code (any language) may do; ``proc.inline_code:<name>`` is the caller's."""
+def scan_code(insp: Inspection, name: str, code: str, depth: int, *, spawn_words: bool = True) -> None:
+    """What inline code (any language) may do; ``proc.inline_code:<name>`` is the caller's.
+
+    ``spawn_words=False``: the code was read with a parser that already says whether it starts
+    processes, so words such as ``subprocess`` in its strings prove nothing."""
     evidence = f"{name}: {code}"
     if len(code) > _MAX_CODE:
         insp.opaque(f"inline code too long to inspect: {evidence}")
         return
     insp.scan([Word(code)])
-    if _SPAWN_RE.search(code):
+    if spawn_words and _SPAWN_RE.search(code):
         insp.add("proc.spawn", evidence)
     for m in _HOST_PORT_RE.finditer(code):
         if "." in m.group(1) or m.group(1) == "localhost":
@@ -125,6 +129,44 @@ def scan_code(insp: Inspection, name: str, code: str, depth: int) -> None:
         insp.nested_command(text, depth + 1)
 
 
+def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidence: str, depth: int) -> None:
+    """Capabilities of what Python code was read to do (``python_code.analyse``)."""
+    evidence = evidence[:160]
+    if not fx.computes_only:  # more than computing and literal files: reviewed as inline code
+        why = "; ".join([*fx.doubts, *fx.opaque, *fx.spawns, *fx.net, *fx.secrets][:3])
+        insp.add(f"proc.inline_code:{name}", f"{evidence} ({why})")
+    for why in fx.opaque[:1]:
+        insp.opaque(f"{name} code: {why}")
+    for path in fx.reads:
+        insp.read_path(Word(path), f"{name} code reads {path}: {evidence}")
+    for path in fx.writes:
+        insp.write_target(Word(path), f"{name} code writes {path}: {evidence}")
+    if fx.spawns:
+        insp.add("proc.spawn", f"{name} code starts processes ({fx.spawns[0]}): {evidence}")
+    for cmd in fx.commands[:16]:
+        insp.nested_command(cmd, depth + 1)
+    if fx.net:
+        insp.add(f"proc.inline_code:{name}", f"{name} code uses the network ({fx.net[0]}): {evidence}")
+    for url in fx.urls[:16]:
+        insp.scan([Word(url)])
+    for host, port in fx.endpoints[:16]:
+        insp.connect(host, port, evidence)
+    for secret in fx.secrets:
+        insp.add("cred.env", f"{name} code reads the secret variable {secret}")
+
+
+def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
+    """Python given inline, read with ``ast``: code that only computes and touches literal paths
+    adds nothing but those paths; anything else is its capability, or doubt."""
+    if len(code) > _MAX_CODE:
+        insp.add(f"proc.inline_code:{name}", f"{name}: inline code too long to read")
+        scan_code(insp, name, code, depth)
+        return
+    fx = python_code.analyse(code)
+    python_effects(insp, name, fx, f"{name}: {code}", depth)
+    scan_code(insp, name, code, depth, spawn_words=not fx.understood)
+
+
 def inline(
     insp: Inspection,
     name: str,
@@ -133,6 +175,7 @@ def inline(
     *,
     as_command: bool = False,
     hook: bool = False,
+    python: bool = False,
 ) -> set[str]:
     """Record code given inline to ``name``; ``as_command`` code is a command line, parsed as one.
 
@@ -140,6 +183,11 @@ def inline(
     sed's ``e``, ``rg --pre``): ``proc.exec_hook:<program>`` too, which policies deny.
     """
     evidence = f"{name} {code.text if code else ''}"
+    if python and not hook and not as_command and code is not None and code.literal:
+        text = literal_text(insp, code, f"{name} inline code")
+        if text is not None:
+            python_inline(insp, name, text, depth)
+            return set()
     insp.add(f"proc.inline_code:{name}", evidence)
     if hook:
         insp.add(f"proc.exec_hook:{family(name)}", evidence)
@@ -187,7 +235,7 @@ def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], de
             nxt = Word(val) if eq else (args[i + 1] if i + 1 < len(args) else None)
             if key in code_long:
                 found = True
-                inline(insp, name, nxt, depth)
+                inline(insp, name, nxt, depth, python=fam == "python")
             i += 1 if eq or key not in (code_long | value_long) else 2
             continue
         j = 1
@@ -202,7 +250,7 @@ def interpreter_code(insp: Inspection, fam: str, name: str, args: list[Word], de
                     i += 1
                 if c in code_short:
                     found = True
-                    inline(insp, name, val_word, depth)
+                    inline(insp, name, val_word, depth, python=fam == "python")
                 elif fam == "perl" and c in "Mm" and val_word is not None:
                     if not val_word.literal or not _PERL_MODULE_RE.fullmatch(val_word.text):
                         found = True
@@ -326,8 +374,17 @@ def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
         i += 1
         if c in "{}=dDgGhHnNpPxzF":
             continue
-        if c in "aic":
-            _, i = rest_of_line(i)
+        if c in "aic":  # text to the end of the line; ``a\`` text continues while lines end in \\
+            while i < n and s[i] in " \t":
+                i += 1
+            if i + 1 < n and s[i] == "\\" and s[i + 1] == "\n":
+                i += 2
+            while True:
+                line, i = rest_of_line(i)
+                trailing = len(line) - len(line.rstrip("\\"))
+                if trailing % 2 == 0 or i >= n:
+                    break
+                i += 1
         elif c in ":btTv":
             while i < n and s[i] not in ";\n}":
                 i += 1
@@ -584,13 +641,29 @@ def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> se
                 return set()
             continue
         if w.literal and is_stdin_path(t):  # python3 /dev/stdin: the program arrives as a stream
-            insp.add(f"proc.inline_code:{name}", f"{name} {t}: the program is read from a stream")
+            if fam != "python":  # Python's is read where it comes from (a here-document, a pipe)
+                insp.add(f"proc.inline_code:{name}", f"{name} {t}: the program is read from a stream")
             return {STDIN_EXEC}
         return set()
     return {STDIN_EXEC}
 
 
+def sphinx_build(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """The linkcheck builder connects to every link in the documents: not known statically."""
+    texts = [w.text for w in args]
+    for i, t in enumerate(texts):
+        value = t.partition("=")[2] if t.startswith("--builder=") else None
+        if t in ("-b", "-M", "--builder") and i + 1 < len(texts):
+            value = texts[i + 1]
+        elif t.startswith(("-b", "-M")) and len(t) > 2 and not t.startswith("--"):
+            value = t[2:]
+        if value is not None and (value == "linkcheck" or not args[min(i + 1, len(args) - 1)].literal):
+            insp.opaque(f"{name} -b {value}: the builder may connect to any link in the documents")
+    return set()
+
+
 HANDLERS: Final = {
+    "sphinx-build": sphinx_build,
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},

@@ -505,6 +505,33 @@ _TEE = table(
     ),
 )
 _PRINTENV = table(HELP, opts("-0 --null", S, FORMAT))
+_NL = table(
+    HELP,
+    opts(
+        "-b= -d= -f= -h= -i= -l= -n= -p -s= -v= -w= --body-numbering= --section-delimiter= "
+        "--footer-numbering= --header-numbering= --line-increment= --join-blank-lines= --number-format= "
+        "--no-renumber --number-separator= --starting-line-number= --number-width=",
+        S,
+        "how lines are numbered (each operand is read)",
+    ),
+)
+_RMDIR = table(
+    HELP,
+    opts(
+        "-p -v --parents --verbose --ignore-fail-on-non-empty",
+        S,
+        "which empty directories go (each is a write)",
+    ),
+)
+_UNAME = table(
+    HELP,
+    opts(
+        "-a -s -n -r -v -m -p -i -o --all --kernel-name --nodename --kernel-release --kernel-version "
+        "--machine --processor --hardware-platform --operating-system",
+        S,
+        "which system facts are printed",
+    ),
+)
 
 CORE: Final[Mapping[str, Table]] = MappingProxyType(
     {
@@ -517,6 +544,9 @@ CORE: Final[Mapping[str, Table]] = MappingProxyType(
         "fgrep": _GREP,
         "rg": _RG,
         "wc": _WC,
+        "nl": _NL,
+        "rmdir": _RMDIR,
+        "uname": _UNAME,
         "sort": _SORT,
         "uniq": _UNIQ,
         "cut": _CUT,

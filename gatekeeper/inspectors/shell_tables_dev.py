@@ -895,6 +895,82 @@ _MYPY = table(
         "what mypy checks (reports it writes stay where the project says)",
     ),
 )
+_SPHINX_BUILD = table(
+    opts("-h --help --version", S, "prints and exits"),
+    opts(
+        "-a -E -n -N -q -Q -v -vv -vvv -W -T -P -j= --jobs= -t= --tag= -C --isolated -A= --html-define= "
+        "-D= --define= --keep-going --fail-on-warning --fresh-env --write-all --nitpicky --no-color "
+        "--color --quiet --silent --verbose --show-traceback --pdb --exception-on-warning "
+        "-c= --conf-dir=",
+        S,
+        "how the documents are built (conf.py is the project's Python, as conftest.py is pytest's)",
+    ),
+    opts(
+        "-b= --builder= -M=",
+        H,
+        "the builder: linkcheck connects to every link in the documents (read by its handler)",
+    ),
+    opts("-d= --doctree-dir= -w= --warning-file=", W, "a cache or log written where it says"),
+)
+_PYLINT = table(
+    opts(
+        "-h --help --long-help --version --list-msgs --list-msgs-enabled --list-groups --list-conf-levels "
+        "--list-extensions --full-documentation --generate-rcfile --generate-toml-config --help-msg=",
+        S,
+        "prints and exits",
+    ),
+    opts(
+        "-E --errors-only --disable= -d= --enable= -e= --jobs= -j= --recursive= --output-format= -f= "
+        "--reports= -r= --score= -s= --exit-zero --fail-under= --fail-on= --ignore= --ignore-patterns= "
+        "--ignore-paths= --good-names= --good-names-rgxs= --bad-names= --bad-names-rgxs= "
+        "--max-line-length= --msg-template= --confidence= --py-version= --verbose -v --persistent= "
+        "--unsafe-load-any-extension= --suggestion-mode= --clear-cache-post-run= --source-roots= "
+        "--max-args= --max-locals= --max-branches= --max-statements= --min-similarity-lines= "
+        "--ignored-modules= --ignored-classes= --disable-all --from-stdin --rcfile= --load-plugins=",
+        S,
+        "what pylint checks and how it reports (plugins are modules of the environment, as imports are)",
+    ),
+    opts("--output= -o=", W, "the report is written where it says"),
+)
+_PATCH = table(
+    HELP,
+    opts(
+        "-p= --strip= -R --reverse -N --forward -f --force -t --batch -s --silent --quiet -u --unified "
+        "-c --context -n --normal -e --ed -l --ignore-whitespace -F= --fuzz= -E --remove-empty-files "
+        "--dry-run --verbose -b --backup --no-backup-if-mismatch --backup-if-mismatch -V= "
+        "--version-control= -z= --suffix= -B= --prefix= -Z --set-utc -T --set-time --posix "
+        "--binary --merge --merge= -g= --get= --follow-symlinks --reject-format= -D= --ifdef= "
+        "--read-only= --quoting-style=",
+        S,
+        "how the patch is applied: to the files it names, under the working directory "
+        "(GNU patch ignores absolute and .. names)",
+    ),
+    opts("-i= --input=", R, "the patch is read from this file"),
+    opts("-o= --output= -r= --reject-file=", W, "the result or the rejects are written here"),
+    opts("-d= --directory=", D, "applies the patch in another directory"),
+)
+_PYREVERSE = table(
+    opts("-h --help --version", S, "prints and exits"),
+    opts(
+        "-o= --output= -p= --project= -a= -s= -A -S -m= -k -f= --filter-mode= -c= --class= "
+        "--all-ancestors --all-associated --show-ancestors= --show-associated= --module-names= "
+        "--only-classnames --show-builtin -b --ignore= --colorized --max-color-depth= "
+        "--color-palette= --source-roots= --no-standalone --show-stdlib -L",
+        S,
+        "which diagrams are drawn and how (from the modules named)",
+    ),
+    opts("-d= --output-directory=", W, "the diagrams are written there"),
+)
+_DOT = table(
+    opts("-V -? --help", S, "prints and exits"),
+    opts(
+        "-T= -K= -G= -N= -E= -v -q -q1 -q2 -s= -y -n -n1 -n2 -x -c -O -P -Lg -LO -Ln= -LU= -LC= -LT=",
+        S,
+        "the output format, layout and graph attributes",
+    ),
+    opts("-o=", W, "the drawing is written there"),
+    opts("-l=", R, "a PostScript library is read"),
+)
 _BLACK = table(
     opts(
         "-h --help --version -q --quiet -v --verbose --check --diff --color --no-color -l= --line-length= "
@@ -1184,6 +1260,11 @@ DEV: Final[Mapping[str, Table]] = MappingProxyType(
         "ruff": _RUFF,
         "mypy": _MYPY,
         "black": _BLACK,
+        "sphinx-build": _SPHINX_BUILD,
+        "pylint": _PYLINT,
+        "pyreverse": _PYREVERSE,
+        "dot": _DOT,
+        "patch": _PATCH,
         "isort": _ISORT,
         "tox": _TOX,
         "npm": _NPM,

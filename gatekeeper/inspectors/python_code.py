@@ -1,0 +1,710 @@
+"""Python code read with ``ast``: what a ``python -c`` string, a here-document or a ``.py`` file may do.
+
+Code that only computes, prints, imports libraries and touches files through literal paths is
+understood: its effects are the files it reads and writes, nothing else. Everything else is said:
+
+- a process started (``os.system``, ``subprocess``, ``pty``, ``os.exec*``...) is ``spawn``, with
+  the command line when it is a literal (so the shell inspector reads it too);
+- a network library or a socket is ``net`` (its literal URLs and ``(host, port)`` pairs are kept);
+- ``exec``/``eval``/``compile`` of a string that is not a literal, ``__import__`` or
+  ``importlib`` of a name that is not a literal, ``getattr`` with a computed name, ``globals()``,
+  ``__builtins__``, frame and code objects, ``ctypes``, ``pickle``/``marshal`` loading, a
+  dangerous builtin used as a value (``e = eval``) and a file path that is not known statically
+  are ``opaque``: the program cannot be known without running it;
+- unparseable code, and modules neither known to be harmless nor known to be dangerous in the
+  standard library, are ``doubt``.
+
+Third-party modules that are not known network or process libraries are imported freely: their
+code is the project's environment, which ``python script.py`` already runs. The caller maps the
+effects to capabilities (``shell_code.python_inline``, ``written_code``).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["Effects", "analyse"]
+
+MAX_NODES: Final = 20_000
+MAX_NESTED: Final = 4  # exec("literal") inside exec("literal")...
+
+# Standard-library modules that only compute, format, parse or describe: free to import and use.
+PURE_MODULES: Final = frozenset(
+    """
+    __future__ abc argparse array ast base64 binascii bisect calendar cmath collections colorsys
+    contextlib contextvars copy copyreg csv dataclasses datetime decimal difflib dis doctest enum
+    errno fnmatch fractions functools gc getopt gettext graphlib hashlib heapq hmac html itertools
+    json keyword linecache locale math numbers operator optparse platform pprint pstats queue
+    random re reprlib sched secrets shlex statistics string stringprep struct symtable sysconfig
+    textwrap threading time timeit token tokenize tomllib traceback typing typing_extensions
+    unicodedata unittest uuid warnings weakref xml zipimport zlib zoneinfo cProfile profile
+    tracemalloc atexit faulthandler signal stat numbers email mimetypes quopri uu encodings
+    wave colorsys ipaddress
+    """.split()
+)
+# Modules whose file functions are read (see FILE_CALLS) and whose other members are harmless.
+FILE_MODULES: Final = frozenset(
+    {"os", "sys", "io", "pathlib", "shutil", "glob", "tempfile", "codecs", "gzip", "bz2", "lzma",
+     "zipfile", "tarfile", "sqlite3", "filecmp", "fileinput", "logging", "configparser", "inspect",
+     "importlib", "pkgutil", "concurrent", "asyncio", "types", "site"}
+)  # fmt: skip
+SPAWN_MODULES: Final = frozenset(
+    {"subprocess", "pty", "multiprocessing", "popen2", "commands", "pexpect", "ptyprocess", "sh",
+     "plumbum", "invoke", "fabric", "docker", "IPython", "pip", "ensurepip", "venv", "virtualenv",
+     "webbrowser", "pdb", "code", "codeop", "runpy", "crypt", "spwd", "pwd", "grp", "resource",
+     "readline", "rlcompleter", "cgi", "cgitb", "os2emxpath", "nt", "posix", "_posixsubprocess"}
+)  # fmt: skip
+NET_MODULES: Final = frozenset(
+    {"socket", "ssl", "select", "selectors", "socketserver", "http", "urllib", "urllib2", "urllib3",
+     "requests", "httpx", "aiohttp", "httplib2", "pycurl", "ftplib", "smtplib", "poplib", "imaplib",
+     "nntplib", "telnetlib", "xmlrpc", "paramiko", "scp", "websocket", "websockets", "socks", "scapy",
+     "twisted", "tornado", "grpc", "zmq", "pika", "kafka", "paho", "nats", "redis", "pymongo",
+     "psycopg", "psycopg2", "pymysql", "MySQLdb", "boto3", "botocore", "google", "azure", "kubernetes",
+     "pwn", "pwnlib", "selenium", "playwright", "mechanize", "treq", "dns", "nmap", "impacket",
+     "smbclient", "ftputil", "asyncssh", "wsgiref", "mailbox", "smtpd", "asyncore", "asynchat",
+     "ipykernel", "jupyter_client"}
+)  # fmt: skip
+OPAQUE_MODULES: Final = frozenset(
+    {"ctypes", "cffi", "_ctypes", "pickle", "_pickle", "cPickle", "marshal", "shelve", "dill",
+     "cloudpickle", "joblib", "builtins", "__builtin__", "imp", "mmap", "gc_hooks", "_thread",
+     "sysconfig_hooks", "ptrace", "frida"}
+)  # fmt: skip
+# Attributes that hand out code, frames or the interpreter's internals.
+_OPAQUE_ATTRS: Final = frozenset(
+    {"f_globals", "f_locals", "f_builtins", "f_back", "f_code", "gi_frame", "gi_code", "cr_frame",
+     "tb_frame", "co_code", "func_globals", "func_code", "modules", "_getframe", "settrace",
+     "setprofile", "addaudithook", "meta_path", "path_hooks", "import_module", "reload", "load_module",
+     "exec_module", "spec_from_file_location", "module_from_spec", "resolve_name", "find_loader",
+     "SourceFileLoader", "FunctionType", "CodeType", "LambdaType", "run_code", "run_path",
+     "run_module", "get_ipython", "currentframe", "stack", "getouterframes", "loads", "load",
+     "Unpickler"}
+)  # fmt: skip
+# Attribute names that start processes whatever object they hang on (``numpy.os.system``).
+_SPAWN_ATTRS: Final = frozenset(
+    {"system", "popen", "Popen", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
+     "spawnvp", "spawnvpe", "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp",
+     "execvpe", "fork", "forkpty", "posix_spawn", "posix_spawnp", "startfile", "check_output",
+     "check_call", "getoutput", "getstatusoutput", "create_subprocess_exec",
+     "create_subprocess_shell", "ProcessPoolExecutor", "kill", "killpg", "fexecve"}
+)  # fmt: skip
+_NET_ATTRS: Final = frozenset(
+    {"urlopen", "urlretrieve", "create_connection", "open_connection", "start_server",
+     "open_unix_connection", "SocketHandler", "DatagramHandler", "SysLogHandler", "HTTPHandler",
+     "SMTPHandler", "socketpair", "fromfd", "getaddrinfo", "gethostbyname"}
+)  # fmt: skip
+# Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
+_SAFE_DUNDERS: Final = frozenset(
+    {"__name__", "__doc__", "__version__", "__module__", "__qualname__", "__file__", "__init__",
+     "__all__", "__annotations__", "__len__", "__str__", "__repr__", "__eq__", "__hash__",
+     "__iter__", "__next__", "__enter__", "__exit__", "__call__", "__getitem__", "__setitem__",
+     "__contains__", "__add__", "__mul__", "__sub__", "__truediv__", "__lt__", "__le__", "__gt__",
+     "__ge__", "__ne__", "__bool__", "__slots__", "__dataclass_fields__", "__mro__", "__class__",
+     "__bases__", "__wrapped__", "__signature__", "__defaults__", "__kwdefaults__", "__path__",
+     "__spec__", "__new__", "__del__", "__format__", "__neg__", "__abs__", "__rmul__", "__radd__",
+     "__array__", "__fspath__", "__reduce__", "__getstate__", "__setstate__", "__copy__",
+     "__deepcopy__", "__sizeof__", "__int__", "__float__", "__index__", "__matmul__", "__pow__",
+     "__mod__", "__floordiv__", "__and__", "__or__", "__xor__", "__invert__", "__pos__",
+     "__getattr__", "__setattr__", "__init_subclass__", "__set_name__", "__get__", "__set__",
+     "__delete__", "__post_init__", "__main__", "__round__", "__reversed__", "__missing__"}
+)  # fmt: skip
+# __class__, __mro__, __bases__ are data, but with __subclasses__ or __globals__ they walk to os:
+# those two (and __builtins__, __dict__, __code__, __import__...) are not in the list above.
+_DANGEROUS_BUILTINS: Final = frozenset(
+    {"exec", "eval", "compile", "__import__", "open", "getattr", "setattr", "delattr", "globals",
+     "locals", "vars", "breakpoint", "__builtins__", "__loader__", "input_hook", "memoryview_hook"}
+)  # fmt: skip
+# (module, function) -> which argument is a path, and whether the call writes it.
+_READ, _WRITE = "read", "write"
+FILE_CALLS: Final[dict[str, tuple[int, str]]] = {
+    **{
+        f"os.{n}": (0, _WRITE)
+        for n in (
+            "remove",
+            "unlink",
+            "rmdir",
+            "removedirs",
+            "mkdir",
+            "makedirs",
+            "rename",
+            "renames",
+            "replace",
+            "chmod",
+            "lchmod",
+            "chown",
+            "lchown",
+            "symlink",
+            "link",
+            "truncate",
+            "utime",
+            "mkfifo",
+            "mknod",
+            "chroot",
+            "setxattr",
+            "removexattr",
+        )
+    },
+    **{
+        f"os.{n}": (0, _READ)
+        for n in (
+            "listdir",
+            "scandir",
+            "walk",
+            "stat",
+            "lstat",
+            "access",
+            "readlink",
+            "chdir",
+            "fwalk",
+            "path.exists",
+            "path.isfile",
+            "path.isdir",
+            "path.islink",
+            "path.getsize",
+            "path.getmtime",
+            "path.getctime",
+            "path.getatime",
+            "path.lexists",
+            "path.samefile",
+            "path.realpath",
+            "getxattr",
+            "listxattr",
+            "statvfs",
+        )
+    },
+    **{
+        f"shutil.{n}": (1, _WRITE)
+        for n in ("copy", "copy2", "copyfile", "copytree", "move", "copymode", "copystat", "copyfileobj_path")
+    },
+    "shutil.rmtree": (0, _WRITE),
+    "shutil.make_archive": (0, _WRITE),
+    "shutil.unpack_archive": (1, _WRITE),
+    "shutil.chown": (0, _WRITE),
+    "shutil.disk_usage": (0, _READ),
+    "glob.glob": (0, _READ),
+    "glob.iglob": (0, _READ),
+    "sqlite3.connect": (0, _WRITE),
+    "filecmp.cmp": (0, _READ),
+    "filecmp.dircmp": (0, _READ),
+    "fileinput.input": (0, _READ),
+    "logging.FileHandler": (0, _WRITE),
+    "logging.basicConfig_filename": (0, _WRITE),
+}
+# Functions that open a file like ``open(path, mode)``: (path argument, mode argument, default mode).
+_OPENERS: Final[dict[str, tuple[int, int, str]]] = {
+    "open": (0, 1, "r"),
+    "io.open": (0, 1, "r"),
+    "codecs.open": (0, 1, "r"),
+    "os.open": (0, 1, "w"),  # flags are numbers: O_RDONLY cannot be told from O_WRONLY cheaply
+    "gzip.open": (0, 1, "rb"),
+    "bz2.open": (0, 1, "rb"),
+    "lzma.open": (0, 1, "rb"),
+    "tarfile.open": (0, 1, "r"),
+    "zipfile.ZipFile": (0, 1, "r"),
+    "tarfile.TarFile": (0, 1, "r"),
+    "gzip.GzipFile": (0, 1, "rb"),
+}
+# pathlib methods: the path object is read or written.
+_PATH_READS: Final = frozenset(
+    {"read_text", "read_bytes", "exists", "is_file", "is_dir", "is_symlink", "iterdir", "glob",
+     "rglob", "stat", "lstat", "resolve", "samefile", "owner", "group", "readlink", "walk",
+     "is_mount", "absolute", "expanduser"}
+)  # fmt: skip
+_PATH_WRITES: Final = frozenset(
+    {"write_text", "write_bytes", "mkdir", "touch", "unlink", "rmdir", "rename", "replace",
+     "symlink_to", "hardlink_to", "link_to", "chmod", "lchmod"}
+)  # fmt: skip
+_PATH_PURE: Final = frozenset(
+    {"name", "stem", "suffix", "suffixes", "parent", "parents", "parts", "with_name", "with_suffix",
+     "with_stem", "as_posix", "relative_to", "is_relative_to", "joinpath", "match", "anchor",
+     "is_absolute", "drive", "root", "as_uri", "cwd", "home", "full_match"}
+)  # fmt: skip
+_STDLIB: Final = frozenset(sys.stdlib_module_names)
+_PATH_TYPES: Final = frozenset(
+    {"pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath", "pathlib.PurePosixPath"}
+)
+_TEMP_MAKERS: Final = frozenset(
+    {
+        "mkdtemp",
+        "mkstemp",
+        "NamedTemporaryFile",
+        "TemporaryDirectory",
+        "TemporaryFile",
+        "SpooledTemporaryFile",
+    }
+)
+_CWD: Final = "."
+
+
+@dataclass(slots=True)
+class Effects:
+    """What the code may do. ``understood`` is False when any doubt or opaque reason was found."""
+
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    spawns: list[str] = field(default_factory=list)  # evidence; literal command lines in ``commands``
+    commands: list[str] = field(default_factory=list)
+    net: list[str] = field(default_factory=list)  # evidence of network use
+    urls: list[str] = field(default_factory=list)
+    endpoints: list[tuple[str, int]] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    opaque: list[str] = field(default_factory=list)
+    doubts: list[str] = field(default_factory=list)
+
+    @property
+    def understood(self) -> bool:
+        return not self.opaque and not self.doubts
+
+    @property
+    def computes_only(self) -> bool:
+        """Nothing but computation and reads/writes of the files listed."""
+        return self.understood and not (self.spawns or self.net or self.secrets)
+
+
+def analyse(code: str) -> Effects:
+    """Read ``code``; never raises (what cannot be read is a doubt)."""
+    fx = Effects()
+    _analyse(code, fx, 0)
+    return fx
+
+
+def _analyse(code: str, fx: Effects, nested: int) -> None:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        fx.doubts.append(f"not Python that can be parsed: {type(exc).__name__}")
+        return
+    try:
+        _Reader(fx, tree, nested).run(tree)
+    except RecursionError:
+        fx.doubts.append("code nested too deeply to read")
+
+
+def _secret(name: str) -> bool:
+    from gatekeeper.inspectors.shell_programs import is_secret_name
+
+    return is_secret_name(name)
+
+
+class _Reader:
+    """One pass over the tree, with what names are bound to (modules, literal strings, paths)."""
+
+    def __init__(self, fx: Effects, tree: ast.AST, nested: int) -> None:
+        self.fx = fx
+        self.nested = nested
+        self.modules: dict[str, str] = {}  # local name -> dotted module or module.member
+        self.called: set[int] = set()  # ids of Name/Attribute nodes in call position
+        self.values: dict[str, ast.expr] = {}  # name -> the expression it was assigned (once)
+        self.following: set[str] = set()  # names being followed (no loops through assignments)
+        stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
+        self.nodes = 0
+        for node in ast.walk(tree):
+            self.nodes += 1
+            if isinstance(node, ast.Call):
+                self.called.add(id(node.func))
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    self.values[target.id] = node.value
+            elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                stores[node.id] = stores.get(node.id, 0) + 1
+            elif isinstance(node, ast.arg):
+                stores[node.arg] = stores.get(node.arg, 0) + 2
+            elif isinstance(node, ast.alias):
+                name = node.asname or node.name.split(".")[0]
+                stores[name] = stores.get(name, 0) + 2
+            elif isinstance(node, ast.Global | ast.Nonlocal):
+                for name in node.names:
+                    stores[name] = stores.get(name, 0) + 2
+        self.bound = frozenset(stores)
+        for name, count in stores.items():  # bound more than once: its value is not known
+            if count != 1:
+                self.values.pop(name, None)
+
+    # -- values --------------------------------------------------------------
+    def literal(self, node: ast.AST) -> str | None:
+        """A string known statically: constants, names bound once to one, joins and f-strings of them."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id == "__file__":
+                return _CWD
+            value = self.values.get(node.id)
+            if value is None or node.id in self.following:
+                return None
+            self.following.add(node.id)
+            try:
+                return self.literal(value)
+            finally:
+                self.following.discard(node.id)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Div):
+            left, right = self.literal(node.left), self.literal(node.right)
+            if left is None or right is None:
+                return None
+            return left + right if isinstance(node.op, ast.Add) else f"{left.rstrip('/')}/{right}"
+        if isinstance(node, ast.JoinedStr):
+            parts = [self.literal(v) for v in node.values]
+            return None if any(p is None for p in parts) else "".join(p for p in parts if p)
+        if isinstance(node, ast.FormattedValue):
+            return self.literal(node.value) if node.format_spec is None else None
+        if isinstance(node, ast.Call):
+            target = self.dotted(node.func)
+            if target in ("os.path.join", "posixpath.join", "pathlib.Path", "pathlib.PurePath",
+                          "pathlib.PosixPath", "os.path.abspath", "os.path.normpath", "str",
+                          "os.fspath", "os.path.expanduser"):  # fmt: skip
+                parts = [self.literal(a) for a in node.args]
+                if not parts:
+                    return _CWD
+                if any(p is None for p in parts) or node.keywords:
+                    return None
+                out = ""
+                for p in parts:
+                    assert p is not None
+                    out = p if p.startswith("/") or not out else f"{out.rstrip('/')}/{p}"
+                return out
+            if target in ("os.getcwd", "pathlib.Path.cwd"):
+                return _CWD
+        if isinstance(node, ast.Attribute) and node.attr in ("parent", "resolve"):
+            inner = self.literal(node.value)
+            if inner is not None and node.attr == "parent":
+                return inner.rsplit("/", 1)[0] if "/" in inner.strip("/") else _CWD
+            return inner
+        return None
+
+    def dotted(self, node: ast.AST) -> str | None:
+        """``np.linalg.norm`` -> ``numpy.linalg.norm`` through the import aliases; None if not a chain."""
+        attrs: list[str] = []
+        while isinstance(node, ast.Attribute):
+            attrs.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Call):  # Path("x").read_text(): the call's target, then the attrs
+            inner = self.dotted(node.func)
+            return None if inner is None else ".".join([inner, *reversed(attrs)])
+        if not isinstance(node, ast.Name):
+            return None
+        base = self.modules.get(node.id, node.id)
+        return ".".join([base, *reversed(attrs)])
+
+    # -- the walk ------------------------------------------------------------
+    def run(self, tree: ast.AST) -> None:
+        if self.nodes > MAX_NODES:
+            self.fx.doubts.append(f"more than {MAX_NODES} syntax nodes")
+            return
+        for node in ast.walk(tree):  # imports first: a name's binding is known wherever it is used
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.module(alias.name)
+                    if alias.asname:
+                        self.modules[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        self.modules[top] = top
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                if node.level == 0:
+                    self.module(base)
+                for alias in node.names:
+                    if alias.name == "*":
+                        top = base.split(".")[0]
+                        if (top in _STDLIB and top not in PURE_MODULES) or self.kind(top) != "free":
+                            self.fx.opaque.append(f"from {base} import *: which names it binds is not read")
+                        continue
+                    full = f"{base}.{alias.name}"
+                    self.module(full, member=True)
+                    self.modules[alias.asname or alias.name] = full
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                self.call(node)
+            elif isinstance(node, ast.Attribute):
+                self.attribute(node)
+            elif isinstance(node, ast.Name):
+                self.name(node)
+            elif isinstance(node, ast.Subscript):
+                self.subscript(node)
+
+    def kind(self, top: str) -> str:
+        if top in SPAWN_MODULES:
+            return "spawn"
+        if top in NET_MODULES:
+            return "net"
+        if top in OPAQUE_MODULES:
+            return "opaque"
+        if top in _STDLIB and top not in PURE_MODULES and top not in FILE_MODULES and top != "posixpath":
+            return "doubt"
+        return "free"
+
+    def module(self, dotted: str, *, member: bool = False) -> None:
+        """An import: a process, network or opaque module says so (a member of one too)."""
+        parts = dotted.split(".")
+        top = parts[0]
+        kind = self.kind(top)
+        if top == "importlib" and len(parts) > 1 and parts[1] not in ("metadata", "resources", "util"):
+            kind = "opaque" if parts[1] not in ("machinery", "abc") else "free"
+        evidence = f"import {dotted}"
+        if kind == "spawn":
+            self.fx.spawns.append(evidence)
+        elif kind == "net":
+            self.fx.net.append(evidence)
+        elif kind == "opaque":
+            self.fx.opaque.append(evidence)
+        elif kind == "doubt":
+            self.fx.doubts.append(f"{evidence}: a standard module not known to be harmless")
+        if member and len(parts) > 1:
+            last = parts[-1]
+            if last in _SPAWN_ATTRS:
+                self.fx.spawns.append(evidence)
+            elif last in _NET_ATTRS:
+                self.fx.net.append(evidence)
+            elif last in _OPAQUE_ATTRS or (last.startswith("__") and last not in _SAFE_DUNDERS):
+                self.fx.opaque.append(evidence)
+
+    def name(self, node: ast.Name) -> None:
+        n = node.id
+        if n in ("__builtins__", "__loader__", "__spec__builtins__"):
+            self.fx.opaque.append(f"{n}: the interpreter's own namespace")
+        elif n in _DANGEROUS_BUILTINS and n not in self.modules and id(node) not in self.called:
+            if isinstance(node.ctx, ast.Load) and n not in self.bound:
+                self.fx.opaque.append(f"{n} used as a value (aliased, it cannot be followed)")
+        elif n in self.modules and id(node) not in self.called and isinstance(node.ctx, ast.Load):
+            target = self.modules[n]
+            if target.split(".")[0] in ("os", "sys", "builtins", "importlib", "shutil", "io", "pathlib"):
+                return  # attribute access is read by attribute(); a bare use is checked there
+        elif n == "__import__" or (n.startswith("__") and n not in _SAFE_DUNDERS and n.endswith("__")):
+            self.fx.opaque.append(f"{n}")
+
+    def attribute(self, node: ast.Attribute) -> None:
+        a = node.attr
+        if a in _SPAWN_ATTRS and a not in ("kill",):
+            self.fx.spawns.append(f".{a}")
+        elif a in _NET_ATTRS:
+            self.fx.net.append(f".{a}")
+        elif a.startswith("__") and a.endswith("__") and a not in _SAFE_DUNDERS:
+            self.fx.opaque.append(f"attribute {a}: the interpreter's internals")
+        elif a in _OPAQUE_ATTRS and a not in ("load", "loads", "stack", "modules"):
+            self.fx.opaque.append(f"attribute {a}")
+        dotted = self.dotted(node)
+        if dotted is None:
+            return
+        parts = dotted.split(".")
+        if parts[0] in ("pickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle") and a in (
+            "load",
+            "loads",
+            "Unpickler",
+            "open",
+        ):
+            self.fx.opaque.append(f"{dotted}: loading a pickle runs code")
+        elif dotted in ("sys.modules", "os.environ.__dict__"):
+            self.fx.opaque.append(dotted)
+        elif dotted == "os.kill" or dotted == "os.killpg":
+            self.fx.spawns.append(dotted)
+        # a module reached through another one: pathlib.os, numpy.os
+        for i, p in enumerate(parts[1:], 1):
+            if (
+                p in ("os", "subprocess", "sys", "builtins", "socket", "importlib", "ctypes")
+                and i < len(parts) - 1
+            ):
+                kind = self.kind(p) if p not in ("os", "sys") else "free"
+                if kind != "free":
+                    self.fx.opaque.append(f"{dotted}: a module reached through another")
+
+    def subscript(self, node: ast.Subscript) -> None:
+        base = self.dotted(node.value)
+        if base == "os.environ":
+            key = self.literal(node.slice)
+            if key is None:
+                self.fx.opaque.append("os.environ[...] with a computed name")
+            elif _secret(key):
+                self.fx.secrets.append(key)
+
+    def call(self, node: ast.Call) -> None:
+        func = node.func
+        target = self.dotted(func)
+        args = node.args
+        if (
+            isinstance(func, ast.Name)
+            and func.id in ("exec", "eval", "compile")
+            and func.id not in self.modules
+        ):
+            code = self.literal(args[0]) if args else None
+            if code is None or self.nested >= MAX_NESTED:
+                self.fx.opaque.append(f"{func.id} of a string not known statically")
+            else:
+                _analyse(code, self.fx, self.nested + 1)
+            return
+        if (isinstance(func, ast.Name) and func.id == "__import__") or target in (
+            "importlib.import_module",
+            "importlib.__import__",
+        ):
+            mod = self.literal(args[0]) if args else None
+            if mod is None:
+                self.fx.opaque.append("a module imported by a name not known statically")
+            else:
+                self.module(mod)
+            return
+        if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr", "hasattr"):
+            name = self.literal(args[1]) if len(args) > 1 else None
+            if name is None:
+                if func.id != "hasattr":
+                    self.fx.opaque.append(f"{func.id} with a name not known statically")
+            elif name in _SPAWN_ATTRS:
+                self.fx.spawns.append(f"{func.id}(..., {name!r})")
+            elif name in _NET_ATTRS:
+                self.fx.net.append(f"{func.id}(..., {name!r})")
+            elif name in _OPAQUE_ATTRS or (name.startswith("__") and name not in _SAFE_DUNDERS):
+                self.fx.opaque.append(f"{func.id}(..., {name!r})")
+            return
+        if isinstance(func, ast.Name) and func.id in ("globals", "locals", "vars", "breakpoint"):
+            if func.id != "vars" or not args:
+                self.fx.opaque.append(f"{func.id}(): the namespace itself")
+            return
+        if target is None:
+            return
+        if target == "os.environ.get" or target == "os.getenv":
+            key = self.literal(args[0]) if args else None
+            if key is None:
+                self.fx.opaque.append(f"{target} with a computed name")
+            elif _secret(key):
+                self.fx.secrets.append(key)
+            return
+        top = target.split(".")[0]
+        if self.kind(top) == "spawn" or target.rsplit(".", 1)[-1] in _SPAWN_ATTRS:
+            cmd = self.command(args)
+            if cmd:
+                self.fx.commands.append(cmd)
+            return
+        if self.kind(top) == "net" or target.rsplit(".", 1)[-1] in _NET_ATTRS:
+            self.endpoints(node)
+            return
+        self.files(node, target)
+
+    def command(self, args: list[ast.expr]) -> str | None:
+        if not args:
+            return None
+        first = args[0]
+        text = self.literal(first)
+        if text is not None:
+            return text
+        if isinstance(first, ast.List | ast.Tuple):
+            words = [self.literal(e) for e in first.elts]
+            if all(w is not None for w in words):
+                return " ".join(w for w in words if w is not None)
+        return None
+
+    def endpoints(self, node: ast.Call) -> None:
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            text = self.literal(arg)
+            if text is not None and "://" in text:
+                self.fx.urls.append(text)
+            if isinstance(arg, ast.Tuple) and len(arg.elts) == 2:
+                host, port = self.literal(arg.elts[0]), arg.elts[1]
+                if host is not None and isinstance(port, ast.Constant) and isinstance(port.value, int):
+                    self.fx.endpoints.append((host, port.value))
+
+    def files(self, node: ast.Call, target: str) -> None:
+        """open(), os/shutil/glob calls and pathlib methods: the paths read and written."""
+        short = target
+        for prefix in ("pathlib.Path.", "pathlib.PosixPath."):
+            if short.startswith(prefix):
+                short = "pathlib.Path." + short[len(prefix) :]
+        if target in _OPENERS or (target.startswith(("io.", "codecs.")) and target.endswith(".open")):
+            pos, mode_pos, default = _OPENERS.get(target, (0, 1, "r"))
+            mode = default
+            mode_node = node.args[mode_pos] if len(node.args) > mode_pos else None
+            for k in node.keywords:
+                if k.arg == "mode":
+                    mode_node = k.value
+            if mode_node is not None:
+                mode = self.literal(mode_node) or "w"
+            self.path_arg(node, pos, _WRITE if any(c in mode for c in "wax+") else _READ, target)
+            return
+        spec = FILE_CALLS.get(target)
+        if spec is not None:
+            self.path_arg(node, spec[0], spec[1], target)
+            if target.startswith("shutil.") and spec[0] == 1:
+                self.path_arg(node, 0, _READ, target)
+            return
+        if target == "logging.basicConfig":
+            for k in node.keywords:
+                if k.arg == "filename":
+                    self.path_value(k.value, _WRITE, target)
+            return
+        if target in _PATH_TYPES:
+            for arg in node.args:  # the path itself is read (an absolute one would be seen anyway)
+                self.path_value(arg, _READ, target)
+            return
+        if target.startswith("tempfile."):
+            if target.rsplit(".", 1)[-1] in _TEMP_MAKERS:
+                self.fx.writes.append("/tmp")  # noqa: S108 - where tempfile writes, not a file we use
+            return
+        method = target.rsplit(".", 1)[-1]
+        if isinstance(node.func, ast.Attribute) and (
+            method in _PATH_READS or method in _PATH_WRITES or method == "open"
+        ):
+            receiver = node.func.value
+            if self.is_path(receiver):
+                if method == "open":
+                    mode = "r"
+                    if node.args:
+                        mode = self.literal(node.args[0]) or "w"
+                    for k in node.keywords:
+                        if k.arg == "mode":
+                            mode = self.literal(k.value) or "w"
+                    kind = _WRITE if any(c in mode for c in "wax+") else _READ
+                else:
+                    kind = _WRITE if method in _PATH_WRITES else _READ
+                self.path_value(receiver, kind, target)
+                if method in ("rename", "replace", "symlink_to", "hardlink_to") and node.args:
+                    self.path_value(node.args[0], _WRITE, target)
+            elif method in _PATH_WRITES and not (method in ("replace", "chmod") and len(node.args) != 1):
+                self.fx.opaque.append(f".{method}() on an object not known to be a literal path")
+            elif method in ("extractall", "extract"):
+                dest = (
+                    node.args[0]
+                    if node.args
+                    else next((k.value for k in node.keywords if k.arg == "path"), None)
+                )
+                if dest is None:
+                    self.fx.writes.append(_CWD)
+                else:
+                    self.path_value(dest, _WRITE, target)
+
+    def is_path(self, node: ast.AST) -> bool:
+        """Is this expression a pathlib path (``Path(...)``, ``p / "x"``, a name bound to one)?"""
+        if isinstance(node, ast.Call):
+            return self.dotted(node.func) in ("pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath",
+                                              "pathlib.Path.cwd", "pathlib.Path.home")  # fmt: skip
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            return self.is_path(node.left)
+        if isinstance(node, ast.Attribute) and node.attr in ("parent", "resolve"):
+            return self.is_path(node.value)
+        if isinstance(node, ast.Name) and node.id in self.values and node.id not in self.following:
+            self.following.add(node.id)
+            try:
+                return self.is_path(self.values[node.id])
+            finally:
+                self.following.discard(node.id)
+        return False
+
+    def path_arg(self, node: ast.Call, pos: int, kind: str, target: str) -> None:
+        value = node.args[pos] if len(node.args) > pos else None
+        if value is None:
+            for k in node.keywords:
+                if k.arg in ("file", "path", "filename", "name", "src", "dst", "database", "pathname"):
+                    value = k.value
+                    break
+        if value is None:
+            if pos == 0 and target in ("os.listdir", "os.scandir", "os.walk"):
+                (self.fx.reads if kind == _READ else self.fx.writes).append(_CWD)
+            return
+        if isinstance(value, ast.Constant) and isinstance(value.value, int):
+            return  # a file descriptor already open
+        self.path_value(value, kind, target)
+
+    def path_value(self, value: ast.AST, kind: str, target: str) -> None:
+        text = self.literal(value)
+        if text is None:
+            self.fx.opaque.append(f"{target}: a path not known statically")
+        elif text != ":memory:":
+            (self.fx.reads if kind == _READ else self.fx.writes).append(text)
