@@ -428,7 +428,18 @@ def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
 
 
 def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:
-    known = {"enabled", "workspace", "upstream", "uid", "python", "bwrap", "env", "limits"}
+    known = {
+        "enabled",
+        "workspace",
+        "upstream",
+        "uid",
+        "python",
+        "bwrap",
+        "env",
+        "limits",
+        "gpu_devices",
+        "gpu_shared_devices",
+    }
     section = r.section(raw, "runner", known)
     base = RunnerSettings()
     enabled = r.typed(section, "runner", "enabled", bool, False)
@@ -458,7 +469,14 @@ def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSetting
     uid = r.typed(section, "runner", "uid", int, base.uid)
     if not 1 <= uid < 2**31:
         raise r.fail("runner.uid", "must be a non-root uid (1 or more)")
+    gpu: dict[str, tuple[str, ...]] = {}
+    for name in ("gpu_devices", "gpu_shared_devices"):
+        paths = r.typed(section, "runner", name, list, list(getattr(base, name)))
+        if not all(isinstance(path, str) and path.startswith("/") and ".." not in path for path in paths):
+            raise r.fail(f"runner.{name}", "must be a list of absolute device paths (or globs)")
+        gpu[name] = tuple(paths)
     return RunnerSettings(
+        **gpu,
         enabled=enabled,
         workspace=rel(workspace_raw) if workspace_raw is not None else None,
         upstream=r.typed(section, "runner", "upstream", str, base.upstream),

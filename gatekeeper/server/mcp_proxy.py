@@ -25,8 +25,8 @@ from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, need, record
 from ..streams import read_body
-from ..tracing import current_request
 from ..timefmt import iso8601
+from ..tracing import current_request
 from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
 from .request_ids import request_id_of
