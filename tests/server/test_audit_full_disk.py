@@ -39,17 +39,19 @@ WORKERS = 12
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MiB tmpfs of the test's own: the audit store's file system, to fill."""
+    """An 8 MiB tmpfs of the test's own: the audit store's file system, to fill. The file that
+    fills it is made first, while there is room for its inode."""
     mount = tmp_path / "store"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )
     if done.returncode != 0:
         pytest.fail(f"this test mounts a small tmpfs (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
+        (mount / "filler").touch()
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -59,7 +61,7 @@ def fill(folder: Path) -> Path:
     """Write until the file system says ENOSPC; the file is the space taken."""
     filler = folder / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as fh:
+    with filler.open("r+b") as fh:
         while True:
             try:
                 fh.write(chunk)
