@@ -93,8 +93,6 @@ def test_tokens_are_cut_out_of_every_string_tracebacks_included(stream: io.Strin
         structlog.get_logger("x").exception(
             "failed", note=f"Authorization: Basic dXNlcjpwYXNzd29yZA==; {jwt}"
         )
-    import logging
-
     try:
         raise RuntimeError("token Bearer opaque-token-123 in a library's message")
     except RuntimeError:
