@@ -41,6 +41,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ from .checkpoints import Checkpoint, CheckpointSigner
 from .record import SCHEMA_VERSION, AuditRecord, AuditSink, ChainConflict, canonical_json, chain_hash
 
 log = structlog.get_logger("gatekeeper.audit")
+
+# The number (1-based, in append order) of the last record this task appended: a handler that
+# recorded its call waits on it (``AuditLog.wait_written``) before answering. 0: none.
+appended_in_task: ContextVar[int] = ContextVar("gatekeeper_audit_appended", default=0)
 
 REDACTED = "[redacted]"
 DEFAULT_REDACT_KEYS = frozenset(
@@ -264,6 +269,7 @@ class AuditLog:
             fields["time"] = time.time()
         self._queue.append(fields)
         self._appended += 1
+        appended_in_task.set(self._appended)
         if not self._wake.is_set():
             self._wake.set()
 
