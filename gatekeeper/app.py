@@ -43,7 +43,7 @@ from .server.invoke import handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.protocol import GuardedAppRunner
-from .server.request_ids import request_id_middleware
+from .server.request_ids import add_request_ids
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
@@ -111,9 +111,9 @@ def build_agent_app(
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
-        middlewares=[request_id_middleware, drain_middleware, error_middleware],
-        client_max_size=config.limits.max_body_bytes + 1,
+        middlewares=[drain_middleware, error_middleware], client_max_size=config.limits.max_body_bytes + 1
     )
+    add_request_ids(app)
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
@@ -142,7 +142,8 @@ def build_agent_app(
 def build_operator_app(
     config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
 ) -> web.Application:
-    app = web.Application(middlewares=[request_id_middleware, error_middleware])
+    app = web.Application(middlewares=[error_middleware])
+    add_request_ids(app)
     _shared(app, config, gate, verifier, metrics)
     add_operator_routes(app)
     return app

@@ -269,7 +269,11 @@ function renderQueue() {
             class: 'item',
             'aria-current': current ? 'true' : null,
             dataset: { id },
-            onclick: () => select(id, { focus: false }),
+            onclick: () => {
+              select(id, { focus: false });
+              // One column (a phone): bring what is asked, and the Decide bar, into view.
+              if (ONE_COLUMN.matches) $('#detail').scrollIntoView({ block: 'start' });
+            },
           },
           el('span', { class: 'item-tool', text: a.tool }),
           risky ? el('span', { class: 'badge risk', text: 'high-risk' }) : null,
@@ -479,13 +483,15 @@ function renderOutcome(a) {
   return el('p', { class: `outcome ${a.state}`, role: 'status' }, `This approval is ${a.state}`, a.decided_at ? ` (decided ${clock(a.decided_at)})` : '', '.');
 }
 
+const ONE_COLUMN = window.matchMedia('(max-width: 800px)');
+
 function renderDecide(a, { mine, voted, risks }) {
   const warn = mine
     ? 'You requested this call yourself: another operator must decide it.'
     : voted
       ? 'You already voted; it needs another operator.'
       : '';
-  return section(
+  const block = section(
     'Decide',
     warn ? el('p', { class: 'warn', text: warn }) : null,
     el(
@@ -519,6 +525,8 @@ function renderDecide(a, { mine, voted, risks }) {
       el('p', { id: 'decide-error', class: 'error', role: 'alert' }),
     ),
   );
+  block.classList.add('decide-block'); // sticks to the bottom of a phone's screen
+  return block;
 }
 
 function arm(verdict, draft) {

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.streams import EofStream
 
 from .. import strictjson
+from ..audit.log import appended_in_task
 from ..errors import (
     GatekeeperError,
     PayloadTooLarge,
@@ -191,7 +192,12 @@ def ensure_recordable(app: web.Application) -> None:
         )
 
 
-async def settle_record(app: web.Application, ex: Exchange, appended_before: int) -> GatekeeperError | None:
+def begin_record() -> None:
+    """Call before ``record``: ``settle_record`` then knows whether this call's record was queued."""
+    appended_in_task.set(0)
+
+
+async def settle_record(app: web.Application, ex: Exchange) -> GatekeeperError | None:
     """With ``audit.durable_answers``, hold the answer until the call's record is committed: a
     crash then loses no record of a call that was answered. None when the answer may go; else the
     refusal that replaces it (the record stays queued and is written when the store recovers)."""
@@ -199,13 +205,12 @@ async def settle_record(app: web.Application, ex: Exchange, appended_before: int
     settings = app[CONFIG].audit
     if audit is None or not settings.durable_answers:
         return None
-    accepted = audit.appended > appended_before
-    if not accepted or (not ex.forwarded and audit.refusal(settings.max_unwritten_seconds) is not None):
-        # Not queued (its record went to the log), or a refusal while the store is down: a call
-        # that did not run is answered at once. One that ran is not answered as if recorded.
-        if not ex.forwarded:
-            return None
-    elif await audit.wait_written(audit.appended, settings.max_unwritten_seconds):
+    mine = appended_in_task.get()
+    if not ex.forwarded and (mine == 0 or audit.refusal(settings.max_unwritten_seconds) is not None):
+        # A call that did not run is answered at once while the store is down (or when its record
+        # could not be queued and went to the log instead).
+        return None
+    if mine and await audit.wait_written(mine, settings.max_unwritten_seconds):
         return None
     what = "the tool received the call, but its answer is withheld" if ex.forwarded else "refused"
     return Unavailable(
@@ -258,17 +263,15 @@ INVOKE_STAGES: tuple[Stage, ...] = (
 
 async def handle_invoke(request: web.Request) -> web.StreamResponse:
     ex = Exchange(entry="invoke", request=request, request_id=request_id_of(request))
-    audit = request.app.get(AUDIT)
-    appended_before = audit.appended if audit is not None else 0
     try:
         await run(INVOKE_STAGES, ex)
     finally:
         try:
             await refund_budgets(ex)
         finally:
-            appended_before = audit.appended if audit is not None else 0
+            begin_record()
             record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
-    unrecorded = await settle_record(request.app, ex, appended_before)
+    unrecorded = await settle_record(request.app, ex)
     if unrecorded is not None:
         return error_response(unrecorded, decision_id=ex.decision_id)
     if ex.error is not None:

@@ -28,7 +28,15 @@ from ..streams import read_body
 from ..timefmt import iso8601
 from ..tracing import current_request
 from .budgets import refund_budgets, spend_budgets
-from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
+from .invoke import (
+    begin_record,
+    decide,
+    ensure_recordable,
+    prefer_wait,
+    read_json_body,
+    recheck_after_hold,
+    settle_record,
+)
 from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
@@ -184,7 +192,14 @@ async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web
     if method == "tools/call":
         if "id" not in message:  # a notification would run the tool with nobody to refuse to
             return _rpc_error(400, None, -32600, "tools/call must be a request with an id", "invalid_request")
-        return await _tools_call(request, upstream, principal, message)
+        ex = Exchange(entry="mcp", request=request, request_id=request_id_of(request))
+        response = await _tools_call(ex, upstream, principal, message)
+        if response.prepared:
+            return response  # an event stream already carried the answer: nothing to hold
+        unrecorded = await settle_record(request.app, ex)
+        if unrecorded is not None:
+            return _rpc_error(503, message["id"], -32603, unrecorded.message, unrecorded.code)
+        return response
     filter_tools = method == "tools/list" and "id" in message
     return await _relay(
         request, upstream, json.dumps(message).encode(), principal if filter_tools else None, msg_id=msg_id
@@ -214,11 +229,13 @@ def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | Non
 
 
 async def _tools_call(
-    request: web.Request, upstream: Upstream, principal: Any, message: dict[str, Any]
+    ex: Exchange, upstream: Upstream, principal: Any, message: dict[str, Any]
 ) -> web.StreamResponse:
+    """A tools/call, decided, held or forwarded, and recorded (its answer not yet sent unless it
+    went out as an event stream)."""
+    request: web.Request = ex.request
     msg_id = message["id"]
     params = message.get("params")
-    ex = Exchange(entry="mcp", request=request, request_id=request_id_of(request))
     ex.principal = principal
     reply = _Reply(request)
     try:
@@ -286,6 +303,7 @@ async def _tools_call(
         try:
             await refund_budgets(ex)
         finally:
+            begin_record()
             record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
 
 
