@@ -493,6 +493,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "max_pending_per_principal",
         "webhook_url",
         "webhook_secret_env",
+        "high_risk",
     }
     section = r.section(raw, "approvals", known)
     base = ApprovalSettings()
@@ -513,6 +514,10 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     values["max_pending_per_principal"] = cap
     if values["default_wait_seconds"] > values["max_wait_seconds"]:
         raise r.fail("approvals.default_wait_seconds", "must not exceed approvals.max_wait_seconds")
+    high_risk = r.typed(section, "approvals", "high_risk", list, list(base.high_risk))
+    if not all(isinstance(p, str) and p and "*" not in p[:-1] for p in high_risk):
+        raise r.fail("approvals.high_risk", "must be a list of capability names or prefixes ending in *")
+    values["high_risk"] = tuple(high_risk)
     url = r.typed(section, "approvals", "webhook_url", str, None)
     if url is not None:
         if not re.match(r"^https?://[^/\s]+", url):

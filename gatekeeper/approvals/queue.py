@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 import structlog
 
-from ..errors import NotFound
+from ..errors import NotFound, RequestError
 from ..escalation import Pending, Progress
 from ..metrics import Metrics
 from ..models import Decision, Outcome, Principal, ToolCall
 from .models import Approval, Change, Grant, State, new_id
+from .risk import risk_reasons
 from .settings import ApprovalSettings
 from .store import ApprovalError, ApprovalStore, PendingCapExceeded
 from .webhook import WebhookNotifier
@@ -268,6 +269,16 @@ class ApprovalQueue:
                 f"grant_minutes must be between 0 and {self.settings.max_grant_minutes:g}",
                 code="invalid_grant",
             )
+        if verdict == "approve" and not comment.strip():
+            current = await self.get(approval_id)
+            reasons = risk_reasons(current, self.settings.high_risk)
+            if reasons and current.state is State.PENDING:
+                raise RequestError(
+                    f"approving a high-risk call needs a comment saying why ({'; '.join(reasons)}); "
+                    "send one (CLI: --comment)",
+                    code="comment_required",
+                    reasons=reasons,
+                )
         now = self._clock()
         approval = await self.store.vote(
             approval_id,

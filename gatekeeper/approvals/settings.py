@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .risk import DEFAULT_HIGH_RISK
+
 
 @dataclass(frozen=True, slots=True)
 class ApprovalSettings:
@@ -18,3 +20,5 @@ class ApprovalSettings:
     progress_interval_seconds: float = 5.0
     webhook_url: str | None = None
     webhook_secret: bytes | None = None
+    # Capability patterns whose approval needs a comment (as does any call needing two operators).
+    high_risk: tuple[str, ...] = DEFAULT_HIGH_RISK
