@@ -172,6 +172,8 @@ class ApprovalQueue:
             created_at=now,
             expires_at=now + self.settings.ttl_seconds,
             required_approvals=max(1, decision.quorum),
+            capability=decision.capability,
+            quorum_rule=decision.quorum_rule,
         )
 
     async def _wait(
@@ -357,4 +359,5 @@ def _resolved(
         policy_version=decision.policy_version,
         approval_id=approval_id,
         quorum=decision.quorum,
+        quorum_rule=decision.quorum_rule,
     )

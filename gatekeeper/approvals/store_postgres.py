@@ -91,8 +91,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     required_approvals integer NOT NULL CHECK (required_approvals >= 1),
     decided_at double precision,
     consumed_at double precision,
-    grant_seconds double precision
+    grant_seconds double precision,
+    capability text,
+    quorum_rule text
 );
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS capability text;
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS quorum_rule text;
 CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
 CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
 CREATE INDEX IF NOT EXISTS approvals_state_expires ON approvals (state, expires_at);
@@ -354,7 +358,8 @@ class PostgresApprovalStore(ChangeFeed):
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await conn.execute(
                 f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
-                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
+                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL, "
+                "$13, $14)",
                 *new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))

@@ -28,6 +28,7 @@ from ..errors import GatekeeperError, NotFound
 from ..storage.sqlite import immediate, open_sqlite
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
+    ADDED_APPROVAL_COLUMNS,
     APPROVAL_COLUMNS,
     GRANT_COLUMNS,
     VOTE_COLUMNS,
@@ -72,7 +73,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     required_approvals INTEGER NOT NULL CHECK (required_approvals >= 1),
     decided_at REAL,
     consumed_at REAL,
-    grant_seconds REAL
+    grant_seconds REAL,
+    capability TEXT,
+    quorum_rule TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
 CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
@@ -125,6 +128,15 @@ class SqliteApprovalStore(ChangeFeed):
             return
         db = await open_sqlite(self.path, _SCHEMA, foreign_keys=True)
         db.row_factory = aiosqlite.Row
+        try:
+            have = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(approvals)")}
+            async with immediate(db):  # a file made by an earlier version: add the newer columns
+                for column in ADDED_APPROVAL_COLUMNS:
+                    if column not in have:
+                        await db.execute(f"ALTER TABLE approvals ADD COLUMN {column} TEXT")
+        except BaseException:
+            await db.close()
+            raise
         self._db = db
 
     async def close(self) -> None:
@@ -225,7 +237,7 @@ class SqliteApprovalStore(ChangeFeed):
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await db.execute(
                 f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
-                "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
                 new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))

@@ -255,11 +255,22 @@ def format_duration(seconds: float) -> str:
 
 
 def escalated_by(approval: ApprovalView) -> str:
-    """What held the call: the deciding capability (when the API says) or the first one, and the rule."""
+    """What held the call: the capability whose rule held it, that rule, and the rule that asks for
+    more than one operator. Without a capability (a budget held it, or the approval predates the
+    field) only the rule is named: guessing one could name a capability the rule is not about."""
     capability = approval.raw.get("capability")
-    if not isinstance(capability, str) or not capability:
-        capability = approval.capabilities[0] if approval.capabilities else "-"
-    return f"{capability} / {approval.rule}" if approval.rule else capability
+    parts = [p for p in (capability if isinstance(capability, str) else None, approval.rule) if p]
+    held = " / ".join(parts) or "-"
+    return (
+        f"{held}, {approval.required_approvals} operators: {quorum}"
+        if (quorum := _quorum_rule(approval))
+        else held
+    )
+
+
+def _quorum_rule(approval: ApprovalView) -> str | None:
+    rule = approval.raw.get("quorum_rule")
+    return rule if isinstance(rule, str) and rule and approval.required_approvals > 1 else None
 
 
 def expires_in(approval: ApprovalView, now: float) -> str:
@@ -313,10 +324,15 @@ def format_approval(a: ApprovalView, *, now: float) -> str:
         ("principal", safe(a.principal)),
         ("roles", safe(", ".join(a.roles)) or "-"),
         ("tool", safe(a.tool)),
+        ("held by", safe(escalated_by(a))),
         ("rule", safe(a.rule) if a.rule else "-"),
         ("reason", safe(a.reason) or "-"),
         ("capabilities", safe(", ".join(a.capabilities)) or "-"),
-        ("approvals", f"{a.approvals} of {a.required_approvals} required"),
+        (
+            "approvals",
+            f"{a.approvals} of {a.required_approvals} required"
+            + (f" (two-person rule: {safe(q)})" if (q := _quorum_rule(a)) else ""),
+        ),
         ("created", _when(a.created_at, now)),
         ("expires", _when(a.expires_at, now)),
     ]
