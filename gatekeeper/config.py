@@ -482,6 +482,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "default_wait_seconds",
         "max_wait_seconds",
         "ttl_seconds",
+        "approved_ttl_seconds",
         "max_grant_minutes",
         "sweep_interval_seconds",
         "progress_interval_seconds",

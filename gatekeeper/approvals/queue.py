@@ -113,9 +113,16 @@ class ApprovalQueue:
             try:
                 now = self._clock()
                 for approval in await self.store.expire_due(now=now):
-                    log.info("approval_expired", approval_id=approval.id, principal=approval.principal)
+                    unused = approval.approvals >= approval.required_approvals  # approved, never used
+                    log.info(
+                        "approval_expired",
+                        approval_id=approval.id,
+                        principal=approval.principal,
+                        approved_unused=unused,
+                    )
                     self._notify("expired", approval)
-                    self._observe_wait(approval, now, "expired")
+                    if not unused:
+                        self._observe_wait(approval, now, "expired")
                 if self.metrics is not None:
                     self.metrics.approvals_pending.set(await self.store.count(state="pending"))
             except Exception:  # the store may be briefly unreachable; waiters still honour deadlines
@@ -189,7 +196,7 @@ class ApprovalQueue:
                 now = self._clock()
                 if current is None:
                     return _resolved(decision, Outcome.DENY, "approval_lost", "the approval disappeared")
-                if current.state is State.PENDING and now >= current.expires_at:
+                if current.state in (State.PENDING, State.APPROVED) and now >= current.expires_at:
                     for expired in await self.store.expire_due(now=now):
                         self._notify("expired", expired)
                     continue
@@ -289,6 +296,7 @@ class ApprovalQueue:
             comment=comment,
             now=now,
             grant_seconds=grant_minutes * 60 if grant_minutes is not None else None,
+            use_by=now + self.settings.approved_ttl_seconds,
         )
         log.info(
             "approval_vote",

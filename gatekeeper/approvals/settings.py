@@ -14,6 +14,8 @@ class ApprovalSettings:
     default_wait_seconds: float = 15.0
     max_wait_seconds: float = 300.0
     ttl_seconds: float = 3600.0
+    # How long an approved call may wait to be used (its caller re-sends it) before it expires.
+    approved_ttl_seconds: float = 3600.0
     max_pending_per_principal: int = 20
     max_grant_minutes: float = 24 * 60
     sweep_interval_seconds: float = 1.0

@@ -413,6 +413,7 @@ class PostgresApprovalStore(ChangeFeed):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         validate_verdict(verdict)
 
@@ -439,11 +440,12 @@ class PostgresApprovalStore(ChangeFeed):
             kind = decide(current, verdict)
             if kind == "approved":
                 await conn.execute(
-                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2 "
-                    "WHERE id = $3",
+                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2, "
+                    "expires_at = COALESCE($4, expires_at) WHERE id = $3",
                     now,
                     grant_seconds,
                     approval_id,
+                    use_by,
                 )
             elif kind == "denied":
                 await conn.execute(
@@ -463,7 +465,7 @@ class PostgresApprovalStore(ChangeFeed):
         async def body(conn: Conn, tx: Tx) -> Approval | None:
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
-                f"WHERE id = $2 AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                f"WHERE id = $2 AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 approval_id,
             )
@@ -479,8 +481,8 @@ class PostgresApprovalStore(ChangeFeed):
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
-                "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
-                f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                "AND state = 'approved' AND expires_at > $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
+                f"AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 principal,
                 digest,
@@ -493,8 +495,8 @@ class PostgresApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'expired', decided_at = $1 "
-                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
+                "UPDATE approvals SET state = 'expired', decided_at = COALESCE(decided_at, $1) "
+                f"WHERE state IN ('pending', 'approved') AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
             )
             return record(

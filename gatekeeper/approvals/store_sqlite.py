@@ -284,6 +284,7 @@ class SqliteApprovalStore(ChangeFeed):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         validate_verdict(verdict)
 
@@ -306,8 +307,9 @@ class SqliteApprovalStore(ChangeFeed):
             kind = decide(current, verdict)
             if kind == "approved":
                 await db.execute(
-                    "UPDATE approvals SET state = 'approved', decided_at = ?, grant_seconds = ? WHERE id = ?",
-                    (now, grant_seconds, approval_id),
+                    "UPDATE approvals SET state = 'approved', decided_at = ?, grant_seconds = ?, "
+                    "expires_at = COALESCE(?, expires_at) WHERE id = ?",
+                    (now, grant_seconds, use_by, approval_id),
                 )
             elif kind == "denied":
                 await db.execute(
@@ -327,8 +329,8 @@ class SqliteApprovalStore(ChangeFeed):
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval | None:
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "
-                f"WHERE id = ? AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
-                (now, approval_id),
+                f"WHERE id = ? AND state = 'approved' AND expires_at > ? RETURNING {APPROVAL_COLUMNS}",
+                (now, approval_id, now),
             )
             loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
@@ -340,9 +342,9 @@ class SqliteApprovalStore(ChangeFeed):
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = ? AND digest = ? "
-                "AND state = 'approved' ORDER BY created_at, id LIMIT 1) "
+                "AND state = 'approved' AND expires_at > ? ORDER BY created_at, id LIMIT 1) "
                 f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
-                (now, principal, digest),
+                (now, principal, digest, now),
             )
             loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
@@ -352,8 +354,8 @@ class SqliteApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(db: aiosqlite.Connection, tx: Tx) -> list[Approval]:
             rows = await db.execute_fetchall(
-                "UPDATE approvals SET state = 'expired', decided_at = ? "
-                f"WHERE state = 'pending' AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
+                "UPDATE approvals SET state = 'expired', decided_at = COALESCE(decided_at, ?) "
+                f"WHERE state IN ('pending', 'approved') AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
                 (now, now),
             )
             return record(
