@@ -245,6 +245,8 @@ class Gatekeeper:
             self._runners.append(runner)
             port = runner.addresses[0][1] if runner.addresses else listener.port
             setattr(self, attr, f"http://{listener.host}:{port}")
+        if not self.approvals.console_url:
+            self.approvals.console_url = self.operator_url
         # Everything loaded so far (policy index, inspectors' tables) lives as long as the process:
         # keep it out of the cyclic collector, whose full passes over it stall every call.
         gc.collect()

@@ -495,6 +495,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "webhook_url",
         "webhook_secret_env",
         "high_risk",
+        "console_url",
     }
     section = r.section(raw, "approvals", known)
     base = ApprovalSettings()
@@ -519,6 +520,10 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     if not all(isinstance(p, str) and p and "*" not in p[:-1] for p in high_risk):
         raise r.fail("approvals.high_risk", "must be a list of capability names or prefixes ending in *")
     values["high_risk"] = tuple(high_risk)
+    console_url = r.typed(section, "approvals", "console_url", str, None)
+    if console_url is not None and not re.match(r"^https?://[^/\s]+/?$", console_url):
+        raise r.fail("approvals.console_url", f"must be an http(s) URL with no path, got {console_url!r}")
+    values["console_url"] = console_url.rstrip("/") if console_url else None
     url = r.typed(section, "approvals", "webhook_url", str, None)
     if url is not None:
         if not re.match(r"^https?://[^/\s]+", url):

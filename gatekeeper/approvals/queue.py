@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import structlog
 
@@ -45,6 +46,9 @@ class ApprovalQueue:
         self.store = store
         self.settings = settings
         self.notifier = notifier
+        # Where operators open the console; the app sets it to the operator listener's address
+        # once bound, unless approvals.console_url names the address operators really use.
+        self.console_url = settings.console_url or ""
         self._clock = clock
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listeners: set[Callable[[Change], None]] = set()
@@ -94,6 +98,10 @@ class ApprovalQueue:
             except Exception:  # a broken listener must not stop the fan-out
                 log.exception("approval_listener_failed")
 
+    def link(self, approval_id: str) -> str:
+        """The console's page for one approval: what a webhook or a chat message points at."""
+        return f"{self.console_url}/console/approvals/{quote(approval_id, safe='')}"
+
     def listen(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         self._listeners.add(callback)
         return lambda: self._listeners.discard(callback)
@@ -104,6 +112,7 @@ class ApprovalQueue:
         payload = {
             "approval": approval.to_json() if approval else None,
             "grant": grant.to_json() if grant else None,
+            "link": self.link(approval.id) if approval else None,
         }
         self.notifier.notify(event, payload)
 

@@ -24,3 +24,6 @@ class ApprovalSettings:
     webhook_secret: bytes | None = None
     # Capability patterns whose approval needs a comment (as does any call needing two operators).
     high_risk: tuple[str, ...] = DEFAULT_HIGH_RISK
+    # The console's address as operators reach it, for links to one approval in webhooks
+    # (None: the operator listener's own address).
+    console_url: str | None = None

@@ -486,6 +486,7 @@ def _merge(spans: Iterable[tuple[int, int, str]]) -> list[dict[str, Any]]:
 
 def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/", console_index)
+    app.router.add_get("/console/approvals/{id}", console_index)  # one approval's link: the console
     app.router.add_get("/console/{name}", console_asset)
     app.router.add_get("/v1/decisions", recent_decisions)
     app.router.add_get("/v1/audit/status", audit_status)
