@@ -216,7 +216,7 @@ def test_watch_prints_one_line_per_event(
 
     driver = threading.Thread(target=drive)
     driver.start()
-    code = run("watch")
+    code = run("watch", "--max-retries", "0")
     driver.join()
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
