@@ -29,6 +29,7 @@ from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
+from .listen import binding
 from .metrics import Metrics
 from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
@@ -220,16 +221,21 @@ class Gatekeeper:
         self.operator_url = ""
 
     async def start(self, *, handle_sighup: bool = False) -> None:
+        """Start everything; if any part cannot start (a port in use, say), what did is stopped
+        again before the error goes up, so a failed start leaves no store open or task running."""
+        try:
+            await self._start(handle_sighup=handle_sighup)
+        except BaseException:
+            try:
+                await self.stop(drain_seconds=0)
+            except Exception as exc:  # the first error is the one to report
+                log.warning("abandoned_start_cleanup_failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _start(self, *, handle_sighup: bool) -> None:
         cfg = self.config
         if cfg.egress_enabled:  # first: a runner that cannot sandbox stops start-up before anything runs
-            try:
-                await self._start_egress(cfg)
-            except BaseException:
-                if self.egress is not None:
-                    await self.egress.stop()
-                if self.runner is not None:
-                    self.runner.cleanup()
-                raise
+            await self._start_egress(cfg)  # on failure, start() stops what did start
         if cfg.demo.enabled:
             self.demo = DemoUpstream(cfg.demo.host, cfg.demo.http_port, cfg.demo.mcp_port)
             await self.demo.start()
@@ -273,11 +279,14 @@ class Gatekeeper:
                 app, head_timeout=cfg.limits.header_timeout_seconds, access_log=None, handle_signals=False
             )
             await runner.setup()
-            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
-            await site.start()
             self._runners.append(runner)
+            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+            with binding(attr.removesuffix("_url"), listener.host, listener.port):
+                await site.start()
             port = runner.addresses[0][1] if runner.addresses else listener.port
             setattr(self, attr, f"http://{listener.host}:{port}")
+        if not self.approvals.console_url:
+            self.approvals.console_url = self.operator_url
         # Everything loaded so far (policy index, inspectors' tables) lives as long as the process:
         # keep it out of the cyclic collector, whose full passes over it stall every call.
         gc.collect()
@@ -332,7 +341,8 @@ class Gatekeeper:
             cfg.egress, self.gate, self.credentials, self.approvals, self.sinks, mode=cfg.mode
         )
         listener = cfg.egress_address
-        await self.egress.start(listener.host, listener.port)
+        with binding("egress", listener.host, listener.port):
+            await self.egress.start(listener.host, listener.port)
         self.egress_url = self.egress.url
         if self.runner is not None:
             self.runner.sandbox.prepare()

@@ -579,6 +579,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "max_wait_seconds",
         "ttl_seconds",
         "denial_stands_seconds",
+        "approved_ttl_seconds",
         "max_grant_minutes",
         "sweep_interval_seconds",
         "progress_interval_seconds",
@@ -590,6 +591,8 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "max_pending_per_principal",
         "webhook_url",
         "webhook_secret_env",
+        "high_risk",
+        "console_url",
     }
     section = r.section(raw, "approvals", known)
     base = ApprovalSettings()
@@ -610,6 +613,14 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     values["max_pending_per_principal"] = cap
     if values["default_wait_seconds"] > values["max_wait_seconds"]:
         raise r.fail("approvals.default_wait_seconds", "must not exceed approvals.max_wait_seconds")
+    high_risk = r.typed(section, "approvals", "high_risk", list, list(base.high_risk))
+    if not all(isinstance(p, str) and p and "*" not in p[:-1] for p in high_risk):
+        raise r.fail("approvals.high_risk", "must be a list of capability names or prefixes ending in *")
+    values["high_risk"] = tuple(high_risk)
+    console_url = r.typed(section, "approvals", "console_url", str, None)
+    if console_url is not None and not re.match(r"^https?://[^/\s]+/?$", console_url):
+        raise r.fail("approvals.console_url", f"must be an http(s) URL with no path, got {console_url!r}")
+    values["console_url"] = console_url.rstrip("/") if console_url else None
     url = r.typed(section, "approvals", "webhook_url", str, None)
     if url is not None:
         if not re.match(r"^https?://[^/\s]+", url):

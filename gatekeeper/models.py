@@ -69,4 +69,5 @@ class Decision:
     matched: tuple[str, ...] = ()
     policy_version: str = ""
     quorum: int = 1  # how many distinct operators must approve an escalated call
+    quorum_rule: str | None = None  # when quorum > 1: the rule that asks for that many (escalate:N)
     approval_id: str | None = None

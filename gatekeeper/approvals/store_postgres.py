@@ -91,8 +91,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     required_approvals integer NOT NULL CHECK (required_approvals >= 1),
     decided_at double precision,
     consumed_at double precision,
-    grant_seconds double precision
+    grant_seconds double precision,
+    capability text,
+    quorum_rule text
 );
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS capability text;
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS quorum_rule text;
 CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
 CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
 CREATE INDEX IF NOT EXISTS approvals_state_expires ON approvals (state, expires_at);
@@ -354,7 +358,8 @@ class PostgresApprovalStore(ChangeFeed):
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await conn.execute(
                 f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
-                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
+                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL, "
+                "$13, $14)",
                 *new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))
@@ -408,6 +413,7 @@ class PostgresApprovalStore(ChangeFeed):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         validate_verdict(verdict)
 
@@ -434,11 +440,12 @@ class PostgresApprovalStore(ChangeFeed):
             kind = decide(current, verdict)
             if kind == "approved":
                 await conn.execute(
-                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2 "
-                    "WHERE id = $3",
+                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2, "
+                    "expires_at = COALESCE($4, expires_at) WHERE id = $3",
                     now,
                     grant_seconds,
                     approval_id,
+                    use_by,
                 )
             elif kind == "denied":
                 await conn.execute(
@@ -458,7 +465,7 @@ class PostgresApprovalStore(ChangeFeed):
         async def body(conn: Conn, tx: Tx) -> Approval | None:
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
-                f"WHERE id = $2 AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                f"WHERE id = $2 AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 approval_id,
             )
@@ -474,8 +481,8 @@ class PostgresApprovalStore(ChangeFeed):
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
-                "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
-                f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                "AND state = 'approved' AND expires_at > $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
+                f"AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 principal,
                 digest,
@@ -501,8 +508,8 @@ class PostgresApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'expired', decided_at = $1 "
-                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
+                "UPDATE approvals SET state = 'expired', decided_at = COALESCE(decided_at, $1) "
+                f"WHERE state IN ('pending', 'approved') AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
             )
             return record(

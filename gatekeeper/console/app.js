@@ -17,7 +17,14 @@ const state = {
   composing: null, // 'approve' | 'deny' while the comment box is armed
   stream: null, // AbortController
   busy: false,
+  // An approval opened by its link (/console/approvals/<id>, from a webhook or a chat message).
+  linked: linkedApproval(),
 };
+
+function linkedApproval() {
+  const m = window.location.pathname.match(/^\/console\/approvals\/([A-Za-z0-9_-]{1,64})$/);
+  return m ? m[1] : null;
+}
 
 // -- small helpers ---------------------------------------------------------------------------
 
@@ -216,7 +223,11 @@ async function reloadQueue() {
     state.pending = new Map(approvals.map((a) => [a.id, a]));
     state.order = approvals.map((a) => a.id);
     renderQueue();
-    if (!state.selected && state.order.length) select(state.order[0], { focus: false });
+    if (state.linked) {
+      const id = state.linked;
+      state.linked = null;
+      select(id, { focus: false }); // shown whatever its state: the link may outlive the decision
+    } else if (!state.selected && state.order.length) select(state.order[0], { focus: false });
     else if (state.selected) refreshDetail();
   } catch (err) {
     toast(`Could not load the queue: ${explainError(err)}`);
@@ -298,6 +309,8 @@ function renderQueue() {
 
 async function select(id, { focus } = { focus: true }) {
   state.selected = id;
+  // The address bar holds the link to this approval, to copy into a chat or a ticket.
+  window.history.replaceState(null, '', `/console/approvals/${encodeURIComponent(id)}`);
   state.composing = null;
   renderQueue();
   const btn = document.querySelector(`#queue-list button[data-id="${CSS.escape(id)}"]`);

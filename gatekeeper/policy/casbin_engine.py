@@ -504,6 +504,7 @@ class CasbinPolicy:
             verb = "needs an operator's approval"
             reason = f"{obj} {verb}: {rule.note}" if rule.note else f"{obj} {verb}"
             quorum = max(r.quorum for _, r in escalations)  # the strictest rule that spoke
+            strictest = next(r for _, r in escalations if r.quorum == quorum)
             return Decision(
                 Outcome.ESCALATE,
                 "approval_required",
@@ -512,6 +513,7 @@ class CasbinPolicy:
                 capability=obj,
                 matched=tuple(r.location for _, r in escalations),
                 quorum=quorum,
+                quorum_rule=strictest.location if quorum > 1 else None,
             )
         matched: list[str] = []
         unlisted: list[tuple[str, RuleRef]] = []
@@ -543,6 +545,9 @@ class CasbinPolicy:
                 capability=obj,
                 matched=tuple(r.location for _, r in unlisted),
                 quorum=max(r.quorum for _, r in unlisted),
+                quorum_rule=max(unlisted, key=lambda u: u[1].quorum)[1].location
+                if max(r.quorum for _, r in unlisted) > 1
+                else None,
             )
         return Decision(
             Outcome.ALLOW,

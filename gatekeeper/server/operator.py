@@ -164,6 +164,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 "kind": change.kind,
                 "approval": approval.to_json() if approval else None,
                 "grant": grant.to_json() if grant else None,
+                "link": queue.link(approval.id) if approval else None,
                 "at": iso8601(time.time()),
             }
             await response.write(f"event: {change.kind}\ndata: {json.dumps(data)}\n\n".encode())
