@@ -382,6 +382,8 @@ def _locate(command: str, commands: Sequence[_Command], evidence: str) -> list[t
     candidates = [evidence.strip()]
     if ": " in evidence:  # "program name not known statically: $S$H"
         candidates.append(evidence.split(": ", 1)[1].strip())
+    if evidence.endswith(")") and " (" in evidence:  # "python3: <code> (import ctypes)": what in it
+        candidates.append(evidence[evidence.rindex(" (") + 2 : -1].strip())
     for needle in candidates:
         if not needle:
             continue
