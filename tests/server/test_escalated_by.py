@@ -16,7 +16,8 @@ from gatekeeper.cli.main import main as cli_main
 from ..helpers import invoke, make_config, mint, running, wait_for_pending
 from ..policy_tools import line_of
 
-INLINE = {"cmd": 'python3 -c "import ctypes; print(42)"'}  # proc.exec:python3 comes first; proc.inline_code holds it (ctypes is beyond what inline code is trusted with)
+# proc.exec:python3 comes first; proc.inline_code holds it (ctypes is beyond what inline code may use).
+INLINE = {"cmd": 'python3 -c "import ctypes; print(42)"'}
 BIG_GPU = {"gpu_type": "H100", "count": 2, "hours": 40}  # 80 GPU-hours: two operators
 
 
