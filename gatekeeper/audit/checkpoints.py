@@ -85,7 +85,10 @@ def verify_checkpoint(keys: dict[str, Ed25519PublicKey], checkpoint: Checkpoint)
     """None when ``checkpoint`` is signed by one of ``keys`` (by key id); else what is wrong."""
     key = keys.get(checkpoint.key_id)
     if key is None:
-        return f"signed by key {checkpoint.key_id}, which is not a trusted checkpoint key"
+        return (
+            f"signed by key {checkpoint.key_id}, which is not a trusted checkpoint key "
+            "(another replica's? pass its public key with --checkpoint-key)"
+        )
     try:
         key.verify(base64.b64decode(checkpoint.signature, validate=True), checkpoint.message())
     except (InvalidSignature, ValueError):
