@@ -32,11 +32,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ConfigError
+
+log = structlog.get_logger("gatekeeper.audit")
 
 KEY_NAME = "audit-checkpoint.pem"
 PUBLIC_KEY_NAME = "audit-checkpoint.pub.pem"
@@ -131,11 +134,14 @@ def ensure_signer(private_path: Path) -> CheckpointSigner:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     public_path = public_key_path(private_path)
-    if not public_path.exists() or public_path.read_bytes() != public:
-        tmp = public_path.with_name(f".{public_path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        _create(tmp, public, 0o644)
-        os.replace(tmp, public_path)
+    try:
+        if not public_path.exists() or public_path.read_bytes() != public:
+            tmp = public_path.with_name(f".{public_path.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            _create(tmp, public, 0o644)
+            os.replace(tmp, public_path)
+    except OSError as exc:  # a key mounted read-only (a Kubernetes Secret): its public half is kept elsewhere
+        log.warning("audit_checkpoint_public_key_not_written", path=str(public_path), error=exc.strerror)
     return signer
 
 
