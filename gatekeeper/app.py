@@ -205,6 +205,8 @@ class Gatekeeper:
             batch_window_seconds=0.0 if audit.durable_answers else 0.02,
             signer=ensure_signer(key_path),
         )
+        max_seconds = audit.max_unwritten_seconds
+        self.metrics.audit_accepting.set_function(lambda: float(self.audit.refusal(max_seconds) is None))
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None

@@ -134,6 +134,7 @@ async def test_a_full_audit_disk_stops_forwarding_then_recovers(
             forwarded_when_unready = len(gk.demo.http_received)
             _, body = await _ready(http, gk)
             assert any("audit trail" in reason for reason in body["reasons"]), body
+            assert "gatekeeper_audit_accepting 0.0" in gk.metrics.render().decode()
             await asyncio.sleep(1.5)  # load goes on against the full disk
             forwarded_while_full = len(gk.demo.http_received) - forwarded_when_unready
             during = load.codes_since(unready_at)
@@ -146,6 +147,7 @@ async def test_a_full_audit_disk_stops_forwarding_then_recovers(
                 ) > 0
 
             await _until(recovered, 20, "the gate to recover by itself")
+            assert "gatekeeper_audit_accepting 1.0" in gk.metrics.render().decode()
             await asyncio.sleep(0.3)
         finally:
             load.stop.set()
