@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -90,6 +91,18 @@ async def throwaway_schema(prefix: str) -> AsyncIterator[tuple[str, str]]:
         await drop_schema(dsn, schema)
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free just now (for a server started in another process)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     """Embedded defaults, but every port picked by the OS and the data folder in tmp_path."""
     settings: dict[str, Any] = {
@@ -168,8 +181,12 @@ def decisions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 H100 = {"gpu_type": "H100", "count": 2, "hours": 4}  # 8 GPU-hours on 2 GPUs: escalates, one approver
 
 
+def operator_token(gk: Gatekeeper, name: str = "ops-1") -> str:
+    return mint(gk, subject=name, roles=("oncall",), operator=True)
+
+
 def ops_auth(gk: Gatekeeper, name: str = "ops-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(gk, subject=name, roles=('oncall',), operator=True)}"}
+    return {"Authorization": f"Bearer {operator_token(gk, name)}"}
 
 
 async def vote(

@@ -15,16 +15,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+from .helpers import free_ports
 
 
 @pytest.fixture
@@ -56,7 +47,7 @@ def test_a_busy_port_is_one_line_naming_it_and_its_flag(
     ports = dict(
         zip(
             ["--agent-port", "--operator-port", "--demo-http-port", "--demo-mcp-port"],
-            _free_ports(4),
+            free_ports(4),
             strict=True,
         )
     )
@@ -72,7 +63,7 @@ def test_a_busy_port_is_one_line_naming_it_and_its_flag(
 
 
 def test_a_busy_port_from_the_config_names_its_key(tmp_path: Path, busy_port: int) -> None:
-    agent, http_port, mcp_port = _free_ports(3)
+    agent, http_port, mcp_port = free_ports(3)
     config = tmp_path / "gatekeeper.yaml"
     config.write_text(
         f"listeners:\n  agent: {{port: {agent}}}\n  operator: {{port: {busy_port}}}\n"
@@ -86,7 +77,7 @@ def test_a_busy_port_from_the_config_names_its_key(tmp_path: Path, busy_port: in
 
 
 def test_ports_chosen_by_flags(tmp_path: Path) -> None:
-    agent, operator, http_port, mcp_port = _free_ports(4)
+    agent, operator, http_port, mcp_port = free_ports(4)
     proc = _serve(
         tmp_path / "home",
         *("--agent-port", str(agent), "--operator-port", str(operator)),

@@ -16,7 +16,17 @@ from gatekeeper.approvals.webhook import verify_signature
 from gatekeeper.config import load_config
 
 from ..console.test_console_browser import browser, operator_apps
-from ..helpers import H100, invoke, make_config, mint, running, serve_app, vote, wait_for_pending
+from ..helpers import (
+    H100,
+    invoke,
+    make_config,
+    mint,
+    operator_token,
+    running,
+    serve_app,
+    vote,
+    wait_for_pending,
+)
 
 __all__ = ["operator_apps"]  # the fixture, re-used
 SECRET = b"webhook-secret-for-tests-0123456789"
@@ -107,6 +117,6 @@ async def test_the_console_opened_at_a_link_shows_that_approval(
 
 async def signed_in_here(page: Any, gk: Any) -> None:
     """Sign in on the page already open (the browser test's ``signed_in`` opens the root first)."""
-    await page.fill("#token", mint(gk, subject="ops-1", roles=("oncall",), operator=True))
+    await page.fill("#token", operator_token(gk))
     await page.click("#signin-submit")
     await page.wait_for_selector("#live[data-state='live']")

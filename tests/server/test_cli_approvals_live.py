@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,13 +17,7 @@ import pytest
 from gatekeeper.cli.main import main as cli_main
 from gatekeeper.config import Listener
 
-from ..helpers import H100, invoke, make_config, mint, running, wait_for_pending
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ..helpers import H100, free_ports, invoke, make_config, mint, operator_token, running, wait_for_pending
 
 
 def _config_file(tmp_path: Path, operator_port: int) -> Path:
@@ -41,14 +34,12 @@ async def test_list_talks_to_the_listener_the_config_names(
     log_output: list[dict[str, Any]],
 ) -> None:
     monkeypatch.delenv("GATEKEEPER_OPERATOR_URL", raising=False)
-    port = _free_port()
+    port = free_ports(1)[0]
     config = make_config(tmp_path, operator_listener=Listener("127.0.0.1", port))
     async with running(config) as gk:
         await invoke(http, gk, "compute.provision", H100, mint(gk))
         approval = await wait_for_pending(http, gk)
-        monkeypatch.setenv(
-            "GATEKEEPER_OPERATOR_TOKEN", mint(gk, subject="ops-1", roles=("oncall",), operator=True)
-        )
+        monkeypatch.setenv("GATEKEEPER_OPERATOR_TOKEN", operator_token(gk))
         argv = ["approvals", "--config", str(_config_file(tmp_path, port)), "list"]
         assert await asyncio.to_thread(cli_main, argv) == 0
         assert approval in capsys.readouterr().out
@@ -63,7 +54,7 @@ def test_without_url_or_config_the_default_is_named_when_unreachable(
 ) -> None:
     monkeypatch.delenv("GATEKEEPER_OPERATOR_URL", raising=False)
     monkeypatch.setenv("GATEKEEPER_OPERATOR_TOKEN", "x.y.z")
-    port = _free_port()  # stands in for :8081, which may be someone else's server on this machine
+    port = free_ports(1)[0]  # stands in for :8081, which may be someone else's server on this machine
     monkeypatch.setattr("gatekeeper.cli.approvals.DEFAULT_URL", f"http://127.0.0.1:{port}")
     assert cli_main(["approvals", "list"]) == 1
     assert "the default; name yours with --url" in capsys.readouterr().err
@@ -72,7 +63,7 @@ def test_without_url_or_config_the_default_is_named_when_unreachable(
 async def test_watch_reconnects_when_the_server_comes_back(
     tmp_path: Path, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
 ) -> None:
-    port = _free_port()
+    port = free_ports(1)[0]
     config = make_config(tmp_path, operator_listener=Listener("127.0.0.1", port))
     lines: list[str] = []
     errors: list[str] = []
@@ -80,7 +71,7 @@ async def test_watch_reconnects_when_the_server_comes_back(
         token = mint(gk)
         env = {
             **os.environ,
-            "GATEKEEPER_OPERATOR_TOKEN": mint(gk, subject="ops-1", roles=("oncall",), operator=True),
+            "GATEKEEPER_OPERATOR_TOKEN": operator_token(gk),
         }
         env.pop("GATEKEEPER_OPERATOR_URL", None)
         watch = await asyncio.create_subprocess_exec(

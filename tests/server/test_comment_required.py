@@ -11,7 +11,7 @@ import pytest
 
 from gatekeeper.cli.main import main as cli_main
 
-from ..helpers import H100, invoke, make_config, mint, ops_auth, running, wait_for_pending
+from ..helpers import H100, invoke, make_config, mint, operator_token, ops_auth, running, wait_for_pending
 
 
 async def _approve(
@@ -62,9 +62,7 @@ async def test_cli_approve_without_comment_is_refused(
     async with running(make_config(tmp_path)) as gk:
         await invoke(http, gk, "compute.provision", H100, mint(gk))
         approval = await wait_for_pending(http, gk)
-        monkeypatch.setenv(
-            "GATEKEEPER_OPERATOR_TOKEN", mint(gk, subject="ops-1", roles=("oncall",), operator=True)
-        )
+        monkeypatch.setenv("GATEKEEPER_OPERATOR_TOKEN", operator_token(gk))
         argv = ["approvals", "--url", gk.operator_url, "approve", approval]
         assert await asyncio.to_thread(cli_main, argv) == 1
         assert "comment_required" in capsys.readouterr().err

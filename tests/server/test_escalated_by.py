@@ -13,7 +13,7 @@ import pytest
 from gatekeeper.approvals.store_sqlite import SqliteApprovalStore
 from gatekeeper.cli.main import main as cli_main
 
-from ..helpers import invoke, make_config, mint, running, wait_for_pending
+from ..helpers import invoke, make_config, mint, operator_token, running, wait_for_pending
 from ..policy_tools import line_of
 
 # proc.exec:python3 comes first; proc.inline_code holds it (ctypes is beyond what inline code may use).
@@ -33,9 +33,7 @@ async def test_list_and_show_name_the_holding_rule_and_the_two_person_rule(
         await invoke(http, gk, "shell.exec", INLINE, token)
         inline_id = await wait_for_pending(http, gk)
         await invoke(http, gk, "compute.provision", BIG_GPU, token)
-        monkeypatch.setenv(
-            "GATEKEEPER_OPERATOR_TOKEN", mint(gk, subject="ops-1", roles=("oncall",), operator=True)
-        )
+        monkeypatch.setenv("GATEKEEPER_OPERATOR_TOKEN", operator_token(gk))
         assert await asyncio.to_thread(cli_main, ["approvals", "--url", gk.operator_url, "list"]) == 0
         table = capsys.readouterr().out
         assert (
