@@ -33,7 +33,7 @@ from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
-from .server.agent_approvals import add_agent_approval_routes
+from .server.agent_approvals import add_agent_approval_routes, openapi_agent
 from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
@@ -126,6 +126,7 @@ def build_agent_app(
     app.router.add_post("/v1/invoke", handle_invoke)
     app.router.add_post("/v1/decide", handle_decide)
     add_agent_approval_routes(app)  # answers 404 until an approval queue is attached
+    app.router.add_get("/openapi.json", openapi_agent)
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app
