@@ -250,3 +250,37 @@ def test_the_wheel_serves_as_non_root_from_a_read_only_venv(image_root: Path) ->
             server.kill()
             raise
     assert code == 0
+
+
+KUBERNETES_VERSION = "1.31.0"  # native sidecars (restartPolicy: Always in initContainers) need >= 1.29
+
+
+def test_the_kustomize_base_renders_and_every_object_validates() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="in the dev extra")
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl (with its built-in kustomize) renders the base"
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy" / "kubernetes")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds.count("Deployment") == 1 and kinds.count("NetworkPolicy") == 5, kinds
+    image = containerfile()
+    for doc in [
+        *docs,
+        *yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "two-pod-variant.yaml").read_text()),
+    ]:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        for container in _containers(doc):
+            if str(container.get("image", "")).startswith("registry.example.com/gatekeeper:"):
+                assert container["image"].endswith(":0.1.0")
+                assert str(_pod_spec(doc)["securityContext"]["runAsUser"]) == image["uid"]
+    # The validation is real: a misspelt field is refused.
+    broken = next(d for d in docs if d["kind"] == "Deployment")
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
