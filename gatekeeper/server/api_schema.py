@@ -435,7 +435,13 @@ def _operator_paths() -> dict[str, Any]:
         ),
         "/v1/decisions": _get(
             "Recent decisions, newest first",
-            _object(["decisions"], {"decisions": {"type": "array"}, "available": {"type": "boolean"}}),
+            _object(
+                ["decisions"],
+                {
+                    "decisions": {"type": "array", "items": _object(["time"], {"time": _TIME})},
+                    "available": {"type": "boolean"},
+                },
+            ),
             parameters=[
                 {"name": n, "in": "query", "required": False, "schema": {"type": "string", "maxLength": 200}}
                 for n in ("outcome", "principal", "tool", "since", "until")
