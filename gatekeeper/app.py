@@ -324,7 +324,8 @@ class Gatekeeper:
                     continue
                 bridge = self.stdio[name] = StdioBridge(upstream)
                 await bridge.start()
-                upstreams[name] = replace(upstream, mcp_url=bridge.url)
+                headers = {**upstream.headers, **bridge.upstream_headers}  # the bridge's own secret
+                upstreams[name] = replace(upstream, mcp_url=bridge.url, headers=headers)
         except BaseException:
             for started in self.stdio.values():
                 await started.stop()

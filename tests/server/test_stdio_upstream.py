@@ -208,3 +208,17 @@ async def test_the_official_filesystem_server_behind_the_gate(tmp_path: Path) ->
             assert key.is_error and "cred" in text(key)
             write = await mcp.call_tool("write_file", {"path": str(data / "x.txt"), "content": "x"})
             assert write.is_error and not (data / "x.txt").exists()  # no rule allows the write
+
+
+async def test_the_bridge_port_answers_only_the_gate(tmp_path: Path) -> None:
+    """Another local process (an agent in the same pod) cannot reach the stdio server past the gate."""
+    async with running(stdio_config(tmp_path)) as gk:
+        bridge = gk.stdio["local"]
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "shell.exec"}}
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        async with httpx2.AsyncClient(timeout=10) as http:
+            for auth in ({}, {"Authorization": f"Bearer {mint(gk)}"}, {"Authorization": "Bearer x"}):
+                resp = await http.post(bridge.url, json=call, headers={**headers, **auth})
+                assert resp.status_code == 401
+        assert gk.config.upstreams["local"].mcp_url == bridge.url  # the proxy holds the secret
+        assert gk.config.upstreams["local"].headers["Authorization"] == f"Bearer {bridge.secret}"
