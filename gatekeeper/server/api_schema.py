@@ -43,7 +43,7 @@ VERDICT_REQUEST = _object(
     [],
     {
         "comment": {"type": "string", "maxLength": 4000},
-        "grant_minutes": {"type": "number", "exclusiveMinimum": 0},
+        "grant_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0},  # null: no grant
     },
     closed=True,
 )
