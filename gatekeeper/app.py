@@ -36,7 +36,7 @@ from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
-from .server.agent_approvals import add_agent_approval_routes
+from .server.agent_approvals import add_agent_approval_routes, openapi_agent
 from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
@@ -135,6 +135,7 @@ def build_agent_app(
     app.router.add_post("/v1/invoke", handle_invoke)
     app.router.add_post("/v1/decide", handle_decide)
     add_agent_approval_routes(app)  # answers 404 until an approval queue is attached
+    app.router.add_get("/openapi.json", openapi_agent)
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app
@@ -360,7 +361,8 @@ class Gatekeeper:
                     continue
                 bridge = self.stdio[name] = StdioBridge(upstream)
                 await bridge.start()
-                upstreams[name] = replace(upstream, mcp_url=bridge.url)
+                headers = {**upstream.headers, **bridge.upstream_headers}  # the bridge's own secret
+                upstreams[name] = replace(upstream, mcp_url=bridge.url, headers=headers)
         except BaseException:
             for started in self.stdio.values():
                 await started.stop()

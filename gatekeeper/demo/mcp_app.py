@@ -152,8 +152,10 @@ class McpDemoServer:
         if self._serving is not None or self._closing.is_set():
             raise RuntimeError("an McpDemoServer can be started only once")
         server = self.make_server()
-        app = _streamable_http_app(
-            server, json_response=self.json_response, stateless=self.stateless, host=self.host
+        app = self.wrap_app(
+            _streamable_http_app(
+                server, json_response=self.json_response, stateless=self.stateless, host=self.host
+            )
         )
         # Bind here, not in uvicorn, so a busy port raises OSError to the caller (uvicorn would
         # sys.exit) and the real port is known before the first request.
@@ -187,6 +189,10 @@ class McpDemoServer:
             sock.close()
             await self.stop()
             raise
+
+    def wrap_app(self, app: Starlette) -> Any:
+        """The ASGI app uvicorn serves (the stdio bridge puts its access check in front)."""
+        return app
 
     def make_server(self) -> Server[Any]:
         """The SDK server this serves: the demo tools (the stdio bridge serves another)."""

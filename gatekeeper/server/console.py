@@ -33,6 +33,7 @@ from ..errors import GatekeeperError, NotFound, RequestError
 from ..gate import Gate
 from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Decision, Outcome, Principal
+from ..timefmt import iso8601
 from .operator import operator
 from .responses import json_response
 from .state import APPROVALS, CONFIG, GATE, RECENT
@@ -168,7 +169,11 @@ async def recent_decisions(request: web.Request) -> web.Response:
         until=until,
         limit=int(raw_limit),
     )
-    return json_response(200, {"decisions": found, "available": True, "capacity": recent.maxlen})
+    # Times in answers are ISO 8601 (the records keep epoch seconds, as the audit trail hashes them).
+    shown = [
+        {**d, "time": iso8601(d["time"])} if isinstance(d.get("time"), int | float) else d for d in found
+    ]
+    return json_response(200, {"decisions": shown, "available": True, "capacity": recent.maxlen})
 
 
 async def audit_status(request: web.Request) -> web.Response:

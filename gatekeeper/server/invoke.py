@@ -26,6 +26,7 @@ from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from ..streams import read_body
 from ..timefmt import iso8601
+from .api_schema import CALL_REQUEST, check_object
 from .budgets import refund_budgets, spend_budgets
 from .request_ids import request_id_of
 from .responses import error_response, json_response
@@ -90,22 +91,8 @@ async def parse_invoke(ex: Exchange) -> None:
     request: web.Request = ex.request
     limits = request.app[CONFIG].limits
     body = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
-    if not isinstance(body, dict):
-        raise RequestError(
-            'body must be a JSON object {"tool": ..., "arguments": {...}}', code="invalid_request"
-        )
-    unknown = sorted(set(body) - {"tool", "arguments"})
-    if unknown:
-        raise RequestError(
-            f"unknown field {unknown[0]!r}; the body has only tool and arguments", code="unknown_field"
-        )
-    tool = body.get("tool")
-    if not isinstance(tool, str) or not tool:
-        raise RequestError("tool must be a non-empty string", code="invalid_request")
-    arguments = body.get("arguments", {})
-    if not isinstance(arguments, dict):
-        raise RequestError("arguments must be a JSON object", code="invalid_request")
-    ex.tool, ex.arguments = tool, arguments
+    body = check_object(CALL_REQUEST, body)  # the schema /openapi.json publishes
+    ex.tool, ex.arguments = body["tool"], body.get("arguments", {})
 
 
 async def decide(ex: Exchange) -> None:
