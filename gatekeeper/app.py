@@ -35,7 +35,7 @@ from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
 from .server.console import AUDIT_STATUS
 from .server.health import add_health_routes
-from .server.invoke import handle_invoke
+from .server.invoke import CallTool, handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.responses import error_middleware
@@ -52,6 +52,7 @@ from .server.state import (
     RECENT,
     RUNNER,
     SINKS,
+    TOOL_CALLS,
     TRANSPORT,
     VERIFIER,
 )
@@ -115,6 +116,7 @@ def build_agent_app(
             app[CLIENT_SESSION] = session
             http = HttpTransport(session, max_response_bytes=config.limits.max_response_bytes)
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
+            app[TOOL_CALLS] = CallTool(app[TRANSPORT], config.upstreams)
             yield
 
     if runner is not None:

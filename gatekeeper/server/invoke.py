@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -12,15 +12,14 @@ from aiohttp import web
 from aiohttp.streams import EofStream
 
 from .. import strictjson
-from ..errors import PayloadTooLarge, RequestError, RequestTimeout, Unavailable, UpstreamError
-from ..escalation import Pending
-from ..models import Decision, Outcome
-from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
+from ..config import Upstream
+from ..errors import PayloadTooLarge, RequestError, RequestTimeout
+from ..pipeline import Exchange, Stage, need
 from ..streams import read_body
-from .budgets import refund_budgets, spend_budgets
+from ..upstream import ToolTransport
 from .responses import error_response, json_response
-from .run_files import bind_run_files, confirm_run_files
-from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
+from .stages import ENFORCE_STAGES, process, refused
+from .state import CONFIG, TOOL_CALLS, VERIFIER
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # A client that sends its headers and then only part of its body holds a connection no longer.
@@ -96,137 +95,71 @@ async def parse_invoke(ex: Exchange) -> None:
     if not isinstance(arguments, dict):
         raise RequestError("arguments must be a JSON object", code="invalid_request")
     ex.tool, ex.arguments = tool, arguments
+    ex.wait_seconds = prefer_wait(request)
 
 
-async def decide(ex: Exchange) -> None:
-    principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
-    verdict = ex.request.app[GATE].evaluate(principal, tool, ex.arguments)
-    ex.call, ex.decision, ex.shadow = verdict.call, verdict.decision, verdict.shadow
+class CallTool:
+    """The invoke entry's transport: the call's canonical arguments to its tool (plain HTTP, or
+    the sandboxed runner); the tool's JSON answer comes back as bytes."""
 
+    def __init__(self, tools: ToolTransport, upstreams: Mapping[str, Upstream]) -> None:
+        self.tools = tools
+        self.upstreams = upstreams
 
-async def hold_escalated(ex: Exchange) -> None:
-    decision = need(ex.decision, "decision")
-    if decision.outcome is not Outcome.ESCALATE or ex.call is None:
-        return
-    if ex.request.app[CONFIG].mode == "monitor":
-        return  # nothing is held in monitor mode; refuse_denied records it as a would-be refusal
-    result = await ex.request.app[ESCALATION].hold(ex.call, decision, wait_seconds=prefer_wait(ex.request))
-    if isinstance(result, Pending):
-        ex.approval_id = result.approval_id
-        ex.response = json_response(
-            202,
-            {
-                "outcome": "pending",
-                "decision_id": ex.decision_id,
-                "approval_id": result.approval_id,
-                "expires_at": result.expires_at,
-                "reason": decision.reason,
-            },
-        )
-        raise Halt
-    ex.decision = recheck_after_hold(ex, decision, result)
-    ex.approval_id = result.approval_id
-
-
-def recheck_after_hold(ex: Exchange, held: Decision, result: Decision) -> Decision:
-    """A call may wait minutes for a human; if the policy changed meanwhile, decide it again:
-    an operator's approval never overrides what the new policy denies."""
-    gate = ex.request.app[GATE]
-    if result.outcome is not Outcome.ALLOW or gate.policy_set is None:
-        return result
-    if gate.policy_set.version == held.policy_version or ex.principal is None or ex.tool is None:
-        return result
-    again = gate.evaluate(ex.principal, ex.tool, ex.arguments).decision
-    return again if again.outcome is Outcome.DENY else result
-
-
-async def refuse_denied(ex: Exchange) -> None:
-    decision = need(ex.decision, "decision")
-    if decision.outcome is Outcome.ALLOW:
-        return
-    if ex.request.app[CONFIG].mode == "monitor" and decision.code not in FAILURE_CODES:
-        ex.enforced = False  # monitor mode: recorded as would-deny, forwarded anyway
-        return
-    ex.response = json_response(
-        403,
-        {
-            "outcome": "denied",
-            "decision_id": ex.decision_id,
-            "code": decision.code,
-            "reason": f"{ex.tool} refused: {decision.reason}",
-            "rule": decision.rule,
-            "capability": decision.capability,
-            "policy_version": decision.policy_version,
-            "approval_id": decision.approval_id,
-        },
-    )
-    raise Halt
-
-
-def ensure_recordable(app: web.Application) -> None:
-    """A call whose decision cannot be recorded does not run (both entry points call this).
-    Every call in flight will append one record, so they count against the room left."""
-    audit = app.get(AUDIT)
-    lifecycle = app.get(LIFECYCLE)
-    inflight = lifecycle.inflight if lifecycle is not None else 0
-    if audit is not None and audit.lag + inflight > audit.max_queue:
-        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
-
-
-async def forward(ex: Exchange) -> None:
-    call = need(ex.call, "understood call")
-    app = ex.request.app
-    ensure_recordable(app)
-    # The upstream was fixed when the call was understood: a policy swap cannot redirect it now.
-    upstream = app[CONFIG].upstreams[call.upstream]
-    started = time.perf_counter()
-    # From here the upstream may act on the call even if its answer fails: its budget stays spent.
-    ex.forwarded = True
-    try:
+    async def forward(self, ex: Exchange) -> bytes:
+        call = need(ex.call, "understood call")
         # The canonical bytes the digest covers are the bytes the tool gets: encoded once.
-        answer = await app[TRANSPORT].call_tool(
-            upstream, call.tool, call.canonical_arguments, ex.decision_id, call
+        return await self.tools.call_tool(
+            self.upstreams[call.upstream], call.tool, call.canonical_arguments, ex.decision_id, call
         )
-    except UpstreamError as exc:
-        if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
-            ex.forwarded = False  # nothing reached the tool: what the call spent is refunded
-        raise
-    finally:
-        ex.upstream_seconds = time.perf_counter() - started
-        app[METRICS].upstream_timer(upstream.name).observe(ex.upstream_seconds)
-    # Splice the tool's validated JSON in as-is: no second encoding on the hot path. The
-    # decision id is hex, so it needs no escaping.
-    body = b'{"outcome": "allowed", "decision_id": "%s", "result": %s}' % (ex.decision_id.encode(), answer)
-    ex.response = web.Response(status=200, body=body, headers=_JSON_HEADERS)
 
 
-# The whole flow of a JSON call, in order. MCP tools/call runs decide, spend_budgets and the hold too.
-INVOKE_STAGES: tuple[Stage, ...] = (
-    authenticate,
-    parse_invoke,
-    decide,
-    bind_run_files,
-    spend_budgets,
-    hold_escalated,
-    confirm_run_files,
-    refuse_denied,
-    forward,
-)
+# The whole flow of a JSON call, in order. Every MCP method runs the same stages after its parse.
+INVOKE_STAGES: tuple[Stage, ...] = (authenticate, parse_invoke, *ENFORCE_STAGES)
 
 
-async def handle_invoke(request: web.Request) -> web.StreamResponse:
-    ex = Exchange(entry="invoke", request=request)
-    try:
-        await run(INVOKE_STAGES, ex)
-    finally:
-        try:
-            await refund_budgets(ex)
-        finally:
-            record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
+async def render_invoke(ex: Exchange) -> web.StreamResponse:
     if ex.error is not None:
         extra = {"decision_id": ex.decision_id}
         if ex.decision is not None:
             extra["outcome"] = "error"
         return error_response(ex.error, **extra)
-    response: web.StreamResponse = ex.response
-    return response
+    decision = need(ex.decision, "decision")
+    if ex.pending is not None:
+        return json_response(
+            202,
+            {
+                "outcome": "pending",
+                "decision_id": ex.decision_id,
+                "approval_id": ex.pending.approval_id,
+                "expires_at": ex.pending.expires_at,
+                "reason": decision.reason,
+            },
+        )
+    if refused(ex):
+        return json_response(
+            403,
+            {
+                "outcome": "denied",
+                "decision_id": ex.decision_id,
+                "code": decision.code,
+                "reason": f"{ex.tool} refused: {decision.reason}",
+                "rule": decision.rule,
+                "capability": decision.capability,
+                "policy_version": decision.policy_version,
+                "approval_id": decision.approval_id,
+            },
+        )
+    # Splice the tool's validated JSON in as-is: no second encoding on the hot path. The
+    # decision id is hex, so it needs no escaping.
+    body = b'{"outcome": "allowed", "decision_id": "%s", "result": %s}' % (
+        ex.decision_id.encode(),
+        ex.answer,
+    )
+    return web.Response(status=200, body=body, headers=_JSON_HEADERS)
+
+
+async def handle_invoke(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    ex = Exchange(entry="invoke", app=app, request=request, transport=app[TOOL_CALLS])
+    return await process(INVOKE_STAGES, ex, render_invoke)

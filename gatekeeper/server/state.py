@@ -14,7 +14,7 @@ from ..gate import Gate
 from ..identity import TokenVerifier
 from ..lifecycle import Lifecycle
 from ..metrics import Metrics
-from ..pipeline import DecisionSinks
+from ..pipeline import DecisionSinks, Transport
 from ..recent import RecentDecisions
 from ..runner.transport import Runner
 from ..upstream import ToolTransport
@@ -25,6 +25,7 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", Metrics)
 ESCALATION = web.AppKey("escalation", EscalationHandler)
 TRANSPORT = web.AppKey("transport", ToolTransport)
+TOOL_CALLS = web.AppKey("tool_calls", Transport)  # /v1/invoke's transport: TRANSPORT, by the call's upstream
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 APPROVALS = web.AppKey("approvals", ApprovalQueue)
 RECENT = web.AppKey("recent", RecentDecisions)  # set by the app; handlers cope with it missing

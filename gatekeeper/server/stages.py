@@ -1,0 +1,135 @@
+"""The enforcement stages every entry point runs after its own parse stage.
+
+Decide, bind the files a held command runs, spend budgets, hold for an operator, confirm the
+files, refuse, forward: each exists here once, whichever entry point (``/v1/invoke``, MCP) the
+call came through. A stage reads the exchange and the shared services (``ex.app``) and leaves
+its result on the exchange; the entry point's renderer turns that into its own answer. Monitor
+mode is decided here too: nothing is held, and what would be refused is recorded and forwarded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from ..errors import Unavailable, UpstreamError
+from ..escalation import Pending
+from ..models import Decision, Outcome
+from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
+from .budgets import refund_budgets, spend_budgets
+from .run_files import bind_run_files, confirm_run_files
+from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS
+
+R = TypeVar("R")
+Render = Callable[[Exchange], Awaitable[R]]
+
+
+async def decide(ex: Exchange) -> None:
+    principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
+    verdict = ex.app[GATE].evaluate(principal, tool, ex.arguments)
+    ex.call, ex.decision, ex.shadow = verdict.call, verdict.decision, verdict.shadow
+
+
+def monitoring(ex: Exchange) -> bool:
+    mode: str = ex.app[CONFIG].mode
+    return mode == "monitor"
+
+
+async def hold_escalated(ex: Exchange) -> None:
+    decision = need(ex.decision, "decision")
+    if decision.outcome is not Outcome.ESCALATE or ex.call is None:
+        return
+    if monitoring(ex):
+        return  # nothing is held in monitor mode; refuse_denied records it as a would-be refusal
+    result = await ex.app[ESCALATION].hold(
+        ex.call, decision, wait_seconds=ex.wait_seconds, progress=ex.progress
+    )
+    if isinstance(result, Pending):
+        ex.pending, ex.approval_id = result, result.approval_id
+        raise Halt
+    ex.decision = recheck_after_hold(ex, decision, result)
+    ex.approval_id = result.approval_id
+
+
+def recheck_after_hold(ex: Exchange, held: Decision, result: Decision) -> Decision:
+    """A call may wait minutes for a human; if the policy changed meanwhile, decide it again:
+    an operator's approval never overrides what the new policy denies."""
+    gate = ex.app[GATE]
+    if result.outcome is not Outcome.ALLOW or gate.policy_set is None:
+        return result
+    if gate.policy_set.version == held.policy_version or ex.principal is None or ex.tool is None:
+        return result
+    again = gate.evaluate(ex.principal, ex.tool, ex.arguments).decision
+    return again if again.outcome is Outcome.DENY else result
+
+
+async def refuse_denied(ex: Exchange) -> None:
+    decision = need(ex.decision, "decision")
+    if decision.outcome is Outcome.ALLOW:
+        return
+    if monitoring(ex) and decision.code not in FAILURE_CODES:
+        ex.enforced = False  # monitor mode: recorded as would-deny, forwarded anyway
+        return
+    raise Halt
+
+
+def ensure_recordable(ex: Exchange) -> None:
+    """A call whose decision cannot be recorded does not run. Every call in flight will append
+    one record, so they count against the room left."""
+    audit = ex.app.get(AUDIT)
+    lifecycle = ex.app.get(LIFECYCLE)
+    inflight = lifecycle.inflight if lifecycle is not None else 0
+    if audit is not None and audit.lag + inflight > audit.max_queue:
+        raise Unavailable("the audit trail is behind; the call was not forwarded", code="audit_backlog")
+
+
+async def forward(ex: Exchange) -> None:
+    call = need(ex.call, "understood call")
+    transport = need(ex.transport, "transport")
+    ensure_recordable(ex)
+    started = time.perf_counter()
+    # From here the upstream may act on the call even if its answer fails: its budget stays spent.
+    ex.forwarded = True
+    try:
+        ex.answer = await transport.forward(ex)
+    except UpstreamError as exc:
+        if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
+            ex.forwarded = False  # nothing reached the tool: what the call spent is refunded
+        raise
+    finally:
+        ex.upstream_seconds = time.perf_counter() - started
+        # The upstream was fixed when the call was understood: a policy swap cannot redirect it.
+        ex.app[METRICS].upstream_timer(call.upstream).observe(ex.upstream_seconds)
+
+
+# Everything between an entry point's parse stage and its renderer, in order.
+DECISION_STAGES: tuple[Stage, ...] = (
+    decide,
+    bind_run_files,
+    spend_budgets,
+    hold_escalated,
+    confirm_run_files,
+    refuse_denied,
+)
+ENFORCE_STAGES: tuple[Stage, ...] = (*DECISION_STAGES, forward)
+
+
+async def process(stages: Sequence[Stage], ex: Exchange, render: Render[R]) -> R:
+    """Run the stages and render the answer; then, whatever happened, refund what a call that
+    did not run spent and write its one decision record (after the answer was written, so the
+    record knows whether the caller was still there to get it)."""
+    try:
+        await run(stages, ex)
+        return await render(ex)
+    finally:
+        try:
+            await refund_budgets(ex)
+        finally:
+            app = ex.app
+            record(ex, app[METRICS], app[CONFIG].mode, app.get(SINKS))
+
+
+def refused(ex: Exchange) -> bool:
+    """Settled without running: refused by policy (the renderer shows the decision)."""
+    return ex.error is None and ex.pending is None and not ex.forwarded and ex.answer is None
