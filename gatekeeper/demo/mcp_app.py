@@ -130,8 +130,10 @@ class McpDemoServer:
         stateless: bool = False,
         workspace: Workspace | None = None,
         shutdown_timeout: int = 2,
+        server: Server[Any] | None = None,
     ) -> None:
         self.host = host
+        self._server = server  # another SDK server to serve instead of the demo tools (tests)
         self.port = port
         self.json_response = json_response
         self.stateless = stateless
@@ -151,7 +153,7 @@ class McpDemoServer:
     async def start(self) -> None:
         if self._serving is not None or self._closing.is_set():
             raise RuntimeError("an McpDemoServer can be started only once")
-        server = make_mcp_server(self.workspace, self.received)
+        server = self._server or make_mcp_server(self.workspace, self.received)
         app = _streamable_http_app(
             server, json_response=self.json_response, stateless=self.stateless, host=self.host
         )
