@@ -27,6 +27,7 @@ from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
+from .mcp_sessions import MemorySessions
 from .metrics import Metrics
 from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
@@ -48,6 +49,7 @@ from .server.state import (
     ESCALATION,
     GATE,
     LIFECYCLE,
+    MCP_SESSIONS,
     METRICS,
     RECENT,
     RUNNER,
@@ -109,6 +111,7 @@ def build_agent_app(
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
+    app[MCP_SESSIONS] = MemorySessions()  # Gatekeeper.start puts the approval store's table here
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -230,6 +233,7 @@ class Gatekeeper:
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
+        agent[MCP_SESSIONS] = self.approvals.store
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ..errors import GatekeeperError
+from ..mcp_sessions import McpSessions
 from .models import Approval, Change, Grant
 
 
@@ -34,7 +35,9 @@ class PendingCapExceeded(GatekeeperError):
     code = "too_many_pending_approvals"
 
 
-class ApprovalStore(Protocol):
+class ApprovalStore(McpSessions, Protocol):
+    """Approvals and grants; the same database keeps who owns each MCP session."""
+
     async def open(self) -> None:
         """Connect and create the schema if needed."""
         ...

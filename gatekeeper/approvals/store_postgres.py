@@ -38,6 +38,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
@@ -74,7 +75,8 @@ CHANNEL = "gatekeeper_approvals"
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 _KEEPALIVE_SECONDS = 15.0
 
-_DDL = """
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id text PRIMARY KEY,
     state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -127,6 +129,8 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+)
 
 
 class PostgresApprovalStore(ChangeFeed):
@@ -561,6 +565,26 @@ class PostgresApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        await self._require().execute(
+            "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+            key,
+            upstream,
+            issuer,
+            subject,
+            now,
+        )
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        row = await self._require().fetchrow("SELECT issuer, subject FROM mcp_sessions WHERE key = $1", key)
+        return None if row is None else (str(row["issuer"]), str(row["subject"]))
+
+    async def forget_session(self, key: str) -> None:
+        await self._require().execute("DELETE FROM mcp_sessions WHERE key = $1", key)
 
 
 async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:

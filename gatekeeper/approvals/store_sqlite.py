@@ -25,6 +25,7 @@ from typing import TypeVar
 import aiosqlite
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.sqlite import immediate, open_sqlite
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
@@ -55,7 +56,8 @@ from .stores import (
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -107,6 +109,8 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+)
 
 
 class SqliteApprovalStore(ChangeFeed):
@@ -413,6 +417,32 @@ class SqliteApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (key, upstream, issuer, subject, now),
+            )
+
+        await self._write(body)
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        async def body(db: aiosqlite.Connection) -> tuple[str, str] | None:
+            async with db.execute("SELECT issuer, subject FROM mcp_sessions WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            return None if row is None else (str(row[0]), str(row[1]))
+
+        return await self._read(body)
+
+    async def forget_session(self, key: str) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute("DELETE FROM mcp_sessions WHERE key = ?", (key,))
+
+        await self._write(body)
 
 
 def _state_filter(state: str | None) -> tuple[str, tuple[str, ...]]:

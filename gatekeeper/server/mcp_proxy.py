@@ -13,8 +13,10 @@ decision is in ``_meta`` / ``error.data`` either way.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
@@ -23,6 +25,7 @@ from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
 from ..mcp_methods import PROTOCOL_METHODS, method_arguments, method_tool
+from ..mcp_sessions import session_key
 from ..models import Principal
 from ..pipeline import Exchange, Stage, need
 from .invoke import prefer_wait, read_json_body
@@ -31,6 +34,8 @@ from .mcp_relay import (
     ClientGone,
     McpForward,
     McpRequest,
+    OnAnswer,
+    Rewrite,
     relay,
     rpc_error_message,
     sse_event,
@@ -38,7 +43,7 @@ from .mcp_relay import (
 )
 from .responses import error_response, json_response
 from .stages import ENFORCE_STAGES, process, refused
-from .state import CONFIG, GATE, VERIFIER
+from .state import CONFIG, GATE, MCP_SESSIONS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -62,11 +67,55 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
         principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
     except GatekeeperError as exc:
         return error_response(exc)
+    if request.method not in ("POST", "GET", "DELETE"):
+        return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+    refused = await _foreign_session(request, upstream, principal)
+    if refused is not None:
+        return refused
     if request.method == "POST":
         return await _post(request, upstream, principal)
-    if request.method in ("GET", "DELETE"):
-        return await _pass_through(request, upstream, None)
-    return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+    response = await _pass_through(request, upstream, None, principal=principal)
+    session_id = request.headers.get("Mcp-Session-Id")
+    if request.method == "DELETE" and session_id is not None and response.status < 300:
+        await request.app[MCP_SESSIONS].forget_session(session_key(upstream.name, session_id))
+    return response
+
+
+async def _foreign_session(
+    request: web.Request, upstream: Upstream, principal: Principal
+) -> web.Response | None:
+    """A session belongs to the principal that opened it: to anyone else (and for an id this
+    gate never handed out) it does not exist, the spec's 404, whatever the request."""
+    ids = request.headers.getall("Mcp-Session-Id", [])
+    if not ids:
+        return None
+    if len(ids) > 1:
+        return _rpc_error(400, None, -32600, "Mcp-Session-Id sent more than once", "header_mismatch")
+    owner = await request.app[MCP_SESSIONS].session_owner(session_key(upstream.name, ids[0]))
+    if owner == (principal.issuer, principal.subject):
+        return None
+    log.warning(
+        "mcp_session_refused",
+        upstream=upstream.name,
+        principal=principal.subject,
+        reason="unknown session" if owner is None else "another principal's session",
+    )
+    return _rpc_error(404, None, -32001, "session not found; start a new one", "session_not_found")
+
+
+def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> OnAnswer:
+    """Binds a session the upstream opens to the principal that asked, before it is answered."""
+    sent = request.headers.get("Mcp-Session-Id")
+
+    async def bind(answer: aiohttp.ClientResponse) -> None:
+        session_id = answer.headers.get("Mcp-Session-Id")
+        if session_id is not None and session_id != sent:
+            key = session_key(upstream.name, session_id)
+            await request.app[MCP_SESSIONS].bind_session(
+                key, upstream.name, principal.issuer, principal.subject, now=time.time()
+            )
+
+    return bind
 
 
 async def _post(request: web.Request, upstream: Upstream, principal: Principal) -> web.StreamResponse:
@@ -92,16 +141,15 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     if mismatch:
         return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
     if method is None or method in PROTOCOL_METHODS:  # answers to the server's requests, plumbing
-        return await _pass_through(request, upstream, message)
+        return await _pass_through(request, upstream, message, principal=principal)
     if not isinstance(method, str):
         return _rpc_error(400, msg_id, -32600, "method must be a string", "invalid_request")
     if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
-        return await _pass_through(
-            request, upstream, message, list_filter(request.app[GATE], principal, upstream.name, method)
-        )
+        rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
+        return await _pass_through(request, upstream, message, rewrite, principal=principal)
     if "id" not in message:  # a notification would act with nobody to refuse to
         return _rpc_error(400, None, -32600, f"{method} must be a request with an id", "invalid_request")
-    mcp = McpRequest(request, upstream, message)
+    mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
     rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
     ex = Exchange(
         entry="mcp",
@@ -115,13 +163,19 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
 
 
 async def _pass_through(
-    request: web.Request, upstream: Upstream, message: dict[str, Any] | None, rewrite: Any = None
+    request: web.Request,
+    upstream: Upstream,
+    message: dict[str, Any] | None,
+    rewrite: Rewrite | None = None,
+    *,
+    principal: Principal,
 ) -> web.StreamResponse:
     """Relay what needs no decision (plumbing, a stream, a list filtered on its way back)."""
     msg_id = message.get("id") if message is not None else None
     body = None if message is None else strictjson.dumps_fast(message)
+    bind = _binder(request, upstream, principal)
     try:
-        return await relay(request, upstream, body, msg_id=msg_id, rewrite=rewrite)
+        return await relay(request, upstream, body, msg_id=msg_id, rewrite=rewrite, on_answer=bind)
     except UpstreamError as exc:
         return _rpc_error(exc.status, msg_id, RPC_INTERNAL, exc.message, exc.code)
     except ClientGone as gone:

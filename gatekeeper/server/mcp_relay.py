@@ -14,7 +14,7 @@ went away is ``ClientGone``, never an error of ours.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ _FORWARD_REQUEST_HEADERS = (
 _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
 TOO_LARGE = "the tool's answer is larger than the configured limit"
 Rewrite = Callable[[Any], Any]
+OnAnswer = Callable[[aiohttp.ClientResponse], Awaitable[None]]
 
 
 class ClientGone(Exception):
@@ -107,6 +108,7 @@ class McpRequest:
     http: web.Request
     upstream: Upstream
     message: dict[str, Any]
+    on_answer: OnAnswer | None = None
     reply: Reply = field(init=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +159,7 @@ class McpForward:
                 into=self.mcp.reply.stream,
                 answer_limit=ex.app[CONFIG].limits.max_response_bytes,
                 rewrite=self.rewrite,
+                on_answer=self.mcp.on_answer,
             )
         except ClientGone as gone:
             ex.delivery = "client_gone"
@@ -189,8 +192,11 @@ async def relay(
     into: web.StreamResponse | None = None,
     answer_limit: int | None = None,
     rewrite: Rewrite | None = None,
+    on_answer: OnAnswer | None = None,
 ) -> web.StreamResponse:
-    """Send the (possibly rewritten) request upstream and stream its answer back. Raises
+    """Send the (possibly rewritten) request upstream and stream its answer back; ``on_answer``
+    sees the upstream's answer before the client does (a new session is bound to its owner
+    before the client can use it). Raises
     ``UpstreamError`` when the upstream cannot be reached, ``ClientGone`` (with the response
     begun) when the client leaves mid-answer."""
     mcp_url = need(upstream.mcp_url, "MCP upstream URL")
@@ -213,6 +219,8 @@ async def relay(
     response: web.StreamResponse | None = into
     try:
         async with upstream_resp:
+            if on_answer is not None:
+                await on_answer(upstream_resp)
             if into is not None:
                 return await _relay_into(upstream_resp, into, msg_id, limit)
             out_headers = {

@@ -13,6 +13,7 @@ from ..escalation import EscalationHandler
 from ..gate import Gate
 from ..identity import TokenVerifier
 from ..lifecycle import Lifecycle
+from ..mcp_sessions import McpSessions
 from ..metrics import Metrics
 from ..pipeline import DecisionSinks, Transport
 from ..recent import RecentDecisions
@@ -34,3 +35,4 @@ BUDGETS = web.AppKey("budgets", BudgetCounter)
 SINKS = web.AppKey("decision_sinks", DecisionSinks)
 AUDIT = web.AppKey("audit", AuditLog)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
+MCP_SESSIONS = web.AppKey("mcp_sessions", McpSessions)  # who owns each Mcp-Session-Id

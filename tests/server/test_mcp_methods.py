@@ -18,11 +18,10 @@ from mcp.types import PromptReference, TextResourceContents
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import DemoSettings, Upstream
 
-from ..helpers import decisions, make_config, mint, running
+from ..helpers import decisions, make_config, mcp_rpc, mcp_session, mint, running
 from ..mcp_upstream import NOTE, README, SSH_KEY, serving
 
 WIRES = {"legacy-sse": ("legacy", False), "modern-json": ("auto", True)}
-ACCEPT = "application/json, text/event-stream"
 
 
 class Stack:
@@ -44,6 +43,10 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         )
         async with running(config) as gk:
             yield Stack(gk, seen, mode)
+
+
+def url_of(gk: Gatekeeper) -> str:
+    return f"{gk.agent_url}/mcp/demo"
 
 
 def _bearer(token: str) -> httpx2.AsyncClient:
@@ -105,41 +108,6 @@ async def test_every_method_is_decided_and_recorded(stack: Stack, log_output: li
     assert [r["outcome"] for r in records["file.read"]] == ["allowed"]
 
 
-async def _session(http: aiohttp.ClientSession, gk: Gatekeeper, token: str) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}", "Accept": ACCEPT}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "0"},
-        },
-    }
-    async with http.post(f"{gk.agent_url}/mcp/demo", json=init, headers=headers) as resp:
-        assert resp.status == 200, await resp.text()
-        await resp.read()
-        session = resp.headers.get("Mcp-Session-Id")
-    out = {**headers, "MCP-Protocol-Version": "2025-06-18"}
-    if session:
-        out["Mcp-Session-Id"] = session
-    async with http.post(
-        f"{gk.agent_url}/mcp/demo",
-        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-        headers=out,
-    ) as resp:
-        assert resp.status in (200, 202)
-    return out
-
-
-async def _rpc(
-    http: aiohttp.ClientSession, gk: Gatekeeper, headers: dict[str, str], message: dict[str, Any]
-) -> Any:
-    async with http.post(f"{gk.agent_url}/mcp/demo", json=message, headers=headers) as resp:
-        return resp.status, await resp.json()
-
-
 async def test_unmapped_and_credential_requests_are_refused(
     tmp_path: Path, log_output: list[dict[str, Any]]
 ) -> None:
@@ -148,7 +116,7 @@ async def test_unmapped_and_credential_requests_are_refused(
             tmp_path, demo=DemoSettings(enabled=False), upstreams={"demo": Upstream("demo", mcp_url=url)}
         )
         async with running(config) as gk, aiohttp.ClientSession() as http:
-            headers = await _session(http, gk, mint(gk))
+            headers = await mcp_session(http, url_of(gk), mint(gk))
             answers = {}
             for n, (method, params) in enumerate(
                 [
@@ -168,17 +136,20 @@ async def test_unmapped_and_credential_requests_are_refused(
                 ],
                 start=1,
             ):
-                answers[method + str(n)] = await _rpc(
-                    http, gk, headers, {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+                answers[method + str(n)] = await mcp_rpc(
+                    http, url_of(gk), headers, {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
                 )
-            held_status, held = await _rpc(
+            held_status, held = await mcp_rpc(
                 http,
-                gk,
+                url_of(gk),
                 headers,
                 {"jsonrpc": "2.0", "id": 99, "method": "resources/read", "params": {"uri": NOTE}},
             )
-            note_status, note = await _rpc(
-                http, gk, headers, {"jsonrpc": "2.0", "method": "notifications/whatever"}
+            note_status, note = await mcp_rpc(
+                http,
+                f"{gk.agent_url}/mcp/demo",
+                headers,
+                {"jsonrpc": "2.0", "method": "notifications/whatever"},
             )
     for key, (status, body) in answers.items():
         assert status == 200, key

@@ -1,0 +1,55 @@
+"""Who owns each MCP session: ``Mcp-Session-Id`` belongs to the principal that opened it.
+
+The gate records (issuer, subject) when an upstream hands out a session id, and answers any
+other principal that presents the id with the spec's 404, whatever it sends. The approval
+stores keep the table (``mcp_sessions``), so on PostgreSQL every replica knows every session
+and a fleet needs no load-balancer affinity; ``MemorySessions`` is for an app with no store.
+Ids are stored only as digests (bound to their upstream): the table hands out no session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+SESSIONS_SQL = """
+CREATE TABLE IF NOT EXISTS mcp_sessions (
+    key TEXT PRIMARY KEY,
+    upstream TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+"""
+
+
+def session_key(upstream: str, session_id: str) -> str:
+    return hashlib.sha256(f"{upstream}\0{session_id}".encode()).hexdigest()
+
+
+class McpSessions(Protocol):
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        """Record the owner of a new session; an existing binding is never changed."""
+        ...
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        """(issuer, subject) of the session's owner, or None for a session nobody opened here."""
+        ...
+
+    async def forget_session(self, key: str) -> None: ...
+
+
+class MemorySessions:
+    """Owners in this process only (a restart forgets them: clients then open a new session)."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, tuple[str, str]] = {}
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        self._owners.setdefault(key, (issuer, subject))
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        return self._owners.get(key)
+
+    async def forget_session(self, key: str) -> None:
+        self._owners.pop(key, None)
