@@ -27,7 +27,7 @@ from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
-from .mcp_sessions import MemorySessions
+from .mcp_sessions import CachedSessions, MemorySessions
 from .metrics import Metrics
 from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
@@ -233,7 +233,7 @@ class Gatekeeper:
         agent[BUDGETS] = self.budgets
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
-        agent[MCP_SESSIONS] = self.approvals.store
+        agent[MCP_SESSIONS] = CachedSessions(self.approvals.store)
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent

@@ -53,3 +53,34 @@ class MemorySessions:
 
     async def forget_session(self, key: str) -> None:
         self._owners.pop(key, None)
+
+
+class CachedSessions:
+    """Owners remembered in front of a store: a session's owner never changes once bound, so a
+    remembered owner is never wrong, only possibly forgotten elsewhere (the upstream then
+    refuses the ended session itself). Spares a store read on every MCP request."""
+
+    def __init__(self, store: McpSessions, max_entries: int = 10_000) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self._owners: dict[str, tuple[str, str]] = {}
+
+    def _remember(self, key: str, owner: tuple[str, str]) -> None:
+        if len(self._owners) >= self.max_entries:
+            self._owners.pop(next(iter(self._owners)))  # the oldest
+        self._owners[key] = owner
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        await self.store.bind_session(key, upstream, issuer, subject, now=now)
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = await self.store.session_owner(key)
+            if owner is not None:
+                self._remember(key, owner)
+        return owner
+
+    async def forget_session(self, key: str) -> None:
+        self._owners.pop(key, None)
+        await self.store.forget_session(key)
