@@ -187,10 +187,9 @@ def record(
         "shadow": _shadow_summary(exchange),
         "latency_ms": round(elapsed * 1000, 3),
     }
-    if exchange.delivery is not None:  # the caller left before its answer was written
-        entry["delivery"] = exchange.delivery
     line = {
         **entry,
+        "delivery": exchange.delivery,  # "client_gone": the caller left before its answer was written
         "capability": decision.capability if decision else None,
         "upstream_ms": round(exchange.upstream_seconds * 1000, 3)
         if exchange.upstream_seconds is not None
@@ -202,6 +201,8 @@ def record(
         entry["time"] = time.time()
         entry["issuer"] = principal.issuer if principal else None
         entry["arguments"] = call.arguments if call else None
+        if exchange.delivery is not None:
+            entry["extra"] = {"delivery": exchange.delivery}
         sink(entry)
     if metrics is not None:
         metrics.decision_counter(

@@ -242,6 +242,8 @@ def _progress(mcp: McpRequest, params: Any) -> Any:
         return None
 
     async def progress(elapsed: float, total: float) -> None:
+        if gone:
+            return
         stream = await mcp.reply.open_stream()
         note = {
             "jsonrpc": "2.0",
@@ -253,8 +255,13 @@ def _progress(mcp: McpRequest, params: Any) -> Any:
                 "message": "waiting for an operator to approve this call",
             },
         }
-        await stream.write(sse_event(note))
+        try:
+            await stream.write(sse_event(note))
+        except ConnectionResetError:  # the client left; the call stays held (and recorded) all the same
+            gone.append(True)
+            log.info("mcp_client_gone", while_held=True)
 
+    gone: list[bool] = []
     return progress
 
 
