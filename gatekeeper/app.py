@@ -55,9 +55,11 @@ from .server.state import (
     RUNNER,
     SINKS,
     TOOL_CALLS,
+    TOOL_PINS,
     TRANSPORT,
     VERIFIER,
 )
+from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 
 log = structlog.get_logger("gatekeeper")
@@ -112,6 +114,7 @@ def build_agent_app(
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
     app[MCP_SESSIONS] = MemorySessions()  # Gatekeeper.start puts the approval store's table here
+    app[TOOL_PINS] = ToolPins(MemoryToolPinStore())  # and its tool pins here
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -188,6 +191,7 @@ class Gatekeeper:
             make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
             chain_id=default_chain_id(self.config.agent_listener.port),
         )
+        self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
@@ -234,12 +238,15 @@ class Gatekeeper:
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
         agent[MCP_SESSIONS] = CachedSessions(self.approvals.store)
+        await self.tool_pins.refresh()
+        agent[TOOL_PINS] = self.tool_pins
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
         operator[AUDIT] = self.audit
         operator[BUDGETS] = self.budgets
         operator[AUDIT_STATUS] = self._audit_status
+        operator[TOOL_PINS] = self.tool_pins
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ..errors import GatekeeperError
 from ..mcp_sessions import McpSessions
+from ..tool_pins import ToolPinStore
 from .models import Approval, Change, Grant
 
 
@@ -35,7 +36,7 @@ class PendingCapExceeded(GatekeeperError):
     code = "too_many_pending_approvals"
 
 
-class ApprovalStore(McpSessions, Protocol):
+class ApprovalStore(McpSessions, ToolPinStore, Protocol):
     """Approvals and grants; the same database keeps who owns each MCP session."""
 
     async def open(self) -> None:

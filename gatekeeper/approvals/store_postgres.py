@@ -40,6 +40,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..errors import GatekeeperError, NotFound
 from ..mcp_sessions import SESSIONS_SQL
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
     APPROVAL_COLUMNS,
@@ -130,6 +131,7 @@ CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest,
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
     + SESSIONS_SQL
+    + TOOL_PINS_SQL
 )
 
 
@@ -585,6 +587,23 @@ class PostgresApprovalStore(ChangeFeed):
 
     async def forget_session(self, key: str) -> None:
         await self._require().execute("DELETE FROM mcp_sessions WHERE key = $1", key)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        rows = await self._require().fetch(f"SELECT {PIN_COLUMNS} FROM tool_pins")
+        return [pin_from_row(tuple(row)) for row in rows]
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        await self._require().execute(
+            f"INSERT INTO tool_pins ({PIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (upstream, tool) DO UPDATE SET pinned_digest = EXCLUDED.pinned_digest,"
+            " pinned_definition = EXCLUDED.pinned_definition, seen_digest = EXCLUDED.seen_digest,"
+            " seen_definition = EXCLUDED.seen_definition, flags = EXCLUDED.flags,"
+            " seen_at = EXCLUDED.seen_at, approved_by = EXCLUDED.approved_by,"
+            " approved_at = EXCLUDED.approved_at",
+            *pin_row(pin),
+        )
 
 
 async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -27,6 +27,7 @@ import aiosqlite
 from ..errors import GatekeeperError, NotFound
 from ..mcp_sessions import SESSIONS_SQL
 from ..storage.sqlite import immediate, open_sqlite
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
     APPROVAL_COLUMNS,
@@ -110,6 +111,7 @@ CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest,
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
     + SESSIONS_SQL
+    + TOOL_PINS_SQL
 )
 
 
@@ -441,6 +443,24 @@ class SqliteApprovalStore(ChangeFeed):
     async def forget_session(self, key: str) -> None:
         async def body(db: aiosqlite.Connection, tx: Tx) -> None:
             await db.execute("DELETE FROM mcp_sessions WHERE key = ?", (key,))
+
+        await self._write(body)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        async def body(db: aiosqlite.Connection) -> list[ToolPin]:
+            async with db.execute(f"SELECT {PIN_COLUMNS} FROM tool_pins") as cur:
+                return [pin_from_row(tuple(row)) for row in await cur.fetchall()]
+
+        return await self._read(body)
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                f"INSERT OR REPLACE INTO tool_pins ({PIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                pin_row(pin),
+            )
 
         await self._write(body)
 

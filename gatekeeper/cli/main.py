@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, GatekeeperError
-from . import approvals, audit, policy, serve, token
+from . import approvals, audit, policy, serve, token, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.register(sub)
     policy.register(sub)
     audit.register(sub)
+    tools.register(sub)
     return parser
 
 

@@ -12,11 +12,15 @@ from typing import Any
 from ..gate import Gate
 from ..mcp_methods import FILTERED_LISTS, method_arguments, method_tool
 from ..models import Principal
+from ..tool_pins import ToolPins
 from .mcp_relay import Rewrite
 
 
-def list_filter(gate: Gate, principal: Principal, upstream: str, method: str) -> Rewrite | None:
-    """The rewrite that filters ``method``'s answer, or None when it is not a filtered list."""
+def list_filter(
+    gate: Gate, principal: Principal, upstream: str, method: str, pins: ToolPins | None = None
+) -> Rewrite | None:
+    """The rewrite that filters ``method``'s answer, or None when it is not a filtered list.
+    A tool whose definition is withheld (``tool_pins``) is not shown either."""
     key = FILTERED_LISTS.get(method)
     if key is None:
         return None
@@ -37,11 +41,16 @@ def list_filter(gate: Gate, principal: Principal, upstream: str, method: str) ->
             principal, method_tool("prompts/get"), method_arguments(upstream, {"name": name})
         )
 
-    def rewrite(message: Any) -> Any:
+    async def rewrite(message: Any) -> Any:
         if isinstance(message, dict) and isinstance(message.get("result"), dict):
             items = message["result"].get(key)
             if isinstance(items, list):
-                message["result"][key] = [item for item in items if visible(item)]
+                withheld: set[str] = set()
+                if key == "tools" and pins is not None:
+                    withheld = await pins.observe(upstream, [i for i in items if isinstance(i, dict)])
+                message["result"][key] = [
+                    item for item in items if visible(item) and item.get("name") not in withheld
+                ]
             elif key in message["result"]:
                 message["result"][key] = []
         return message

@@ -43,7 +43,7 @@ from .mcp_relay import (
 )
 from .responses import error_response, json_response
 from .stages import ENFORCE_STAGES, process, refused
-from .state import CONFIG, GATE, MCP_SESSIONS, VERIFIER
+from .state import CONFIG, GATE, MCP_SESSIONS, TOOL_PINS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -145,7 +145,7 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     if not isinstance(method, str):
         return _rpc_error(400, msg_id, -32600, "method must be a string", "invalid_request")
     if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
-        rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
+        rewrite = list_filter(request.app[GATE], principal, upstream.name, method, request.app.get(TOOL_PINS))
         return await _pass_through(request, upstream, message, rewrite, principal=principal)
     if "id" not in message:  # a notification would act with nobody to refuse to
         return _rpc_error(400, None, -32600, f"{method} must be a request with an id", "invalid_request")

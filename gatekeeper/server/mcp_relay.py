@@ -46,7 +46,7 @@ _FORWARD_REQUEST_HEADERS = (
 )
 _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
 TOO_LARGE = "the tool's answer is larger than the configured limit"
-Rewrite = Callable[[Any], Any]
+Rewrite = Callable[[Any], Awaitable[Any]]
 OnAnswer = Callable[[aiohttp.ClientResponse], Awaitable[None]]
 
 
@@ -231,7 +231,7 @@ async def relay(
                 # One JSON answer (or something else): read whole, bounded, then answered at once.
                 raw = await read_body(upstream_resp.content, limit if answer_limit is None else answer_limit)
                 if rewrite is not None:  # a list we cannot read shows nothing, never everything
-                    data = _rewrite_json(rewrite, raw)
+                    data = await _rewrite_json(rewrite, raw)
                 elif answer_limit is not None and len(raw) > answer_limit:
                     message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
                     return json_response(502, message)
@@ -242,7 +242,7 @@ async def relay(
             await response.prepare(request)
             if rewrite is not None:
                 async for block in _sse_blocks(upstream_resp.content):
-                    await response.write(_rewrite_sse_block(rewrite, block))
+                    await response.write(await _rewrite_sse_block(rewrite, block))
             else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
                 relayed = 0
                 async for chunk in upstream_resp.content.iter_any():
@@ -303,15 +303,15 @@ async def _sse_blocks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
         yield b"".join(pending)
 
 
-def _rewrite_json(rewrite: Rewrite, raw: bytes) -> bytes:
+async def _rewrite_json(rewrite: Rewrite, raw: bytes) -> bytes:
     try:
         message = json.loads(raw)
     except ValueError:  # cut off or not JSON: an empty answer rather than everything
         message = {"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": "unreadable answer"}}
-    return json.dumps(rewrite(message)).encode()
+    return json.dumps(await rewrite(message)).encode()
 
 
-def _rewrite_sse_block(rewrite: Rewrite, block: bytes) -> bytes:
+async def _rewrite_sse_block(rewrite: Rewrite, block: bytes) -> bytes:
     lines = block.decode("utf-8", "replace").splitlines()
     data_lines = [line[5:].lstrip(" ") for line in lines if line.startswith("data:")]
     if not data_lines:
@@ -320,6 +320,6 @@ def _rewrite_sse_block(rewrite: Rewrite, block: bytes) -> bytes:
         message = json.loads("\n".join(data_lines))
     except ValueError:  # an event we cannot read is dropped, not passed on unfiltered
         return b": dropped an unreadable event\n\n"
-    rewritten = json.dumps(rewrite(message))
+    rewritten = json.dumps(await rewrite(message))
     kept = [line for line in lines if line and not line.startswith("data:")]
     return ("\n".join([*kept, f"data: {rewritten}"]) + "\n\n").encode()

@@ -19,7 +19,7 @@ from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from .budgets import refund_budgets, spend_budgets
 from .run_files import bind_run_files, confirm_run_files
-from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS
+from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TOOL_PINS
 
 R = TypeVar("R")
 Render = Callable[[Exchange], Awaitable[R]]
@@ -29,6 +29,27 @@ async def decide(ex: Exchange) -> None:
     principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
     verdict = ex.app[GATE].evaluate(principal, tool, ex.arguments)
     ex.call, ex.decision, ex.shadow = verdict.call, verdict.decision, verdict.shadow
+
+
+async def check_tool_pin(ex: Exchange) -> None:
+    """A tool whose definition changed (or was flagged) since it was pinned is not called until
+    an operator approves the new definition (``tool_pins``)."""
+    pins, call, decision = ex.app.get(TOOL_PINS), ex.call, ex.decision
+    if pins is None or call is None or decision is None or decision.outcome is Outcome.DENY:
+        return
+    pin = pins.withheld(call.upstream, call.tool)
+    if pin is None:
+        return
+    why = f"flagged ({', '.join(pin.flags)})" if pin.flags else "changed since it was pinned"
+    ex.decision = Decision(
+        Outcome.DENY,
+        "tool_definition_changed",
+        f"the definition of {call.tool} is {why}; an operator must approve it "
+        f"(gatekeeper tools pins) before it is called",
+        None,
+        capability=None,
+        policy_version=decision.policy_version,
+    )
 
 
 def monitoring(ex: Exchange) -> bool:
@@ -106,6 +127,7 @@ async def forward(ex: Exchange) -> None:
 # Everything between an entry point's parse stage and its renderer, in order.
 DECISION_STAGES: tuple[Stage, ...] = (
     decide,
+    check_tool_pin,
     bind_run_files,
     spend_budgets,
     hold_escalated,

@@ -18,6 +18,7 @@ from ..metrics import Metrics
 from ..pipeline import DecisionSinks, Transport
 from ..recent import RecentDecisions
 from ..runner.transport import Runner
+from ..tool_pins import ToolPins
 from ..upstream import ToolTransport
 
 CONFIG = web.AppKey("config", Config)
@@ -36,3 +37,4 @@ SINKS = web.AppKey("decision_sinks", DecisionSinks)
 AUDIT = web.AppKey("audit", AuditLog)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
 MCP_SESSIONS = web.AppKey("mcp_sessions", McpSessions)  # who owns each Mcp-Session-Id
+TOOL_PINS = web.AppKey("tool_pins", ToolPins)  # MCP tool definitions pinned by digest
