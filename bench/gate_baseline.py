@@ -359,12 +359,16 @@ async def amain(args: argparse.Namespace) -> None:
         await profile_gatekeeper(args)
         return
     per_set = (args.warmup + args.duration + 1) * args.rounds * 6
-    proc, info = start_servers(per_set * 3 + 120)
+    # Side by side, both stacks drop the demo's record of received calls every second: otherwise the
+    # stack that serves more rows grows a larger heap and pays for it on every call (an A/A run of
+    # one tree against itself showed the difference).
+    extra = ["--trim-received", "1"] if args.baseline_tree is not None else []
+    proc, info = start_servers(per_set * 3 + 120, extra_args=extra)
     base_proc = None
     try:
         targets = http_targets(info) + ([] if args.no_mcp else mcp_targets(info))
         if args.baseline_tree is not None:  # the same rows served by another checkout, side by side
-            base_proc, base = start_servers(per_set * 3 + 120, tree=args.baseline_tree)
+            base_proc, base = start_servers(per_set * 3 + 120, extra_args=extra, tree=args.baseline_tree)
             for target in http_targets(base)[-1:] + ([] if args.no_mcp else mcp_targets(base)[-1:]):
                 ref = "bare-proxy" if target.kind == "http" else "mcp-direct"
                 targets.append(replace(target, name=f"{target.name}@base", reference=ref, pid=base["pid"]))
