@@ -54,7 +54,11 @@ def is_method_tool(tool: str) -> bool:
 
 
 def method_arguments(upstream: str, params: Any) -> dict[str, Any]:
-    """What a method call's digest binds: the upstream it goes to and its parameters."""
+    """What a method call's digest binds: the upstream it goes to and its parameters, less the
+    protocol's ``_meta`` (a progress token differs on every retry of the same request, and an
+    approval must match the retry)."""
+    if isinstance(params, dict) and "_meta" in params:
+        params = {key: value for key, value in params.items() if key != "_meta"}
     return {"upstream": upstream, "params": {} if params is None else params}
 
 

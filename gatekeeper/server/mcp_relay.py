@@ -146,7 +146,10 @@ class McpForward:
         if runner is not None and runner.takes(call):  # contained tools run in the sandbox, not upstream
             return await self._run_contained(ex, call)
         if is_method_tool(call.tool):
-            params = call.arguments["params"]
+            params = dict(call.arguments["params"])
+            sent = message.get("params")
+            if isinstance(sent, dict) and "_meta" in sent:  # protocol metadata, not decided on
+                params["_meta"] = sent["_meta"]
             outgoing = {**message, "params": params} if "params" in message else message
         else:
             outgoing = {**message, "params": {**message["params"], "arguments": call.arguments}}

@@ -18,7 +18,7 @@ from mcp.types import PromptReference, TextResourceContents
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import DemoSettings, Upstream
 
-from ..helpers import decisions, make_config, mcp_rpc, mcp_session, mint, running
+from ..helpers import decisions, make_config, mcp_rpc, mcp_session, mint, running, vote, wait_for_pending
 from ..mcp_upstream import NOTE, README, SSH_KEY, serving
 
 WIRES = {"legacy-sse": ("legacy", False), "modern-json": ("auto", True)}
@@ -170,3 +170,31 @@ async def test_unmapped_and_credential_requests_are_refused(
         "mcp.method:brand/new-method",
     }
     assert unmapped["mcp.method:tasks/list"]["capabilities"] == []
+
+
+async def test_a_held_resource_read_runs_once_approved_when_the_same_request_is_sent_again(
+    tmp_path: Path, log_output: list[dict[str, Any]]
+) -> None:
+    async with serving(json_response=True) as (url, seen):
+        upstreams = {"demo": Upstream("demo", mcp_url=url)}
+        config = make_config(tmp_path, demo=DemoSettings(enabled=False), upstreams=upstreams)
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = await mcp_session(http, url_of(gk), mint(gk))
+
+            def read(n: int) -> dict[str, Any]:  # each retry has its own id and progress token
+                params = {"uri": NOTE, "_meta": {"progressToken": f"t{n}"}}
+                return {"jsonrpc": "2.0", "id": n, "method": "resources/read", "params": params}
+
+            status, held = await mcp_rpc(http, url_of(gk), headers, read(1))
+            assert held["error"]["data"]["outcome"] == "pending"
+            assert ("resources/read", NOTE) not in seen
+            approval_id = await wait_for_pending(http, gk)
+            assert (await vote(http, gk, approval_id, "approve"))[0] == 200
+            status, answer = await mcp_rpc(http, url_of(gk), headers, read(2))
+    assert status == 200 and answer["result"]["contents"][0]["text"] == "a note", answer
+    assert seen.count(("resources/read", NOTE)) == 1
+    reads = [r for r in decisions(log_output) if r["tool"] == "mcp.method:resources/read"]
+    assert [(r["outcome"], r["code"]) for r in reads] == [
+        ("pending", "approval_required"),
+        ("allowed", "approved"),
+    ]
