@@ -7,10 +7,11 @@ from aiohttp import web
 
 from ..approvals.store import ApprovalError
 from ..errors import NotFound, RequestError
+from ..pipeline import new_decision_id
 from .invoke import read_json_body
 from .operator import operator
 from .responses import json_response
-from .state import TOOL_PINS
+from .state import AUDIT, TOOL_PINS
 
 log = structlog.get_logger("gatekeeper.tool_pins")
 
@@ -46,6 +47,19 @@ async def approve_pin(request: web.Request) -> web.Response:
         raise ApprovalError(
             "the definition changed again since the digest you reviewed; look at it again",
             code="digest_mismatch",
+        )
+    audit = request.app.get(AUDIT)
+    if audit is not None:  # who pinned which definition goes into the same chain as the calls
+        audit.append(
+            decision_id=new_decision_id(),
+            entry="tool_pin",
+            outcome="approved",
+            code="tool_pinned",
+            tool=tool,
+            digest=pin.pinned_digest,
+            operator=who.subject,
+            reason=str(body.get("comment") or "") or None,
+            extra={"upstream": upstream, "flags": list(pin.flags)},
         )
     log.info(
         "tool_pin_approved", upstream=upstream, tool=tool, digest=pin.pinned_digest, operator=who.subject

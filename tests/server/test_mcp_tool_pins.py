@@ -120,6 +120,9 @@ async def test_a_changed_definition_is_withheld_until_an_operator_approves_it(
 
             assert await cli(gk, "approve", "demo", "file.read", "0" * 64) == 1  # not what was reviewed
             assert await cli(gk, "approve", "demo", "file.read", digest) == 0
+            await gk.audit.flush()
+            pinned = [r async for r in gk.audit.sink.records() if r.entry == "tool_pin"]
+            assert [(r.tool, r.digest, r.operator) for r in pinned] == [("file.read", digest, "ops-1")]
             assert [t.name for t in (await mcp.list_tools()).tools] == ["file.read"]
             assert not (await mcp.call_tool("file.read", {"path": "README.md"})).is_error
     outcomes = [(r["outcome"], r["code"]) for r in decisions(log_output) if r["tool"] == "file.read"]
