@@ -140,6 +140,10 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     mismatch = _header_mismatch(request, message)
     if mismatch:
         return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
+    if method is None and not _is_response(message):
+        return _rpc_error(
+            400, msg_id, -32600, "neither a request, a notification nor a response", "invalid_request"
+        )
     if method is None or method in PROTOCOL_METHODS:  # answers to the server's requests, plumbing
         return await _pass_through(request, upstream, message, principal=principal)
     if not isinstance(method, str):
@@ -160,6 +164,11 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
         principal=principal,
     )
     return await process(MCP_STAGES, ex, render_mcp)
+
+
+def _is_response(message: dict[str, Any]) -> bool:
+    """A client's answer to a server's request: an id and exactly one of result and error."""
+    return "id" in message and set(message) - {"jsonrpc", "id"} in ({"result"}, {"error"})
 
 
 async def _pass_through(

@@ -198,3 +198,21 @@ async def test_a_held_resource_read_runs_once_approved_when_the_same_request_is_
         ("pending", "approval_required"),
         ("allowed", "approved"),
     ]
+
+
+async def test_a_message_that_is_no_request_notification_or_response_is_refused(
+    tmp_path: Path, log_output: list[dict[str, Any]]
+) -> None:
+    async with serving(json_response=True) as (url, seen):
+        upstreams = {"demo": Upstream("demo", mcp_url=url)}
+        config = make_config(tmp_path, demo=DemoSettings(enabled=False), upstreams=upstreams)
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = await mcp_session(http, url_of(gk), mint(gk))
+            for message in (
+                {"jsonrpc": "2.0", "id": 3, "params": {"uri": SSH_KEY}},
+                {"jsonrpc": "2.0", "id": 3, "result": {}, "error": {"code": 1, "message": "x"}},
+                {"jsonrpc": "2.0", "result": {}},
+            ):
+                status, body = await mcp_rpc(http, url_of(gk), headers, message)
+                assert status == 400 and body["error"]["data"]["code"] == "invalid_request", message
+    assert seen == []
