@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, GatekeeperError
-from . import approvals, audit, policy, serve, token, tools
+from . import approvals, audit, mcp_stdio, policy, serve, token, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(sub)
     audit.register(sub)
     tools.register(sub)
+    mcp_stdio.register(sub)
     return parser
 
 
