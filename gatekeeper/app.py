@@ -30,6 +30,7 @@ from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
 from .listen import binding
+from .mcp_sessions import CachedSessions, MemorySessions
 from .metrics import Metrics
 from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
@@ -40,7 +41,7 @@ from .server.agent_approvals import add_agent_approval_routes, openapi_agent
 from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
-from .server.invoke import handle_invoke
+from .server.invoke import CallTool, handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.protocol import GuardedAppRunner
@@ -55,13 +56,17 @@ from .server.state import (
     ESCALATION,
     GATE,
     LIFECYCLE,
+    MCP_SESSIONS,
     METRICS,
     RECENT,
     RUNNER,
     SINKS,
+    TOOL_CALLS,
+    TOOL_PINS,
     TRANSPORT,
     VERIFIER,
 )
+from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
 
@@ -118,6 +123,8 @@ def build_agent_app(
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
+    app[MCP_SESSIONS] = MemorySessions()  # Gatekeeper.start puts the approval store's table here
+    app[TOOL_PINS] = ToolPins(MemoryToolPinStore())  # and its tool pins here
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -127,6 +134,7 @@ def build_agent_app(
                 session, max_response_bytes=config.limits.max_response_bytes, credentials=credentials
             )
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
+            app[TOOL_CALLS] = CallTool(app[TRANSPORT], config.upstreams)
             yield
 
     if runner is not None:
@@ -208,6 +216,7 @@ class Gatekeeper:
         )
         max_seconds = audit.max_unwritten_seconds
         self.metrics.audit_accepting.set_function(lambda: float(self.audit.refusal(max_seconds) is None))
+        self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
@@ -268,12 +277,16 @@ class Gatekeeper:
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
         agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
+        agent[MCP_SESSIONS] = CachedSessions(self.approvals.store)
+        await self.tool_pins.refresh()
+        agent[TOOL_PINS] = self.tool_pins
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
         operator[AUDIT] = self.audit
         operator[BUDGETS] = self.budgets
         operator[AUDIT_STATUS] = self._audit_status
+        operator[TOOL_PINS] = self.tool_pins
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),

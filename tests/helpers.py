@@ -212,3 +212,42 @@ async def wait_for_pending(http: aiohttp.ClientSession, gk: Gatekeeper) -> str:
             return str(approvals[0]["id"])
         await asyncio.sleep(0.02)
     pytest.fail("no pending approval appeared")
+
+
+MCP_ACCEPT = "application/json, text/event-stream"
+MCP_VERSION = "2025-06-18"
+
+
+async def mcp_session(http: aiohttp.ClientSession, url: str, token: str) -> dict[str, str]:
+    """Open an MCP session at ``url`` (initialize, initialized) by hand; the headers for the
+    next requests (token, protocol version and the session id, when the server gave one)."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": MCP_ACCEPT}
+    params = {"protocolVersion": MCP_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    async with http.post(url, json=init, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        await resp.read()
+        session = resp.headers.get("Mcp-Session-Id")
+    out = {**headers, "MCP-Protocol-Version": MCP_VERSION}
+    if session:
+        out["Mcp-Session-Id"] = session
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    async with http.post(url, json=note, headers=out) as resp:
+        assert resp.status in (200, 202), await resp.text()
+    return out
+
+
+async def mcp_rpc(
+    http: aiohttp.ClientSession, url: str, headers: Mapping[str, str], message: Mapping[str, Any]
+) -> tuple[int, Any]:
+    """POST one JSON-RPC message; (status, the JSON answer, or the data of its one SSE event)."""
+    async with http.post(url, json=message, headers=headers) as resp:
+        raw = await resp.read()
+        if resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+            data = [
+                line[5:]
+                for line in raw.decode().splitlines()
+                if line.startswith("data:") and line[5:].strip()
+            ]
+            return resp.status, json.loads(data[-1]) if data else None
+        return resp.status, json.loads(raw) if raw.strip() else None

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ..errors import GatekeeperError
+from ..mcp_sessions import McpSessions
+from ..tool_pins import ToolPinStore
 from .models import Approval, Change, Grant
 
 
@@ -34,7 +36,9 @@ class PendingCapExceeded(GatekeeperError):
     code = "too_many_pending_approvals"
 
 
-class ApprovalStore(Protocol):
+class ApprovalStore(McpSessions, ToolPinStore, Protocol):
+    """Approvals and grants; the same database keeps who owns each MCP session."""
+
     async def open(self) -> None:
         """Connect and create the schema if needed."""
         ...

@@ -38,7 +38,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
     APPROVAL_COLUMNS,
@@ -74,7 +76,8 @@ CHANNEL = "gatekeeper_approvals"
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 _KEEPALIVE_SECONDS = 15.0
 
-_DDL = """
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id text PRIMARY KEY,
     state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -131,6 +134,9 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+    + TOOL_PINS_SQL
+)
 
 
 class PostgresApprovalStore(ChangeFeed):
@@ -581,6 +587,43 @@ class PostgresApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        await self._require().execute(
+            "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+            key,
+            upstream,
+            issuer,
+            subject,
+            now,
+        )
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        row = await self._require().fetchrow("SELECT issuer, subject FROM mcp_sessions WHERE key = $1", key)
+        return None if row is None else (str(row["issuer"]), str(row["subject"]))
+
+    async def forget_session(self, key: str) -> None:
+        await self._require().execute("DELETE FROM mcp_sessions WHERE key = $1", key)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        rows = await self._require().fetch(f"SELECT {PIN_COLUMNS} FROM tool_pins")
+        return [pin_from_row(tuple(row)) for row in rows]
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        await self._require().execute(
+            f"INSERT INTO tool_pins ({PIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (upstream, tool) DO UPDATE SET pinned_digest = EXCLUDED.pinned_digest,"
+            " pinned_definition = EXCLUDED.pinned_definition, seen_digest = EXCLUDED.seen_digest,"
+            " seen_definition = EXCLUDED.seen_definition, flags = EXCLUDED.flags,"
+            " seen_at = EXCLUDED.seen_at, approved_by = EXCLUDED.approved_by,"
+            " approved_at = EXCLUDED.approved_at",
+            *pin_row(pin),
+        )
 
 
 async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:

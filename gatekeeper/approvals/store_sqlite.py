@@ -25,7 +25,9 @@ from typing import TypeVar
 import aiosqlite
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.sqlite import immediate, open_sqlite
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
     ADDED_APPROVAL_COLUMNS,
@@ -56,7 +58,8 @@ from .stores import (
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -110,6 +113,9 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+    + TOOL_PINS_SQL
+)
 
 
 class SqliteApprovalStore(ChangeFeed):
@@ -439,6 +445,50 @@ class SqliteApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (key, upstream, issuer, subject, now),
+            )
+
+        await self._write(body)
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        async def body(db: aiosqlite.Connection) -> tuple[str, str] | None:
+            async with db.execute("SELECT issuer, subject FROM mcp_sessions WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            return None if row is None else (str(row[0]), str(row[1]))
+
+        return await self._read(body)
+
+    async def forget_session(self, key: str) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute("DELETE FROM mcp_sessions WHERE key = ?", (key,))
+
+        await self._write(body)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        async def body(db: aiosqlite.Connection) -> list[ToolPin]:
+            async with db.execute(f"SELECT {PIN_COLUMNS} FROM tool_pins") as cur:
+                return [pin_from_row(tuple(row)) for row in await cur.fetchall()]
+
+        return await self._read(body)
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                f"INSERT OR REPLACE INTO tool_pins ({PIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                pin_row(pin),
+            )
+
+        await self._write(body)
 
 
 def _state_filter(state: str | None) -> tuple[str, tuple[str, ...]]:

@@ -130,8 +130,10 @@ class McpDemoServer:
         stateless: bool = False,
         workspace: Workspace | None = None,
         shutdown_timeout: int = 2,
+        server: Server[Any] | None = None,
     ) -> None:
         self.host = host
+        self._server = server  # another SDK server to serve instead of the demo tools (tests)
         self.port = port
         self.json_response = json_response
         self.stateless = stateless
@@ -195,7 +197,9 @@ class McpDemoServer:
         return app
 
     def make_server(self) -> Server[Any]:
-        """The SDK server this serves: the demo tools (the stdio bridge serves another)."""
+        """The SDK server this serves: the demo tools, or the one given (the stdio bridge, tests)."""
+        if self._server is not None:
+            return self._server
         return make_mcp_server(self.workspace, self.received)
 
     async def stop(self) -> None:

@@ -23,7 +23,7 @@ from casbin.persist import Adapter
 from casbin.persist.adapter import _extract_tokens
 
 from ..errors import PolicyError
-from ..models import Capability, Decision, Outcome, Principal
+from ..models import Capability, Decision, Outcome, Principal, policy_object
 
 logging.getLogger("casbin").setLevel(logging.WARNING)
 
@@ -480,8 +480,9 @@ class CasbinPolicy:
 
     def decide(self, principal: Principal, tool: str, capabilities: Sequence[Capability]) -> Decision:
         subjects = (f"user:{principal.subject}", *principal.roles)
+        tool_object = policy_object(tool)
         objects: list[tuple[str, ConditionContext]] = [
-            (f"tool:{tool}", ConditionContext(principal.subject, tool, f"tool:{tool}", {}))
+            (tool_object, ConditionContext(principal.subject, tool, tool_object, {}))
         ]
         seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
         for cap in capabilities:

@@ -94,6 +94,10 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "compute.provision": None,
         "compute.opaque": None,
         "crypto.mine": None,
+        # MCP methods besides tools/call (mcp_methods.py)
+        "mcp.method": "MCP method",
+        "mcp.prompt": "prompt name",
+        "mcp.resource": "resource URI",
         # shape
         "inspect.invalid": None,
     }

@@ -66,6 +66,10 @@ class Runner:
         except OSError:
             pass
 
+    def takes(self, call: ToolCall) -> bool:
+        """Whether this call runs here (whichever entry point it came through)."""
+        return call.upstream == self.settings.upstream and call.tool in RUNNER_TOOLS
+
     async def run(self, call: ToolCall, decision_id: str) -> dict[str, Any]:
         arguments = call.arguments
         ttl = self.settings.limits.wall_seconds + 10.0

@@ -217,5 +217,7 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/events", events)
     app.router.add_post("/v1/explain", explain_call)
     from .console import add_console_routes  # here: console imports operator() from this module
+    from .operator_pins import add_pin_routes  # so does this one
 
     add_console_routes(app)
+    add_pin_routes(app)

@@ -764,3 +764,12 @@ def test_open_store_refuses_anything_else_and_says_what_it_accepts(tmp_path: Pat
     message = err.value.message
     assert "approvals.store" in message and "postgresql://" in message and ".sqlite3" in message
     assert "secret" not in message
+
+
+async def test_an_mcp_session_keeps_its_first_owner_until_forgotten(store: ApprovalStore) -> None:
+    assert await store.session_owner("k1") is None
+    await store.bind_session("k1", "demo", "iss", "agent-1", now=1.0)
+    await store.bind_session("k1", "demo", "iss", "agent-2", now=2.0)  # never rebound
+    assert await store.session_owner("k1") == ("iss", "agent-1")
+    await store.forget_session("k1")
+    assert await store.session_owner("k1") is None
