@@ -47,6 +47,14 @@ VERDICT_REQUEST = _object(
     },
     closed=True,
 )
+PIN_REQUEST = _object(
+    ["digest"],
+    {
+        "digest": {"type": "string", "minLength": 1, "maxLength": 128},
+        "comment": {"type": "string", "maxLength": 4000},
+    },
+    closed=True,
+)
 EXPLAIN_REQUEST = _object(
     ["tool"],
     {"tool": _STR, "arguments": {"type": "object"}, "roles": _STR_LIST, "sub": _STR},
@@ -455,6 +463,29 @@ def _operator_paths() -> dict[str, Any]:
                 }
             ],
         ),
+        "/v1/tool-pins": _get(
+            "MCP tool definitions withheld until an operator pins them (state=all: every one seen)",
+            _object(["pins"], {"pins": {"type": "array", "items": _ANY_OBJECT}}),
+            parameters=[
+                {"name": "state", "in": "query", "required": False, "schema": {"enum": ["withheld", "all"]}}
+            ],
+        ),
+        "/v1/tool-pins/{upstream}/{tool}/approve": {
+            "post": {
+                "summary": "Pin the definition an operator reviewed (by its seen_digest)",
+                "parameters": [
+                    {"name": n, "in": "path", "required": True, "schema": _STR} for n in ("upstream", "tool")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": PIN_REQUEST}},
+                },
+                "responses": {
+                    "200": _json(_ANY_OBJECT, "the pin after approval"),
+                    **_errors("400", "401", "404", "409", "413"),
+                },
+            }
+        },
         "/v1/audit/status": _get("The audit trail's head", _object(["status"], {"status": _STR})),
         "/v1/console/config": _get("What the console highlights", _ANY_OBJECT),
         "/v1/events": {

@@ -8,6 +8,7 @@ from aiohttp import web
 from ..approvals.store import ApprovalError
 from ..errors import NotFound, RequestError
 from ..pipeline import new_decision_id
+from .api_schema import PIN_REQUEST, check_object
 from .invoke import read_json_body
 from .operator import operator
 from .responses import json_response
@@ -29,14 +30,7 @@ async def list_pins(request: web.Request) -> web.Response:
 
 async def approve_pin(request: web.Request) -> web.Response:
     who = await operator(request)
-    body = await read_json_body(request, 64 * 1024, 8)
-    if not isinstance(body, dict) or not isinstance(body.get("digest"), str):
-        raise RequestError(
-            'body must be {"digest": "<the seen_digest you reviewed>"}', code="invalid_request"
-        )
-    unknown = sorted(set(body) - {"digest", "comment"})
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", code="unknown_field")
+    body = check_object(PIN_REQUEST, await read_json_body(request, 64 * 1024, 8))  # as /openapi.json says
     upstream, tool = request.match_info["upstream"], request.match_info["tool"]
     pins = request.app[TOOL_PINS]
     await pins.refresh()

@@ -22,7 +22,7 @@ from gatekeeper.server.api_schema import CALL_REQUEST, VERDICT_REQUEST, openapi_
 from ..helpers import H100, invoke, mint, ops_auth
 
 # Served by the listeners but not JSON APIs: the console's page and files, and MCP.
-NOT_IN_THE_DOCUMENT = {"/", "/console/{name}", "/mcp/{upstream}"}
+NOT_IN_THE_DOCUMENT = {"/", "/console/{name}", "/console/approvals/{id}", "/mcp/{upstream}"}  # pages, MCP
 
 
 async def served(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
