@@ -843,6 +843,10 @@ class Inspection:
                     self.add(f"proc.exec:{real}", f"{argv[0].text} is a copy of {real}")
                     self.run([Word(real), *args], depth + 1)
         family = P.family(name)
+        table = shell_tables.TABLES.get(family)
+        if table is not None and table.old_style:
+            args = shell_options.old_style_args(table, args)
+            argv = [argv[0], *args]
         moves = shell_files.chdir_words(family, args)
         if moves is None:
             ran = self.run_here(name, family, argv, depth)
