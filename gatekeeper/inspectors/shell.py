@@ -20,6 +20,7 @@ import operator
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import bashlex
@@ -31,6 +32,7 @@ from gatekeeper.inspectors import (
     shell_lexer,
     shell_network,
     shell_options,
+    shell_runs,
     shell_static,
     shell_tables,
 )
@@ -170,6 +172,7 @@ class Inspection:
         "functions",
         "home_set",
         "positional",
+        "ran_files",
         "seen_dirs",
         "src",
         "tokens_left",
@@ -188,6 +191,7 @@ class Inspection:
         self.cdpath = False
         self.home_set = False
         self.caps: dict[str, Capability] = {}
+        self.ran_files: set[str] = set()  # workspace files run as code (shell_runs)
         self.urls = 0
         self.downloaded: set[str] = set()
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
@@ -684,6 +688,7 @@ class Inspection:
         for cap in child.caps.values():
             if not cap.name.startswith(("proc.exec:", "shell.opaque")):
                 self.add(cap.name, cap.evidence)
+        self.ran_files |= child.ran_files
 
     def command(self, n: Any, depth: int) -> set[str]:
         words: list[Word] = []
@@ -872,7 +877,14 @@ class Inspection:
         texts: list[str] = list(map(_TEXT, argv))  # no comprehension frame per command
         evidence = " ".join(texts)
         if family not in P.BUILTINS:  # cd, export, set...: the shell itself, not a program
-            self.add(f"proc.exec:{self.workspace_program(argv[0], family) or name}", evidence)
+            program = self.workspace_program(argv[0], family)
+            if program is None and family in P.SHELLS:
+                program = self.shell_script(family, args)  # bash x.sh runs x.sh, as ./x.sh does
+            if program is not None:
+                self.ran_files.add(program)
+            self.add(f"proc.exec:{program or name}", evidence)
+        if family in shell_runs.FAMILIES:
+            self.ran_files.update(shell_runs.files_run(self, family, args))
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
@@ -908,6 +920,17 @@ class Inspection:
         if len(paths) != 1 or not paths[0].startswith(WORKSPACE_ROOT + "/"):
             return None
         self.read_path(w, f"runs {t}")
+        return paths[0]
+
+    def shell_script(self, family: str, args: list[Word]) -> str | None:
+        """``bash x.sh``: the workspace script a shell runs, as ``proc.exec:/workspace/x.sh`` (the
+        capability ``./x.sh`` has); a script elsewhere, or none, is not one."""
+        w = shell_runs.shell_script(family, args)
+        if w is None or not w.literal or w.runs or w.text.startswith(("<(", ">(")):
+            return None  # <(curl ...) is a pipe from another program, not a file
+        paths = self.resolve(w.text, w.text, strict=False)
+        if len(paths) != 1 or not paths[0].startswith(WORKSPACE_ROOT + "/"):
+            return None
         return paths[0]
 
     def assignment(self, w: Word, depth: int) -> None:
@@ -1100,13 +1123,29 @@ def inspect_shell_command(value: object, ctx: InspectContext) -> list[Capability
 
 
 def _inspect_command(command: str, cwd: str) -> list[Capability]:
+    return list(_read_command(command, cwd).capabilities)
+
+
+def _read_command(command: str, cwd: str) -> Reading:
     if len(command) <= CACHE_MAX_INPUT:
-        return list(_inspect_cached(command, cwd))
-    return list(_inspect(command, cwd))
+        return _read_cached(command, cwd)
+    return _read(command, cwd)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One command line read: its capabilities, and the workspace files it runs as code."""
+
+    capabilities: tuple[Capability, ...]
+    files_run: frozenset[str]
 
 
 def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
     """The whole inspection of one command line; ``fast_path=False`` parses only with bashlex."""
+    return _read(command, cwd, fast_path=fast_path).capabilities
+
+
+def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     insp = Inspection(cwd, fast_path=fast_path)
     if len(command) > MAX_INPUT:
         insp.opaque(f"command longer than {MAX_INPUT} characters")
@@ -1116,8 +1155,22 @@ def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capabil
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
-    return tuple(map(caps.__getitem__, sorted(caps)))
+    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files))
+
+
+def files_run(value: object, workspace: str) -> frozenset[str]:
+    """The workspace files a ``{cmd, cwd?}`` runs as code (see ``shell_runs``), from the same
+    cached reading the inspector made; an argument of the wrong shape runs nothing known."""
+    if not isinstance(value, dict) or not isinstance(value.get("cmd"), str):
+        return frozenset()
+    cwd = value.get("cwd")
+    if cwd is None:
+        return _read_command(value["cmd"], workspace).files_run
+    if not isinstance(cwd, str):
+        return frozenset()
+    start = normalize_path(cwd, workspace)
+    return _read_command(value["cmd"], UNKNOWN_CWD if start is None else start).files_run
 
 
 # Pure in (command, cwd), and a walk (after bashlex, ~200 us) is not free: agents repeat themselves.
-_inspect_cached = functools.lru_cache(maxsize=2048)(_inspect)
+_read_cached = functools.lru_cache(maxsize=2048)(_read)
