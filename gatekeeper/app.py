@@ -61,8 +61,10 @@ from .server.state import (
     TRANSPORT,
     VERIFIER,
 )
+from .server.written_code import WRITTEN_CODE
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
+from .written.records import open_written_store
 
 log = structlog.get_logger("gatekeeper")
 
@@ -189,6 +191,10 @@ class Gatekeeper:
             if config.policy_sync
             else None
         )
+        # What code written by file.write does, beside the approval queue (shared by replicas).
+        self.written_code = open_written_store(
+            approvals.store, self.config.data_dir, schema=approvals.postgres_schema
+        )
         self.lifecycle = Lifecycle()
         self.budgets = open_counter(self.config.budget_store)
         self.recent = RecentDecisions()
@@ -239,6 +245,7 @@ class Gatekeeper:
         cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
         await self.approvals.start()
+        await self.written_code.open()
         await self.budgets.open()
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
@@ -258,6 +265,7 @@ class Gatekeeper:
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
         agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
+        agent[WRITTEN_CODE] = self.written_code
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
@@ -316,6 +324,7 @@ class Gatekeeper:
         if self.runner is not None:
             self.runner.cleanup()
         await self.approvals.stop()
+        await self.written_code.close()
         await self.budgets.close()
         await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:

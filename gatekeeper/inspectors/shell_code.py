@@ -59,6 +59,7 @@ _SPAWN_RE: Final = re.compile(
 )
 _MAX_STRINGS: Final = 64
 _MAX_CODE: Final = 16 * 1024
+MAX_CODE: Final = _MAX_CODE  # inline code longer than this is not scanned word by word
 
 
 def _unescape(text: str) -> str:

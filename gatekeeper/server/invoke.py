@@ -30,6 +30,7 @@ from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .run_files import bind_run_files, confirm_run_files
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TRANSPORT, VERIFIER
+from .written_code import inherit_written_code, record_written_code
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # A client that sends its headers and then only part of its body holds a connection no longer.
@@ -247,11 +248,13 @@ INVOKE_STAGES: tuple[Stage, ...] = (
     authenticate,
     parse_invoke,
     decide,
+    inherit_written_code,
     bind_run_files,
     spend_budgets,
     hold_escalated,
     confirm_run_files,
     refuse_denied,
+    record_written_code,
     forward,
 )
 

@@ -25,13 +25,14 @@ from ..escalation import Pending
 from ..models import Decision, Outcome
 from ..pipeline import FAILURE_CODES, Exchange, need, record
 from ..streams import read_body
-from ..tracing import current_request
 from ..timefmt import iso8601
+from ..tracing import current_request
 from .budgets import refund_budgets, spend_budgets
 from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
 from .request_ids import request_id_of
 from .responses import error_response, json_response
 from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
+from .written_code import inherit_written_code, record_written_code
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -234,6 +235,7 @@ async def _tools_call(
         if gate.policy_set.manifests[ex.tool].upstream != upstream.name:
             raise UnknownTool(f"tool {ex.tool!r} is not served by {upstream.name!r}")
         await decide(ex)
+        await inherit_written_code(ex)
         await spend_budgets(ex)
         decision = need(ex.decision, "decision")
         monitor = request.app[CONFIG].mode == "monitor"
@@ -250,6 +252,7 @@ async def _tools_call(
             ex.enforced = False
         call = need(ex.call, "understood call")
         forwarded = {**message, "params": {**params, "arguments": call.arguments}}
+        await record_written_code(ex)
         ensure_recordable(request.app)
         ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
         return await _relay(
