@@ -69,10 +69,8 @@ _BUILD_MODULES: Final = frozenset({"build", "pip", "setup"})
 def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
     """Absolute workspace paths (and trees) the command ``family args`` runs as code."""
     out: list[str] = []
-    if family in _SCRIPT_RUNNERS:
+    if family in _SCRIPT_RUNNERS and family not in SHELLS:  # a shell's script: Inspection.shell_script
         script, module, rest = _script(family, args)
-        if family in SHELLS:
-            script = shell_script(family, args)  # bash -s x.sh reads stdin: x.sh is only $1
         if script is not None:
             out += _paths(insp, script)
         if module in ("pytest", "py.test"):
@@ -156,13 +154,25 @@ def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
     """The trees (or files) pytest collects, and the conftest.py files above them."""
     targets = [w for w in args if not w.text.startswith("-") and w.literal]
     out: list[str] = []
-    for w in targets or [Word(".")]:
+    if not targets:  # the common case, without resolving "." again: the working directories
+        for cwd in insp.cwds:
+            if cwd.startswith("/workspace"):
+                out.append(cwd.rstrip("/") + TREE)
+                out += _conftests(cwd)
+        return out
+    for w in targets:
         for path in insp.resolve(w.text.split("::", 1)[0], w.text, strict=False):
             out.append(path if path.endswith(".py") else path.rstrip("/") + TREE)
-            here = posixpath.dirname(path) if path.endswith(".py") else path
-            while here.startswith("/workspace"):
-                out.append(posixpath.join(here, "conftest.py"))
-                here = posixpath.dirname(here)
+            out += _conftests(posixpath.dirname(path) if path.endswith(".py") else path)
+    return out
+
+
+def _conftests(here: str) -> list[str]:
+    """conftest.py in ``here`` and every directory above it, up to the workspace."""
+    out: list[str] = []
+    while here.startswith("/workspace"):
+        out.append(here.rstrip("/") + "/conftest.py")
+        here = posixpath.dirname(here)
     return out
 
 

@@ -10,7 +10,6 @@ recorded with the write and inherited by a later call that runs the file
 
 from __future__ import annotations
 
-import ast
 import configparser
 import functools
 import hashlib
@@ -140,21 +139,7 @@ def _python(insp: Inspection, path: str, content: str) -> list[str]:
         shell_code.scan_code(insp, path, content, 0, spawn_words=not fx.understood)
     else:
         insp.scan([Word(content)])
-    try:
-        tree = ast.parse(content)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return []
-    out: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            out.append(base)
-            out += [
-                f"{base}.{a.name}" if base and not base.endswith(".") else base + a.name for a in node.names
-            ]
-    return sorted(set(out))[:256]
+    return sorted(set(fx.imports))[:256]
 
 
 def _shell(insp: Inspection, path: str, content: str) -> list[str]:
