@@ -99,6 +99,8 @@ MAX_ALTERNATES: Final = 8
 WORKSPACE_ROOT: Final = "/workspace"  # where the pack's workspace rules point
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
+MAX_WRITTEN: Final = 16  # files whose written text one command line keeps
+_TEXT_WRITERS: Final = frozenset({"cat", "tee", "echo", "printf"})
 _CD: Final = frozenset({"cd", "pushd", "popd"})
 _CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
 Cwds = frozenset[str]
@@ -177,6 +179,7 @@ class Inspection:
         "src",
         "tokens_left",
         "urls",
+        "written",
     )
 
     def __init__(self, cwd: str, *, fast_path: bool = True) -> None:
@@ -192,6 +195,9 @@ class Inspection:
         self.home_set = False
         self.caps: dict[str, Capability] = {}
         self.ran_files: set[str] = set()  # workspace files run as code (shell_runs)
+        # file -> (the text a here-document or echo wrote there, whether that is the whole file
+        # exactly: no expansion in it, not appended)
+        self.written: dict[str, tuple[str, bool]] = {}
         self.urls = 0
         self.downloaded: set[str] = set()
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
@@ -719,8 +725,41 @@ class Inspection:
         ran |= execd
         for r in redirects:  # bash opens redirections before the command runs, in the old directory
             ran |= self.redirect(r, depth, execd)
+        if redirects or execd & _TEXT_WRITERS:
+            self.remember_written(execd, words, redirects)
         self.after_command(words, depth)
         return ran
+
+    def remember_written(self, execd: frozenset[str], words: list[Word], redirects: list[Any]) -> None:
+        """``cat > x.py <<'EOF' ... EOF``, ``tee x.sh <<EOF``, ``echo '...' > x.sh``: the text a
+        command writes into a file, when it is in the command line (read if the file is run)."""
+        family = next(iter(execd)) if len(execd) == 1 else None
+        if family not in _TEXT_WRITERS or len(self.written) >= MAX_WRITTEN:
+            return
+        text: str | None = None
+        exact = True
+        targets: list[tuple[Word, bool]] = []  # (file, whether it is truncated first)
+        for r in redirects:
+            if r.type in ("<<", "<<-") and getattr(r, "heredoc", None) is not None:
+                text = r.heredoc.value.rsplit("\n", 1)[0]
+                exact = getattr(r, "quoted_delimiter", False) or not any(c in text for c in "$`\\")
+            elif r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
+                targets.append((self.word(r.output, 0), r.type != ">>"))
+        if family in ("echo", "printf"):
+            shown = [w for w in words[1:] if not (w.text.startswith("-") and family == "echo")]
+            if not shown or not all(w.literal for w in shown):
+                return
+            text = " ".join(w.text for w in shown)
+            exact = family == "echo" and "\\" not in text  # printf formats, echo -e escapes
+        elif family == "tee":
+            append = any(w.text in ("-a", "--append") for w in words[1:])
+            targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]
+        if text is None:
+            return
+        for w, truncated in targets:
+            if w.literal:
+                for path in self.resolve(w.text, w.text, strict=False):
+                    self.written[path] = (text, exact and truncated)
 
     def after_command(self, words: Sequence[Word], depth: int) -> None:
         """Directory changes a simple command makes to this shell: cd, functions, sourced files."""
@@ -1138,6 +1177,8 @@ class Reading:
 
     capabilities: tuple[Capability, ...]
     files_run: frozenset[str]
+    # (file, text) a command line wrote whole, with text of its own (cat > f <<'EOF', echo x > f)
+    written: tuple[tuple[str, str], ...] = ()
 
 
 def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
@@ -1154,22 +1195,42 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
             insp.source(command, 0, here=True)
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
+    if insp.written and insp.ran_files:
+        _written_and_run(insp)
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
-    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files))
+    written = tuple(sorted((path, text) for path, (text, exact) in insp.written.items() if exact))
+    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written)
+
+
+def _written_and_run(insp: Inspection) -> None:
+    """``cat > x.py <<'EOF' ... EOF; python3 x.py``: code written and run in one command line is
+    read as if ``file.write`` had written it (``written_code``)."""
+    from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
+
+    for path in sorted(insp.ran_files & insp.written.keys()):
+        analysis = analyse_written(path, insp.written[path][0])
+        for cap in analysis.capabilities if analysis is not None else ():
+            insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
+
+
+def reading(value: object, workspace: str) -> Reading | None:
+    """The cached reading of a ``{cmd, cwd?}`` (as the inspector made it); None for a wrong shape."""
+    if not isinstance(value, dict) or not isinstance(value.get("cmd"), str):
+        return None
+    cwd = value.get("cwd")
+    if cwd is None:
+        return _read_command(value["cmd"], workspace)
+    if not isinstance(cwd, str):
+        return None
+    start = normalize_path(cwd, workspace)
+    return _read_command(value["cmd"], UNKNOWN_CWD if start is None else start)
 
 
 def files_run(value: object, workspace: str) -> frozenset[str]:
     """The workspace files a ``{cmd, cwd?}`` runs as code (see ``shell_runs``), from the same
     cached reading the inspector made; an argument of the wrong shape runs nothing known."""
-    if not isinstance(value, dict) or not isinstance(value.get("cmd"), str):
-        return frozenset()
-    cwd = value.get("cwd")
-    if cwd is None:
-        return _read_command(value["cmd"], workspace).files_run
-    if not isinstance(cwd, str):
-        return frozenset()
-    start = normalize_path(cwd, workspace)
-    return _read_command(value["cmd"], UNKNOWN_CWD if start is None else start).files_run
+    read = reading(value, workspace)
+    return read.files_run if read is not None else frozenset()
 
 
 # Pure in (command, cwd), and a walk (after bashlex, ~200 us) is not free: agents repeat themselves.

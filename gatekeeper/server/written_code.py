@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 
 from ..inspectors.paths import normalize_path
-from ..inspectors.shell import files_run
+from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import TREE
 from ..inspectors.written_code import analyse_written
 from ..manifest import WHOLE_ARGUMENTS
@@ -153,51 +153,66 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
 
 
 async def record_written_code(ex: Exchange) -> None:
-    """Before a write is forwarded: record what the code it writes would do (or forget the path)."""
+    """Before a write is forwarded: record what the code it writes would do (or forget the path).
+
+    ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
+    and a shell command that writes a whole file from its own line (``cat > x.py <<'EOF'``,
+    ``echo ... > x.sh``): the text is in the call, so it is read the same way."""
     store = ex.request.app.get(WRITTEN_CODE)
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
         return
+    workspace = ex.request.app[GATE].context.workspace
+    inside = workspace.rstrip("/") + "/"
+    writes: list[tuple[str, str]] = []
     content = call.arguments.get("content")
-    if not isinstance(content, str):
-        return
-    gate = ex.request.app[GATE]
-    workspace = gate.context.workspace
-    for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
-        raw = call.arguments.get(argument)
-        path = normalize_path(raw, workspace) if isinstance(raw, str) else None
-        if path is None or not path.startswith(workspace.rstrip("/") + "/"):
-            continue
-        analysis = analyse_written(path, content)
-        try:
-            if analysis is None:
-                await store.forget(principal.issuer, principal.subject, path)
-                continue
-            digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
-            record = WrittenRecord(
-                principal.issuer,
-                principal.subject,
-                path,
-                analysis.kind,
-                digest,
-                analysis.capabilities,
-                analysis.imports,
-                ex.decision_id,
-                time.time(),
-            )
-            await store.put(record)
-        except Exception as exc:
-            log.error(
-                "written_code_unrecorded", decision_id=ex.decision_id, path=path, error=type(exc).__name__
-            )
-            raise WrittenCodeUnavailable(
-                f"what the code written to {path} does could not be recorded, so the write was refused. "
-                "Retry later"
-            ) from None
-        log.info(
-            "written_code_recorded",
-            decision_id=ex.decision_id,
-            path=path,
-            kind=analysis.kind,
-            capabilities=[c.name for c in analysis.capabilities],
+    if isinstance(content, str):
+        for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
+            raw = call.arguments.get(argument)
+            path = normalize_path(raw, workspace) if isinstance(raw, str) else None
+            if path is not None:
+                writes.append((path, content))
+    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+        value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
+        read = reading(value, workspace)
+        if read is not None:
+            writes += read.written
+    for path, text in writes:
+        if path.startswith(inside):
+            await _record(store, ex, principal.issuer, principal.subject, path, text)
+
+
+async def _record(
+    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str
+) -> None:
+    analysis = analyse_written(path, text)
+    try:
+        if analysis is None:
+            await store.forget(issuer, subject, path)
+            return
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        record = WrittenRecord(
+            issuer,
+            subject,
+            path,
+            analysis.kind,
+            digest,
+            analysis.capabilities,
+            analysis.imports,
+            ex.decision_id,
+            time.time(),
         )
+        await store.put(record)
+    except Exception as exc:
+        log.error("written_code_unrecorded", decision_id=ex.decision_id, path=path, error=type(exc).__name__)
+        raise WrittenCodeUnavailable(
+            f"what the code written to {path} does could not be recorded, so the write was refused. "
+            "Retry later"
+        ) from None
+    log.info(
+        "written_code_recorded",
+        decision_id=ex.decision_id,
+        path=path,
+        kind=analysis.kind,
+        capabilities=[c.name for c in analysis.capabilities],
+    )

@@ -170,3 +170,19 @@ async def test_records_survive_a_restart_and_are_shared_on_postgres(tmp_path: Pa
         finally:
             await store.close()
         assert [r.decision_id for r in found] == [write_id]
+
+
+async def test_code_written_by_a_shell_command_line_is_recorded_too(tmp_path: Path) -> None:
+    """``cat > x.py <<'EOF'`` holds the text in the call: it is read as file.write's would be, and
+    a later run inherits it. A write whose text is not in the call (an expansion) records nothing."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        writer = f"cat > rev.py <<'EOF'\n{REVERSE_SHELL_PY}EOF"
+        status, body = await _run(http, gk, token, writer)
+        assert status == 200, body
+        status, refused = await _run(http, gk, token, "python3 rev.py")
+        assert status == 403 and body["decision_id"] in refused["reason"], refused
+        status, body = await _run(http, gk, token, "echo 'print(1)' > rev.py")  # rewritten whole
+        assert status == 200, body
+        status, body = await _run(http, gk, token, "python3 rev.py")
+        assert status == 200, body
