@@ -45,19 +45,22 @@ _SCRIPT_RUNNERS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
 }
 # Files a program reads as code from its working directory without being told.
 IMPLICIT: Final[Mapping[str, tuple[str, ...]]] = {
-    "make": ("Makefile", "makefile", "GNUmakefile"),
-    "gmake": ("Makefile", "makefile", "GNUmakefile"),
-    "tox": ("tox.ini", "pyproject.toml", "setup.cfg"),
-    "nox": ("noxfile.py",),
-    "npm": ("package.json",),
-    "npx": ("package.json",),
-    "yarn": ("package.json",),
-    "pnpm": ("package.json",),
-    "bun": ("package.json",),
-    "pre-commit": (".pre-commit-config.yaml", ".pre-commit-config.yml"),
-    "hatch": ("pyproject.toml",),
-    "pdm": ("pyproject.toml",),
-    "poe": ("pyproject.toml",),
+    family: tuple(names.split())
+    for family, names in {
+        "make": "Makefile makefile GNUmakefile",
+        "gmake": "Makefile makefile GNUmakefile",
+        "tox": "tox.ini pyproject.toml setup.cfg",
+        "nox": "noxfile.py",
+        "npm": "package.json",
+        "npx": "package.json",
+        "yarn": "package.json",
+        "pnpm": "package.json",
+        "bun": "package.json",
+        "pre-commit": ".pre-commit-config.yaml .pre-commit-config.yml",
+        "hatch": "pyproject.toml",
+        "pdm": "pyproject.toml",
+        "poe": "pyproject.toml",
+    }.items()
 }
 # Every family files_run has something to say about (a cheap test per command).
 FAMILIES: Final = frozenset({*_SCRIPT_RUNNERS, *IMPLICIT, "pytest", "py.test", "pip", "pip3", "uv"})

@@ -103,7 +103,10 @@ async def inherit_written_code(ex: Exchange) -> None:
         )
     widened = replace(call, capabilities=tuple(sorted(inherited.values())))
     widened = bind(widened, {f"written:{rec.path}": rec.sha256 for rec in records})
-    again = ex.request.app[GATE].decide(widened)
+    gate = ex.request.app[GATE]
+    again = gate.decide(widened)
+    if ex.shadow is not None and gate.policy_set is not None and gate.policy_set.shadow is not None:
+        ex.shadow = gate.decide(widened, gate.policy_set.shadow)  # the shadow sees what was inherited too
     files = "; ".join(f"{rec.path} (written in decision {rec.decision_id})" for rec in records[:8])
     more = f" and {len(records) - 8} more" if len(records) > 8 else ""
     ex.call = widened
