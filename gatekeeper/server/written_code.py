@@ -4,7 +4,9 @@ that runs it is decided with that.
 - ``record_written_code`` (where the call is forwarded): a write of code into the workspace
   (``inspectors/written_code``: ``.py``, shell scripts, Makefiles, ``package.json``, ``tox.ini``...)
   stores its capabilities under the caller's principal and the path, with the write's decision
-  id; a write of anything else there removes that record. The record is written before the tool
+  id; a ``file.write`` of anything else there removes that record. A shell command that writes
+  a whole file from its own text (``cat > x.py <<'EOF'``) adds to the record, never replaces it:
+  the branch that writes may not run. The record is written before the tool
   is called: a write whose record cannot be stored is refused (``written_code_unavailable``).
 - ``inherit_written_code`` (right after the decision): a shell command that runs such files
   (``inspectors/shell_runs``: ``python3 x.py``, ``./x.sh``, ``make``, ``pytest``, ``npm test``,
@@ -95,7 +97,7 @@ async def inherit_written_code(ex: Exchange) -> None:
     for rec in records:
         for cap in rec.capabilities:
             if cap.name not in inherited:
-                evidence = f"{rec.path} (written in decision {rec.decision_id}): {cap.evidence}"
+                evidence = f"{rec.path} (written in decision {_ids(rec)}): {cap.evidence}"
                 inherited[cap.name] = Capability(cap.name, evidence[:200], cap.amounts)
     if len(records) > LIMIT:
         inherited.setdefault(
@@ -107,10 +109,14 @@ async def inherit_written_code(ex: Exchange) -> None:
     again = gate.decide(widened)
     if ex.shadow is not None and gate.policy_set is not None and gate.policy_set.shadow is not None:
         ex.shadow = gate.decide(widened, gate.policy_set.shadow)  # the shadow sees what was inherited too
-    files = "; ".join(f"{rec.path} (written in decision {rec.decision_id})" for rec in records[:8])
+    files = "; ".join(f"{rec.path} (written in decision {_ids(rec)})" for rec in records[:8])
     more = f" and {len(records) - 8} more" if len(records) > 8 else ""
     ex.call = widened
     ex.decision = replace(again, reason=f"{again.reason}; it runs code written by file.write: {files}{more}")
+
+
+def _ids(rec: WrittenRecord) -> str:
+    return rec.decision_id.replace(",", ", ")
 
 
 async def _records(
@@ -167,28 +173,30 @@ async def record_written_code(ex: Exchange) -> None:
         return
     workspace = ex.request.app[GATE].context.workspace
     inside = workspace.rstrip("/") + "/"
-    writes: list[tuple[str, str]] = []
+    writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     content = call.arguments.get("content")
     if isinstance(content, str):
         for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
             raw = call.arguments.get(argument)
             path = normalize_path(raw, workspace) if isinstance(raw, str) else None
             if path is not None:
-                writes.append((path, content))
+                writes.append((path, content, True))
     for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         read = reading(value, workspace)
-        if read is not None:
-            writes += read.written
-    for path, text in writes:
+        if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
+            writes += [(path, text, False) for path, text in read.written]
+    for path, text, replaces in writes:
         if path.startswith(inside):
-            await _record(store, ex, principal.issuer, principal.subject, path, text)
+            await _record(store, ex, principal.issuer, principal.subject, path, text, replaces=replaces)
 
 
 async def _record(
-    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str
+    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str, *, replaces: bool
 ) -> None:
     analysis = analyse_written(path, text)
+    if analysis is None and not replaces:
+        return
     try:
         if analysis is None:
             await store.forget(issuer, subject, path)
@@ -205,7 +213,7 @@ async def _record(
             ex.decision_id,
             time.time(),
         )
-        await store.put(record)
+        await (store.put(record) if replaces else store.merge(record))
     except Exception as exc:
         log.error("written_code_unrecorded", decision_id=ex.decision_id, path=path, error=type(exc).__name__)
         raise WrittenCodeUnavailable(

@@ -12,6 +12,7 @@ one replica is known to all of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ class WrittenCodeStore(Protocol):
         """Insert or replace the record of (issuer, subject, path)."""
         ...
 
+    async def merge(self, record: WrittenRecord) -> None:
+        """Add to the record of (issuer, subject, path) atomically: capabilities and imports are
+        the union of both, the decision ids both (newest first). A write that may not have
+        happened (a shell command's branch) can add to what a file does, never take away."""
+        ...
+
     async def forget(self, issuer: str, subject: str, path: str) -> None:
         """Remove the record of (issuer, subject, path), if any."""
         ...
@@ -81,6 +88,28 @@ class WrittenCodeStore(Protocol):
 
 
 LIMIT = 256  # records inherited by one call at most; past it, the call is doubt
+MAX_DECISIONS = 8  # decision ids a merged record keeps
+
+
+def merged(old: WrittenRecord | None, new: WrittenRecord) -> WrittenRecord:
+    """``new`` added to ``old`` (see ``WrittenCodeStore.merge``)."""
+    if old is None:
+        return new
+    caps = {c.name: c for c in old.capabilities}
+    for c in new.capabilities:
+        caps.setdefault(c.name, c)
+    ids = [new.decision_id, *(i for i in old.decision_id.split(",") if i != new.decision_id)]
+    return WrittenRecord(
+        new.issuer,
+        new.subject,
+        new.path,
+        new.kind if new.kind == old.kind else "mixed",
+        hashlib.sha256(f"{old.sha256}+{new.sha256}".encode()).hexdigest(),
+        tuple(sorted(caps.values())),
+        tuple(sorted({*old.imports, *new.imports})),
+        ",".join(ids[:MAX_DECISIONS]),
+        new.written_at,
+    )
 
 
 def open_written_store(store: str, data_dir: Path, *, schema: str = "gatekeeper") -> WrittenCodeStore:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 
 import asyncpg
 
-from ..storage.postgres import check_schema, open_pool
-from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, record_from_row
+from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
+from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, merged, record_from_row
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS written_code (
@@ -23,6 +24,14 @@ CREATE TABLE IF NOT EXISTS written_code (
     PRIMARY KEY (issuer, subject, path)
 );
 """
+
+
+_UPSERT = (
+    f"INSERT INTO written_code ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+    "ON CONFLICT (issuer, subject, path) DO UPDATE SET kind = EXCLUDED.kind, sha256 = EXCLUDED.sha256, "
+    "capabilities = EXCLUDED.capabilities, imports = EXCLUDED.imports, "
+    "decision_id = EXCLUDED.decision_id, written_at = EXCLUDED.written_at"
+)
 
 
 class PostgresWrittenCodeStore:
@@ -53,14 +62,22 @@ class PostgresWrittenCodeStore:
         return self._pool
 
     async def put(self, record: WrittenRecord) -> None:
-        await self._require().execute(
-            f"INSERT INTO written_code ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
-            "ON CONFLICT (issuer, subject, path) DO UPDATE SET kind = EXCLUDED.kind, "
-            "sha256 = EXCLUDED.sha256, "
-            "capabilities = EXCLUDED.capabilities, imports = EXCLUDED.imports, "
-            "decision_id = EXCLUDED.decision_id, written_at = EXCLUDED.written_at",
-            *record.row(),
-        )
+        await self._require().execute(_UPSERT, *record.row())
+
+    async def merge(self, record: WrittenRecord) -> None:
+        async with self._require().acquire() as conn, conn.transaction():
+            # One writer per (principal, path) at a time, across replicas, also for a new row.
+            await advisory_xact_lock(
+                conn, "gatekeeper-written:" + json.dumps([record.issuer, record.subject, record.path])
+            )
+            row = await conn.fetchrow(
+                f"SELECT {COLUMNS} FROM written_code WHERE issuer = $1 AND subject = $2 AND path = $3",
+                record.issuer,
+                record.subject,
+                record.path,
+            )
+            new = merged(record_from_row(tuple(row)) if row is not None else None, record)
+            await conn.execute(_UPSERT, *new.row())
 
     async def forget(self, issuer: str, subject: str, path: str) -> None:
         await self._require().execute(

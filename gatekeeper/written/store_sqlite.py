@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..storage.sqlite import immediate, open_sqlite
-from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, record_from_row
+from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, merged, record_from_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS written_code (
@@ -56,6 +56,20 @@ class SqliteWrittenCodeStore:
                 await db.execute(
                     f"INSERT OR REPLACE INTO written_code ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                     record.row(),
+                )
+
+    async def merge(self, record: WrittenRecord) -> None:
+        async with self._lock:
+            db = self._conn()
+            async with immediate(db):  # the write lock: no other writer between read and write
+                rows = await db.execute_fetchall(
+                    f"SELECT {COLUMNS} FROM written_code WHERE issuer = ? AND subject = ? AND path = ?",
+                    (record.issuer, record.subject, record.path),
+                )
+                old = record_from_row(tuple(next(iter(rows)))) if rows else None
+                await db.execute(
+                    f"INSERT OR REPLACE INTO written_code ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    merged(old, record).row(),
                 )
 
     async def forget(self, issuer: str, subject: str, path: str) -> None:

@@ -182,7 +182,51 @@ async def test_code_written_by_a_shell_command_line_is_recorded_too(tmp_path: Pa
         assert status == 200, body
         status, refused = await _run(http, gk, token, "python3 rev.py")
         assert status == 403 and body["decision_id"] in refused["reason"], refused
-        status, body = await _run(http, gk, token, "echo 'print(1)' > rev.py")  # rewritten whole
+        # A shell rewrite only adds (its branch may not run): the reverse shell stays recorded.
+        status, body = await _run(http, gk, token, "false && echo 'print(1)' > rev.py")
         assert status == 200, body
+        status, refused = await _run(http, gk, token, "python3 rev.py")
+        assert status == 403 and refused["capability"] == "net.reverse_shell", refused
+        await _write(http, gk, token, "rev.py", BENIGN_PY)  # file.write replaces it: known content
         status, body = await _run(http, gk, token, "python3 rev.py")
         assert status == 200, body
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str) -> None:
+    from gatekeeper.models import Capability
+    from gatekeeper.written.records import WrittenRecord
+
+    def rec(decision: str, *caps: str) -> WrittenRecord:
+        return WrittenRecord(
+            "iss",
+            "sub",
+            "/workspace/x.py",
+            "python",
+            decision * 4,
+            tuple(Capability(c) for c in caps),
+            (),
+            decision,
+            1.0,
+        )
+
+    async def check(store: Any) -> None:
+        await store.open()
+        try:
+            await store.put(rec("a", "net.reverse_shell"))
+            await store.merge(rec("b", "fs.read:/workspace/x"))
+            (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
+            assert {c.name for c in got.capabilities} == {"net.reverse_shell", "fs.read:/workspace/x"}
+            assert got.decision_id == "b,a"
+            await store.put(rec("c"))
+            (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
+            assert got.capabilities == () and got.decision_id == "c"
+            assert await store.find("iss", "other", ["/workspace/x.py"], ["/workspace/"]) == []
+        finally:
+            await store.close()
+
+    if backend == "sqlite":
+        await check(open_written_store("sqlite", tmp_path))
+        return
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        await check(open_written_store(dsn, tmp_path, schema=schema))
