@@ -43,7 +43,10 @@ class WrittenRecord:
     written_at: float
 
     def row(self) -> tuple[Any, ...]:
-        caps = json.dumps([[c.name, c.evidence] for c in self.capabilities], separators=(",", ":"))
+        caps = json.dumps(
+            [[c.name, c.evidence, [list(a) for a in c.amounts]] for c in self.capabilities],
+            separators=(",", ":"),
+        )
         imports = json.dumps(list(self.imports), separators=(",", ":"))
         return (self.issuer, self.subject, self.path, self.kind, self.sha256, caps, imports,
                 self.decision_id, self.written_at)  # fmt: skip
@@ -53,7 +56,10 @@ COLUMNS = "issuer, subject, path, kind, sha256, capabilities, imports, decision_
 
 
 def record_from_row(row: Sequence[Any]) -> WrittenRecord:
-    caps = tuple(Capability(str(n), str(e)) for n, e in json.loads(row[5]))
+    caps = tuple(  # amounts (GPUs, GPU-hours) travel with the capability: conditions and budgets read them
+        Capability(str(c[0]), str(c[1]), tuple((str(k), float(v)) for k, v in (c[2] if len(c) > 2 else [])))
+        for c in json.loads(row[5])
+    )
     return WrittenRecord(
         str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), caps,
         tuple(str(i) for i in json.loads(row[6])), str(row[7]), float(row[8]),
