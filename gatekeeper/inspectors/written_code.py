@@ -27,6 +27,7 @@ from gatekeeper.inspectors import python_code, shell_code
 from gatekeeper.inspectors.shell import Inspection
 from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
+from gatekeeper.yamlfile import load_yaml
 
 __all__ = ["MAX_CONTENT", "WrittenCode", "analyse_written", "code_kind"]
 
@@ -249,7 +250,7 @@ def _tox(insp: Inspection, path: str, content: str) -> list[str]:
 
 def _pre_commit(insp: Inspection, path: str, content: str) -> list[str]:
     try:
-        doc = yaml.safe_load(content)
+        doc = load_yaml(content, path)  # strict: a duplicate key is not a guess
     except (yaml.YAMLError, RecursionError):
         insp.opaque(f"written {path}: not YAML")
         return []
