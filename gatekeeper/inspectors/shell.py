@@ -101,6 +101,7 @@ UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (
 MAX_CWDS: Final = 16
 MAX_WRITTEN: Final = 16  # files whose written text one command line keeps
 _TEXT_WRITERS: Final = frozenset({"cat", "tee", "echo", "printf"})
+_OLD_STYLE: Final = frozenset(f for f, t in shell_tables.TABLES.items() if t.old_style)  # tar xvf
 _CD: Final = frozenset({"cd", "pushd", "popd"})
 _CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
 Cwds = frozenset[str]
@@ -725,7 +726,7 @@ class Inspection:
         ran |= execd
         for r in redirects:  # bash opens redirections before the command runs, in the old directory
             ran |= self.redirect(r, depth, execd)
-        if redirects or execd & _TEXT_WRITERS:
+        if redirects or not execd.isdisjoint(_TEXT_WRITERS):
             self.remember_written(execd, words, redirects)
         self.after_command(words, depth)
         return ran
@@ -887,9 +888,8 @@ class Inspection:
                     self.add(f"proc.exec:{real}", f"{argv[0].text} is a copy of {real}")
                     self.run([Word(real), *args], depth + 1)
         family = P.family(name)
-        table = shell_tables.TABLES.get(family)
-        if table is not None and table.old_style:
-            args = shell_options.old_style_args(table, args)
+        if family in _OLD_STYLE:
+            args = shell_options.old_style_args(shell_tables.TABLES[family], args)
             argv = [argv[0], *args]
         moves = shell_files.chdir_words(family, args)
         if moves is None:
@@ -1198,7 +1198,9 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     if insp.written and insp.ran_files:
         _written_and_run(insp)
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
-    written = tuple(sorted((path, text) for path, (text, exact) in insp.written.items() if exact))
+    written = (
+        tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
+    )
     return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written)
 
 
