@@ -7,7 +7,8 @@ origin's name, pinned to it, and a credential minted for a bench call), and ``cu
 client (C, not the bottleneck). Reports, as min / median / max of ``--runs`` runs:
 
 - bulk: a ``--mb`` MB download direct, through the gate as absolute-form ``http://`` and through
-  a ``CONNECT`` tunnel; the ratio gate/direct (target >= 0.8);
+  a ``CONNECT`` tunnel; the ratio gate/direct (target >= 0.8), and the CPU seconds each process
+  spent on it (origin and gate from /proc, curl as this process's reaped children);
 - connect: time to first byte of ``/small`` direct and through the gate, and the added p50
   (target <= 1 ms).
 
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,6 +99,17 @@ async def _gate(origin_port: int) -> None:
     await queue.stop()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _curl(*args: str) -> dict[str, float]:
     out = subprocess.run(
         [
@@ -148,10 +161,18 @@ def main() -> None:
         direct_url = f"http://127.0.0.1:{info['port']}"
         via = ["-x", g["url"], "-U", f"gatekeeper:{g['token']}"]
         rows: dict[str, list[float]] = {"direct": [], "gate http": [], "gate CONNECT": []}
+        cpu: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
+        fetch = {
+            "direct": [f"{direct_url}/big"],
+            "gate http": [*via, f"http://{NAME}/big"],
+            "gate CONNECT": [*via, "--proxytunnel", f"http://{NAME}/big"],
+        }
         for _ in range(args.runs):
-            rows["direct"].append(_curl(f"{direct_url}/big")["total"])
-            rows["gate http"].append(_curl(*via, f"http://{NAME}/big")["total"])
-            rows["gate CONNECT"].append(_curl(*via, "--proxytunnel", f"http://{NAME}/big")["total"])
+            for name, argv in fetch.items():
+                before = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
+                rows[name].append(_curl(*argv)["total"])
+                after = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
+                cpu[name].append(tuple(b - a for a, b in zip(before, after, strict=True)))  # type: ignore[arg-type]
         size = args.mb * 1024 * 1024
         print(f"bulk download of {args.mb} MB (MB/s: min / median / max of {args.runs} runs)")
         direct_rate = statistics.median(size / t / 1e6 for t in rows["direct"])
@@ -159,7 +180,11 @@ def main() -> None:
             rates = sorted(size / t / 1e6 for t in times)
             ratio = statistics.median(rates) / direct_rate
             low, mid, high = rates[0], statistics.median(rates), rates[-1]
-            print(f"  {name:13} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x")
+            o, g, c = (statistics.median(run[i] for run in cpu[name]) for i in range(3))
+            print(
+                f"  {name:13} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x"
+                f"   CPU s: origin {o:.2f}  gate {g:.2f}  curl {c:.2f}"
+            )
         # Interleaved, one of each per round: a shared machine's drift hits all three alike.
         direct, gated, tunneled = [], [], []
         for _ in range(args.small):

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class Target:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     check: str = ""  # a byte string a successful answer must contain
+    pid: int = 0  # the server process to charge CPU to, when not the main stack's
 
 
 def http_targets(info: dict[str, Any]) -> list[Target]:
@@ -264,10 +265,10 @@ async def run_set(
     for r in range(rounds):
         order = rows[r % len(rows) :] + rows[: r % len(rows)]  # rotate: no target is always first
         for row in order:
-            row.samples.append(await measure(row.target, conns, warmup, duration, pid))
+            row.samples.append(await measure(row.target, conns, warmup, duration, row.target.pid or pid))
             s = row.samples[-1]
             print(
-                f"  round {r + 1}/{rounds} conc {conns:>3} {row.target.name:<15} {s.rate:8.0f}/s "
+                f"  round {r + 1}/{rounds} conc {conns:>3} {row.target.name:<20} {s.rate:8.0f}/s "
                 f"p50 {s.pct(0.5) * 1e3:6.2f} ms  errors {s.errors}",
                 file=sys.stderr,
                 flush=True,
@@ -282,7 +283,7 @@ def per_round_ratio(row: Row, ref: Row, fn: Callable[[Sample, Sample], float]) -
 def table(rows: list[Row]) -> str:
     by_name = {row.target.name: row for row in rows}
     head = (
-        f"{'target':<16}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'target':<21}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'srv µs/call':>13}{'cli µs/call':>13}{'errors':>8}   ratio"
     )
     lines = [head, "-" * len(head)]
@@ -293,7 +294,7 @@ def table(rows: list[Row]) -> str:
             value = per_round_ratio(row, ref, lambda a, b: a.rate / b.rate)
             ratio = f"{value:5.2f} vs {ref.target.name}"
         lines.append(
-            f"{row.target.name:<16}{row.conns:>5}{row.med(lambda s: s.rate):>10.0f}"
+            f"{row.target.name:<21}{row.conns:>5}{row.med(lambda s: s.rate):>10.0f}"
             f"{row.med(lambda s: s.pct(0.50)) * 1e3:>9.2f}{row.med(lambda s: s.pct(0.99)) * 1e3:>9.2f}"
             f"{row.med(lambda s: s.server_cpu / max(1, s.calls)) * 1e6:>13.0f}"
             f"{row.med(lambda s: s.client_cpu / max(1, s.calls)) * 1e6:>13.0f}"
@@ -305,24 +306,25 @@ def table(rows: list[Row]) -> str:
 def added_latency(rows: list[Row]) -> str:
     """Single connection: p50 added over the direct call (per-round difference, then median)."""
     by_name = {row.target.name: row for row in rows}
-    out = [f"{'target':<16}{'p50 ms':>9}{'p99 ms':>9}   added p50 over direct"]
+    out = [f"{'target':<21}{'p50 ms':>9}{'p99 ms':>9}   added p50 over direct"]
     for row in rows:
         direct = by_name["mcp-direct" if row.target.kind == "mcp" else "direct"]
         added = per_round_ratio(row, direct, lambda a, b: a.pct(0.5) - b.pct(0.5)) * 1e6
         out.append(
-            f"{row.target.name:<16}{row.med(lambda s: s.pct(0.50)) * 1e3:>9.3f}"
+            f"{row.target.name:<21}{row.med(lambda s: s.pct(0.50)) * 1e3:>9.3f}"
             f"{row.med(lambda s: s.pct(0.99)) * 1e3:>9.3f}   {added:+8.0f} µs vs {direct.target.name}"
         )
     return "\n".join(out)
 
 
 def start_servers(
-    max_seconds: float, profile: Path | None = None, extra_args: Sequence[str] = ()
+    max_seconds: float, profile: Path | None = None, extra_args: Sequence[str] = (), tree: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start ``serve_stack.py`` (``extra_args`` are passed on) and read its URLs and token."""
+    """Start ``serve_stack.py`` (``extra_args`` are passed on) and read its URLs and token;
+    ``tree``: another checkout's, so its Gatekeeper is measured beside this one's."""
     argv = [
         sys.executable,
-        str(HERE / "serve_stack.py"),
+        str((tree / "bench" if tree is not None else HERE) / "serve_stack.py"),
         "--max-seconds",
         str(max_seconds),
         *([] if profile is None else ["--profile", str(profile)]),
@@ -357,9 +359,19 @@ async def amain(args: argparse.Namespace) -> None:
         await profile_gatekeeper(args)
         return
     per_set = (args.warmup + args.duration + 1) * args.rounds * 6
-    proc, info = start_servers(per_set * 3 + 120)
+    # Side by side, both stacks drop the demo's record of received calls every second: otherwise the
+    # stack that serves more rows grows a larger heap and pays for it on every call (an A/A run of
+    # one tree against itself showed the difference).
+    extra = ["--trim-received", "1"] if args.baseline_tree is not None else []
+    proc, info = start_servers(per_set * 3 + 120, extra_args=extra)
+    base_proc = None
     try:
         targets = http_targets(info) + ([] if args.no_mcp else mcp_targets(info))
+        if args.baseline_tree is not None:  # the same rows served by another checkout, side by side
+            base_proc, base = start_servers(per_set * 3 + 120, extra_args=extra, tree=args.baseline_tree)
+            for target in http_targets(base)[-1:] + ([] if args.no_mcp else mcp_targets(base)[-1:]):
+                ref = "bare-proxy" if target.kind == "http" else "mcp-direct"
+                targets.append(replace(target, name=f"{target.name}@base", reference=ref, pid=base["pid"]))
         print(
             f"# gate_baseline: file.read {json.dumps(CALL_ARGUMENTS)}, allowed; {args.rounds} rounds x "
             f"{args.duration:g}s (+{args.warmup:g}s warm-up excluded) per target, interleaved; "
@@ -393,6 +405,8 @@ async def amain(args: argparse.Namespace) -> None:
         )
     finally:
         stop_servers(proc)
+        if base_proc is not None:
+            stop_servers(base_proc)
 
 
 def main() -> None:
@@ -412,6 +426,12 @@ def main() -> None:
         help="the row --profile measures",
     )
     parser.add_argument("--no-single", action="store_true", help="skip the 1-connection row set")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="another checkout (a git archive of main, say): its Gatekeeper rows beside these, as NAME@base",
+    )
     args = parser.parse_args()
     if not (0 < args.duration <= 600 and 0 <= args.warmup <= 60 and 1 <= args.connections <= 512):
         parser.error("duration in (0, 600], warmup in [0, 60], connections in [1, 512]")

@@ -29,21 +29,23 @@ from .escalation import EscalationHandler, NoApprovalQueue
 from .gate import Gate, load_policy_set
 from .identity import TokenVerifier, ensure_dev_key
 from .lifecycle import Lifecycle, drain_middleware
+from .listen import binding
+from .mcp_sessions import CachedSessions, MemorySessions
 from .metrics import Metrics
 from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
 from .runner.transport import Runner, RunnerTransport
-from .server.agent_approvals import add_agent_approval_routes
+from .server.agent_approvals import add_agent_approval_routes, openapi_agent
 from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
-from .server.invoke import handle_invoke
+from .server.invoke import CallTool, handle_invoke
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.protocol import GuardedAppRunner
-from .server.request_ids import request_id_middleware
+from .server.request_ids import add_request_ids
 from .server.responses import error_middleware
 from .server.state import (
     APPROVALS,
@@ -54,14 +56,18 @@ from .server.state import (
     ESCALATION,
     GATE,
     LIFECYCLE,
+    MCP_SESSIONS,
     METRICS,
     RECENT,
     RUNNER,
     SINKS,
+    TOOL_CALLS,
+    TOOL_PINS,
     TRANSPORT,
     VERIFIER,
+    WRITTEN_CODE,
 )
-from .server.written_code import WRITTEN_CODE
+from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
 from .written.records import open_written_store
@@ -113,12 +119,14 @@ def build_agent_app(
 ) -> web.Application:
     # The body limit is enforced by our own strict reader; aiohttp's cap stays above it.
     app = web.Application(
-        middlewares=[request_id_middleware, drain_middleware, error_middleware],
-        client_max_size=config.limits.max_body_bytes + 1,
+        middlewares=[drain_middleware, error_middleware], client_max_size=config.limits.max_body_bytes + 1
     )
+    add_request_ids(app)
     _shared(app, config, gate, verifier, metrics)
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app[ESCALATION] = escalation or NoApprovalQueue()
+    app[MCP_SESSIONS] = MemorySessions()  # Gatekeeper.start puts the approval store's table here
+    app[TOOL_PINS] = ToolPins(MemoryToolPinStore())  # and its tool pins here
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -128,6 +136,7 @@ def build_agent_app(
                 session, max_response_bytes=config.limits.max_response_bytes, credentials=credentials
             )
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
+            app[TOOL_CALLS] = CallTool(app[TRANSPORT], config.upstreams)
             yield
 
     if runner is not None:
@@ -136,6 +145,7 @@ def build_agent_app(
     app.router.add_post("/v1/invoke", handle_invoke)
     app.router.add_post("/v1/decide", handle_decide)
     add_agent_approval_routes(app)  # answers 404 until an approval queue is attached
+    app.router.add_get("/openapi.json", openapi_agent)
     app.router.add_route("*", "/mcp/{upstream}", handle_mcp)
     add_health_routes(app)
     return app
@@ -144,7 +154,8 @@ def build_agent_app(
 def build_operator_app(
     config: Config, gate: Gate, verifier: TokenVerifier, metrics: Metrics
 ) -> web.Application:
-    app = web.Application(middlewares=[request_id_middleware, error_middleware])
+    app = web.Application(middlewares=[error_middleware])
+    add_request_ids(app)
     _shared(app, config, gate, verifier, metrics)
     add_operator_routes(app)
     return app
@@ -209,6 +220,9 @@ class Gatekeeper:
             batch_window_seconds=0.0 if audit.durable_answers else 0.02,
             signer=ensure_signer(key_path),
         )
+        max_seconds = audit.max_unwritten_seconds
+        self.metrics.audit_accepting.set_function(lambda: float(self.audit.refusal(max_seconds) is None))
+        self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
         self.demo: DemoUpstream | None = None
@@ -225,16 +239,21 @@ class Gatekeeper:
         self.operator_url = ""
 
     async def start(self, *, handle_sighup: bool = False) -> None:
+        """Start everything; if any part cannot start (a port in use, say), what did is stopped
+        again before the error goes up, so a failed start leaves no store open or task running."""
+        try:
+            await self._start(handle_sighup=handle_sighup)
+        except BaseException:
+            try:
+                await self.stop(drain_seconds=0)
+            except Exception as exc:  # the first error is the one to report
+                log.warning("abandoned_start_cleanup_failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _start(self, *, handle_sighup: bool) -> None:
         cfg = self.config
         if cfg.egress_enabled:  # first: a runner that cannot sandbox stops start-up before anything runs
-            try:
-                await self._start_egress(cfg)
-            except BaseException:
-                if self.egress is not None:
-                    await self.egress.stop()
-                if self.runner is not None:
-                    self.runner.cleanup()
-                raise
+            await self._start_egress(cfg)  # on failure, start() stops what did start
         if cfg.demo.enabled:
             self.demo = DemoUpstream(cfg.demo.host, cfg.demo.http_port, cfg.demo.mcp_port)
             await self.demo.start()
@@ -266,12 +285,16 @@ class Gatekeeper:
         agent[AUDIT] = self.audit
         agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
         agent[WRITTEN_CODE] = self.written_code
+        agent[MCP_SESSIONS] = CachedSessions(self.approvals.store)
+        await self.tool_pins.refresh()
+        agent[TOOL_PINS] = self.tool_pins
         operator = build_operator_app(cfg, self.gate, self.verifier, self.metrics)
         operator[APPROVALS] = self.approvals
         operator[RECENT] = self.recent
         operator[AUDIT] = self.audit
         operator[BUDGETS] = self.budgets
         operator[AUDIT_STATUS] = self._audit_status
+        operator[TOOL_PINS] = self.tool_pins
         for app, listener, attr in (
             (agent, cfg.agent_listener, "agent_url"),
             (operator, cfg.operator_listener, "operator_url"),
@@ -280,11 +303,14 @@ class Gatekeeper:
                 app, head_timeout=cfg.limits.header_timeout_seconds, access_log=None, handle_signals=False
             )
             await runner.setup()
-            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
-            await site.start()
             self._runners.append(runner)
+            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+            with binding(attr.removesuffix("_url"), listener.host, listener.port):
+                await site.start()
             port = runner.addresses[0][1] if runner.addresses else listener.port
             setattr(self, attr, f"http://{listener.host}:{port}")
+        if not self.approvals.console_url:
+            self.approvals.console_url = self.operator_url
         # Everything loaded so far (policy index, inspectors' tables) lives as long as the process:
         # keep it out of the cyclic collector, whose full passes over it stall every call.
         gc.collect()
@@ -340,7 +366,8 @@ class Gatekeeper:
             cfg.egress, self.gate, self.credentials, self.approvals, self.sinks, mode=cfg.mode
         )
         listener = cfg.egress_address
-        await self.egress.start(listener.host, listener.port)
+        with binding("egress", listener.host, listener.port):
+            await self.egress.start(listener.host, listener.port)
         self.egress_url = self.egress.url
         if self.runner is not None:
             self.runner.sandbox.prepare()
@@ -356,7 +383,8 @@ class Gatekeeper:
                     continue
                 bridge = self.stdio[name] = StdioBridge(upstream)
                 await bridge.start()
-                upstreams[name] = replace(upstream, mcp_url=bridge.url)
+                headers = {**upstream.headers, **bridge.upstream_headers}  # the bridge's own secret
+                upstreams[name] = replace(upstream, mcp_url=bridge.url, headers=headers)
         except BaseException:
             for started in self.stdio.values():
                 await started.stop()

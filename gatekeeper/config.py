@@ -428,7 +428,18 @@ def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
 
 
 def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:
-    known = {"enabled", "workspace", "upstream", "uid", "python", "bwrap", "env", "limits"}
+    known = {
+        "enabled",
+        "workspace",
+        "upstream",
+        "uid",
+        "python",
+        "bwrap",
+        "env",
+        "limits",
+        "gpu_devices",
+        "gpu_shared_devices",
+    }
     section = r.section(raw, "runner", known)
     base = RunnerSettings()
     enabled = r.typed(section, "runner", "enabled", bool, False)
@@ -458,7 +469,14 @@ def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSetting
     uid = r.typed(section, "runner", "uid", int, base.uid)
     if not 1 <= uid < 2**31:
         raise r.fail("runner.uid", "must be a non-root uid (1 or more)")
+    gpu: dict[str, tuple[str, ...]] = {}
+    for name in ("gpu_devices", "gpu_shared_devices"):
+        paths = r.typed(section, "runner", name, list, list(getattr(base, name)))
+        if not all(isinstance(path, str) and path.startswith("/") and ".." not in path for path in paths):
+            raise r.fail(f"runner.{name}", "must be a list of absolute device paths (or globs)")
+        gpu[name] = tuple(paths)
     return RunnerSettings(
+        **gpu,
         enabled=enabled,
         workspace=rel(workspace_raw) if workspace_raw is not None else None,
         upstream=r.typed(section, "runner", "upstream", str, base.upstream),
@@ -561,6 +579,7 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "max_wait_seconds",
         "ttl_seconds",
         "denial_stands_seconds",
+        "approved_ttl_seconds",
         "max_grant_minutes",
         "sweep_interval_seconds",
         "progress_interval_seconds",
@@ -572,6 +591,8 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
         "max_pending_per_principal",
         "webhook_url",
         "webhook_secret_env",
+        "high_risk",
+        "console_url",
     }
     section = r.section(raw, "approvals", known)
     base = ApprovalSettings()
@@ -592,6 +613,14 @@ def _parse_approvals(r: _Reader, raw: Mapping[str, Any]) -> ApprovalSettings:
     values["max_pending_per_principal"] = cap
     if values["default_wait_seconds"] > values["max_wait_seconds"]:
         raise r.fail("approvals.default_wait_seconds", "must not exceed approvals.max_wait_seconds")
+    high_risk = r.typed(section, "approvals", "high_risk", list, list(base.high_risk))
+    if not all(isinstance(p, str) and p and "*" not in p[:-1] for p in high_risk):
+        raise r.fail("approvals.high_risk", "must be a list of capability names or prefixes ending in *")
+    values["high_risk"] = tuple(high_risk)
+    console_url = r.typed(section, "approvals", "console_url", str, None)
+    if console_url is not None and not re.match(r"^https?://[^/\s]+/?$", console_url):
+        raise r.fail("approvals.console_url", f"must be an http(s) URL with no path, got {console_url!r}")
+    values["console_url"] = console_url.rstrip("/") if console_url else None
     url = r.typed(section, "approvals", "webhook_url", str, None)
     if url is not None:
         if not re.match(r"^https?://[^/\s]+", url):

@@ -18,9 +18,10 @@ import structlog
 from . import strictjson
 from .budgets import BudgetRules, load_budget_rules
 from .config import PolicyFiles
-from .errors import GatekeeperError, InspectionError, PolicyError, UnknownTool
+from .errors import GatekeeperError, InspectionError, PolicyError, SchemaError, UnknownTool
 from .inspectors import INSPECTORS, InspectContext, Inspector
 from .manifest import WHOLE_ARGUMENTS, ToolManifest, load_manifests
+from .mcp_methods import is_method_tool, method_capabilities
 from .models import Capability, Decision, Outcome, Principal, ToolCall
 from .policy import CasbinPolicy, PolicyEngine
 
@@ -129,6 +130,14 @@ class Gate:
         policy_set = policy_set or self.policy_set
         if policy_set is None:
             raise PolicyError("no policy is loaded")
+        if is_method_tool(tool):  # an MCP method: its parameters read by the method table
+            try:
+                found = method_capabilities(tool, arguments, self.inspectors, self.context)
+            except (InspectionError, SchemaError):
+                raise
+            except Exception as exc:  # an inspector bug must never become a pass
+                raise InspectionError(f"{tool} could not be inspected: {type(exc).__name__}") from exc
+            return build_call(principal, tool, arguments, found, arguments["upstream"])
         manifest = policy_set.manifests.get(tool)
         if manifest is None:
             raise UnknownTool(f"no tool named {tool!r} is configured", tool=tool)
@@ -194,6 +203,15 @@ class Gate:
             log.error(exc.code, tool=tool, error=exc.message)
             return Verdict(None, _refusal(exc.code, exc.message, policy_set.version if policy_set else ""))
         return Verdict(call, self.decide(call, policy_set))
+
+    def method_visible(self, principal: Principal, tool: str, arguments: dict[str, Any]) -> bool:
+        """Whether an MCP list shows an item: its use (``resources/read`` of its URI, say) could
+        be allowed, maybe after an operator's approval. What cannot be decided is not shown."""
+        try:
+            verdict = self._evaluate(principal, tool, arguments, self.policy_set)
+        except GatekeeperError:
+            return False
+        return verdict.decision.outcome is not Outcome.DENY
 
     def tool_visible(self, principal: Principal, tool: str) -> bool:
         policy_set = self.policy_set

@@ -25,10 +25,12 @@ _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_k
 _UTC = datetime.UTC
 
 
-# A JWT (three base64url parts, the first a JSON object: "eyJ") or any Bearer/Basic credential.
+# A JWT (three base64url parts, the first a JSON object: "eyJ"), a Bearer credential, or a Basic
+# one (base64, so "basic checks" in a sentence is left alone).
 _CREDENTIAL = re.compile(
     r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*"
-    r"|(?i:\b(?:bearer|basic)(?:\s|\\[tnr]|%20)+)[^\s\"',;\\]+"
+    r"|(?i:\bbearer(?:\s|\\[tnr]|%20)+)[^\s\"',;\\]+"
+    r"|(?i:\bbasic(?:\s|\\[tnr]|%20)+)[A-Za-z0-9+/]{8,}={0,2}"
 )
 _MASK = "[masked]"
 

@@ -93,6 +93,11 @@ class Metrics:
             "Decisions recorded but not yet written to the audit store",
             registry=self.registry,
         )
+        self.audit_accepting = Gauge(
+            "gatekeeper_audit_accepting",
+            "1 while the audit trail takes records and calls may be forwarded; 0 while calls are refused",
+            registry=self.registry,
+        )
         self.approvals_pending = Gauge(
             "gatekeeper_approvals_pending",
             "Approvals waiting for operators (refreshed every sweep)",

@@ -6,6 +6,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# A "tool" named so is an MCP method (``mcp.method:resources/read``): the policy object it is
+# decided by is its name itself, where a tool's is ``tool:NAME``.
+MCP_METHOD_PREFIX = "mcp.method:"
+
+
+def policy_object(tool: str) -> str:
+    """The policy object a call's tool is decided by."""
+    return tool if tool.startswith(MCP_METHOD_PREFIX) else f"tool:{tool}"
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -69,4 +78,5 @@ class Decision:
     matched: tuple[str, ...] = ()
     policy_version: str = ""
     quorum: int = 1  # how many distinct operators must approve an escalated call
+    quorum_rule: str | None = None  # when quorum > 1: the rule that asks for that many (escalate:N)
     approval_id: str | None = None

@@ -1,9 +1,13 @@
 """A tool call's trip through the gate, as an ordered list of small stages.
 
-Every entry point (``/v1/invoke``, MCP ``tools/call``) runs a list of stages with
-one signature, ``async (Exchange) -> None``. A stage that has the final answer
-sets ``exchange.response`` and raises ``Halt``; an error raises a
-``GatekeeperError``. Whatever happens, ``record`` writes one decision record.
+Every entry point (``/v1/invoke``, every MCP method) runs a list of stages with one
+signature, ``async (Exchange) -> None``: its own parse stage, then the same enforcement
+stages (``server/stages.py``). The stages never see the transport: they read the
+``Exchange`` and the shared services (``exchange.app``), and leave their result on it. A
+stage that settles the call (refused, still pending) raises ``Halt``; an error raises a
+``GatekeeperError``. The entry point's renderer then turns the exchange into its answer,
+and ``record`` writes one decision record whatever happened. ``forward`` hands an allowed
+call to the exchange's ``Transport``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from .audit.log import Redactor
 from .errors import GatekeeperError
+from .escalation import Pending, Progress
 from .logs import info_line
 from .metrics import Metrics
 from .models import Decision, Principal, ToolCall
@@ -34,13 +39,23 @@ def new_decision_id() -> str:
 
 
 class Halt(Exception):
-    """Stop the chain: the exchange already holds its final response."""
+    """Stop the chain: the call is settled (refused, or still waiting for an operator)."""
+
+
+class Transport(Protocol):
+    """Carries an allowed, understood call (``exchange.call``) to its upstream. What it returns
+    is the answer the entry point's renderer shows; a failure is an ``UpstreamError``."""
+
+    async def forward(self, exchange: Exchange) -> Any: ...
 
 
 @dataclass(slots=True)
 class Exchange:
     entry: str
-    request: Any  # the transport's request object (aiohttp web.Request)
+    app: Any  # the shared services, read by key (an aiohttp Application's typed keys)
+    request: Any = None  # the entry point's own request; only its parse stage and renderer read it
+    transport: Transport | None = None  # where ``forward`` sends an allowed call
+    upstream: str | None = None  # the upstream the entry point addressed (MCP), if any
     decision_id: str = field(default_factory=new_decision_id)
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
@@ -49,7 +64,6 @@ class Exchange:
     call: ToolCall | None = None
     decision: Decision | None = None
     shadow: Decision | None = None  # the shadow policy's "would ..." decision, never enforced
-    response: Any = None
     error: GatekeeperError | None = None
     enforced: bool = True
     upstream_seconds: float | None = None
@@ -59,6 +73,11 @@ class Exchange:
     forwarded: bool = False
     bound_files: dict[str, str] | None = None  # workspace files a held call runs, by content digest
     request_id: str | None = None  # links the caller's request, the log line, the record, the upstream
+    wait_seconds: float | None = None  # how long the caller is willing to wait for an operator
+    progress: Progress | None = None  # told now and then while the call is held
+    pending: Pending | None = None  # still held when the caller's wait ran out
+    answer: Any = None  # what the transport returned, for the renderer
+    delivery: str | None = None  # "client_gone": the caller left before its answer was written
 
 
 Stage = Callable[[Exchange], Awaitable[None]]
@@ -98,6 +117,12 @@ def need(value: T | None, what: str) -> T:
     if value is None:
         raise GatekeeperError(f"internal error: no {what} at this stage; the call was not forwarded")
     return value
+
+
+def without(stages: Sequence[Stage], *left_out: Stage) -> tuple[Stage, ...]:
+    """The same stage list less some stages, in the same order (``without(INVOKE_STAGES, forward)``:
+    decide and record, but run nothing)."""
+    return tuple(stage for stage in stages if stage not in left_out)
 
 
 async def run(stages: Sequence[Stage], exchange: Exchange) -> None:
@@ -167,6 +192,7 @@ def record(
         entry["extra"] = {"request_id": exchange.request_id}
     line = {
         **entry,
+        "delivery": exchange.delivery,  # "client_gone": the caller left before its answer was written
         "capability": decision.capability if decision else None,
         "upstream_ms": round(exchange.upstream_seconds * 1000, 3)
         if exchange.upstream_seconds is not None
@@ -180,6 +206,8 @@ def record(
         entry["time"] = time.time()
         entry["issuer"] = principal.issuer if principal else None
         entry["arguments"] = call.arguments if call else None
+        if exchange.delivery is not None:
+            entry["extra"] = {"delivery": exchange.delivery}
         sink(entry)
     if metrics is not None:
         metrics.decision_counter(

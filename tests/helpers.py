@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -90,6 +91,18 @@ async def throwaway_schema(prefix: str) -> AsyncIterator[tuple[str, str]]:
         await drop_schema(dsn, schema)
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free just now (for a server started in another process)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     """Embedded defaults, but every port picked by the OS and the data folder in tmp_path."""
     settings: dict[str, Any] = {
@@ -168,8 +181,12 @@ def decisions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 H100 = {"gpu_type": "H100", "count": 2, "hours": 4}  # 8 GPU-hours on 2 GPUs: escalates, one approver
 
 
+def operator_token(gk: Gatekeeper, name: str = "ops-1") -> str:
+    return mint(gk, subject=name, roles=("oncall",), operator=True)
+
+
 def ops_auth(gk: Gatekeeper, name: str = "ops-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(gk, subject=name, roles=('oncall',), operator=True)}"}
+    return {"Authorization": f"Bearer {operator_token(gk, name)}"}
 
 
 async def vote(
@@ -195,3 +212,42 @@ async def wait_for_pending(http: aiohttp.ClientSession, gk: Gatekeeper) -> str:
             return str(approvals[0]["id"])
         await asyncio.sleep(0.02)
     pytest.fail("no pending approval appeared")
+
+
+MCP_ACCEPT = "application/json, text/event-stream"
+MCP_VERSION = "2025-06-18"
+
+
+async def mcp_session(http: aiohttp.ClientSession, url: str, token: str) -> dict[str, str]:
+    """Open an MCP session at ``url`` (initialize, initialized) by hand; the headers for the
+    next requests (token, protocol version and the session id, when the server gave one)."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": MCP_ACCEPT}
+    params = {"protocolVersion": MCP_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    async with http.post(url, json=init, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        await resp.read()
+        session = resp.headers.get("Mcp-Session-Id")
+    out = {**headers, "MCP-Protocol-Version": MCP_VERSION}
+    if session:
+        out["Mcp-Session-Id"] = session
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    async with http.post(url, json=note, headers=out) as resp:
+        assert resp.status in (200, 202), await resp.text()
+    return out
+
+
+async def mcp_rpc(
+    http: aiohttp.ClientSession, url: str, headers: Mapping[str, str], message: Mapping[str, Any]
+) -> tuple[int, Any]:
+    """POST one JSON-RPC message; (status, the JSON answer, or the data of its one SSE event)."""
+    async with http.post(url, json=message, headers=headers) as resp:
+        raw = await resp.read()
+        if resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+            data = [
+                line[5:]
+                for line in raw.decode().splitlines()
+                if line.startswith("data:") and line[5:].strip()
+            ]
+            return resp.status, json.loads(data[-1]) if data else None
+        return resp.status, json.loads(raw) if raw.strip() else None

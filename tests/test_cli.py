@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import free_ports
+
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -56,7 +46,7 @@ def _post(url: str, body: dict[str, object], token: str | None) -> tuple[int, di
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    agent, operator, http_port, mcp_port = _free_ports(4)
+    agent, operator, http_port, mcp_port = free_ports(4)
     config = tmp_path / "gatekeeper.yaml"
     config.write_text(
         f"listeners:\n  agent: {{port: {agent}}}\n  operator: {{port: {operator}}}\n"

@@ -77,6 +77,8 @@ def test_an_upstream_can_ask_for_per_call_egress_credentials(tmp_path: Path) -> 
             "NOT_SET_ANYWHERE_42",
         ),
         ("limits:\n  max_body_bytes: -1\n", "limits.max_body_bytes", "positive"),
+        ("runner:\n  gpu_devices: [nvidia0]\n", "runner.gpu_devices", "absolute"),
+        ("runner:\n  gpu_shared_devices: [/dev/../etc/shadow]\n", "runner.gpu_shared_devices", "absolute"),
         ("limits:\n  max_body_bytes: lots\n", "limits.max_body_bytes", "int"),
         ("listeners:\n  agent: {port: 7000}\n  operator: {port: 7000}\n", "listeners.operator", "differ"),
         ("- just\n- a list\n", "", "mapping"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,3 +83,25 @@ def test_when_structlog_is_configured_elsewhere_the_fast_writer_steps_aside(stre
     structlog.configure(processors=[structlog.testing.LogCapture()])
     assert not info_line("decision", {"decision_id": "d4"})
     assert stream.getvalue() == ""
+
+
+def test_tokens_are_cut_out_of_every_string_tracebacks_included(stream: io.StringIO) -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
+    try:
+        raise ValueError(f"Invalid header: b'Authorization: Bearer {jwt}\\r\\n  folded'")
+    except ValueError:
+        structlog.get_logger("x").exception(
+            "failed", note=f"Authorization: Basic dXNlcjpwYXNzd29yZA==; {jwt}"
+        )
+    try:
+        raise RuntimeError("token Bearer opaque-token-123 in a library's message")
+    except RuntimeError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "127.0.0.1")
+    text = stream.getvalue()
+    lines = _lines(stream)  # every line JSON, the standard library's too
+    assert jwt not in text and "eyJzdWIi" not in text and "opaque-token-123" not in text
+    assert "dXNlcjpwYXNzd29yZA" not in text
+    assert "Bearer [masked]" in lines[0]["exception"] and "Basic [masked]" in lines[0]["note"]
+    assert lines[1]["logger"] == "aiohttp.server" and "Bearer [masked]" in lines[1]["exception"]
+    structlog.get_logger("x").info("prose", reason="basic checks passed")
+    assert _lines(stream)[-1]["reason"] == "basic checks passed"

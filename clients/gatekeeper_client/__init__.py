@@ -8,7 +8,7 @@ cannot mistake a refusal for a tool answer.
 approval queue through the operator API: list, inspect, approve, deny, grants, live events.
 """
 
-from ._async import AsyncGatekeeperClient, InvokeResult
+from ._async import AsyncGatekeeperClient, Decision, InvokeResult
 from ._errors import (
     AuthenticationFailed,
     BadRequest,
@@ -45,6 +45,7 @@ __all__ = [
     "CallDenied",
     "CallPending",
     "Conflict",
+    "Decision",
     "Forbidden",
     "GatekeeperClient",
     "GatekeeperError",

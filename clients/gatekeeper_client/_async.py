@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import aiohttp
 from yarl import URL
@@ -55,10 +55,27 @@ class InvokeResult:
     decision_id: str
 
 
-def _invoke_url(base_url: str) -> URL:
-    """``base_url`` + ``/v1/invoke``, rejecting URLs that could leak the token or are ambiguous."""
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An allowed call that Gatekeeper did not forward (``POST /v1/decide``): run it yourself.
+
+    ``capabilities`` are what Gatekeeper read in the arguments; ``rule`` allowed them;
+    ``approval_id`` is set when an operator's approval was used for it.
+    """
+
+    decision_id: str
+    tool: str
+    capabilities: tuple[str, ...]
+    rule: str | None
+    reason: str | None
+    approval_id: str | None
+    body: dict[str, Any]
+
+
+def _invoke_url(base_url: str, path: str = "/v1/invoke") -> URL:
+    """``base_url`` + ``path``, rejecting URLs that could leak the token or are ambiguous."""
     url = checked_base_url(base_url)
-    return url.with_path(url.path.rstrip("/") + "/v1/invoke")
+    return url.with_path(url.path.rstrip("/") + path)
 
 
 def _wait_header(wait: float | None) -> dict[str, str]:
@@ -74,13 +91,38 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _outcome(status: int, raw: bytes) -> InvokeResult:
-    """Turn one HTTP answer into a result or the matching exception."""
+@overload
+def _outcome(status: int, raw: bytes, decided: Literal[False] = False) -> InvokeResult: ...
+@overload
+def _outcome(status: int, raw: bytes, decided: Literal[True]) -> Decision: ...
+def _outcome(status: int, raw: bytes, decided: bool = False) -> InvokeResult | Decision:
+    """Turn one HTTP answer into a result (a decision, for /v1/decide) or the matching exception."""
     body = json_object(status, raw)
     decision_id = _text(body.get("decision_id"))
     code = _text(body.get("code"))
     message = _text(body.get("message")) or _text(body.get("reason")) or f"HTTP {status}"
 
+    if status == 200 and decided:
+        if body.get("outcome") != "allowed" or decision_id is None or not isinstance(body.get("tool"), str):
+            raise GatekeeperError(
+                "Gatekeeper answered 200 without an allowed outcome, decision_id and tool",
+                status=status,
+                code="invalid_response",
+                decision_id=decision_id,
+                body=body,
+            )
+        capabilities = body.get("capabilities")
+        return Decision(
+            decision_id=decision_id,
+            tool=body["tool"],
+            capabilities=tuple(c for c in capabilities if isinstance(c, str))
+            if isinstance(capabilities, list)
+            else (),
+            rule=_text(body.get("rule")),
+            reason=_text(body.get("reason")),
+            approval_id=_text(body.get("approval_id")),
+            body=body,
+        )
     if status == 200:
         if body.get("outcome") != "allowed" or decision_id is None or "result" not in body:
             raise GatekeeperError(
@@ -137,6 +179,7 @@ class AsyncGatekeeperClient(SessionClient):
             raise ValueError("token must be a non-empty string without whitespace")
         super().__init__(timeout, session)
         self._url = _invoke_url(base_url)
+        self._decide_url = _invoke_url(base_url, "/v1/decide")
         self._token = token
 
     def __repr__(self) -> str:
@@ -153,6 +196,21 @@ class AsyncGatekeeperClient(SessionClient):
         ``timeout`` on top of ``wait``, so waiting does not turn into a client timeout.
         Raises a ``GatekeeperError`` subclass for every outcome other than "allowed".
         """
+        status, raw = await self._post(self._url, tool, arguments, wait)
+        return _outcome(status, raw)
+
+    async def decide(
+        self, tool: str, arguments: Mapping[str, Any] | None = None, *, wait: float | None = None
+    ) -> Decision:
+        """Ask Gatekeeper whether ``tool`` may run with ``arguments``, without running it
+        (``POST /v1/decide``): a ``Decision`` when allowed (run it yourself), else the same
+        exceptions as ``invoke`` (``CallDenied``, ``CallPending``, ...)."""
+        status, raw = await self._post(self._decide_url, tool, arguments, wait)
+        return _outcome(status, raw, True)
+
+    async def _post(
+        self, url: URL, tool: str, arguments: Mapping[str, Any] | None, wait: float | None
+    ) -> tuple[int, bytes]:
         if self._closed:
             raise RuntimeError("this AsyncGatekeeperClient is closed")
         if not isinstance(tool, str) or not tool:
@@ -170,7 +228,7 @@ class AsyncGatekeeperClient(SessionClient):
         ).encode()
         total = self._timeout + (math.ceil(wait) if wait is not None else 0)
         status, raw = await self._send(
-            "POST", self._url, data=payload, headers=headers, seconds=total, for_call=True
+            "POST", url, data=payload, headers=headers, seconds=total, for_call=True
         )
-        log.debug("gatekeeper invoke tool=%s status=%d", tool, status)
-        return _outcome(status, raw)
+        log.debug("gatekeeper %s tool=%s status=%d", url.path, tool, status)
+        return status, raw

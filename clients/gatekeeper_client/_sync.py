@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from ._async import AsyncGatekeeperClient, InvokeResult
+from ._async import AsyncGatekeeperClient, Decision, InvokeResult
 from ._runner import LoopThread
 
 __all__ = ["GatekeeperClient"]
@@ -51,6 +51,12 @@ class GatekeeperClient:
     ) -> InvokeResult:
         """Blocking ``AsyncGatekeeperClient.invoke``; see there for ``wait`` and the exceptions."""
         return self._runner.run(lambda: self._client.invoke(tool, arguments, wait=wait))
+
+    def decide(
+        self, tool: str, arguments: Mapping[str, Any] | None = None, *, wait: float | None = None
+    ) -> Decision:
+        """Blocking ``AsyncGatekeeperClient.decide``: may it run? (It is not run.)"""
+        return self._runner.run(lambda: self._client.decide(tool, arguments, wait=wait))
 
     def close(self) -> None:
         """Close the HTTP session and stop the background thread; safe to call more than once."""

@@ -406,6 +406,21 @@ class AsyncOperatorClient(SessionClient):
         path = f"/v1/grants/{_segment(grant_id, 'grant_id')}/revoke"
         return GrantView.from_json(await self._request("POST", path, json_body={}))
 
+    # -- tool definition pins --
+
+    async def tool_pins(self, state: str = "withheld") -> list[dict[str, Any]]:
+        """MCP tool definitions (``withheld``: changed or flagged, each with its diff; or ``all``)."""
+        body = _obj(await self._request("GET", "/v1/tool-pins", query={"state": state}), "pin list")
+        items = body.get("pins")
+        if not isinstance(items, list):
+            raise _invalid("pin list without pins", body)
+        return [_obj(item, "pin") for item in items]
+
+    async def approve_tool(self, upstream: str, tool: str, digest: str) -> dict[str, Any]:
+        """Pin the definition with ``digest`` (the ``seen_digest`` reviewed)."""
+        path = f"/v1/tool-pins/{_segment(upstream, 'upstream')}/{_segment(tool, 'tool')}/approve"
+        return _obj(await self._request("POST", path, json_body={"digest": digest}), "pin")
+
     # -- events --
 
     async def events(self) -> AsyncGenerator[QueueEvent, None]:
@@ -587,6 +602,12 @@ class OperatorClient:
 
     def revoke_grant(self, grant_id: str) -> GrantView:
         return self._runner.run(lambda: self._client.revoke_grant(grant_id))
+
+    def tool_pins(self, state: str = "withheld") -> list[dict[str, Any]]:
+        return self._runner.run(lambda: self._client.tool_pins(state))
+
+    def approve_tool(self, upstream: str, tool: str, digest: str) -> dict[str, Any]:
+        return self._runner.run(lambda: self._client.approve_tool(upstream, tool, digest))
 
     def events(self) -> Generator[QueueEvent, None, None]:
         """Blocking iterator over the event stream; leaving the loop (or Ctrl-C) closes the stream."""

@@ -60,6 +60,8 @@ class Approval:
     decided_at: float | None = None
     consumed_at: float | None = None
     grant_seconds: float | None = None  # set when the approving vote asked for a time-boxed grant
+    capability: str | None = None  # the capability whose rule held the call (``rule`` is that rule)
+    quorum_rule: str | None = None  # when more than one operator must approve: the rule asking so
 
     @property
     def approvals(self) -> int:
@@ -76,6 +78,8 @@ class Approval:
             "digest": self.digest,
             "capabilities": list(self.capabilities),
             "rule": self.rule,
+            "capability": self.capability,
+            "quorum_rule": self.quorum_rule,
             "reason": self.reason,
             "created_at": iso8601(self.created_at),
             "expires_at": iso8601(self.expires_at),

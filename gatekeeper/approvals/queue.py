@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import structlog
 
-from ..errors import NotFound
+from ..errors import NotFound, RequestError
 from ..escalation import Pending, Progress
 from ..metrics import Metrics
 from ..models import Decision, Outcome, Principal, ToolCall
 from .models import Approval, Change, Grant, State, new_id
+from .risk import risk_reasons
 from .settings import ApprovalSettings
 from .store import ApprovalError, ApprovalStore, PendingCapExceeded
 from .webhook import WebhookNotifier
@@ -44,6 +46,9 @@ class ApprovalQueue:
         self.store = store
         self.settings = settings
         self.notifier = notifier
+        # Where operators open the console; the app sets it to the operator listener's address
+        # once bound, unless approvals.console_url names the address operators really use.
+        self.console_url = settings.console_url or ""
         self._clock = clock
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listeners: set[Callable[[Change], None]] = set()
@@ -93,6 +98,10 @@ class ApprovalQueue:
             except Exception:  # a broken listener must not stop the fan-out
                 log.exception("approval_listener_failed")
 
+    def link(self, approval_id: str) -> str:
+        """The console's page for one approval: what a webhook or a chat message points at."""
+        return f"{self.console_url}/console/approvals/{quote(approval_id, safe='')}"
+
     def listen(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         self._listeners.add(callback)
         return lambda: self._listeners.discard(callback)
@@ -103,6 +112,7 @@ class ApprovalQueue:
         payload = {
             "approval": approval.to_json() if approval else None,
             "grant": grant.to_json() if grant else None,
+            "link": self.link(approval.id) if approval else None,
         }
         self.notifier.notify(event, payload)
 
@@ -112,9 +122,16 @@ class ApprovalQueue:
             try:
                 now = self._clock()
                 for approval in await self.store.expire_due(now=now):
-                    log.info("approval_expired", approval_id=approval.id, principal=approval.principal)
+                    unused = approval.approvals >= approval.required_approvals  # approved, never used
+                    log.info(
+                        "approval_expired",
+                        approval_id=approval.id,
+                        principal=approval.principal,
+                        approved_unused=unused,
+                    )
                     self._notify("expired", approval)
-                    self._observe_wait(approval, now, "expired")
+                    if not unused:
+                        self._observe_wait(approval, now, "expired")
                 if self.metrics is not None:
                     self.metrics.approvals_pending.set(await self.store.count(state="pending"))
             except Exception:  # the store may be briefly unreachable; waiters still honour deadlines
@@ -177,6 +194,8 @@ class ApprovalQueue:
             created_at=now,
             expires_at=now + self.settings.ttl_seconds,
             required_approvals=max(1, decision.quorum),
+            capability=decision.capability,
+            quorum_rule=decision.quorum_rule,
         )
 
     async def _wait(
@@ -192,7 +211,7 @@ class ApprovalQueue:
                 now = self._clock()
                 if current is None:
                     return _resolved(decision, Outcome.DENY, "approval_lost", "the approval disappeared")
-                if current.state is State.PENDING and now >= current.expires_at:
+                if current.state in (State.PENDING, State.APPROVED) and now >= current.expires_at:
                     for expired in await self.store.expire_due(now=now):
                         self._notify("expired", expired)
                     continue
@@ -266,6 +285,16 @@ class ApprovalQueue:
                 f"grant_minutes must be between 0 and {self.settings.max_grant_minutes:g}",
                 code="invalid_grant",
             )
+        if verdict == "approve" and not comment.strip():
+            current = await self.get(approval_id)
+            reasons = risk_reasons(current, self.settings.high_risk)
+            if reasons and current.state is State.PENDING:
+                raise RequestError(
+                    f"approving a high-risk call needs a comment saying why ({'; '.join(reasons)}); "
+                    "send one (CLI: --comment)",
+                    code="comment_required",
+                    reasons=reasons,
+                )
         now = self._clock()
         approval = await self.store.vote(
             approval_id,
@@ -274,6 +303,7 @@ class ApprovalQueue:
             comment=comment,
             now=now,
             grant_seconds=grant_minutes * 60 if grant_minutes is not None else None,
+            use_by=now + self.settings.approved_ttl_seconds,
         )
         log.info(
             "approval_vote",
@@ -352,4 +382,5 @@ def _resolved(
         policy_version=decision.policy_version,
         approval_id=approval_id,
         quorum=decision.quorum,
+        quorum_rule=decision.quorum_rule,
     )

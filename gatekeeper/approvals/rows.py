@@ -13,8 +13,10 @@ from .stores import dumps
 
 APPROVAL_COLUMNS = (
     "id, state, principal, roles, tool, arguments, digest, capabilities, rule, reason, created_at, "
-    "expires_at, required_approvals, decided_at, consumed_at, grant_seconds"
+    "expires_at, required_approvals, decided_at, consumed_at, grant_seconds, capability, quorum_rule"
 )
+# Columns added after the first release: each store adds them to a table made before.
+ADDED_APPROVAL_COLUMNS = ("capability", "quorum_rule")
 GRANT_COLUMNS = (
     "id, principal, tool, digest, approval_id, granted_by, comment, created_at, expires_at, "
     "revoked_at, revoked_by, uses"
@@ -47,6 +49,8 @@ def approval_from_row(row: Row, votes: Iterable[Vote] = ()) -> Approval:
         decided_at=row["decided_at"],
         consumed_at=row["consumed_at"],
         grant_seconds=row["grant_seconds"],
+        capability=row["capability"],
+        quorum_rule=row["quorum_rule"],
     )
 
 
@@ -73,7 +77,7 @@ def grant_from_row(row: Row) -> Grant:
 
 def new_approval_params(approval: Approval) -> tuple[Any, ...]:
     """The values of a new pending approval's columns, but ``state`` and the three that start
-    NULL (``decided_at``, ``consumed_at``, ``grant_seconds``)."""
+    NULL (``decided_at``, ``consumed_at``, ``grant_seconds``), in column order."""
     return (
         approval.id,
         approval.principal,
@@ -87,6 +91,8 @@ def new_approval_params(approval: Approval) -> tuple[Any, ...]:
         approval.created_at,
         approval.expires_at,
         approval.required_approvals,
+        approval.capability,
+        approval.quorum_rule,
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ..errors import GatekeeperError
+from ..mcp_sessions import McpSessions
+from ..tool_pins import ToolPinStore
 from .models import Approval, Change, Grant
 
 
@@ -34,7 +36,9 @@ class PendingCapExceeded(GatekeeperError):
     code = "too_many_pending_approvals"
 
 
-class ApprovalStore(Protocol):
+class ApprovalStore(McpSessions, ToolPinStore, Protocol):
+    """Approvals and grants; the same database keeps who owns each MCP session."""
+
     async def open(self) -> None:
         """Connect and create the schema if needed."""
         ...
@@ -70,6 +74,7 @@ class ApprovalStore(Protocol):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         """Record one operator's approve/deny vote, atomically.
 
@@ -79,16 +84,18 @@ class ApprovalStore(Protocol):
         ``approval_expired``, and it is marked expired); the operator already voted (409
         ``already_voted``). A deny vote denies at once; an approve vote approves when the
         quorum (``required_approvals`` distinct operators) is reached; ``grant_seconds`` on the
-        deciding approve vote is stored on the approval.
+        deciding approve vote is stored on the approval, and ``use_by`` (when given) becomes its
+        ``expires_at``: an approved call not used by then expires (``expire_due``).
         """
         ...
 
     async def consume(self, approval_id: str, *, now: float) -> Approval | None:
-        """Mark an approved approval consumed; None if it was not approved (or already used)."""
+        """Mark an approved approval consumed; None if it was not approved, was already used, or
+        its ``expires_at`` has passed."""
         ...
 
     async def consume_matching(self, principal: str, digest: str, *, now: float) -> Approval | None:
-        """Consume the oldest approved, unconsumed approval for exactly this call and principal."""
+        """Consume the oldest approved, unconsumed, unexpired approval for exactly this call and principal."""
         ...
 
     async def last_denied(self, principal: str, digest: str, *, since: float) -> Approval | None:
@@ -97,7 +104,8 @@ class ApprovalStore(Protocol):
         ...
 
     async def expire_due(self, *, now: float) -> list[Approval]:
-        """Mark every pending approval whose expiry has passed as expired; return them."""
+        """Mark every pending approval, and every approved one never used, whose ``expires_at`` has
+        passed as expired; return them."""
         ...
 
     async def add_grant(self, grant: Grant) -> Grant: ...

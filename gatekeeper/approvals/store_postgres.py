@@ -38,7 +38,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
     APPROVAL_COLUMNS,
@@ -74,7 +76,8 @@ CHANNEL = "gatekeeper_approvals"
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 _KEEPALIVE_SECONDS = 15.0
 
-_DDL = """
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id text PRIMARY KEY,
     state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -91,8 +94,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     required_approvals integer NOT NULL CHECK (required_approvals >= 1),
     decided_at double precision,
     consumed_at double precision,
-    grant_seconds double precision
+    grant_seconds double precision,
+    capability text,
+    quorum_rule text
 );
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS capability text;
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS quorum_rule text;
 CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
 CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
 CREATE INDEX IF NOT EXISTS approvals_state_expires ON approvals (state, expires_at);
@@ -127,6 +134,9 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+    + TOOL_PINS_SQL
+)
 
 
 class PostgresApprovalStore(ChangeFeed):
@@ -354,7 +364,8 @@ class PostgresApprovalStore(ChangeFeed):
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await conn.execute(
                 f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
-                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)",
+                "VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL, "
+                "$13, $14)",
                 *new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))
@@ -408,6 +419,7 @@ class PostgresApprovalStore(ChangeFeed):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         validate_verdict(verdict)
 
@@ -434,11 +446,12 @@ class PostgresApprovalStore(ChangeFeed):
             kind = decide(current, verdict)
             if kind == "approved":
                 await conn.execute(
-                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2 "
-                    "WHERE id = $3",
+                    "UPDATE approvals SET state = 'approved', decided_at = $1, grant_seconds = $2, "
+                    "expires_at = COALESCE($4, expires_at) WHERE id = $3",
                     now,
                     grant_seconds,
                     approval_id,
+                    use_by,
                 )
             elif kind == "denied":
                 await conn.execute(
@@ -458,7 +471,7 @@ class PostgresApprovalStore(ChangeFeed):
         async def body(conn: Conn, tx: Tx) -> Approval | None:
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
-                f"WHERE id = $2 AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                f"WHERE id = $2 AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 approval_id,
             )
@@ -474,8 +487,8 @@ class PostgresApprovalStore(ChangeFeed):
             rows = await conn.fetch(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = $2 AND digest = $3 "
-                "AND state = 'approved' ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
-                f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
+                "AND state = 'approved' AND expires_at > $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE) "
+                f"AND state = 'approved' AND expires_at > $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
                 principal,
                 digest,
@@ -501,8 +514,8 @@ class PostgresApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(conn: Conn, tx: Tx) -> list[Approval]:
             rows = await conn.fetch(
-                "UPDATE approvals SET state = 'expired', decided_at = $1 "
-                f"WHERE state = 'pending' AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
+                "UPDATE approvals SET state = 'expired', decided_at = COALESCE(decided_at, $1) "
+                f"WHERE state IN ('pending', 'approved') AND expires_at <= $1 RETURNING {APPROVAL_COLUMNS}",
                 now,
             )
             return record(
@@ -574,6 +587,43 @@ class PostgresApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        await self._require().execute(
+            "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+            key,
+            upstream,
+            issuer,
+            subject,
+            now,
+        )
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        row = await self._require().fetchrow("SELECT issuer, subject FROM mcp_sessions WHERE key = $1", key)
+        return None if row is None else (str(row["issuer"]), str(row["subject"]))
+
+    async def forget_session(self, key: str) -> None:
+        await self._require().execute("DELETE FROM mcp_sessions WHERE key = $1", key)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        rows = await self._require().fetch(f"SELECT {PIN_COLUMNS} FROM tool_pins")
+        return [pin_from_row(tuple(row)) for row in rows]
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        await self._require().execute(
+            f"INSERT INTO tool_pins ({PIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (upstream, tool) DO UPDATE SET pinned_digest = EXCLUDED.pinned_digest,"
+            " pinned_definition = EXCLUDED.pinned_definition, seen_digest = EXCLUDED.seen_digest,"
+            " seen_definition = EXCLUDED.seen_definition, flags = EXCLUDED.flags,"
+            " seen_at = EXCLUDED.seen_at, approved_by = EXCLUDED.approved_by,"
+            " approved_at = EXCLUDED.approved_at",
+            *pin_row(pin),
+        )
 
 
 async def _close_quietly(conn: asyncpg.Connection[asyncpg.Record]) -> None:

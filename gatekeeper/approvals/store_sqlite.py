@@ -25,9 +25,12 @@ from typing import TypeVar
 import aiosqlite
 
 from ..errors import GatekeeperError, NotFound
+from ..mcp_sessions import SESSIONS_SQL
 from ..storage.sqlite import immediate, open_sqlite
+from ..tool_pins import PIN_COLUMNS, TOOL_PINS_SQL, ToolPin, pin_from_row, pin_row
 from .models import Approval, Change, Grant, State, Vote
 from .rows import (
+    ADDED_APPROVAL_COLUMNS,
     APPROVAL_COLUMNS,
     GRANT_COLUMNS,
     VOTE_COLUMNS,
@@ -55,7 +58,8 @@ from .stores import (
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
@@ -72,7 +76,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     required_approvals INTEGER NOT NULL CHECK (required_approvals >= 1),
     decided_at REAL,
     consumed_at REAL,
-    grant_seconds REAL
+    grant_seconds REAL,
+    capability TEXT,
+    quorum_rule TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_principal_digest_state ON approvals (principal, digest, state);
 CREATE INDEX IF NOT EXISTS approvals_state_created ON approvals (state, created_at);
@@ -107,6 +113,9 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_principal_digest ON grants (principal, digest, expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 """
+    + SESSIONS_SQL
+    + TOOL_PINS_SQL
+)
 
 
 class SqliteApprovalStore(ChangeFeed):
@@ -125,6 +134,15 @@ class SqliteApprovalStore(ChangeFeed):
             return
         db = await open_sqlite(self.path, _SCHEMA, foreign_keys=True)
         db.row_factory = aiosqlite.Row
+        try:
+            have = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(approvals)")}
+            async with immediate(db):  # a file made by an earlier version: add the newer columns
+                for column in ADDED_APPROVAL_COLUMNS:
+                    if column not in have:
+                        await db.execute(f"ALTER TABLE approvals ADD COLUMN {column} TEXT")
+        except BaseException:
+            await db.close()
+            raise
         self._db = db
 
     async def close(self) -> None:
@@ -225,7 +243,7 @@ class SqliteApprovalStore(ChangeFeed):
                 raise cap_exceeded(approval.principal, pending, max_pending_per_principal)
             await db.execute(
                 f"INSERT INTO approvals ({APPROVAL_COLUMNS}) "
-                "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
                 new_approval_params(approval),
             )
             tx.changes.append(Change("created", approval_id=approval.id))
@@ -272,6 +290,7 @@ class SqliteApprovalStore(ChangeFeed):
         comment: str,
         now: float,
         grant_seconds: float | None = None,
+        use_by: float | None = None,
     ) -> Approval:
         validate_verdict(verdict)
 
@@ -294,8 +313,9 @@ class SqliteApprovalStore(ChangeFeed):
             kind = decide(current, verdict)
             if kind == "approved":
                 await db.execute(
-                    "UPDATE approvals SET state = 'approved', decided_at = ?, grant_seconds = ? WHERE id = ?",
-                    (now, grant_seconds, approval_id),
+                    "UPDATE approvals SET state = 'approved', decided_at = ?, grant_seconds = ?, "
+                    "expires_at = COALESCE(?, expires_at) WHERE id = ?",
+                    (now, grant_seconds, use_by, approval_id),
                 )
             elif kind == "denied":
                 await db.execute(
@@ -315,8 +335,8 @@ class SqliteApprovalStore(ChangeFeed):
         async def body(db: aiosqlite.Connection, tx: Tx) -> Approval | None:
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "
-                f"WHERE id = ? AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
-                (now, approval_id),
+                f"WHERE id = ? AND state = 'approved' AND expires_at > ? RETURNING {APPROVAL_COLUMNS}",
+                (now, approval_id, now),
             )
             loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
@@ -328,9 +348,9 @@ class SqliteApprovalStore(ChangeFeed):
             rows = await db.execute_fetchall(
                 "UPDATE approvals SET state = 'consumed', consumed_at = ? "
                 "WHERE id = (SELECT id FROM approvals WHERE principal = ? AND digest = ? "
-                "AND state = 'approved' ORDER BY created_at, id LIMIT 1) "
+                "AND state = 'approved' AND expires_at > ? ORDER BY created_at, id LIMIT 1) "
                 f"AND state = 'approved' RETURNING {APPROVAL_COLUMNS}",
-                (now, principal, digest),
+                (now, principal, digest, now),
             )
             loaded = record(tx, "consumed", await self._load(db, rows))
             return loaded[0] if loaded else None
@@ -352,8 +372,8 @@ class SqliteApprovalStore(ChangeFeed):
     async def expire_due(self, *, now: float) -> list[Approval]:
         async def body(db: aiosqlite.Connection, tx: Tx) -> list[Approval]:
             rows = await db.execute_fetchall(
-                "UPDATE approvals SET state = 'expired', decided_at = ? "
-                f"WHERE state = 'pending' AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
+                "UPDATE approvals SET state = 'expired', decided_at = COALESCE(decided_at, ?) "
+                f"WHERE state IN ('pending', 'approved') AND expires_at <= ? RETURNING {APPROVAL_COLUMNS}",
                 (now, now),
             )
             return record(
@@ -425,6 +445,50 @@ class SqliteApprovalStore(ChangeFeed):
             return grant
 
         return await self._write(body)
+
+    # -- MCP session owners (mcp_sessions.McpSessions) ----------------------------------------
+
+    async def bind_session(self, key: str, upstream: str, issuer: str, subject: str, *, now: float) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                "INSERT INTO mcp_sessions (key, upstream, issuer, subject, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (key, upstream, issuer, subject, now),
+            )
+
+        await self._write(body)
+
+    async def session_owner(self, key: str) -> tuple[str, str] | None:
+        async def body(db: aiosqlite.Connection) -> tuple[str, str] | None:
+            async with db.execute("SELECT issuer, subject FROM mcp_sessions WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            return None if row is None else (str(row[0]), str(row[1]))
+
+        return await self._read(body)
+
+    async def forget_session(self, key: str) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute("DELETE FROM mcp_sessions WHERE key = ?", (key,))
+
+        await self._write(body)
+
+    # -- tool definition pins (tool_pins.ToolPinStore) ----------------------------------------
+
+    async def load_tool_pins(self) -> list[ToolPin]:
+        async def body(db: aiosqlite.Connection) -> list[ToolPin]:
+            async with db.execute(f"SELECT {PIN_COLUMNS} FROM tool_pins") as cur:
+                return [pin_from_row(tuple(row)) for row in await cur.fetchall()]
+
+        return await self._read(body)
+
+    async def save_tool_pin(self, pin: ToolPin) -> None:
+        async def body(db: aiosqlite.Connection, tx: Tx) -> None:
+            await db.execute(
+                f"INSERT OR REPLACE INTO tool_pins ({PIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                pin_row(pin),
+            )
+
+        await self._write(body)
 
 
 def _state_filter(state: str | None) -> tuple[str, tuple[str, ...]]:

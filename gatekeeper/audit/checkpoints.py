@@ -32,11 +32,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ConfigError
+
+log = structlog.get_logger("gatekeeper.audit")
 
 KEY_NAME = "audit-checkpoint.pem"
 PUBLIC_KEY_NAME = "audit-checkpoint.pub.pem"
@@ -85,7 +88,10 @@ def verify_checkpoint(keys: dict[str, Ed25519PublicKey], checkpoint: Checkpoint)
     """None when ``checkpoint`` is signed by one of ``keys`` (by key id); else what is wrong."""
     key = keys.get(checkpoint.key_id)
     if key is None:
-        return f"signed by key {checkpoint.key_id}, which is not a trusted checkpoint key"
+        return (
+            f"signed by key {checkpoint.key_id}, which is not a trusted checkpoint key "
+            "(another replica's? pass its public key with --checkpoint-key)"
+        )
     try:
         key.verify(base64.b64decode(checkpoint.signature, validate=True), checkpoint.message())
     except (InvalidSignature, ValueError):
@@ -128,11 +134,14 @@ def ensure_signer(private_path: Path) -> CheckpointSigner:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     public_path = public_key_path(private_path)
-    if not public_path.exists() or public_path.read_bytes() != public:
-        tmp = public_path.with_name(f".{public_path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        _create(tmp, public, 0o644)
-        os.replace(tmp, public_path)
+    try:
+        if not public_path.exists() or public_path.read_bytes() != public:
+            tmp = public_path.with_name(f".{public_path.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            _create(tmp, public, 0o644)
+            os.replace(tmp, public_path)
+    except OSError as exc:  # a key mounted read-only (a Kubernetes Secret): its public half is kept elsewhere
+        log.warning("audit_checkpoint_public_key_not_written", path=str(public_path), error=exc.strerror)
     return signer
 
 

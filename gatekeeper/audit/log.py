@@ -41,6 +41,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ from .checkpoints import Checkpoint, CheckpointSigner
 from .record import SCHEMA_VERSION, AuditRecord, AuditSink, ChainConflict, canonical_json, chain_hash
 
 log = structlog.get_logger("gatekeeper.audit")
+
+# The number (1-based, in append order) of the last record this task appended: a handler that
+# recorded its call waits on it (``AuditLog.wait_written``) before answering. 0: none.
+appended_in_task: ContextVar[int] = ContextVar("gatekeeper_audit_appended", default=0)
 
 REDACTED = "[redacted]"
 DEFAULT_REDACT_KEYS = frozenset(
@@ -234,6 +239,7 @@ class AuditLog:
         self._last_overflow_log = 0.0
         self._last_checkpoint = 0.0
         self._failing_since: float | None = None  # monotonic time of the first failed write in a row
+        self._last_progress = time.monotonic()  # of the last commit, or of the first record to wait
         self.last_error: str | None = None
         # Signed checkpoints (checkpoints.py): one per batch, in the batch's transaction. The
         # previous one is replaced unless it was kept as history (one every checkpoint_seconds).
@@ -254,8 +260,11 @@ class AuditLog:
         caller must not change it afterwards (the decision recorder builds a fresh one per call)."""
         if self._closed:
             raise AuditClosed("the audit log is stopped")
-        if len(self._queue) + len(self._batch_fields) >= self.max_queue:
+        lag = len(self._queue) + len(self._batch_fields)
+        if lag >= self.max_queue:
             self._overflow()
+        if not lag:
+            self._last_progress = time.monotonic()  # the first record to wait since the last write
         if not fields.keys() <= _ALLOWED:
             raise TypeError(f"unknown audit fields: {sorted(fields.keys() - _ALLOWED)}")
         if not _REQUIRED <= fields.keys():
@@ -264,6 +273,7 @@ class AuditLog:
             fields["time"] = time.time()
         self._queue.append(fields)
         self._appended += 1
+        appended_in_task.set(self._appended)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -307,11 +317,12 @@ class AuditLog:
         return None if since is None else time.monotonic() - since
 
     def oldest_unwritten_age(self) -> float:
-        """Seconds the oldest record not yet committed has waited (0 when none waits)."""
-        oldest = self._batch_fields[0] if self._batch_fields else (self._queue[0] if self._queue else None)
-        if oldest is None:
+        """Seconds since the writer last made progress while records wait (0 when none waits):
+        how long the oldest waiting record has waited, at most (records keep their own times,
+        which need not be now)."""
+        if not self.lag:
             return 0.0
-        return max(0.0, time.time() - float(oldest.get("time", time.time())))
+        return time.monotonic() - self._last_progress
 
     def refusal(self, max_seconds: float) -> str | None:
         """Why calls must not be forwarded now (None: they may). The bound on what runs ahead of
@@ -451,6 +462,7 @@ class AuditLog:
                 failing = False
                 log.warning("audit_write_recovered", chain_id=self.chain_id, lag=self.lag)
             self._failing_since = None
+            self._last_progress = time.monotonic()
             delay = 0.05
             last = self._batch[-1]
             self._head = (last.seq, last.hash)

@@ -24,7 +24,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from ..errors import PolicyError
-from ..models import Capability, Principal
+from ..models import Capability, Principal, policy_object
 from .rules import CALLS, BudgetRule, BudgetRules, deny_first
 
 __all__ = ["Charge", "charge_key", "parse_charge_key", "plan_charges"]
@@ -82,7 +82,7 @@ def _scopes(rule: BudgetRule, principal: Principal) -> list[str]:
 
 def _amount(rule: BudgetRule, tool: str, capabilities: Sequence[Capability]) -> float:
     if rule.metric == CALLS:
-        hit = rule.matches(f"tool:{tool}") or any(rule.matches(c.name) for c in capabilities)
+        hit = rule.matches(policy_object(tool)) or any(rule.matches(c.name) for c in capabilities)
         return 1.0 if hit else 0.0
     total = 0.0
     for cap in capabilities:

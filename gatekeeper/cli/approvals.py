@@ -1,9 +1,13 @@
 """``gatekeeper approvals list|show|approve|deny|watch``: work the approval queue from a terminal.
 
-Talks to the operator listener through the blocking ``OperatorClient``. ``--url`` (default
-``$GATEKEEPER_OPERATOR_URL`` or http://127.0.0.1:8081) and ``--token`` (default
-``$GATEKEEPER_OPERATOR_TOKEN``; prefer the variable: a command-line token is visible to other
-local users in the process list) may be given before or after the verb.
+Talks to the operator listener through the blocking ``OperatorClient``. Its address: ``--url``,
+else ``$GATEKEEPER_OPERATOR_URL``, else ``listeners.operator`` of ``--config FILE``, else
+http://127.0.0.1:8081 (named in any connection error, with how to change it). ``--token``
+(default ``$GATEKEEPER_OPERATOR_TOKEN``; prefer the variable: a command-line token is visible to
+other local users in the process list). These options may be given before or after the verb.
+
+``watch`` reconnects when the stream is lost (backoff from 0.5 s up to 30 s, said on stderr) until
+Ctrl-C, or until ``--max-retries`` attempts in a row have failed.
 
 Exit codes: 0 done, 1 refused or failed (``gatekeeper: <code>: <message>`` on stderr),
 2 usage (e.g. no token), 3 authentication or authorization (401/403), 4 no such approval.
@@ -22,6 +26,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gatekeeper_client import (
@@ -29,10 +34,15 @@ from gatekeeper_client import (
     AuthenticationFailed,
     Forbidden,
     GatekeeperError,
+    GatekeeperUnreachable,
     NotFound,
     OperatorClient,
     QueueEvent,
+    Unavailable,
 )
+
+from ..config import load_config
+from ..errors import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8081"
 URL_ENV = "GATEKEEPER_OPERATOR_URL"
@@ -79,8 +89,16 @@ def register(sub: Any) -> None:
     deny.add_argument("--json", action="store_true", help="print the API's JSON")
     deny.set_defaults(run=run_deny)
 
-    watch = verbs.add_parser("watch", help="print one line per queue event until Ctrl-C")
+    watch = verbs.add_parser("watch", help="print one line per queue event until Ctrl-C; reconnects")
     watch.add_argument("--json", action="store_true", help="print each event's JSON on one line")
+    watch.add_argument(
+        "--max-retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="give up after N reconnection attempts in a row fail (default: never)",
+    )
+    watch.add_argument("--backoff", type=float, default=0.5, help=argparse.SUPPRESS)
     watch.set_defaults(run=run_watch)
 
     for verb in (ls, show, approve, deny, watch):
@@ -93,6 +111,12 @@ def _connection_options(p: argparse.ArgumentParser, default: Any) -> None:
         "--url", default=default, help=f"operator API base URL (default ${URL_ENV} or {DEFAULT_URL})"
     )
     p.add_argument("--token", default=default, help=f"operator token (default ${TOKEN_ENV})")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="gatekeeper.yaml: talk to its operator listener (when neither --url nor the variable is set)",
+    )
 
 
 # -- verbs ----------------------------------------------------------------------------------------
@@ -162,20 +186,48 @@ def run_deny(args: argparse.Namespace) -> int:
     return _with_client(args, act)
 
 
+MAX_BACKOFF = 30.0
+
+
 def run_watch(args: argparse.Namespace) -> int:
     def act(client: OperatorClient) -> int:
-        events = client.events()
-        try:
-            for event in events:
-                if args.json:
-                    print(json.dumps(event.raw, ensure_ascii=True, sort_keys=True), flush=True)
-                else:
-                    print(format_event(event), flush=True)
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            events.close()
-        return _fail("stream_closed", "the operator API closed the event stream", EXIT_ERROR)
+        delay, failures = args.backoff, 0
+        while True:
+            started, seen = time.monotonic(), 0
+            try:
+                if failures:  # a reconnection: the queue may have moved while we were away
+                    _, pending = client.list_approvals_page(state="pending", limit=1)
+                    print(f"gatekeeper: reconnected ({pending} pending)", file=sys.stderr, flush=True)
+                events = client.events()
+                try:
+                    for event in events:
+                        seen += 1
+                        if args.json:
+                            print(json.dumps(event.raw, ensure_ascii=True, sort_keys=True), flush=True)
+                        else:
+                            print(format_event(event), flush=True)
+                finally:
+                    events.close()
+                lost = ("stream_closed", "the operator API closed the event stream")
+            except KeyboardInterrupt:
+                return 0
+            except (GatekeeperUnreachable, Unavailable) as exc:
+                lost = (exc.code, exc.message)
+            if seen or time.monotonic() - started > MAX_BACKOFF:  # it was up: start the backoff over
+                delay, failures = args.backoff, 0
+            failures += 1
+            if args.max_retries is not None and failures > args.max_retries:
+                return _fail(*lost, EXIT_ERROR)
+            print(
+                f"gatekeeper: {safe(lost[0])}: {safe(lost[1])}; reconnecting in {delay:g}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                time.sleep(delay)
+            except KeyboardInterrupt:
+                return 0
+            delay = min(delay * 2, MAX_BACKOFF)
 
     return _with_client(args, act)
 
@@ -183,8 +235,26 @@ def run_watch(args: argparse.Namespace) -> int:
 # -- plumbing -------------------------------------------------------------------------------------
 
 
+def operator_url(args: argparse.Namespace) -> tuple[str, str]:
+    """The operator API's base URL, and where it came from (said when it cannot be reached)."""
+    if getattr(args, "url", None):
+        return args.url, "--url"
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV], f"${URL_ENV}"
+    config_path = getattr(args, "config", None)
+    if config_path is not None:
+        listener = load_config(config_path, offline=True).operator_listener
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listener.host, listener.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{listener.port}", f"listeners.operator in {config_path}"
+    return DEFAULT_URL, f"the default; name yours with --url, ${URL_ENV} or --config"
+
+
 def _with_client(args: argparse.Namespace, act: Callable[[OperatorClient], int]) -> int:
-    url = getattr(args, "url", None) or os.environ.get(URL_ENV) or DEFAULT_URL
+    try:
+        url, origin = operator_url(args)
+    except ConfigError as exc:
+        return _fail("configuration_error", exc.message, EXIT_USAGE)
     token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV)
     if not token:
         return _fail(
@@ -203,6 +273,8 @@ def _with_client(args: argparse.Namespace, act: Callable[[OperatorClient], int])
         return _fail(exc.code, exc.message, EXIT_AUTH)
     except NotFound as exc:
         return _fail(exc.code, exc.message, EXIT_NOT_FOUND)
+    except GatekeeperUnreachable as exc:
+        return _fail(exc.code, f"{exc.message} ({url}: {origin})", EXIT_ERROR)
     except GatekeeperError as exc:
         return _fail(exc.code, exc.message, EXIT_ERROR)
     except ValueError as exc:
@@ -255,11 +327,22 @@ def format_duration(seconds: float) -> str:
 
 
 def escalated_by(approval: ApprovalView) -> str:
-    """What held the call: the deciding capability (when the API says) or the first one, and the rule."""
+    """What held the call: the capability whose rule held it, that rule, and the rule that asks for
+    more than one operator. Without a capability (a budget held it, or the approval predates the
+    field) only the rule is named: guessing one could name a capability the rule is not about."""
     capability = approval.raw.get("capability")
-    if not isinstance(capability, str) or not capability:
-        capability = approval.capabilities[0] if approval.capabilities else "-"
-    return f"{capability} / {approval.rule}" if approval.rule else capability
+    parts = [p for p in (capability if isinstance(capability, str) else None, approval.rule) if p]
+    held = " / ".join(parts) or "-"
+    return (
+        f"{held}, {approval.required_approvals} operators: {quorum}"
+        if (quorum := _quorum_rule(approval))
+        else held
+    )
+
+
+def _quorum_rule(approval: ApprovalView) -> str | None:
+    rule = approval.raw.get("quorum_rule")
+    return rule if isinstance(rule, str) and rule and approval.required_approvals > 1 else None
 
 
 def expires_in(approval: ApprovalView, now: float) -> str:
@@ -313,10 +396,15 @@ def format_approval(a: ApprovalView, *, now: float) -> str:
         ("principal", safe(a.principal)),
         ("roles", safe(", ".join(a.roles)) or "-"),
         ("tool", safe(a.tool)),
+        ("held by", safe(escalated_by(a))),
         ("rule", safe(a.rule) if a.rule else "-"),
         ("reason", safe(a.reason) or "-"),
         ("capabilities", safe(", ".join(a.capabilities)) or "-"),
-        ("approvals", f"{a.approvals} of {a.required_approvals} required"),
+        (
+            "approvals",
+            f"{a.approvals} of {a.required_approvals} required"
+            + (f" (two-person rule: {safe(q)})" if (q := _quorum_rule(a)) else ""),
+        ),
         ("created", _when(a.created_at, now)),
         ("expires", _when(a.expires_at, now)),
     ]

@@ -13,7 +13,7 @@ from . import hook
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: `gatekeeper hook ...` runs before every tool call and must start fast.
-    from . import approvals, audit, mcp, policy, serve, token
+    from . import approvals, audit, mcp_stdio, policy, serve, token, tools
 
     parser = argparse.ArgumentParser(
         prog="gatekeeper", description="Capability-gating proxy for AI agents' tool calls"
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(sub)
     audit.register(sub)
     hook.register(sub)
-    mcp.register(sub)
+    tools.register(sub)
+    mcp_stdio.register(sub)
     return parser
 
 

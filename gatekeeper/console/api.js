@@ -47,14 +47,14 @@ export class ApiError extends Error {
 }
 
 // The API gives times in ISO 8601; the views do arithmetic on them, so every `*_at` (and a
-// vote's or an event's `at`) becomes epoch seconds once, as the answer arrives. A call's own
+// vote's or an event's `at`, a decision's `time`) becomes epoch seconds once, as it arrives. A call's own
 // `arguments` are shown to the operator exactly as the agent sent them.
 export function epochs(value) {
   if (Array.isArray(value)) return value.map(epochs);
   if (!value || typeof value !== 'object') return value;
   const out = {};
   for (const [k, v] of Object.entries(value)) {
-    const isTime = (k === 'at' || k.endsWith('_at')) && typeof v === 'string';
+    const isTime = (k === 'at' || k === 'time' || k.endsWith('_at')) && typeof v === 'string';
     const parsed = isTime ? Date.parse(v) / 1000 : NaN;
     out[k] = isTime && Number.isFinite(parsed) ? parsed : k === 'arguments' ? v : epochs(v);
   }

@@ -17,7 +17,14 @@ const state = {
   composing: null, // 'approve' | 'deny' while the comment box is armed
   stream: null, // AbortController
   busy: false,
+  // An approval opened by its link (/console/approvals/<id>, from a webhook or a chat message).
+  linked: linkedApproval(),
 };
+
+function linkedApproval() {
+  const m = window.location.pathname.match(/^\/console\/approvals\/([A-Za-z0-9_-]{1,64})$/);
+  return m ? m[1] : null;
+}
 
 // -- small helpers ---------------------------------------------------------------------------
 
@@ -216,7 +223,11 @@ async function reloadQueue() {
     state.pending = new Map(approvals.map((a) => [a.id, a]));
     state.order = approvals.map((a) => a.id);
     renderQueue();
-    if (!state.selected && state.order.length) select(state.order[0], { focus: false });
+    if (state.linked) {
+      const id = state.linked;
+      state.linked = null;
+      select(id, { focus: false }); // shown whatever its state: the link may outlive the decision
+    } else if (!state.selected && state.order.length) select(state.order[0], { focus: false });
     else if (state.selected) refreshDetail();
   } catch (err) {
     toast(`Could not load the queue: ${explainError(err)}`);
@@ -269,7 +280,11 @@ function renderQueue() {
             class: 'item',
             'aria-current': current ? 'true' : null,
             dataset: { id },
-            onclick: () => select(id, { focus: false }),
+            onclick: () => {
+              select(id, { focus: false });
+              // One column (a phone): bring what is asked, and the Decide bar, into view.
+              if (ONE_COLUMN.matches) $('#detail').scrollIntoView({ block: 'start' });
+            },
           },
           el('span', { class: 'item-tool', text: a.tool }),
           risky ? el('span', { class: 'badge risk', text: 'high-risk' }) : null,
@@ -294,6 +309,8 @@ function renderQueue() {
 
 async function select(id, { focus } = { focus: true }) {
   state.selected = id;
+  // The address bar holds the link to this approval, to copy into a chat or a ticket.
+  window.history.replaceState(null, '', `/console/approvals/${encodeURIComponent(id)}`);
   state.composing = null;
   renderQueue();
   const btn = document.querySelector(`#queue-list button[data-id="${CSS.escape(id)}"]`);
@@ -479,13 +496,15 @@ function renderOutcome(a) {
   return el('p', { class: `outcome ${a.state}`, role: 'status' }, `This approval is ${a.state}`, a.decided_at ? ` (decided ${clock(a.decided_at)})` : '', '.');
 }
 
+const ONE_COLUMN = window.matchMedia('(max-width: 800px)');
+
 function renderDecide(a, { mine, voted, risks }) {
   const warn = mine
     ? 'You requested this call yourself: another operator must decide it.'
     : voted
       ? 'You already voted; it needs another operator.'
       : '';
-  return section(
+  const block = section(
     'Decide',
     warn ? el('p', { class: 'warn', text: warn }) : null,
     el(
@@ -519,6 +538,8 @@ function renderDecide(a, { mine, voted, risks }) {
       el('p', { id: 'decide-error', class: 'error', role: 'alert' }),
     ),
   );
+  block.classList.add('decide-block'); // sticks to the bottom of a phone's screen
+  return block;
 }
 
 function arm(verdict, draft) {

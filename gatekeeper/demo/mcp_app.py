@@ -130,8 +130,10 @@ class McpDemoServer:
         stateless: bool = False,
         workspace: Workspace | None = None,
         shutdown_timeout: int = 2,
+        server: Server[Any] | None = None,
     ) -> None:
         self.host = host
+        self._server = server  # another SDK server to serve instead of the demo tools (tests)
         self.port = port
         self.json_response = json_response
         self.stateless = stateless
@@ -152,8 +154,10 @@ class McpDemoServer:
         if self._serving is not None or self._closing.is_set():
             raise RuntimeError("an McpDemoServer can be started only once")
         server = self.make_server()
-        app = _streamable_http_app(
-            server, json_response=self.json_response, stateless=self.stateless, host=self.host
+        app = self.wrap_app(
+            _streamable_http_app(
+                server, json_response=self.json_response, stateless=self.stateless, host=self.host
+            )
         )
         # Bind here, not in uvicorn, so a busy port raises OSError to the caller (uvicorn would
         # sys.exit) and the real port is known before the first request.
@@ -188,8 +192,14 @@ class McpDemoServer:
             await self.stop()
             raise
 
+    def wrap_app(self, app: Starlette) -> Any:
+        """The ASGI app uvicorn serves (the stdio bridge puts its access check in front)."""
+        return app
+
     def make_server(self) -> Server[Any]:
-        """The SDK server this serves: the demo tools (the stdio bridge serves another)."""
+        """The SDK server this serves: the demo tools, or the one given (the stdio bridge, tests)."""
+        if self._server is not None:
+            return self._server
         return make_mcp_server(self.workspace, self.received)
 
     async def stop(self) -> None:

@@ -15,6 +15,7 @@ from gatekeeper.demo.http_app import RECEIVED, make_http_app
 from gatekeeper.demo.mcp_app import McpDemoServer
 from gatekeeper.demo.tools import ReceivedCall
 from gatekeeper.demo.workspace import Workspace
+from gatekeeper.listen import binding
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 8090
@@ -65,9 +66,11 @@ class DemoUpstream:
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.http_port)
-            await site.start()
+            with binding("demo HTTP", self.host, self.http_port):
+                await site.start()
             self.http_port = _bound_port(runner, self.http_port)
-            await self.mcp.start()
+            with binding("demo MCP", self.host, self.mcp.port):
+                await self.mcp.start()
         except BaseException:
             await runner.cleanup()
             raise

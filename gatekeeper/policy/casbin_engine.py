@@ -23,7 +23,7 @@ from casbin.persist import Adapter
 from casbin.persist.adapter import _extract_tokens
 
 from ..errors import PolicyError
-from ..models import Capability, Decision, Outcome, Principal
+from ..models import Capability, Decision, Outcome, Principal, policy_object
 
 logging.getLogger("casbin").setLevel(logging.WARNING)
 
@@ -480,8 +480,9 @@ class CasbinPolicy:
 
     def decide(self, principal: Principal, tool: str, capabilities: Sequence[Capability]) -> Decision:
         subjects = (f"user:{principal.subject}", *principal.roles)
+        tool_object = policy_object(tool)
         objects: list[tuple[str, ConditionContext]] = [
-            (f"tool:{tool}", ConditionContext(principal.subject, tool, f"tool:{tool}", {}))
+            (tool_object, ConditionContext(principal.subject, tool, tool_object, {}))
         ]
         seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
         for cap in capabilities:
@@ -504,6 +505,7 @@ class CasbinPolicy:
             verb = "needs an operator's approval"
             reason = f"{obj} {verb}: {rule.note}" if rule.note else f"{obj} {verb}"
             quorum = max(r.quorum for _, r in escalations)  # the strictest rule that spoke
+            strictest = next(r for _, r in escalations if r.quorum == quorum)
             return Decision(
                 Outcome.ESCALATE,
                 "approval_required",
@@ -512,6 +514,7 @@ class CasbinPolicy:
                 capability=obj,
                 matched=tuple(r.location for _, r in escalations),
                 quorum=quorum,
+                quorum_rule=strictest.location if quorum > 1 else None,
             )
         matched: list[str] = []
         unlisted: list[tuple[str, RuleRef]] = []
@@ -543,6 +546,9 @@ class CasbinPolicy:
                 capability=obj,
                 matched=tuple(r.location for _, r in unlisted),
                 quorum=max(r.quorum for _, r in unlisted),
+                quorum_rule=max(unlisted, key=lambda u: u[1].quorum)[1].location
+                if max(r.quorum for _, r in unlisted) > 1
+                else None,
             )
         return Decision(
             Outcome.ALLOW,

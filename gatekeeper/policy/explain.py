@@ -21,7 +21,7 @@ from ..budgets import plan_charges
 from ..budgets.verdict import budget_decision, first_exceeded
 from ..errors import GatekeeperError, PolicyError
 from ..gate import Gate, PolicySet
-from ..models import Capability, Decision, Outcome, Principal
+from ..models import Capability, Decision, Outcome, Principal, policy_object
 from .casbin_engine import CasbinPolicy, ConditionContext, RuleInfo
 
 _EFFECT_ORDER = {"deny": 0, "escalate": 1, "allow": 2}
@@ -102,7 +102,7 @@ def explain(
     result["canonical"] = call.canonical.decode()
     result["digest"] = call.digest
     result["capabilities"] = [_capability(c) for c in call.capabilities]
-    objects: list[tuple[str, dict[str, float]]] = [(f"tool:{tool}", {})]
+    objects: list[tuple[str, dict[str, float]]] = [(policy_object(tool), {})]
     seen: set[str] = set()
     for cap in call.capabilities:
         if cap.name not in seen:
@@ -183,7 +183,7 @@ def _explain_object(
             # A condition that cannot be evaluated fails closed: the gate refuses (policy_error).
             matched.append(_entry(rule, holds, "condition error"))
     matched.sort(key=lambda e: (_EFFECT_ORDER.get(e["effect"], 3), e["index"]))
-    deciding_object = decision.capability or f"tool:{tool}"
+    deciding_object = decision.capability or policy_object(tool)
     for entry in matched:
         entry["decided"] = (
             obj == deciding_object

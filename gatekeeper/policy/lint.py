@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -94,6 +94,10 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "compute.provision": None,
         "compute.opaque": None,
         "crypto.mine": None,
+        # MCP methods besides tools/call (mcp_methods.py)
+        "mcp.method": "MCP method",
+        "mcp.prompt": "prompt name",
+        "mcp.resource": "resource URI",
         # shape
         "inspect.invalid": None,
     }
@@ -697,12 +701,8 @@ def _lint_roles(
         reachable = set(known_roles)
         for role in known_roles:
             reachable |= ancestors.get(role, set())
-        reported: set[str] = set()
-        for rule in rules:
+        for rule in _first_rule_per_role(rules, reachable):
             s = rule.subject
-            if s == "*" or s.startswith("user:") or s in reachable or s in reported:
-                continue
-            reported.add(s)
             findings.append(
                 Finding(
                     source,
@@ -715,25 +715,32 @@ def _lint_roles(
     return findings
 
 
+def _first_rule_per_role(rules: Iterable[_Line], known: Collection[str]) -> Iterator[_Line]:
+    """The first ``p`` line of each role subject (not ``*``, not ``user:``) outside ``known``."""
+    seen: set[str] = set()
+    for rule in rules:
+        s = rule.subject
+        if s == "*" or s.startswith("user:") or s in known or s in seen:
+            continue
+        seen.add(s)
+        yield rule
+
+
 def _role_typos(source: str, rules: list[_Line], links: list[tuple[int, str, str]]) -> list[Finding]:
     """Without ``--known-role``: a ``p`` subject in no ``g`` line that is spelt almost like a role
     the policy establishes (one in a ``g`` line, or a subject more lines use) is most likely a typo.
-    Such a rule never fires (a misspelt deny protects nothing), so it is worth an error-free warning."""
+    Such a rule never fires: a warning, and an error for a deny (a misspelt deny protects nothing)."""
     uses: dict[str, int] = {}
     for rule in rules:
         uses[rule.subject] = uses.get(rule.subject, 0) + 1
     linked = {role for _, child, parent in links for role in (child, parent)}
     findings: list[Finding] = []
-    reported: set[str] = set()
-    for rule in rules:
+    for rule in _first_rule_per_role(rules, linked):
         s = rule.subject
-        if s == "*" or s.startswith("user:") or s in linked or s in reported:
-            continue
         established = sorted(r for r in linked | set(uses) if r != s and (r in linked or uses[r] > uses[s]))
         close = difflib.get_close_matches(s, established, n=1, cutoff=0.75)
         if not close:
             continue
-        reported.add(s)
         findings.append(
             Finding(
                 source,

@@ -159,6 +159,14 @@ def policy_outcome(record: AuditRecord) -> str:
     return record.outcome
 
 
+def decided_by_budget(record: AuditRecord) -> bool:
+    """Whether a budget, not a policy rule, gave the recorded outcome (budget rules are located
+    in their YAML file, ``budgets.yaml:<id>``; policy rules in ``policy.csv:<line>``)."""
+    if record.code in ("budget_exceeded", "budget_unavailable"):
+        return True
+    return bool(record.rule) and str(record.rule).partition(":")[0].endswith((".yaml", ".yml"))
+
+
 def _has_redaction(value: Any) -> bool:
     if isinstance(value, str):
         return REDACTED in value
@@ -223,6 +231,9 @@ class Replayer:
             return
         if record.principal is None:
             self._skip("no principal")
+            return
+        if decided_by_budget(record):  # the outcome hung on spend at that moment, which is not replayed
+            self._skip("decided by a budget")
             return
         arguments = record.arguments
         if isinstance(arguments, str):  # canonical JSON text

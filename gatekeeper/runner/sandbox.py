@@ -5,7 +5,7 @@ What the sandbox sees:
 - new user, pid, ipc, uts, cgroup and **network** namespaces: loopback only, so a raw socket,
   ``/dev/tcp``, an IP literal or the program's own resolver finds nothing to connect to;
 - the system directories read-only (``/usr``, ``/etc`` and the ``/bin``-style links), a private
-  ``/tmp`` and ``$HOME``, a minimal ``/dev`` (no GPUs), its own ``/proc``;
+  ``/tmp`` and ``$HOME``, a minimal ``/dev`` (no GPUs unless leased: gpus.py), its own ``/proc``;
 - the workspace read-write at ``/workspace``, and nothing else of the host: not ``/root``, not
   Gatekeeper's data folder, keys or sockets;
 - a scrubbed environment: ``PATH``, ``HOME``, ``LANG``, what ``runner.env`` names, and the proxy
@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -102,7 +103,7 @@ class Sandbox:
             os.chown(self.socket_path, self.uid, self.gid)
         self.socket_path.chmod(0o600)
 
-    def argv(self, cmd: str, cwd: str) -> list[str]:
+    def argv(self, cmd: str, cwd: str, devices: Sequence[str] = ()) -> list[str]:
         limits = self.settings.limits
         args = [
             self.prlimit,
@@ -161,6 +162,8 @@ class Sandbox:
             "--bind",
             str(self.socket_path),
             f"{SANDBOX_RUN}/egress.sock",
+            # Leased GPUs last, so no mount above covers them.
+            *[arg for device in devices for arg in ("--dev-bind", device, device)],
             "--chdir",
             cwd,
             "--",
@@ -195,10 +198,13 @@ class Sandbox:
             env["no_proxy"] = env["NO_PROXY"] = ""
         return env
 
-    async def run(self, cmd: str, cwd: str, credential: str | None) -> ExecResult:
+    async def run(
+        self, cmd: str, cwd: str, credential: str | None, devices: Sequence[str] = ()
+    ) -> ExecResult:
+        """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs)."""
         limits = self.settings.limits
         process = await asyncio.create_subprocess_exec(
-            *self.argv(cmd, cwd),
+            *self.argv(cmd, cwd, devices),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -34,6 +34,15 @@ class RunnerSettings:
     bwrap: str = "bwrap"
     env: Mapping[str, str] = field(default_factory=dict)  # extra variables the sandbox sees
     limits: RunnerLimits = RunnerLimits()
+    # GPU device nodes (globs), one per GPU, lent to sandboxes of a principal whose compute.provision
+    # was forwarded, for its hours; and the driver's shared nodes, lent with any GPU.
+    gpu_devices: tuple[str, ...] = ("/dev/nvidia[0-9]*",)
+    gpu_shared_devices: tuple[str, ...] = (
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/nvidia-modeset",
+    )
 
 
 @dataclass(frozen=True, slots=True)

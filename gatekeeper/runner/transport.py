@@ -24,6 +24,7 @@ from ..errors import ConfigError, UpstreamError
 from ..models import ToolCall
 from ..upstream import ToolTransport
 from .files import OutsideWorkspace, WorkspaceFiles, tool_error, workspace_parts
+from .gpus import PROVISION_TOOL, GpuLeases
 from .sandbox import SANDBOX_WORKSPACE, Sandbox
 from .settings import RunnerSettings
 
@@ -49,6 +50,7 @@ class Runner:
         self.sandbox = Sandbox(settings, settings.workspace, self.runtime_dir)
         owner = (self.sandbox.uid, self.sandbox.gid) if self.sandbox.as_root else None
         self.files = WorkspaceFiles(settings.workspace, owner)
+        self.gpus = GpuLeases(settings.gpu_devices, settings.gpu_shared_devices)
         self.egress_url = ""  # the egress gate's TCP listener, for http.fetch
 
     async def start(self, egress_url: str) -> None:
@@ -64,6 +66,10 @@ class Runner:
         except OSError:
             pass
 
+    def takes(self, call: ToolCall) -> bool:
+        """Whether this call runs here (whichever entry point it came through)."""
+        return call.upstream == self.settings.upstream and call.tool in RUNNER_TOOLS
+
     async def run(self, call: ToolCall, decision_id: str) -> dict[str, Any]:
         arguments = call.arguments
         ttl = self.settings.limits.wall_seconds + 10.0
@@ -73,10 +79,10 @@ class Runner:
             return self.files.write(arguments["path"], arguments["content"])
         with self.credentials.issued(call.principal, call.tool, decision_id, ttl) as credential:
             if call.tool == "shell.exec":
-                return await self._shell(arguments, credential)
+                return await self._shell(arguments, credential, self.gpus.devices_for(call.principal))
             return await self._fetch(arguments, credential)
 
-    async def _shell(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:
+    async def _shell(self, arguments: dict[str, Any], credential: str, devices: list[str]) -> dict[str, Any]:
         try:
             parts = workspace_parts(arguments.get("cwd", SANDBOX_WORKSPACE))
         except OutsideWorkspace as exc:
@@ -84,7 +90,7 @@ class Runner:
         cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
         if not (self.settings.workspace or Path()).joinpath(*parts).is_dir():
             return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}
-        result = await self.sandbox.run(arguments["cmd"], cwd, credential)
+        result = await self.sandbox.run(arguments["cmd"], cwd, credential, devices)
         return result.to_json()
 
     async def _fetch(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:
@@ -135,7 +141,10 @@ class RunnerTransport:
         call: ToolCall | None = None,
     ) -> bytes:
         if upstream.name != self.runner.settings.upstream or tool not in RUNNER_TOOLS:
-            return await self.fallback.call_tool(upstream, tool, canonical_arguments, decision_id, call)
+            answer = await self.fallback.call_tool(upstream, tool, canonical_arguments, decision_id, call)
+            if tool == PROVISION_TOOL and call is not None:
+                self._lease(call, decision_id, answer)
+            return answer
         if call is None:
             raise UpstreamError("internal error: the runner needs the understood call", code="upstream_error")
         try:
@@ -143,3 +152,15 @@ class RunnerTransport:
         except OSError as exc:
             raise UpstreamError(f"the runner failed: {exc.strerror or exc}", code="upstream_error") from None
         return orjson.dumps(result)
+
+    def _lease(self, call: ToolCall, decision_id: str, answer: bytes) -> None:
+        """A forwarded ``compute.provision`` the tool did not refuse lends this host's GPUs."""
+        try:
+            result = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(result, dict) or "error" in result:
+            return
+        count, hours = call.arguments.get("count"), call.arguments.get("hours", 1)
+        if isinstance(count, int) and isinstance(hours, int | float):
+            self.runner.gpus.grant(call.principal, count, float(hours), decision_id)

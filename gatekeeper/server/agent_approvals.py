@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..approvals.agent_view import agent_view
 from ..errors import NotFound
+from .api_schema import openapi_document
 from .responses import json_response
 from .state import APPROVALS, VERIFIER
 
@@ -22,6 +23,11 @@ async def get_own_approval(request: web.Request) -> web.Response:
     if approval is None or approval.principal != principal.subject:
         raise NotFound(f"no approval {approval_id!r} for {principal.subject}", code="approval_not_found")
     return json_response(200, agent_view(approval))
+
+
+async def openapi_agent(request: web.Request) -> web.Response:
+    """The agent listener's own API description (no token needed: it holds no secrets)."""
+    return json_response(200, openapi_document("agent"))
 
 
 def add_agent_approval_routes(app: web.Application) -> None:

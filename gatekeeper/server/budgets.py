@@ -34,7 +34,7 @@ async def spend_budgets(ex: Exchange) -> None:
     decision, call = ex.decision, ex.call
     if decision is None or call is None or decision.outcome is Outcome.DENY:
         return
-    app = ex.request.app
+    app = ex.app
     counter = app.get(BUDGETS)
     policy_set = app[GATE].policy_set
     rules = policy_set.budgets if policy_set is not None else None
@@ -87,7 +87,7 @@ async def refund_budgets(ex: Exchange) -> None:
     """Give back what a call spent when it did not run."""
     if not ex.charges or ex.forwarded:
         return
-    counter = ex.request.app.get(BUDGETS)
+    counter = ex.app.get(BUDGETS)
     if counter is None:
         return
     try:

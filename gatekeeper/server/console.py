@@ -6,7 +6,7 @@ scripts and styles (every asset ships in the package; no CDN, no build step). Th
 - ``GET /v1/decisions?outcome=&principal=&tool=&since=&until=&limit=`` — recent decisions, newest
   first, from the in-memory ring buffer (``RECENT``);
 - ``GET /v1/audit/status`` — the audit chain's status (``AUDIT_STATUS``), or ``unknown``;
-- ``GET /v1/console/config`` — the capability patterns the console treats as high-risk (``HIGH_RISK``);
+- ``GET /v1/console/config`` — the capability patterns treated as high-risk (``approvals.high_risk``);
 - ``GET /v1/approvals/{id}/explain`` — why a held call is dangerous: every capability with its
   evidence and what the policy says about it alone, and for shell commands the command line
   split into commands and tokens with the dangerous spans marked.
@@ -33,19 +33,18 @@ from ..errors import GatekeeperError, NotFound, RequestError
 from ..gate import Gate
 from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Decision, Outcome, Principal
+from ..timefmt import iso8601
 from .operator import operator
 from .responses import json_response
-from .state import APPROVALS, GATE, RECENT
+from .state import APPROVALS, CONFIG, GATE, RECENT
 
 log = structlog.get_logger("gatekeeper.console")
 
 AuditStatus = Callable[[], Awaitable[dict[str, Any]]]
 AUDIT_STATUS: web.AppKey[AuditStatus] = web.AppKey("audit_status")
 
-# Approvals that need a confirmation step in the console (besides any needing two operators).
-# Patterns: exact names, or a prefix ending in "*" ("net.*"). The app may set HIGH_RISK from config.
-DEFAULT_HIGH_RISK: Final = ("net.*", "compute.gpu:*", "proc.inline_code:*", "shell.opaque", "cred.*")
-HIGH_RISK: web.AppKey[tuple[str, ...]] = web.AppKey("console_high_risk")
+# Approvals that need a comment (besides any needing two operators): ``approvals.high_risk``,
+# enforced by the queue itself (approvals/risk.py); the console only asks for it up front.
 
 ASSET_DIR: Final = Path(__file__).resolve().parent.parent / "console"
 _ASSET_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(?:js|css|svg|html|ico|png)$")
@@ -170,7 +169,11 @@ async def recent_decisions(request: web.Request) -> web.Response:
         until=until,
         limit=int(raw_limit),
     )
-    return json_response(200, {"decisions": found, "available": True, "capacity": recent.maxlen})
+    # Times in answers are ISO 8601 (the records keep epoch seconds, as the audit trail hashes them).
+    shown = [
+        {**d, "time": iso8601(d["time"])} if isinstance(d.get("time"), int | float) else d for d in found
+    ]
+    return json_response(200, {"decisions": shown, "available": True, "capacity": recent.maxlen})
 
 
 async def audit_status(request: web.Request) -> web.Response:
@@ -189,7 +192,7 @@ async def audit_status(request: web.Request) -> web.Response:
 async def console_config(request: web.Request) -> web.Response:
     """What the console needs to know about this deployment (not secret, but operators only)."""
     await operator(request)
-    patterns = request.app.get(HIGH_RISK, DEFAULT_HIGH_RISK)
+    patterns = request.app[CONFIG].approvals.high_risk
     return json_response(200, {"high_risk": list(patterns), "quorum_is_high_risk": True})
 
 
@@ -384,6 +387,8 @@ def _locate(command: str, commands: Sequence[_Command], evidence: str) -> list[t
     candidates = [evidence.strip()]
     if ": " in evidence:  # "program name not known statically: $S$H"
         candidates.append(evidence.split(": ", 1)[1].strip())
+    if evidence.endswith(")") and " (" in evidence:  # "python3: <code> (import ctypes)": what in it
+        candidates.append(evidence[evidence.rindex(" (") + 2 : -1].strip())
     for needle in candidates:
         if not needle:
             continue
@@ -488,6 +493,7 @@ def _merge(spans: Iterable[tuple[int, int, str]]) -> list[dict[str, Any]]:
 
 def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/", console_index)
+    app.router.add_get("/console/approvals/{id}", console_index)  # one approval's link: the console
     app.router.add_get("/console/{name}", console_asset)
     app.router.add_get("/v1/decisions", recent_decisions)
     app.router.add_get("/v1/audit/status", audit_status)

@@ -1,16 +1,19 @@
 """``/mcp/{upstream}``: the gate in front of a Model Context Protocol server.
 
-Streamable HTTP is passed through (sessions, SSE streams, GET and DELETE), except:
-``tools/list`` answers are filtered to the tools the caller could ever use, and
-``tools/call`` runs the same stages as ``/v1/invoke``. A refusal is returned as a
-tool result with ``isError: true`` so the model reads why, with the decision in
-``_meta``. Only protocol headers go upstream; the agent's token never does.
+An entry point like ``/v1/invoke``: its parse stage reads one JSON-RPC message, the same
+enforcement stages decide it (``stages.ENFORCE_STAGES``), ``McpForward`` carries it, and the
+renderer below answers in JSON-RPC. Every method is decided and recorded: ``tools/call`` as the
+tool it names, every other method as ``mcp.method:NAME`` with what its parameters name
+(``mcp_methods``); only the protocol's own plumbing (handshake, ping, cancellation, answers to
+the server's requests) passes undecided. ``tools/list``, ``resources/list`` and ``prompts/list``
+show only what the caller could use. A refused ``tools/call`` is a tool result with
+``isError: true`` so the model reads why; any other refused method is a JSON-RPC error. The
+decision is in ``_meta`` / ``error.data`` either way.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+import time
 from typing import Any
 
 import aiohttp
@@ -21,125 +24,39 @@ from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
 from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
-from ..escalation import Pending
-from ..models import Decision, Outcome
-from ..pipeline import FAILURE_CODES, Exchange, need, record
-from ..streams import read_body
+from ..mcp_methods import PROTOCOL_METHODS, method_arguments, method_tool
+from ..mcp_sessions import session_key
+from ..models import Principal
+from ..pipeline import Exchange, Stage, need
 from ..timefmt import iso8601
-from ..tracing import current_request
-from .budgets import refund_budgets, spend_budgets
-from .invoke import decide, ensure_recordable, prefer_wait, read_json_body, recheck_after_hold
+from .invoke import prefer_wait, read_json_body
+from .mcp_lists import list_filter
+from .mcp_relay import (
+    ClientGone,
+    McpForward,
+    McpRequest,
+    OnAnswer,
+    Rewrite,
+    relay,
+    rpc_error_message,
+    sse_event,
+    tool_result,
+)
 from .request_ids import request_id_of
 from .responses import error_response, json_response
-from .state import CLIENT_SESSION, CONFIG, ESCALATION, GATE, METRICS, SINKS, VERIFIER
-from .written_code import inherit_written_code, record_written_code
+from .stages import ENFORCE_STAGES, process, refused, settle_record
+from .state import CONFIG, GATE, MCP_SESSIONS, TOOL_PINS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
-_FORWARD_REQUEST_HEADERS = (
-    "Accept",
-    "Content-Type",
-    "Mcp-Session-Id",
-    "MCP-Protocol-Version",
-    "Mcp-Method",
-    "Mcp-Name",
-    "Last-Event-ID",
-)
-_FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
 META_KEY = "gatekeeper/decision"
-
-
-_TOO_LARGE = "the tool's answer is larger than the configured limit"
-
-
-def _rpc_error_message(msg_id: Any, rpc_code: int, message: str, code: str) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": msg_id,
-        "error": {"code": rpc_code, "message": message, "data": {"code": code}},
-    }
+RPC_INVALID_PARAMS = -32602
+RPC_INTERNAL = -32603
+RPC_REFUSED = -32001  # a method the gate refused (or holds): the decision is in error.data
 
 
 def _rpc_error(status: int, msg_id: Any, rpc_code: int, message: str, code: str) -> web.Response:
-    return json_response(status, _rpc_error_message(msg_id, rpc_code, message, code))
-
-
-def _tool_result(request: web.Request, msg_id: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """A tools/call result we answer ourselves, in the shape the caller's protocol era expects."""
-    version = request.headers.get("MCP-Protocol-Version", "")
-    if version >= "2026":  # stateless era: results say they are complete
-        result = {**result, "resultType": "complete"}
-    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
-
-
-def _refusal_result(ex: Exchange, msg_id: Any) -> dict[str, Any]:
-    decision = need(ex.decision, "decision")
-    text = (
-        f"Gatekeeper refused this call to {ex.tool}: {decision.reason}. "
-        f"(code {decision.code}, rule {decision.rule or 'default deny'}, decision {ex.decision_id}). "
-        "Do not retry it unchanged; choose another way to do the task or ask the user."
-    )
-    meta = {
-        "decision_id": ex.decision_id,
-        "outcome": "denied",
-        "code": decision.code,
-        "reason": decision.reason,
-        "rule": decision.rule,
-        "capability": decision.capability,
-        "policy_version": decision.policy_version,
-        "approval_id": decision.approval_id,
-    }
-    return _tool_result(
-        ex.request,
-        msg_id,
-        {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {META_KEY: meta}},
-    )
-
-
-def _pending_result(ex: Exchange, msg_id: Any, pending: Pending) -> dict[str, Any]:
-    text = (
-        f"This call to {ex.tool} is waiting for an operator's approval (approval {pending.approval_id}). "
-        "Nothing has run. Retry exactly the same call later: once an operator approves it, it runs once."
-    )
-    meta = {
-        "decision_id": ex.decision_id,
-        "outcome": "pending",
-        "approval_id": pending.approval_id,
-        "expires_at": iso8601(pending.expires_at),
-    }
-    return _tool_result(
-        ex.request,
-        msg_id,
-        {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {META_KEY: meta}},
-    )
-
-
-def _sse_event(message: dict[str, Any]) -> bytes:
-    return f"event: message\ndata: {json.dumps(message)}\n\n".encode()
-
-
-class _Reply:
-    """Where a tools/call answer goes: a plain JSON response, or an SSE stream already opened
-    to carry progress notifications while the call was held."""
-
-    def __init__(self, request: web.Request) -> None:
-        self.request = request
-        self.stream: web.StreamResponse | None = None
-
-    async def open_stream(self) -> web.StreamResponse:
-        if self.stream is None:
-            self.stream = web.StreamResponse(
-                status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await self.stream.prepare(self.request)
-        return self.stream
-
-    async def send(self, message: dict[str, Any]) -> web.StreamResponse:
-        if self.stream is None:
-            return json_response(200, message)
-        await self.stream.write(_sse_event(message))
-        await self.stream.write_eof()
-        return self.stream
+    return json_response(status, rpc_error_message(msg_id, rpc_code, message, code))
 
 
 async def handle_mcp(request: web.Request) -> web.StreamResponse:
@@ -152,21 +69,64 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
         principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
     except GatekeeperError as exc:
         return error_response(exc)
+    if request.method not in ("POST", "GET", "DELETE"):
+        return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+    refused = await _foreign_session(request, upstream, principal)
+    if refused is not None:
+        return refused
     if request.method == "POST":
         return await _post(request, upstream, principal)
-    if request.method in ("GET", "DELETE"):
-        return await _relay(request, upstream, None, None)
-    return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+    response = await _pass_through(request, upstream, None, principal=principal)
+    session_id = request.headers.get("Mcp-Session-Id")
+    if request.method == "DELETE" and session_id is not None and response.status < 300:
+        await request.app[MCP_SESSIONS].forget_session(session_key(upstream.name, session_id))
+    return response
 
 
-async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web.StreamResponse:
+async def _foreign_session(
+    request: web.Request, upstream: Upstream, principal: Principal
+) -> web.Response | None:
+    """A session belongs to the principal that opened it: to anyone else (and for an id this
+    gate never handed out) it does not exist, the spec's 404, whatever the request."""
+    ids = request.headers.getall("Mcp-Session-Id", [])
+    if not ids:
+        return None
+    if len(ids) > 1:
+        return _rpc_error(400, None, -32600, "Mcp-Session-Id sent more than once", "header_mismatch")
+    owner = await request.app[MCP_SESSIONS].session_owner(session_key(upstream.name, ids[0]))
+    if owner == (principal.issuer, principal.subject):
+        return None
+    log.warning(
+        "mcp_session_refused",
+        upstream=upstream.name,
+        principal=principal.subject,
+        reason="unknown session" if owner is None else "another principal's session",
+    )
+    return _rpc_error(404, None, -32001, "session not found; start a new one", "session_not_found")
+
+
+def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> OnAnswer:
+    """Binds a session the upstream opens to the principal that asked, before it is answered."""
+    sent = request.headers.get("Mcp-Session-Id")
+
+    async def bind(answer: aiohttp.ClientResponse) -> None:
+        session_id = answer.headers.get("Mcp-Session-Id")
+        if session_id is not None and session_id != sent:
+            key = session_key(upstream.name, session_id)
+            await request.app[MCP_SESSIONS].bind_session(
+                key, upstream.name, principal.issuer, principal.subject, now=time.time()
+            )
+
+    return bind
+
+
+async def _post(request: web.Request, upstream: Upstream, principal: Principal) -> web.StreamResponse:
     limits = request.app[CONFIG].limits
     try:
         message = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
     except GatekeeperError as exc:
-        return _rpc_error(
-            exc.status, None, -32700 if exc.code == "invalid_json" else -32600, exc.message, exc.code
-        )
+        rpc_code = -32700 if exc.code == "invalid_json" else -32600
+        return _rpc_error(exc.status, None, rpc_code, exc.message, exc.code)
     if isinstance(message, list):
         return _rpc_error(
             400,
@@ -182,14 +142,62 @@ async def _post(request: web.Request, upstream: Upstream, principal: Any) -> web
     mismatch = _header_mismatch(request, message)
     if mismatch:
         return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
-    if method == "tools/call":
-        if "id" not in message:  # a notification would run the tool with nobody to refuse to
-            return _rpc_error(400, None, -32600, "tools/call must be a request with an id", "invalid_request")
-        return await _tools_call(request, upstream, principal, message)
-    filter_tools = method == "tools/list" and "id" in message
-    return await _relay(
-        request, upstream, json.dumps(message).encode(), principal if filter_tools else None, msg_id=msg_id
+    if method is None and not _is_response(message):
+        return _rpc_error(
+            400, msg_id, -32600, "neither a request, a notification nor a response", "invalid_request"
+        )
+    if method is None or method in PROTOCOL_METHODS:  # answers to the server's requests, plumbing
+        return await _pass_through(request, upstream, message, principal=principal)
+    if not isinstance(method, str):
+        return _rpc_error(400, msg_id, -32600, "method must be a string", "invalid_request")
+    if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
+        rewrite = list_filter(request.app[GATE], principal, upstream.name, method, request.app.get(TOOL_PINS))
+        return await _pass_through(request, upstream, message, rewrite, principal=principal)
+    if "id" not in message:  # a notification would act with nobody to refuse to
+        return _rpc_error(400, None, -32600, f"{method} must be a request with an id", "invalid_request")
+    mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
+    rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
+    ex = Exchange(
+        entry="mcp",
+        app=request.app,
+        request=mcp,
+        transport=McpForward(mcp, rewrite),
+        upstream=upstream.name,
+        principal=principal,
+        request_id=request_id_of(request),
     )
+    response = await process(MCP_STAGES, ex, render_mcp)
+    if response.prepared:
+        return response  # an event stream already carried the answer: nothing left to hold
+    unrecorded = await settle_record(ex)
+    if unrecorded is not None:
+        return _rpc_error(503, mcp.msg_id, RPC_INTERNAL, unrecorded.message, unrecorded.code)
+    return response
+
+
+def _is_response(message: dict[str, Any]) -> bool:
+    """A client's answer to a server's request: an id and exactly one of result and error."""
+    return "id" in message and set(message) - {"jsonrpc", "id"} in ({"result"}, {"error"})
+
+
+async def _pass_through(
+    request: web.Request,
+    upstream: Upstream,
+    message: dict[str, Any] | None,
+    rewrite: Rewrite | None = None,
+    *,
+    principal: Principal,
+) -> web.StreamResponse:
+    """Relay what needs no decision (plumbing, a stream, a list filtered on its way back)."""
+    msg_id = message.get("id") if message is not None else None
+    body = None if message is None else strictjson.dumps_fast(message)
+    bind = _binder(request, upstream, principal)
+    try:
+        return await relay(request, upstream, body, msg_id=msg_id, rewrite=rewrite, on_answer=bind)
+    except UpstreamError as exc:
+        return _rpc_error(exc.status, msg_id, RPC_INTERNAL, exc.message, exc.code)
+    except ClientGone as gone:
+        return gone.answer()
 
 
 def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | None:
@@ -214,265 +222,142 @@ def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | Non
     return None
 
 
-async def _tools_call(
-    request: web.Request, upstream: Upstream, principal: Any, message: dict[str, Any]
-) -> web.StreamResponse:
-    msg_id = message["id"]
-    params = message.get("params")
-    ex = Exchange(entry="mcp", request=request, request_id=request_id_of(request))
-    ex.principal = principal
-    reply = _Reply(request)
-    try:
+# --- the parse stage ---------------------------------------------------------------------------
+
+
+async def parse_mcp(ex: Exchange) -> None:
+    """What the message asks for: the tool ``tools/call`` names, or the method itself."""
+    mcp: McpRequest = ex.request
+    params = mcp.message.get("params")
+    if mcp.method == "tools/call":
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             raise RequestError("tools/call needs params.name", code="invalid_request")
         ex.tool = params["name"]
         ex.arguments = params.get("arguments", {})
         if not isinstance(ex.arguments, dict):
             raise SchemaError("arguments must be an object")
-        gate = request.app[GATE]
+        gate = ex.app[GATE]
         if gate.policy_set is None or ex.tool not in gate.policy_set.manifests:
             raise UnknownTool(f"no tool named {ex.tool!r} is configured")
-        if gate.policy_set.manifests[ex.tool].upstream != upstream.name:
-            raise UnknownTool(f"tool {ex.tool!r} is not served by {upstream.name!r}")
-        await decide(ex)
-        await inherit_written_code(ex)
-        await spend_budgets(ex)
-        decision = need(ex.decision, "decision")
-        monitor = request.app[CONFIG].mode == "monitor"
-        if decision.outcome is Outcome.ESCALATE and ex.call is not None and not monitor:
-            held = await _hold(ex, params, reply)
-            if isinstance(held, Pending):
-                ex.approval_id = held.approval_id
-                return await reply.send(_pending_result(ex, msg_id, held))
-            decision = ex.decision = recheck_after_hold(ex, decision, held)
-            ex.approval_id = held.approval_id
-        if decision.outcome is not Outcome.ALLOW:
-            if not monitor or decision.code in FAILURE_CODES:
-                return await reply.send(_refusal_result(ex, msg_id))
-            ex.enforced = False
-        call = need(ex.call, "understood call")
-        forwarded = {**message, "params": {**params, "arguments": call.arguments}}
-        await record_written_code(ex)
-        ensure_recordable(request.app)
-        ex.forwarded = True  # the upstream answers from here on; a failure is reported as a tool error
-        return await _relay(
-            request,
-            upstream,
-            strictjson.dumps_fast(forwarded),
-            None,
-            msg_id=msg_id,
-            into=reply.stream,
-            answer_limit=request.app[CONFIG].limits.max_response_bytes,
-        )
-    except UnknownTool as exc:
-        ex.error = exc
-        return await reply.send(_rpc_error_message(msg_id, -32602, exc.message, exc.code))
-    except SchemaError as exc:
-        ex.error = exc
-        text = f"Invalid arguments for {ex.tool}: {exc.message}"
-        meta = {META_KEY: {"decision_id": ex.decision_id, "code": exc.code}}
-        return await reply.send(
-            _tool_result(
-                request, msg_id, {"content": [{"type": "text", "text": text}], "isError": True, "_meta": meta}
-            )
-        )
-    except GatekeeperError as exc:
-        ex.error = exc
-        return await reply.send(_rpc_error_message(msg_id, -32603, exc.message, exc.code))
-    except Exception:  # a bug or a store driver's error while deciding: refuse, record it as an error
-        log.exception("tools_call_failed", decision_id=ex.decision_id)
-        ex.error = GatekeeperError("internal error; the call was refused")
-        if reply.stream is None:
-            return _rpc_error(500, msg_id, -32603, ex.error.message, ex.error.code)
-        return await reply.send(_rpc_error_message(msg_id, -32603, ex.error.message, ex.error.code))
-    finally:
-        try:
-            await refund_budgets(ex)
-        finally:
-            record(ex, request.app[METRICS], request.app[CONFIG].mode, request.app.get(SINKS))
-
-
-async def _hold(ex: Exchange, params: dict[str, Any], reply: _Reply) -> Decision | Pending:
-    """Hold an escalated call; with a progress token, keep the client informed over SSE."""
-    call, decision = need(ex.call, "understood call"), need(ex.decision, "decision")
-    meta = params.get("_meta")
-    token = meta.get("progressToken") if isinstance(meta, dict) else None
-    accepts_sse = "text/event-stream" in ex.request.headers.get("Accept", "")
-    progress = None
-    if token is not None and isinstance(token, str | int) and accepts_sse:
-
-        async def progress(elapsed: float, total: float) -> None:
-            stream = await reply.open_stream()
-            note = {
-                "jsonrpc": "2.0",
-                "method": "notifications/progress",
-                "params": {
-                    "progressToken": token,
-                    "progress": round(elapsed, 3),
-                    "total": round(total, 3),
-                    "message": "waiting for an operator to approve this call",
-                },
-            }
-            await stream.write(_sse_event(note))
-
-    held: Decision | Pending = await ex.request.app[ESCALATION].hold(
-        call, decision, wait_seconds=prefer_wait(ex.request), progress=progress
-    )
-    return held
-
-
-async def _relay(
-    request: web.Request,
-    upstream: Upstream,
-    body: bytes | None,
-    filter_for: Any,
-    *,
-    msg_id: Any = None,
-    into: web.StreamResponse | None = None,
-    answer_limit: int | None = None,
-) -> web.StreamResponse:
-    """Send the (possibly rewritten) request upstream and stream its answer back.
-
-    ``into`` is an SSE stream already open to the client (a held call that sent progress
-    notifications); the upstream's answer is then carried as events on it. ``answer_limit``
-    bounds a tool's answer (``tools/call``): past it the client gets an error, never the rest.
-    """
-    mcp_url = need(upstream.mcp_url, "MCP upstream URL")
-    headers = {**upstream.headers}
-    for name in _FORWARD_REQUEST_HEADERS:
-        value = request.headers.get(name)
-        if value is not None:
-            headers[name] = value
-    ids = current_request.get()
-    if ids is not None:
-        headers.update(ids.upstream_headers())
-    session = request.app[CLIENT_SESSION]
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
-    try:
-        upstream_resp = await session.request(
-            request.method,
-            mcp_url,
-            data=body,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except aiohttp.ClientError as exc:
-        err = UpstreamError(f"MCP upstream {upstream.name!r} could not be reached: {type(exc).__name__}")
-        if into is not None:
-            await into.write(_sse_event(_rpc_error_message(msg_id, -32603, err.message, err.code)))
-            await into.write_eof()
-            return into
-        return _rpc_error(502, msg_id, -32603, err.message, err.code)
-    async with upstream_resp:
-        if into is not None:
-            return await _relay_into(request, upstream_resp, into, msg_id)
-        out_headers = {
-            h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
-        }
-        ctype = upstream_resp.headers.get("Content-Type", "").lower()
-        sse = ctype.startswith("text/event-stream")
-        limit = request.app[CONFIG].limits.max_response_bytes
-        if (filter_for is not None or answer_limit is not None) and not sse:
-            # One JSON answer (or something else): read whole, bounded, then answered at once.
-            raw = await read_body(upstream_resp.content, limit if answer_limit is None else answer_limit)
-            if filter_for is not None:  # a tools/list we cannot read shows nothing, never everything
-                data = _filter_tools_message(request, filter_for, raw)
-            elif answer_limit is not None and len(raw) > answer_limit:
-                return _rpc_error(502, msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
-            else:
-                data = raw
-            return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
-        response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
-        await response.prepare(request)
-        if filter_for is not None:
-            async for block in _sse_blocks(upstream_resp.content):
-                await response.write(_filter_sse_block(request, filter_for, block))
-        else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
-            relayed = 0
-            async for chunk in upstream_resp.content.iter_any():
-                relayed += len(chunk)
-                if answer_limit is not None and relayed > answer_limit:
-                    log.warning("mcp_answer_too_large", upstream=upstream.name, limit=answer_limit)
-                    message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
-                    await response.write(b"\n\n" + _sse_event(message))  # ends any event cut short
-                    break
-                await response.write(chunk)
-        await response.write_eof()
-        return response
-
-
-async def _relay_into(
-    request: web.Request, upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse, msg_id: Any
-) -> web.StreamResponse:
-    limit = request.app[CONFIG].limits.max_response_bytes
-    if upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream"):
-        relayed = 0
-        async for block in _sse_blocks(upstream_resp.content):
-            relayed += len(block)
-            if relayed > limit:  # whole events only: the client gets an error instead of the rest
-                message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
-                await into.write(_sse_event(message))
-                break
-            await into.write(block)
+        if gate.policy_set.manifests[ex.tool].upstream != mcp.upstream.name:
+            raise UnknownTool(f"tool {ex.tool!r} is not served by {mcp.upstream.name!r}")
     else:
-        raw = await read_body(upstream_resp.content, limit)
-        if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
-            message = _rpc_error_message(msg_id, -32603, _TOO_LARGE, "upstream_response_too_large")
-            await into.write(_sse_event(message))
-        elif raw.strip():
-            await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")
-    await into.write_eof()
-    return into
+        if params is not None and not isinstance(params, dict):
+            raise SchemaError(f"{mcp.method} params must be an object")
+        ex.tool = method_tool(mcp.method)
+        ex.arguments = method_arguments(mcp.upstream.name, params)
+    ex.wait_seconds = prefer_wait(mcp.http)
+    ex.progress = _progress(mcp, params)
 
 
-async def _sse_blocks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Yield whole SSE events (lines up to and including the blank line)."""
-    pending: list[bytes] = []
-    async for line in content:
-        pending.append(line)
-        if line in (b"\n", b"\r\n"):
-            yield b"".join(pending)
-            pending = []
-    if pending:
-        yield b"".join(pending)
+def _progress(mcp: McpRequest, params: Any) -> Any:
+    """With a progress token and an SSE-capable client, a held call tells it it is waiting."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if token is None or not isinstance(token, str | int):
+        return None
+    if "text/event-stream" not in mcp.http.headers.get("Accept", ""):
+        return None
+
+    async def progress(elapsed: float, total: float) -> None:
+        if gone:
+            return
+        stream = await mcp.reply.open_stream()
+        note = {
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": {
+                "progressToken": token,
+                "progress": round(elapsed, 3),
+                "total": round(total, 3),
+                "message": "waiting for an operator to approve this call",
+            },
+        }
+        try:
+            await stream.write(sse_event(note))
+        except ConnectionResetError:  # the client left; the call stays held (and recorded) all the same
+            gone.append(True)
+            log.info("mcp_client_gone", while_held=True)
+
+    gone: list[bool] = []
+    return progress
 
 
-def _filter_tools_message(request: web.Request, principal: Any, raw: bytes) -> bytes:
+MCP_STAGES: tuple[Stage, ...] = (parse_mcp, *ENFORCE_STAGES)
+
+
+# --- the renderer ------------------------------------------------------------------------------
+
+
+async def render_mcp(ex: Exchange) -> web.StreamResponse:
+    mcp: McpRequest = ex.request
     try:
-        message = json.loads(raw)
-    except ValueError:  # cut off or not JSON: show nothing rather than everything
-        message = {"jsonrpc": "2.0", "id": None, "result": {"tools": []}}
-    return json.dumps(_filter_tools(request, principal, message)).encode()
+        return await _render(ex, mcp)
+    except ClientGone as gone:
+        ex.delivery = "client_gone"
+        log.info("mcp_client_gone", decision_id=ex.decision_id)
+        return gone.answer()
 
 
-def _filter_tools(request: web.Request, principal: Any, message: Any) -> Any:
-    """Drop every tool the principal could never be allowed to call (unknown tools too)."""
-    if isinstance(message, dict) and isinstance(message.get("result"), dict):
-        tools = message["result"].get("tools")
-        if isinstance(tools, list):
-            gate = request.app[GATE]
-            message["result"]["tools"] = [
-                t
-                for t in tools
-                if isinstance(t, dict)
-                and isinstance(t.get("name"), str)
-                and gate.tool_visible(principal, t["name"])
-            ]
-    return message
+async def _render(ex: Exchange, mcp: McpRequest) -> web.StreamResponse:
+    reply, msg_id = mcp.reply, mcp.msg_id
+    meta: dict[str, Any]
+    tools_call = mcp.method == "tools/call"
+    if ex.error is not None:
+        exc = ex.error
+        if isinstance(exc, SchemaError) and tools_call:
+            text = f"Invalid arguments for {ex.tool}: {exc.message}"
+            return await reply.send(_tool_error(mcp, text, {"decision_id": ex.decision_id, "code": exc.code}))
+        rpc_code = RPC_INVALID_PARAMS if isinstance(exc, UnknownTool | SchemaError) else RPC_INTERNAL
+        message = rpc_error_message(msg_id, rpc_code, exc.message, exc.code, decision_id=ex.decision_id)
+        return await reply.send(message, exc.status if exc.status >= 500 else 200)
+    if ex.pending is not None:
+        meta = {
+            "decision_id": ex.decision_id,
+            "outcome": "pending",
+            "approval_id": ex.pending.approval_id,
+            "expires_at": iso8601(ex.pending.expires_at),
+        }
+        what = f"This call to {ex.tool}" if tools_call else f"This {mcp.method} request"
+        text = (
+            f"{what} is waiting for an operator's approval (approval {ex.pending.approval_id}). "
+            "Nothing has run. Retry exactly the same call later: once an operator approves it, it runs once."
+        )
+        return await reply.send(_refusal(mcp, msg_id, text, meta))
+    if refused(ex):
+        decision = need(ex.decision, "decision")
+        what = f"this call to {ex.tool}" if tools_call else f"this {mcp.method} request"
+        text = (
+            f"Gatekeeper refused {what}: {decision.reason}. "
+            f"(code {decision.code}, rule {decision.rule or 'default deny'}, decision {ex.decision_id}). "
+            "Do not retry it unchanged; choose another way to do the task or ask the user."
+        )
+        meta = {
+            "decision_id": ex.decision_id,
+            "outcome": "denied",
+            "code": decision.code,
+            "reason": decision.reason,
+            "rule": decision.rule,
+            "capability": decision.capability,
+            "policy_version": decision.policy_version,
+            "approval_id": decision.approval_id,
+        }
+        return await reply.send(_refusal(mcp, msg_id, text, meta))
+    answer: web.StreamResponse = ex.answer
+    return answer
 
 
-def _filter_sse_block(request: web.Request, principal: Any, block: bytes) -> bytes:
-    lines = block.decode("utf-8", "replace").splitlines()
-    data_lines = [
-        line[5:].lstrip(" ") if line.startswith("data:") else "" for line in lines if line.startswith("data:")
-    ]
-    if not data_lines:
-        return block
-    try:
-        message = json.loads("\n".join(data_lines))
-    except ValueError:  # a tools/list event we cannot read is dropped, not passed on unfiltered
-        return b": dropped an unreadable event\n\n"
-    filtered = json.dumps(_filter_tools(request, principal, message))
-    kept = [line for line in lines if line and not line.startswith("data:")]
-    return ("\n".join([*kept, f"data: {filtered}"]) + "\n\n").encode()
+def _refusal(mcp: McpRequest, msg_id: Any, text: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A tools/call refusal is a tool result the model reads; any other method's, an error."""
+    if mcp.method == "tools/call":
+        return _tool_error(mcp, text, meta)
+    data = {key: value for key, value in meta.items() if key != "code"}
+    return rpc_error_message(msg_id, RPC_REFUSED, text, str(meta.get("code") or meta["outcome"]), **data)
+
+
+def _tool_error(mcp: McpRequest, text: str, meta: dict[str, Any]) -> dict[str, Any]:
+    content = [{"type": "text", "text": text}]
+    return tool_result(mcp, {"content": content, "isError": True, "_meta": {META_KEY: meta}})
+
+
+__all__ = ["MCP_STAGES", "handle_mcp", "parse_mcp", "render_mcp"]

@@ -20,6 +20,7 @@ from ..errors import GatekeeperError, RequestError, Unavailable
 from ..models import Principal
 from ..policy.explain import explain
 from ..timefmt import iso8601
+from .api_schema import EXPLAIN_REQUEST, VERDICT_REQUEST, check_object, openapi_document
 from .health import healthz
 from .invoke import read_json_body
 from .responses import json_response
@@ -31,6 +32,10 @@ _STATES = {"pending", "approved", "denied", "expired", "consumed"}
 
 async def operator(request: web.Request) -> Principal:
     return await request.app[VERIFIER].authenticate(request.headers, request.query, operator=True)
+
+
+async def openapi_operator(request: web.Request) -> web.Response:
+    return json_response(200, openapi_document("operator"))
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -73,17 +78,7 @@ async def _verdict_body(request: web.Request) -> dict[str, Any]:
     if request.content_length in (None, 0) and not request.can_read_body:
         return {}
     body = await read_json_body(request, min(limits.max_body_bytes, 64 * 1024), 8)
-    if not isinstance(body, dict):
-        raise RequestError("body must be a JSON object", code="invalid_request")
-    unknown = sorted(set(body) - {"comment", "grant_minutes"})
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", code="unknown_field")
-    if not isinstance(body.get("comment", ""), str) or len(body.get("comment", "")) > 4000:
-        raise RequestError("comment must be a string of at most 4000 characters", code="invalid_request")
-    grant = body.get("grant_minutes")
-    if grant is not None and (isinstance(grant, bool) or not isinstance(grant, int | float)):
-        raise RequestError("grant_minutes must be a number", code="invalid_request")
-    return body
+    return check_object(VERDICT_REQUEST, body)  # the schema /openapi.json publishes
 
 
 async def vote(request: web.Request) -> web.Response:
@@ -164,6 +159,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 "kind": change.kind,
                 "approval": approval.to_json() if approval else None,
                 "grant": grant.to_json() if grant else None,
+                "link": queue.link(approval.id) if approval else None,
                 "at": iso8601(time.time()),
             }
             await response.write(f"event: {change.kind}\ndata: {json.dumps(data)}\n\n".encode())
@@ -178,16 +174,8 @@ async def explain_call(request: web.Request) -> web.Response:
     """``POST /v1/explain {"tool", "arguments", "roles", "sub"?}``: how the live policy decides a call."""
     await operator(request)
     body = await read_json_body(request, request.app[CONFIG].limits.max_body_bytes, 64)
-    if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
-        raise RequestError(
-            'body must be {"tool": ..., "arguments": {...}, "roles": [...]}', code="invalid_request"
-        )
-    unknown = sorted(set(body) - {"tool", "arguments", "roles", "sub"})
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", code="unknown_field")
+    body = check_object(EXPLAIN_REQUEST, body)  # the schema /openapi.json publishes
     roles = body.get("roles", [])
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise RequestError("roles must be a list of strings", code="invalid_request")
     gate = request.app[GATE]
     if gate.policy_set is None:
         raise Unavailable("no policy is loaded")
@@ -219,6 +207,7 @@ async def budget_usage(
 
 def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_operator)
     app.router.add_get("/v1/whoami", whoami)
     app.router.add_get("/v1/approvals", list_approvals)
     app.router.add_get("/v1/approvals/{id}", get_approval)
@@ -228,5 +217,7 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/events", events)
     app.router.add_post("/v1/explain", explain_call)
     from .console import add_console_routes  # here: console imports operator() from this module
+    from .operator_pins import add_pin_routes  # so does this one
 
     add_console_routes(app)
+    add_pin_routes(app)

@@ -151,6 +151,9 @@ class GuardedAppRunner(web.AppRunner):
         self.head_timeout = head_timeout
 
     async def _make_server(self) -> web.Server:
+        # aiohttp builds its Server in Application._make_handler; take what it built (handler,
+        # request factory, keyword settings) and serve it through GuardedServer instead. This
+        # reads Server's _loop and _kwargs, stable since aiohttp 3.0 (we require 3.10).
         plain = await super()._make_server()
         return GuardedServer(
             plain.request_handler,

@@ -23,9 +23,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
         current_request.reset(reset)
-    if not response.prepared:  # a stream already open carries it from its own start
-        response.headers["X-Request-Id"] = ids.request_id
     return response
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer carries the id, event streams included."""
+    ids = request.get(REQUEST_IDS)
+    if ids is not None:
+        response.headers["X-Request-Id"] = ids.request_id
+
+
+def add_request_ids(app: web.Application) -> None:
+    app.middlewares.insert(0, request_id_middleware)
+    app.on_response_prepare.append(echo_request_id)
 
 
 def request_id_of(request: web.Request) -> str | None:

@@ -13,7 +13,7 @@ from .state import RUNNER
 
 
 def _digests(ex: Exchange) -> dict[str, str] | None:
-    runner = ex.request.app.get(RUNNER)
+    runner = ex.app.get(RUNNER)
     call = ex.call
     if runner is None or call is None or call.tool != "shell.exec":
         return None

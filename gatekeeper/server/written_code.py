@@ -32,7 +32,6 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from ..inspectors.paths import normalize_path
 from ..inspectors.shell import files_run, reading
@@ -43,18 +42,17 @@ from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
 from ..written.records import LIMIT, WrittenCodeStore, WrittenCodeUnavailable, WrittenRecord
-from .state import GATE
+from .state import GATE, WRITTEN_CODE
 
 log = structlog.get_logger("gatekeeper.written_code")
 
-WRITTEN_CODE = web.AppKey("written_code", WrittenCodeStore)
 _SHELL_INSPECTORS = frozenset({"shell", "shell.command"})
 MAX_IMPORT_DEPTH = 4
 
 
 def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> list[str]:
     """The arguments the call's manifest hands to one of the inspectors ``names``."""
-    policy_set = ex.request.app[GATE].policy_set
+    policy_set = ex.app[GATE].policy_set
     manifest = policy_set.manifests.get(call.tool) if policy_set is not None else None
     if manifest is None:
         return []
@@ -62,7 +60,7 @@ def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> list[s
 
 
 def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
-    workspace = ex.request.app[GATE].context.workspace
+    workspace = ex.app[GATE].context.workspace
     out: set[str] = set()
     for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
@@ -72,7 +70,7 @@ def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
 
 async def inherit_written_code(ex: Exchange) -> None:
     """Decide a command that runs written code with what that code does."""
-    store = ex.request.app.get(WRITTEN_CODE)
+    store = ex.app.get(WRITTEN_CODE)
     call, decision, principal = ex.call, ex.decision, ex.principal
     if store is None or call is None or decision is None or principal is None:
         return
@@ -105,7 +103,7 @@ async def inherit_written_code(ex: Exchange) -> None:
         )
     widened = replace(call, capabilities=tuple(sorted(inherited.values())))
     widened = bind(widened, {f"written:{rec.path}": rec.sha256 for rec in records})
-    gate = ex.request.app[GATE]
+    gate = ex.app[GATE]
     again = gate.decide(widened)
     if ex.shadow is not None and gate.policy_set is not None and gate.policy_set.shadow is not None:
         ex.shadow = gate.decide(widened, gate.policy_set.shadow)  # the shadow sees what was inherited too
@@ -167,11 +165,11 @@ async def record_written_code(ex: Exchange) -> None:
     ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
     and a shell command that writes a whole file from its own line (``cat > x.py <<'EOF'``,
     ``echo ... > x.sh``): the text is in the call, so it is read the same way."""
-    store = ex.request.app.get(WRITTEN_CODE)
+    store = ex.app.get(WRITTEN_CODE)
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
         return
-    workspace = ex.request.app[GATE].context.workspace
+    workspace = ex.app[GATE].context.workspace
     inside = workspace.rstrip("/") + "/"
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     content = call.arguments.get("content")

@@ -6,6 +6,11 @@ resources, prompts) with the SDK's streamable HTTP server on a loopback port; th
 then fronts that URL like any other ``mcp_url``, with the same gating. So ``/mcp/NAME`` needs
 no code of its own for stdio, and both MCP protocol eras work on the HTTP side.
 
+The bridge's port is on loopback, where other local processes (an agent in the same pod, say)
+could reach it too: every request must carry a bearer secret the bridge made at start-up, which
+only the proxy knows (it is injected as an upstream header, like any upstream credential), so
+the only way to the server is through the gate.
+
 Supervision: a child that exits or stops answering pings is restarted with exponential
 backoff (reset once it has run a while). A call that was in flight when it died is answered
 with an error, never replayed: a tool call runs at most once.
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -96,6 +103,26 @@ class StdioBridge(McpDemoServer):
         self._broken = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._schemas: dict[str, dict[str, Any]] = {}
+        self.secret = secrets.token_urlsafe(32)  # the proxy sends it; nothing else can reach the server
+
+    @property
+    def upstream_headers(self) -> dict[str, str]:
+        """What the proxy must send: the bridge refuses every request without it."""
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    def wrap_app(self, app: Any) -> Any:
+        expected = f"Bearer {self.secret}".encode()
+
+        async def only_the_gate(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                given = dict(scope.get("headers") or []).get(b"authorization", b"")
+                if not hmac.compare_digest(given, expected):
+                    await send({"type": "http.response.start", "status": 401, "headers": []})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+            await app(scope, receive, send)
+
+        return only_the_gate
 
     async def start(self) -> None:
         await super().start()

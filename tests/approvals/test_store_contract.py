@@ -428,7 +428,12 @@ async def test_a_cancelled_caller_leaves_the_store_consistent(store: ApprovalSto
 async def test_expire_due(store: ApprovalStore) -> None:
     soon, _ = await store.create_pending(pending(digest="1" * 64, ttl=10), max_pending_per_principal=CAP)
     later, _ = await store.create_pending(pending(digest="2" * 64, ttl=100), max_pending_per_principal=CAP)
-    decided = await approved(store, digest="3" * 64)  # approved: no longer waiting, never expires here
+    a, _ = await store.create_pending(pending(digest="3" * 64, ttl=5), max_pending_per_principal=CAP)
+    # approved: no longer waiting; from now on it must be used by its use-by time
+    decided = await store.vote(
+        a.id, operator="op-1", verdict="approve", comment="ok", now=T0 + 1, use_by=T0 + 5000
+    )
+    assert decided.state is State.APPROVED and decided.expires_at == T0 + 5000
     assert await store.expire_due(now=T0 + 9.999) == []
     expired = await store.expire_due(now=T0 + 10)
     assert [a.id for a in expired] == [soon.id]
@@ -437,6 +442,20 @@ async def test_expire_due(store: ApprovalStore) -> None:
     assert [a.id for a in await store.expire_due(now=T0 + 1000)] == [later.id]
     still = await store.get(decided.id)
     assert still is not None and still.state is State.APPROVED
+
+
+async def test_an_approved_call_never_used_expires_at_its_use_by(store: ApprovalStore) -> None:
+    a, _ = await store.create_pending(pending(ttl=300), max_pending_per_principal=CAP)
+    await store.vote(a.id, operator="op-1", verdict="approve", comment="ok", now=T0 + 1, use_by=T0 + 61)
+    assert await store.consume_matching("agent-1", "d" * 64, now=T0 + 61) is None  # too late to use
+    assert await store.consume(a.id, now=T0 + 61) is None
+    expired = await store.expire_due(now=T0 + 61)
+    assert [(e.id, e.state, e.decided_at) for e in expired] == [(a.id, State.EXPIRED, T0 + 1)]
+    # within its use-by, an approved call is used as before
+    b, _ = await store.create_pending(pending(ttl=300), max_pending_per_principal=CAP)
+    await store.vote(b.id, operator="op-1", verdict="approve", comment="ok", now=T0 + 100, use_by=T0 + 160)
+    used = await store.consume_matching("agent-1", "d" * 64, now=T0 + 159)
+    assert used is not None and used.id == b.id
 
 
 # -- grants --------------------------------------------------------------------------------------
@@ -745,3 +764,12 @@ def test_open_store_refuses_anything_else_and_says_what_it_accepts(tmp_path: Pat
     message = err.value.message
     assert "approvals.store" in message and "postgresql://" in message and ".sqlite3" in message
     assert "secret" not in message
+
+
+async def test_an_mcp_session_keeps_its_first_owner_until_forgotten(store: ApprovalStore) -> None:
+    assert await store.session_owner("k1") is None
+    await store.bind_session("k1", "demo", "iss", "agent-1", now=1.0)
+    await store.bind_session("k1", "demo", "iss", "agent-2", now=2.0)  # never rebound
+    assert await store.session_owner("k1") == ("iss", "agent-1")
+    await store.forget_session("k1")
+    assert await store.session_owner("k1") is None

@@ -8,17 +8,19 @@ import json
 import os
 import secrets
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gatekeeper.audit.checkpoints import default_key_path, ensure_signer, public_key_path
+from gatekeeper.audit.checkpoints import default_key_path, ensure_signer, public_key_path, verify_checkpoint
 from gatekeeper.audit.log import AuditLog, make_sink
 from gatekeeper.audit.record import chain_hash
 from gatekeeper.audit.verify import verify
 from gatekeeper.config import load_config
+from gatekeeper.errors import ConfigError
 
 from ..helpers import drop_schema, postgres_dsn
 from .conftest import decision
@@ -181,3 +183,31 @@ def test_a_cut_tail_and_a_forged_checkpoint_are_caught(
     assert run("audit", "verify", "--config", str(config_file), "--checkpoint-key", str(trusted)) == 1
     out = capsys.readouterr().out
     assert "forged_checkpoint" in out and "not a trusted checkpoint key" in out
+
+
+def test_a_provisioned_key_in_a_read_only_folder_is_used(tmp_path: Path) -> None:
+    """A key made with openssl and mounted read-only (a Kubernetes Secret) signs; a key readable by
+    others is refused."""
+    folder = tmp_path / "secret"
+    folder.mkdir()
+    key = folder / "audit-checkpoint.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    key.chmod(0o400)
+    # read-only as a Secret volume is (a mode would not stop root, who runs this suite)
+    for argv in (
+        ["mount", "--bind", str(folder), str(folder)],
+        ["mount", "-o", "remount,ro,bind", str(folder)],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f"this test makes a read-only bind mount (needs root): {done.stderr.strip()}")
+    try:
+        signer = ensure_signer(key)
+        assert not public_key_path(key).exists()  # nothing written next to a read-only key
+        checkpoint = signer.sign("c", 1, "0" * 64)
+        assert verify_checkpoint({signer.key_id: signer.public_key}, checkpoint) is None
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by other users"):
+        ensure_signer(key)

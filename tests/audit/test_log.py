@@ -293,3 +293,41 @@ async def test_writer_hash_matches_the_record_rule(tmp_path: Path) -> None:
     assert body == record.canonical()
     assert record.hash == record.compute_hash() == chain_hash("ab" * 32, body)
     assert AuditRecord.from_json(record.to_json()) == record
+
+
+async def test_refusal_while_the_store_fails_and_bounds(sink: AuditSink, log_output: Any) -> None:
+    """What the gate asks before forwarding a call: refused while writes fail, past the record
+    bound or the time bound; and a record's commit can be waited for, with a deadline."""
+    flaky = FlakySink(sink, failures=2)
+    log = AuditLog(flaky, chain_id="r1", max_queue=5)
+    assert log.refusal(1.0) == "the audit writer is not running"
+    await log.start()
+    assert log.refusal(1.0) is None
+    log.append(**decision(1))
+    mine = log.appended
+    assert not await log.wait_written(mine, 0.03)  # the first write fails
+    assert log.refusal(1.0) is not None and "refuses writes" in str(log.refusal(1.0))
+    assert await log.wait_written(mine, 5.0)  # retried: committed
+    assert log.refusal(1.0) is None and log.failing_for is None
+    await log.stop()
+
+    stalled = FlakySink(sink, failures=0)
+    release = asyncio.Event()
+
+    async def hang(records: Any, bodies: Any = None, *more: Any) -> None:
+        await release.wait()  # a store that takes a write and does not answer
+        await sink.write(records, bodies, *more)
+
+    stalled.write = hang  # type: ignore[method-assign]
+    slow = AuditLog(stalled, chain_id="r2", max_queue=3, batch_size=1)
+    await slow.start()
+    for i in range(2):
+        slow.append(**decision(i))
+    await asyncio.sleep(0.05)
+    assert "waited" in str(slow.refusal(0.01)) and slow.refusal(10.0) is None
+    slow.append(**decision(3))
+    assert "records wait" in str(slow.refusal(10.0))
+    release.set()
+    await asyncio.wait_for(slow.flush(), 5)
+    assert slow.refusal(0.01) is None
+    await slow.stop()

@@ -229,7 +229,7 @@ def test_every_yaml_file_parses_and_every_manifest_is_well_formed() -> None:
     assert {SIDECAR, NETPOL, TWO_POD, CONTAINED, FLEET} <= set(files)
     for path in files:
         for doc in load_docs(path):
-            if path.parent == K8S:
+            if path.parent == K8S and path.name != "kustomization.yaml":  # a build file, not an object
                 assert {"apiVersion", "kind", "metadata"} <= set(doc), path
                 assert doc["metadata"].get("name"), path
                 assert doc["metadata"].get("namespace") or doc["kind"] == "Namespace", path
@@ -478,12 +478,15 @@ def read_unit() -> configparser.RawConfigParser:
     return unit
 
 
-def test_systemd_unit_is_hardened_and_sized_for_the_drain() -> None:
+VENV = "/opt/gatekeeper"  # where the unit expects the venv (tests/deploy/test_image.py builds one so)
+
+
+def test_systemd_unit_is_hardened_and_sized_for_the_drain(tmp_path: Path) -> None:
     unit = read_unit()
     assert {"Unit", "Service", "Install"} <= set(unit.sections())
     svc = unit["Service"]
     assert svc["ExecStart"].endswith("-m gatekeeper serve --config /etc/gatekeeper/gatekeeper.yaml")
-    assert svc["ExecStart"].split()[0].endswith("python3")
+    assert svc["ExecStart"].split()[0] == f"{VENV}/bin/python3", "the unit runs the venv's Python (PEP 668)"
     assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert svc["KillSignal"] == "SIGTERM"
     assert int(svc["TimeoutStopSec"]) >= DRAIN_SECONDS
@@ -520,8 +523,12 @@ def test_systemd_unit_is_hardened_and_sized_for_the_drain() -> None:
     if analyze is None:
         print("systemd-analyze is not installed: `systemd-analyze verify` NOT run (structure checked only)")
         return
+    # verify checks that ExecStart's program exists: this machine has no /opt/gatekeeper venv, so
+    # the copy verified runs this interpreter instead; every other line is verified as shipped.
+    unit_copy = tmp_path / UNIT.name
+    unit_copy.write_text(UNIT.read_text(encoding="utf-8").replace(f"{VENV}/bin/python3", sys.executable))
     result = subprocess.run(
-        [analyze, "verify", str(UNIT)], capture_output=True, text=True, timeout=60, check=False
+        [analyze, "verify", str(unit_copy)], capture_output=True, text=True, timeout=60, check=False
     )
     problems = [
         line

@@ -205,3 +205,27 @@ async def test_calls_operators_settled_are_not_policy_changes(tmp_path: Path) ->
     assert report.changed == 0, report.render()
     assert report.settled_by_people == 2
     assert "approved, denied or expired by operators" in report.render()
+
+
+def test_calls_a_budget_decided_are_skipped_not_counted_as_changes() -> None:
+    """Spend at the moment of the call is not replayed: a budget's verdict is no policy change."""
+    gpu = {"gpu_type": "T4", "count": 1, "hours": 8}  # allowed by the rules
+    common: dict[str, Any] = {
+        "principal": "agent-7",
+        "issuer": "gatekeeper-dev",
+        "roles": ("agent",),
+        "tool": "compute.provision",
+        "arguments": gpu,
+    }
+    held = AuditRecord(
+        1, 1.0, "d1", "invoke", "pending", "budget_exceeded", rule="budgets.yaml:agent-gpu", **common
+    )
+    approved = AuditRecord(
+        2, 2.0, "d2", "invoke", "allowed", "approved", rule="budgets.yaml:agent-gpu", **common
+    )
+    plain = AuditRecord(
+        3, 3.0, "d3", "invoke", "allowed", "allowed", rule=line_of("compute.gpu:*, allow"), **common
+    )
+    report = replay([held, approved, plain], LIVE)
+    assert report.changed == 0 and report.unchanged == 1
+    assert report.skipped == {"decided by a budget": 2}

@@ -74,7 +74,7 @@ def test_clients_trickling_header_lines_are_cut_off(tmp_path: Path) -> None:
         open_socks = set(range(len(socks)))
         answers: dict[int, bytes] = {}
         line = 0
-        while open_socks and time.monotonic() - started < 8:
+        while open_socks and time.monotonic() - started < 12:
             line += 1
             for i in list(open_socks):
                 try:
@@ -101,7 +101,7 @@ def test_clients_trickling_header_lines_are_cut_off(tmp_path: Path) -> None:
     assert not open_socks, (
         f"{len(open_socks)} of 100 trickling clients were still connected after {elapsed:.1f} s"
     )
-    assert elapsed < 5.0
+    assert elapsed < 1.5 + 5.0  # the timeout, and slack for a loaded machine
     timed_out = [a for a in answers.values() if a.startswith(b"HTTP/1.1 408")]
     assert len(timed_out) >= 90 and b'"header_timeout"' in timed_out[0]
     assert healthy.startswith(b"HTTP/1.1 200")

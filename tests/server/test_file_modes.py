@@ -13,7 +13,7 @@ import pytest
 
 from ..helpers import invoke, make_config, mint, running
 
-PUBLIC = {"dev-signing-key.pub.pem"}  # a public key is meant to be read
+PUBLIC = {"dev-signing-key.pub.pem", "audit-checkpoint.pub.pem"}  # public keys are meant to be read
 
 
 @pytest.fixture
@@ -46,6 +46,6 @@ async def test_stores_and_keys_are_owner_only_in_a_folder_that_already_existed(
         assert status == 200, body
         await gk.audit.flush()
         names = {p.name for p in home.rglob("*")}
-        assert {"audit.sqlite3", "audit.sqlite3-wal", "approvals.sqlite3"} <= names
+        assert {"audit.sqlite3", "audit.sqlite3-wal", "approvals.sqlite3", "audit-checkpoint.pem"} <= names
         assert _loose_files(home) == {}
     assert _loose_files(home) == {}

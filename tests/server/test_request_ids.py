@@ -7,6 +7,9 @@ import re
 from typing import Any
 
 import aiohttp
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from gatekeeper.app import Gatekeeper
 
@@ -82,3 +85,29 @@ async def test_process_metrics_and_no_created_series(gk: Gatekeeper, http: aioht
     assert "python_info{" in text and "python_gc_objects_collected_total" in text
     assert "gatekeeper_decisions_total{" in text
     assert "_created" not in text
+
+
+async def test_mcp_calls_carry_the_id_to_the_upstream_and_back(
+    gk: Gatekeeper, log_output: list[dict[str, Any]]
+) -> None:
+    """Through the official MCP SDK client: the answers (event streams too) and the upstream's
+    request carry the id; the decision line has it."""
+    assert gk.demo is not None
+    seen: list[str] = []
+
+    async def keep(response: httpx2.Response) -> None:
+        seen.append(response.headers.get("X-Request-Id", ""))
+
+    headers = {"Authorization": f"Bearer {mint(gk)}", "X-Request-Id": "mcp-run-1"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30, event_hooks={"response": [keep]}) as http,
+        Client(streamable_http_client(f"{gk.agent_url}/mcp/demo", http_client=http)) as client,
+    ):
+        result = await client.call_tool("file.read", {"path": "README.md"})
+    assert not result.is_error
+    assert seen and set(seen) == {"mcp-run-1"}
+    upstream = gk.demo.mcp_received[-1]
+    assert upstream.headers["x-request-id"] == "mcp-run-1" and upstream.headers["traceparent"].startswith(
+        "00-"
+    )
+    assert [line["request_id"] for line in decisions(log_output) if line["entry"] == "mcp"] == ["mcp-run-1"]

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx2
@@ -137,3 +138,87 @@ async def test_a_stdio_only_client_reaches_gatekeeper_through_mcp_stdio(gk: Gate
         )
         assert refused.is_error and "tunnel" in text(refused)
     assert gk.demo is not None and [c.tool for c in gk.demo.mcp_received] == ["file.read"]
+
+
+# The official filesystem MCP server from the npm registry, installed by .ci/run (npm install
+# --prefix), so the test itself connects to nothing but loopback and its own child process.
+FS_SERVER = (
+    Path.home() / ".cache" / "gatekeeper-ci" / "npm" / "node_modules" / ".bin" / "mcp-server-filesystem"
+)
+FS_TOOLS = """
+  read_text_file:
+    upstream: files
+    description: Read a text file.
+    arguments:
+      type: object
+      properties:
+        path: {type: string, minLength: 1}
+        head: {type: number}
+        tail: {type: number}
+      required: [path]
+      additionalProperties: false
+    inspect:
+      path: fs.read
+  write_file:
+    upstream: files
+    description: Write a file.
+    arguments:
+      type: object
+      properties:
+        path: {type: string, minLength: 1}
+        content: {type: string}
+      required: [path, content]
+      additionalProperties: false
+    inspect:
+      path: fs.write
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("npx") is None or not FS_SERVER.exists(),
+    reason=".ci/run installs @modelcontextprotocol/server-filesystem where npm is present",
+)
+async def test_the_official_filesystem_server_behind_the_gate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("meeting at noon\n")
+    (data / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    config = stdio_config(tmp_path, command=(str(FS_SERVER), str(data)))
+    with config.policy.tools.open("a") as fh:
+        fh.write(FS_TOOLS)
+    with config.policy.policy.open("a") as fh:
+        fh.write(
+            "p, agent, tool:read_text_file, allow, True, the filesystem server's reads\n"
+            "p, agent, tool:write_file, allow, True, the filesystem server's writes\n"
+            f"p, agent, fs.read:{data}/*, allow, True, the served folder\n"
+        )
+    files = Upstream("files", command=config.upstreams["local"].command, timeout_seconds=30)
+    config = replace(config, upstreams={"local": config.upstreams["local"], "files": files})
+    async with running(config) as gk:
+        headers = {"Authorization": f"Bearer {mint(gk)}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(f"{gk.agent_url}/mcp/files", http_client=http)) as mcp,
+        ):
+            # Only the tools with a manifest the agent may use; the server has a dozen more.
+            assert {t.name for t in (await mcp.list_tools()).tools} == {"read_text_file", "write_file"}
+            ok = await mcp.call_tool("read_text_file", {"path": str(data / "notes.txt")})
+            assert not ok.is_error and "meeting at noon" in text(ok)
+            key = await mcp.call_tool("read_text_file", {"path": str(data / "id_rsa")})
+            assert key.is_error and "cred" in text(key)
+            write = await mcp.call_tool("write_file", {"path": str(data / "x.txt"), "content": "x"})
+            assert write.is_error and not (data / "x.txt").exists()  # no rule allows the write
+
+
+async def test_the_bridge_port_answers_only_the_gate(tmp_path: Path) -> None:
+    """Another local process (an agent in the same pod) cannot reach the stdio server past the gate."""
+    async with running(stdio_config(tmp_path)) as gk:
+        bridge = gk.stdio["local"]
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "shell.exec"}}
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        async with httpx2.AsyncClient(timeout=10) as http:
+            for auth in ({}, {"Authorization": f"Bearer {mint(gk)}"}, {"Authorization": "Bearer x"}):
+                resp = await http.post(bridge.url, json=call, headers={**headers, **auth})
+                assert resp.status_code == 401
+        assert gk.config.upstreams["local"].mcp_url == bridge.url  # the proxy holds the secret
+        assert gk.config.upstreams["local"].headers["Authorization"] == f"Bearer {bridge.secret}"

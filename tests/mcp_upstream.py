@@ -1,0 +1,75 @@
+"""A real MCP server (the official SDK's ``MCPServer``) with tools, resources and prompts.
+
+It stands for a filesystem-style MCP server: it serves what it is asked for, credentials
+included, so only the gate stands between an agent and ``file:///root/.ssh/id_rsa``. Every
+request it answers is appended to ``seen`` as ``(method, what)``: a test can assert that a
+refused request never reached it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import Completion, CompletionArgument, PromptReference, ResourceTemplateReference
+
+from gatekeeper.demo.mcp_app import McpDemoServer
+
+README = "file:///workspace/README.md"
+SSH_KEY = "file:///root/.ssh/id_rsa"
+NOTE = "note://today"
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def make_server(seen: list[tuple[str, str]]) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer("fs-like")
+
+    @server.tool(name="file.read", description="Read a file.")
+    def read(path: str) -> str:
+        seen.append(("tools/call", path))
+        return f"contents of {path}"
+
+    @server.resource(README, name="readme", mime_type="text/markdown")
+    def readme() -> str:
+        seen.append(("resources/read", README))
+        return "# Example project\n"
+
+    @server.resource(SSH_KEY, name="ssh-key", mime_type="text/plain")
+    def ssh_key() -> str:
+        seen.append(("resources/read", SSH_KEY))
+        return FAKE_KEY
+
+    @server.resource(NOTE, name="note", mime_type="text/plain")
+    def note() -> str:
+        seen.append(("resources/read", NOTE))
+        return "a note"
+
+    @server.resource("file:///workspace/src/{name}", name="source")
+    def source(name: str) -> str:
+        seen.append(("resources/read", name))
+        return f"source {name}"
+
+    @server.prompt(name="review", description="Review a file.")
+    def review(path: str) -> str:
+        seen.append(("prompts/get", path))
+        return f"Please review {path}."
+
+    @server.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: Any
+    ) -> Completion:
+        seen.append(("completion/complete", argument.name))
+        return Completion(values=["README.md", "src/app.py"])
+
+    return server
+
+
+@asynccontextmanager
+async def serving(*, json_response: bool = False) -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
+    """(its streamable-HTTP URL, what it was asked) while it runs on a loopback port."""
+    seen: list[tuple[str, str]] = []
+    server = make_server(seen)
+    async with McpDemoServer(json_response=json_response, server=server._lowlevel_server) as running:
+        yield running.url, seen

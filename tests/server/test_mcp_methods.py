@@ -1,0 +1,218 @@
+"""Every MCP method through ``/mcp/{upstream}`` is decided and recorded, against a real SDK
+server that serves tools, resources and prompts (``tests/mcp_upstream.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx2
+import pytest
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.types import PromptReference, TextResourceContents
+
+from gatekeeper.app import Gatekeeper
+from gatekeeper.config import DemoSettings, Upstream
+
+from ..helpers import decisions, make_config, mcp_rpc, mcp_session, mint, running, vote, wait_for_pending
+from ..mcp_upstream import NOTE, README, SSH_KEY, serving
+
+WIRES = {"legacy-sse": ("legacy", False), "modern-json": ("auto", True)}
+
+
+class Stack:
+    def __init__(self, gk: Gatekeeper, seen: list[tuple[str, str]], mode: str) -> None:
+        self.gk, self.seen, self.mode = gk, seen, mode
+
+    def client(self, http: httpx2.AsyncClient) -> Client:
+        return Client(
+            streamable_http_client(f"{self.gk.agent_url}/mcp/demo", http_client=http), mode=self.mode
+        )
+
+
+@pytest.fixture(params=list(WIRES))
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    mode, json_response = WIRES[request.param]
+    async with serving(json_response=json_response) as (url, seen):
+        config = make_config(
+            tmp_path, demo=DemoSettings(enabled=False), upstreams={"demo": Upstream("demo", mcp_url=url)}
+        )
+        async with running(config) as gk:
+            yield Stack(gk, seen, mode)
+
+
+def url_of(gk: Gatekeeper) -> str:
+    return f"{gk.agent_url}/mcp/demo"
+
+
+def _bearer(token: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _method_records(log_output: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for record in decisions(log_output):
+        out.setdefault(record["tool"], []).append(record)
+    return out
+
+
+async def test_every_method_is_decided_and_recorded(stack: Stack, log_output: list[dict[str, Any]]) -> None:
+    async with _bearer(mint(stack.gk)) as http, stack.client(http) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        resources = sorted(r.uri for r in (await client.list_resources()).resources)
+        templates = (await client.list_resource_templates()).resource_templates
+        readme = await client.read_resource(README)
+        with pytest.raises(MCPError) as key_refused:
+            await client.read_resource(SSH_KEY)
+        prompts = [p.name for p in (await client.list_prompts()).prompts]
+        prompt = await client.get_prompt("review", {"path": "README.md"})
+        completion = await client.complete(
+            PromptReference(type="ref/prompt", name="review"), {"name": "path", "value": "R"}
+        )
+        # Allowed and relayed: this server does not do logging, and says so itself.
+        with pytest.warns(MCPDeprecationWarning), pytest.raises(MCPError, match="Method not found"):
+            await client.set_logging_level("info")
+        called = await client.call_tool("file.read", {"path": "README.md"})
+    assert tools == ["file.read"]
+    # The key is not even listed; the server's own scheme is (an operator may approve reading it).
+    assert resources == sorted([NOTE, README])
+    assert [t.uri_template for t in templates] == ["file:///workspace/src/{name}"]
+    [content] = readme.contents
+    assert isinstance(content, TextResourceContents) and content.text.startswith("# Example")
+    assert "cred" in str(key_refused.value) and "refused" in str(key_refused.value)
+    assert ("resources/read", SSH_KEY) not in stack.seen  # never reached the server
+    assert prompts == ["review"] and "review README.md" in str(prompt.messages[0].content)
+    assert completion.completion.values == ["README.md", "src/app.py"]
+    assert not called.is_error
+
+    records = _method_records(log_output)
+    reads = records["mcp.method:resources/read"]
+    assert [(r["outcome"], r["entry"]) for r in reads] == [("allowed", "mcp"), ("denied", "mcp")]
+    assert "fs.read:/workspace/README.md" in reads[0]["capabilities"]
+    assert "cred.ssh" in reads[1]["capabilities"] and reads[1]["code"] == "policy_denied"
+    for method in (
+        "resources/list",
+        "resources/templates/list",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+    ):
+        [record] = records[f"mcp.method:{method}"]
+        assert record["outcome"] == "allowed", method
+    assert records["mcp.method:prompts/get"][0]["capabilities"] == ["mcp.prompt:review"]
+    assert [r["outcome"] for r in records["file.read"]] == ["allowed"]
+
+
+async def test_unmapped_and_credential_requests_are_refused(
+    tmp_path: Path, log_output: list[dict[str, Any]]
+) -> None:
+    async with serving(json_response=True) as (url, seen):
+        config = make_config(
+            tmp_path, demo=DemoSettings(enabled=False), upstreams={"demo": Upstream("demo", mcp_url=url)}
+        )
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = await mcp_session(http, url_of(gk), mint(gk))
+            answers = {}
+            for n, (method, params) in enumerate(
+                [
+                    ("tasks/list", {}),
+                    ("sampling/createMessage", {"messages": [], "maxTokens": 1}),
+                    ("brand/new-method", {"x": 1}),
+                    ("resources/read", {"uri": "file:///root/.ssh/../.ssh/id_rsa"}),
+                    ("resources/read", {"uri": "file://evil.example/etc/passwd"}),
+                    (
+                        "completion/complete",
+                        {
+                            "ref": {"type": "ref/resource", "uri": SSH_KEY},
+                            "argument": {"name": "a", "value": ""},
+                        },
+                    ),
+                    ("resources/subscribe", {"uri": "http://169.254.169.254/latest/meta-data/"}),
+                ],
+                start=1,
+            ):
+                answers[method + str(n)] = await mcp_rpc(
+                    http, url_of(gk), headers, {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+                )
+            held_status, held = await mcp_rpc(
+                http,
+                url_of(gk),
+                headers,
+                {"jsonrpc": "2.0", "id": 99, "method": "resources/read", "params": {"uri": NOTE}},
+            )
+            note_status, note = await mcp_rpc(
+                http,
+                f"{gk.agent_url}/mcp/demo",
+                headers,
+                {"jsonrpc": "2.0", "method": "notifications/whatever"},
+            )
+    for key, (status, body) in answers.items():
+        assert status == 200, key
+        assert body["error"]["code"] == -32001, key
+        assert body["error"]["data"]["outcome"] == "denied", key
+    # The server's own scheme is held for an operator, like an escalated tool call.
+    assert held_status == 200 and held["error"]["data"]["outcome"] == "pending"
+    assert held["error"]["data"]["approval_id"] and "waiting for an operator" in held["error"]["message"]
+    assert note_status == 400 and note["error"]["data"]["code"] == "invalid_request"
+    assert [s for s in seen if s[0] != "tools/call"] == []  # nothing reached the server
+    records = decisions(log_output)
+    refused = [r for r in records if r["tool"].startswith("mcp.method:")]
+    assert [r["outcome"] for r in refused] == ["denied"] * len(answers) + ["pending"]
+    unmapped = {r["tool"]: r for r in refused if r["code"] == "not_allowed"}
+    assert set(unmapped) == {
+        "mcp.method:tasks/list",
+        "mcp.method:sampling/createMessage",
+        "mcp.method:brand/new-method",
+    }
+    assert unmapped["mcp.method:tasks/list"]["capabilities"] == []
+
+
+async def test_a_held_resource_read_runs_once_approved_when_the_same_request_is_sent_again(
+    tmp_path: Path, log_output: list[dict[str, Any]]
+) -> None:
+    async with serving(json_response=True) as (url, seen):
+        upstreams = {"demo": Upstream("demo", mcp_url=url)}
+        config = make_config(tmp_path, demo=DemoSettings(enabled=False), upstreams=upstreams)
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = await mcp_session(http, url_of(gk), mint(gk))
+
+            def read(n: int) -> dict[str, Any]:  # each retry has its own id and progress token
+                params = {"uri": NOTE, "_meta": {"progressToken": f"t{n}"}}
+                return {"jsonrpc": "2.0", "id": n, "method": "resources/read", "params": params}
+
+            status, held = await mcp_rpc(http, url_of(gk), headers, read(1))
+            assert held["error"]["data"]["outcome"] == "pending"
+            assert ("resources/read", NOTE) not in seen
+            approval_id = await wait_for_pending(http, gk)
+            assert (await vote(http, gk, approval_id, "approve"))[0] == 200
+            status, answer = await mcp_rpc(http, url_of(gk), headers, read(2))
+    assert status == 200 and answer["result"]["contents"][0]["text"] == "a note", answer
+    assert seen.count(("resources/read", NOTE)) == 1
+    reads = [r for r in decisions(log_output) if r["tool"] == "mcp.method:resources/read"]
+    assert [(r["outcome"], r["code"]) for r in reads] == [
+        ("pending", "approval_required"),
+        ("allowed", "approved"),
+    ]
+
+
+async def test_a_message_that_is_no_request_notification_or_response_is_refused(
+    tmp_path: Path, log_output: list[dict[str, Any]]
+) -> None:
+    async with serving(json_response=True) as (url, seen):
+        upstreams = {"demo": Upstream("demo", mcp_url=url)}
+        config = make_config(tmp_path, demo=DemoSettings(enabled=False), upstreams=upstreams)
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = await mcp_session(http, url_of(gk), mint(gk))
+            for message in (
+                {"jsonrpc": "2.0", "id": 3, "params": {"uri": SSH_KEY}},
+                {"jsonrpc": "2.0", "id": 3, "result": {}, "error": {"code": 1, "message": "x"}},
+                {"jsonrpc": "2.0", "result": {}},
+            ):
+                status, body = await mcp_rpc(http, url_of(gk), headers, message)
+                assert status == 400 and body["error"]["data"]["code"] == "invalid_request", message
+    assert seen == []
