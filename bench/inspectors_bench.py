@@ -82,6 +82,17 @@ TYPICAL_PATH = [
 ]
 TYPICAL_COMPUTE = [{"gpu_type": "T4", "count": 1, "hours": 4}, {"gpu_type": "H100", "count": 8, "hours": 72}]
 
+# Inline Python, read with ``ast`` (issue 12): what agents send most, from the benign corpus.
+INLINE_PYTHON = [
+    'python -c "import numpy as np; print(np.eye(2))"',
+    'python3 -c "import sys; print(sys.version)"',
+    "python - <<'PY'\nimport json\nd = json.load(open('data.json'))\nprint(len(d))\nPY",
+    "python3 - <<'EOF'\nfrom sympy import Float\nfrom sympy.utilities.lambdify import implemented_function\n"
+    "g = implemented_function('g', lambda x: 2 * x)\nexpr = g(2)**2\nprint(f'expr: {expr}')\ntry:\n"
+    "    print(f'Float(expr): {Float(expr)}')\nexcept Exception as e:\n"
+    "    print(f'failed with {type(e).__name__}: {e}')\nEOF",
+]
+
 WORST_SHELL = {
     "64 KiB of nested $(": "$(" * (64 * 1024 // 2),
     "10,000 pipes (over the token budget)": " | ".join(["cat"] * 10_000),
@@ -124,9 +135,20 @@ def clear_caches() -> None:
         clear()
 
 
-def measure(calls: list[Callable[[], object]], rounds: int, *, cold: bool) -> list[float]:
+def clear_but_code_cache() -> None:
+    """Every cache but the one of Python code read before (by its digest): the same code in
+    another command line, or a file written again unchanged."""
+    keep = getattr(getattr(gatekeeper.inspectors, "python_code", None), "_CACHE", None)
+    for clear in CACHES:
+        if keep is None or clear != getattr(keep, "cache_clear", None):
+            clear()
+
+
+def measure(
+    calls: list[Callable[[], object]], rounds: int, *, cold: bool, clear: Callable[[], None] = clear_caches
+) -> list[float]:
     """Seconds per call, every call of every round (interleaved); ``cold``: every inspector cache is
-    cleared before each call, outside the timed region."""
+    cleared (by ``clear``) before each call, outside the timed region."""
     samples: list[float] = []
     gc.collect()
     gc.disable()
@@ -134,7 +156,7 @@ def measure(calls: list[Callable[[], object]], rounds: int, *, cold: bool) -> li
         for _ in range(rounds):
             for call in calls:
                 if cold:
-                    clear_caches()
+                    clear()
                 start = time.perf_counter()
                 call()
                 samples.append(time.perf_counter() - start)
@@ -154,11 +176,16 @@ def fmt_us(seconds: float) -> str:
 
 
 def row(
-    name: str, calls: list[Callable[[], object]], rounds: int, *, cold: bool = True
+    name: str,
+    calls: list[Callable[[], object]],
+    rounds: int,
+    *,
+    cold: bool = True,
+    clear: Callable[[], None] = clear_caches,
 ) -> tuple[str, int, float, float, float]:
     for call in calls:  # warm-up: imports, regex compilation, the caches of the warm rows
         call()
-    samples = measure(calls, rounds, cold=cold)
+    samples = measure(calls, rounds, cold=cold, clear=clear)
     return name, len(calls), pct(samples, 0.5), pct(samples, 0.99), statistics.fmean(samples)
 
 
@@ -201,6 +228,13 @@ def main() -> None:
             cold=False,
         ),
         row("compute (cold)", [partial(inspect_compute, v, CTX) for v in TYPICAL_COMPUTE], rounds),
+        row("shell, inline Python (cold)", [partial(inspect_shell, c, CTX) for c in INLINE_PYTHON], rounds),
+        row(
+            "shell, inline Python, code read before (command cache cleared, code cache kept)",
+            [partial(inspect_shell, c, CTX) for c in INLINE_PYTHON],
+            rounds,
+            clear=clear_but_code_cache,
+        ),
     ]
     worst = [
         row(f"worst: {name}", [partial(inspect_shell, c, CTX)], worst_rounds)

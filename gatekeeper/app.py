@@ -65,10 +65,12 @@ from .server.state import (
     TOOL_PINS,
     TRANSPORT,
     VERIFIER,
+    WRITTEN_CODE,
 )
 from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
+from .written.records import open_written_store
 
 log = structlog.get_logger("gatekeeper")
 
@@ -200,6 +202,10 @@ class Gatekeeper:
             if config.policy_sync
             else None
         )
+        # What code written by file.write does, beside the approval queue (shared by replicas).
+        self.written_code = open_written_store(
+            approvals.store, self.config.data_dir, schema=approvals.postgres_schema
+        )
         self.lifecycle = Lifecycle()
         self.budgets = open_counter(self.config.budget_store)
         self.recent = RecentDecisions()
@@ -258,6 +264,7 @@ class Gatekeeper:
         cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
         await self.approvals.start()
+        await self.written_code.open()
         await self.budgets.open()
         if cfg.policy_watch_seconds is not None or handle_sighup:
             await self.reloader.start(watch=cfg.policy_watch_seconds is not None, handle_sighup=handle_sighup)
@@ -277,6 +284,7 @@ class Gatekeeper:
         agent[SINKS] = self.sinks
         agent[AUDIT] = self.audit
         agent[APPROVALS] = self.approvals  # read-only there: an agent sees its own held calls
+        agent[WRITTEN_CODE] = self.written_code
         agent[MCP_SESSIONS] = CachedSessions(self.approvals.store)
         await self.tool_pins.refresh()
         agent[TOOL_PINS] = self.tool_pins
@@ -342,6 +350,7 @@ class Gatekeeper:
         if self.runner is not None:
             self.runner.cleanup()
         await self.approvals.stop()
+        await self.written_code.close()
         await self.budgets.close()
         await self.audit.stop()  # drains: every decision made is written before we exit
         if self.demo is not None:

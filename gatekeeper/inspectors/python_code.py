@@ -22,7 +22,9 @@ effects to capabilities (``shell_code.python_inline``, ``written_code``).
 from __future__ import annotations
 
 import ast
+import hashlib
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -252,6 +254,7 @@ class Effects:
     secrets: list[str] = field(default_factory=list)
     opaque: list[str] = field(default_factory=list)
     doubts: list[str] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)  # dotted; relative ones keep their dots
 
     @property
     def understood(self) -> bool:
@@ -263,10 +266,42 @@ class Effects:
         return self.understood and not (self.spawns or self.net or self.secrets)
 
 
+class _DigestCache:
+    """Effects by the code's digest, least recently used out first: the same code (a helper an
+    agent pastes into every ``python -c``, a file written again unchanged) is read once. Keyed
+    by a digest, not the text, so a large file is not kept alive by the cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[bytes, Effects] = OrderedDict()
+        # functools' name, on the instance only: whoever clears the inspectors' caches (the
+        # benchmark's cold rows) finds it as it finds theirs.
+        self.cache_clear = self.entries.clear
+
+    def get(self, key: bytes) -> Effects | None:
+        fx = self.entries.get(key)
+        if fx is not None:
+            self.entries.move_to_end(key)
+        return fx
+
+    def put(self, key: bytes, fx: Effects) -> None:
+        self.entries[key] = fx
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_CACHE: Final = _DigestCache(512)
+
+
 def analyse(code: str) -> Effects:
-    """Read ``code``; never raises (what cannot be read is a doubt)."""
-    fx = Effects()
-    _analyse(code, fx, 0)
+    """Read ``code``; never raises (what cannot be read is a doubt). The result may be shared
+    with other callers (it is cached): read it, do not change it."""
+    key = hashlib.blake2b(code.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    fx = _CACHE.get(key)
+    if fx is None:
+        fx = Effects()
+        _analyse(code, fx, 0)
+        _CACHE.put(key, fx)
     return fx
 
 
@@ -282,8 +317,25 @@ def _analyse(code: str, fx: Effects, nested: int) -> None:
         fx.doubts.append("code nested too deeply to read")
 
 
+def _walk(tree: ast.AST) -> list[ast.AST]:
+    """Every node, in ``ast.walk``'s order (breadth first), without its generators per node."""
+    out: list[ast.AST] = [tree]
+    i = 0
+    ast_node, listed = ast.AST, list
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast_node):
+                out.append(value)
+            elif type(value) is listed:
+                out.extend(v for v in value if isinstance(v, ast_node))
+    return out
+
+
 def _secret(name: str) -> bool:
-    from gatekeeper.inspectors.shell_programs import is_secret_name
+    from gatekeeper.inspectors.shell_programs import is_secret_name  # it imports this module
 
     return is_secret_name(name)
 
@@ -299,21 +351,24 @@ class _Reader:
         self.values: dict[str, ast.expr] = {}  # name -> the expression it was assigned (once)
         self.following: set[str] = set()  # names being followed (no loops through assignments)
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
-        self.nodes = 0
-        for node in ast.walk(tree):
-            self.nodes += 1
-            if isinstance(node, ast.Call):
-                self.called.add(id(node.func))
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
+        # The tree is walked once; both passes of run() go over this list (a walk costs more
+        # than the reading itself for the short code agents send).
+        self.walked = _walk(tree)
+        self.nodes = len(self.walked)
+        for node in self.walked:
+            kind = type(node)  # node classes are never subclassed: one lookup, not isinstance chains
+            if kind is ast.Call:
+                self.called.add(id(node.func))  # type: ignore[attr-defined]
+            elif kind is ast.Assign and len(node.targets) == 1:  # type: ignore[attr-defined]
+                target = node.targets[0]  # type: ignore[attr-defined]
                 if isinstance(target, ast.Name):
-                    self.values[target.id] = node.value
-            elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                stores[node.id] = stores.get(node.id, 0) + 1
-            elif isinstance(node, ast.arg):
-                stores[node.arg] = stores.get(node.arg, 0) + 2
-            elif isinstance(node, ast.alias):
-                name = node.asname or node.name.split(".")[0]
+                    self.values[target.id] = node.value  # type: ignore[attr-defined]
+            elif kind is ast.Name and type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
+                stores[node.id] = stores.get(node.id, 0) + 1  # type: ignore[attr-defined]
+            elif kind is ast.arg:
+                stores[node.arg] = stores.get(node.arg, 0) + 2  # type: ignore[attr-defined]
+            elif kind is ast.alias:
+                name = node.asname or node.name.split(".")[0]  # type: ignore[attr-defined]
                 stores[name] = stores.get(name, 0) + 2
             elif isinstance(node, ast.Global | ast.Nonlocal):
                 for name in node.names:
@@ -392,9 +447,12 @@ class _Reader:
         if self.nodes > MAX_NODES:
             self.fx.doubts.append(f"more than {MAX_NODES} syntax nodes")
             return
-        for node in ast.walk(tree):  # imports first: a name's binding is known wherever it is used
+        for node in self.walked:  # imports first: a name's binding is known wherever it is used
+            if type(node) is not ast.Import and type(node) is not ast.ImportFrom:
+                continue
             if isinstance(node, ast.Import):
                 for alias in node.names:
+                    self.fx.imports.append(alias.name)
                     self.module(alias.name)
                     if alias.asname:
                         self.modules[alias.asname] = alias.name
@@ -403,6 +461,7 @@ class _Reader:
                         self.modules[top] = top
             elif isinstance(node, ast.ImportFrom):
                 base = "." * node.level + (node.module or "")
+                self.fx.imports.append(base)
                 if node.level == 0:
                     self.module(base)
                 for alias in node.names:
@@ -411,18 +470,20 @@ class _Reader:
                         if (top in _STDLIB and top not in PURE_MODULES) or self.kind(top) != "free":
                             self.fx.opaque.append(f"from {base} import *: which names it binds is not read")
                         continue
-                    full = f"{base}.{alias.name}"
+                    full = f"{base}.{alias.name}" if not base.endswith(".") else base + alias.name
+                    self.fx.imports.append(full)
                     self.module(full, member=True)
                     self.modules[alias.asname or alias.name] = full
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                self.call(node)
-            elif isinstance(node, ast.Attribute):
-                self.attribute(node)
-            elif isinstance(node, ast.Name):
-                self.name(node)
-            elif isinstance(node, ast.Subscript):
-                self.subscript(node)
+        for node in self.walked:
+            kind = type(node)
+            if kind is ast.Call:
+                self.call(node)  # type: ignore[arg-type]
+            elif kind is ast.Attribute:
+                self.attribute(node)  # type: ignore[arg-type]
+            elif kind is ast.Name:
+                self.name(node)  # type: ignore[arg-type]
+            elif kind is ast.Subscript:
+                self.subscript(node)  # type: ignore[arg-type]
 
     def kind(self, top: str) -> str:
         if top in SPAWN_MODULES:

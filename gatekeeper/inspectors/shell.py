@@ -20,6 +20,7 @@ import operator
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import bashlex
@@ -31,6 +32,7 @@ from gatekeeper.inspectors import (
     shell_lexer,
     shell_network,
     shell_options,
+    shell_runs,
     shell_static,
     shell_tables,
 )
@@ -97,6 +99,9 @@ MAX_ALTERNATES: Final = 8
 WORKSPACE_ROOT: Final = "/workspace"  # where the pack's workspace rules point
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
+MAX_WRITTEN: Final = 16  # files whose written text one command line keeps
+_TEXT_WRITERS: Final = frozenset({"cat", "tee", "echo", "printf"})
+_OLD_STYLE: Final = frozenset(f for f, t in shell_tables.TABLES.items() if t.old_style)  # tar xvf
 _CD: Final = frozenset({"cd", "pushd", "popd"})
 _CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
 Cwds = frozenset[str]
@@ -170,10 +175,12 @@ class Inspection:
         "functions",
         "home_set",
         "positional",
+        "ran_files",
         "seen_dirs",
         "src",
         "tokens_left",
         "urls",
+        "written",
     )
 
     def __init__(self, cwd: str, *, fast_path: bool = True) -> None:
@@ -188,6 +195,10 @@ class Inspection:
         self.cdpath = False
         self.home_set = False
         self.caps: dict[str, Capability] = {}
+        self.ran_files: set[str] = set()  # workspace files run as code (shell_runs)
+        # file -> (the text a here-document or echo wrote there, whether that is the whole file
+        # exactly: no expansion in it, not appended)
+        self.written: dict[str, tuple[str, bool]] = {}
         self.urls = 0
         self.downloaded: set[str] = set()
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
@@ -684,6 +695,7 @@ class Inspection:
         for cap in child.caps.values():
             if not cap.name.startswith(("proc.exec:", "shell.opaque")):
                 self.add(cap.name, cap.evidence)
+        self.ran_files |= child.ran_files
 
     def command(self, n: Any, depth: int) -> set[str]:
         words: list[Word] = []
@@ -714,8 +726,41 @@ class Inspection:
         ran |= execd
         for r in redirects:  # bash opens redirections before the command runs, in the old directory
             ran |= self.redirect(r, depth, execd)
+        if redirects or not execd.isdisjoint(_TEXT_WRITERS):
+            self.remember_written(execd, words, redirects)
         self.after_command(words, depth)
         return ran
+
+    def remember_written(self, execd: frozenset[str], words: list[Word], redirects: list[Any]) -> None:
+        """``cat > x.py <<'EOF' ... EOF``, ``tee x.sh <<EOF``, ``echo '...' > x.sh``: the text a
+        command writes into a file, when it is in the command line (read if the file is run)."""
+        family = next(iter(execd)) if len(execd) == 1 else None
+        if family not in _TEXT_WRITERS or len(self.written) >= MAX_WRITTEN:
+            return
+        text: str | None = None
+        exact = True
+        targets: list[tuple[Word, bool]] = []  # (file, whether it is truncated first)
+        for r in redirects:
+            if r.type in ("<<", "<<-") and getattr(r, "heredoc", None) is not None:
+                text = r.heredoc.value.rsplit("\n", 1)[0]
+                exact = getattr(r, "quoted_delimiter", False) or not any(c in text for c in "$`\\")
+            elif r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
+                targets.append((self.word(r.output, 0), r.type != ">>"))
+        if family in ("echo", "printf"):
+            shown = [w for w in words[1:] if not (w.text.startswith("-") and family == "echo")]
+            if not shown or not all(w.literal for w in shown):
+                return
+            text = " ".join(w.text for w in shown)
+            exact = family == "echo" and "\\" not in text  # printf formats, echo -e escapes
+        elif family == "tee":
+            append = any(w.text in ("-a", "--append") for w in words[1:])
+            targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]
+        if text is None:
+            return
+        for w, truncated in targets:
+            if w.literal:
+                for path in self.resolve(w.text, w.text, strict=False):
+                    self.written[path] = (text, exact and truncated)
 
     def after_command(self, words: Sequence[Word], depth: int) -> None:
         """Directory changes a simple command makes to this shell: cd, functions, sourced files."""
@@ -843,6 +888,9 @@ class Inspection:
                     self.add(f"proc.exec:{real}", f"{argv[0].text} is a copy of {real}")
                     self.run([Word(real), *args], depth + 1)
         family = P.family(name)
+        if family in _OLD_STYLE:
+            args = shell_options.old_style_args(shell_tables.TABLES[family], args)
+            argv = [argv[0], *args]
         moves = shell_files.chdir_words(family, args)
         if moves is None:
             ran = self.run_here(name, family, argv, depth)
@@ -868,7 +916,14 @@ class Inspection:
         texts: list[str] = list(map(_TEXT, argv))  # no comprehension frame per command
         evidence = " ".join(texts)
         if family not in P.BUILTINS:  # cd, export, set...: the shell itself, not a program
-            self.add(f"proc.exec:{self.workspace_program(argv[0], family) or name}", evidence)
+            program = self.workspace_program(argv[0], family)
+            if program is None and family in P.SHELLS:
+                program = self.shell_script(family, args)  # bash x.sh runs x.sh, as ./x.sh does
+            if program is not None:
+                self.ran_files.add(program)
+            self.add(f"proc.exec:{program or name}", evidence)
+        if family in shell_runs.FAMILIES:
+            self.ran_files.update(shell_runs.files_run(self, family, args))
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
@@ -904,6 +959,17 @@ class Inspection:
         if len(paths) != 1 or not paths[0].startswith(WORKSPACE_ROOT + "/"):
             return None
         self.read_path(w, f"runs {t}")
+        return paths[0]
+
+    def shell_script(self, family: str, args: list[Word]) -> str | None:
+        """``bash x.sh``: the workspace script a shell runs, as ``proc.exec:/workspace/x.sh`` (the
+        capability ``./x.sh`` has); a script elsewhere, or none, is not one."""
+        w = shell_runs.shell_script(family, args)
+        if w is None or not w.literal or w.runs or w.text.startswith(("<(", ">(")):
+            return None  # <(curl ...) is a pipe from another program, not a file
+        paths = self.resolve(w.text, w.text, strict=False)
+        if len(paths) != 1 or not paths[0].startswith(WORKSPACE_ROOT + "/"):
+            return None
         return paths[0]
 
     def assignment(self, w: Word, depth: int) -> None:
@@ -1096,13 +1162,31 @@ def inspect_shell_command(value: object, ctx: InspectContext) -> list[Capability
 
 
 def _inspect_command(command: str, cwd: str) -> list[Capability]:
+    return list(_read_command(command, cwd).capabilities)
+
+
+def _read_command(command: str, cwd: str) -> Reading:
     if len(command) <= CACHE_MAX_INPUT:
-        return list(_inspect_cached(command, cwd))
-    return list(_inspect(command, cwd))
+        return _read_cached(command, cwd)
+    return _read(command, cwd)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One command line read: its capabilities, and the workspace files it runs as code."""
+
+    capabilities: tuple[Capability, ...]
+    files_run: frozenset[str]
+    # (file, text) a command line wrote whole, with text of its own (cat > f <<'EOF', echo x > f)
+    written: tuple[tuple[str, str], ...] = ()
 
 
 def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
     """The whole inspection of one command line; ``fast_path=False`` parses only with bashlex."""
+    return _read(command, cwd, fast_path=fast_path).capabilities
+
+
+def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     insp = Inspection(cwd, fast_path=fast_path)
     if len(command) > MAX_INPUT:
         insp.opaque(f"command longer than {MAX_INPUT} characters")
@@ -1111,9 +1195,45 @@ def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capabil
             insp.source(command, 0, here=True)
         except RecursionError:
             insp.opaque("command nested too deeply to inspect")
+    if insp.written and insp.ran_files:
+        _written_and_run(insp)
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
-    return tuple(map(caps.__getitem__, sorted(caps)))
+    written = (
+        tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
+    )
+    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written)
+
+
+def _written_and_run(insp: Inspection) -> None:
+    """``cat > x.py <<'EOF' ... EOF; python3 x.py``: code written and run in one command line is
+    read as if ``file.write`` had written it (``written_code``)."""
+    from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
+
+    for path in sorted(insp.ran_files & insp.written.keys()):
+        analysis = analyse_written(path, insp.written[path][0])
+        for cap in analysis.capabilities if analysis is not None else ():
+            insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
+
+
+def reading(value: object, workspace: str) -> Reading | None:
+    """The cached reading of a ``{cmd, cwd?}`` (as the inspector made it); None for a wrong shape."""
+    if not isinstance(value, dict) or not isinstance(value.get("cmd"), str):
+        return None
+    cwd = value.get("cwd")
+    if cwd is None:
+        return _read_command(value["cmd"], workspace)
+    if not isinstance(cwd, str):
+        return None
+    start = normalize_path(cwd, workspace)
+    return _read_command(value["cmd"], UNKNOWN_CWD if start is None else start)
+
+
+def files_run(value: object, workspace: str) -> frozenset[str]:
+    """The workspace files a ``{cmd, cwd?}`` runs as code (see ``shell_runs``), from the same
+    cached reading the inspector made; an argument of the wrong shape runs nothing known."""
+    read = reading(value, workspace)
+    return read.files_run if read is not None else frozenset()
 
 
 # Pure in (command, cwd), and a walk (after bashlex, ~200 us) is not free: agents repeat themselves.
-_inspect_cached = functools.lru_cache(maxsize=2048)(_inspect)
+_read_cached = functools.lru_cache(maxsize=2048)(_read)

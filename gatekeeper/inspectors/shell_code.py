@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors import python_code
+from gatekeeper.inspectors.shell_options import remote
 from gatekeeper.inspectors.shell_programs import (
     STDIN_EXEC,
     Word,
@@ -23,6 +24,7 @@ from gatekeeper.inspectors.shell_programs import (
     literal_text,
     parse_opts,
 )
+from gatekeeper.inspectors.shell_tables import TABLES
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
@@ -57,6 +59,7 @@ _SPAWN_RE: Final = re.compile(
 )
 _MAX_STRINGS: Final = 64
 _MAX_CODE: Final = 16 * 1024
+MAX_CODE: Final = _MAX_CODE  # inline code longer than this is not scanned word by word
 
 
 def _unescape(text: str) -> str:
@@ -462,37 +465,9 @@ def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
-_TAR_VALUES: Final = fs(
-    "-f",
-    "-C",
-    "-b",
-    "-H",
-    "-I",
-    "-T",
-    "-X",
-    "-K",
-    "-N",
-    "-g",
-    "-L",
-    "-V",
-    "-F",
-    "--file",
-    "--directory",
-    "--to-command",
-    "--use-compress-program",
-    "--rsh-command",
-    "--info-script",
-    "--new-volume-script",
-    "--checkpoint-action",
-    "--exclude",
-    "--files-from",
-    "--exclude-from",
-    "--transform",
-    "--owner",
-    "--group",
-    "--mode",
-    "--format",
-)
+# Every tar option that takes a value, from its table: a value is never mistaken for an option
+# (``tar --label --force-local -cf h:x`` labels the archive "--force-local"; it stays remote).
+_TAR_VALUES: Final = frozenset(k for k, o in TABLES["tar"].options.items() if o.value)
 _TAR_COMMANDS: Final = fs("--to-command", "--rsh-command", "--info-script", "--new-volume-script", "-F")
 _TAR_PROGRAMS: Final = fs("-I", "--use-compress-program")
 _COMPRESSORS: Final = fs(
@@ -516,9 +491,12 @@ _COMPRESSORS: Final = fs(
 def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``--checkpoint-action=exec=``, ``--to-command``, ``-I PROG``, ``--rsh-command`` run commands."""
     ran: set[str] = set()
-    if args and args[0].literal and not args[0].text.startswith("-") and set(args[0].text) & set("IF"):
-        insp.add(f"proc.inline_code:{name}", f"{name} {args[0].text}: old-style options naming a program")
-    for o, v in parse_opts(args, _TAR_VALUES).opts:
+    parsed = parse_opts(args, _TAR_VALUES)
+    archives = [v for o, v in parsed.opts if o in ("-f", "--file")]
+    if "--force-local" not in (o for o, _ in parsed.opts):
+        for v in archives:  # GNU tar's _remdev: a colon before any slash is [user@]host:path, over rsh
+            remote(insp, v, f"{name} -f {v.text if v is not None else ''}: an archive on another host")
+    for o, v in parsed.opts:
         if o == "--checkpoint-action" and v is not None:
             action = literal_text(insp, v, "tar --checkpoint-action")
             if action is not None and action.startswith("exec="):

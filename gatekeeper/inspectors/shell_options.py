@@ -87,6 +87,7 @@ class Table:
     remote_operand: int | None = None  # this operand (0-based) is a repository: REMOTE
     # find -exec CMD ... ; : a command up to ; or + (its handler reads it)
     commands: frozenset[str] = frozenset()
+    old_style: bool = False  # tar xvf F: a first word without a dash is letters (see old_style_args)
     long_names: tuple[str, ...] = field(init=False)  # for GNU-style unambiguous abbreviations
     risky: bool = field(init=False)  # any option that is not SAFE/READ/HANDLED
 
@@ -95,6 +96,26 @@ class Table:
         quiet = (Effect.SAFE, Effect.READ, Effect.HANDLED)
         risky = any(o.effect not in quiet for o in self.options.values()) or self.operands is not Effect.SAFE
         object.__setattr__(self, "risky", risky or bool(self.subcommands))
+
+
+def old_style_args(tbl: Table, args: list[Word]) -> list[Word]:
+    """``tar xvfC a.tar dir``: the first word, without a dash, is option letters; each letter that
+    takes a value takes the next word, in order. Spelled out as ``-x -v -f a.tar -C dir`` so that
+    the walker, the handler and the file readers all read the same options (GNU tar's rule)."""
+    if not tbl.old_style or not args or not args[0].literal:
+        return args
+    first = args[0].text
+    if not first or first[0] == "-" or not first.isalnum():
+        return args
+    out: list[Word] = []
+    k = 1
+    for ch in first:
+        out.append(Word("-" + ch))
+        spec = tbl.options.get("-" + ch)
+        if spec is not None and spec.value and k < len(args):
+            out.append(args[k])
+            k += 1
+    return [*out, *args[k:]]
 
 
 def opts(spec: str, effect: Effect = Effect.SAFE, reason: str = "harmless") -> dict[str, Opt]:
@@ -117,21 +138,29 @@ def table(*groups: Mapping[str, Opt], **kw: Any) -> Table:
     return Table(MappingProxyType(merged), **kw)
 
 
-_SCP_LIKE_RE: Final = re.compile(r"(?:[^@/:\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(?!//)")
+_BRACKETED_RE: Final = re.compile(r"(?:[^@/:\s]+@)?\[([0-9A-Fa-f:.]+)\]:")
 _HOSTISH_RE: Final = re.compile(
     r"(?:[^@/\s]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-_]*)(?::\d{1,5})?(?:[/?#].*)?"
 )
 
 
 def scp_host(text: str) -> str | None:
-    """The host of an scp-like ``[user@]host:path`` (git and tar reach it over ssh/rsh), else None."""
-    if "://" in text or text.startswith(("/", "./", "../", "~")):
+    """The host of an scp-like ``[user@]host:path``, else None.
+
+    git, tar, scp and rsync on Linux all use one rule: a colon with something before it and no
+    slash before it is a remote reached over ssh/rsh (git's ``url_is_local_not_ssh``, tar's
+    ``_remdev``). There are no drive letters: ``c:/x.tar`` is the host ``c``. What stands before
+    the colon is returned as is, so a name that is no clean host makes ``connect`` doubt.
+    """
+    if "://" in text:
         return None
-    m = _SCP_LIKE_RE.match(text)
-    if m is None or "/" in text[: m.start(1)]:
+    m = _BRACKETED_RE.match(text)
+    if m is not None:
+        return m.group(1)
+    colon = text.find(":")
+    if colon <= 0 or "/" in text[:colon]:
         return None
-    host = m.group(1)
-    return None if len(host) == 1 else host.strip("[]")  # C:\x is a drive, not a host
+    return text[:colon].rpartition("@")[2]
 
 
 def destination(insp: Inspection, w: Word | None, evidence: str, *, scheme: str = "http") -> None:
@@ -281,6 +310,10 @@ def walk(insp: Inspection, tbl: Table, fam: str, name: str, args: list[Word], de
                     apply(insp, fam, name, found[0], found[1], Word(t[len(found[0]) :], w.literal), depth)
                     continue
                 insp.opaque(f"{name}: option {key} is not in its table")
+                continue
+            if found[0] != key and found[1].effect is Effect.HANDLED:
+                # its handler reads the full spelling only: --to-comm=sh must not slip past it
+                insp.opaque(f"{name}: {key} abbreviates {found[0]}, which is read only spelled out")
                 continue
             if key in tbl.commands:
                 while i < n and args[i].text not in (";", "+"):
@@ -470,6 +503,8 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "another config, trust anchor or install location",
         ),
         **_env("MAKEFLAGS MFLAGS GNUMAKEFLAGS", Effect.HANDLED, "read as make's own options and variables"),
+        **_env("TAPE", Effect.REMOTE, "tar's archive when no -f is given: host:path is reached with rsh/ssh"),
+        **_env("TAR_OPTIONS", Effect.HANDLED, "read as tar's own options (tar puts them before its argv)"),
         **_env(
             "NODE_OPTIONS RUBYOPT PERL5OPT PERL5LIB RUBYLIB JAVA_TOOL_OPTIONS _JAVA_OPTIONS "
             "NODE_PATH PYTHONBREAKPOINT",
@@ -537,6 +572,9 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
 
         make_words(insp, name, value, w.literal, depth)
         return
+    if upper == "TAR_OPTIONS":
+        _tar_options(insp, name, value, w.literal, depth)
+        return
     if spec.effect is Effect.HANDLED:
         return
     if spec.effect is Effect.READ:
@@ -547,6 +585,17 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
             insp.read_path(Word(part), f"{name}={value}: {spec.reason}")
         return
     apply(insp, "env", name, "=", spec, val, depth)
+
+
+def _tar_options(insp: Inspection, name: str, value: str, literal: bool, depth: int) -> None:
+    """``TAR_OPTIONS='--to-command=sh'``: options of every later tar, read as if given to it."""
+    words = _split(value) if literal else None
+    if not words or any(not t.startswith("-") for t in words[:1]):
+        if value.strip():
+            insp.opaque(f"{name} not understood or not known statically: {value}")
+        return
+    with insp.scope():
+        insp.run([Word("tar"), *(Word(t) for t in words)], depth + 1)
 
 
 def _split(text: str) -> list[str]:

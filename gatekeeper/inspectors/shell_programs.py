@@ -584,6 +584,8 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
             return {STDIN_EXEC}
         text = literal_text(insp, rest[0], f"{name} -c script")
         return set(insp.source(text, depth + 1)) if text is not None else set()
+    if rest and insp.shell_script(family(name), args) is not None:
+        return set()  # a workspace script: proc.exec:/workspace/..., like ./x.sh (see run_here)
     insp.add("proc.shell", " ".join([name, *(w.text for w in args)]))
     stdin = not rest or "s" in flags or "i" in flags or (rest[0].literal and is_stdin_path(rest[0].text))
     return {STDIN_EXEC} if stdin else set()

@@ -270,7 +270,7 @@ _TAR = table(
         "--ignore-failed-read --numeric-owner --no-same-owner --same-owner --no-same-permissions "
         "--overwrite --overwrite-dir --recursive-unlink --unlink-first --remove-files --totals "
         "--wildcards --anchored --ignore-case --exclude-vcs --exclude-vcs-ignores --exclude-backups "
-        "--exclude-caches --one-file-system --show-transformed-names --force-local --full-time --utc "
+        "--exclude-caches --one-file-system --show-transformed-names --full-time --utc "
         "--sort= --format= --owner= --group= --mode= --mtime= --exclude= --strip-components= -b= "
         "--blocking-factor= --record-size= -H= -L= --tape-length= -V= --label= --checkpoint "
         "--warning= --occurrence --no-recursion --recursion --null --acls --xattrs --selinux "
@@ -280,7 +280,12 @@ _TAR = table(
         S,
         "what is archived and how",
     ),
-    opts("-f= --file=", Effect.REMOTE, "the archive; host:path is reached with rsh/ssh"),
+    opts(
+        "-f= --file=",
+        H,
+        "the archive; [user@]host:path (a colon before any slash) is reached with rsh/ssh unless "
+        "--force-local: read by the tar handler",
+    ),
     opts("-C= --directory=", H, "where members land: the shell inspector follows it"),
     opts("-T= --files-from= -X= --exclude-from=", R, "names read from a file"),
     opts("-P --absolute-names", W, "members keep absolute paths: extraction may write anywhere"),
@@ -293,6 +298,8 @@ _TAR = table(
     ),
     opts("--transform= --xform=", H, "renames members: read for renamed programs by the tar handler"),
     opts("--rmt-command=", X, "tar runs this program on the remote side"),
+    opts("--force-local", H, "host:path archives are local files: read by the tar handler"),
+    old_style=True,
 )
 _GZIP = table(
     HELP,

@@ -21,6 +21,7 @@ from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from .budgets import refund_budgets, spend_budgets
 from .run_files import bind_run_files, confirm_run_files
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, SINKS, TOOL_PINS
+from .written_code import inherit_written_code, record_written_code
 
 R = TypeVar("R")
 Render = Callable[[Exchange], Awaitable[R]]
@@ -161,12 +162,14 @@ async def forward(ex: Exchange) -> None:
 # Everything between an entry point's parse stage and its renderer, in order.
 DECISION_STAGES: tuple[Stage, ...] = (
     decide,
+    inherit_written_code,
     check_tool_pin,
     bind_run_files,
     spend_budgets,
     hold_escalated,
     confirm_run_files,
     refuse_denied,
+    record_written_code,
 )
 ENFORCE_STAGES: tuple[Stage, ...] = (*DECISION_STAGES, forward)
 

@@ -20,6 +20,7 @@ from ..recent import RecentDecisions
 from ..runner.transport import Runner
 from ..tool_pins import ToolPins
 from ..upstream import ToolTransport
+from ..written.records import WrittenCodeStore
 
 CONFIG = web.AppKey("config", Config)
 GATE = web.AppKey("gate", Gate)
@@ -38,3 +39,4 @@ AUDIT = web.AppKey("audit", AuditLog)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
 MCP_SESSIONS = web.AppKey("mcp_sessions", McpSessions)  # who owns each Mcp-Session-Id
 TOOL_PINS = web.AppKey("tool_pins", ToolPins)  # MCP tool definitions pinned by digest
+WRITTEN_CODE = web.AppKey("written_code", WrittenCodeStore)  # what code file.write wrote does

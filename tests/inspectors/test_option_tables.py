@@ -123,3 +123,26 @@ def test_every_entry_has_a_reason() -> None:
     for prefix, table in ALL:
         for opt, spec in table.options.items():
             assert spec.reason.strip(), f"{prefix} {opt}"
+
+
+def _abbreviated_handled() -> Iterator[tuple[str, str, str]]:
+    """Each long option a handler reads, cut to its shortest unambiguous abbreviation."""
+    for prefix, table in ALL:
+        for opt, spec in sorted(table.options.items()):
+            if not opt.startswith("--") or spec.effect is not Effect.HANDLED:
+                continue
+            for cut in range(3, len(opt)):
+                short = opt[:cut]
+                if [n for n in table.long_names if n.startswith(short)] == [opt]:
+                    yield prefix, opt, short
+                    break
+
+
+ABBREVIATED = list(_abbreviated_handled())
+
+
+@pytest.mark.parametrize(("prefix", "opt", "short"), ABBREVIATED, ids=[f"{p} {s}" for p, _, s in ABBREVIATED])
+def test_an_abbreviated_handled_option_is_doubt(prefix: str, opt: str, short: str) -> None:
+    """Handlers read an option by its full name: an abbreviation (``tar --to-comm=sh``) must not slip by."""
+    got = names(f"{prefix} {short}=./gk-x x")
+    assert "shell.opaque" in got, f"{prefix} {short} ({opt}): {sorted(got)}"

@@ -196,6 +196,18 @@ class Agent:
         status, body = await self.call("file.write", path=path, content=content)
         assert status == 200 and "error" not in body["result"], body
 
+    async def plant(self, path: str, content: str) -> None:
+        """Put a file in the workspace by a way argument inspection does not see (a clone, an
+        archive, another process): what the sandbox and the egress gate must contain on their
+        own. A file written by ``file.write`` is read first, and running it inherits what it
+        does (``tests/server/test_written_code.py``)."""
+        workspace = self.gk.config.runner.workspace
+        assert workspace is not None
+        target = Path(workspace) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        target.chmod(0o644)
+
     async def sh(self, cmd: str) -> dict[str, Any]:
         """Run an allowed command; fails the test if the gate held or refused it."""
         status, body = await self.call("shell.exec", cmd=cmd)

@@ -33,7 +33,7 @@ def _records(gk: Gatekeeper) -> list[dict[str, Any]]:
 async def test_connections_are_recorded_under_their_call_and_the_chain_verifies(
     agent: Agent, contained: Gatekeeper, outside: Outside, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await agent.write(
+    await agent.plant(
         "two.py",
         "import subprocess\nfor u in ('https://pypi.org/', 'https://evil.example/'):\n"
         "    subprocess.run(['curl', '-sS', '--cacert', 'pypi-ca.txt', u])\n",
@@ -60,7 +60,7 @@ async def test_connections_are_recorded_under_their_call_and_the_chain_verifies(
 async def test_a_held_connection_goes_through_once_an_operator_approves(
     agent: Agent, contained: Gatekeeper, outside: Outside
 ) -> None:
-    await agent.write(
+    await agent.plant(
         "ask.py",
         "import subprocess\nprint(subprocess.run(['curl', '-sS', '-o', '/dev/null', "
         "'-w', '%{http_code}', 'http://evil.example/'], capture_output=True, text=True).stdout)\n",
@@ -90,7 +90,7 @@ async def test_file_tools_stay_in_the_workspace(agent: Agent, contained: Gatekee
     outside_file = tmp_path / "host-secret.txt"
     outside_file.write_text("host secret")
     workspace = Path(str(contained.config.runner.workspace))
-    await agent.write("mk.py", "import os\nos.symlink('/etc', 'link-to-etc')\n")  # as an archive would
+    await agent.plant("mk.py", "import os\nos.symlink('/etc', 'link-to-etc')\n")  # as an archive would
     await agent.sh("python3 mk.py")
     (workspace / "host-link").symlink_to(outside_file)
     os.link(outside_file, workspace / "hard-link")
@@ -170,7 +170,7 @@ async def test_a_refused_name_is_never_resolved(
     egress = contained.egress
     assert egress is not None
     egress.resolver = recording
-    await agent.write("names.py", PROXY_CONNECT)
+    await agent.plant("names.py", PROXY_CONNECT)
     for target in ("s3cret.unlisted.example:443", "metadata.google.internal:80", "db.internal:5432"):
         result = await agent.sh(f"python3 names.py {target}")
         assert result["stdout"].startswith("HTTP/1.1 403"), (target, result)
@@ -189,7 +189,7 @@ async def test_the_console_lists_connections_under_their_call(
 ) -> None:
     from ..console.test_console_browser import browser, signed_in
 
-    await agent.write(
+    await agent.plant(
         "two.py",
         "import subprocess\nfor u in ('https://pypi.org/', 'https://evil.example/'):\n"
         "    subprocess.run(['curl', '-sS', '--cacert', 'pypi-ca.txt', u])\n",

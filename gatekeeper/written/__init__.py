@@ -1,0 +1,1 @@
+"""What code written into the workspace would do, recorded per principal (``records``)."""

