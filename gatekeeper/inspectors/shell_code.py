@@ -496,6 +496,7 @@ def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     if "--force-local" not in (o for o, _ in parsed.opts):
         for v in archives:  # GNU tar's _remdev: a colon before any slash is [user@]host:path, over rsh
             remote(insp, v, f"{name} -f {v.text if v is not None else ''}: an archive on another host")
+    _tar_writes(insp, name, parsed.opts, archives)
     for o, v in parsed.opts:
         if o == "--checkpoint-action" and v is not None:
             action = literal_text(insp, v, "tar --checkpoint-action")
@@ -508,6 +509,35 @@ def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         elif o in _TAR_PROGRAMS:
             ran |= inline(insp, name, v, depth, as_command=True, hook=True)
     return ran
+
+
+_TAR_ARCHIVE_WRITES: Final = fs(
+    "-c", "--create", "-r", "--append", "-u", "--update", "-A", "--catenate", "--concatenate", "--delete"
+)
+_TAR_EXTRACTS: Final = fs("-x", "--extract", "--get")
+_TAR_TO_STDOUT: Final = fs("-O", "--to-stdout", "--to-command")
+
+
+def _tar_writes(
+    insp: Inspection, name: str, opts: list[tuple[str, Word | None]], archives: list[Word | None]
+) -> None:
+    """What tar writes: the archive it creates or changes, and the directory it extracts into
+    (``-C``, else where it runs), as ``fs.write`` like any other write."""
+    given = {o for o, _ in opts}
+    if given & _TAR_ARCHIVE_WRITES:
+        for archive in archives:
+            if archive is not None and archive.text != "-":
+                insp.write_target(archive, f"{name} writes the archive {archive.text}")
+    if given & _TAR_EXTRACTS and not given & _TAR_TO_STDOUT:
+        into = [v for o, v in opts if o in ("-C", "--directory")]
+        where = into[-1] if into else Word(".")
+        if where is None:
+            insp.opaque(f"{name} extracts into a directory not known statically")
+            return
+        # Every member lands under it: one representative path stands for them.
+        insp.write_target(
+            Word(where.text.rstrip("/") + "/*", where.literal), f"{name} extracts into {where.text}"
+        )
 
 
 def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
