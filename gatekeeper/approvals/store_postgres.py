@@ -346,11 +346,15 @@ class PostgresApprovalStore(ChangeFeed):
                 approval.principal,
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
+            # An identical call already waiting, or approved and not yet used (an operator who
+            # approved it between the caller's consume_matching and now): that one, not a new one.
             existing = await conn.fetch(
-                f"SELECT {APPROVAL_COLUMNS} FROM approvals "
-                "WHERE principal = $1 AND digest = $2 AND state = 'pending'",
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE principal = $1 AND digest = $2 "
+                "AND (state = 'pending' OR (state = 'approved' AND expires_at > $3)) "
+                "ORDER BY state = 'pending', created_at, id LIMIT 1",
                 approval.principal,
                 approval.digest,
+                now,
             )
             if existing:
                 return (await self._load(conn, existing))[0], False

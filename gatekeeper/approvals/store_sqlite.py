@@ -227,10 +227,13 @@ class SqliteApprovalStore(ChangeFeed):
                 (now, approval.principal, now),
             )
             tx.changes.extend(Change("expired", approval_id=r["id"]) for r in stale)
+            # An identical call already waiting, or approved and not yet used (an operator who
+            # approved it between the caller's consume_matching and now): that one, not a new one.
             existing = await db.execute_fetchall(
-                f"SELECT {APPROVAL_COLUMNS} FROM approvals "
-                "WHERE principal = ? AND digest = ? AND state = 'pending'",
-                (approval.principal, approval.digest),
+                f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE principal = ? AND digest = ? "
+                "AND (state = 'pending' OR (state = 'approved' AND expires_at > ?)) "
+                "ORDER BY state = 'pending', created_at, id LIMIT 1",
+                (approval.principal, approval.digest, now),
             )
             if existing:
                 return (await self._load(db, existing))[0], False

@@ -128,14 +128,22 @@ async def test_concurrent_identical_calls_create_exactly_one(store: ApprovalStor
     assert await store.count(state="pending") == 1
 
 
-@pytest.mark.parametrize("verdict", ["approve", "deny"])
-async def test_after_a_decision_an_identical_call_is_a_new_approval(
-    store: ApprovalStore, verdict: str
-) -> None:
+async def test_after_a_denial_an_identical_call_is_a_new_approval(store: ApprovalStore) -> None:
     first, _ = await store.create_pending(pending(), max_pending_per_principal=CAP)
-    await store.vote(first.id, operator="op-1", verdict=verdict, comment="", now=T0 + 1)
+    await store.vote(first.id, operator="op-1", verdict="deny", comment="", now=T0 + 1)
     second, created = await store.create_pending(pending(at=T0 + 2), max_pending_per_principal=CAP)
     assert created and second.id != first.id
+
+
+async def test_an_approved_unused_call_is_found_not_asked_again(store: ApprovalStore) -> None:
+    """An operator may approve between the caller's consume_matching and its create_pending: the
+    approval is returned, so the caller uses it instead of waiting on a new one nobody asked for."""
+    first = await approved(store)
+    again, created = await store.create_pending(pending(at=T0 + 2), max_pending_per_principal=CAP)
+    assert not created and again.id == first.id and again.state is State.APPROVED
+    assert await store.consume(first.id, now=T0 + 3) is not None
+    third, created_third = await store.create_pending(pending(at=T0 + 4), max_pending_per_principal=CAP)
+    assert created_third and third.id != first.id  # once used, an identical call asks again
 
 
 async def test_an_expired_pending_approval_does_not_absorb_a_new_call(store: ApprovalStore) -> None:
@@ -394,18 +402,15 @@ async def test_consume_matching_is_bound_to_principal_and_digest(store: Approval
     assert got is not None and got.id == a.id
 
 
-async def test_consume_matching_takes_the_oldest_first(store: ApprovalStore) -> None:
+async def test_consume_matching_uses_an_approval_once(store: ApprovalStore) -> None:
     older = await approved(store)
-    # a second identical call after the first was approved (not yet consumed) gets its own approval
-    newer, created = await store.create_pending(pending(at=T0 + 3), max_pending_per_principal=CAP)
-    assert created
-    await store.vote(newer.id, operator="op-1", verdict="approve", comment="", now=T0 + 4)
+    # a second identical call after the first was approved (not yet used) is that approval
+    same, created = await store.create_pending(pending(at=T0 + 3), max_pending_per_principal=CAP)
+    assert not created and same.id == older.id
     first = await store.consume_matching(older.principal, older.digest, now=T0 + 5)
     second = await store.consume_matching(older.principal, older.digest, now=T0 + 6)
-    third = await store.consume_matching(older.principal, older.digest, now=T0 + 7)
     assert first is not None and first.id == older.id
-    assert second is not None and second.id == newer.id
-    assert third is None
+    assert second is None
 
 
 async def test_a_cancelled_caller_leaves_the_store_consistent(store: ApprovalStore) -> None:
