@@ -172,7 +172,7 @@ def main() -> None:
                 before = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
                 rows[name].append(_curl(*argv)["total"])
                 after = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
-                cpu[name].append(tuple(b - a for a, b in zip(before, after, strict=True)))  # type: ignore[arg-type]
+                cpu[name].append((after[0] - before[0], after[1] - before[1], after[2] - before[2]))
         size = args.mb * 1024 * 1024
         print(f"bulk download of {args.mb} MB (MB/s: min / median / max of {args.runs} runs)")
         direct_rate = statistics.median(size / t / 1e6 for t in rows["direct"])

@@ -126,7 +126,7 @@ def _post_decide(url: str, token: str, call: GatekeeperCall, wait: int, timeout:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked above
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:  # 4xx/5xx: the body says why
         try:

@@ -356,19 +356,20 @@ class _Reader:
         self.walked = _walk(tree)
         self.nodes = len(self.walked)
         for node in self.walked:
-            kind = type(node)  # node classes are never subclassed: one lookup, not isinstance chains
-            if kind is ast.Call:
-                self.called.add(id(node.func))  # type: ignore[attr-defined]
-            elif kind is ast.Assign and len(node.targets) == 1:  # type: ignore[attr-defined]
-                target = node.targets[0]  # type: ignore[attr-defined]
+            # Node classes are never subclassed: an exact type test, not isinstance chains (and
+            # mypy narrows ``type(node) is X`` as it does isinstance).
+            if type(node) is ast.Call:
+                self.called.add(id(node.func))
+            elif type(node) is ast.Assign and len(node.targets) == 1:
+                target = node.targets[0]
                 if isinstance(target, ast.Name):
-                    self.values[target.id] = node.value  # type: ignore[attr-defined]
-            elif kind is ast.Name and type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
-                stores[node.id] = stores.get(node.id, 0) + 1  # type: ignore[attr-defined]
-            elif kind is ast.arg:
-                stores[node.arg] = stores.get(node.arg, 0) + 2  # type: ignore[attr-defined]
-            elif kind is ast.alias:
-                name = node.asname or node.name.split(".")[0]  # type: ignore[attr-defined]
+                    self.values[target.id] = node.value
+            elif type(node) is ast.Name and type(node.ctx) is not ast.Load:
+                stores[node.id] = stores.get(node.id, 0) + 1
+            elif type(node) is ast.arg:
+                stores[node.arg] = stores.get(node.arg, 0) + 2
+            elif type(node) is ast.alias:
+                name = node.asname or node.name.split(".")[0]
                 stores[name] = stores.get(name, 0) + 2
             elif isinstance(node, ast.Global | ast.Nonlocal):
                 for name in node.names:
@@ -475,15 +476,14 @@ class _Reader:
                     self.module(full, member=True)
                     self.modules[alias.asname or alias.name] = full
         for node in self.walked:
-            kind = type(node)
-            if kind is ast.Call:
-                self.call(node)  # type: ignore[arg-type]
-            elif kind is ast.Attribute:
-                self.attribute(node)  # type: ignore[arg-type]
-            elif kind is ast.Name:
-                self.name(node)  # type: ignore[arg-type]
-            elif kind is ast.Subscript:
-                self.subscript(node)  # type: ignore[arg-type]
+            if type(node) is ast.Call:
+                self.call(node)
+            elif type(node) is ast.Attribute:
+                self.attribute(node)
+            elif type(node) is ast.Name:
+                self.name(node)
+            elif type(node) is ast.Subscript:
+                self.subscript(node)
 
     def kind(self, top: str) -> str:
         if top in SPAWN_MODULES:
