@@ -75,20 +75,24 @@ class WorkspaceFiles:
             raise
         return fd
 
+    def _open_file(self, parts: list[str]) -> int:
+        """An existing workspace file opened for reading, never through a link (``O_NOFOLLOW``
+        on every step); non-blocking, so a FIFO planted there cannot hang the call."""
+        parent = self._open_parent(parts, create=False)
+        try:
+            return os.open(
+                parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent
+            )
+        finally:
+            os.close(parent)
+
     def read(self, path: str) -> dict[str, Any]:
         located = _locate(path)
         if isinstance(located, dict):
             return located
         parts, shown = located
         try:
-            parent = self._open_parent(parts, create=False)
-            try:
-                fd = os.open(
-                    parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent
-                )
-            finally:
-                os.close(parent)
-            with os.fdopen(fd, "rb") as handle:
+            with os.fdopen(self._open_file(parts), "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if stat.S_ISDIR(info.st_mode):
                     return tool_error("is_a_directory", f"{shown} is a directory")
@@ -110,14 +114,7 @@ class WorkspaceFiles:
             return None
         parts, _ = located
         try:
-            parent = self._open_parent(parts, create=False)
-            try:
-                fd = os.open(
-                    parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent
-                )
-            finally:
-                os.close(parent)
-            with os.fdopen(fd, "rb") as handle:
+            with os.fdopen(self._open_file(parts), "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
                     return None
