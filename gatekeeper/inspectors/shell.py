@@ -38,6 +38,7 @@ from gatekeeper.inspectors import (
 )
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.paths import (
+    CODE_ROOTS,
     HOME,
     credential_classes,
     normalize_path,
@@ -637,7 +638,7 @@ class Inspection:
         return upstream
 
     def workspace_files(self, text: str) -> list[str]:
-        return [p for p in self.resolve(text, text, strict=False) if p.startswith(WORKSPACE_ROOT + "/")]
+        return [p for p in self.resolve(text, text, strict=False) if p.startswith(CODE_ROOTS)]
 
     def piped_files(self, n: Any, depth: int) -> list[str]:
         """``cat x.py | python3``: the workspace files a filter passes on into an interpreter's

@@ -22,6 +22,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
+from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell_programs import SHELLS, Word
 
 if TYPE_CHECKING:
@@ -221,14 +222,15 @@ def module_paths(insp: Inspection, dotted: str, *, main: bool = False) -> list[s
     parts = [p for p in dotted.split(".") if p]
     if not parts or not all(p.isidentifier() for p in parts):
         return []
-    roots = sorted({c for c in insp.cwds if c.startswith("/workspace")} | {"/workspace", "/workspace/src"})
+    here = {c for c in insp.cwds if (c + "/").startswith(CODE_ROOTS)}
+    roots = sorted(here | {"/workspace", "/workspace/src"})
     names = ("__init__.py", "__main__.py") if main else ("__init__.py",)
     out: list[str] = []
     for root in roots:
         stem = posixpath.join(root, *parts)
         out += [stem + ".py", *(posixpath.join(stem, n) for n in names)]
         out += [posixpath.join(root, *parts[:k], "__init__.py") for k in range(1, len(parts))]  # parents
-    return [p for p in out if p.startswith("/workspace/")]
+    return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
 def _plugins(insp: Inspection, family: str, args: list[Word]) -> list[str]:
@@ -278,4 +280,4 @@ def _paths(insp: Inspection, w: Word) -> list[str]:
     if "{}" in w.text:  # find -exec python3 {} ;: the files found are run, and they are not known here
         insp.opaque(f"runs files chosen at run time as code: {w.text}")
         return []
-    return [p for p in insp.resolve(w.text, w.text, strict=False) if p.startswith("/workspace/")]
+    return [p for p in insp.resolve(w.text, w.text, strict=False) if p.startswith(CODE_ROOTS)]

@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from ..inspectors.paths import normalize_path
+from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import TREE
 from ..inspectors.written_code import analyse_written
@@ -152,7 +152,7 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
     directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
     here = posixpath.dirname(rec.path)
     if rec.kind not in ("python", "text"):  # text is read as Python too (written_code._text)
-        return [p for p in rec.imports if p.startswith("/workspace/")]
+        return [p for p in rec.imports if p.startswith(CODE_ROOTS)]
     out: list[str] = []
     for name in rec.imports[:64]:
         dots = len(name) - len(name.lstrip("."))
@@ -167,7 +167,7 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
         for root in roots:
             stem = posixpath.join(root, *parts) if parts else root
             out += [stem + ".py", posixpath.join(stem, "__init__.py")]
-    return [p for p in out if p.startswith("/workspace/")]
+    return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
 async def record_written_code(ex: Exchange) -> None:
@@ -181,7 +181,7 @@ async def record_written_code(ex: Exchange) -> None:
     if store is None or call is None or principal is None:
         return
     workspace = ex.app[GATE].context.workspace
-    inside = workspace.rstrip("/") + "/"
+    inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     copies: list[tuple[str, str]] = []  # (file, the workspace file copied, moved or linked into it)
     content = call.arguments.get("content")

@@ -77,6 +77,10 @@ async def _run(
         ("rev.txt", REVERSE_SHELL_SH, "sh rev.txt"),
         ("rev.py", REVERSE_SHELL_PY, "cp rev.py t.py && python3 t.py"),
         ("rev.txt", REVERSE_SHELL_PY, "cat rev.txt > t.py; python3 t.py"),
+        # /tmp is scratch the pack allows: code written there is tracked as in the workspace.
+        ("/tmp/rev.py", REVERSE_SHELL_PY, "python3 /tmp/rev.py"),
+        ("/tmp/rev.txt", REVERSE_SHELL_PY, "cp /tmp/rev.txt t.py && python3 t.py"),
+        ("/tmp/rev.py", REVERSE_SHELL_PY, "cd /tmp && python3 -m rev"),
         # Editable installs name a directory with or without a slash, with or without extras.
         ("pkg/setup.py", REVERSE_SHELL_PY, "pip install -e pkg"),
         ("setup.py", REVERSE_SHELL_PY, "pip install -e '.[dev]'"),
