@@ -153,6 +153,11 @@ async def test_connections_meet_the_policy_as_upstream_name(tmp_path: Path, outs
         refused = await probe.call("fetch", url="http://evil.example/")
         # The agent may reach pypi.org; the server's own principal may not.
         tunnel = await probe.call("fetch", url="https://pypi.org/")
+        # Through the gate with its own credential: Gatekeeper's listeners, metadata. Refused for all.
+        inside = [
+            await probe.call("fetch", url=url)
+            for url in (f"{probe.gk.agent_url}/healthz", "http://169.254.169.254/latest/meta-data/")
+        ]
         # Around the proxy: raw sockets to the fake host's loopback port, or anywhere else.
         raw = [
             await probe.call("connect", host=host, port=port)
@@ -170,6 +175,8 @@ async def test_connections_meet_the_policy_as_upstream_name(tmp_path: Path, outs
     assert refused.startswith("refused 403") and "not_allowed" in refused, refused
     assert tunnel.startswith("failed:") and "403" in tunnel, tunnel
     assert outside.pypi_hits == []
+    assert all(r.startswith("refused 403") for r in inside), inside
+    assert all("net.internal denied" in r for r in inside), inside
     assert all(r.startswith("blocked: ") for r in raw), raw
     assert bare == "answer: HTTP/1.1 407 Proxy Authentication Required", bare
     assert outside.evil.connections == 0
@@ -178,9 +185,11 @@ async def test_connections_meet_the_policy_as_upstream_name(tmp_path: Path, outs
         "mirror.test:80": "allowed",
         "evil.example:80": "denied",
         "pypi.org:443": "denied",
+        f"127.0.0.1:{probe.gk.agent_url.rsplit(':', 1)[1]}": "denied",
+        "169.254.169.254:80": "denied",
     }
     # Exactly one call was in flight on the server each time: each connection is recorded under it.
-    for target, call in zip(("mirror.test:80", "evil.example:80", "pypi.org:443"), fetches, strict=True):
+    for target, call in zip(by_target, fetches, strict=True):
         record = by_target[target]
         assert record["principal"] == "upstream:probe" and record["roles"] == ["upstream:probe"]
         assert record["tool"] == "mcp.server:probe"
