@@ -5,12 +5,14 @@ It speaks ``CONNECT host:port`` and absolute-form ``http://`` requests, on TCP
 
 1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``;
 2. is decided as ``net.egress:HOST:PORT`` (and what the literal and the resolved address say)
-   with the principal and tool of the call that minted the credential; ``escalate`` holds it on
-   the approval queue for ``egress.hold_seconds``;
+   with the principal and tool of the call that minted the credential (a sandboxed stdio
+   server's: ``upstream:NAME``, on the capabilities alone); ``escalate`` holds it on the approval
+   queue for ``egress.hold_seconds``;
 3. goes to exactly the address that was checked: names are resolved here, once, never by the
    sandbox, and ``egress.pin`` fixes a name's address;
-4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id``, with
-   the bytes each way and how it ended.
+4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id`` (for a
+   stdio server, the one call in flight on it, if exactly one is), with the bytes each way and
+   how it ended.
 
 A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
 so a second request on the same connection can neither reach another host nor carry the
