@@ -102,13 +102,20 @@ class ContainedServer:
         return real
 
     def _cwd(self, key: str) -> str:
-        """The working directory inside the sandbox: ``/workspace`` or a folder in it."""
+        """The working directory inside the sandbox: ``/workspace`` or a folder in it, or a folder
+        of ``read_only_paths`` (for a server that loads code from its working directory, which
+        the agent must not be able to plant there)."""
+        cwd = self.upstream.cwd
+        if cwd is not None and cwd.startswith("/") and any(_under(cwd, root) for root in self.read_only):
+            if not os.path.isdir(cwd):
+                raise ConfigError(f"{key}.cwd: {cwd} is not a folder")
+            return cwd
         try:
             parts = workspace_parts(self.upstream.cwd or SANDBOX_WORKSPACE)
         except OutsideWorkspace as exc:
             raise ConfigError(
-                f"{key}.cwd: the server runs in the sandbox, so cwd is {SANDBOX_WORKSPACE} or a folder in it "
-                f"({exc})"
+                f"{key}.cwd: the server runs in the sandbox, so cwd is {SANDBOX_WORKSPACE} or a folder in "
+                f"it, or in read_only_paths ({exc})"
             ) from None
         workspace = self.runner.settings.workspace or Path()
         if not workspace.joinpath(*parts).is_dir():

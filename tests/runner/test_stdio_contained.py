@@ -101,11 +101,16 @@ async def test_the_server_runs_in_the_sandbox_and_is_called_through_mcp(
             grant = probe.gk.credentials.check(token)
             bridge = probe.gk.stdio["probe"]
             assert bridge.contained is not None and bridge.pid is not None
+        # A cwd in its read-only folder: nothing the agent writes is where it looks for code.
+        (tmp_path / "ro").mkdir()
+        async with probing(probe_config(tmp_path / "ro", outside, cwd=str(sdk_server_dir()))) as probe2:
+            read_only_cwd = json.loads(await probe2.call("whoami"))
     finally:
         del os.environ["GK_STDIO_HOST_SECRET"]
     # Its own pid namespace, the sandbox's uid and hostname, the workspace as its cwd.
     assert who == {"pid": who["pid"], "uid": 1000, "cwd": "/workspace", "host": "sandbox"}
     assert who["pid"] < 10
+    assert read_only_cwd["cwd"] == str(sdk_server_dir())
     assert set(env) == {
         "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "PIP_DISABLE_PIP_VERSION_CHECK",
         "PROBE_MARKER", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
