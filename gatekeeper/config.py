@@ -49,7 +49,10 @@ class Upstream:
     # its loopback bridge, set at start-up).
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
+    cwd: str | None = None  # with the runner enabled: a folder of the sandbox's /workspace
+    # With the runner enabled the server runs in the sandbox: host paths it may read (its own
+    # installation, say), bound read-only at the same path there.
+    read_only_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +289,17 @@ def parse_config(
         spec = r.section(
             {name: spec},
             key,
-            {"url", "mcp_url", "headers", "timeout_seconds", "egress_credential", "command", "env", "cwd"},
+            {
+                "url",
+                "mcp_url",
+                "headers",
+                "timeout_seconds",
+                "egress_credential",
+                "command",
+                "env",
+                "cwd",
+                "read_only_paths",
+            },
         )
         url = r.typed(spec, key, "url", str, None)
         mcp_url = r.typed(spec, key, "mcp_url", str, None)
@@ -316,12 +329,24 @@ def parse_config(
             if not isinstance(ek, str) or not isinstance(ev, str) or not ek or "=" in ek:
                 raise r.fail(f"{key}.env", "names and values must be strings (names without '=')")
             env[ek] = r.expand_env(f"{key}.env.{ek}", ev)
-        if (env or "cwd" in spec) and command is None:
-            raise r.fail(key, "env and cwd apply to a command (a stdio MCP server) only")
+        if (env or "cwd" in spec or "read_only_paths" in spec) and command is None:
+            raise r.fail(key, "env, cwd and read_only_paths apply to a command (a stdio MCP server) only")
         cwd = r.typed(spec, key, "cwd", str, None)
+        read_only = r.typed(spec, key, "read_only_paths", list, [])
+        if not all(isinstance(path, str) and path.startswith("/") and "\0" not in path for path in read_only):
+            raise r.fail(f"{key}.read_only_paths", "must be a list of absolute host paths")
         egress_credential = r.typed(spec, key, "egress_credential", bool, False)
         upstreams[name] = Upstream(
-            name, url, mcp_url, headers, timeout, egress_credential, command=command, env=env, cwd=cwd
+            name,
+            url,
+            mcp_url,
+            headers,
+            timeout,
+            egress_credential,
+            command=command,
+            env=env,
+            cwd=cwd,
+            read_only_paths=tuple(read_only),
         )
 
     pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})

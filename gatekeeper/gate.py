@@ -161,12 +161,18 @@ class Gate:
                 ) from exc
         return build_call(principal, tool, arguments, capabilities, manifest.upstream)
 
-    def decide(self, call: ToolCall, policy_set: PolicySet | None = None) -> Decision:
+    def decide(
+        self, call: ToolCall, policy_set: PolicySet | None = None, *, tool_object: bool = True
+    ) -> Decision:
+        """``tool_object=False``: an effect that is no tool call (a stdio server's own connection)
+        is decided on its capabilities alone."""
         policy_set = policy_set or self.policy_set
         if policy_set is None:
             return _refusal("policy_error", "no policy is loaded; every call is refused", "")
         try:
-            decision = policy_set.engine.decide(call.principal, call.tool, call.capabilities)
+            decision = policy_set.engine.decide(
+                call.principal, call.tool, call.capabilities, tool_object=tool_object
+            )
         except PolicyError as exc:
             log.error("policy_error", tool=call.tool, error=exc.message)
             return _refusal(

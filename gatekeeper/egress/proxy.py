@@ -5,12 +5,14 @@ It speaks ``CONNECT host:port`` and absolute-form ``http://`` requests, on TCP
 
 1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``;
 2. is decided as ``net.egress:HOST:PORT`` (and what the literal and the resolved address say)
-   with the principal and tool of the call that minted the credential; ``escalate`` holds it on
-   the approval queue for ``egress.hold_seconds``;
+   with the principal and tool of the call that minted the credential (a sandboxed stdio
+   server's: ``upstream:NAME``, on the capabilities alone); ``escalate`` holds it on the approval
+   queue for ``egress.hold_seconds``;
 3. goes to exactly the address that was checked: names are resolved here, once, never by the
    sandbox, and ``egress.pin`` fixes a name's address;
-4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id``, with
-   the bytes each way and how it ended.
+4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id`` (for a
+   stdio server, the one call in flight on it, if exactly one is), with the bytes each way and
+   how it ended.
 
 A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
 so a second request on the same connection can neither reach another host nor carry the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import select
@@ -67,6 +70,7 @@ class Connection:
     decision_id: str = field(default_factory=new_decision_id)
     started: float = field(default_factory=time.perf_counter)
     grant: EgressGrant | None = None
+    parent: str | None = None  # the decision id of the call this connection is recorded under
     target: Target | None = None
     address: str | None = None
     decision: Decision | None = None
@@ -221,24 +225,27 @@ class EgressGate:
         resolves to is then decided again, and a deny there wins over any approval of the name.
         """
         conn.grant = grant = self._authenticate(request)
+        conn.parent = grant.parent()
         host, port = _target_of(request)
         try:
             target, capabilities = read_target(host, port)
         except BadTarget as exc:
             raise Refusal(400, "bad_target", str(exc)) from None
         conn.target = target
-        call = connection_call(grant, target, capabilities)
+        call = connection_call(grant, target, capabilities, conn.parent)
         self._note(conn, call)
-        decision = await self._hold_if_escalated(conn, call, self.gate.decide(call))
+        # A stdio server's own connection is no tool call: its capabilities alone are decided.
+        decide = functools.partial(self.gate.decide, tool_object=not grant.service)
+        decision = await self._hold_if_escalated(conn, call, decide(call))
         self._enforce(conn, target, decision)
         address, port_to = await self._resolve(target)
         conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
         if target.authority not in self.settings.pin:  # a pin is the operator's word
             seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
             if seen:
-                call = connection_call(grant, target, (*capabilities, *seen))
+                call = connection_call(grant, target, (*capabilities, *seen), conn.parent)
                 self._note(conn, call)
-                again = self.gate.decide(call)
+                again = decide(call)
                 if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
                     self._enforce(conn, target, again)
         sock = await self._connect(address, port_to)
@@ -377,7 +384,7 @@ class EgressGate:
             "latency_ms": round((time.perf_counter() - conn.started) * 1000, 3),
             "time": time.time(),
             "extra": {
-                "parent_decision_id": grant.decision_id if grant else None,
+                "parent_decision_id": conn.parent,
                 "target": conn.target.authority if conn.target else None,
                 "address": conn.address,
                 "bytes_up": traffic.up if traffic else 0,

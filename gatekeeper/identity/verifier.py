@@ -74,6 +74,9 @@ ERROR_CODES = (
 _BEARER = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Sandboxed stdio servers are the principals ``upstream:NAME`` (egress/credentials.py): a token
+# naming one, as subject or role, would be granted that server's egress, so none may.
+_SERVICE_PREFIX = "upstream:"
 
 
 class Headers(Protocol):
@@ -321,6 +324,10 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub or len(sub) > 1024 or _CONTROL.search(sub):
             raise _fail("invalid_claim", "the sub claim must be a non-empty printable string")
+        if sub.startswith(_SERVICE_PREFIX):
+            raise _fail(
+                "invalid_claim", f"subjects starting with {_SERVICE_PREFIX!r} are reserved for stdio servers"
+            )
         exp = _number(claims, "exp")
         nbf = _number(claims, "nbf") if "nbf" in claims else None
         now = self._clock()
@@ -360,6 +367,10 @@ class TokenVerifier:
             raise _fail(
                 "invalid_roles",
                 f"the {name} claim must be a list of non-empty strings or a space-separated string",
+            )
+        if any(role.startswith(_SERVICE_PREFIX) for role in roles):
+            raise _fail(
+                "invalid_roles", f"roles starting with {_SERVICE_PREFIX!r} are reserved for stdio servers"
             )
         return tuple(dict.fromkeys(roles))
 

@@ -478,12 +478,21 @@ class CasbinPolicy:
         ok, explain = self._reference.enforce_ex(subject, obj, effect, ctx)
         return (self._rules.get(tuple(explain)) or RuleRef("?", "")) if ok else None
 
-    def decide(self, principal: Principal, tool: str, capabilities: Sequence[Capability]) -> Decision:
+    def decide(
+        self,
+        principal: Principal,
+        tool: str,
+        capabilities: Sequence[Capability],
+        *,
+        tool_object: bool = True,
+    ) -> Decision:
         subjects = (f"user:{principal.subject}", *principal.roles)
-        tool_object = policy_object(tool)
-        objects: list[tuple[str, ConditionContext]] = [
-            (tool_object, ConditionContext(principal.subject, tool, tool_object, {}))
-        ]
+        objects: list[tuple[str, ConditionContext]] = []
+        if tool_object:
+            name = policy_object(tool)
+            objects.append((name, ConditionContext(principal.subject, tool, name, {})))
+        elif not capabilities:  # nothing to decide is no grant
+            return Decision(Outcome.DENY, "not_allowed", "nothing was asked: refused (default deny)", None)
         seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
         for cap in capabilities:
             if (cap.name, cap.amounts) in seen:

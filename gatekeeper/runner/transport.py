@@ -46,6 +46,7 @@ class Runner:
             )
         self.settings = settings
         self.credentials = credentials
+        self.data_dir = data
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="gatekeeper-runner-"))
         self.sandbox = Sandbox(settings, settings.workspace, self.runtime_dir)
         owner = (self.sandbox.uid, self.sandbox.gid) if self.sandbox.as_root else None

@@ -31,6 +31,7 @@ from ..models import ToolCall
 from ..pipeline import Exchange, need
 from ..streams import read_body
 from ..tracing import current_request
+from ..upstream import DECISION_HEADER
 from .responses import json_response
 from .state import CLIENT_SESSION, CONFIG, RUNNER, TRANSPORT
 
@@ -154,6 +155,8 @@ class McpForward:
             outgoing = {**message, "params": params} if "params" in message else message
         else:
             outgoing = {**message, "params": {**message["params"], "arguments": call.arguments}}
+        # A stdio server learns which call it is serving, so its own connections meet that call.
+        named = self.mcp.upstream.command is not None and not is_method_tool(call.tool)
         try:
             return await relay(
                 self.mcp.http,
@@ -164,6 +167,7 @@ class McpForward:
                 answer_limit=ex.app[CONFIG].limits.max_response_bytes,
                 rewrite=self.rewrite,
                 on_answer=self.mcp.on_answer,
+                extra_headers={DECISION_HEADER: ex.decision_id} if named else None,
             )
         except ClientGone as gone:
             ex.delivery = "client_gone"
@@ -197,6 +201,7 @@ async def relay(
     answer_limit: int | None = None,
     rewrite: Rewrite | None = None,
     on_answer: OnAnswer | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Send the (possibly rewritten) request upstream and stream its answer back; ``on_answer``
     sees the upstream's answer before the client does (a new session is bound to its owner
@@ -212,6 +217,8 @@ async def relay(
     ids = current_request.get()
     if ids is not None:
         headers.update(ids.upstream_headers())
+    if extra_headers:
+        headers.update(extra_headers)
     session = request.app[CLIENT_SESSION]
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
     try:
