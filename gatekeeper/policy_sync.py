@@ -34,6 +34,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from gatekeeper import codes
+
 from .config import PolicyFiles
 from .errors import GatekeeperError
 from .gate import files_version, load_policy_set
@@ -89,7 +91,7 @@ async def publish(
         seq = await _insert(dsn, schema, version, blobs)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise GatekeeperError(
-            f"could not publish to PostgreSQL: {exc or type(exc).__name__}", code="store_unavailable"
+            f"could not publish to PostgreSQL: {exc or type(exc).__name__}", code=codes.STORE_UNAVAILABLE
         ) from None
     return Published(seq, version)
 

@@ -22,6 +22,8 @@ import simpleeval
 from casbin.persist import Adapter
 from casbin.persist.adapter import _extract_tokens
 
+from gatekeeper import codes
+
 from ..errors import PolicyError
 from ..models import Capability, Decision, Outcome, Principal, policy_object
 
@@ -496,7 +498,7 @@ class CasbinPolicy:
             rule = self._pick(hits, "deny", subjects, ctx)
             if rule is not None:
                 reason = f"{obj} denied: {rule.note}" if rule.note else f"{obj} denied"
-                return Decision(Outcome.DENY, "policy_denied", reason, rule.location, capability=obj)
+                return Decision(Outcome.DENY, codes.POLICY_DENIED, reason, rule.location, capability=obj)
         escalations = [
             (obj, rule) for obj, ctx, hits in lookups for rule in self._pick_all(hits, "escalate", ctx)
         ]
@@ -508,7 +510,7 @@ class CasbinPolicy:
             strictest = next(r for _, r in escalations if r.quorum == quorum)
             return Decision(
                 Outcome.ESCALATE,
-                "approval_required",
+                codes.APPROVAL_REQUIRED,
                 reason,
                 rule.location,
                 capability=obj,
@@ -527,7 +529,7 @@ class CasbinPolicy:
                 roles = ", ".join(principal.roles) or "(no roles)"
                 return Decision(
                     Outcome.DENY,
-                    "not_allowed",
+                    codes.NOT_ALLOWED,
                     f"{obj} is not allowed: no rule grants it to {roles} (default deny)",
                     None,
                     capability=obj,
@@ -538,7 +540,7 @@ class CasbinPolicy:
             obj, rule = unlisted[0]
             return Decision(
                 Outcome.ESCALATE,
-                "approval_required",
+                codes.APPROVAL_REQUIRED,
                 f"{obj} is not on an allow-list: {rule.note}"
                 if rule.note
                 else f"{obj} is not on an allow-list",
@@ -552,7 +554,7 @@ class CasbinPolicy:
             )
         return Decision(
             Outcome.ALLOW,
-            "allowed",
+            codes.ALLOWED,
             "the tool and every capability are allowed",
             matched[0],
             matched=tuple(matched),

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gatekeeper import codes
+
 from ..budgets import plan_charges
 from ..budgets.verdict import budget_decision, first_exceeded
 from ..errors import GatekeeperError, PolicyError
@@ -69,7 +71,7 @@ def explain(
         # with code inspector_error / policy_error, exactly as the gate would answer).
         result["error"] = {"code": exc.code, "message": exc.message}
         result["decision"] = {
-            "outcome": "error" if exc.status < 500 and exc.code != "inspector_error" else "deny",
+            "outcome": "error" if exc.status < 500 and exc.code != codes.INSPECTOR_ERROR else "deny",
             "code": exc.code,
             "reason": exc.message,
             "rule": None,
