@@ -546,10 +546,32 @@ class CasbinPolicy:
 
     def rules(self) -> Iterator[RuleInfo]:
         """Every ``p`` line in file order, with where it came from and its condition's text."""
-        for position, tokens in enumerate(self._policy):
-            sub, obj, act, cond, note = tokens
-            ref = self._rules[tuple(tokens)]
-            yield RuleInfo(position, ref.location, sub, obj, act, ref.quorum, cond.strip(), note)
+        for position in range(len(self._policy)):
+            yield self._info(position)
+
+    def _info(self, position: int) -> RuleInfo:
+        tokens = self._policy[position]
+        sub, obj, act, cond, note = tokens
+        ref = self._rules[tuple(tokens)]
+        return RuleInfo(position, ref.location, sub, obj, act, ref.quorum, cond.strip(), note)
+
+    def matches(
+        self, principal: Principal, obj: str, ctx: ConditionContext
+    ) -> list[tuple[RuleInfo, bool | str]]:
+        """The rules ``decide`` chooses from for ``obj``: found through the engine's own index
+        (object and subject match, every effect, file order), each with its condition's result
+        (``"error: ..."`` when it cannot be evaluated, which ``decide`` turns into a refusal)."""
+        subjects = (f"user:{principal.subject}", *principal.roles)
+        found: list[tuple[RuleInfo, bool | str]] = []
+        for rule in self._hits(obj, self._allowed(subjects)):
+            result: bool | str = True
+            if rule.condition is not None:
+                try:
+                    result = self._holds(rule, ctx)
+                except PolicyError as exc:
+                    result = f"error: {exc.message}"
+            found.append((self._info(rule.index), result))
+        return found
 
     def role_links(self) -> list[tuple[str, str]]:
         """Every ``g`` line as (child, parent)."""
