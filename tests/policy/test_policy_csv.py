@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from gatekeeper.errors import PolicyError
 from gatekeeper.policy.casbin_engine import CasbinPolicy
 from gatekeeper.policy.lint import ERROR, lint, policy_files_in
 from gatekeeper.policy.policy_csv import PolicyLine, Rule, RuleProblem, is_shadow, parse_lines, parse_rule
-from tests.helpers import POLICY_DIR
+from tests.helpers import copy_policy_pack
 
 TEXT = """\
 # a comment, then a blank line
@@ -68,7 +67,7 @@ def test_rules_and_what_is_wrong_with_the_rest() -> None:
 )
 def test_the_engine_and_lint_refuse_the_same_line(tmp_path: Path, line: str, engine_says: str) -> None:
     pack = tmp_path / "pack"
-    shutil.copytree(POLICY_DIR, pack, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(pack)
     policy = pack / "policy.csv"
     number = len(policy.read_text().splitlines()) + 1
     policy.write_text(policy.read_text() + line + "\n")

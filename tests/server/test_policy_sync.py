@@ -4,7 +4,6 @@ replica through PostgreSQL, and a broken set is refused before anything changes.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.gate import files_version
 from gatekeeper.policy.lint import policy_files_in
 
-from ..helpers import POLICY_DIR, invoke, make_config, mint, running, throwaway_schema
+from ..helpers import POLICY_DIR, copy_policy_pack, invoke, make_config, mint, running, throwaway_schema
 
 GIT = {"cmd": "git status"}
 DENY_GIT = "p, agent, proc.exec:git, deny, True, git is switched off for the fleet\n"
@@ -43,7 +42,7 @@ def _replica(tmp_path: Path, name: str, dsn: str, schema: str) -> Config:
 
 def _policy_dir(tmp_path: Path, name: str, extra: str = "", replace: str | None = None) -> Path:
     target = tmp_path / name
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     policy = target / "policy.csv"
     policy.write_text(replace if replace is not None else policy.read_text() + extra)
     return target

@@ -22,7 +22,7 @@ from gatekeeper.app import Gatekeeper
 from gatekeeper.config import Config, DemoSettings, PolicyFiles, Upstream, load_config
 from gatekeeper.errors import ConfigError
 
-from ..helpers import POLICY_DIR, make_config, mint, running
+from ..helpers import copy_policy_pack, make_config, mint, running
 
 STDIO_DEMO = (sys.executable, "-m", "gatekeeper.demo.stdio")
 CHILD_ENV = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -31,7 +31,7 @@ CHILD_ENV = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 def stdio_config(tmp_path: Path, command: tuple[str, ...] = STDIO_DEMO) -> Config:
     """The default pack with its tools served by the stdio upstream ``local`` instead of the demo."""
     policies = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policies, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(policies)
     tools = policies / "tools.yaml"
     tools.write_text(tools.read_text().replace("upstream: demo", "upstream: local"))
     return make_config(
