@@ -23,6 +23,7 @@ from ..errors import ApprovalError, NotFound, PendingCapExceeded, RequestError
 from ..escalation import Pending, Progress
 from ..metrics import Metrics
 from ..models import Decision, Outcome, Principal, ToolCall
+from ..tasks import BackgroundTasks
 from .models import Approval, Change, Grant, State, new_id
 from .risk import risk_reasons
 from .settings import ApprovalSettings
@@ -55,7 +56,7 @@ class ApprovalQueue:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listeners: set[Callable[[Change], None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()  # the expiry sweeper
         self._closing = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -64,7 +65,7 @@ class ApprovalQueue:
         self._unsubscribe = self.store.subscribe(self._on_change)
         if self.notifier is not None:
             await self.notifier.start()
-        self._sweeper = asyncio.create_task(self._sweep(), name="approval-expiry-sweeper")
+        self._tasks.spawn(self._sweep(), name="approval-expiry-sweeper")
 
     def release_waiters(self) -> None:
         """On shutdown: every held caller gets its 202 "pending" reply now; the approval stays."""
@@ -78,11 +79,7 @@ class ApprovalQueue:
 
     async def stop(self) -> None:
         self.release_waiters()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._tasks.cancel_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.notifier is not None:

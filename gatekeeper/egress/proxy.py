@@ -42,6 +42,7 @@ from ..gate import Gate
 from ..models import Decision, Outcome, ToolCall
 from ..pipeline import FAILURE_CODES, new_decision_id
 from ..runner.settings import EgressSettings
+from ..tasks import BackgroundTasks
 from .credentials import EgressCredentials, EgressGrant
 from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
 from .relay import Traffic, relay
@@ -113,7 +114,7 @@ class EgressGate:
         self.mode = mode
         self.resolver: Resolver = system_resolver  # replaceable: tests here have no DNS to ask
         self._listeners: list[socket.socket] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self.url = ""
 
     # --- listeners ------------------------------------------------------------------------
@@ -142,22 +143,13 @@ class EgressGate:
         sock.listen(256)
         sock.setblocking(False)
         self._listeners.append(sock)
-        self._spawn(self._accept_loop(sock))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._accept_loop(sock), name="egress-accept")
 
     async def stop(self) -> None:
         for sock in self._listeners:
             sock.close()
         self._listeners.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -170,7 +162,7 @@ class EgressGate:
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
             client.setblocking(False)
-            self._spawn(self._serve(client))
+            self._tasks.spawn(self._serve(client), name="egress-connection")
 
     # --- one connection -------------------------------------------------------------------
     async def _serve(self, client: socket.socket) -> None:
