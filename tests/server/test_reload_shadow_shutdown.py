@@ -66,11 +66,12 @@ async def test_an_edit_is_picked_up_and_a_broken_edit_leaves_the_old_policy_live
         assert (status, body["code"], body["policy_version"]) == (403, "policy_denied", second)
 
         files.policy.write_text("p, agent, this line is broken\n")
-        for _ in range(100):
+
+        async def reload_failed() -> dict[str, Any] | None:
             ready = await _ready(http, gk)
-            if "policy_reload_error" in ready:
-                break
-            await asyncio.sleep(0.05)
+            return ready if "policy_reload_error" in ready else None
+
+        ready = await poll_until(reload_failed, every=0.05, what="the broken edit to be reported")
         assert ready["policy_version"] == second and "policy.csv:1" in ready["policy_reload_error"]
         status, body, _ = await invoke(http, gk, "shell.exec", GIT, token)
         assert (status, body["policy_version"]) == (403, second)  # the old set is still live
