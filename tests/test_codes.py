@@ -14,7 +14,17 @@ PACKAGE = ROOT / "gatekeeper"
 # message prefixes (``gatekeeper: usage: ...``), not answers.
 NOT_GATEKEEPER_ANSWERS = ("demo/", "cli/approvals.py", "codes.py")
 # Functions whose positional argument N is a code (the package's own refusal helpers).
-CODE_ARGUMENT = {"Decision": 1, "Refusal": 1, "_resolved": 2, "_budget_decision": 2, "_rpc_error": 4}
+CODE_ARGUMENT = {
+    "Decision": 1,
+    "Refusal": 1,
+    "_resolved": 2,
+    "_budget_decision": 2,
+    "_rpc_error": 4,
+    "rpc_error_message": 3,
+    "_refusal": 0,
+    "_fail": 0,
+    "tool_error": 0,
+}
 
 
 def _literal_codes(tree: ast.AST) -> list[tuple[int, str]]:
@@ -84,8 +94,9 @@ body = {"code": "d"}
 conn.outcome, conn.code = "denied", "e"
 Decision(Outcome.DENY, "f", "why", None)
 raise Refusal(400, "g", "why")
+return tool_error("h", "why"), _fail("i", "why")
 """
-    assert sorted(value for _, value in _literal_codes(ast.parse(sample))) == list("abcdefg")
+    assert sorted(value for _, value in _literal_codes(ast.parse(sample))) == list("abcdefghi")
 
 
 def test_codes_are_distinct_snake_case_words() -> None:
