@@ -23,6 +23,8 @@ import orjson
 import structlog
 from aiohttp import web
 
+from gatekeeper import codes
+
 from .. import strictjson
 from ..config import Upstream
 from ..errors import UpstreamError
@@ -247,7 +249,7 @@ async def relay(
                 if rewrite is not None:  # a list we cannot read shows nothing, never everything
                     data = await _rewrite_json(rewrite, raw)
                 elif answer_limit is not None and len(raw) > answer_limit:
-                    message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                    message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                     return json_response(502, message)
                 else:
                     data = raw
@@ -263,7 +265,9 @@ async def relay(
                     relayed += len(chunk)
                     if answer_limit is not None and relayed > answer_limit:
                         log.warning("mcp_answer_too_large", upstream=upstream.name, limit=answer_limit)
-                        message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                        message = rpc_error_message(
+                            msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE
+                        )
                         await response.write(b"\n\n" + sse_event(message))  # ends any event cut short
                         break
                     await response.write(chunk)
@@ -277,7 +281,7 @@ async def relay(
         if response is None:
             raise UpstreamError(
                 f"MCP upstream {upstream.name!r} failed mid-answer: {type(exc).__name__}",
-                code="upstream_error",
+                code=codes.UPSTREAM_ERROR,
             ) from None
         return response
 
@@ -290,14 +294,14 @@ async def _relay_into(
         async for block in _sse_blocks(upstream_resp.content):
             relayed += len(block)
             if relayed > limit:  # whole events only: the client gets an error instead of the rest
-                message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                 await into.write(sse_event(message))
                 break
             await into.write(block)
     else:
         raw = await read_body(upstream_resp.content, limit)
         if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
-            message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+            message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
             await into.write(sse_event(message))
         elif raw.strip():
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")

@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from ..errors import WrittenCodeUnavailable
 from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import TREE
@@ -42,7 +43,7 @@ from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
-from ..written.records import LIMIT, WrittenCodeStore, WrittenCodeUnavailable, WrittenRecord
+from ..written.records import LIMIT, WrittenCodeStore, WrittenRecord
 from .state import GATE, WRITTEN_CODE
 
 log = structlog.get_logger("gatekeeper.written_code")
