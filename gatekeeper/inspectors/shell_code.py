@@ -20,6 +20,7 @@ from gatekeeper.inspectors.shell_programs import (
     family,
     fs,
     has_space,
+    is_secret_name,
     is_stdin_path,
     literal_text,
     parse_opts,
@@ -292,6 +293,33 @@ _AWK_OUTPUT_RE: Final = re.compile(r"\bprintf?\b[^;}\n]*?>>?\s*\"([^\"]+)\"")
 _AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include|\bprintf?\b[^;}\n]*>")
 
 
+# Where a language reads the whole environment (every secret in it), and where one named variable.
+_AWK_ENVIRON_RE: Final = re.compile(r"\bENVIRON\b(?:\s*\[\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\])?")
+_JQ_ENV_RE: Final = re.compile(
+    r"(?<![\w.$])env\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?|\$ENV\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?"
+)
+
+
+def environment_dump(insp: Inspection, name: str, code: str, pattern: re.Pattern[str]) -> None:
+    """``awk 'BEGIN{for (k in ENVIRON) ...}'``, ``jq -n env``: code that reads every variable is
+    ``cred.env`` (as ``env`` alone is); one variable by a literal name is one only if it is a secret."""
+    for m in pattern.finditer(code):
+        var = next((g for g in m.groups() if g), None)
+        if var is None or is_secret_name(var):
+            insp.add(
+                "cred.env",
+                f"{name} reads {'the variable ' + var if var else 'the whole environment'}: {m.group()}",
+            )
+            return
+
+
+def jq(insp: Inspection, name: str, args: list[Word]) -> None:
+    """jq's ``env`` and ``$ENV`` are the environment: a filter that prints them prints secrets."""
+    for w in args:
+        if w.literal and not w.text.startswith("-"):
+            environment_dump(insp, name, w.text, _JQ_ENV_RE)
+
+
 def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """The program (first operand unless ``-f``/``-e``) runs commands through system(), pipes, getline."""
     p = parse_opts(args, _AWK_VALUES)
@@ -311,6 +339,8 @@ def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}: the program is read from a stream")
             ran.add(STDIN_EXEC)
     for w in programs:
+        if w.literal:
+            environment_dump(insp, name, w.text, _AWK_ENVIRON_RE)
         if not w.literal:
             insp.opaque(f"{name}: program not known statically: {w.text}")
         elif _AWK_CODE_RE.search(w.text):

@@ -659,6 +659,10 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
                 make_variable(insp, name, m.group(1), w, w.text[m.end() :], depth)
     elif fam == "python":
         python_module(insp, name, args, depth)
+    elif fam == "jq":
+        from gatekeeper.inspectors.shell_code import jq  # it imports this module
+
+        jq(insp, name, args)
 
 
 def make_variable(insp: Inspection, name: str, var: str, w: Word, value: str, depth: int) -> None:
