@@ -110,7 +110,7 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += module_paths(insp, module, main=True)
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
-        if IMPLICIT[family] == ("package.json",):
+        if "package.json" in IMPLICIT[family]:
             out += [
                 p
                 for w in _values(args, _PREFIX_OPTIONS)
@@ -224,7 +224,7 @@ def module_paths(insp: Inspection, dotted: str, *, main: bool = False) -> list[s
         return []
     here = {c for c in insp.cwds if (c + "/").startswith(CODE_ROOTS)}
     roots = sorted(here | {"/workspace", "/workspace/src"})
-    names = ("__init__.py", "__main__.py") if main else ("__init__.py",)
+    names = ("__init__.py", "__main__.py")[: 2 if main else 1]
     out: list[str] = []
     for root in roots:
         stem = posixpath.join(root, *parts)
