@@ -170,6 +170,10 @@ def _configure_stdlib(level: int, renderer: Any, stream: Any) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # A library's warning is a JSON line too (logger py.warnings), not raw stderr. Off first, so the
+    # hook is set again even if something restored warnings.showwarning since the last call.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     for noisy in ("aiohttp.access", "casbin", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx2"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

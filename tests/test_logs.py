@@ -105,3 +105,22 @@ def test_tokens_are_cut_out_of_every_string_tracebacks_included(stream: io.Strin
     assert lines[1]["logger"] == "aiohttp.server" and "Bearer [masked]" in lines[1]["exception"]
     structlog.get_logger("x").info("prose", reason="basic checks passed")
     assert _lines(stream)[-1]["reason"] == "basic checks passed"
+
+
+def test_a_library_warning_is_a_json_line_not_raw_stderr() -> None:
+    """The SDK's deprecation warnings (and any library's) go through logging as JSON lines."""
+    import warnings
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with warnings.catch_warnings():  # pytest records warnings itself: route them inside this block
+            configure_logging("info", out, err)
+            warnings.simplefilter("always")
+            warnings.warn("ping is removed", DeprecationWarning, stacklevel=1)
+        lines = [json.loads(line) for line in err.getvalue().splitlines()]
+        assert any(
+            "ping is removed" in line["event"] and line["logger"] == "py.warnings" for line in lines
+        ), lines
+    finally:
+        logging.captureWarnings(False)
+        configure_logging("info")
