@@ -65,11 +65,13 @@ from .server.state import (
     TOOL_PINS,
     TRANSPORT,
     VERIFIER,
+    WORKER,
     WRITTEN_CODE,
 )
 from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
+from .workers.shared import chain_id_for
 from .written.records import open_written_store
 
 log = structlog.get_logger("gatekeeper")
@@ -164,7 +166,9 @@ def build_operator_app(
 class Gatekeeper:
     """One running instance: both listeners and (on defaults) the demo tools."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, worker: int | None = None) -> None:
+        # worker: this process's index among ``workers: N`` (gatekeeper.workers), None when alone.
+        self.worker = worker
         config = prepare_identity(config)
         if config.demo.enabled and "demo" not in config.upstreams:
             # The demo upstream's real address is known once it starts; its name is known now.
@@ -173,7 +177,7 @@ class Gatekeeper:
         self.metrics = Metrics()
         self.gate = build_gate(self.config)
         if self.gate.policy_set is not None:
-            self.metrics.policy_info.labels(version=self.gate.policy_set.version).set(1)
+            self.metrics.set_policy_version(self.gate.policy_set.version)
         self.verifier = TokenVerifier(self.config.identity)
         approvals = self.config.approvals
         notifier = (
@@ -213,7 +217,9 @@ class Gatekeeper:
         key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)
         self.audit = AuditLog(
             make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
-            chain_id=default_chain_id(self.config.agent_listener.port),
+            chain_id=default_chain_id(self.config.agent_listener.port)
+            if worker is None
+            else chain_id_for(default_chain_id(self.config.agent_listener.port), worker),
             max_queue=audit.max_unwritten_records,
             checkpoint_seconds=audit.checkpoint_seconds,
             # Callers wait for their record's commit: write at once, batching what piles up meanwhile.
@@ -221,7 +227,7 @@ class Gatekeeper:
             signer=ensure_signer(key_path),
         )
         max_seconds = audit.max_unwritten_seconds
-        self.metrics.audit_accepting.set_function(lambda: float(self.audit.refusal(max_seconds) is None))
+        self.metrics.track_accepting(lambda: float(self.audit.refusal(max_seconds) is None))
         self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
@@ -304,7 +310,11 @@ class Gatekeeper:
             )
             await runner.setup()
             self._runners.append(runner)
-            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+            if self.worker is not None:  # the other workers listen on the same port
+                app[WORKER] = self.worker
+            site = web.TCPSite(
+                runner, listener.host, listener.port, reuse_address=True, reuse_port=self.worker is not None
+            )
             with binding(attr.removesuffix("_url"), listener.host, listener.port):
                 await site.start()
             port = runner.addresses[0][1] if runner.addresses else listener.port
@@ -367,7 +377,7 @@ class Gatekeeper:
         )
         listener = cfg.egress_address
         with binding("egress", listener.host, listener.port):
-            await self.egress.start(listener.host, listener.port)
+            await self.egress.start(listener.host, listener.port, reuse_port=self.worker is not None)
         self.egress_url = self.egress.url
         if self.runner is not None:
             self.runner.sandbox.prepare()
