@@ -241,6 +241,7 @@ class Gatekeeper:
         self.egress: EgressGate | None = None
         self.egress_url = ""
         self._runners: list[web.AppRunner] = []
+        self._metrics_task: asyncio.Task[None] | None = None
         self.agent_url = ""
         self.operator_url = ""
 
@@ -269,6 +270,8 @@ class Gatekeeper:
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
         cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
+        if self.metrics.multiprocess_dir is not None:  # across workers: values live in files
+            self._metrics_task = asyncio.create_task(self._refresh_metrics(), name="metrics-refresh")
         await self.approvals.start()
         await self.written_code.open()
         await self.budgets.open()
@@ -363,6 +366,10 @@ class Gatekeeper:
         await self.written_code.close()
         await self.budgets.close()
         await self.audit.stop()  # drains: every decision made is written before we exit
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
+            self._metrics_task = None
         if self.demo is not None:
             await self.demo.stop()
         for bridge in self.stdio.values():
@@ -401,6 +408,14 @@ class Gatekeeper:
             self.stdio.clear()
             raise
         return replace(cfg, upstreams=upstreams)
+
+    async def _refresh_metrics(self) -> None:
+        """Across workers: this worker's read-at-scrape values (audit accepting, lag) go to its
+        metrics file twice a second, so whichever worker answers ``/metrics`` sees them."""
+        while True:
+            self.metrics.refresh()
+            self.metrics.audit_lag.set(self.audit.lag)
+            await asyncio.sleep(0.5)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.

@@ -53,6 +53,15 @@ def test_per_call_egress_credentials_are_refused_with_several_workers() -> None:
         refuse_unshared(config)
 
 
+def test_stdio_upstreams_are_refused_with_several_workers() -> None:
+    base = replace(default_config(), workers=2, budget_store="redis://127.0.0.1:6379/0")
+    files = Upstream("files", command=("npx", "server-filesystem", "/srv"))
+    with pytest.raises(ConfigError, match=r"upstreams.files.command: .* workers: 1") as err:
+        refuse_unshared(replace(base, upstreams={"files": files}))
+    assert err.value.detail["key"] == "upstreams.files.command"
+    refuse_unshared(replace(base, workers=1, upstreams={"files": files}))
+
+
 def test_serve_refuses_before_starting_any_worker(tmp_path: Path) -> None:
     config = tmp_path / "gk.yaml"
     config.write_text(

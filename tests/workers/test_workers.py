@@ -97,7 +97,12 @@ async def test_metrics_are_summed_over_the_workers(fleet: Fleet) -> None:
                 assert status == 200
         for s in sessions:
             async with s.get(f"{fleet.agent_url}/metrics") as r:
-                assert _decisions_total(await r.text()) == before[0] + 6
+                text = await r.text()
+            assert _decisions_total(text) == before[0] + 6
+            # Issue 16's gauges and collectors across workers: accepting is the smallest (1: both
+            # take records), and the answering worker's own process figures are there.
+            assert re.search(r"^gatekeeper_audit_accepting 1\.0$", text, re.M), text
+            assert "process_cpu_seconds_total" in text and "_created" not in text
     finally:
         for s in sessions:
             await s.close()
