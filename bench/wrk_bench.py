@@ -335,6 +335,9 @@ def main() -> None:
     )
     print("# CPU columns: the row's own server process(es) first, the demo upstream's last")
     print(table(results, servers, args.connections))
+    print(
+        f"# load average at the end: {os.getloadavg()[0]:.2f} (another program running meanwhile shows here)"
+    )
     w1 = statistics.median(r.rate for r in results[f"gatekeeper-w{workers[0]}"])
     for w in workers[1:]:
         ratio = statistics.median(r.rate for r in results[f"gatekeeper-w{w}"]) / w1
