@@ -19,6 +19,7 @@ from .approvals.stores import open_store
 from .approvals.webhook import WebhookNotifier
 from .audit.checkpoints import default_key_path, ensure_signer
 from .audit.log import AuditLog, default_chain_id, make_sink
+from .audit.offloop import OffLoopAuditLog
 from .budgets import open_counter
 from .config import Config, Upstream
 from .demo.runner import DemoUpstream
@@ -215,17 +216,33 @@ class Gatekeeper:
         self.recent = RecentDecisions()
         audit = self.config.audit
         key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)
-        self.audit = AuditLog(
-            make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
-            chain_id=default_chain_id(self.config.agent_listener.port)
-            if worker is None
-            else chain_id_for(default_chain_id(self.config.agent_listener.port), worker),
-            max_queue=audit.max_unwritten_records,
-            checkpoint_seconds=audit.checkpoint_seconds,
-            # Callers wait for their record's commit: write at once, batching what piles up meanwhile.
-            batch_window_seconds=0.0 if audit.durable_answers else 0.02,
-            signer=ensure_signer(key_path),
-        )
+        chain_id = default_chain_id(self.config.agent_listener.port)
+        if worker is not None:
+            chain_id = chain_id_for(chain_id, worker)
+        self.audit: AuditLog
+        if audit.writer == "process":  # chained and committed by a writer process of its own
+            self.audit = OffLoopAuditLog(
+                approvals.store,
+                self.config.data_dir,
+                schema=approvals.postgres_schema,
+                chain_id=chain_id,
+                max_queue=audit.max_unwritten_records,
+                checkpoint_seconds=audit.checkpoint_seconds,
+                signer=ensure_signer(key_path),
+                key_path=key_path,
+                sync=audit.durable_answers,
+                log_level=self.config.log_level,
+            )
+        else:
+            self.audit = AuditLog(
+                make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
+                chain_id=chain_id,
+                max_queue=audit.max_unwritten_records,
+                checkpoint_seconds=audit.checkpoint_seconds,
+                # Callers wait for their record's commit: write at once, batching what piles up.
+                batch_window_seconds=0.0 if audit.durable_answers else 0.02,
+                signer=ensure_signer(key_path),
+            )
         max_seconds = audit.max_unwritten_seconds
         self.metrics.track_accepting(lambda: float(self.audit.refusal(max_seconds) is None))
         self.tool_pins = ToolPins(self.approvals.store)

@@ -412,6 +412,9 @@ def parse_config(
     )
 
 
+AUDIT_WRITERS = ("inline", "process")
+
+
 def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
     section = r.section(raw, "audit", {f.name for f in fields(AuditSettings)})
     base = AuditSettings()
@@ -425,6 +428,10 @@ def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
             raise r.fail(f"audit.{name}", "must be positive")
         values[name] = value
     values["durable_answers"] = r.typed(section, "audit", "durable_answers", bool, base.durable_answers)
+    writer = r.typed(section, "audit", "writer", str, base.writer)
+    if writer not in AUDIT_WRITERS:
+        raise r.fail("audit.writer", f"must be one of {', '.join(AUDIT_WRITERS)}, got {writer!r}")
+    values["writer"] = writer
     key = r.typed(section, "audit", "checkpoint_key", str, None)
     values["checkpoint_key"] = str(rel(key)) if key is not None else None
     return AuditSettings(**values)
