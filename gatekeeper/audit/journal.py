@@ -80,6 +80,7 @@ class AuditJournal:
     def open(self) -> None:
         """Claim a slot; start a segment after every existing one (a previous process's)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.folder, 0o700)  # also when an earlier run made it otherwise
         if self.lock_fd < 0:
             self._claim_slot()
         existing = segments(self.folder, self.stem)
