@@ -2,6 +2,7 @@
 1..N workers; each server in a process of its own, CPU per call for every process.
 
     python3 bench/wrk_bench.py [--duration S] [--connections N] [--rounds R] [--workers 1,2]
+        [--audit-writers inline,process]
                                [--chart PNG] [--json FILE]
 
 Servers: the demo upstream (``serve_stack.py --upstream-only``), the bare aiohttp proxy
@@ -78,6 +79,14 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and all its descendants (workers, audit writer processes), parents first."""
+    out = [pid]
+    for child in children_of(pid):
+        out.extend(family(child))
+    return out
+
+
 def lua_script(folder: Path, server: Server) -> Path:
     path = folder / f"{server.name}.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(server.body)}"]
@@ -130,10 +139,11 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float) -> R
 
 
 def start_gatekeeper(
-    folder: Path, workers: int, upstream: dict[str, Any]
+    folder: Path, workers: int, upstream: dict[str, Any], writer: str = "inline"
 ) -> tuple[subprocess.Popen[bytes], Server]:
-    home = folder / f"gk-w{workers}"
-    config = folder / f"gk-w{workers}.yaml"
+    name = f"gatekeeper-w{workers}" + ("" if writer == "inline" else f"-{writer}")
+    home = folder / name
+    config = folder / f"{name}.yaml"
     config.write_text(
         f"data_dir: {home}\n"
         "listeners:\n  agent: {port: 0}\n  operator: {port: 0}\n"
@@ -142,9 +152,10 @@ def start_gatekeeper(
         f"policy:\n  model: {POLICY_DIR / 'model.conf'}\n  policy: {POLICY_DIR / 'policy.csv'}\n"
         f"  tools: {POLICY_DIR / 'tools.yaml'}\n  budgets: null\n"
         f"workers: {workers}\n"
+        f"audit: {{writer: {writer}}}\n"
     )
     token = issue_token(ensure_dev_key(home), subject="bench-agent", roles=["agent"], ttl_seconds=4 * 3600)
-    log_path = folder / f"gk-w{workers}.log"
+    log_path = folder / f"{name}.log"
     log = open(log_path, "wb")  # the child keeps its own copy of the descriptor
     proc = subprocess.Popen(
         [sys.executable, "-m", "gatekeeper", "serve", "--config", str(config)],
@@ -159,12 +170,11 @@ def start_gatekeeper(
         for line in log_path.read_text().splitlines():
             if f'"{ready}"' in line:
                 entry = json.loads(line)
-                pids = [proc.pid, *children_of(proc.pid)] if workers > 1 else [proc.pid]
+                time.sleep(1.0)  # every worker's audit writer process has started by now
+                pids = family(proc.pid)
                 body = json.dumps({"tool": "file.read", "arguments": ARGUMENTS})
                 url = f"{entry['agent']}/v1/invoke"
-                return proc, Server(
-                    f"gatekeeper-w{workers}", url, body, pids, {"Authorization": f"Bearer {token}"}
-                )
+                return proc, Server(name, url, body, pids, {"Authorization": f"Bearer {token}"})
         if proc.poll() is not None:
             break
         time.sleep(0.2)
@@ -253,16 +263,24 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument(
+        "--audit-writers",
+        default="inline",
+        help="comma-separated audit.writer values to run each worker count with (inline, process)",
+    )
     parser.add_argument("--chart", type=Path, default=None, help="draw throughput against workers (PNG)")
     parser.add_argument("--json", type=Path, default=None, help="write every run here")
     args = parser.parse_args()
     workers = sorted({int(w) for w in args.workers.split(",")})
+    writers = [w for w in args.audit_writers.split(",") if w]
+    if not set(writers) <= {"inline", "process"} or "inline" not in writers:
+        parser.error("--audit-writers: inline, optionally with process")
     if not (0 < args.duration <= 120 and 1 <= args.connections <= 1024 and 1 <= args.rounds <= 10):
         parser.error("duration in (0, 120], connections in [1, 1024], rounds in [1, 10]")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian's package)")
     load = os.getloadavg()[0]
-    bound = str(args.duration * args.rounds * (2 + len(workers)) * 3 + 300)
+    bound = str(args.duration * args.rounds * (2 + len(workers) * len(writers)) * 3 + 300)
     up_proc, upstream = start_json_child(
         [
             sys.executable,
@@ -305,10 +323,11 @@ def main() -> None:
                 ),
             }
             for w in workers:
-                proc, server = start_gatekeeper(folder, w, upstream)
-                procs.append(proc)
-                server.pids.append(upstream["pid"])
-                servers[server.name] = server
+                for writer in writers:
+                    proc, server = start_gatekeeper(folder, w, upstream, writer)
+                    procs.append(proc)
+                    server.pids.append(upstream["pid"])
+                    servers[server.name] = server
             scripts = {name: lua_script(folder, s) for name, s in servers.items()}
             for name, server in servers.items():  # warm-up, not recorded
                 warm = run_wrk(server, scripts[name], args.connections, 1.0)
@@ -333,7 +352,10 @@ def main() -> None:
         f"{args.duration:g}s per row, interleaved; {os.cpu_count()} CPUs, load average {load:.2f} at "
         f"start; {platform.python_implementation()} {platform.python_version()}; wrk -t2 -c{args.connections}"
     )
-    print("# CPU columns: the row's own server process(es) first, the demo upstream's last")
+    print(
+        "# CPU columns: the row's own processes first (Gatekeeper: the supervisor if any, then each "
+        "worker followed by its audit writer process, if any), the demo upstream's last"
+    )
     print(table(results, servers, args.connections))
     print(
         f"# load average at the end: {os.getloadavg()[0]:.2f} (another program running meanwhile shows here)"
@@ -342,6 +364,10 @@ def main() -> None:
     for w in workers[1:]:
         ratio = statistics.median(r.rate for r in results[f"gatekeeper-w{w}"]) / w1
         print(f"# {w} workers / {workers[0]}: {ratio:.2f}x (medians)")
+    for w in workers if "process" in writers else []:
+        inline = statistics.median(r.rate for r in results[f"gatekeeper-w{w}"])
+        process = statistics.median(r.rate for r in results[f"gatekeeper-w{w}-process"])
+        print(f"# {w} worker(s), audit.writer process / inline: {process / inline:.2f}x (medians)")
     if args.json is not None:
         args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()}, indent=1))
     if args.chart is not None:
