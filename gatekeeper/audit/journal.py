@@ -126,7 +126,9 @@ class AuditJournal:
 
     def mend(self) -> None:
         """After a failed write: continue in a new segment (the writer process skips the torn
-        line the old one may end with, logging it). Raises OSError while the disk refuses."""
+        line the old one may end with, logging it). Raises OSError while the disk refuses. The old
+        segment is synced first: answers waiting to be durable then sync only the newest one."""
+        os.fdatasync(self._fd)
         self._new_segment(self.segment + 1)
         self.broken = False
 
