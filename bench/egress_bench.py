@@ -64,7 +64,7 @@ async def _origin(mb: int) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-async def _gate(origin_port: int) -> None:
+async def _gate(origin_port: int, unix: str | None = None) -> None:
     from gatekeeper.approvals.queue import ApprovalQueue
     from gatekeeper.approvals.settings import ApprovalSettings
     from gatekeeper.approvals.stores import open_store
@@ -91,6 +91,8 @@ async def _gate(origin_port: int) -> None:
     pins = {f"{NAME}:80": ("127.0.0.1", origin_port), f"{NAME}:443": ("127.0.0.1", origin_port)}
     egress = EgressGate(EgressSettings(pin=pins), gate, credentials, queue, lambda record: None)
     await egress.start("127.0.0.1", 0)
+    if unix:  # the socket a sandbox's relay reaches the gate through
+        egress.add_unix_listener(Path(unix))
     principal = Principal("bench-agent", ("agent",), "bench", expires_at=2**40)
     token = credentials.mint(principal, "shell.exec", "0" * 32, 3600.0)
     print(json.dumps({"url": egress.url, "token": token}), flush=True)
@@ -139,6 +141,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200, help="requests for the connect latency")
     parser.add_argument("--role", choices=["origin", "gate"], help=argparse.SUPPRESS)
     parser.add_argument("--origin-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--unix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "origin":
         asyncio.run(_origin(args.mb))
@@ -150,7 +153,7 @@ def main() -> None:
         # reading (it reads only the first line: a full pipe would stall the gate).
         with open(os.devnull, "w") as devnull:
             configure_logging("info", devnull)
-            asyncio.run(_gate(args.origin_port))
+            asyncio.run(_gate(args.origin_port, args.unix))
         return
     if shutil.which("curl") is None:
         raise SystemExit("the egress bench drives curl: apt-get install -y curl")

@@ -37,6 +37,7 @@ from .pipeline import DecisionSinks
 from .policy_sync import PolicySync
 from .recent import RecentDecisions
 from .reload import PolicyReloader
+from .runner.stdio_server import ContainedServer
 from .runner.transport import Runner, RunnerTransport
 from .server.agent_approvals import add_agent_approval_routes, openapi_agent
 from .server.console import AUDIT_STATUS
@@ -415,7 +416,9 @@ class Gatekeeper:
             for name, upstream in cfg.upstreams.items():
                 if upstream.command is None:
                     continue
-                bridge = self.stdio[name] = StdioBridge(upstream)
+                # With the runner on, the server runs in its sandbox; never outside it.
+                contained = ContainedServer(upstream, self.runner) if self.runner is not None else None
+                bridge = self.stdio[name] = StdioBridge(upstream, contained=contained)
                 await bridge.start()
                 headers = {**upstream.headers, **bridge.upstream_headers}  # the bridge's own secret
                 upstreams[name] = replace(upstream, mcp_url=bridge.url, headers=headers)

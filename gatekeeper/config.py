@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .approvals.settings import ApprovalSettings
 from .audit.settings import AuditSettings
@@ -49,7 +49,10 @@ class Upstream:
     # its loopback bridge, set at start-up).
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
+    cwd: str | None = None  # with the runner enabled: a folder of the sandbox's /workspace
+    # With the runner enabled the server runs in the sandbox: host paths it may read (its own
+    # installation, say), bound read-only at the same path there.
+    read_only_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,10 @@ _TOP_KEYS = {
 }
 
 
+# Resolves a path from the file against the file's folder (``~`` expanded).
+_Resolve = Callable[[str], Path]
+
+
 def parse_config(
     raw: Mapping[str, Any],
     *,
@@ -227,6 +234,7 @@ def parse_config(
     offline: bool = False,
     needed: frozenset[str] = frozenset(),
 ) -> Config:
+    """The configuration in ``raw``, checked section by section (the first problem stops it)."""
     r = _Reader(source, offline=offline, needed=needed)
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
@@ -238,11 +246,47 @@ def parse_config(
 
     data_dir_raw = r.typed(raw, "", "data_dir", str, None)
     data_dir = rel(data_dir_raw) if data_dir_raw else default_data_dir()
-
     mode = r.typed(raw, "", "mode", str, "enforce")
     if mode not in ("enforce", "monitor"):
         raise r.fail("mode", f"must be 'enforce' or 'monitor', got {mode!r}")
+    agent_l, op_l, egress_l = _parse_listeners(r, raw)
+    identity = _parse_identity(r, raw, rel)
+    demo = _parse_demo(r, raw)
+    upstreams = _parse_upstreams(r, raw, demo)
+    policy = _parse_policy(r, raw, rel)
+    limits = _parse_limits(r, raw)
+    level = _parse_log_level(r, raw)
+    runner = _parse_runner(r, raw, rel)
+    _check_egress_credentials(r, upstreams, egress_available=runner.enabled or egress_l is not None)
+    return Config(
+        data_dir=data_dir,
+        source=source,
+        mode=mode,
+        agent_listener=agent_l,
+        operator_listener=op_l,
+        egress_listener=egress_l,
+        identity=identity,
+        upstreams=upstreams,
+        policy=policy.files,
+        policy_shadow=policy.shadow,
+        policy_watch_seconds=policy.watch_seconds,
+        policy_sync=policy.sync,
+        limits=limits,
+        demo=demo,
+        log_level=level,
+        approvals=_parse_approvals(r, raw),
+        audit=_parse_audit(r, raw, rel),
+        budget_store=r.expand_env(
+            "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
+        ),
+        runner=runner,
+        egress=_parse_egress(r, raw),
+        workers=_parse_workers(r, raw),
+    )
 
+
+def _parse_listeners(r: _Reader, raw: Mapping[str, Any]) -> tuple[Listener, Listener, Listener | None]:
+    """The agent, operator and (when set) egress listeners."""
     listeners = r.section(raw, "listeners", {"agent", "operator", "egress"})
     agent = r.section(listeners, "listeners.agent", {"host", "port"})
     operator = r.section(listeners, "listeners.operator", {"host", "port"})
@@ -262,17 +306,21 @@ def parse_config(
             r.typed(egress, "listeners.egress", "host", str, "127.0.0.1"),
             r.port(egress, "listeners.egress", 8082),
         )
+    return agent_l, op_l, egress_l
 
-    identity = _parse_identity(r, raw, rel)
 
+def _parse_demo(r: _Reader, raw: Mapping[str, Any]) -> DemoSettings:
     demo_raw = r.section(raw, "demo", {"enabled", "host", "http_port", "mcp_port"})
-    demo = DemoSettings(
+    return DemoSettings(
         enabled=r.typed(demo_raw, "demo", "enabled", bool, True),
         host=r.typed(demo_raw, "demo", "host", str, "127.0.0.1"),
         http_port=r.typed(demo_raw, "demo", "http_port", int, 8090),
         mcp_port=r.typed(demo_raw, "demo", "mcp_port", int, 8091),
     )
 
+
+def _parse_upstreams(r: _Reader, raw: Mapping[str, Any], demo: DemoSettings) -> dict[str, Upstream]:
+    """Every upstream by name; the demo's first when it is enabled."""
     upstreams: dict[str, Upstream] = {}
     if demo.enabled:
         upstreams["demo"] = demo_upstream(demo)
@@ -280,52 +328,89 @@ def parse_config(
     if not isinstance(ups_raw, dict):
         raise r.fail("upstreams", "must be a mapping of name → {url, mcp_url, headers, timeout_seconds}")
     for name, spec in ups_raw.items():
-        key = f"upstreams.{name}"
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise r.fail(key, "name must be 1-64 of A-Z a-z 0-9 _ . -")
-        if not isinstance(spec, dict):
-            raise r.fail(key, "must be a mapping")
-        spec = r.section(
-            {name: spec},
-            key,
-            {"url", "mcp_url", "headers", "timeout_seconds", "egress_credential", "command", "env", "cwd"},
-        )
-        url = r.typed(spec, key, "url", str, None)
-        mcp_url = r.typed(spec, key, "mcp_url", str, None)
-        command = _parse_command(r, key, spec)
-        if command is not None and mcp_url is not None:
-            raise r.fail(key, "has both command (a stdio MCP server) and mcp_url; give one")
-        if url is None and mcp_url is None and command is None:
-            raise r.fail(
-                key, "needs url (plain HTTP tools), mcp_url (an MCP server) or command (a stdio MCP server)"
-            )
-        for k, u in (("url", url), ("mcp_url", mcp_url)):
-            if u is not None and not re.match(r"^https?://[^/\s]+", u):
-                raise r.fail(f"{key}.{k}", f"must be an http:// or https:// URL, got {u!r}")
-        headers_raw = r.typed(spec, key, "headers", dict, {})
-        headers = {}
-        for hk, hv in headers_raw.items():
-            if not isinstance(hk, str) or not isinstance(hv, str):
-                raise r.fail(f"{key}.headers", "header names and values must be strings")
-            if hk.lower() in ("host", "content-length", "transfer-encoding", "connection"):
-                raise r.fail(f"{key}.headers.{hk}", "this header is set by Gatekeeper itself")
-            headers[hk] = r.expand_env(f"{key}.headers.{hk}", hv)
-        timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
-        if timeout <= 0:
-            raise r.fail(f"{key}.timeout_seconds", "must be positive")
-        env: dict[str, str] = {}
-        for ek, ev in r.typed(spec, key, "env", dict, {}).items():
-            if not isinstance(ek, str) or not isinstance(ev, str) or not ek or "=" in ek:
-                raise r.fail(f"{key}.env", "names and values must be strings (names without '=')")
-            env[ek] = r.expand_env(f"{key}.env.{ek}", ev)
-        if (env or "cwd" in spec) and command is None:
-            raise r.fail(key, "env and cwd apply to a command (a stdio MCP server) only")
-        cwd = r.typed(spec, key, "cwd", str, None)
-        egress_credential = r.typed(spec, key, "egress_credential", bool, False)
-        upstreams[name] = Upstream(
-            name, url, mcp_url, headers, timeout, egress_credential, command=command, env=env, cwd=cwd
-        )
+        upstreams[name] = _parse_upstream(r, name, spec)
+    return upstreams
 
+
+def _parse_upstream(r: _Reader, name: Any, spec: Any) -> Upstream:
+    key = f"upstreams.{name}"
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise r.fail(key, "name must be 1-64 of A-Z a-z 0-9 _ . -")
+    if not isinstance(spec, dict):
+        raise r.fail(key, "must be a mapping")
+    spec = r.section(
+        {name: spec},
+        key,
+        {
+            "url",
+            "mcp_url",
+            "headers",
+            "timeout_seconds",
+            "egress_credential",
+            "command",
+            "env",
+            "cwd",
+            "read_only_paths",
+        },
+    )
+    url = r.typed(spec, key, "url", str, None)
+    mcp_url = r.typed(spec, key, "mcp_url", str, None)
+    command = _parse_command(r, key, spec)
+    if command is not None and mcp_url is not None:
+        raise r.fail(key, "has both command (a stdio MCP server) and mcp_url; give one")
+    if url is None and mcp_url is None and command is None:
+        raise r.fail(
+            key, "needs url (plain HTTP tools), mcp_url (an MCP server) or command (a stdio MCP server)"
+        )
+    for k, u in (("url", url), ("mcp_url", mcp_url)):
+        if u is not None and not re.match(r"^https?://[^/\s]+", u):
+            raise r.fail(f"{key}.{k}", f"must be an http:// or https:// URL, got {u!r}")
+    headers_raw = r.typed(spec, key, "headers", dict, {})
+    headers = {}
+    for hk, hv in headers_raw.items():
+        if not isinstance(hk, str) or not isinstance(hv, str):
+            raise r.fail(f"{key}.headers", "header names and values must be strings")
+        if hk.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+            raise r.fail(f"{key}.headers.{hk}", "this header is set by Gatekeeper itself")
+        headers[hk] = r.expand_env(f"{key}.headers.{hk}", hv)
+    timeout = r.typed(spec, key, "timeout_seconds", float, 30.0)
+    if timeout <= 0:
+        raise r.fail(f"{key}.timeout_seconds", "must be positive")
+    env: dict[str, str] = {}
+    for ek, ev in r.typed(spec, key, "env", dict, {}).items():
+        if not isinstance(ek, str) or not isinstance(ev, str) or not ek or "=" in ek:
+            raise r.fail(f"{key}.env", "names and values must be strings (names without '=')")
+        env[ek] = r.expand_env(f"{key}.env.{ek}", ev)
+    if (env or "cwd" in spec or "read_only_paths" in spec) and command is None:
+        raise r.fail(key, "env, cwd and read_only_paths apply to a command (a stdio MCP server) only")
+    cwd = r.typed(spec, key, "cwd", str, None)
+    read_only = r.typed(spec, key, "read_only_paths", list, [])
+    if not all(isinstance(path, str) and path.startswith("/") and "\0" not in path for path in read_only):
+        raise r.fail(f"{key}.read_only_paths", "must be a list of absolute host paths")
+    egress_credential = r.typed(spec, key, "egress_credential", bool, False)
+    return Upstream(
+        name,
+        url,
+        mcp_url,
+        headers,
+        timeout,
+        egress_credential,
+        command=command,
+        env=env,
+        cwd=cwd,
+        read_only_paths=tuple(read_only),
+    )
+
+
+class _PolicySection(NamedTuple):
+    files: PolicyFiles
+    shadow: PolicyFiles | None
+    watch_seconds: float | None
+    sync: str | None
+
+
+def _parse_policy(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> _PolicySection:
+    """The live policy files, the shadow (candidate) set, how often to watch, and policy sync."""
     pol = r.section(raw, "policy", {"model", "policy", "tools", "budgets", "shadow", "watch_seconds", "sync"})
     defaults = PolicyFiles()
     policy = PolicyFiles(
@@ -355,7 +440,6 @@ def parse_config(
         raise r.fail(
             "policy.watch_seconds", "must be a positive number of seconds, or null to disable watching"
         )
-
     sync = r.typed(pol, "policy", "sync", str, None)
     if sync is not None:
         sync = r.expand_env("policy.sync", sync)
@@ -363,7 +447,10 @@ def parse_config(
             raise r.fail(
                 "policy.sync", "must be a postgresql:// URL (the schema is approvals.postgres_schema)"
             )
+    return _PolicySection(policy, policy_shadow, float(watch) if watch is not None else None, sync)
 
+
+def _parse_limits(r: _Reader, raw: Mapping[str, Any]) -> Limits:
     lim = r.section(raw, "limits", {f.name for f in fields(Limits)})
     limits = Limits(
         **{f.name: r.typed(lim, "limits", f.name, type(f.default), f.default) for f in fields(Limits)}
@@ -371,51 +458,33 @@ def parse_config(
     for f in fields(Limits):
         if getattr(limits, f.name) <= 0:
             raise r.fail(f"limits.{f.name}", "must be positive")
+    return limits
 
+
+def _parse_log_level(r: _Reader, raw: Mapping[str, Any]) -> str:
     logging_raw = r.section(raw, "logging", {"level"})
-    level = r.typed(logging_raw, "logging", "level", str, "info").lower()
+    level: str = r.typed(logging_raw, "logging", "level", str, "info").lower()
     if level not in ("debug", "info", "warning", "error"):
         raise r.fail("logging.level", "must be debug, info, warning or error")
+    return level
 
-    runner = _parse_runner(r, raw, rel)
+
+def _check_egress_credentials(
+    r: _Reader, upstreams: Mapping[str, Upstream], *, egress_available: bool
+) -> None:
+    """An upstream that hands its calls an egress credential needs the egress gate to run."""
     for upstream in upstreams.values():
-        if upstream.egress_credential and not (runner.enabled or egress_l is not None):
+        if upstream.egress_credential and not egress_available:
             raise r.fail(
                 f"upstreams.{upstream.name}.egress_credential",
                 "needs the egress gate: set listeners.egress (or runner.enabled)",
             )
 
-    return Config(
-        data_dir=data_dir,
-        source=source,
-        mode=mode,
-        agent_listener=agent_l,
-        operator_listener=op_l,
-        egress_listener=egress_l,
-        identity=identity,
-        upstreams=upstreams,
-        policy=policy,
-        policy_shadow=policy_shadow,
-        policy_watch_seconds=float(watch) if watch is not None else None,
-        policy_sync=sync,
-        limits=limits,
-        demo=demo,
-        log_level=level,
-        approvals=_parse_approvals(r, raw),
-        audit=_parse_audit(r, raw, rel),
-        budget_store=r.expand_env(
-            "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
-        ),
-        runner=runner,
-        egress=_parse_egress(r, raw),
-        workers=_parse_workers(r, raw),
-    )
-
 
 AUDIT_WRITERS = ("inline", "process")
 
 
-def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: Any) -> AuditSettings:
+def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> AuditSettings:
     section = r.section(raw, "audit", {f.name for f in fields(AuditSettings)})
     base = AuditSettings()
     records = r.typed(section, "audit", "max_unwritten_records", int, base.max_unwritten_records)
@@ -460,7 +529,7 @@ def _parse_workers(r: _Reader, raw: Mapping[str, Any]) -> int:
         raise r.fail("workers", str(exc)) from None
 
 
-def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: Any) -> RunnerSettings:
+def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> RunnerSettings:
     known = {
         "enabled",
         "workspace",
@@ -554,7 +623,7 @@ def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
     return EgressSettings(**values)
 
 
-def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: Any) -> IdentitySettings:
+def _parse_identity(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> IdentitySettings:
     names = {f.name for f in fields(IdentitySettings)} - {"dev_key_path"}
     ident = r.section(raw, "identity", names)
     base = IdentitySettings()

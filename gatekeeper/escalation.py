@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from gatekeeper import codes
+
 from .models import Decision, Outcome, ToolCall
 
 
@@ -51,7 +53,7 @@ class NoApprovalQueue:
     ) -> Decision | Pending:
         return Decision(
             Outcome.DENY,
-            "approval_unavailable",
+            codes.APPROVAL_UNAVAILABLE,
             f"{decision.reason}; no approval queue is configured, so the call is refused",
             decision.rule,
             capability=decision.capability,

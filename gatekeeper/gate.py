@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from gatekeeper import codes
+
 from . import strictjson
 from .budgets import BudgetRules, load_budget_rules
 from .config import PolicyFiles
@@ -161,20 +163,26 @@ class Gate:
                 ) from exc
         return build_call(principal, tool, arguments, capabilities, manifest.upstream)
 
-    def decide(self, call: ToolCall, policy_set: PolicySet | None = None) -> Decision:
+    def decide(
+        self, call: ToolCall, policy_set: PolicySet | None = None, *, tool_object: bool = True
+    ) -> Decision:
+        """``tool_object=False``: an effect that is no tool call (a stdio server's own connection)
+        is decided on its capabilities alone."""
         policy_set = policy_set or self.policy_set
         if policy_set is None:
-            return _refusal("policy_error", "no policy is loaded; every call is refused", "")
+            return _refusal(codes.POLICY_ERROR, "no policy is loaded; every call is refused", "")
         try:
-            decision = policy_set.engine.decide(call.principal, call.tool, call.capabilities)
+            decision = policy_set.engine.decide(
+                call.principal, call.tool, call.capabilities, tool_object=tool_object
+            )
         except PolicyError as exc:
             log.error("policy_error", tool=call.tool, error=exc.message)
             return _refusal(
-                "policy_error", f"the policy could not be evaluated: {exc.message}", policy_set.version
+                codes.POLICY_ERROR, f"the policy could not be evaluated: {exc.message}", policy_set.version
             )
         except Exception as exc:  # fail closed on anything unexpected
             log.error("policy_error", tool=call.tool, error=type(exc).__name__)
-            return _refusal("policy_error", "the policy could not be evaluated", policy_set.version)
+            return _refusal(codes.POLICY_ERROR, "the policy could not be evaluated", policy_set.version)
         return replace(decision, policy_version=policy_set.version)
 
     def evaluate(self, principal: Principal, tool: str, arguments: Any) -> Verdict:

@@ -7,6 +7,8 @@ import time
 
 from aiohttp import web
 
+from gatekeeper import codes
+
 from .server.responses import Handler, json_response
 
 
@@ -46,7 +48,7 @@ async def drain_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(
             503,
             {
-                "code": "shutting_down",
+                "code": codes.SHUTTING_DOWN,
                 "message": "Gatekeeper is shutting down; retry against another replica",
             },
             {"Connection": "close", "Retry-After": "1"},

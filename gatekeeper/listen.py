@@ -8,7 +8,9 @@ import errno
 from collections.abc import Iterator
 from typing import Final
 
-from .errors import GatekeeperError
+from gatekeeper import codes
+
+from .errors import ListenError
 
 #: Each listener Gatekeeper opens: the ``serve`` flag and the configuration key for its port.
 PORT_OPTIONS: Final = {
@@ -18,12 +20,6 @@ PORT_OPTIONS: Final = {
     "demo HTTP": ("--demo-http-port", "demo.http_port"),
     "demo MCP": ("--demo-mcp-port", "demo.mcp_port"),
 }
-
-
-class ListenError(GatekeeperError):
-    """A listener could not bind its address; stops start-up."""
-
-    code = "listen_failed"
 
 
 @contextlib.contextmanager
@@ -39,7 +35,7 @@ def binding(listener: str, host: str, port: int) -> Iterator[None]:
         raise ListenError(
             f"{address} (the {listener} listener) {problem}: choose another port with {flag} N "
             f"or {key} in the configuration file",
-            code="port_in_use" if in_use else "listen_failed",
+            code=codes.PORT_IN_USE if in_use else codes.LISTEN_FAILED,
             listener=listener,
             port=port,
         ) from None

@@ -21,6 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from gatekeeper import codes
+
 from .audit.log import Redactor
 from .errors import GatekeeperError
 from .escalation import Pending, Progress
@@ -140,7 +142,7 @@ async def run(stages: Sequence[Stage], exchange: Exchange) -> None:
 
 
 # Refusals that come from a failure, not from policy: refused even in monitor mode.
-FAILURE_CODES = frozenset({"inspector_error", "policy_error", "budget_unavailable"})
+FAILURE_CODES = frozenset({codes.INSPECTOR_ERROR, codes.POLICY_ERROR, codes.BUDGET_UNAVAILABLE})
 
 
 def outcome_of(exchange: Exchange) -> str:

@@ -34,11 +34,14 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from gatekeeper import codes
+
 from .config import PolicyFiles
 from .errors import GatekeeperError
 from .gate import files_version, load_policy_set
 from .reload import PolicyReloader
 from .storage.postgres import check_schema, open_pool
+from .tasks import BackgroundTasks
 
 log = structlog.get_logger("gatekeeper.policy_sync")
 
@@ -89,7 +92,7 @@ async def publish(
         seq = await _insert(dsn, schema, version, blobs)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise GatekeeperError(
-            f"could not publish to PostgreSQL: {exc or type(exc).__name__}", code="store_unavailable"
+            f"could not publish to PostgreSQL: {exc or type(exc).__name__}", code=codes.STORE_UNAVAILABLE
         ) from None
     return Published(seq, version)
 
@@ -162,8 +165,7 @@ class PolicySync:
         self.poll_seconds = poll_seconds
         self.applied: Published | None = None  # the newest row this replica has acted on
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()  # the listener and the syncs it starts
         self._lock = asyncio.Lock()
         self._closing = False
 
@@ -175,15 +177,11 @@ class PolicySync:
             self.dsn, self.schema, _DDL, max_size=2, application_name="gatekeeper-policy-sync"
         )
         await self.sync(reason="start")
-        self._task = asyncio.create_task(self._listen(), name="gatekeeper-policy-listener")
+        self._tasks.spawn(self._listen(), name="gatekeeper-policy-listener")
 
     async def stop(self) -> None:
         self._closing = True
-        tasks = [t for t in (self._task, *self._pending) if t is not None]
-        self._task = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -326,9 +324,7 @@ class PolicySync:
             schema = None
         if schema != self.schema:
             return  # another fleet's policy on the same database
-        task = asyncio.create_task(self._sync_quietly())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._tasks.spawn(self._sync_quietly(), name="gatekeeper-policy-sync")
 
     async def _sync_quietly(self) -> None:
         try:

@@ -27,6 +27,7 @@ from .config import PolicyFiles
 from .errors import GatekeeperError
 from .gate import Gate, load_policy_set
 from .metrics import Metrics
+from .tasks import BackgroundTasks
 
 log = structlog.get_logger("gatekeeper.reload")
 
@@ -63,8 +64,7 @@ class PolicyReloader:
         self.last_error: str | None = None
         self._paths = self._watched(files)
         self._seen = _fingerprint(self._paths)
-        self._task: asyncio.Task[None] | None = None
-        self._pending: asyncio.Task[bool] | None = None
+        self._tasks = BackgroundTasks()  # the watcher and SIGHUP reloads
         self._lock = asyncio.Lock()
 
     def _watched(self, files: PolicyFiles) -> list[Path]:
@@ -73,7 +73,7 @@ class PolicyReloader:
 
     async def start(self, *, watch: bool = True, handle_sighup: bool = False) -> None:
         if watch:
-            self._task = asyncio.create_task(self._watch(), name="policy-watcher")
+            self._tasks.spawn(self._watch(), name="policy-watcher")
         if handle_sighup:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_soon)
 
@@ -82,15 +82,10 @@ class PolicyReloader:
         # either way no SIGHUP handler is left to remove.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.cancel_all()
 
     def reload_soon(self) -> None:
-        task = asyncio.create_task(self.reload(reason="SIGHUP"))
-        self._pending = task  # keep a reference until it finishes
+        self._tasks.spawn(self.reload(reason="SIGHUP"), name="policy-reload-sighup")
 
     async def _watch(self) -> None:
         while True:

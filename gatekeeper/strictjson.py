@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from gatekeeper import codes
+
 from .errors import PayloadTooLarge, RequestError
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -23,7 +25,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}|\\u[dD][c-fC-F][0
 
 
 def _reject_constant(name: str) -> Any:
-    raise RequestError(f"{name} is not valid JSON; send numbers as finite values", code="invalid_number")
+    raise RequestError(f"{name} is not valid JSON; send numbers as finite values", code=codes.INVALID_NUMBER)
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in obj:
             raise RequestError(
-                f"duplicate key {key!r} in JSON object; send each key once", code="duplicate_key"
+                f"duplicate key {key!r} in JSON object; send each key once", code=codes.DUPLICATE_KEY
             )
         obj[key] = value
     return obj
@@ -42,7 +44,7 @@ def _parse_int(text: str) -> int:
     if abs(value) > MAX_SAFE_INTEGER:
         raise RequestError(
             f"integer {text[:24]} is outside the safe range ±(2^53-1); send it as a string",
-            code="number_out_of_range",
+            code=codes.NUMBER_OUT_OF_RANGE,
         )
     return value
 
@@ -52,7 +54,7 @@ def _parse_float(text: str) -> float:
     if value in (float("inf"), float("-inf")) or (
         abs(value) > float(MAX_SAFE_INTEGER) and value.is_integer()
     ):
-        raise RequestError(f"number {text[:24]} is outside the safe range", code="number_out_of_range")
+        raise RequestError(f"number {text[:24]} is outside the safe range", code=codes.NUMBER_OUT_OF_RANGE)
     return value
 
 
@@ -67,7 +69,7 @@ _DECODER = json.JSONDecoder(
 def _check_strings(value: Any, depth: int, max_depth: int) -> None:
     """Walk the parsed value: bound nesting and refuse lone surrogates (also in keys)."""
     if depth > max_depth:
-        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
+        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code=codes.NESTING_TOO_DEEP)
     if isinstance(value, str):
         _check_text(value)
     elif isinstance(value, dict):
@@ -83,7 +85,7 @@ def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise RequestError("string contains a lone UTF-16 surrogate", code="invalid_unicode") from None
+        raise RequestError("string contains a lone UTF-16 surrogate", code=codes.INVALID_UNICODE) from None
 
 
 def _depth_exceeds(value: Any, max_depth: int) -> bool:
@@ -105,20 +107,24 @@ def loads(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) ->
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise RequestError("body is not valid UTF-8", code="invalid_unicode") from None
+        raise RequestError("body is not valid UTF-8", code=codes.INVALID_UNICODE) from None
     if text.startswith("\ufeff"):
-        raise RequestError("body starts with a byte-order mark; send plain UTF-8 JSON", code="invalid_json")
+        raise RequestError(
+            "body starts with a byte-order mark; send plain UTF-8 JSON", code=codes.INVALID_JSON
+        )
     try:
         value = _DECODER.decode(text)
     except RequestError:
         raise
     except RecursionError:  # the C decoder's own guard against a body of '[[[[...'
-        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep") from None
+        raise RequestError(
+            f"JSON nesting deeper than {max_depth} levels", code=codes.NESTING_TOO_DEEP
+        ) from None
     except (json.JSONDecodeError, ValueError) as exc:
-        raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+        raise RequestError(f"body is not valid JSON: {exc}", code=codes.INVALID_JSON) from None
     deep_possible = text.count("[") + text.count("{") > max_depth  # two C scans; most bodies stop here
     if deep_possible and _depth_exceeds(value, max_depth):
-        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code="nesting_too_deep")
+        raise RequestError(f"JSON nesting deeper than {max_depth} levels", code=codes.NESTING_TOO_DEEP)
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_strings(value, 0, max_depth)
     return value

@@ -1,5 +1,6 @@
 """Shared test helpers: a running Gatekeeper on loopback, token minting, log capture, the
-machine's PostgreSQL and throwaway schemas on it.
+machine's PostgreSQL and throwaway schemas on it, a private copy of the policy pack, waiting for
+something to happen (``poll_until``) and a clock the test moves by hand.
 
 Reused by every test module instead of being copied.
 """
@@ -7,10 +8,13 @@ Reused by every test module instead of being copied.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import secrets
+import shutil
 import socket
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +31,52 @@ from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, defau
 from gatekeeper.identity import issue_token
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+T = TypeVar("T")
+
+
+def copy_policy_pack(dest: Path) -> Path:
+    """A private copy of the default policy pack (without its tests) at ``dest``, to edit or to
+    point a configuration at."""
+    shutil.copytree(POLICY_DIR, dest, ignore=shutil.ignore_patterns("tests"))
+    return dest
+
+
+async def poll_until(
+    check: Callable[[], T | Awaitable[T]],
+    *,
+    within: float = 10.0,
+    every: float = 0.02,
+    what: str = "the condition",
+) -> T:
+    """Call ``check`` (plain or async) until it returns something truthy, and return that.
+
+    The deadline only turns a hang into a failure: keep it generous, the machine is shared."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {within:g} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+class Clock:
+    """A clock the test moves by hand: pass it where the code takes ``clock=`` and set or
+    advance ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 PG_USERS = ("postgres", "root")
 PG_DSN_TEMPLATE = "postgresql://{user}@127.0.0.1:5432/test"
@@ -205,13 +255,12 @@ async def vote(
 
 
 async def wait_for_pending(http: aiohttp.ClientSession, gk: Gatekeeper) -> str:
-    for _ in range(200):
+    async def first_pending() -> str | None:
         async with http.get(f"{gk.operator_url}/v1/approvals?state=pending", headers=ops_auth(gk)) as resp:
             approvals = (await resp.json())["approvals"]
-        if approvals:
-            return str(approvals[0]["id"])
-        await asyncio.sleep(0.02)
-    pytest.fail("no pending approval appeared")
+        return str(approvals[0]["id"]) if approvals else None
+
+    return await poll_until(first_pending, what="a pending approval")
 
 
 MCP_ACCEPT = "application/json, text/event-stream"

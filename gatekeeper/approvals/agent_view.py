@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gatekeeper import codes
+
 from ..timefmt import iso8601, iso8601_or_none
 from .models import Approval, State
 from .queue import approved_reason, denied_reason
@@ -22,18 +24,22 @@ def decision_of(approval: Approval, now: float) -> dict[str, str]:
         left = approval.required_approvals - approval.approvals
         return {
             "outcome": "pending",
-            "code": "approval_pending",
+            "code": codes.APPROVAL_PENDING,
             "reason": f"waiting for {left} more operator approval{'s' if left != 1 else ''}",
         }
     if state is State.APPROVED:
-        return {"outcome": "allowed", "code": "approved", "reason": f"{approved_reason(approval)}; {_RESEND}"}
+        return {
+            "outcome": "allowed",
+            "code": codes.APPROVED,
+            "reason": f"{approved_reason(approval)}; {_RESEND}",
+        }
     if state is State.CONSUMED:
-        return {"outcome": "allowed", "code": "approval_used", "reason": "approved, and the call has run"}
+        return {"outcome": "allowed", "code": codes.APPROVAL_USED, "reason": "approved, and the call has run"}
     if state is State.DENIED:
-        return {"outcome": "denied", "code": "approval_denied", "reason": denied_reason(approval)}
+        return {"outcome": "denied", "code": codes.APPROVAL_DENIED, "reason": denied_reason(approval)}
     return {
         "outcome": "denied",
-        "code": "approval_expired",
+        "code": codes.APPROVAL_EXPIRED,
         "reason": "no operator decided before the approval expired; send the call again to ask anew",
     }
 
@@ -44,7 +50,7 @@ def agent_view(approval: Approval, now: float | None = None) -> dict[str, Any]:
     comments = [v.comment for v in approval.votes if v.comment]
     return {
         "id": approval.id,
-        "state": "expired" if decision["code"] == "approval_expired" else str(approval.state),
+        "state": "expired" if decision["code"] == codes.APPROVAL_EXPIRED else str(approval.state),
         "decision": decision,
         "comment": "\n".join(comments) or None,
         "tool": approval.tool,

@@ -17,14 +17,17 @@ from urllib.parse import quote
 
 import structlog
 
-from ..errors import NotFound, RequestError
+from gatekeeper import codes
+
+from ..errors import ApprovalError, NotFound, PendingCapExceeded, RequestError
 from ..escalation import Pending, Progress
 from ..metrics import Metrics
 from ..models import Decision, Outcome, Principal, ToolCall
+from ..tasks import BackgroundTasks
 from .models import Approval, Change, Grant, State, new_id
 from .risk import risk_reasons
 from .settings import ApprovalSettings
-from .store import ApprovalError, ApprovalStore, PendingCapExceeded
+from .store import ApprovalStore
 from .webhook import WebhookNotifier
 
 log = structlog.get_logger("gatekeeper.approvals")
@@ -53,7 +56,7 @@ class ApprovalQueue:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listeners: set[Callable[[Change], None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()  # the expiry sweeper
         self._closing = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -62,7 +65,7 @@ class ApprovalQueue:
         self._unsubscribe = self.store.subscribe(self._on_change)
         if self.notifier is not None:
             await self.notifier.start()
-        self._sweeper = asyncio.create_task(self._sweep(), name="approval-expiry-sweeper")
+        self._tasks.spawn(self._sweep(), name="approval-expiry-sweeper")
 
     def release_waiters(self) -> None:
         """On shutdown: every held caller gets its 202 "pending" reply now; the approval stays."""
@@ -76,11 +79,7 @@ class ApprovalQueue:
 
     async def stop(self) -> None:
         self.release_waiters()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._tasks.cancel_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.notifier is not None:
@@ -153,18 +152,20 @@ class ApprovalQueue:
             return _resolved(
                 decision,
                 Outcome.ALLOW,
-                "granted",
+                codes.GRANTED,
                 f"allowed by grant {grant.id} from {grant.granted_by} until {grant.expires_at:.0f}",
             )
         used = await self.store.consume_matching(principal.subject, call.digest, now=now)
         if used is not None:
-            return _resolved(decision, Outcome.ALLOW, "approved", approved_reason(used), used.id)
+            return _resolved(decision, Outcome.ALLOW, codes.APPROVED, approved_reason(used), used.id)
         if self.settings.denial_stands_seconds > 0:
             denied = await self.store.last_denied(
                 principal.subject, call.digest, since=now - self.settings.denial_stands_seconds
             )
             if denied is not None:  # operators said no to exactly this call: say it again, with why
-                return _resolved(decision, Outcome.DENY, "approval_denied", denied_reason(denied), denied.id)
+                return _resolved(
+                    decision, Outcome.DENY, codes.APPROVAL_DENIED, denied_reason(denied), denied.id
+                )
         try:
             approval, created = await self.store.create_pending(
                 self._new_approval(call, decision, principal, now),
@@ -210,7 +211,7 @@ class ApprovalQueue:
                 current = await self.store.get(approval.id)
                 now = self._clock()
                 if current is None:
-                    return _resolved(decision, Outcome.DENY, "approval_lost", "the approval disappeared")
+                    return _resolved(decision, Outcome.DENY, codes.APPROVAL_LOST, "the approval disappeared")
                 if current.state in (State.PENDING, State.APPROVED) and now >= current.expires_at:
                     for expired in await self.store.expire_due(now=now):
                         self._notify("expired", expired)
@@ -244,18 +245,20 @@ class ApprovalQueue:
                 return _resolved(
                     decision,
                     Outcome.DENY,
-                    "approval_used",
+                    codes.APPROVAL_USED,
                     "this approval was already used by an identical call",
                     current.id,
                 )
-            return _resolved(decision, Outcome.ALLOW, "approved", approved_reason(used), used.id)
+            return _resolved(decision, Outcome.ALLOW, codes.APPROVED, approved_reason(used), used.id)
         if current.state is State.DENIED:
-            return _resolved(decision, Outcome.DENY, "approval_denied", denied_reason(current), current.id)
+            return _resolved(
+                decision, Outcome.DENY, codes.APPROVAL_DENIED, denied_reason(current), current.id
+            )
         if current.state is State.EXPIRED:
             return _resolved(
                 decision,
                 Outcome.DENY,
-                "approval_expired",
+                codes.APPROVAL_EXPIRED,
                 "no operator decided before the approval expired",
                 current.id,
             )
@@ -263,7 +266,7 @@ class ApprovalQueue:
             return _resolved(
                 decision,
                 Outcome.DENY,
-                "approval_used",
+                codes.APPROVAL_USED,
                 "this approval was already used by an identical call",
                 current.id,
             )
@@ -279,11 +282,13 @@ class ApprovalQueue:
         grant_minutes: float | None = None,
     ) -> Approval:
         if verdict not in ("approve", "deny"):
-            raise ApprovalError(f"verdict must be approve or deny, not {verdict!r}", code="invalid_verdict")
+            raise ApprovalError(
+                f"verdict must be approve or deny, not {verdict!r}", code=codes.INVALID_VERDICT
+            )
         if grant_minutes is not None and not 0 < grant_minutes <= self.settings.max_grant_minutes:
             raise ApprovalError(
                 f"grant_minutes must be between 0 and {self.settings.max_grant_minutes:g}",
-                code="invalid_grant",
+                code=codes.INVALID_GRANT,
             )
         if verdict == "approve" and not comment.strip():
             current = await self.get(approval_id)
@@ -292,7 +297,7 @@ class ApprovalQueue:
                 raise RequestError(
                     f"approving a high-risk call needs a comment saying why ({'; '.join(reasons)}); "
                     "send one (CLI: --comment)",
-                    code="comment_required",
+                    code=codes.COMMENT_REQUIRED,
                     reasons=reasons,
                 )
         now = self._clock()

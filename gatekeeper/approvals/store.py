@@ -11,29 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from ..errors import GatekeeperError
 from ..mcp_sessions import McpSessions
 from ..tool_pins import ToolPinStore
 from .models import Approval, Change, Grant
-
-
-class ApprovalError(GatekeeperError):
-    """A vote or grant operation the queue refuses (bad state, self-approval, double vote...)."""
-
-    status = 409
-    code = "approval_conflict"
-
-
-class ApprovalForbidden(GatekeeperError):
-    """The operator may not cast this vote (they made the call themselves)."""
-
-    status = 403
-    code = "self_approval"
-
-
-class PendingCapExceeded(GatekeeperError):
-    status = 429
-    code = "too_many_pending_approvals"
 
 
 class ApprovalStore(McpSessions, ToolPinStore, Protocol):

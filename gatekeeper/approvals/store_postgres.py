@@ -37,6 +37,8 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from gatekeeper import codes
+
 from ..errors import GatekeeperError, NotFound
 from ..mcp_sessions import SESSIONS_SQL
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
@@ -171,7 +173,7 @@ class PostgresApprovalStore(ChangeFeed):
         except TimeoutError:
             await self.close()
             raise GatekeeperError(
-                "could not start listening for approval changes on PostgreSQL", code="store_unavailable"
+                "could not start listening for approval changes on PostgreSQL", code=codes.STORE_UNAVAILABLE
             ) from None
 
     async def close(self) -> None:
@@ -283,7 +285,7 @@ class PostgresApprovalStore(ChangeFeed):
 
     def _require(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
-            raise GatekeeperError("the approval store is not open", code="store_closed")
+            raise GatekeeperError("the approval store is not open", code=codes.STORE_CLOSED)
         return self._pool
 
     async def _write(self, body: Callable[[Conn, Tx], Awaitable[T]]) -> T:

@@ -30,6 +30,8 @@ from typing import TypeVar
 import aiosqlite
 import structlog
 
+from gatekeeper import codes
+
 from ..errors import GatekeeperError, NotFound
 from ..mcp_sessions import SESSIONS_SQL
 from ..storage.sqlite import immediate, open_sqlite
@@ -176,7 +178,7 @@ class SqliteApprovalStore(ChangeFeed):
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
-            raise GatekeeperError("the approval store is not open", code="store_closed")
+            raise GatekeeperError("the approval store is not open", code=codes.STORE_CLOSED)
         return self._db
 
     async def _write(self, body: Callable[[aiosqlite.Connection, Tx], Awaitable[T]]) -> T:

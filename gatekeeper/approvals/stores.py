@@ -12,9 +12,19 @@ from typing import Any, TypeVar
 
 import structlog
 
-from ..errors import ConfigError, GatekeeperError, NotFound, RequestError
+from gatekeeper import codes
+
+from ..errors import (
+    ApprovalError,
+    ApprovalForbidden,
+    ConfigError,
+    GatekeeperError,
+    NotFound,
+    PendingCapExceeded,
+    RequestError,
+)
 from .models import Approval, Change, State
-from .store import ApprovalError, ApprovalForbidden, ApprovalStore, PendingCapExceeded
+from .store import ApprovalStore
 
 T = TypeVar("T")
 
@@ -65,7 +75,9 @@ def dumps(value: Any) -> str:
 
 def validate_verdict(verdict: str) -> str:
     if verdict not in VERDICTS:
-        raise RequestError(f"verdict must be 'approve' or 'deny', not {verdict!r}", code="invalid_verdict")
+        raise RequestError(
+            f"verdict must be 'approve' or 'deny', not {verdict!r}", code=codes.INVALID_VERDICT
+        )
     return verdict
 
 
@@ -75,7 +87,7 @@ def validate_state(state: str) -> State:
     except ValueError:
         accepted = ", ".join(s.value for s in State)
         raise RequestError(
-            f"unknown approval state {state!r}; use one of {accepted}", code="invalid_state"
+            f"unknown approval state {state!r}; use one of {accepted}", code=codes.INVALID_STATE
         ) from None
 
 
@@ -92,7 +104,7 @@ def check_vote(current: Approval | None, approval_id: str, operator: str, now: f
     if current.state is not State.PENDING:
         raise ApprovalError(
             f"approval {approval_id} is {current.state}, not pending; it can no longer be voted on",
-            code="not_pending",
+            code=codes.NOT_PENDING,
             approval_id=approval_id,
             state=str(current.state),
         )
@@ -111,7 +123,7 @@ def decide(current: Approval, verdict: str) -> str:
 def expired_error(approval_id: str) -> ApprovalError:
     return ApprovalError(
         f"approval {approval_id} expired before it was decided; the caller must make the call again",
-        code="approval_expired",
+        code=codes.APPROVAL_EXPIRED,
         approval_id=approval_id,
     )
 
@@ -127,19 +139,21 @@ def cap_exceeded(principal: str, pending: int, limit: int) -> PendingCapExceeded
 
 def vanished() -> GatekeeperError:
     """For an approval written earlier in the same transaction that cannot be read back."""
-    return GatekeeperError("approval vanished mid-transaction", code="store_error")
+    return GatekeeperError("approval vanished mid-transaction", code=codes.STORE_ERROR)
 
 
 def already_voted(approval_id: str, operator: str) -> ApprovalError:
     return ApprovalError(
         f"{operator} has already voted on approval {approval_id}; a different operator must vote",
-        code="already_voted",
+        code=codes.ALREADY_VOTED,
         approval_id=approval_id,
     )
 
 
 def already_revoked(grant_id: str) -> ApprovalError:
-    return ApprovalError(f"grant {grant_id} is already revoked", code="already_revoked", grant_id=grant_id)
+    return ApprovalError(
+        f"grant {grant_id} is already revoked", code=codes.ALREADY_REVOKED, grant_id=grant_id
+    )
 
 
 def deliver(callback: Callable[[Change], None], change: Change) -> None:

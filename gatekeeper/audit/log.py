@@ -48,7 +48,9 @@ from typing import Any
 
 import structlog
 
-from ..errors import ConfigError, GatekeeperError
+from gatekeeper import codes
+
+from ..errors import AuditBacklogFull, AuditClosed, ConfigError
 from .checkpoints import Checkpoint, CheckpointSigner
 from .record import SCHEMA_VERSION, AuditRecord, AuditSink, ChainConflict, canonical_json, chain_hash
 
@@ -135,18 +137,6 @@ class Redactor:
                     result.append(self.sanitize(item, _depth + 1))
             return result
         return str(value)
-
-
-class AuditBacklogFull(GatekeeperError):
-    """The audit writer is ``max_queue`` records behind: refuse the call (fail closed)."""
-
-    status = 503
-    code = "audit_backlog"
-
-
-class AuditClosed(GatekeeperError):
-    status = 503
-    code = "shutting_down"
 
 
 _REQUIRED = frozenset({"decision_id", "entry", "outcome", "code"})
@@ -546,7 +536,7 @@ class AuditLog:
                 "decision_id": str(fields.get("decision_id")),
                 "entry": "audit_error",
                 "outcome": "error",
-                "code": "audit_field_error",
+                "code": codes.AUDIT_FIELD_ERROR,
                 "time": time.time(),
                 "extra": {"error": f"{type(exc).__name__}: {exc}", "fields": self._redacted_repr(fields)},
             }

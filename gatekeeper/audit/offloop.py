@@ -42,9 +42,10 @@ from typing import Any
 
 import structlog
 
+from ..errors import AuditClosed
 from .checkpoints import CheckpointSigner
 from .journal import AuditJournal
-from .log import AuditClosed, AuditLog, Redactor, make_sink
+from .log import AuditLog, Redactor, make_sink
 from .writer_process import WriterSettings
 
 log = structlog.get_logger("gatekeeper.audit")

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from gatekeeper import codes
+
 from ..errors import GatekeeperError
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
 from .checkpoints import Checkpoint
@@ -71,7 +73,7 @@ class PostgresAuditSink(SqlSink):
 
     def _require(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
-            raise GatekeeperError("the audit sink is not open", code="store_closed")
+            raise GatekeeperError("the audit sink is not open", code=codes.STORE_CLOSED)
         return self._pool
 
     async def head(self, chain_id: str) -> tuple[int, str]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from gatekeeper import codes
+
 from ..errors import GatekeeperError
 from ..storage.sqlite import immediate, open_sqlite
 from .checkpoints import Checkpoint
@@ -74,7 +76,7 @@ class SqliteAuditSink(SqlSink):
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
-            raise GatekeeperError("the audit sink is not open", code="store_closed")
+            raise GatekeeperError("the audit sink is not open", code=codes.STORE_CLOSED)
         return self._db
 
     async def head(self, chain_id: str) -> tuple[int, str]:

@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from ..errors import Unavailable
+from ..errors import BudgetUnavailable
 from .plan import Charge, parse_charge_key
 
 __all__ = [
@@ -46,12 +46,6 @@ __all__ = [
 EPSILON: Final = 1e-9
 # Slices per window: how late (window / SLICES at most) a charge stops counting.
 SLICES: Final = 60
-
-
-class BudgetUnavailable(Unavailable):
-    """The budget store cannot be reached or answered nonsense: the call must be refused."""
-
-    code = "budget_unavailable"
 
 
 def slice_seconds(window_seconds: int) -> int:

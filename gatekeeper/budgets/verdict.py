@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from gatekeeper import codes
+
 from ..models import Decision, Outcome
 from .counter import Exceeded, fits
 from .plan import Charge
@@ -45,7 +47,7 @@ def _over(decision: Decision, outcome: Outcome, reason: str, where: str | None) 
     return replace(
         decision,
         outcome=outcome,
-        code="budget_exceeded",
+        code=codes.BUDGET_EXCEEDED,
         reason=reason,
         rule=where or decision.rule,
         capability=None,

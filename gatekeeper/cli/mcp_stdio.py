@@ -25,6 +25,8 @@ from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value
 from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from gatekeeper import codes
+
 URL_ENV = "GATEKEEPER_URL"
 TOKEN_ENV = "GATEKEEPER_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -134,11 +136,11 @@ class StdioBridge:
             elif msg_id is not None:  # the gate refused at the HTTP level (401, 404 ...)
                 why = answer.get("message") if isinstance(answer, dict) else None
                 code = answer.get("code") if isinstance(answer, dict) else None
-                await self.fail(msg_id, f"HTTP {resp.status}: {why or 'refused'}", code or "http_error")
+                await self.fail(msg_id, f"HTTP {resp.status}: {why or 'refused'}", code or codes.HTTP_ERROR)
         except (aiohttp.ClientError, ValueError, OSError) as exc:
             if msg_id is not None:
                 await self.fail(
-                    msg_id, f"Gatekeeper could not be reached: {type(exc).__name__}", "unreachable"
+                    msg_id, f"Gatekeeper could not be reached: {type(exc).__name__}", codes.UNREACHABLE
                 )
 
     async def answer(self, request: Any, answer: Any) -> None:

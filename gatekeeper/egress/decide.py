@@ -72,9 +72,12 @@ def address_capabilities(address: str, evidence: str) -> list[Capability]:
     return host_class_capabilities(host_class, evidence)
 
 
-def connection_call(grant: EgressGrant, target: Target, capabilities: Sequence[Capability]) -> ToolCall:
+def connection_call(
+    grant: EgressGrant, target: Target, capabilities: Sequence[Capability], parent: str | None
+) -> ToolCall:
     """The connection as a call of its parent's tool, decided with the parent's principal. Its
-    digest binds the target and the parent call, so an operator's approval covers exactly this
+    digest binds the target and the parent call (``parent``: the grant's call, or for a stdio
+    server the call in flight on it, if known), so an operator's approval covers exactly this
     connection of this call."""
-    arguments = {"connect": target.authority, "call": grant.decision_id}
+    arguments = {"connect": target.authority, "call": parent or ""}
     return build_call(grant.principal, grant.tool, arguments, list(capabilities))

@@ -5,12 +5,14 @@ It speaks ``CONNECT host:port`` and absolute-form ``http://`` requests, on TCP
 
 1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``;
 2. is decided as ``net.egress:HOST:PORT`` (and what the literal and the resolved address say)
-   with the principal and tool of the call that minted the credential; ``escalate`` holds it on
-   the approval queue for ``egress.hold_seconds``;
+   with the principal and tool of the call that minted the credential (a sandboxed stdio
+   server's: ``upstream:NAME``, on the capabilities alone); ``escalate`` holds it on the approval
+   queue for ``egress.hold_seconds``;
 3. goes to exactly the address that was checked: names are resolved here, once, never by the
    sandbox, and ``egress.pin`` fixes a name's address;
-4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id``, with
-   the bytes each way and how it ended.
+4. is one audit record (entry ``egress``) tied to its call by ``extra.parent_decision_id`` (for a
+   stdio server, the one call in flight on it, if exactly one is), with the bytes each way and
+   how it ended.
 
 A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
 so a second request on the same connection can neither reach another host nor carry the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import select
@@ -35,11 +38,14 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from gatekeeper import codes
+
 from ..escalation import EscalationHandler, Pending
 from ..gate import Gate
 from ..models import Decision, Outcome, ToolCall
 from ..pipeline import FAILURE_CODES, new_decision_id
 from ..runner.settings import EgressSettings
+from ..tasks import BackgroundTasks
 from .credentials import EgressCredentials, EgressGrant
 from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
 from .relay import Traffic, relay
@@ -67,6 +73,7 @@ class Connection:
     decision_id: str = field(default_factory=new_decision_id)
     started: float = field(default_factory=time.perf_counter)
     grant: EgressGrant | None = None
+    parent: str | None = None  # the decision id of the call this connection is recorded under
     target: Target | None = None
     address: str | None = None
     decision: Decision | None = None
@@ -75,7 +82,7 @@ class Connection:
     arguments: Any = None
     approval_id: str | None = None
     outcome: str = "error"  # "allowed" once relaying, "denied" when refused, else "error"
-    code: str = "internal_error"
+    code: str = codes.INTERNAL_ERROR
     reason: str | None = None
     traffic: Traffic | None = None
     enforced: bool = True
@@ -111,7 +118,7 @@ class EgressGate:
         self.mode = mode
         self.resolver: Resolver = system_resolver  # replaceable: tests here have no DNS to ask
         self._listeners: list[socket.socket] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self.url = ""
 
     # --- listeners ------------------------------------------------------------------------
@@ -143,22 +150,13 @@ class EgressGate:
         sock.listen(256)
         sock.setblocking(False)
         self._listeners.append(sock)
-        self._spawn(self._accept_loop(sock))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._accept_loop(sock), name="egress-accept")
 
     async def stop(self) -> None:
         for sock in self._listeners:
             sock.close()
         self._listeners.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -171,7 +169,7 @@ class EgressGate:
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
             client.setblocking(False)
-            self._spawn(self._serve(client))
+            self._tasks.spawn(self._serve(client), name="egress-connection")
 
     # --- one connection -------------------------------------------------------------------
     async def _serve(self, client: socket.socket) -> None:
@@ -189,7 +187,7 @@ class EgressGate:
                 await _answer(client, refusal)
                 return
             except TimeoutError:
-                conn.outcome, conn.code = "denied", "head_timeout"
+                conn.outcome, conn.code = "denied", codes.HEAD_TIMEOUT
                 conn.reason = "the proxy request did not arrive in time"
                 return
             conn.outcome = "allowed"
@@ -208,7 +206,7 @@ class EgressGate:
             raise
         except Exception:  # a bug: nothing more is relayed, and it stays in the log
             log.exception("egress_failed", decision_id=conn.decision_id)
-            conn.outcome, conn.code = "error", "internal_error"
+            conn.outcome, conn.code = "error", codes.INTERNAL_ERROR
             conn.reason = "internal error; the connection was refused"
         finally:
             for sock in (target_sock, client):
@@ -224,24 +222,27 @@ class EgressGate:
         resolves to is then decided again, and a deny there wins over any approval of the name.
         """
         conn.grant = grant = self._authenticate(request)
+        conn.parent = grant.parent()
         host, port = _target_of(request)
         try:
             target, capabilities = read_target(host, port)
         except BadTarget as exc:
-            raise Refusal(400, "bad_target", str(exc)) from None
+            raise Refusal(400, codes.BAD_TARGET, str(exc)) from None
         conn.target = target
-        call = connection_call(grant, target, capabilities)
+        call = connection_call(grant, target, capabilities, conn.parent)
         self._note(conn, call)
-        decision = await self._hold_if_escalated(conn, call, self.gate.decide(call))
+        # A stdio server's own connection is no tool call: its capabilities alone are decided.
+        decide = functools.partial(self.gate.decide, tool_object=not grant.service)
+        decision = await self._hold_if_escalated(conn, call, decide(call))
         self._enforce(conn, target, decision)
         address, port_to = await self._resolve(target)
         conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
         if target.authority not in self.settings.pin:  # a pin is the operator's word
             seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
             if seen:
-                call = connection_call(grant, target, (*capabilities, *seen))
+                call = connection_call(grant, target, (*capabilities, *seen), conn.parent)
                 self._note(conn, call)
-                again = self.gate.decide(call)
+                again = decide(call)
                 if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
                     self._enforce(conn, target, again)
         sock = await self._connect(address, port_to)
@@ -263,7 +264,7 @@ class EgressGate:
             return held
         return Decision(
             Outcome.DENY,
-            "approval_timeout",
+            codes.APPROVAL_TIMEOUT,
             f"{decision.reason}; no operator approved it within {self.settings.hold_seconds:g} s "
             f"(approval {held.approval_id})",
             decision.rule,
@@ -286,7 +287,10 @@ class EgressGate:
         values = request.header("proxy-authorization")
         if len(values) != 1:
             raise Refusal(
-                407, "missing_credential", "connections need the credential of a running tool call", challenge
+                407,
+                codes.MISSING_CREDENTIAL,
+                "connections need the credential of a running tool call",
+                challenge,
             )
         scheme, _, value = values[0].strip().partition(" ")
         token = ""
@@ -298,7 +302,7 @@ class EgressGate:
         grant = self.credentials.check(token) if token else None
         if grant is None:
             raise Refusal(
-                407, "invalid_credential", "the credential is unknown or its call has ended", challenge
+                407, codes.INVALID_CREDENTIAL, "the credential is unknown or its call has ended", challenge
             )
         return grant
 
@@ -311,9 +315,9 @@ class EgressGate:
                 self.resolver(target.host.strip("[]"), target.port), self.settings.connect_timeout_seconds
             )
         except (OSError, TimeoutError) as exc:
-            raise Refusal(502, "resolve_failed", f"{target.host} could not be resolved: {exc}") from None
+            raise Refusal(502, codes.RESOLVE_FAILED, f"{target.host} could not be resolved: {exc}") from None
         if not addresses:
-            raise Refusal(502, "resolve_failed", f"{target.host} has no address")
+            raise Refusal(502, codes.RESOLVE_FAILED, f"{target.host} has no address")
         return addresses[0], target.port
 
     async def _connect(self, address: str, port: int) -> socket.socket:
@@ -325,7 +329,9 @@ class EgressGate:
                 await _connected(sock, (address, port))
         except (OSError, TimeoutError) as exc:
             sock.close()
-            raise Refusal(502, "connect_failed", f"{address}:{port} could not be reached: {exc}") from None
+            raise Refusal(
+                502, codes.CONNECT_FAILED, f"{address}:{port} could not be reached: {exc}"
+            ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -380,7 +386,7 @@ class EgressGate:
             "latency_ms": round((time.perf_counter() - conn.started) * 1000, 3),
             "time": time.time(),
             "extra": {
-                "parent_decision_id": grant.decision_id if grant else None,
+                "parent_decision_id": conn.parent,
                 "target": conn.target.authority if conn.target else None,
                 "address": conn.address,
                 "bytes_up": traffic.up if traffic else 0,
@@ -444,28 +450,30 @@ async def _read_head(client: socket.socket) -> Request:
     data = b""
     while b"\r\n\r\n" not in data:
         if len(data) > MAX_HEAD:
-            raise Refusal(431, "head_too_large", f"the request head is larger than {MAX_HEAD} bytes")
+            raise Refusal(431, codes.HEAD_TOO_LARGE, f"the request head is larger than {MAX_HEAD} bytes")
         chunk = await loop.sock_recv(client, 4096)
         if not chunk:
-            raise Refusal(400, "incomplete_request", "the connection closed before the request head ended")
+            raise Refusal(
+                400, codes.INCOMPLETE_REQUEST, "the connection closed before the request head ended"
+            )
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     try:
         text = head.decode("ascii")
     except UnicodeDecodeError:
-        raise Refusal(400, "bad_request", "the request head must be ASCII") from None
+        raise Refusal(400, codes.BAD_REQUEST, "the request head must be ASCII") from None
     lines = text.split("\r\n")
     # One framing only: a bare CR or LF (or a NUL) could smuggle a header line past this reading.
     if any("\r" in line or "\n" in line or "\0" in line for line in lines):
-        raise Refusal(400, "bad_request", "bare CR, LF or NUL in the request head are refused")
+        raise Refusal(400, codes.BAD_REQUEST, "bare CR, LF or NUL in the request head are refused")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise Refusal(400, "bad_request", "expected METHOD TARGET HTTP/1.x")
+        raise Refusal(400, codes.BAD_REQUEST, "expected METHOD TARGET HTTP/1.x")
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip() or line[:1] in (" ", "\t"):
-            raise Refusal(400, "bad_request", "a header line is malformed (folded headers are refused)")
+            raise Refusal(400, codes.BAD_REQUEST, "a header line is malformed (folded headers are refused)")
         headers.append((name, value.strip()))
     return Request(parts[0], parts[1], headers, rest)
 
@@ -476,26 +484,26 @@ def _target_of(request: Request) -> tuple[str, int]:
         try:
             host, port = parse_authority(request.target)
         except BadTarget as exc:
-            raise Refusal(400, "bad_target", str(exc)) from None
+            raise Refusal(400, codes.BAD_TARGET, str(exc)) from None
         return host.strip("[]"), port
     url = urlsplit(request.target)
     if url.scheme != "http" or not url.netloc:
         raise Refusal(
-            400, "bad_target", "only absolute http:// URLs are forwarded; use CONNECT for anything else"
+            400, codes.BAD_TARGET, "only absolute http:// URLs are forwarded; use CONNECT for anything else"
         )
     if "@" in url.netloc:
-        raise Refusal(400, "bad_target", "credentials in the target URL are refused")
+        raise Refusal(400, codes.BAD_TARGET, "credentials in the target URL are refused")
     if request.header("transfer-encoding"):
         raise Refusal(
-            501, "unsupported_framing", "chunked request bodies are not forwarded; send Content-Length"
+            501, codes.UNSUPPORTED_FRAMING, "chunked request bodies are not forwarded; send Content-Length"
         )
     lengths = request.header("content-length")
     if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
-        raise Refusal(400, "bad_request", "one numeric Content-Length, or none")
+        raise Refusal(400, codes.BAD_REQUEST, "one numeric Content-Length, or none")
     try:
         port = url.port or 80
     except ValueError:
-        raise Refusal(400, "bad_target", "the port is not a number") from None
+        raise Refusal(400, codes.BAD_TARGET, "the port is not a number") from None
     return url.hostname or "", port
 
 

@@ -29,6 +29,7 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gatekeeper import codes
 from gatekeeper.errors import AuthenticationError, ConfigError
 from gatekeeper.identity.settings import IdentitySettings
 
@@ -573,14 +574,14 @@ def _unknown_key() -> AuthenticationError:
     return AuthenticationError(
         "the token's key id (kid) does not name a key Gatekeeper trusts; "
         "check that the token comes from the configured issuer",
-        code="unknown_key",
+        code=codes.UNKNOWN_KEY,
     )
 
 
 def _keys_unavailable() -> AuthenticationError:
     return AuthenticationError(
         "the identity provider's signing keys (JWKS) could not be fetched; try again shortly",
-        code="keys_unavailable",
+        code=codes.KEYS_UNAVAILABLE,
     )
 
 

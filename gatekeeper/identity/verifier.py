@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import jwt
 from jwt import exceptions as jwt_errors
 
+from gatekeeper import codes
 from gatekeeper.errors import AuthenticationError, ConfigError
 from gatekeeper.identity.keys import JwksKeySource, KeySet, VerificationKey
 from gatekeeper.identity.settings import IdentitySettings
@@ -50,30 +51,33 @@ MAX_TOKEN_LENGTH = 16 * 1024
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 
 ERROR_CODES = (
-    "missing_token",
-    "invalid_authorization_header",
-    "multiple_authorization",
-    "token_in_query",
-    "malformed_token",
-    "algorithm_not_allowed",
-    "forbidden_header",
-    "unsupported_critical_header",
-    "unknown_key",
-    "keys_unavailable",
-    "invalid_signature",
-    "missing_claim",
-    "invalid_claim",
-    "token_expired",
-    "token_not_yet_valid",
-    "invalid_audience",
-    "invalid_issuer",
-    "invalid_roles",
+    codes.MISSING_TOKEN,
+    codes.INVALID_AUTHORIZATION_HEADER,
+    codes.MULTIPLE_AUTHORIZATION,
+    codes.TOKEN_IN_QUERY,
+    codes.MALFORMED_TOKEN,
+    codes.ALGORITHM_NOT_ALLOWED,
+    codes.FORBIDDEN_HEADER,
+    codes.UNSUPPORTED_CRITICAL_HEADER,
+    codes.UNKNOWN_KEY,
+    codes.KEYS_UNAVAILABLE,
+    codes.INVALID_SIGNATURE,
+    codes.MISSING_CLAIM,
+    codes.INVALID_CLAIM,
+    codes.TOKEN_EXPIRED,
+    codes.TOKEN_NOT_YET_VALID,
+    codes.INVALID_AUDIENCE,
+    codes.INVALID_ISSUER,
+    codes.INVALID_ROLES,
 )
 
 # RFC 6750 §2.1: the scheme is case-insensitive, the credentials a single b64token.
 _BEARER = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Sandboxed stdio servers are the principals ``upstream:NAME`` (egress/credentials.py): a token
+# naming one, as subject or role, would be granted that server's egress, so none may.
+_SERVICE_PREFIX = "upstream:"
 
 
 class Headers(Protocol):
@@ -91,22 +95,22 @@ def bearer_token(headers: Headers, query: Mapping[str, str]) -> str:
     # ";access_token=" parses as the name ";access_token": separators around a name do not hide it.
     if any(name.strip(" ;&").lower() in QUERY_TOKEN_PARAMS for name in query):
         raise _fail(
-            "token_in_query",
+            codes.TOKEN_IN_QUERY,
             "tokens in the URL query string are refused (they leak into logs); "
             "send the token only in the Authorization: Bearer header",
         )
     values = headers.getall("Authorization", [])
     if not values:
-        raise _fail("missing_token", "send a token in the Authorization: Bearer <token> header")
+        raise _fail(codes.MISSING_TOKEN, "send a token in the Authorization: Bearer <token> header")
     if len(values) > 1 or "," in values[0]:
         raise _fail(
-            "multiple_authorization",
+            codes.MULTIPLE_AUTHORIZATION,
             "send exactly one Authorization header carrying exactly one credential",
         )
     match = _BEARER.fullmatch(values[0].strip(" \t"))
     if match is None:
         raise _fail(
-            "invalid_authorization_header",
+            codes.INVALID_AUTHORIZATION_HEADER,
             "the Authorization header must have the form 'Bearer <token>'",
         )
     return match.group(1)
@@ -239,18 +243,18 @@ class TokenVerifier:
         if not isinstance(alg, str) or alg not in self._algorithms:
             allowed = ", ".join(self._settings.algorithms)
             raise _fail(
-                "algorithm_not_allowed",
+                codes.ALGORITHM_NOT_ALLOWED,
                 f"the token's signing algorithm is not accepted; use one of: {allowed}",
             )
         present = [name for name in FORBIDDEN_HEADERS if name in header]
         if present:
             raise _fail(
-                "forbidden_header",
+                codes.FORBIDDEN_HEADER,
                 f"tokens may not name their own verification key (header {', '.join(present)} present)",
             )
         if "crit" in header:
             raise _fail(
-                "unsupported_critical_header",
+                codes.UNSUPPORTED_CRITICAL_HEADER,
                 "the token marks header extensions as critical (crit); Gatekeeper supports none",
             )
         kid = header.get("kid")
@@ -271,10 +275,10 @@ class TokenVerifier:
     def _unknown_key(self, kid: str | None) -> AuthenticationError:
         if kid is None:
             return _fail(
-                "unknown_key", "the token has no key id (kid) header; Gatekeeper trusts several keys"
+                codes.UNKNOWN_KEY, "the token has no key id (kid) header; Gatekeeper trusts several keys"
             )
         return _fail(
-            "unknown_key",
+            codes.UNKNOWN_KEY,
             "the token's key id (kid) does not name a key Gatekeeper trusts; "
             "check that the token comes from the configured issuer",
         )
@@ -286,7 +290,7 @@ class TokenVerifier:
     ) -> Principal:
         if key.alg != header.alg:
             raise _fail(
-                "algorithm_not_allowed",
+                codes.ALGORITHM_NOT_ALLOWED,
                 f"the token's alg does not match its key, which only verifies {key.alg}",
             )
         s = self._settings
@@ -320,7 +324,12 @@ class TokenVerifier:
             raise _invalid_audience(operator)
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub or len(sub) > 1024 or _CONTROL.search(sub):
-            raise _fail("invalid_claim", "the sub claim must be a non-empty printable string")
+            raise _fail(codes.INVALID_CLAIM, "the sub claim must be a non-empty printable string")
+        if sub.startswith(_SERVICE_PREFIX):
+            raise _fail(
+                codes.INVALID_CLAIM,
+                f"subjects starting with {_SERVICE_PREFIX!r} are reserved for stdio servers",
+            )
         exp = _number(claims, "exp")
         nbf = _number(claims, "nbf") if "nbf" in claims else None
         now = self._clock()
@@ -348,7 +357,7 @@ class TokenVerifier:
             value = claims
             for part in self._roles_path:
                 if not isinstance(value, dict) or part not in value:
-                    raise _fail("invalid_roles", f"the token has no {name} claim")
+                    raise _fail(codes.INVALID_ROLES, f"the token has no {name} claim")
                 value = value[part]
         roles: list[str]
         if isinstance(value, str):
@@ -358,8 +367,12 @@ class TokenVerifier:
             roles = value
         else:
             raise _fail(
-                "invalid_roles",
+                codes.INVALID_ROLES,
                 f"the {name} claim must be a list of non-empty strings or a space-separated string",
+            )
+        if any(role.startswith(_SERVICE_PREFIX) for role in roles):
+            raise _fail(
+                codes.INVALID_ROLES, f"roles starting with {_SERVICE_PREFIX!r} are reserved for stdio servers"
             )
         return tuple(dict.fromkeys(roles))
 
@@ -386,36 +399,38 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _number(claims: dict[str, Any], name: str) -> float:
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail("invalid_claim", f"the {name} claim must be a number of seconds since the epoch")
+        raise _fail(codes.INVALID_CLAIM, f"the {name} claim must be a number of seconds since the epoch")
     return float(value)
 
 
 def _malformed(detail: str) -> AuthenticationError:
-    return _fail("malformed_token", f"malformed token: {detail}")
+    return _fail(codes.MALFORMED_TOKEN, f"malformed token: {detail}")
 
 
 def _expired() -> AuthenticationError:
-    return _fail("token_expired", "the token has expired; obtain a new one")
+    return _fail(codes.TOKEN_EXPIRED, "the token has expired; obtain a new one")
 
 
 def _not_yet_valid() -> AuthenticationError:
-    return _fail("token_not_yet_valid", "the token is not valid yet (nbf/iat in the future); check clocks")
+    return _fail(
+        codes.TOKEN_NOT_YET_VALID, "the token is not valid yet (nbf/iat in the future); check clocks"
+    )
 
 
 def _invalid_issuer() -> AuthenticationError:
-    return _fail("invalid_issuer", "the token was not issued by the configured issuer")
+    return _fail(codes.INVALID_ISSUER, "the token was not issued by the configured issuer")
 
 
 def _invalid_audience(operator: bool) -> AuthenticationError:
     if operator:
-        return _fail("invalid_audience", "this listener accepts only operator tokens")
-    return _fail("invalid_audience", "the token is not meant for this Gatekeeper (wrong aud)")
+        return _fail(codes.INVALID_AUDIENCE, "this listener accepts only operator tokens")
+    return _fail(codes.INVALID_AUDIENCE, "the token is not meant for this Gatekeeper (wrong aud)")
 
 
 def _from_pyjwt(exc: jwt_errors.PyJWTError, *, operator: bool) -> AuthenticationError:
     """Map PyJWT's exceptions to our codes; its messages are not passed on."""
     if isinstance(exc, jwt_errors.InvalidSignatureError):
-        return _fail("invalid_signature", "the token's signature does not verify")
+        return _fail(codes.INVALID_SIGNATURE, "the token's signature does not verify")
     if isinstance(exc, jwt_errors.ExpiredSignatureError):
         return _expired()
     if isinstance(exc, jwt_errors.ImmatureSignatureError):
@@ -425,11 +440,11 @@ def _from_pyjwt(exc: jwt_errors.PyJWTError, *, operator: bool) -> Authentication
     if isinstance(exc, jwt_errors.InvalidIssuerError):
         return _invalid_issuer()
     if isinstance(exc, jwt_errors.MissingRequiredClaimError):
-        return _fail("missing_claim", f"the token lacks the required {exc.claim} claim")
+        return _fail(codes.MISSING_CLAIM, f"the token lacks the required {exc.claim} claim")
     if isinstance(exc, jwt_errors.InvalidAlgorithmError):
-        return _fail("algorithm_not_allowed", "the token's signing algorithm is not accepted")
+        return _fail(codes.ALGORITHM_NOT_ALLOWED, "the token's signing algorithm is not accepted")
     if isinstance(
         exc, jwt_errors.InvalidSubjectError | jwt_errors.InvalidJTIError | jwt_errors.InvalidIssuedAtError
     ):
-        return _fail("invalid_claim", "the token's sub, jti or iat claim has the wrong type")
+        return _fail(codes.INVALID_CLAIM, "the token's sub, jti or iat claim has the wrong type")
     return _malformed("the token could not be decoded")

@@ -19,9 +19,12 @@ from gatekeeper.models import Capability
 if TYPE_CHECKING:
     from gatekeeper.inspectors import InspectContext
 
-__all__ = ["HOME", "inspect_fs_read", "inspect_fs_write", "normalize_path", "path_classes"]
+__all__ = ["CODE_ROOTS", "HOME", "inspect_fs_read", "inspect_fs_write", "normalize_path", "path_classes"]
 
 HOME: Final = "/root"
+# Where an agent's own files live, so where code it writes is recorded and a run of it inherits
+# what was written (server/written_code.py): the workspace, and /tmp (the sandbox's private scratch).
+CODE_ROOTS: Final = ("/workspace/", "/tmp/")  # noqa: S108 - paths an agent names, not files we open
 MAX_PATH_LENGTH: Final = 4096
 EVIDENCE_MAX: Final = 200
 
@@ -99,7 +102,12 @@ def normalize_path(path: str, cwd: str = "/workspace") -> str | None:
 _CREDENTIAL_HINT_RE: Final = re.compile(
     r"\.(?:ssh|aws|azure|kube|docker|pgpass|git-credentials|pypirc|npmrc|vault-token|env|pem|key|p12|pfx|jks)"
     r"|/(?:etc/ssh|proc/|run/secrets)|netrc|authorized_keys|gcloud|shadow|id_"
+    r"|krb5cc|/tmp/(?:ssh-|tmux-|\.x11-unix|\.ice-unix|systemd-private-)|/run/(?:screen|user/)"
 )
+# What other sessions leave in the shared /tmp and /run: a Kerberos ticket cache, an ssh agent's
+# socket, a terminal multiplexer's or X server's socket (keystrokes into someone's shell), another
+# service's private /tmp. Reading, writing or linking them hands over that session.
+_SESSION_DIRS: Final = ("ssh-", "tmux-", ".x11-unix", ".ice-unix", "systemd-private-")
 
 
 def _has_seq(parts: list[str], seq: tuple[str, ...]) -> bool:
@@ -144,6 +152,9 @@ def credential_classes(path: str) -> list[str]:
         or (base.startswith(".env.") and base not in _ENV_EXAMPLES)
         or base.endswith(_SECRET_SUFFIXES)
         or base.startswith(_SECRET_PREFIXES)
+        or base.startswith("krb5cc")
+        or (len(parts) > 1 and parts[0] == "tmp" and parts[1].startswith(_SESSION_DIRS))
+        or _starts(parts, ("run", "screen"), ("run", "user"))
     ):
         out.append("cred.secret")
     return out

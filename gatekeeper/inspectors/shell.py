@@ -38,6 +38,7 @@ from gatekeeper.inspectors import (
 )
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.paths import (
+    CODE_ROOTS,
     HOME,
     credential_classes,
     normalize_path,
@@ -99,6 +100,12 @@ MAX_ALTERNATES: Final = 8
 WORKSPACE_ROOT: Final = "/workspace"  # where the pack's workspace rules point
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
+# Filters whose output is (a transform of) the files they are given: piped into an interpreter,
+# those files are what it runs.
+_PASS_THROUGH: Final = frozenset(
+    {"cat", "tac", "head", "tail", "sort", "uniq", "tr", "cut", "sed", "awk", "grep", "egrep", "fgrep",
+     "rg", "base64", "xxd", "zcat", "gunzip", "bzcat", "xzcat", "tee", "nl", "paste", "rev", "dd"}
+)  # fmt: skip
 MAX_WRITTEN: Final = 16  # files whose written text one command line keeps
 _TEXT_WRITERS: Final = frozenset({"cat", "tee", "echo", "printf"})
 _OLD_STYLE: Final = frozenset(f for f, t in shell_tables.TABLES.items() if t.old_style)  # tar xvf
@@ -165,6 +172,7 @@ class Inspection:
         "calling",
         "caps",
         "cdpath",
+        "copied",
         "copies",
         "cwds",
         "downloaded",
@@ -202,6 +210,7 @@ class Inspection:
         self.urls = 0
         self.downloaded: set[str] = set()
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
+        self.copied: dict[str, set[str]] = {}  # workspace file -> the workspace files copied there
         self.src = ""  # the text bashlex parsed last: its node positions index into it
         self.function_src: dict[str, str] = {}
         # Variables last assigned a value known statically, and the positional parameters of
@@ -622,10 +631,25 @@ class Inspection:
                     self.add("net.download_exec", "decoded or transformed text piped into an interpreter")
                 if i > 0:
                     self.piped_literal(elements[i - 1], ran, depth)
+                    self.ran_files.update(self.piped_files(elements[i - 1], depth))
             upstream |= ran
         if len(sets) > 1 and upstream & P.NET_CLIENTS and P.STDIN_EXEC in upstream:
             self.add("net.reverse_shell", "network client piped to or from a shell")
         return upstream
+
+    def workspace_files(self, text: str) -> list[str]:
+        return [p for p in self.resolve(text, text, strict=False) if p.startswith(CODE_ROOTS)]
+
+    def piped_files(self, n: Any, depth: int) -> list[str]:
+        """``cat x.py | python3``: the workspace files a filter passes on into an interpreter's
+        stdin are run as code, as ``python3 x.py`` would run them."""
+        if n.kind != "command":
+            return []
+        words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        if not words or P.family(words[0].text) not in _PASS_THROUGH:
+            return []
+        operands = [w for w in words[1:] if w.literal and not w.text.startswith("-")]
+        return [p for w in operands for p in self.workspace_files(w.text)]
 
     def piped_literal(self, n: Any, consumer: set[str], depth: int) -> None:
         """``echo 'ssh -R ...' | sh``: a literal script piped into a shell is still readable."""
@@ -728,6 +752,18 @@ class Inspection:
             ran |= self.redirect(r, depth, execd)
         if redirects or not execd.isdisjoint(_TEXT_WRITERS):
             self.remember_written(execd, words, redirects)
+        if redirects and len(execd) == 1 and not execd.isdisjoint(_PASS_THROUGH):  # cat x.py > y.py
+            sources = [
+                p
+                for w in words[1:]
+                if w.literal and not w.text.startswith("-")
+                for p in self.workspace_files(w.text)
+            ]
+            for r in redirects:
+                if r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
+                    out = self.word(r.output, depth)
+                    if out.literal:
+                        self.remember_content(sources, out.text)
         self.after_command(words, depth)
         return ran
 
@@ -825,6 +861,8 @@ class Inspection:
                 self.remember_download(text)
         elif r.type == "<":
             self.read_path(w, f"< {text}")
+            if P.STDIN_EXEC in execd and w.literal:  # python3 < x.py: the file is run as code
+                self.ran_files.update(self.workspace_files(text))
         elif w.literal:
             self.classify_word(text)
         return ran
@@ -1063,20 +1101,26 @@ class Inspection:
             for cls in path_classes(norm, write=False):
                 self.add(cls, evidence)
 
-    def write_target(self, w: Word, evidence: str) -> None:
-        """``fs.write`` and the write classes for a literal target; unknowable targets are opaque."""
+    def write_target(self, w: Word, evidence: str, *, under: bool = False) -> None:
+        """``fs.write`` and the write classes for a literal target; unknowable targets are opaque.
+        ``under``: what is written is inside the directory, not the directory itself
+        (``find DIR -delete``): ``fs.write:DIR/*``."""
         if not w.literal:
             self.opaque(f"write target not known statically: {evidence}")
             return
         for norm in self.resolve(w.text, evidence):
             if norm in _HARMLESS_TARGETS or norm.startswith("/dev/fd/"):
                 continue
+            if under:
+                norm = norm.rstrip("/") + "/*"
             self.add(f"fs.write:{norm}", evidence)
             for cls in path_classes(norm, write=True):
                 self.add(cls, evidence)
 
     def remember_copy(self, source: str, target: str) -> None:
-        """``cp /usr/bin/ssh /tmp/x``: later ``/tmp/x`` (or ``/tmp/x/ssh`` for a directory) is ssh."""
+        """``cp /usr/bin/ssh /tmp/x``: later ``/tmp/x`` (or ``/tmp/x/ssh`` for a directory) is ssh.
+        ``cp x.py y.py``: what was written into ``x.py`` is in ``y.py`` now (``copied``)."""
+        self.remember_content(self.workspace_files(source), target, posixpath.basename(source.rstrip("/")))
         prog = posixpath.basename(source.rstrip("/"))
         if not prog or prog in (".", "..") or len(self.copies) > 64:
             return
@@ -1084,6 +1128,14 @@ class Inspection:
         for dest in self.resolve(target, target, strict=False):
             self.copies[dest] = resolved
             self.copies[posixpath.join(dest, prog)] = resolved
+
+    def remember_content(self, sources: list[str], target: str, name: str = "") -> None:
+        """The workspace files ``sources`` end up in ``target`` (or ``target/name``, a directory)."""
+        if not sources or len(self.copied) > 64:
+            return
+        for dest in self.workspace_files(target):
+            for d in (dest, posixpath.join(dest, name)) if name else (dest,):
+                self.copied.setdefault(d, set()).update(sources)
 
     def remember_download(self, path: str) -> None:
         self.downloaded.update(self.resolve(path, path, strict=False))
@@ -1179,6 +1231,8 @@ class Reading:
     files_run: frozenset[str]
     # (file, text) a command line wrote whole, with text of its own (cat > f <<'EOF', echo x > f)
     written: tuple[tuple[str, str], ...] = ()
+    # (file, workspace file copied into it): cp x.py y.py, mv, ln, cat x.py > y.py
+    copied: tuple[tuple[str, str], ...] = ()
 
 
 def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
@@ -1201,7 +1255,13 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     written = (
         tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
     )
-    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written)
+    for _ in range(4):  # cp x.py y.py && python3 y.py runs what x.py holds
+        more = {src for dest in insp.ran_files & insp.copied.keys() for src in insp.copied[dest]}
+        if more <= insp.ran_files:
+            break
+        insp.ran_files |= more
+    copied = tuple(sorted((dest, src) for dest, srcs in insp.copied.items() for src in srcs))
+    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied)
 
 
 def _written_and_run(insp: Inspection) -> None:
@@ -1211,7 +1271,7 @@ def _written_and_run(insp: Inspection) -> None:
 
     for path in sorted(insp.ran_files & insp.written.keys()):
         analysis = analyse_written(path, insp.written[path][0])
-        for cap in analysis.capabilities if analysis is not None else ():
+        for cap in analysis.capabilities:
             insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors import python_code
+from gatekeeper.inspectors import python_code, shell_runs
 from gatekeeper.inspectors.shell_options import remote
 from gatekeeper.inspectors.shell_programs import (
     STDIN_EXEC,
@@ -168,6 +168,8 @@ def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
     fx = python_code.analyse(code)
     python_effects(insp, name, fx, f"{name}: {code}", depth)
     scan_code(insp, name, code, depth, spawn_words=not fx.understood)
+    for module in fx.imports[:64]:  # python3 -c 'import x': the workspace's x.py runs (written_code)
+        insp.ran_files.update(shell_runs.module_paths(insp, module))
 
 
 def inline(

@@ -318,7 +318,7 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
             if w.text != "--" and c is not None:
                 starts.append(c)
         return starts
-    if fam in NOT_READERS or fam in WRAPPERS or fam in ("xargs", "watch", "busybox"):
+    if fam in NOT_READERS or fam in WRAPPERS or fam in ("xargs", "watch", "busybox", "ln"):  # ln: its handler
         return []
     out: list[Word] = []
     spec = READERS.get(fam)

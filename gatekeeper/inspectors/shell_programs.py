@@ -9,6 +9,7 @@ the argv after the program name and report back through the ``Inspection``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -722,6 +723,34 @@ def remove(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str
     return set()
 
 
+def _link_sources(insp: Inspection, args: list[Word], pos: list[Word], directories: list[Word]) -> None:
+    """What a link points at is read through it later. A relative symbolic link's target is
+    resolved from the link's own directory, not from the working directory: ``ln -s ../x
+    sub/l`` points at ``x`` beside ``sub``. A last operand may be the link or a directory the link
+    is made in, so both readings count (``-r`` takes the target from here, as a hard link does)."""
+    flags = [w.text for w in args if w.text.startswith("-") and w.text != "-"]
+    symbolic = any(f == "--symbolic" or (not f.startswith("--") and "s" in f[1:]) for f in flags)
+    relative = any(f == "--relative" or (not f.startswith("--") and "r" in f[1:]) for f in flags)
+    bases: list[tuple[Word, tuple[str, ...]]]
+    if directories:  # -t DIR: every operand is a target, linked inside DIR
+        sources, bases = pos, [(d, (d.text,)) for d in directories]
+    elif len(pos) == 1:  # ln -s ../x: the link is made here
+        sources, bases = pos, [(Word("."), (".",))]
+    else:
+        last = pos[-1] if pos else Word(".")
+        sources, bases = pos[:-1], [(last, (posixpath.dirname(last.text.rstrip("/")) or ".", last.text))]
+    for w in sources:
+        if not w.literal or not symbolic or relative or w.text.startswith(("/", "~")):
+            insp.read_path(w, f"ln {w.text}")
+            continue
+        for dest, dirs in bases:
+            if not dest.literal:
+                insp.opaque(f"ln {w.text} {dest.text}: where the link is made is not known statically")
+                continue
+            for base in dict.fromkeys(dirs):
+                insp.read_path(Word(posixpath.join(base, w.text)), f"ln -s {w.text} {dest.text}")
+
+
 _COPY_VALUES: Final = fs(
     "-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group"
 )
@@ -740,6 +769,9 @@ def copy(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         targets = [p.pos[-1]]
     for w in targets:
         insp.write_target(w, " ".join([name, w.text]))
+    if name.lower() == "ln":
+        directories = [v for o, v in p.opts if o in ("-t", "--target-directory") and v is not None]
+        _link_sources(insp, args, p.pos, directories)
     if name.lower() == "mv":  # a move removes its sources: .git moved away is .git destroyed
         for w in sources:
             insp.write_target(w, f"mv {w.text} (moved away)")
@@ -765,8 +797,11 @@ def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
             if end > i + 1:
                 ran |= insp.run(args[i + 1 : end], depth + 1)
             i = end
-        elif args[i].text == "-delete":
-            insp.add("fs.write:" + (args[0].text if args else "."), "find " + args[i].text)
+        elif args[i].text == "-delete":  # every starting point (default: here) loses what matches
+            from gatekeeper.inspectors.shell_files import read_operands  # it imports this module
+
+            for w in read_operands("find", args) or [Word(".")]:
+                insp.write_target(w, f"find {w.text} -delete", under=True)
         elif args[i].text in ("-fprint", "-fprint0", "-fprintf", "-fls") and i + 1 < len(args):
             insp.write_target(args[i + 1], f"find {args[i].text} {args[i + 1].text}")  # the listing's file
             i += 1

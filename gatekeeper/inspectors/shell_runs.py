@@ -9,6 +9,11 @@ What was recorded about such a file when ``file.write`` wrote it is then inherit
 
 Two shapes: an exact path, and a tree (``/workspace/tests/**``), every test module and
 ``conftest.py`` under a directory (what ``pytest DIR`` collects).
+
+Modules named on the command line run too: ``python3 -m X``, ``pytest -p X``, ``pylint
+--load-plugins=X`` import ``X`` from the working directory (or ``src/``), and a Python run imports
+``sitecustomize``/``usercustomize`` from its path. ``sphinx-build SRC`` runs ``SRC/conf.py``; ``npm
+--prefix DIR`` runs ``DIR/package.json``'s scripts.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import posixpath
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
+from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell_programs import SHELLS, Word
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
 
-__all__ = ["FAMILIES", "IMPLICIT", "TREE", "files_run", "shell_script"]
+__all__ = ["FAMILIES", "IMPLICIT", "TREE", "files_run", "module_paths", "shell_script"]
 
 TREE: Final = "/**"  # suffix of a tree entry: test modules and conftest.py anywhere under it
 
@@ -63,7 +69,21 @@ IMPLICIT: Final[Mapping[str, tuple[str, ...]]] = {
     }.items()
 }
 # Every family files_run has something to say about (a cheap test per command).
-FAMILIES: Final = frozenset({*_SCRIPT_RUNNERS, *IMPLICIT, "pytest", "py.test", "pip", "pip3", "uv"})
+# Programs that import Python plugin modules by name: the options that name them.
+_PLUGIN_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "pytest": ("-p",),
+    "py.test": ("-p",),
+    "pylint": ("--load-plugins",),
+    "pyreverse": ("--load-plugins",),
+    "flake8": ("--require-plugins",),
+}
+# Program directory options of the package managers whose scripts live in package.json.
+_PREFIX_OPTIONS: Final = ("--prefix", "-C", "--cwd", "--dir")
+_CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Python start from its path
+_SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
+FAMILIES: Final = frozenset(
+    {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, "pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild"}
+)
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
 _BUILD_MODULES: Final = frozenset({"build", "pip", "setup"})
@@ -76,21 +96,47 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         script, module, rest = _script(family, args)
         if script is not None:
             out += _paths(insp, script)
+        if family in ("python", "pypy"):
+            out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
         if module in ("pytest", "py.test"):
-            out += _pytest(insp, args[rest:])
+            out += _pytest(insp, args[rest:]) + _plugins(insp, "pytest", args[rest:])
+        elif module in ("pylint", "pyreverse"):
+            out += _plugins(insp, module, args[rest:])
+        elif module in _SPHINX_MODULES:
+            out += _sphinx(insp, args[rest:])
         elif module in _BUILD_MODULES:
             out += [p for name in _BUILDS for p in _paths(insp, Word(name))]
+        if module and family in ("python", "pypy"):  # python -m X runs the module X (its __main__)
+            out += module_paths(insp, module, main=True)
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
+        if IMPLICIT[family] == ("package.json",):
+            out += [
+                p
+                for w in _values(args, _PREFIX_OPTIONS)
+                for p in _paths(insp, Word(posixpath.join(w.text, "package.json"), w.literal))
+            ]
+    if family in _PLUGIN_OPTIONS:
+        out += _plugins(insp, family, args)
+    if family in ("sphinx-build", "sphinx-autobuild"):
+        out += _sphinx(insp, args)
     if family in ("make", "gmake"):
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):
         out += _pytest(insp, args)
     elif family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
-        for w in args:
-            t = w.text
-            if w.literal and (t == "." or t.startswith(("./", "../", "/")) or t.endswith("/")):
+        editable = [w for w in _values(args, ("-e", "--editable")) if "://" not in w.text]
+        for w in [*args, *editable]:  # -e pkg is a directory, with or without a slash
+            t = w.text.split("[", 1)[0] if w.text.endswith("]") else w.text  # .[dev]: extras
+            if w.literal and (
+                w in editable or t == "." or t.startswith(("./", "../", "/")) or t.endswith("/")
+            ):
                 out += [p for name in _BUILDS for p in _paths(insp, Word(posixpath.join(t, name)))]
+        # A requirements or constraints file names what is installed (local directories included):
+        # it is read as code by written_code (its record pulls in those directories' builds).
+        out += [
+            p for w in _values(args, ("-r", "--requirement", "-c", "--constraint")) for p in _paths(insp, w)
+        ]
     return out
 
 
@@ -170,6 +216,55 @@ def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
     return out
 
 
+def module_paths(insp: Inspection, dotted: str, *, main: bool = False) -> list[str]:
+    """Where a module named ``a.b`` would be imported from: the working directories (first on
+    ``sys.path`` for ``-m`` and for pytest's rootdir), the workspace and its ``src/``."""
+    parts = [p for p in dotted.split(".") if p]
+    if not parts or not all(p.isidentifier() for p in parts):
+        return []
+    here = {c for c in insp.cwds if (c + "/").startswith(CODE_ROOTS)}
+    roots = sorted(here | {"/workspace", "/workspace/src"})
+    names = ("__init__.py", "__main__.py") if main else ("__init__.py",)
+    out: list[str] = []
+    for root in roots:
+        stem = posixpath.join(root, *parts)
+        out += [stem + ".py", *(posixpath.join(stem, n) for n in names)]
+        out += [posixpath.join(root, *parts[:k], "__init__.py") for k in range(1, len(parts))]  # parents
+    return [p for p in out if p.startswith(CODE_ROOTS)]
+
+
+def _plugins(insp: Inspection, family: str, args: list[Word]) -> list[str]:
+    """``pytest -p X``, ``pylint --load-plugins=X,Y``: the plugin modules it imports (``no:X``
+    turns one off)."""
+    out: list[str] = []
+    for w in _values(args, _PLUGIN_OPTIONS[family]):
+        for name in w.text.split(","):
+            name = name.strip()
+            if w.literal and name and not name.startswith("no:"):
+                out += module_paths(insp, name)
+    return out
+
+
+def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
+    """``sphinx-build [opts] SRC OUT``: Sphinx runs ``conf.py`` from the configuration directory
+    (``-c DIR``), else from the source directory."""
+    confdirs = _values(args, ("-c", "--conf-dir"))
+    if not confdirs:
+        values = {"-b", "-M", "-d", "-j", "-D", "-A", "-t", "-w", "-C", "--builder", "--doctree-dir",
+                  "--jobs", "--define", "--html-define", "--tag", "--warning-file"}  # fmt: skip
+        i = 0
+        while i < len(args):
+            t = args[i].text
+            if t in values:
+                i += 2
+                continue
+            if not t.startswith("-"):
+                confdirs = [args[i]]
+                break
+            i += 1
+    return [p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))]
+
+
 def _conftests(here: str) -> list[str]:
     """conftest.py in ``here`` and every directory above it, up to the workspace."""
     out: list[str] = []
@@ -182,4 +277,7 @@ def _conftests(here: str) -> list[str]:
 def _paths(insp: Inspection, w: Word) -> list[str]:
     if not w.literal or not w.text or w.runs or w.text.startswith(("<(", ">(")):
         return []
-    return [p for p in insp.resolve(w.text, w.text, strict=False) if p.startswith("/workspace/")]
+    if "{}" in w.text:  # find -exec python3 {} ;: the files found are run, and they are not known here
+        insp.opaque(f"runs files chosen at run time as code: {w.text}")
+        return []
+    return [p for p in insp.resolve(w.text, w.text, strict=False) if p.startswith(CODE_ROOTS)]

@@ -10,12 +10,14 @@ recorded with the write and inherited by a later call that runs the file
 
 from __future__ import annotations
 
+import ast
 import configparser
 import functools
 import hashlib
 import json
 import posixpath
 import re
+import shlex
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from gatekeeper.yamlfile import load_yaml
 __all__ = ["MAX_CONTENT", "WrittenCode", "analyse_written", "code_kind"]
 
 MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
+MAX_TEXT: Final = 64 * 1024  # a file with no code name read as code (if it were run) up to this size
 _SHELL_RC: Final = frozenset(
     {".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zprofile",
      ".zshenv", ".kshrc", ".envrc"}
@@ -67,6 +70,7 @@ _SHEBANG_KINDS: Final = {
     "node": "javascript",
     "make": "make",
 }
+_REQUIREMENTS: Final = re.compile(r"(?:requirements|constraints)[\w.-]*\.(?:txt|in)")
 _VERSIONED: Final = re.compile(r"([a-z]+?)[0-9.]*")
 
 
@@ -87,6 +91,8 @@ def code_kind(path: str, content: str) -> str | None:
     low = name.lower()
     if low in _BY_NAME:
         return _BY_NAME[low]
+    if _REQUIREMENTS.fullmatch(low):
+        return "requirements"
     if low in _SHELL_RC:
         return "shell"
     kind = _BY_SUFFIX.get(posixpath.splitext(low)[1])
@@ -107,11 +113,12 @@ def _shebang_kind(line: str) -> str:
     return _SHEBANG_KINDS.get(m.group(1) if m else "", "unknown")
 
 
-def analyse_written(path: str, content: str) -> WrittenCode | None:
-    """What ``content`` written at the absolute ``path`` would do when run; None if not code."""
-    kind = code_kind(path, content)
-    if kind is None:
-        return None
+def analyse_written(path: str, content: str) -> WrittenCode:
+    """What ``content`` written at the absolute ``path`` would do when run.
+
+    A file that is not code by its name or ``#!`` line is still recorded (kind ``text``): a name
+    decides nothing at run time (``python3 notes.txt``, ``sh data``, ``cp notes.txt x.py``)."""
+    kind = code_kind(path, content) or "text"
     digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
     return _analyse(kind, path, digest, content)
 
@@ -155,6 +162,31 @@ def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
         return []
     shell_code.scan_code(insp, path, content, 0)
     return []
+
+
+def _text(insp: Inspection, path: str, content: str) -> list[str]:
+    """A file with no code name: should it ever be run, it is read as Python if it parses as
+    Python, else as a shell script. Larger text than code usually is, is doubt."""
+    if len(content) > MAX_TEXT:
+        insp.opaque(f"written {path}: too large to read as code, should it be run")
+        return []
+    try:
+        ast.parse(content)
+    except (SyntaxError, ValueError):
+        return _shell(insp, path, content)
+    return _python(insp, path, content)
+
+
+def _requirements(insp: Inspection, path: str, content: str) -> list[str]:
+    """A pip requirements file: each line is read as ``pip install LINE`` would be (an index
+    option, a URL, a local directory whose build runs); the builds of local directories it names
+    are what it pulls in, so ``pip install -r`` inherits what was written into them."""
+    for line in _logical_lines(content):
+        line = re.sub(r"(^|\s)#.*", "", line).split(";", 1)[0]  # comments, environment markers
+        words = [w for w in line.split() if not w.startswith("--hash")]
+        if words:
+            insp.source("pip install " + " ".join(shlex.quote(w) for w in words), 1)
+    return sorted(insp.ran_files)
 
 
 def _unknown(insp: Inspection, path: str, content: str) -> list[str]:
@@ -348,6 +380,8 @@ def _expand(text: str, variables: dict[str, str], depth: int = 0) -> str:
 
 
 _READERS: Final = {
+    "text": _text,
+    "requirements": _requirements,
     "python": _python,
     "shell": _shell,
     "javascript": _javascript,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,16 +19,14 @@ from typing import Any
 import casbin
 import simpleeval
 from casbin.persist import Adapter
-from casbin.persist.adapter import _extract_tokens
+
+from gatekeeper import codes
 
 from ..errors import PolicyError
 from ..models import Capability, Decision, Outcome, Principal, policy_object
+from .policy_csv import RuleProblem, is_shadow, parse_rule, read_lines
 
 logging.getLogger("casbin").setLevel(logging.WARNING)
-
-# "unlisted" is a fallback, not a grant: it escalates an object that no allow rule covers (for
-# example egress to a host not on the allow-list) instead of the default deny.
-_EFFECTS = ("allow", "deny", "escalate", "unlisted")
 
 
 class RuleRef:
@@ -77,8 +74,6 @@ _MODEL = {
 # casbin's default role manager follows at most this many levels in ``g(r.sub, p.sub)``: the
 # subject itself plus nine inherited levels. A longer chain does not match in casbin, nor here.
 _MAX_HIERARCHY_LEVEL = 10
-# casbin's tokenizer treats commas inside ()/[] as part of a token; lines without them split plainly.
-_NESTING = re.compile(r"[\[\]()]")
 _ROLE_CACHE_MAX = 10_000  # one entry per principal: keep it bounded
 
 # One lookup key's rules, every effect: a list in file order; or, once a key has many rules, a
@@ -139,19 +134,8 @@ def _radix_tree(prefixed: dict[str, _Bucket]) -> _Node:
     return root
 
 
-def _tokens(line: str) -> list[str] | None:
-    """casbin's ``load_policy_line`` tokens (key first); a plain split when nothing nests."""
-    if _NESTING.search(line) is None:
-        return [token.strip() for token in line.split(",")]
-    try:
-        tokens: list[str] | None = _extract_tokens(line)
-    except IndexError:  # an unbalanced ")" or "]": casbin's tokenizer cannot read it
-        return None
-    return tokens
-
-
 class _ParsedPolicy:
-    """A policy file read line by line with casbin's tokenizer; remembers each rule's file:line."""
+    """The policy file as the engine loads it (``policy_csv`` reads it); each rule keeps its file:line."""
 
     def __init__(self, path: Path, model: Any, *, include_shadow: bool) -> None:
         self.has_shadow = False
@@ -160,55 +144,42 @@ class _ParsedPolicy:
         self.rules: dict[tuple[str, ...], RuleRef] = {}
         self.errors: list[str] = []
         name = path.name
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
+        for line in read_lines(path):
+            number = line.number
             # A rule whose effect ends in "!shadow" is only in the shadow set: it is decided on
             # live traffic and recorded as "would ...", never enforced.
-            parts = line.split(",")
-            if len(parts) > 3 and parts[3].strip().endswith("!shadow"):
+            if is_shadow(line):
                 self.has_shadow = True
                 if not include_shadow:
                     continue
-                parts[3] = " " + parts[3].strip().removesuffix("!shadow")
-                line = ",".join(parts)
-            tokens = _tokens(line)
-            if tokens is None:
+            if line.fields is None:
                 self.errors.append(f"{name}:{number}: could not parse this line")
                 continue
-            key = tokens[0]
+            key = line.key
             if key not in model.model.get(key[:1], {}):
                 self.errors.append(f"{name}:{number}: unknown line type {key!r}")
                 continue
-            tokens = tokens[1:]
             if key == "g":
-                if len(tokens) < 2:
+                if len(line.fields) < 2:
                     self.errors.append(
                         f"{name}:{number}: grouping policy elements do not meet role definition"
                     )
                     continue
-                self.links.append(tokens)
+                self.links.append(list(line.fields))
                 continue
             if key != "p":
                 continue  # casbin would file it under its own section, where nothing reads it
-            if len(tokens) != 5:
+            rule = parse_rule(line)
+            if rule is RuleProblem.FIELD_COUNT:
                 self.errors.append(f"{name}:{number}: expected 'p, SUBJECT, OBJECT, EFFECT, CONDITION, NOTE'")
-                continue
-            effect, _, quorum_text = tokens[2].partition(":")
-            if effect not in _EFFECTS or (
-                quorum_text and (effect != "escalate" or not quorum_text.isdigit())
-            ):
+            elif rule is RuleProblem.EFFECT:
                 self.errors.append(f"{name}:{number}: effect must be allow, deny, escalate or escalate:N")
-                continue
-            quorum = int(quorum_text) if quorum_text else 1
-            if not 1 <= quorum <= 10:
+            elif rule is RuleProblem.QUORUM:
                 self.errors.append(f"{name}:{number}: escalate:N needs 1 to 10 approvers")
-                continue
-            if quorum_text:  # casbin sees plain "escalate"; the quorum rides along on the rule
-                tokens[2] = effect
-            self.policy.append(tokens)
-            self.rules[tuple(tokens)] = RuleRef(f"{name}:{number}", tokens[4], quorum)
+            else:
+                tokens = rule.casbin_fields()  # casbin sees plain "escalate"; the quorum rides on the rule
+                self.policy.append(tokens)
+                self.rules[tuple(tokens)] = RuleRef(f"{name}:{number}", rule.note, rule.quorum)
 
 
 # casbin ships no type hints: its Adapter is Any to mypy, and subclassing Any needs the ignore.
@@ -478,12 +449,22 @@ class CasbinPolicy:
         ok, explain = self._reference.enforce_ex(subject, obj, effect, ctx)
         return (self._rules.get(tuple(explain)) or RuleRef("?", "")) if ok else None
 
-    def decide(self, principal: Principal, tool: str, capabilities: Sequence[Capability]) -> Decision:
+    def decide(
+        self,
+        principal: Principal,
+        tool: str,
+        capabilities: Sequence[Capability],
+        *,
+        tool_object: bool = True,
+    ) -> Decision:
         subjects = (f"user:{principal.subject}", *principal.roles)
-        tool_object = policy_object(tool)
-        objects: list[tuple[str, ConditionContext]] = [
-            (tool_object, ConditionContext(principal.subject, tool, tool_object, {}))
-        ]
+        objects: list[tuple[str, ConditionContext]] = []
+        if tool_object:
+            name = policy_object(tool)
+            objects.append((name, ConditionContext(principal.subject, tool, name, {})))
+        elif not capabilities:  # nothing to decide is no grant
+            nothing = "nothing was asked: refused (default deny)"
+            return Decision(Outcome.DENY, codes.NOT_ALLOWED, nothing, None)
         seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
         for cap in capabilities:
             if (cap.name, cap.amounts) in seen:
@@ -496,7 +477,7 @@ class CasbinPolicy:
             rule = self._pick(hits, "deny", subjects, ctx)
             if rule is not None:
                 reason = f"{obj} denied: {rule.note}" if rule.note else f"{obj} denied"
-                return Decision(Outcome.DENY, "policy_denied", reason, rule.location, capability=obj)
+                return Decision(Outcome.DENY, codes.POLICY_DENIED, reason, rule.location, capability=obj)
         escalations = [
             (obj, rule) for obj, ctx, hits in lookups for rule in self._pick_all(hits, "escalate", ctx)
         ]
@@ -508,7 +489,7 @@ class CasbinPolicy:
             strictest = next(r for _, r in escalations if r.quorum == quorum)
             return Decision(
                 Outcome.ESCALATE,
-                "approval_required",
+                codes.APPROVAL_REQUIRED,
                 reason,
                 rule.location,
                 capability=obj,
@@ -527,7 +508,7 @@ class CasbinPolicy:
                 roles = ", ".join(principal.roles) or "(no roles)"
                 return Decision(
                     Outcome.DENY,
-                    "not_allowed",
+                    codes.NOT_ALLOWED,
                     f"{obj} is not allowed: no rule grants it to {roles} (default deny)",
                     None,
                     capability=obj,
@@ -538,7 +519,7 @@ class CasbinPolicy:
             obj, rule = unlisted[0]
             return Decision(
                 Outcome.ESCALATE,
-                "approval_required",
+                codes.APPROVAL_REQUIRED,
                 f"{obj} is not on an allow-list: {rule.note}"
                 if rule.note
                 else f"{obj} is not on an allow-list",
@@ -552,7 +533,7 @@ class CasbinPolicy:
             )
         return Decision(
             Outcome.ALLOW,
-            "allowed",
+            codes.ALLOWED,
             "the tool and every capability are allowed",
             matched[0],
             matched=tuple(matched),
@@ -575,10 +556,32 @@ class CasbinPolicy:
 
     def rules(self) -> Iterator[RuleInfo]:
         """Every ``p`` line in file order, with where it came from and its condition's text."""
-        for position, tokens in enumerate(self._policy):
-            sub, obj, act, cond, note = tokens
-            ref = self._rules[tuple(tokens)]
-            yield RuleInfo(position, ref.location, sub, obj, act, ref.quorum, cond.strip(), note)
+        for position in range(len(self._policy)):
+            yield self._info(position)
+
+    def _info(self, position: int) -> RuleInfo:
+        tokens = self._policy[position]
+        sub, obj, act, cond, note = tokens
+        ref = self._rules[tuple(tokens)]
+        return RuleInfo(position, ref.location, sub, obj, act, ref.quorum, cond.strip(), note)
+
+    def matches(
+        self, principal: Principal, obj: str, ctx: ConditionContext
+    ) -> list[tuple[RuleInfo, bool | str]]:
+        """The rules ``decide`` chooses from for ``obj``: found through the engine's own index
+        (object and subject match, every effect, file order), each with its condition's result
+        (``"error: ..."`` when it cannot be evaluated, which ``decide`` turns into a refusal)."""
+        subjects = (f"user:{principal.subject}", *principal.roles)
+        found: list[tuple[RuleInfo, bool | str]] = []
+        for rule in self._hits(obj, self._allowed(subjects)):
+            result: bool | str = True
+            if rule.condition is not None:
+                try:
+                    result = self._holds(rule, ctx)
+                except PolicyError as exc:
+                    result = f"error: {exc.message}"
+            found.append((self._info(rule.index), result))
+        return found
 
     def role_links(self) -> list[tuple[str, str]]:
         """Every ``g`` line as (child, parent)."""

@@ -2,7 +2,8 @@
 
 For one (principal, tool, arguments): the canonical form and its digest, the capabilities the
 inspectors derived (with the fragment of the argument behind each), and, for the tool and every
-capability, each rule that matched and each that nearly matched:
+capability, each rule the engine matched (found through its own index, as ``decide`` finds them)
+and each that nearly matched:
 
 - ``another subject``: the pattern matches but the rule is for someone else;
 - ``condition false`` (or ``condition error``): pattern and subject match, the condition does not;
@@ -17,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gatekeeper import codes
+
 from ..budgets import plan_charges
 from ..budgets.verdict import budget_decision, first_exceeded
-from ..errors import GatekeeperError, PolicyError
+from ..errors import GatekeeperError
 from ..gate import Gate, PolicySet
 from ..models import Capability, Decision, Outcome, Principal, policy_object
 from .casbin_engine import CasbinPolicy, ConditionContext, RuleInfo
@@ -69,7 +72,7 @@ def explain(
         # with code inspector_error / policy_error, exactly as the gate would answer).
         result["error"] = {"code": exc.code, "message": exc.message}
         result["decision"] = {
-            "outcome": "error" if exc.status < 500 and exc.code != "inspector_error" else "deny",
+            "outcome": "error" if exc.status < 500 and exc.code != codes.INSPECTOR_ERROR else "deny",
             "code": exc.code,
             "reason": exc.message,
             "rule": None,
@@ -153,28 +156,12 @@ def _explain_object(
     amounts: dict[str, float],
     decision: Decision,
 ) -> dict[str, Any]:
-    roles = {r for s in subjects for r in engine.implicit_roles(s)}
     ctx = ConditionContext(principal.subject, tool, obj, amounts)
     matched: list[dict[str, Any]] = []
     near: list[dict[str, Any]] = []
-    for rule in rules:
-        pattern_ok = rule.matches_object(obj)
-        subject_ok = rule.subject == "*" or rule.subject in roles
-        if not pattern_ok:
-            if subject_ok and "*" not in _family(rule.pattern) and _family(rule.pattern) == _family(obj):
-                if ":" in rule.pattern or ":" in obj:
-                    near.append(_entry(rule, None, "other parameter"))
-            continue
-        if not subject_ok:
-            near.append(_entry(rule, None, f"another subject ({rule.subject})"))
-            continue
-        if rule.condition == "True":
-            holds: bool | str = True
-        else:
-            try:
-                holds = engine.condition_holds(rule, ctx)
-            except PolicyError as exc:
-                holds = f"error: {exc.message}"
+    # What the engine itself found for this object: the rules it decides from.
+    hits = engine.matches(principal, obj, ctx)
+    for rule, holds in hits:
         if holds is True:
             matched.append(_entry(rule, True, "matched"))
         elif holds is False:
@@ -182,6 +169,20 @@ def _explain_object(
         else:
             # A condition that cannot be evaluated fails closed: the gate refuses (policy_error).
             matched.append(_entry(rule, holds, "condition error"))
+    # Near misses are what the engine did not find, so only they are looked for here.
+    found = {rule.index for rule, _ in hits}
+    roles = {r for s in subjects for r in engine.implicit_roles(s)}
+    for rule in rules:
+        if rule.index in found:
+            continue
+        subject_ok = rule.subject == "*" or rule.subject in roles
+        if rule.matches_object(obj):
+            if not subject_ok:
+                near.append(_entry(rule, None, f"another subject ({rule.subject})"))
+        elif subject_ok and "*" not in _family(rule.pattern) and _family(rule.pattern) == _family(obj):
+            if ":" in rule.pattern or ":" in obj:
+                near.append(_entry(rule, None, "other parameter"))
+    near.sort(key=lambda e: e["index"])
     matched.sort(key=lambda e: (_EFFECT_ORDER.get(e["effect"], 3), e["index"]))
     deciding_object = decision.capability or policy_object(tool)
     for entry in matched:

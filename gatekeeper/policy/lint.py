@@ -29,7 +29,6 @@ from typing import Any
 import casbin
 import simpleeval
 import yaml
-from casbin.persist.adapter import _extract_tokens
 
 from ..budgets import load_budget_rules
 from ..config import PolicyFiles
@@ -37,6 +36,7 @@ from ..errors import ConfigError, GatekeeperError
 from ..inspectors import INSPECTORS
 from ..manifest import _one as _load_one_manifest
 from ..yamlfile import DuplicateKeyError, load_yaml, yaml_error_line, yaml_error_message
+from .policy_csv import Rule, RuleProblem, parse_rule, read_lines
 
 ERROR = "error"
 WARNING = "warning"
@@ -109,7 +109,6 @@ CAPABILITY_AMOUNTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"compute.g
 #: What every condition may read besides amounts.
 CONTEXT_ATTRIBUTES = ("tool", "capability", "subject")
 
-_EFFECTS = ("allow", "deny", "escalate", "unlisted")
 _EXPECTED_MODEL = {
     ("request_definition", "r"): "sub, obj, act, ctx",
     ("policy_definition", "p"): "sub, obj, act, cond, note",
@@ -140,34 +139,6 @@ class Finding:
             "code": self.code,
             "message": self.message,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """One parsed ``p`` line."""
-
-    line: int
-    subject: str
-    pattern: str
-    effect: str
-    quorum: int
-    condition: str
-    note: str
-    shadow: bool = False  # effect written as EFFECT!shadow: only in the shadow (candidate) set
-
-    @property
-    def prefix(self) -> str:
-        """What keyMatch compares: the whole pattern, or everything before its first ``*``."""
-        star = self.pattern.find("*")
-        return self.pattern if star == -1 else self.pattern[:star]
-
-    @property
-    def wildcard(self) -> bool:
-        return "*" in self.pattern
-
-    @property
-    def unconditional(self) -> bool:
-        return self.condition == "True"
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:
@@ -340,29 +311,24 @@ def _yaml_line(node: Any, dotted: str) -> int:
 
 def _parse_policy(
     path: Path, tools: Collection[str] | None
-) -> tuple[list[_Line], list[tuple[int, str, str]], list[Finding]]:
+) -> tuple[list[Rule], list[tuple[int, str, str]], list[Finding]]:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        lines = read_lines(path)
     except OSError as exc:
         return [], [], [Finding(source, 1, ERROR, "syntax", f"cannot read the policy: {exc.strerror}")]
-    rules: list[_Line] = []
+    rules: list[Rule] = []
     links: list[tuple[int, str, str]] = []
     findings: list[Finding] = []
 
     def add(number: int, severity: str, code: str, message: str) -> None:
         findings.append(Finding(source, number, severity, code, message))
 
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            tokens: list[str] = _extract_tokens(line)
-        except IndexError:
+    for line in lines:
+        number, key, fields = line.number, line.key, line.fields
+        if fields is None:
             add(number, ERROR, "syntax", "unbalanced brackets")
             continue
-        key, fields = tokens[0], tokens[1:]
         if key == "g":
             if len(fields) != 2 or not all(fields):
                 add(number, ERROR, "syntax", "expected 'g, CHILD-ROLE, PARENT-ROLE'")
@@ -372,37 +338,33 @@ def _parse_policy(
         if key != "p":
             add(number, ERROR, "syntax", f"unknown line type {key!r} (lines start with p or g)")
             continue
-        if len(fields) != 5:
+        rule = parse_rule(line)
+        if rule is RuleProblem.FIELD_COUNT:
             hint = " (a NOTE may not contain commas)" if len(fields) > 5 else ""
             add(number, ERROR, "syntax", f"expected 'p, SUBJECT, OBJECT, EFFECT, CONDITION, NOTE'{hint}")
             continue
-        subject, pattern, effect_text, condition, note = fields
-        shadow = effect_text.endswith("!shadow")
-        effect, _, quorum_text = effect_text.removesuffix("!shadow").partition(":")
-        if effect not in _EFFECTS or (quorum_text and (effect != "escalate" or not quorum_text.isdigit())):
+        if rule is RuleProblem.EFFECT:
             add(
                 number,
                 ERROR,
                 "syntax",
                 "effect must be allow, deny, escalate, escalate:N or unlisted (optionally with !shadow), "
-                f"not {effect_text!r}",
+                f"not {fields[2]!r}",
             )
             continue
-        quorum = int(quorum_text) if quorum_text else 1
-        if not 1 <= quorum <= 10:
+        if rule is RuleProblem.QUORUM:
             add(number, ERROR, "syntax", "escalate:N needs 1 to 10 approvers")
             continue
-        if not subject or not pattern or not condition:
+        if not rule.subject or not rule.pattern or not rule.condition:
             add(number, ERROR, "syntax", "SUBJECT, OBJECT and CONDITION must not be empty")
             continue
-        rule = _Line(number, subject, pattern, effect, quorum, condition, note, shadow)
         for severity, code, message in _check_rule(rule, tools):
             add(number, severity, code, message)
         rules.append(rule)
     return rules, links, findings
 
 
-def _check_rule(rule: _Line, tools: Collection[str] | None) -> list[tuple[str, str, str]]:
+def _check_rule(rule: Rule, tools: Collection[str] | None) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     subject, pattern = rule.subject, rule.pattern
     if subject != "*" and ("*" in subject or subject.strip() != subject or " " in subject):
@@ -476,7 +438,7 @@ def _family(pattern: str) -> str:
     return pattern.partition(":")[0].partition("*")[0]
 
 
-def _check_condition(rule: _Line) -> list[tuple[str, str, str]]:
+def _check_condition(rule: Rule) -> list[tuple[str, str, str]]:
     text = rule.condition.strip()
     if text == "True":
         return []
@@ -555,14 +517,14 @@ def _subjects_meet(a: str, b: str, ancestors: Mapping[str, set[str]]) -> bool:
     return _subject_covers(a, b, ancestors) or _subject_covers(b, a, ancestors)
 
 
-def _pattern_covers(outer: _Line, inner: _Line) -> bool:
+def _pattern_covers(outer: Rule, inner: Rule) -> bool:
     """Does ``outer``'s pattern match every object ``inner``'s pattern matches?"""
     if not outer.wildcard:
         return not inner.wildcard and inner.pattern == outer.pattern
     return inner.prefix.startswith(outer.prefix)
 
 
-def _patterns_meet(a: _Line, b: _Line) -> bool:
+def _patterns_meet(a: Rule, b: Rule) -> bool:
     if not a.wildcard and not b.wildcard:
         return a.pattern == b.pattern
     if not a.wildcard:
@@ -574,7 +536,7 @@ def _patterns_meet(a: _Line, b: _Line) -> bool:
 
 def _lint_rules(
     source: str,
-    rules: list[_Line],
+    rules: list[Rule],
     links: list[tuple[int, str, str]],
     tools: Mapping[str, int] | None,
     tools_source: str,
@@ -587,7 +549,7 @@ def _lint_rules(
         findings.append(Finding(source, number, severity, code, message))
 
     ancestors = _ancestors(links)
-    seen: dict[tuple[str, str, str, int, str, bool], _Line] = {}
+    seen: dict[tuple[str, str, str, int, str, bool], Rule] = {}
     all_denies = [r for r in rules if r.effect == "deny"]
     for rule in rules:
         # A live rule is only beaten by live denies; a shadow rule by any (the shadow set holds both).
@@ -668,7 +630,7 @@ def _lint_rules(
 
 def _lint_roles(
     source: str,
-    rules: list[_Line],
+    rules: list[Rule],
     links: list[tuple[int, str, str]],
     ancestors: Mapping[str, set[str]],
     known_roles: Collection[str] | None,
@@ -715,7 +677,7 @@ def _lint_roles(
     return findings
 
 
-def _first_rule_per_role(rules: Iterable[_Line], known: Collection[str]) -> Iterator[_Line]:
+def _first_rule_per_role(rules: Iterable[Rule], known: Collection[str]) -> Iterator[Rule]:
     """The first ``p`` line of each role subject (not ``*``, not ``user:``) outside ``known``."""
     seen: set[str] = set()
     for rule in rules:
@@ -726,7 +688,7 @@ def _first_rule_per_role(rules: Iterable[_Line], known: Collection[str]) -> Iter
         yield rule
 
 
-def _role_typos(source: str, rules: list[_Line], links: list[tuple[int, str, str]]) -> list[Finding]:
+def _role_typos(source: str, rules: list[Rule], links: list[tuple[int, str, str]]) -> list[Finding]:
     """Without ``--known-role``: a ``p`` subject in no ``g`` line that is spelt almost like a role
     the policy establishes (one in a ``g`` line, or a subject more lines use) is most likely a typo.
     Such a rule never fires: a warning, and an error for a deny (a misspelt deny protects nothing)."""

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gatekeeper import codes
+
 from ..audit.record import AuditRecord
 from ..errors import ConfigError, GatekeeperError
 from ..gate import Gate, PolicySet
@@ -34,14 +36,14 @@ REDACTED = "[redacted]"
 #: that, not the operator's verdict, is what a candidate policy is compared with.
 SETTLED_AFTER_ESCALATION = frozenset(
     {
-        "approved",
-        "granted",
-        "approval_denied",
-        "approval_expired",
-        "approval_used",
-        "approval_lost",
-        "approval_unavailable",
-        "too_many_pending_approvals",
+        codes.APPROVED,
+        codes.GRANTED,
+        codes.APPROVAL_DENIED,
+        codes.APPROVAL_EXPIRED,
+        codes.APPROVAL_USED,
+        codes.APPROVAL_LOST,
+        codes.APPROVAL_UNAVAILABLE,
+        codes.TOO_MANY_PENDING_APPROVALS,
     }
 )
 REPLAYED_ENTRIES = frozenset({"invoke", "decide", "mcp"})
@@ -162,7 +164,7 @@ def policy_outcome(record: AuditRecord) -> str:
 def decided_by_budget(record: AuditRecord) -> bool:
     """Whether a budget, not a policy rule, gave the recorded outcome (budget rules are located
     in their YAML file, ``budgets.yaml:<id>``; policy rules in ``policy.csv:<line>``)."""
-    if record.code in ("budget_exceeded", "budget_unavailable"):
+    if record.code in (codes.BUDGET_EXCEEDED, codes.BUDGET_UNAVAILABLE):
         return True
     return bool(record.rule) and str(record.rule).partition(":")[0].endswith((".yaml", ".yml"))
 

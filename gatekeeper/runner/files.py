@@ -18,6 +18,8 @@ import stat
 from pathlib import Path
 from typing import Any, Final
 
+from gatekeeper import codes
+
 from .sandbox import SANDBOX_WORKSPACE
 
 MAX_READ_BYTES: Final = 8 * 1024 * 1024
@@ -95,16 +97,16 @@ class WorkspaceFiles:
             with os.fdopen(self._open_file(parts), "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if stat.S_ISDIR(info.st_mode):
-                    return tool_error("is_a_directory", f"{shown} is a directory")
+                    return tool_error(codes.IS_A_DIRECTORY, f"{shown} is a directory")
                 if not stat.S_ISREG(info.st_mode):
-                    return tool_error("not_a_file", f"{shown} is not a regular file")
+                    return tool_error(codes.NOT_A_FILE, f"{shown} is not a regular file")
                 if info.st_nlink > 1:
-                    return tool_error("hard_link", f"{shown} has other hard links; it is not read")
+                    return tool_error(codes.HARD_LINK, f"{shown} has other hard links; it is not read")
                 data = handle.read(MAX_READ_BYTES + 1)
         except OSError as exc:
             return _os_error(exc, shown)
         if len(data) > MAX_READ_BYTES:
-            return tool_error("too_large", f"{shown} is larger than {MAX_READ_BYTES} bytes")
+            return tool_error(codes.TOO_LARGE, f"{shown} is larger than {MAX_READ_BYTES} bytes")
         return {"path": shown, "content": data.decode("utf-8", errors="replace")}
 
     def digest(self, path: str) -> str | None:
@@ -142,9 +144,9 @@ class WorkspaceFiles:
             with os.fdopen(fd, "wb") as handle:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):
-                    return tool_error("not_a_file", f"{shown} is not a regular file")
+                    return tool_error(codes.NOT_A_FILE, f"{shown} is not a regular file")
                 if info.st_nlink > 1:
-                    return tool_error("hard_link", f"{shown} has other hard links; it is not written")
+                    return tool_error(codes.HARD_LINK, f"{shown} has other hard links; it is not written")
                 handle.truncate(0)
                 handle.write(data)
                 if self.owner is not None:
@@ -159,18 +161,20 @@ def _locate(path: str) -> tuple[list[str], str] | dict[str, Any]:
     try:
         parts = workspace_parts(path)
     except OutsideWorkspace as exc:
-        return tool_error("outside_workspace", str(exc))
+        return tool_error(codes.OUTSIDE_WORKSPACE, str(exc))
     shown = posixpath.join(SANDBOX_WORKSPACE, *parts)
     if not parts:
-        return tool_error("is_a_directory", f"{shown} is a directory")
+        return tool_error(codes.IS_A_DIRECTORY, f"{shown} is a directory")
     return parts, shown
 
 
 def _os_error(exc: OSError, shown: str) -> dict[str, Any]:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR) or (exc.errno == errno.EMLINK):
-        return tool_error("symlink", f"{shown}: a symbolic link (or a non-directory) is on the path; refused")
+        return tool_error(
+            codes.SYMLINK, f"{shown}: a symbolic link (or a non-directory) is on the path; refused"
+        )
     if exc.errno == errno.ENOENT:
-        return tool_error("not_found", f"No such file: {shown}")
+        return tool_error(codes.NOT_FOUND, f"No such file: {shown}")
     if exc.errno == errno.EISDIR:
-        return tool_error("is_a_directory", f"{shown} is a directory")
-    return tool_error("os_error", f"{shown}: {exc.strerror}")
+        return tool_error(codes.IS_A_DIRECTORY, f"{shown} is a directory")
+    return tool_error(codes.OS_ERROR, f"{shown}: {exc.strerror}")

@@ -24,7 +24,7 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,8 +37,8 @@ SANDBOX_HOME: Final = "/home/agent"
 SANDBOX_RUN: Final = "/run/gatekeeper"
 RELAY_PORT: Final = 3128
 _RELAY_SOURCE: Final = Path(__file__).with_name("sandbox_relay.py")
-_SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-_SYSTEM_DIRS: Final = ("/usr", "/etc", "/opt")
+SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_DIRS: Final = ("/usr", "/etc", "/opt")  # read-only in every sandbox
 _INSTALL_HINT: Final = "install Debian's bubblewrap (apt-get install -y bubblewrap)"
 
 
@@ -104,10 +104,26 @@ class Sandbox:
         self.socket_path.chmod(0o600)
 
     def argv(self, cmd: str, cwd: str, devices: Sequence[str] = ()) -> list[str]:
+        """One ``shell.exec``: ``cmd`` under ``/bin/sh -c``, with every limit."""
+        return self.command_argv(("/bin/sh", "-c", cmd), cwd, devices=devices)
+
+    def command_argv(
+        self,
+        command: Sequence[str],
+        cwd: str,
+        *,
+        devices: Sequence[str] = (),
+        read_only: Sequence[str] = (),
+        cpu_limit: bool = True,
+    ) -> list[str]:
+        """The prlimit + bubblewrap + relay command line that runs ``command`` (an argv, nothing
+        is split) in the sandbox. ``read_only``: host paths bound read-only at the same path (the
+        sandbox's uid must be able to reach them, as the workspace); ``cpu_limit=False`` for a
+        long-lived server, whose CPU seconds add up over its life (wall time is ``run``'s)."""
         limits = self.settings.limits
         args = [
             self.prlimit,
-            f"--cpu={limits.cpu_seconds}",
+            *([f"--cpu={limits.cpu_seconds}"] if cpu_limit else []),
             f"--as={limits.memory_mb * 1024 * 1024}",
             f"--nproc={limits.processes}",
             f"--fsize={limits.file_size_mb * 1024 * 1024}",
@@ -130,10 +146,10 @@ class Sandbox:
             "--die-with-parent",
             "--new-session",
         ]
-        for path in _SYSTEM_DIRS:
+        for path in SYSTEM_DIRS:
             if os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        for path in _SYSTEM_LINKS:
+        for path in SYSTEM_LINKS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
@@ -162,8 +178,9 @@ class Sandbox:
             "--bind",
             str(self.socket_path),
             f"{SANDBOX_RUN}/egress.sock",
-            # Leased GPUs last, so no mount above covers them.
+            # Leased GPUs and the operator's read-only paths last, so no mount above covers them.
             *[arg for device in devices for arg in ("--dev-bind", device, device)],
+            *[arg for path in read_only for arg in ("--ro-bind", path, path)],
             "--chdir",
             cwd,
             "--",
@@ -174,13 +191,14 @@ class Sandbox:
             f"{SANDBOX_RUN}/egress.sock",
             str(RELAY_PORT),
             "--",
-            "/bin/sh",
-            "-c",
-            cmd,
+            *command,
         ]
         return args
 
-    def environment(self, credential: str | None) -> dict[str, str]:
+    def environment(self, credential: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What the sandbox sees, and nothing of the host's: ``extra`` (``runner.env`` unless given:
+        a stdio server gets its own ``env`` instead), then the proxy variables with ``credential``.
+        Every variable a caller's defaults could add (``LOGNAME``, ``SHELL``) is set here too."""
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": SANDBOX_HOME,
@@ -188,8 +206,10 @@ class Sandbox:
             "LANG": "C.UTF-8",
             "TERM": "dumb",
             "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+            "LOGNAME": "agent",
+            "SHELL": "/bin/sh",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            **self.settings.env,
+            **(self.settings.env if extra is None else extra),
         }
         if credential is not None:
             proxy = f"http://gatekeeper:{credential}@127.0.0.1:{RELAY_PORT}"
@@ -226,7 +246,7 @@ class Sandbox:
         except TimeoutError:
             timed_out = True
         finally:
-            _kill_tree(process.pid)
+            kill_tree(process.pid)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(readers, 5.0)
         code = process.returncode if process.returncode is not None else -signal.SIGKILL
@@ -274,7 +294,7 @@ class _Capture:
         return b"".join(self.chunks).decode("utf-8", errors="replace")
 
 
-def _kill_tree(pid: int) -> None:
+def kill_tree(pid: int) -> None:
     """bubblewrap leads its own session: SIGKILL to the group ends it, and with it the sandbox's
     pid namespace (its init dies with its parent; the kernel ends every process left in it)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

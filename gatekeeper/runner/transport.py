@@ -18,6 +18,8 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
+from gatekeeper import codes
+
 from ..config import Upstream
 from ..egress.credentials import EgressCredentials
 from ..errors import ConfigError, UpstreamError
@@ -46,6 +48,7 @@ class Runner:
             )
         self.settings = settings
         self.credentials = credentials
+        self.data_dir = data
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="gatekeeper-runner-"))
         self.sandbox = Sandbox(settings, settings.workspace, self.runtime_dir)
         owner = (self.sandbox.uid, self.sandbox.gid) if self.sandbox.as_root else None
@@ -86,7 +89,7 @@ class Runner:
         try:
             parts = workspace_parts(arguments.get("cwd", SANDBOX_WORKSPACE))
         except OutsideWorkspace as exc:
-            return tool_error("outside_workspace", f"cwd: {exc}")
+            return tool_error(codes.OUTSIDE_WORKSPACE, f"cwd: {exc}")
         cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
         if not (self.settings.workspace or Path()).joinpath(*parts).is_dir():
             return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}
@@ -120,9 +123,11 @@ class Runner:
                         "truncated": len(body) > MAX_FETCH_BYTES,
                     }
             except aiohttp.ClientHttpProxyError as exc:
-                return tool_error("egress_refused", f"the egress gate refused the connection: {exc.message}")
+                return tool_error(
+                    codes.EGRESS_REFUSED, f"the egress gate refused the connection: {exc.message}"
+                )
             except (aiohttp.ClientError, TimeoutError) as exc:
-                return tool_error("fetch_failed", f"the fetch failed: {type(exc).__name__}: {exc}")
+                return tool_error(codes.FETCH_FAILED, f"the fetch failed: {type(exc).__name__}: {exc}")
 
 
 class RunnerTransport:
@@ -146,11 +151,15 @@ class RunnerTransport:
                 self._lease(call, decision_id, answer)
             return answer
         if call is None:
-            raise UpstreamError("internal error: the runner needs the understood call", code="upstream_error")
+            raise UpstreamError(
+                "internal error: the runner needs the understood call", code=codes.UPSTREAM_ERROR
+            )
         try:
             result = await self.runner.run(call, decision_id)
         except OSError as exc:
-            raise UpstreamError(f"the runner failed: {exc.strerror or exc}", code="upstream_error") from None
+            raise UpstreamError(
+                f"the runner failed: {exc.strerror or exc}", code=codes.UPSTREAM_ERROR
+            ) from None
         return orjson.dumps(result)
 
     def _lease(self, call: ToolCall, decision_id: str, answer: bytes) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gatekeeper import codes
+
 from ..approvals.agent_view import agent_view
 from ..errors import NotFound
 from .api_schema import openapi_document
@@ -21,7 +23,7 @@ async def get_own_approval(request: web.Request) -> web.Response:
     queue = request.app.get(APPROVALS)
     approval = await queue.store.get(approval_id) if queue is not None else None
     if approval is None or approval.principal != principal.subject:
-        raise NotFound(f"no approval {approval_id!r} for {principal.subject}", code="approval_not_found")
+        raise NotFound(f"no approval {approval_id!r} for {principal.subject}", code=codes.APPROVAL_NOT_FOUND)
     return json_response(200, agent_view(approval))
 
 

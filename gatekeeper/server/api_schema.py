@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 
+from gatekeeper import codes
+
 from .. import __version__
 from ..errors import RequestError
 
@@ -180,16 +182,16 @@ def check_object(schema: Schema, body: Any, what: str = "body") -> dict[str, Any
     if error is None and isinstance(body, dict):
         return body
     if error is None:
-        raise RequestError(f"the {what} must be a JSON object", code="invalid_request")
+        raise RequestError(f"the {what} must be a JSON object", code=codes.INVALID_REQUEST)
     if error.validator == "additionalProperties":
         extra = sorted(set(body) - set(schema.get("properties", {}))) if isinstance(body, dict) else []
         allowed = ", ".join(schema.get("properties", {}))
         raise RequestError(
             f"unknown field {extra[0] if extra else '?'!r}; the {what} has only {allowed}",
-            code="unknown_field",
+            code=codes.UNKNOWN_FIELD,
         )
     where = ".".join(str(p) for p in error.absolute_path) or what
-    raise RequestError(f"{where}: {error.message}", code="invalid_request")
+    raise RequestError(f"{where}: {error.message}", code=codes.INVALID_REQUEST)
 
 
 _validators: dict[int, Draft202012Validator] = {}

@@ -19,6 +19,8 @@ from dataclasses import replace
 
 import structlog
 
+from gatekeeper import codes
+
 from ..budgets import BudgetUnavailable, plan_charges
 from ..budgets.verdict import budget_decision
 from ..errors import GatekeeperError
@@ -62,7 +64,7 @@ async def spend_budgets(ex: Exchange) -> None:
     except (BudgetUnavailable, GatekeeperError) as exc:  # fail closed: no budget answer, no call
         log.error("budget_error", tool=call.tool, error=exc.message)
         ex.decision = _budget_decision(
-            decision, Outcome.DENY, "budget_unavailable", f"budgets could not be checked: {exc.message}"
+            decision, Outcome.DENY, codes.BUDGET_UNAVAILABLE, f"budgets could not be checked: {exc.message}"
         )
         return
     metrics = app[METRICS]
@@ -75,7 +77,9 @@ async def spend_budgets(ex: Exchange) -> None:
     else:
         past = result.exceeded
     if past is None:  # "not ok" without saying which budget: fail closed
-        ex.decision = _budget_decision(decision, Outcome.DENY, "budget_unavailable", "budgets gave no answer")
+        ex.decision = _budget_decision(
+            decision, Outcome.DENY, codes.BUDGET_UNAVAILABLE, "budgets gave no answer"
+        )
         return
     rule = rules.get(past.charge.rule_id)
     metrics.budget_exceeded.labels(rule=past.charge.rule_id).inc()

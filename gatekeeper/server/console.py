@@ -28,6 +28,8 @@ import bashlex
 import structlog
 from aiohttp import web
 
+from gatekeeper import codes
+
 from ..approvals.models import Approval
 from ..errors import GatekeeperError, NotFound, RequestError
 from ..gate import Gate
@@ -137,7 +139,9 @@ def _time_param(request: web.Request, name: str) -> float | None:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise RequestError(f"{name} must be Unix seconds or an ISO 8601 time", code="invalid_query") from None
+        raise RequestError(
+            f"{name} must be Unix seconds or an ISO 8601 time", code=codes.INVALID_QUERY
+        ) from None
 
 
 def _text_param(request: web.Request, name: str) -> str | None:
@@ -145,7 +149,7 @@ def _text_param(request: web.Request, name: str) -> str | None:
     if raw is None or raw == "":
         return None
     if len(raw) > _FILTER_MAX:
-        raise RequestError(f"{name} must be at most {_FILTER_MAX} characters", code="invalid_query")
+        raise RequestError(f"{name} must be at most {_FILTER_MAX} characters", code=codes.INVALID_QUERY)
     return raw
 
 
@@ -153,10 +157,10 @@ async def recent_decisions(request: web.Request) -> web.Response:
     await operator(request)
     outcome = _text_param(request, "outcome")
     if outcome is not None and outcome not in _OUTCOMES:
-        raise RequestError(f"outcome must be one of {', '.join(sorted(_OUTCOMES))}", code="invalid_query")
+        raise RequestError(f"outcome must be one of {', '.join(sorted(_OUTCOMES))}", code=codes.INVALID_QUERY)
     raw_limit = request.query.get("limit", "100")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        raise RequestError("limit must be an integer from 1 to 1000", code="invalid_query")
+        raise RequestError("limit must be an integer from 1 to 1000", code=codes.INVALID_QUERY)
     since, until = _time_param(request, "since"), _time_param(request, "until")
     recent = request.app.get(RECENT)
     if recent is None:

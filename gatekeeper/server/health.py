@@ -6,6 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from gatekeeper import codes
+
 from .responses import json_response
 from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, WORKER
 
@@ -43,7 +45,7 @@ async def readyz(request: web.Request) -> web.Response:
     if lifecycle is not None and lifecycle.draining:
         problems.append("shutting down")
     if problems or gate.policy_set is None:
-        return json_response(503, {"status": "not_ready", "code": "not_ready", "reasons": problems})
+        return json_response(503, {"status": "not_ready", "code": codes.NOT_READY, "reasons": problems})
     body: dict[str, object] = {"status": "ready", "policy_version": gate.policy_set.version}
     reload_error = getattr(gate.reloader, "last_error", None)
     if reload_error:  # still ready: the previous policy is live

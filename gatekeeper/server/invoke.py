@@ -11,6 +11,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.streams import EofStream
 
+from gatekeeper import codes
+
 from .. import strictjson
 from ..config import Upstream
 from ..errors import PayloadTooLarge, RequestError, RequestTimeout
@@ -35,15 +37,15 @@ async def read_json_body(request: web.Request, max_bytes: int, max_depth: int) -
     """One strict read: JSON content type, bounded size, strict parse."""
     ctype = request.headers.get("Content-Type", "")
     if request.headers.getall("Content-Type", []).__len__() > 1:
-        raise RequestError("send exactly one Content-Type header", code="ambiguous_content_type")
+        raise RequestError("send exactly one Content-Type header", code=codes.AMBIGUOUS_CONTENT_TYPE)
     if ctype.split(";", 1)[0].strip().lower() != "application/json":
         raise RequestError(
             f"Content-Type must be application/json, got {ctype or 'nothing'!r}",
-            code="unsupported_content_type",
+            code=codes.UNSUPPORTED_CONTENT_TYPE,
         )
     charset = request.charset
     if charset is not None and charset.lower() not in ("utf-8", "utf8"):
-        raise RequestError("JSON must be UTF-8", code="unsupported_content_type")
+        raise RequestError("JSON must be UTF-8", code=codes.UNSUPPORTED_CONTENT_TYPE)
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {max_bytes}")
     try:
@@ -51,11 +53,11 @@ async def read_json_body(request: web.Request, max_bytes: int, max_depth: int) -
             body = await read_body(request.content, max_bytes)
     except TimeoutError:
         raise RequestTimeout(
-            f"the request body did not arrive within {BODY_READ_SECONDS:g} s", code="body_timeout"
+            f"the request body did not arrive within {BODY_READ_SECONDS:g} s", code=codes.BODY_TIMEOUT
         ) from None
     except (ConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError, EofStream):
         raise RequestError(
-            "the request body ended before its declared length", code="incomplete_body"
+            "the request body ended before its declared length", code=codes.INCOMPLETE_BODY
         ) from None
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body is larger than the limit of {max_bytes} bytes")

@@ -21,6 +21,8 @@ import structlog
 from aiohttp import web
 from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
 
+from gatekeeper import codes
+
 from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
@@ -64,13 +66,17 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
     name = request.match_info["upstream"]
     upstream = config.upstreams.get(name)
     if upstream is None or upstream.mcp_url is None:
-        return json_response(404, {"code": "unknown_upstream", "message": f"no MCP upstream named {name!r}"})
+        return json_response(
+            404, {"code": codes.UNKNOWN_UPSTREAM, "message": f"no MCP upstream named {name!r}"}
+        )
     try:
         principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
     except GatekeeperError as exc:
         return error_response(exc)
     if request.method not in ("POST", "GET", "DELETE"):
-        return json_response(405, {"code": "method_not_allowed", "message": "MCP uses POST, GET and DELETE"})
+        return json_response(
+            405, {"code": codes.METHOD_NOT_ALLOWED, "message": "MCP uses POST, GET and DELETE"}
+        )
     refused = await _foreign_session(request, upstream, principal)
     if refused is not None:
         return refused
@@ -92,7 +98,7 @@ async def _foreign_session(
     if not ids:
         return None
     if len(ids) > 1:
-        return _rpc_error(400, None, -32600, "Mcp-Session-Id sent more than once", "header_mismatch")
+        return _rpc_error(400, None, -32600, "Mcp-Session-Id sent more than once", codes.HEADER_MISMATCH)
     owner = await request.app[MCP_SESSIONS].session_owner(session_key(upstream.name, ids[0]))
     if owner == (principal.issuer, principal.subject):
         return None
@@ -102,7 +108,7 @@ async def _foreign_session(
         principal=principal.subject,
         reason="unknown session" if owner is None else "another principal's session",
     )
-    return _rpc_error(404, None, -32001, "session not found; start a new one", "session_not_found")
+    return _rpc_error(404, None, -32001, "session not found; start a new one", codes.SESSION_NOT_FOUND)
 
 
 def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> OnAnswer:
@@ -125,7 +131,7 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     try:
         message = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
     except GatekeeperError as exc:
-        rpc_code = -32700 if exc.code == "invalid_json" else -32600
+        rpc_code = -32700 if exc.code == codes.INVALID_JSON else -32600
         return _rpc_error(exc.status, None, rpc_code, exc.message, exc.code)
     if isinstance(message, list):
         return _rpc_error(
@@ -133,28 +139,28 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
             None,
             -32600,
             "JSON-RPC batches are not accepted; send one message per request",
-            "batch_not_supported",
+            codes.BATCH_NOT_SUPPORTED,
         )
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        return _rpc_error(400, None, -32600, "not a JSON-RPC 2.0 message", "invalid_request")
+        return _rpc_error(400, None, -32600, "not a JSON-RPC 2.0 message", codes.INVALID_REQUEST)
     method = message.get("method")
     msg_id = message.get("id")
     mismatch = _header_mismatch(request, message)
     if mismatch:
-        return _rpc_error(400, msg_id, -32600, mismatch, "header_mismatch")
+        return _rpc_error(400, msg_id, -32600, mismatch, codes.HEADER_MISMATCH)
     if method is None and not _is_response(message):
         return _rpc_error(
-            400, msg_id, -32600, "neither a request, a notification nor a response", "invalid_request"
+            400, msg_id, -32600, "neither a request, a notification nor a response", codes.INVALID_REQUEST
         )
     if method is None or method in PROTOCOL_METHODS:  # answers to the server's requests, plumbing
         return await _pass_through(request, upstream, message, principal=principal)
     if not isinstance(method, str):
-        return _rpc_error(400, msg_id, -32600, "method must be a string", "invalid_request")
+        return _rpc_error(400, msg_id, -32600, "method must be a string", codes.INVALID_REQUEST)
     if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
         rewrite = list_filter(request.app[GATE], principal, upstream.name, method, request.app.get(TOOL_PINS))
         return await _pass_through(request, upstream, message, rewrite, principal=principal)
     if "id" not in message:  # a notification would act with nobody to refuse to
-        return _rpc_error(400, None, -32600, f"{method} must be a request with an id", "invalid_request")
+        return _rpc_error(400, None, -32600, f"{method} must be a request with an id", codes.INVALID_REQUEST)
     mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
     rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
     ex = Exchange(
@@ -231,7 +237,7 @@ async def parse_mcp(ex: Exchange) -> None:
     params = mcp.message.get("params")
     if mcp.method == "tools/call":
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
-            raise RequestError("tools/call needs params.name", code="invalid_request")
+            raise RequestError("tools/call needs params.name", code=codes.INVALID_REQUEST)
         ex.tool = params["name"]
         ex.arguments = params.get("arguments", {})
         if not isinstance(ex.arguments, dict):

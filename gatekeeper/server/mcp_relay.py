@@ -23,6 +23,8 @@ import orjson
 import structlog
 from aiohttp import web
 
+from gatekeeper import codes
+
 from .. import strictjson
 from ..config import Upstream
 from ..errors import UpstreamError
@@ -31,6 +33,7 @@ from ..models import ToolCall
 from ..pipeline import Exchange, need
 from ..streams import read_body
 from ..tracing import current_request
+from ..upstream import DECISION_HEADER
 from .responses import json_response
 from .state import CLIENT_SESSION, CONFIG, RUNNER, TRANSPORT
 
@@ -154,6 +157,8 @@ class McpForward:
             outgoing = {**message, "params": params} if "params" in message else message
         else:
             outgoing = {**message, "params": {**message["params"], "arguments": call.arguments}}
+        # A stdio server learns which call it is serving, so its own connections meet that call.
+        named = self.mcp.upstream.command is not None and not is_method_tool(call.tool)
         try:
             return await relay(
                 self.mcp.http,
@@ -164,6 +169,7 @@ class McpForward:
                 answer_limit=ex.app[CONFIG].limits.max_response_bytes,
                 rewrite=self.rewrite,
                 on_answer=self.mcp.on_answer,
+                extra_headers={DECISION_HEADER: ex.decision_id} if named else None,
             )
         except ClientGone as gone:
             ex.delivery = "client_gone"
@@ -197,6 +203,7 @@ async def relay(
     answer_limit: int | None = None,
     rewrite: Rewrite | None = None,
     on_answer: OnAnswer | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Send the (possibly rewritten) request upstream and stream its answer back; ``on_answer``
     sees the upstream's answer before the client does (a new session is bound to its owner
@@ -212,6 +219,8 @@ async def relay(
     ids = current_request.get()
     if ids is not None:
         headers.update(ids.upstream_headers())
+    if extra_headers:
+        headers.update(extra_headers)
     session = request.app[CLIENT_SESSION]
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
     try:
@@ -240,7 +249,7 @@ async def relay(
                 if rewrite is not None:  # a list we cannot read shows nothing, never everything
                     data = await _rewrite_json(rewrite, raw)
                 elif answer_limit is not None and len(raw) > answer_limit:
-                    message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                    message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                     return json_response(502, message)
                 else:
                     data = raw
@@ -256,7 +265,9 @@ async def relay(
                     relayed += len(chunk)
                     if answer_limit is not None and relayed > answer_limit:
                         log.warning("mcp_answer_too_large", upstream=upstream.name, limit=answer_limit)
-                        message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                        message = rpc_error_message(
+                            msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE
+                        )
                         await response.write(b"\n\n" + sse_event(message))  # ends any event cut short
                         break
                     await response.write(chunk)
@@ -270,7 +281,7 @@ async def relay(
         if response is None:
             raise UpstreamError(
                 f"MCP upstream {upstream.name!r} failed mid-answer: {type(exc).__name__}",
-                code="upstream_error",
+                code=codes.UPSTREAM_ERROR,
             ) from None
         return response
 
@@ -283,14 +294,14 @@ async def _relay_into(
         async for block in _sse_blocks(upstream_resp.content):
             relayed += len(block)
             if relayed > limit:  # whole events only: the client gets an error instead of the rest
-                message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+                message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                 await into.write(sse_event(message))
                 break
             await into.write(block)
     else:
         raw = await read_body(upstream_resp.content, limit)
         if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
-            message = rpc_error_message(msg_id, -32603, TOO_LARGE, "upstream_response_too_large")
+            message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
             await into.write(sse_event(message))
         elif raw.strip():
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gatekeeper import codes
+
 from ..approvals.models import Change
 from ..budgets import plan_charges
 from ..errors import GatekeeperError, RequestError, Unavailable
@@ -50,7 +52,7 @@ def _int_param(request: web.Request, name: str, default: int, high: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 0 <= int(raw) <= high:
-        raise RequestError(f"{name} must be an integer from 0 to {high}", code="invalid_query")
+        raise RequestError(f"{name} must be an integer from 0 to {high}", code=codes.INVALID_QUERY)
     return int(raw)
 
 
@@ -58,7 +60,7 @@ async def list_approvals(request: web.Request) -> web.Response:
     await operator(request)
     state = request.query.get("state")
     if state is not None and state not in _STATES:
-        raise RequestError(f"state must be one of {', '.join(sorted(_STATES))}", code="invalid_query")
+        raise RequestError(f"state must be one of {', '.join(sorted(_STATES))}", code=codes.INVALID_QUERY)
     limit = _int_param(request, "limit", 100, 1000)
     offset = _int_param(request, "offset", 0, 10_000_000)
     store = request.app[APPROVALS].store

@@ -5,8 +5,9 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from ..approvals.store import ApprovalError
-from ..errors import NotFound, RequestError
+from gatekeeper import codes
+
+from ..errors import ApprovalError, NotFound, RequestError
 from ..pipeline import new_decision_id
 from .api_schema import PIN_REQUEST, check_object
 from .invoke import read_json_body
@@ -21,7 +22,7 @@ async def list_pins(request: web.Request) -> web.Response:
     await operator(request)
     state = request.query.get("state", "withheld")
     if state not in ("withheld", "all"):
-        raise RequestError("state must be withheld or all", code="invalid_query")
+        raise RequestError("state must be withheld or all", code=codes.INVALID_QUERY)
     pins = request.app[TOOL_PINS]
     await pins.refresh()
     shown = [p for p in pins.all() if state == "all" or p.withheld]
@@ -40,7 +41,7 @@ async def approve_pin(request: web.Request) -> web.Response:
     if pin is None:
         raise ApprovalError(
             "the definition changed again since the digest you reviewed; look at it again",
-            code="digest_mismatch",
+            code=codes.DIGEST_MISMATCH,
         )
     audit = request.app.get(AUDIT)
     if audit is not None:  # who pinned which definition goes into the same chain as the calls
@@ -48,7 +49,7 @@ async def approve_pin(request: web.Request) -> web.Response:
             decision_id=new_decision_id(),
             entry="tool_pin",
             outcome="approved",
-            code="tool_pinned",
+            code=codes.TOOL_PINNED,
             tool=tool,
             digest=pin.pinned_digest,
             operator=who.subject,

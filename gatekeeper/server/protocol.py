@@ -16,6 +16,7 @@ answers JSON.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import structlog
@@ -24,15 +25,17 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooL
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gatekeeper import codes
+
 from .responses import json_response
 
 log = structlog.get_logger("gatekeeper.http")
 
 DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
 
-_TIMEOUT_BODY = (
-    b'{"code": "header_timeout", "message": "the request head did not arrive in time; send it whole"}'
-)
+_TIMEOUT_BODY = json.dumps(
+    {"code": codes.HEADER_TIMEOUT, "message": "the request head did not arrive in time; send it whole"}
+).encode()
 _TIMEOUT_ANSWER = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
     b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
@@ -42,14 +45,14 @@ _TIMEOUT_ANSWER = (
 def _parse_error_code(status: int, exc: BaseException | None) -> tuple[str, str]:
     """(code, message) for what the connection layer answers itself; no request bytes quoted."""
     if isinstance(exc, LineTooLong):
-        return "header_too_large", "a request line or header is longer than the server accepts"
+        return codes.HEADER_TOO_LARGE, "a request line or header is longer than the server accepts"
     if isinstance(exc, BadHttpMethod):
-        return "bad_http_method", "the request method is not valid HTTP"
+        return codes.BAD_HTTP_METHOD, "the request method is not valid HTTP"
     if isinstance(exc, HttpProcessingError) or status == 400:
-        return "malformed_http", "the request is not valid HTTP/1.1 (a folded or malformed header, say)"
+        return codes.MALFORMED_HTTP, "the request is not valid HTTP/1.1 (a folded or malformed header, say)"
     if status == 504:
-        return "handler_timeout", "the request took too long to handle"
-    return "internal_error", "internal error; the call was not forwarded"
+        return codes.HANDLER_TIMEOUT, "the request took too long to handle"
+    return codes.INTERNAL_ERROR, "internal error; the call was not forwarded"
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -94,7 +97,7 @@ class GuardedRequestHandler(RequestHandler):
         peer = transport.get_extra_info("peername")
         log.warning(
             "http_header_timeout",
-            code="header_timeout",
+            code=codes.HEADER_TIMEOUT,
             peer=str(peer[0]) if isinstance(peer, tuple) and peer else None,
             timeout_seconds=self.head_timeout,
         )

@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gatekeeper import codes
+
 from ..errors import AuthenticationError, GatekeeperError
 
 log = structlog.get_logger("gatekeeper.http")
@@ -16,10 +18,10 @@ log = structlog.get_logger("gatekeeper.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    400: "bad_request",
+    404: codes.NOT_FOUND,
+    405: codes.METHOD_NOT_ALLOWED,
+    413: codes.PAYLOAD_TOO_LARGE,
+    400: codes.BAD_REQUEST,
 }
 
 
@@ -47,11 +49,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        code = _HTTP_CODES.get(exc.status, codes.HTTP_ERROR)
         return json_response(exc.status, {"code": code, "message": exc.reason})
     except Exception:
         # Fail closed: the client learns only that it failed; the log has the rest.
         log.exception("internal_error", path=request.path)
         return json_response(
-            500, {"code": "internal_error", "message": "internal error; the call was not forwarded"}
+            500, {"code": codes.INTERNAL_ERROR, "message": "internal error; the call was not forwarded"}
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gatekeeper import codes
+
 from ..models import Decision, Outcome
 from ..pipeline import Exchange
 from ..runner.bound_files import bind, describe, file_digests
@@ -50,7 +52,7 @@ async def confirm_run_files(ex: Exchange) -> None:
         )
         ex.decision = Decision(
             Outcome.DENY,
-            "files_changed",
+            codes.FILES_CHANGED,
             f"the approval covered the files as they were; changed since: {', '.join(changed)}. "
             "Send the call again to ask for a new approval",
             decision.rule,

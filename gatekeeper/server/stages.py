@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from gatekeeper import codes
+
 from ..audit.log import appended_in_task
 from ..errors import GatekeeperError, Unavailable, UpstreamError
 from ..escalation import Pending
@@ -45,7 +47,7 @@ async def check_tool_pin(ex: Exchange) -> None:
     why = f"flagged ({', '.join(pin.flags)})" if pin.flags else "changed since it was pinned"
     ex.decision = Decision(
         Outcome.DENY,
-        "tool_definition_changed",
+        codes.TOOL_DEFINITION_CHANGED,
         f"the definition of {call.tool} is {why}; an operator must approve it "
         f"(gatekeeper tools pins) before it is called",
         None,
@@ -112,7 +114,7 @@ def ensure_recordable(ex: Exchange) -> None:
     if problem is not None:
         raise Unavailable(
             f"the audit trail cannot record this call ({problem}); it was not forwarded. Retry later",
-            code="audit_unavailable",
+            code=codes.AUDIT_UNAVAILABLE,
         )
 
 
@@ -137,7 +139,7 @@ async def settle_record(ex: Exchange) -> GatekeeperError | None:
     what = "the tool received the call, but its answer is withheld" if ex.forwarded else "refused"
     return Unavailable(
         f"the call's audit record could not be written within {settings.max_unwritten_seconds:g} s; {what}",
-        code="audit_unavailable",
+        code=codes.AUDIT_UNAVAILABLE,
         forwarded=ex.forwarded,
     )
 
@@ -152,7 +154,7 @@ async def forward(ex: Exchange) -> None:
     try:
         ex.answer = await transport.forward(ex)
     except UpstreamError as exc:
-        if exc.code in ("upstream_unreachable", "upstream_misconfigured"):
+        if exc.code in (codes.UPSTREAM_UNREACHABLE, codes.UPSTREAM_MISCONFIGURED):
             ex.forwarded = False  # nothing reached the tool: what the call spent is refunded
         raise
     finally:

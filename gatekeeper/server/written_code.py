@@ -4,7 +4,8 @@ that runs it is decided with that.
 - ``record_written_code`` (where the call is forwarded): a write of code into the workspace
   (``inspectors/written_code``: ``.py``, shell scripts, Makefiles, ``package.json``, ``tox.ini``...)
   stores its capabilities under the caller's principal and the path, with the write's decision
-  id; a ``file.write`` of anything else there removes that record. A shell command that writes
+  id. A file that is not code by name is recorded too, read as Python and as shell (``python3
+  notes.txt`` runs it all the same). A shell command that writes
   a whole file from its own text (``cat > x.py <<'EOF'``) adds to the record, never replaces it:
   the branch that writes may not run. The record is written before the tool
   is called: a write whose record cannot be stored is refused (``written_code_unavailable``).
@@ -33,7 +34,8 @@ from typing import Any
 
 import structlog
 
-from ..inspectors.paths import normalize_path
+from ..errors import WrittenCodeUnavailable
+from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import TREE
 from ..inspectors.written_code import analyse_written
@@ -41,7 +43,7 @@ from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
-from ..written.records import LIMIT, WrittenCodeStore, WrittenCodeUnavailable, WrittenRecord
+from ..written.records import LIMIT, WrittenCodeStore, WrittenRecord
 from .state import GATE, WRITTEN_CODE
 
 log = structlog.get_logger("gatekeeper.written_code")
@@ -84,10 +86,12 @@ async def inherit_written_code(ex: Exchange) -> None:
     except WrittenCodeUnavailable:
         raise
     except Exception as exc:
-        log.error("written_code_unavailable", decision_id=ex.decision_id, error=type(exc).__name__)
-        raise WrittenCodeUnavailable(
-            "what the files this command runs were written to do could not be read; it was not run. "
-            "Retry later"
+        raise _unavailable(
+            ex,
+            "written_code_unavailable",
+            exc,
+            "what the files this command runs were written to do could not "
+            "be read; it was not run. Retry later",
         ) from None
     if not records:
         return
@@ -111,6 +115,14 @@ async def inherit_written_code(ex: Exchange) -> None:
     more = f" and {len(records) - 8} more" if len(records) > 8 else ""
     ex.call = widened
     ex.decision = replace(again, reason=f"{again.reason}; it runs code written by file.write: {files}{more}")
+
+
+def _unavailable(
+    ex: Exchange, event: str, exc: Exception, message: str, **fields: str
+) -> WrittenCodeUnavailable:
+    """The log line and the refusal for a written-code store that failed (fail closed)."""
+    log.error(event, decision_id=ex.decision_id, error=type(exc).__name__, **fields)
+    return WrittenCodeUnavailable(message)
 
 
 def _ids(rec: WrittenRecord) -> str:
@@ -140,8 +152,8 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
     """Where the workspace files a written file pulls in would be: Python modules beside it (its
     directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
     here = posixpath.dirname(rec.path)
-    if rec.kind != "python":
-        return [p for p in rec.imports if p.startswith("/workspace/")]
+    if rec.kind not in ("python", "text"):  # text is read as Python too (written_code._text)
+        return [p for p in rec.imports if p.startswith(CODE_ROOTS)]
     out: list[str] = []
     for name in rec.imports[:64]:
         dots = len(name) - len(name.lstrip("."))
@@ -156,11 +168,11 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
         for root in roots:
             stem = posixpath.join(root, *parts) if parts else root
             out += [stem + ".py", posixpath.join(stem, "__init__.py")]
-    return [p for p in out if p.startswith("/workspace/")]
+    return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
 async def record_written_code(ex: Exchange) -> None:
-    """Before a write is forwarded: record what the code it writes would do (or forget the path).
+    """Before a write is forwarded: record what the code it writes would do, should it be run.
 
     ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
     and a shell command that writes a whole file from its own line (``cat > x.py <<'EOF'``,
@@ -170,8 +182,9 @@ async def record_written_code(ex: Exchange) -> None:
     if store is None or call is None or principal is None:
         return
     workspace = ex.app[GATE].context.workspace
-    inside = workspace.rstrip("/") + "/"
+    inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
+    copies: list[tuple[str, str]] = []  # (file, the workspace file copied, moved or linked into it)
     content = call.arguments.get("content")
     if isinstance(content, str):
         for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
@@ -184,21 +197,42 @@ async def record_written_code(ex: Exchange) -> None:
         read = reading(value, workspace)
         if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
             writes += [(path, text, False) for path, text in read.written]
+            copies += [(dest, src) for dest, src in read.copied if dest.startswith(inside)]
     for path, text, replaces in writes:
         if path.startswith(inside):
             await _record(store, ex, principal.issuer, principal.subject, path, text, replaces=replaces)
+    if copies:
+        await _record_copies(store, ex, principal.issuer, principal.subject, copies)
+
+
+async def _record_copies(
+    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, copies: list[tuple[str, str]]
+) -> None:
+    """``cp x.py y.py`` (``mv``, ``ln``, ``cat x.py > y.py``): what was recorded about ``x.py`` is
+    added to ``y.py``'s record, so running ``y.py`` later inherits it. Added, never replacing: the
+    copy may not happen (a branch), and the file may hold more than one copy's text."""
+    try:
+        found = {rec.path: rec for rec in await store.find(issuer, subject, {src for _, src in copies}, ())}
+        for dest, src in copies:
+            rec = found.get(src)
+            if rec is not None and dest != src:
+                ids = f"{rec.decision_id},{ex.decision_id}"
+                await store.merge(replace(rec, path=dest, decision_id=ids, written_at=time.time()))
+    except Exception as exc:
+        raise _unavailable(
+            ex,
+            "written_code_unrecorded",
+            exc,
+            "what the files this command copies were written to do could "
+            "not be recorded, so it was refused. Retry later",
+        ) from None
 
 
 async def _record(
     store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str, *, replaces: bool
 ) -> None:
     analysis = analyse_written(path, text)
-    if analysis is None and not replaces:
-        return
     try:
-        if analysis is None:
-            await store.forget(issuer, subject, path)
-            return
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         record = WrittenRecord(
             issuer,
@@ -213,10 +247,13 @@ async def _record(
         )
         await (store.put(record) if replaces else store.merge(record))
     except Exception as exc:
-        log.error("written_code_unrecorded", decision_id=ex.decision_id, path=path, error=type(exc).__name__)
-        raise WrittenCodeUnavailable(
-            f"what the code written to {path} does could not be recorded, so the write was refused. "
-            "Retry later"
+        raise _unavailable(
+            ex,
+            "written_code_unrecorded",
+            exc,
+            f"what the code written to {path} does could not be recorded, "
+            "so the write was refused. Retry later",
+            path=path,
         ) from None
     log.info(
         "written_code_recorded",

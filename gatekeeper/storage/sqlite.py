@@ -17,6 +17,8 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
+from gatekeeper import codes
+
 from ..errors import GatekeeperError
 
 log = structlog.get_logger("gatekeeper.storage")
@@ -62,13 +64,13 @@ async def open_sqlite(path: Path, schema: str, *, foreign_keys: bool = False) ->
     try:
         restrict_store_files(path)
     except OSError as exc:
-        raise GatekeeperError(f"cannot open {path}: {exc.strerror}", code="store_error") from None
+        raise GatekeeperError(f"cannot open {path}: {exc.strerror}", code=codes.STORE_ERROR) from None
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         await db.execute("PRAGMA busy_timeout = 10000")
         mode = await db.execute_fetchall("PRAGMA journal_mode = WAL")
         if str(next(iter(mode))[0]).lower() != "wal":
-            raise GatekeeperError(f"could not put {path} in WAL mode", code="store_error")
+            raise GatekeeperError(f"could not put {path} in WAL mode", code=codes.STORE_ERROR)
         await db.execute("PRAGMA synchronous = FULL")
         if foreign_keys:
             await db.execute("PRAGMA foreign_keys = ON")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from ..config import Upstream
 from ..models import ToolCall
 from .http import HttpTransport
+
+# Sent with each tools/call the proxy forwards to a stdio upstream's bridge (which trusts it only
+# beside its secret): the call's decision id, so the server's own connections meet their call.
+DECISION_HEADER: Final = "X-Gatekeeper-Decision-Id"
 
 
 class ToolTransport(Protocol):
@@ -22,4 +26,4 @@ class ToolTransport(Protocol):
     ) -> bytes: ...
 
 
-__all__ = ["HttpTransport", "ToolTransport"]
+__all__ = ["DECISION_HEADER", "HttpTransport", "ToolTransport"]

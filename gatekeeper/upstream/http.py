@@ -16,6 +16,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from gatekeeper import codes
+
 from ..config import Upstream
 from ..egress.credentials import EgressCredentials
 from ..errors import UpstreamError, UpstreamTimeout
@@ -60,7 +62,8 @@ class HttpTransport:
         """Return the tool's JSON answer as raw bytes (validated JSON, not re-encoded)."""
         if upstream.url is None:
             raise UpstreamError(
-                f"upstream {upstream.name!r} has no plain-HTTP url configured", code="upstream_misconfigured"
+                f"upstream {upstream.name!r} has no plain-HTTP url configured",
+                code=codes.UPSTREAM_MISCONFIGURED,
             )
         url = self._url(upstream.url, tool)
         headers = {
@@ -77,7 +80,7 @@ class HttpTransport:
         if self._credentials is None or call is None:  # config validation makes this unreachable
             raise UpstreamError(
                 f"upstream {upstream.name!r} wants an egress credential and none can be minted",
-                code="upstream_misconfigured",
+                code=codes.UPSTREAM_MISCONFIGURED,
             )
         # Valid while the call runs (the tool's timeout bounds it), revoked however it ends.
         ttl = upstream.timeout_seconds + 5.0
@@ -96,18 +99,18 @@ class HttpTransport:
                     if resp.status >= 500 or resp.status in (301, 302, 303, 307, 308):
                         raise UpstreamError(
                             f"tool upstream {upstream.name!r} answered HTTP {resp.status}",
-                            code="upstream_error",
+                            code=codes.UPSTREAM_ERROR,
                         )
                     if resp.content_length is not None and resp.content_length > self._max:
                         raise UpstreamError(
                             "the tool's answer is larger than the configured limit",
-                            code="upstream_response_too_large",
+                            code=codes.UPSTREAM_RESPONSE_TOO_LARGE,
                         )
                     body = await read_body(resp.content, self._max)
                     if len(body) > self._max:
                         raise UpstreamError(
                             "the tool's answer is larger than the configured limit",
-                            code="upstream_response_too_large",
+                            code=codes.UPSTREAM_RESPONSE_TOO_LARGE,
                         )
         except TimeoutError:
             raise UpstreamTimeout(
@@ -120,13 +123,13 @@ class HttpTransport:
         except aiohttp.ClientError as exc:  # the request may have reached the tool
             raise UpstreamError(
                 f"tool upstream {upstream.name!r} failed mid-call: {type(exc).__name__}",
-                code="upstream_error",
+                code=codes.UPSTREAM_ERROR,
             ) from None
         try:
             _check_json(body)
         except (ValueError, UnicodeDecodeError):
             raise UpstreamError(
-                f"tool upstream {upstream.name!r} did not answer valid JSON", code="upstream_error"
+                f"tool upstream {upstream.name!r} did not answer valid JSON", code=codes.UPSTREAM_ERROR
             ) from None
         return body
 

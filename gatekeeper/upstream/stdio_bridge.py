@@ -14,6 +14,11 @@ the only way to the server is through the gate.
 Supervision: a child that exits or stops answering pings is restarted with exponential
 backoff (reset once it has run a while). A call that was in flight when it died is answered
 with an error, never replayed: a tool call runs at most once.
+
+With the runner enabled the child runs in the sandbox (``runner/stdio_server.py``), its way out
+the egress gate with a credential of its own; the proxy names each forwarded tool call's decision
+id (``X-Gatekeeper-Decision-Id``, trusted only with the bridge's secret), so a connection the
+server opens while exactly one call is in flight is recorded under that call.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from mcp import Client
@@ -53,6 +58,10 @@ from .. import __version__
 from ..config import Upstream
 from ..demo.mcp_app import McpDemoServer
 from ..errors import ConfigError
+from . import DECISION_HEADER
+
+if TYPE_CHECKING:
+    from ..runner.stdio_server import ContainedServer
 
 log = structlog.get_logger("gatekeeper.stdio")
 R = TypeVar("R")
@@ -89,10 +98,13 @@ class StdioBridge(McpDemoServer):
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
         ping_seconds: float = 2.0,
+        contained: ContainedServer | None = None,
     ) -> None:
         super().__init__("127.0.0.1", 0)
         self.upstream = upstream
-        self.argv = resolve_command(upstream)
+        self.contained = contained  # the sandbox it runs in (runner.enabled), checked already
+        self.argv = contained.command if contained is not None else resolve_command(upstream)
+        self.in_flight: dict[int, str] = {}  # tools/call in progress: their decision ids ("" unknown)
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.ping_seconds = ping_seconds
@@ -167,25 +179,47 @@ class StdioBridge(McpDemoServer):
             await asyncio.sleep(delay)
             self.restarts += 1
 
+    def current_call(self) -> str | None:
+        """The decision id of the tools/call in flight, if exactly one is (else None: with two,
+        a connection cannot be told apart; cheap, and never a guess)."""
+        if len(self.in_flight) != 1:
+            return None
+        return next(iter(self.in_flight.values())) or None
+
     async def _run_once(self, first: bool) -> None:
+        self._broken.clear()
+        if self.contained is not None:
+            process = self.contained.process(self.current_call)
+            async with Client(process, read_timeout_seconds=self.upstream.timeout_seconds) as client:
+                self.pid = process.pid
+                await self._serve_child(client, first)
+            return
         program, *args = self.argv
         params = StdioServerParameters(
             command=program, args=args, env=dict(self.upstream.env) or None, cwd=self.upstream.cwd
         )
-        self._broken.clear()
         async with Client(stdio_client(params), read_timeout_seconds=self.upstream.timeout_seconds) as client:
-            self._client = client
             self.pid = _child_pid(self.argv)
-            self._ready.set()
-            log.info("stdio_upstream_started", upstream=self.upstream.name, restarted=not first)
-            while not self._broken.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.ping_seconds):
-                        await self._broken.wait()
-                if self._broken.is_set():
-                    raise ConnectionError("a call found the server gone")
-                async with asyncio.timeout(max(self.ping_seconds, 5.0)):
-                    await client.send_ping()
+            await self._serve_child(client, first)
+
+    async def _serve_child(self, client: Client, first: bool) -> None:
+        """Offer the live child to calls, and watch it until it ends or stops answering."""
+        self._client = client
+        self._ready.set()
+        log.info(
+            "stdio_upstream_started",
+            upstream=self.upstream.name,
+            restarted=not first,
+            sandboxed=self.contained is not None,
+        )
+        while not self._broken.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.ping_seconds):
+                    await self._broken.wait()
+            if self._broken.is_set():
+                raise ConnectionError("a call found the server gone")
+            async with asyncio.timeout(max(self.ping_seconds, 5.0)):
+                await client.send_ping()
 
     async def _call(self, what: str, run: Callable[[Client], Awaitable[R]]) -> R:
         """Run one request on the live child, waiting (bounded) for it to be up."""
@@ -225,7 +259,14 @@ class StdioBridge(McpDemoServer):
             return result
 
         async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
-            return await self._call("tools/call", lambda c: c.call_tool(params.name, params.arguments))
+            headers = getattr(ctx.request, "headers", None)
+            decision_id = headers.get(DECISION_HEADER) if headers is not None else None
+            key = id(ctx)
+            self.in_flight[key] = decision_id if isinstance(decision_id, str) else ""
+            try:
+                return await self._call("tools/call", lambda c: c.call_tool(params.name, params.arguments))
+            finally:
+                self.in_flight.pop(key, None)
 
         async def list_resources(
             ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None

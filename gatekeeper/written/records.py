@@ -19,15 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigError, GatekeeperError
+from ..errors import ConfigError
 from ..models import Capability
-
-
-class WrittenCodeUnavailable(GatekeeperError):
-    """The written-code store could not be read or written: the call is refused."""
-
-    status = 503
-    code = "written_code_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from collections.abc import Collection
 
 import asyncpg
 
+from ..errors import WrittenCodeUnavailable
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
-from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, merged, record_from_row
+from .records import COLUMNS, LIMIT, WrittenRecord, merged, record_from_row
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS written_code (

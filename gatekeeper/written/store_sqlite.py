@@ -9,8 +9,9 @@ from pathlib import Path
 
 import aiosqlite
 
+from ..errors import WrittenCodeUnavailable
 from ..storage.sqlite import immediate, open_sqlite
-from .records import COLUMNS, LIMIT, WrittenCodeUnavailable, WrittenRecord, merged, record_from_row
+from .records import COLUMNS, LIMIT, WrittenRecord, merged, record_from_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS written_code (

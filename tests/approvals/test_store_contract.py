@@ -22,8 +22,15 @@ import asyncpg
 import pytest
 
 from gatekeeper.approvals.models import Approval, Change, Grant, State, new_id
-from gatekeeper.approvals.store import ApprovalError, ApprovalForbidden, ApprovalStore, PendingCapExceeded
-from gatekeeper.errors import ConfigError, NotFound, RequestError
+from gatekeeper.approvals.store import ApprovalStore
+from gatekeeper.errors import (
+    ApprovalError,
+    ApprovalForbidden,
+    ConfigError,
+    NotFound,
+    PendingCapExceeded,
+    RequestError,
+)
 
 from ..helpers import postgres_dsn
 from .conftest import StoreFactory

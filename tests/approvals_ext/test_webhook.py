@@ -18,6 +18,8 @@ from aiohttp import web
 
 from gatekeeper.approvals.webhook import WebhookNotifier, sign, verify_signature
 
+from ..helpers import poll_until
+
 SECRET = b"test-webhook-secret-0123456789abcdef"
 
 
@@ -99,14 +101,6 @@ async def notifiers() -> AsyncIterator[Callable[..., WebhookNotifier]]:
         await notifier.stop(drain_timeout=0)
 
 
-async def until(cond: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
-
-
 APPROVAL = {"id": "apr_x", "state": "pending", "tool": "shell.exec", "arguments": {"cmd": "ssh -R …"}}
 
 
@@ -117,7 +111,7 @@ async def test_delivery_is_signed_and_verified_by_the_receiver(
     await notifier.start()
     before = time.time()
     notifier.notify("approval.created", APPROVAL)
-    await until(lambda: len(receiver.processed) == 1)
+    await poll_until(lambda: len(receiver.processed) == 1)
 
     delivery = receiver.processed[0]
     assert delivery["event"] == "approval.created"
@@ -142,7 +136,7 @@ async def test_receiver_rejects_tampered_forged_and_replayed_deliveries(
     notifier = notifiers(receiver.url)
     await notifier.start()
     notifier.notify("approval.approved", APPROVAL)
-    await until(lambda: len(receiver.processed) == 1)
+    await poll_until(lambda: len(receiver.processed) == 1)
     original = receiver.attempts[0]
     headers = {k: v for k, v in original.headers.items() if k.startswith("X-Gatekeeper-")}
     headers["Content-Type"] = "application/json"
@@ -203,7 +197,7 @@ async def test_retries_5xx_then_delivers_once_with_one_delivery_id(
     notifier = notifiers(receiver.url)
     await notifier.start()
     notifier.notify("approval.denied", APPROVAL)
-    await until(lambda: len(receiver.processed) == 1)
+    await poll_until(lambda: len(receiver.processed) == 1)
     await asyncio.sleep(0.05)
     assert len(receiver.attempts) == 3
     ids = {a.headers["X-Gatekeeper-Delivery"] for a in receiver.attempts}
@@ -217,7 +211,7 @@ async def test_429_is_retried(receiver: Receiver, notifiers: Callable[..., Webho
     notifier = notifiers(receiver.url)
     await notifier.start()
     notifier.notify("approval.created", APPROVAL)
-    await until(lambda: len(receiver.processed) == 1)
+    await poll_until(lambda: len(receiver.processed) == 1)
     assert len(receiver.attempts) == 2
 
 
@@ -228,7 +222,7 @@ async def test_4xx_is_not_retried(
     notifier = notifiers(receiver.url)
     await notifier.start()
     notifier.notify("approval.created", APPROVAL)
-    await until(lambda: notifier.failed == 1)
+    await poll_until(lambda: notifier.failed == 1)
     await asyncio.sleep(0.1)
     assert len(receiver.attempts) == 1
     assert receiver.processed == []
@@ -245,7 +239,7 @@ async def test_gives_up_after_max_attempts(
     notifier = notifiers(receiver.url, max_attempts=3)
     await notifier.start()
     notifier.notify("approval.expired", APPROVAL)
-    await until(lambda: notifier.failed == 1)
+    await poll_until(lambda: notifier.failed == 1)
     assert len(receiver.attempts) == 3
     gave_up = [e for e in log_output if e["event"] == "webhook_gave_up"]
     assert gave_up and gave_up[0]["attempts"] == 3
@@ -260,7 +254,7 @@ async def test_connection_refused_is_retried_then_given_up(
     notifier = notifiers(f"http://127.0.0.1:{port}/hook", max_attempts=3)
     await notifier.start()
     notifier.notify("approval.created", APPROVAL)
-    await until(lambda: notifier.failed == 1)
+    await poll_until(lambda: notifier.failed == 1)
     assert notifier.delivered == 0
 
 
@@ -271,7 +265,7 @@ async def test_notify_returns_immediately_while_the_receiver_hangs(
     notifier = notifiers(receiver.url, timeout=30.0)
     await notifier.start()
     notifier.notify("approval.created", APPROVAL)
-    await until(lambda: len(receiver.attempts) == 1)  # the sender is now stuck on the receiver
+    await poll_until(lambda: len(receiver.attempts) == 1)  # the sender is now stuck on the receiver
     for _ in range(50):
         started = time.perf_counter()
         notifier.notify("approval.created", {"big": "x" * 10_000})
@@ -325,7 +319,7 @@ async def test_notify_from_another_thread(
     notifier = notifiers(receiver.url)
     await notifier.start()
     await asyncio.to_thread(notifier.notify, "approval.created", APPROVAL)
-    await until(lambda: len(receiver.processed) == 1)
+    await poll_until(lambda: len(receiver.processed) == 1)
 
 
 def test_constructor_rejects_bad_settings() -> None:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.audit.log import REDACTED, AuditBacklogFull, AuditClosed, AuditLog, Redactor
+from gatekeeper.audit.log import REDACTED, AuditLog, Redactor
 from gatekeeper.audit.record import GENESIS_HASH, AuditRecord, AuditSink, chain_hash
 from gatekeeper.audit.sink_sqlite import SqliteAuditSink
 from gatekeeper.audit.verify import verify
+from gatekeeper.errors import AuditBacklogFull, AuditClosed
 
 from .conftest import RawSql, SinkFactory, decision
 

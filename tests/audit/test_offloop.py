@@ -20,10 +20,11 @@ import aiohttp
 import pytest
 
 from gatekeeper.audit.journal import AuditJournal, segments
-from gatekeeper.audit.log import REDACTED, AuditBacklogFull, make_sink
+from gatekeeper.audit.log import REDACTED, make_sink
 from gatekeeper.audit.offloop import OffLoopAuditLog
 from gatekeeper.audit.record import AuditRecord
 from gatekeeper.audit.verify import verify
+from gatekeeper.errors import AuditBacklogFull
 from gatekeeper.identity import ensure_dev_key
 from gatekeeper.identity.minting import issue_token
 

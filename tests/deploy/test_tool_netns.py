@@ -32,7 +32,7 @@ from aiohttp import web
 from gatekeeper.config import Listener, PolicyFiles, Upstream
 from gatekeeper.runner.settings import EgressSettings
 
-from ..helpers import POLICY_DIR, invoke, make_config, mint, running
+from ..helpers import copy_policy_pack, invoke, make_config, mint, running
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "netns" / "tool-netns.sh"
@@ -111,7 +111,7 @@ def tool_server(namespaces: tuple[str, str]) -> Iterator[None]:
 def _pack(tmp_path: Path) -> PolicyFiles:
     """The default pack, with http.fetch served by the contained tool and one plain-HTTP mirror."""
     folder = tmp_path / "pack"
-    shutil.copytree(POLICY_DIR, folder, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(folder)
     tools = (folder / "tools.yaml").read_text()
     assert "  http.fetch:\n    upstream: demo\n" in tools
     served_here = tools.replace("  http.fetch:\n    upstream: demo\n", "  http.fetch:\n    upstream: tools\n")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import secrets
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from gatekeeper.identity import (
 )
 from gatekeeper.identity.keys import PublicKey
 
+from ..helpers import Clock, poll_until
 from . import ec_key, ed_key, kid_of, mint, rsa_key, signed
 
 RFC7638_N = (
@@ -40,16 +41,6 @@ RFC7638_N = (
     "c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1"
     "jF44-csFCur-kEgU8awapJzKnqDKgw"
 )
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -361,13 +352,8 @@ def test_ec_point_not_on_curve_is_ignored() -> None:
 # --- refresh ahead of expiry, parsing off the event loop -------------------------------------------
 
 
-async def wait_until(condition: Callable[[], bool], what: str = "condition") -> None:
-    """Yield to the event loop until ``condition`` holds; the deadline only turns a hang into a failure."""
-    deadline = time.monotonic() + 20
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.001)
+# Yield to the event loop until a condition holds; the deadline only turns a hang into a failure.
+settle = functools.partial(poll_until, within=20, every=0.001)
 
 
 async def answered(verifier: TokenVerifier, token: str) -> str:
@@ -405,7 +391,7 @@ async def test_known_kid_never_waits_for_a_stalled_refresh(
 
     # The first lookup past that point starts a background refresh and is answered at once.
     assert await answered(verifier, mint(rsa_key(), jti="cold-1")) == "agent-7"
-    await wait_until(server.entered.is_set, "the refresh to reach the provider")
+    await settle(server.entered.is_set, what="the refresh to reach the provider")
     assert (server.fetches, server.responses) == (2, 1)
 
     # While the refresh is stalled, known-kid calls (cold and cached tokens) are answered from the cache.
@@ -443,7 +429,7 @@ async def test_cached_tokens_alone_start_the_refresh_ahead(
     with capture_logs() as logs:
         assert await answered(verifier, token) == "agent-7"  # a token-cache hit: never waits
         assert jwks.refreshing
-        await wait_until(lambda: not jwks.refreshing, "the background refresh")
+        await settle(lambda: not jwks.refreshing, what="the background refresh")
     assert [e["event"] for e in logs] == ["jwks_refresh_ahead", "jwks_refreshed"]
     # Renewed at t=1240: used past the old expiry (t=1300), not due again until t=1480.
     clock.now += 230
@@ -464,7 +450,7 @@ async def test_failed_refresh_ahead_serves_until_expiry_then_fails_closed(
     with capture_logs() as logs:
         clock.now += 250
         assert await answered(verifier, token) == "agent-7"  # starts a refresh ahead, which fails
-        await wait_until(lambda: not jwks.refreshing, "the refresh ahead to finish (it fails)")
+        await settle(lambda: not jwks.refreshing, what="the refresh ahead to finish (it fails)")
         assert server.fetches == 2
         # Still inside cache_seconds: the cached keys keep answering; retries are rate limited.
         clock.now += 20  # t=1270
@@ -475,7 +461,10 @@ async def test_failed_refresh_ahead_serves_until_expiry_then_fails_closed(
         clock.now += 10  # t=1280: min_refresh_interval since the last attempt, another try (fails too)
         assert await answered(verifier, token) == "agent-7"
         assert jwks.refreshing
-        await wait_until(lambda: not jwks.refreshing, "the second attempt to finish (it fails)")
+        await settle(
+            lambda: not jwks.refreshing,
+            what="the second attempt to finish (it fails)",
+        )
         assert server.fetches == 3
         # Past cache_seconds with no successful refresh: fail closed, cached token included.
         clock.now += 21  # t=1301, 21 s after the last attempt: rate limited, no fetch
@@ -504,7 +493,7 @@ async def test_rotation_is_picked_up_ahead_of_expiry(server: JwksServer, clock: 
     server.keys = [rsa_key().public_key(), ed_key().public_key()]  # the provider adds a key
     clock.now += 250
     await verifier.verify(old)  # starts the refresh ahead
-    await wait_until(lambda: not jwks.refreshing, "the refresh ahead")
+    await settle(lambda: not jwks.refreshing, what="the refresh ahead")
     assert jwks.peek(kid_of(ed_key())) is not None
     assert await answered(verifier, mint(ed_key())) == "agent-7"
     assert server.fetches == 2  # picked up in the background: the new kid needed no fetch of its own
@@ -512,7 +501,7 @@ async def test_rotation_is_picked_up_ahead_of_expiry(server: JwksServer, clock: 
     server.keys = [ed_key().public_key()]
     clock.now += 250
     assert await answered(verifier, mint(ed_key(), jti="x")) == "agent-7"
-    await wait_until(lambda: not jwks.refreshing, "the second refresh ahead")
+    await settle(lambda: not jwks.refreshing, what="the second refresh ahead")
     assert jwks.peek(kid_of(rsa_key())) is None
     with capture_logs():
         await refused(verifier, old, "unknown_key")
@@ -542,8 +531,11 @@ async def test_timer_refreshes_ahead_without_any_lookup(server: JwksServer) -> N
     try:
         await jwks.refresh()
         assert server.fetches == 1
-        await wait_until(lambda: server.responses >= 2, "a refresh from the timer")
-        await wait_until(lambda: server.responses >= 3, "the timer to be re-armed after a refresh")
+        await settle(lambda: server.responses >= 2, what="a refresh from the timer")
+        await settle(
+            lambda: server.responses >= 3,
+            what="the timer to be re-armed after a refresh",
+        )
         assert jwks.peek(kid_of(rsa_key())) is not None
     finally:
         await jwks.aclose()
@@ -611,12 +603,12 @@ async def test_big_jwks_is_parsed_off_the_event_loop(server: JwksServer, clock: 
         executor.finished.clear()
         clock.now += 31
         new_kid = asyncio.ensure_future(verifier.verify(mint(ec_key(1))))  # unknown kid: fetches, waits
-        await wait_until(executor.held.is_set, "the document to be handed to a worker thread")
+        await settle(executor.held.is_set, what="the document to be handed to a worker thread")
         assert server.responses == 2  # fetched; what remains is the parse, pending in the worker thread
         before = ticks
         # The event loop keeps serving while the parse is pending: other tasks run, known kids answer.
         assert await answered(verifier, mint(rsa_key(), jti="during-parse")) == "agent-7"
-        await wait_until(lambda: ticks > before + 100, "the ticker to keep ticking")
+        await settle(lambda: ticks > before + 100, what="the ticker to keep ticking")
         assert not new_kid.done() and not executor.finished.is_set()
         executor.gate.set()
         with capture_logs() as logs:

@@ -46,16 +46,68 @@ W = "/workspace"
     ],
 )
 def test_files_a_command_runs(cmd: str, expected: set[str]) -> None:
-    assert files_run({"cmd": cmd}, W) == expected
+    assert _besides_imports(files_run({"cmd": cmd}, W)) == expected
+
+
+def _besides_imports(paths: frozenset[str]) -> set[str]:
+    """Without what every Python start imports from its path, and ``-m``'s own module files
+    (both asserted below)."""
+    startup = {
+        p for root in (W, f"{W}/src") for n in STARTUP for p in (f"{root}/{n}.py", f"{root}/{n}/__init__.py")
+    }
+    modules = {
+        p for p in paths if p.rsplit("/", 1)[-1] in ("build.py", "pytest.py", "__main__.py", "__init__.py")
+    }
+    return set(paths) - startup - {p for p in modules if "/build" in p or "/pytest" in p}
+
+
+STARTUP = ("sitecustomize", "usercustomize")
+
+
+def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() -> None:
+    got = files_run({"cmd": "python3 x.py"}, W)
+    assert {f"{W}/sitecustomize.py", f"{W}/usercustomize.py", f"{W}/src/sitecustomize.py"} <= got
+    assert files_run({"cmd": "node app.js"}, W) == {f"{W}/app.js"}  # not for other interpreters
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        ("python3 -m tool", {f"{W}/tool.py", f"{W}/tool/__init__.py", f"{W}/tool/__main__.py"}),
+        ("cd sub && python3 -m a.b", {f"{W}/sub/a/b.py", f"{W}/sub/a/__init__.py", f"{W}/a/b/__main__.py"}),
+        ("pytest -p plug -p no:cacheprovider", {f"{W}/plug.py", f"{W}/src/plug/__init__.py"}),
+        ("pylint --load-plugins=one,two x.py", {f"{W}/one.py", f"{W}/two/__init__.py"}),
+        ("python3 -c 'import helper.sub'", {f"{W}/helper/sub.py", f"{W}/helper/__init__.py"}),
+        ("sphinx-build -b html docs out", {f"{W}/docs/conf.py"}),
+        ("python3 -m sphinx -c conf src out", {f"{W}/conf/conf.py"}),
+        ("npm --prefix web test", {f"{W}/web/package.json"}),
+        ("cat x.py | python3", {f"{W}/x.py"}),
+        ("python3 - < x.py", {f"{W}/x.py"}),
+        ("bash < x.sh", {f"{W}/x.sh"}),
+        ("cat x.sh | bash", {f"{W}/x.sh"}),
+        ("cp x.py y.py && python3 y.py", {f"{W}/x.py", f"{W}/y.py"}),
+        ("cat a.txt > b.py; python3 b.py", {f"{W}/a.txt", f"{W}/b.py"}),
+        ("pip install -e pkg", {f"{W}/pkg/setup.py", f"{W}/pkg/pyproject.toml"}),
+        ("pip install -e '.[dev]'", {f"{W}/setup.py", f"{W}/pyproject.toml"}),
+        ("pip install -r requirements.txt", {f"{W}/requirements.txt"}),
+    ],
+)
+def test_modules_stdin_copies_and_named_directories_are_run(cmd: str, expected: set[str]) -> None:
+    assert expected <= files_run({"cmd": cmd}, W)
+
+
+def test_a_file_found_at_run_time_and_run_is_doubt() -> None:
+    caps = {c.name for c in inspect_shell("find . -name '*.py' -exec python3 {} ;", InspectContext())}
+    assert "shell.opaque" in caps
 
 
 @pytest.mark.parametrize(
     "cmd",
     ["cat x.py", "git add x.py", "python -c 'print(1)'", "pip install requests", "sh -c ls", "bash -s x.sh",
-     "bash /tmp/x.sh", "grep -n main x.sh", "cat x.sh | bash"],
+     "bash /tmp/x.sh", "grep -n main x.sh", "cat x.sh | grep main", "cp x.py y.py"],
 )  # fmt: skip
 def test_reading_a_file_is_not_running_it(cmd: str) -> None:
-    assert files_run({"cmd": cmd}, W) == frozenset()
+    assert _besides_imports(files_run({"cmd": cmd}, W)) == set()
 
 
 def test_the_call_cwd_is_where_files_are_looked_for() -> None:

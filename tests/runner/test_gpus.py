@@ -18,16 +18,8 @@ from gatekeeper.app import Gatekeeper
 from gatekeeper.models import Principal
 from gatekeeper.runner.gpus import GpuLeases
 
-from ..helpers import mint, running, vote
+from ..helpers import Clock, mint, running, vote
 from .conftest import Agent, Outside, runner_config
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -61,7 +53,7 @@ async def test_a_sandbox_sees_gpus_only_while_a_provisioned_lease_runs(
 ) -> None:
     runner = gpu_host.runner
     assert runner is not None
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     runner.gpus = GpuLeases(runner.settings.gpu_devices, runner.settings.gpu_shared_devices, clock)
     # The workspace names where the lent nodes appear (a link the host made, as a setup step),
     # so the command reads only workspace paths.
@@ -88,7 +80,7 @@ async def test_a_sandbox_sees_gpus_only_while_a_provisioned_lease_runs(
 
 
 def test_leases_add_up_expire_and_never_exceed_the_host() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     leases = GpuLeases(("/nonexistent/gpu[0-9]",), (), clock)
     p = Principal("agent-1", ("agent",), "issuer", expires_at=2**40)
     q = Principal("agent-1", ("agent",), "another-issuer", expires_at=2**40)

@@ -18,6 +18,7 @@ import aiohttp
 
 from gatekeeper.app import Gatekeeper
 
+from ..helpers import poll_until
 from .conftest import Agent, Outside
 
 PROXY_CONNECT = """
@@ -226,12 +227,8 @@ async def test_runaway_commands_are_killed_at_their_limits(tmp_path: Path, outsi
         assert loud["truncated"] is True and len(loud["stdout"]) == 4096
         # The wall limit ended the whole tree: nothing of the fork bomb is left on the host.
         # (The kernel reaps a killed namespace in the background: allow it a moment.)
-        for _ in range(50):
-            survivors = _running_with(bomb)
-            if not survivors:
-                break
-            await asyncio.sleep(0.1)
-        assert survivors == []
+        await poll_until(lambda: not _running_with(bomb), every=0.1, what="the fork bomb's processes to go")
+        assert _running_with(bomb) == []
 
 
 def _running_with(marker: str) -> list[str]:

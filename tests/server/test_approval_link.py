@@ -3,7 +3,6 @@ the console opened there shows that approval."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..helpers import (
     make_config,
     mint,
     operator_token,
+    poll_until,
     running,
     serve_app,
     vote,
@@ -59,10 +59,9 @@ async def test_webhooks_link_to_the_approval_and_the_link_opens_the_console(
             await invoke(http, gk, "compute.provision", H100, mint(gk))
             approval = await wait_for_pending(http, gk)
             await vote(http, gk, approval, "approve")
-            for _ in range(100):
-                if {e["event"] for e in received} >= {"created", "approved"}:
-                    break
-                await asyncio.sleep(0.05)
+            await poll_until(
+                lambda: {e["event"] for e in received} >= {"created", "approved"}, what="both webhooks"
+            )
             link = f"{gk.operator_url}/console/approvals/{approval}"
             assert [e["data"]["link"] for e in received] == [link, link]
             async with http.get(link) as page:
@@ -84,10 +83,7 @@ async def test_the_configured_console_address_is_the_one_linked(
         )
         async with running(make_config(tmp_path, approvals=settings)) as gk:
             _, body, _ = await invoke(http, gk, "compute.provision", H100, mint(gk))
-            for _ in range(100):
-                if received:
-                    break
-                await asyncio.sleep(0.05)
+            await poll_until(lambda: received, what="the webhook")
     assert (
         received[0]["data"]["link"]
         == f"https://gatekeeper.example.com/console/approvals/{body['approval_id']}"

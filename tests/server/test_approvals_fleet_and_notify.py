@@ -26,6 +26,7 @@ from ..helpers import (
     invoke,
     make_config,
     mint,
+    poll_until,
     running,
     serve_app,
     throwaway_schema,
@@ -120,10 +121,10 @@ async def test_webhook_is_signed_and_covers_the_life_of_an_approval(
             await invoke(http, gk, "compute.provision", {**H100, "count": 4}, token)  # left to expire
             await vote(http, gk, first, "approve")
             await vote(http, gk, second, "deny")
-            for _ in range(100):
-                if {e["event"] for e in received} >= {"created", "approved", "denied", "expired"}:
-                    break
-                await asyncio.sleep(0.05)
+            await poll_until(
+                lambda: {e["event"] for e in received} >= {"created", "approved", "denied", "expired"},
+                what="a webhook of each kind",
+            )
     events = [(e["event"], (e["data"]["approval"] or {}).get("id")) for e in received]
     assert ("approved", first) in events and ("denied", second) in events
     assert sum(1 for kind, _ in events if kind == "created") == 3

@@ -3,7 +3,6 @@ approval is not a standing permission, and a late retry asks an operator again."
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.config import load_config
 from gatekeeper.timefmt import parse_iso8601
 
-from ..helpers import H100, invoke, make_config, mint, ops_auth, running, vote, wait_for_pending
+from ..helpers import H100, invoke, make_config, mint, ops_auth, poll_until, running, vote, wait_for_pending
 
 
 async def _state(http: aiohttp.ClientSession, gk: Any, approval: str) -> str:
@@ -37,10 +36,11 @@ async def test_an_approved_call_never_used_expires(
         assert status == 200 and voted["state"] == "approved"
         # Use it within the setting (times are ISO 8601 with milliseconds).
         assert parse_iso8601(voted["expires_at"]) <= parse_iso8601(voted["decided_at"]) + 0.5 + 1e-3
-        for _ in range(100):
-            if await _state(http, gk, approval) == "expired":
-                break
-            await asyncio.sleep(0.05)
+
+        async def expired() -> bool:
+            return await _state(http, gk, approval) == "expired"
+
+        await poll_until(expired, every=0.05, what="the unused approval to expire")
         assert await _state(http, gk, approval) == "expired"
         status, body, _ = await invoke(http, gk, "compute.provision", H100, token)  # too late
         assert (status, body["outcome"]) == (202, "pending") and body["approval_id"] != approval

@@ -31,7 +31,7 @@ from gatekeeper.app import Gatekeeper
 from gatekeeper.audit.log import make_sink
 from gatekeeper.audit.settings import AuditSettings
 
-from ..helpers import make_config, mint, running
+from ..helpers import make_config, mint, poll_until, running
 from ..processes import start_served, stop_served
 
 BOUND = 40  # audit.max_unwritten_records in these tests
@@ -104,14 +104,6 @@ async def _ready(http: aiohttp.ClientSession, gk: Gatekeeper) -> tuple[int, dict
         return resp.status, await resp.json()
 
 
-async def _until(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("writer", ["inline", "process"])
 async def test_a_full_audit_disk_stops_forwarding_then_recovers(
     tmp_path: Path,
@@ -137,7 +129,7 @@ async def test_a_full_audit_disk_stops_forwarding_then_recovers(
             async def unready() -> bool:
                 return (await _ready(http, gk))[0] == 503
 
-            await _until(unready, 20, "/readyz to turn unready")
+            await poll_until(unready, within=20, every=0.05, what="/readyz to turn unready")
             unready_at = time.monotonic()
             forwarded_when_unready = len(gk.demo.http_received)
             _, body = await _ready(http, gk)
@@ -154,7 +146,7 @@ async def test_a_full_audit_disk_stops_forwarding_then_recovers(
                     "200 allowed", 0
                 ) > 0
 
-            await _until(recovered, 20, "the gate to recover by itself")
+            await poll_until(recovered, within=20, every=0.05, what="the gate to recover by itself")
             assert "gatekeeper_audit_accepting 1.0" in gk.metrics.render().decode()
             await asyncio.sleep(0.3)
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from gatekeeper.cli.main import main as cli_main
 
-from ..helpers import H100, POLICY_DIR, invoke, make_config, mint, running, vote
+from ..helpers import H100, copy_policy_pack, invoke, make_config, mint, running, vote
 
 
 async def test_record_verify_tamper_and_replay(
@@ -51,7 +50,7 @@ async def test_record_verify_tamper_and_replay(
     assert "tool-secret-123" not in out  # redacted before it was hashed and stored
 
     candidate = tmp_path / "candidate"
-    shutil.copytree(POLICY_DIR, candidate, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(candidate)
     with (candidate / "policy.csv").open("a") as fh:
         fh.write("p, agent, proc.exec:git, deny, True, git goes away\n")
     code, out = await asyncio.to_thread(

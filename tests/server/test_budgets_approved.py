@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +27,16 @@ from gatekeeper.budgets import BudgetCounter
 from gatekeeper.budgets.redis import RedisBudgetCounter
 from gatekeeper.config import PolicyFiles
 
-from ..helpers import POLICY_DIR, decisions, invoke, make_config, mint, ops_auth, throwaway_schema, vote
+from ..helpers import (
+    copy_policy_pack,
+    decisions,
+    invoke,
+    make_config,
+    mint,
+    ops_auth,
+    throwaway_schema,
+    vote,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T4 = {"gpu_type": "T4", "count": 1, "hours": 8}  # 8 GPU-hours, allowed by the policy itself
@@ -59,7 +67,7 @@ BUDGETS = f"""budgets:
 
 def _pack(tmp_path: Path) -> PolicyFiles:
     target = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     (target / "budgets.yaml").write_text(BUDGETS)
     return PolicyFiles(
         target / "model.conf", target / "policy.csv", target / "tools.yaml", target / "budgets.yaml"

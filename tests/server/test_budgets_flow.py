@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from gatekeeper.budgets.redis import RedisBudgetCounter
 from gatekeeper.config import PolicyFiles
 
 from ..helpers import (
-    POLICY_DIR,
+    copy_policy_pack,
     decisions,
     invoke,
     make_config,
@@ -71,7 +70,7 @@ GPU_BUDGETS = """budgets:
 
 def _pack(tmp_path: Path, budgets: str | None = None) -> PolicyFiles:
     target = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     if budgets is not None:
         (target / "budgets.yaml").write_text(budgets)
     return PolicyFiles(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,12 @@ from gatekeeper.config import PolicyFiles, Upstream
 from gatekeeper.inspectors import INSPECTORS, InspectContext
 from gatekeeper.models import Capability
 
-from ..helpers import POLICY_DIR, decisions, invoke, make_config, mint, running, serve_app
+from ..helpers import copy_policy_pack, decisions, invoke, make_config, mint, running, serve_app
 
 
 def _copy_pack(tmp_path: Path) -> PolicyFiles:
     target = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     return PolicyFiles(target / "model.conf", target / "policy.csv", target / "tools.yaml")
 
 

@@ -11,7 +11,17 @@ import aiohttp
 
 from gatekeeper.approvals.settings import ApprovalSettings
 
-from ..helpers import H100, decisions, make_config, mcp_session, mint, running, vote, wait_for_pending
+from ..helpers import (
+    H100,
+    decisions,
+    make_config,
+    mcp_session,
+    mint,
+    poll_until,
+    running,
+    vote,
+    wait_for_pending,
+)
 
 
 def _loud(log_output: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,10 +51,7 @@ async def test_a_client_that_leaves_while_its_call_is_held_is_recorded_quietly(
         approval_id = await wait_for_pending(http, gk)
         await asyncio.sleep(0.2)  # a few progress notes meet the closed connection
         assert (await vote(http, gk, approval_id, "approve"))[0] == 200
-        for _ in range(250):
-            if decisions(log_output):
-                break
-            await asyncio.sleep(0.02)
+        await poll_until(lambda: decisions(log_output), what="the decision record")
         assert gk.demo is not None
         assert [c.tool for c in gk.demo.mcp_received] == ["compute.provision"]  # approved: it ran once
     [record] = decisions(log_output)

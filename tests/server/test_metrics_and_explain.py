@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import aiohttp
 from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.config import PolicyFiles
 
-from ..helpers import H100, POLICY_DIR, invoke, make_config, mint, ops_auth, running, vote
+from ..helpers import H100, copy_policy_pack, invoke, make_config, mint, ops_auth, running, vote
 
 
 def _value(text: str, name: str, labels: str = "") -> float:
@@ -29,7 +28,7 @@ async def test_every_metric_family_has_sensible_values(
     tmp_path: Path, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
 ) -> None:
     target = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     with (target / "policy.csv").open("a") as fh:
         fh.write("p, agent, proc.exec:git, deny!shadow, True, a shadow rule to count disagreements\n")
     files = PolicyFiles(

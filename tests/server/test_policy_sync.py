@@ -4,7 +4,6 @@ replica through PostgreSQL, and a broken set is refused before anything changes.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,16 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.gate import files_version
 from gatekeeper.policy.lint import policy_files_in
 
-from ..helpers import POLICY_DIR, invoke, make_config, mint, running, throwaway_schema
+from ..helpers import (
+    POLICY_DIR,
+    copy_policy_pack,
+    invoke,
+    make_config,
+    mint,
+    poll_until,
+    running,
+    throwaway_schema,
+)
 
 GIT = {"cmd": "git status"}
 DENY_GIT = "p, agent, proc.exec:git, deny, True, git is switched off for the fleet\n"
@@ -43,7 +51,7 @@ def _replica(tmp_path: Path, name: str, dsn: str, schema: str) -> Config:
 
 def _policy_dir(tmp_path: Path, name: str, extra: str = "", replace: str | None = None) -> Path:
     target = tmp_path / name
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     policy = target / "policy.csv"
     policy.write_text(replace if replace is not None else policy.read_text() + extra)
     return target
@@ -147,19 +155,18 @@ async def test_one_publish_reaches_every_replica_and_a_broken_set_is_refused(
         finally:
             await conn.close()
         assert len(killed) == 2
-        for _ in range(100):
-            if sum(e.get("event") == "policy_listener_lost" for e in log_output) == 2:
-                break
-            await asyncio.sleep(0.02)
+        await poll_until(
+            lambda: sum(e.get("event") == "policy_listener_lost" for e in log_output) == 2,
+            what="both replicas to notice their listener is gone",
+        )
         assert sum(e.get("event") == "policy_listener_lost" for e in log_output) == 2
         code, out, err = await _publish(capsys, cli_config, POLICY_DIR)
         assert code == 0, err
-        for _ in range(100):
-            versions = [await _ready_version(http, gk) for gk in (a, b)]
-            if versions == [local, local]:
-                break
-            await asyncio.sleep(0.05)
-        assert versions == [local, local]
+
+        async def both_on_local() -> bool:
+            return [await _ready_version(http, gk) for gk in (a, b)] == [local, local]
+
+        await poll_until(both_on_local, every=0.05, what="both replicas to go live with the published set")
         for gk in (a, b):
             assert (await invoke(http, gk, "shell.exec", GIT, mint(gk)))[0] == 200
     assert any(e.get("event") == "policy_reloaded" for e in log_output)

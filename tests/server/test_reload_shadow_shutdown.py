@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,18 @@ from aiohttp import web
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import PolicyFiles, Upstream
 
-from ..helpers import H100, POLICY_DIR, decisions, invoke, make_config, mint, ops_auth, running, serve_app
+from ..helpers import (
+    H100,
+    copy_policy_pack,
+    decisions,
+    invoke,
+    make_config,
+    mint,
+    ops_auth,
+    poll_until,
+    running,
+    serve_app,
+)
 
 GIT = {"cmd": "git status"}
 DENY_GIT = "p, agent, proc.exec:git, deny, True, git is switched off for this test\n"
@@ -23,7 +33,7 @@ DENY_GIT = "p, agent, proc.exec:git, deny, True, git is switched off for this te
 
 def _pack(tmp_path: Path, name: str = "policies") -> PolicyFiles:
     target = tmp_path / name
-    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(target)
     return PolicyFiles(target / "model.conf", target / "policy.csv", target / "tools.yaml")
 
 
@@ -34,12 +44,11 @@ async def _ready(http: aiohttp.ClientSession, gk: Gatekeeper) -> dict[str, Any]:
 
 
 async def _wait_version_change(http: aiohttp.ClientSession, gk: Gatekeeper, old: str) -> str:
-    for _ in range(100):
-        version = (await _ready(http, gk))["policy_version"]
-        if version != old:
-            return str(version)
-        await asyncio.sleep(0.05)
-    raise AssertionError("the policy was not reloaded")
+    async def changed() -> str | None:
+        version = str((await _ready(http, gk))["policy_version"])
+        return version if version != old else None
+
+    return await poll_until(changed, every=0.05, what="the policy to be reloaded")
 
 
 async def test_an_edit_is_picked_up_and_a_broken_edit_leaves_the_old_policy_live(
@@ -57,11 +66,12 @@ async def test_an_edit_is_picked_up_and_a_broken_edit_leaves_the_old_policy_live
         assert (status, body["code"], body["policy_version"]) == (403, "policy_denied", second)
 
         files.policy.write_text("p, agent, this line is broken\n")
-        for _ in range(100):
+
+        async def reload_failed() -> dict[str, Any] | None:
             ready = await _ready(http, gk)
-            if "policy_reload_error" in ready:
-                break
-            await asyncio.sleep(0.05)
+            return ready if "policy_reload_error" in ready else None
+
+        ready = await poll_until(reload_failed, every=0.05, what="the broken edit to be reported")
         assert ready["policy_version"] == second and "policy.csv:1" in ready["policy_reload_error"]
         status, body, _ = await invoke(http, gk, "shell.exec", GIT, token)
         assert (status, body["policy_version"]) == (403, second)  # the old set is still live

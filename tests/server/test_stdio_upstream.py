@@ -3,7 +3,6 @@ Gatekeeper, served at /mcp/NAME with the same gating, reached with the official 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ from gatekeeper.app import Gatekeeper
 from gatekeeper.config import Config, DemoSettings, PolicyFiles, Upstream, load_config
 from gatekeeper.errors import ConfigError
 
-from ..helpers import POLICY_DIR, make_config, mint, running
+from ..helpers import copy_policy_pack, make_config, mint, poll_until, running
 
 STDIO_DEMO = (sys.executable, "-m", "gatekeeper.demo.stdio")
 CHILD_ENV = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -31,7 +30,7 @@ CHILD_ENV = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 def stdio_config(tmp_path: Path, command: tuple[str, ...] = STDIO_DEMO) -> Config:
     """The default pack with its tools served by the stdio upstream ``local`` instead of the demo."""
     policies = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policies, ignore=shutil.ignore_patterns("tests"))
+    copy_policy_pack(policies)
     tools = policies / "tools.yaml"
     tools.write_text(tools.read_text().replace("upstream: demo", "upstream: local"))
     return make_config(
@@ -80,10 +79,11 @@ async def test_killing_the_server_process_is_survived(tmp_path: Path) -> None:
         async with httpx2.AsyncClient(headers=headers, timeout=30) as http, client(gk, http, "legacy") as mcp:
             assert not (await mcp.call_tool("file.read", {"path": "README.md"})).is_error
             os.kill(first_pid, signal.SIGKILL)
-            for _ in range(200):  # restarted with backoff (0.5 s first)
-                await asyncio.sleep(0.05)
-                if bridge.pid not in (None, first_pid):
-                    break
+            await poll_until(  # restarted with backoff (0.5 s first)
+                lambda: bridge.pid not in (None, first_pid),
+                every=0.05,
+                what="the stdio server to be restarted",
+            )
             assert bridge.restarts >= 1 and bridge.pid not in (None, first_pid)
             again = await mcp.call_tool("file.read", {"path": "README.md"})
             assert not again.is_error and text(again)

@@ -12,7 +12,7 @@ import pytest
 from gatekeeper.app import Gatekeeper
 from gatekeeper.server import invoke as invoke_module
 
-from ..helpers import decisions, mint
+from ..helpers import decisions, mint, poll_until
 
 GOOD = b'{"tool": "file.read", "arguments": {"path": "README.md"}}'
 
@@ -224,10 +224,7 @@ async def test_a_client_that_hangs_up_mid_body_is_a_quiet_refusal(
     await asyncio.sleep(0.1)
     writer.close()
     await writer.wait_closed()
-    for _ in range(100):
-        if decisions(log_output):
-            break
-        await asyncio.sleep(0.02)
+    await poll_until(lambda: decisions(log_output), what="the decision record")
     assert [d["code"] for d in decisions(log_output)] == ["incomplete_body"]
     assert not [e for e in log_output if e.get("event") in ("stage_failed", "internal_error")]
     assert gk.demo is not None and gk.demo.http_received == []
