@@ -80,3 +80,42 @@ async def start_bare_proxy(host: str, port: int, upstream: str) -> tuple[web.App
         if isinstance(address, tuple) and len(address) >= 2:
             bound = int(address[1])
     return runner, f"http://{host}:{bound}"
+
+
+async def _serve_alone(upstream: str, max_seconds: float) -> None:
+    """``python bench/bare_proxy.py --upstream URL``: the proxy in a process of its own; prints
+    ``{"bare_url", "pid"}`` and serves until stdin closes or ``max_seconds`` pass."""
+    import asyncio
+    import os
+    import sys
+
+    runner, url = await start_bare_proxy("127.0.0.1", 0, upstream)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not os.read(fd, 4096):
+            loop.remove_reader(fd)
+            stop.set()
+
+    loop.add_reader(fd, readable)
+    sys.stdout.write(json.dumps({"bare_url": url, "pid": os.getpid()}) + "\n")
+    sys.stdout.flush()
+    try:
+        await asyncio.wait_for(stop.wait(), max_seconds)
+    except TimeoutError:
+        pass
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description="a bare aiohttp pass-through proxy, alone in its process")
+    parser.add_argument("--upstream", required=True, help="the demo upstream's HTTP URL")
+    parser.add_argument("--max-seconds", type=float, default=1800.0)
+    options = parser.parse_args()
+    asyncio.run(_serve_alone(options.upstream, options.max_seconds))

@@ -2,8 +2,13 @@
 
     python3 bench/gate_baseline.py [--duration S] [--connections N] [--rounds R] [--no-mcp]
 
-The servers (demo upstream, bare proxy, Gatekeeper) run in a child process started from
-``bench/serve_stack.py``; this process is only the load generator (an aiohttp client: closed
+The servers run in child processes started from ``bench/serve_stack.py``: the demo upstream in
+a process of its own (``--upstream-process``; ``--in-process-upstream`` restores the old single
+process, which flattered the proxies: the upstream's CPU was taken from their loop and counted
+in their CPU per call), the bare proxy and Gatekeeper in another (only one of them is measured
+at a time). The throughput comparison of record is ``bench/wrk_bench.py`` (a C load generator,
+each server in its own process); this one's Python load generator shares the cores and holds
+the faster rows back. This process is only the load generator (an aiohttp client: closed
 loop, N keep-alive connections, fixed duration, warm-up excluded). Targets are measured in turn
 and interleaved (A, B, C, A, B, C, ... with the order rotated every round), and each figure is
 the median over rounds, so machine drift hits every target alike. See docs/benchmarks.md.
@@ -341,7 +346,7 @@ def stop_servers(proc: subprocess.Popen[bytes]) -> None:
 async def profile_gatekeeper(args: argparse.Namespace) -> None:
     """Only the gatekeeper row, with the server process under cProfile; then the top functions."""
     out: Path = args.profile
-    proc, info = start_servers(args.warmup + args.duration + 120, out)
+    proc, info = start_servers(args.warmup + args.duration + 120, out, ("--upstream-process",))
     try:
         targets = [*http_targets(info), *mcp_targets(info)]
         target = next(t for t in targets if t.name == args.profile_target)
@@ -363,6 +368,8 @@ async def amain(args: argparse.Namespace) -> None:
     # stack that serves more rows grows a larger heap and pays for it on every call (an A/A run of
     # one tree against itself showed the difference).
     extra = ["--trim-received", "1"] if args.baseline_tree is not None else []
+    if not args.in_process_upstream:  # the demo upstream in a process of its own (honest layout)
+        extra.append("--upstream-process")
     proc, info = start_servers(per_set * 3 + 120, extra_args=extra)
     base_proc = None
     try:
@@ -381,8 +388,13 @@ async def amain(args: argparse.Namespace) -> None:
         print(
             f"# machine: {os.cpu_count()} CPUs, {platform.python_implementation()} "
             f"{platform.python_version()}, aiohttp {aiohttp.__version__}; client = Python aiohttp "
-            "(this process), servers = one separate process (demo + bare proxy + Gatekeeper); "
-            "they share the cores",
+            "(this process), servers = "
+            + (
+                "one separate process (demo + bare proxy + Gatekeeper)"
+                if args.in_process_upstream
+                else "the demo upstream in its own process, bare proxy + Gatekeeper in another"
+            )
+            + "; they share the cores",
             flush=True,
         )
         print(
@@ -400,7 +412,8 @@ async def amain(args: argparse.Namespace) -> None:
             print(added_latency(single))
         print()
         print(
-            "# srv µs/call: CPU of the whole server process (demo upstream included) per call; "
+            "# srv µs/call: CPU of the server process per call (the demo upstream's too with "
+            "--in-process-upstream); "
             "cli µs/call: CPU of this load generator per call"
         )
     finally:
@@ -431,6 +444,11 @@ def main() -> None:
         type=Path,
         default=None,
         help="another checkout (a git archive of main, say): its Gatekeeper rows beside these, as NAME@base",
+    )
+    parser.add_argument(
+        "--in-process-upstream",
+        action="store_true",
+        help="the demo upstream in the servers' own process (flatters the proxies; for comparison only)",
     )
     args = parser.parse_args()
     if not (0 < args.duration <= 600 and 0 <= args.warmup <= 60 and 1 <= args.connections <= 512):

@@ -19,6 +19,7 @@ from .approvals.stores import open_store
 from .approvals.webhook import WebhookNotifier
 from .audit.checkpoints import default_key_path, ensure_signer
 from .audit.log import AuditLog, default_chain_id, make_sink
+from .audit.offloop import OffLoopAuditLog
 from .budgets import open_counter
 from .config import Config, Upstream
 from .demo.runner import DemoUpstream
@@ -66,11 +67,13 @@ from .server.state import (
     TOOL_PINS,
     TRANSPORT,
     VERIFIER,
+    WORKER,
     WRITTEN_CODE,
 )
 from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
 from .upstream.stdio_bridge import StdioBridge
+from .workers.shared import chain_id_for
 from .written.records import open_written_store
 
 log = structlog.get_logger("gatekeeper")
@@ -165,7 +168,9 @@ def build_operator_app(
 class Gatekeeper:
     """One running instance: both listeners and (on defaults) the demo tools."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, worker: int | None = None) -> None:
+        # worker: this process's index among ``workers: N`` (gatekeeper.workers), None when alone.
+        self.worker = worker
         config = prepare_identity(config)
         if config.demo.enabled and "demo" not in config.upstreams:
             # The demo upstream's real address is known once it starts; its name is known now.
@@ -174,7 +179,7 @@ class Gatekeeper:
         self.metrics = Metrics()
         self.gate = build_gate(self.config)
         if self.gate.policy_set is not None:
-            self.metrics.policy_info.labels(version=self.gate.policy_set.version).set(1)
+            self.metrics.set_policy_version(self.gate.policy_set.version)
         self.verifier = TokenVerifier(self.config.identity)
         approvals = self.config.approvals
         notifier = (
@@ -212,17 +217,35 @@ class Gatekeeper:
         self.recent = RecentDecisions()
         audit = self.config.audit
         key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)
-        self.audit = AuditLog(
-            make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
-            chain_id=default_chain_id(self.config.agent_listener.port),
-            max_queue=audit.max_unwritten_records,
-            checkpoint_seconds=audit.checkpoint_seconds,
-            # Callers wait for their record's commit: write at once, batching what piles up meanwhile.
-            batch_window_seconds=0.0 if audit.durable_answers else 0.02,
-            signer=ensure_signer(key_path),
-        )
+        chain_id = default_chain_id(self.config.agent_listener.port)
+        if worker is not None:
+            chain_id = chain_id_for(chain_id, worker)
+        self.audit: AuditLog
+        if audit.writer == "process":  # chained and committed by a writer process of its own
+            self.audit = OffLoopAuditLog(
+                approvals.store,
+                self.config.data_dir,
+                schema=approvals.postgres_schema,
+                chain_id=chain_id,
+                max_queue=audit.max_unwritten_records,
+                checkpoint_seconds=audit.checkpoint_seconds,
+                signer=ensure_signer(key_path),
+                key_path=key_path,
+                sync=audit.durable_answers,
+                log_level=self.config.log_level,
+            )
+        else:
+            self.audit = AuditLog(
+                make_sink(approvals.store, self.config.data_dir, schema=approvals.postgres_schema),
+                chain_id=chain_id,
+                max_queue=audit.max_unwritten_records,
+                checkpoint_seconds=audit.checkpoint_seconds,
+                # Callers wait for their record's commit: write at once, batching what piles up.
+                batch_window_seconds=0.0 if audit.durable_answers else 0.02,
+                signer=ensure_signer(key_path),
+            )
         max_seconds = audit.max_unwritten_seconds
-        self.metrics.audit_accepting.set_function(lambda: float(self.audit.refusal(max_seconds) is None))
+        self.metrics.track_accepting(lambda: float(self.audit.refusal(max_seconds) is None))
         self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
@@ -236,6 +259,7 @@ class Gatekeeper:
         self.egress: EgressGate | None = None
         self.egress_url = ""
         self._runners: list[web.AppRunner] = []
+        self._metrics_task: asyncio.Task[None] | None = None
         self.agent_url = ""
         self.operator_url = ""
 
@@ -264,6 +288,8 @@ class Gatekeeper:
             cfg = self.config = replace(cfg, upstreams={**cfg.upstreams, "demo": demo})
         cfg = self.config = await self._start_stdio(cfg)
         await self.audit.start()
+        if self.metrics.multiprocess_dir is not None:  # across workers: values live in files
+            self._metrics_task = asyncio.create_task(self._refresh_metrics(), name="metrics-refresh")
         await self.approvals.start()
         await self.written_code.open()
         await self.budgets.open()
@@ -305,7 +331,11 @@ class Gatekeeper:
             )
             await runner.setup()
             self._runners.append(runner)
-            site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+            if self.worker is not None:  # the other workers listen on the same port
+                app[WORKER] = self.worker
+            site = web.TCPSite(
+                runner, listener.host, listener.port, reuse_address=True, reuse_port=self.worker is not None
+            )
             with binding(attr.removesuffix("_url"), listener.host, listener.port):
                 await site.start()
             port = runner.addresses[0][1] if runner.addresses else listener.port
@@ -354,6 +384,10 @@ class Gatekeeper:
         await self.written_code.close()
         await self.budgets.close()
         await self.audit.stop()  # drains: every decision made is written before we exit
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
+            self._metrics_task = None
         if self.demo is not None:
             await self.demo.stop()
         for bridge in self.stdio.values():
@@ -368,7 +402,7 @@ class Gatekeeper:
         )
         listener = cfg.egress_address
         with binding("egress", listener.host, listener.port):
-            await self.egress.start(listener.host, listener.port)
+            await self.egress.start(listener.host, listener.port, reuse_port=self.worker is not None)
         self.egress_url = self.egress.url
         if self.runner is not None:
             self.runner.sandbox.prepare()
@@ -394,6 +428,14 @@ class Gatekeeper:
             self.stdio.clear()
             raise
         return replace(cfg, upstreams=upstreams)
+
+    async def _refresh_metrics(self) -> None:
+        """Across workers: this worker's read-at-scrape values (audit accepting, lag) go to its
+        metrics file twice a second, so whichever worker answers ``/metrics`` sees them."""
+        while True:
+            self.metrics.refresh()
+            self.metrics.audit_lag.set(self.audit.lag)
+            await asyncio.sleep(0.5)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.

@@ -103,6 +103,7 @@ class Config:
     log_level: str = "info"
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     egress: EgressSettings = field(default_factory=EgressSettings)
+    workers: int = 1  # serving processes on the same listeners (gatekeeper.workers)
 
     @property
     def egress_enabled(self) -> bool:
@@ -217,6 +218,7 @@ _TOP_KEYS = {
     "approvals",
     "runner",
     "egress",
+    "workers",
 }
 
 
@@ -279,6 +281,7 @@ def parse_config(
         ),
         runner=runner,
         egress=_parse_egress(r, raw),
+        workers=_parse_workers(r, raw),
     )
 
 
@@ -478,6 +481,9 @@ def _check_egress_credentials(
             )
 
 
+AUDIT_WRITERS = ("inline", "process")
+
+
 def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> AuditSettings:
     section = r.section(raw, "audit", {f.name for f in fields(AuditSettings)})
     base = AuditSettings()
@@ -491,9 +497,36 @@ def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> AuditSett
             raise r.fail(f"audit.{name}", "must be positive")
         values[name] = value
     values["durable_answers"] = r.typed(section, "audit", "durable_answers", bool, base.durable_answers)
+    writer = r.typed(section, "audit", "writer", str, base.writer)
+    if writer not in AUDIT_WRITERS:
+        raise r.fail("audit.writer", f"must be one of {', '.join(AUDIT_WRITERS)}, got {writer!r}")
+    values["writer"] = writer
     key = r.typed(section, "audit", "checkpoint_key", str, None)
     values["checkpoint_key"] = str(rel(key)) if key is not None else None
     return AuditSettings(**values)
+
+
+MAX_WORKERS = 256
+
+
+def parse_workers(value: object) -> int:
+    """``workers``: a count of serving processes, or ``auto`` (one per core this process may use).
+    Raises ValueError with the reason."""
+    if value == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, cores or 1)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"must be a whole number from 1 to {MAX_WORKERS}, or 'auto', got {value!r}")
+    return value
+
+
+def _parse_workers(r: _Reader, raw: Mapping[str, Any]) -> int:
+    try:
+        return parse_workers(raw.get("workers", 1))
+    except ValueError as exc:
+        raise r.fail("workers", str(exc)) from None
 
 
 def _parse_runner(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> RunnerSettings:

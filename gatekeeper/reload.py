@@ -136,8 +136,7 @@ class PolicyReloader:
             self.gate.policy_set = new  # one reference swap: atomic for every call that follows
             self.gate.load_error = None
             self.metrics.policy_reloads.labels(result="ok").inc()
-            self.metrics.policy_info.clear()
-            self.metrics.policy_info.labels(version=new.version).set(1)
+            self.metrics.set_policy_version(new.version)
             log.info(
                 "policy_reloaded", reason=reason, version=new.version, previous=old.version if old else None
             )

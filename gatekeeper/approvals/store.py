@@ -103,8 +103,9 @@ class ApprovalStore(McpSessions, ToolPinStore, Protocol):
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``callback`` on every change committed by any process sharing this store.
 
-        SQLite: changes made by this process. PostgreSQL: LISTEN/NOTIFY, so a change made
-        by another replica arrives within milliseconds. Returns an unsubscribe function.
+        SQLite: this process's changes at once, other processes' (workers, the CLI) through a
+        polled change table within ``poll_seconds``. PostgreSQL: LISTEN/NOTIFY, so a change
+        made by another replica arrives within milliseconds. Returns an unsubscribe function.
         """
         ...
 

@@ -13,16 +13,22 @@ call is consumed at most once however many callers race for it.
 
 A write, once started, runs to completion even if its caller is cancelled: a transaction is
 never left half done, and its change notifications still go out.
+
+Several processes on one file (workers, the CLI): each transaction also writes its changes to a
+shared table that every store polls (``sqlite_feed``), so subscribers here see the changes
+committed there too, within ``poll_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
+import structlog
 
 from gatekeeper import codes
 
@@ -42,6 +48,8 @@ from .rows import (
     new_approval_params,
     vote_from_row,
 )
+from .sqlite_feed import SCHEMA as CHANGES_SCHEMA
+from .sqlite_feed import SqliteChangeLog
 from .stores import (
     ChangeFeed,
     Tx,
@@ -59,6 +67,7 @@ from .stores import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger("gatekeeper.approvals")
 
 _SCHEMA = (
     """
@@ -121,20 +130,24 @@ CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 
 
 class SqliteApprovalStore(ChangeFeed):
-    """``ApprovalStore`` on one SQLite file. Subscribers see the changes made by this process."""
+    """``ApprovalStore`` on one SQLite file. Subscribers see the changes made by this process
+    at once, and those made by other processes on the same file within ``poll_seconds``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, poll_seconds: float = 0.1) -> None:
         super().__init__()
         self.path = Path(path)
+        self.poll_seconds = poll_seconds
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._feed = SqliteChangeLog()
+        self._poller: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._db is not None:
             return
-        db = await open_sqlite(self.path, _SCHEMA, foreign_keys=True)
+        db = await open_sqlite(self.path, _SCHEMA + CHANGES_SCHEMA, foreign_keys=True)
         db.row_factory = aiosqlite.Row
         try:
             have = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(approvals)")}
@@ -142,12 +155,19 @@ class SqliteApprovalStore(ChangeFeed):
                 for column in ADDED_APPROVAL_COLUMNS:
                     if column not in have:
                         await db.execute(f"ALTER TABLE approvals ADD COLUMN {column} TEXT")
+            await self._feed.start(db)
         except BaseException:
             await db.close()
             raise
         self._db = db
+        self._poller = asyncio.create_task(self._poll_others(), name="approval-store-sqlite-feed")
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
         await self._drain_writes()
         async with self._lock:
             if self._db is not None:
@@ -175,10 +195,30 @@ class SqliteApprovalStore(ChangeFeed):
             tx = Tx()
             async with immediate(db):
                 result = await body(db, tx)
+                await self._feed.write(db, tx.changes)
         self._publish(tx.changes)
         if tx.error is not None:
             raise tx.error
         return result
+
+    async def _poll_others(self) -> None:
+        """Publish what other processes committed; prune the change table now and then."""
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                async with self._lock:
+                    news = await self._feed.poll(self._conn())
+                self._publish(news)
+                if self._feed.prune_due():
+
+                    async def prune(db: aiosqlite.Connection, tx: Tx) -> None:
+                        await self._feed.prune(db)
+
+                    await self._write(prune)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # held calls still wake at their deadlines; keep polling
+                log.warning("approval_feed_poll_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _read(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         async with self._lock:

@@ -250,7 +250,7 @@ class AuditLog:
         caller must not change it afterwards (the decision recorder builds a fresh one per call)."""
         if self._closed:
             raise AuditClosed("the audit log is stopped")
-        lag = len(self._queue) + len(self._batch_fields)
+        lag = self.lag
         if lag >= self.max_queue:
             self._overflow()
         if not lag:
@@ -261,9 +261,13 @@ class AuditLog:
             raise TypeError(f"missing audit fields: {sorted(_REQUIRED - fields.keys())}")
         if "time" not in fields:
             fields["time"] = time.time()
+        self._accept(fields)
+        appended_in_task.set(self._appended)
+
+    def _accept(self, fields: dict[str, Any]) -> None:
+        """Take checked fields: queue them and wake the writer (``offloop`` journals them)."""
         self._queue.append(fields)
         self._appended += 1
-        appended_in_task.set(self._appended)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -340,6 +344,11 @@ class AuditLog:
         except TimeoutError:
             return False
         return True
+
+    async def wait_durable(self, count: int, within_seconds: float) -> bool:
+        """True once the first ``count`` records appended would survive a crash of this process
+        (``audit.durable_answers``): here, once committed; ``offloop``: once in its journal."""
+        return await self.wait_written(count, within_seconds)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -461,9 +470,14 @@ class AuditLog:
                     log.info("audit_record", record=record.to_json())
             self._written += len(self._batch)
             self._batch_fields, self._batch, self._bodies = [], [], []
-            progress, self._progress = self._progress, asyncio.Event()
-            progress.set()
+            self._committed()
             self._checkpoint()
+
+    def _committed(self) -> None:
+        """A batch is in the store: wake whoever waits for progress (``writer_process`` also
+        reports it to the serving process)."""
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
 
     async def _write_batch(self) -> None:
         if self.signer is None:

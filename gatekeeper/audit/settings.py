@@ -20,3 +20,6 @@ class AuditSettings:
     checkpoint_key: str | None = None
     # One signed checkpoint is kept per this many seconds (plus the newest): checkpoints.py.
     checkpoint_seconds: float = 10.0
+    # Who chains and commits the records: "inline" (the serving process's event loop) or
+    # "process" (a writer process per serving process, fed through a journal: offloop.py).
+    writer: str = "inline"

@@ -17,6 +17,7 @@ from ..config import Config, Listener, load_config
 from ..errors import ConfigError
 from ..listen import PORT_OPTIONS
 from ..logs import configure_logging
+from ..workers.supervisor import serve_workers, with_workers
 
 
 def _port(text: str) -> int:
@@ -42,6 +43,13 @@ def register(sub: Any) -> None:
             dest=flag.removeprefix("--").replace("-", "_"),
             help=f"the {listener} listener's port (default {key}, else {defaults[listener]})",
         )
+    p.add_argument(
+        "--workers",
+        default=None,
+        metavar="N",
+        help="serving processes on the same listeners: a number or 'auto' (one per core); "
+        "overrides `workers`",
+    )
     p.set_defaults(run=run)
 
 
@@ -70,6 +78,10 @@ def with_ports(config: Config, args: argparse.Namespace) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     config = with_ports(load_config(args.config), args)
+    if args.workers is not None:
+        config = with_workers(config, args.workers)
     configure_logging(config.log_level)
+    if config.workers > 1:
+        return asyncio.run(serve_workers(config))
     asyncio.run(serve_forever(config))
     return 0

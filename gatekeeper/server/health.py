@@ -9,11 +9,12 @@ from aiohttp import web
 from gatekeeper import codes
 
 from .responses import json_response
-from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS
+from .state import AUDIT, CONFIG, ESCALATION, GATE, LIFECYCLE, METRICS, WORKER
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response(200, {"status": "ok"})
+    worker = request.app.get(WORKER)  # which of several workers answered (gatekeeper.workers)
+    return json_response(200, {"status": "ok"} if worker is None else {"status": "ok", "worker": worker})
 
 
 async def readyz(request: web.Request) -> web.Response:

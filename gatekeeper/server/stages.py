@@ -119,10 +119,12 @@ def ensure_recordable(ex: Exchange) -> None:
 
 
 async def settle_record(ex: Exchange) -> GatekeeperError | None:
-    """With ``audit.durable_answers``, hold the answer until the call's record is committed: a
-    crash then loses no record of a call that was answered. None when the answer may go; else the
-    refusal that replaces it (the record stays queued and is written when the store recovers).
-    Call it after ``process`` (which queued the record) and before the answer is sent."""
+    """With ``audit.durable_answers``, hold the answer until the call's record is durable
+    (committed; with ``audit.writer: process``, in the journal, which the writer process commits
+    and the next start replays): a crash then loses no record of a call that was answered. None
+    when the answer may go; else the refusal that replaces it (the record stays queued and is
+    written when the store recovers). Call it after ``process`` (which queued the record) and
+    before the answer is sent."""
     audit = ex.app.get(AUDIT)
     settings = ex.app[CONFIG].audit
     if audit is None or not settings.durable_answers:
@@ -132,7 +134,7 @@ async def settle_record(ex: Exchange) -> GatekeeperError | None:
         # A call that did not run is answered at once while the store is down (or when its record
         # could not be queued and went to the log instead).
         return None
-    if mine and await audit.wait_written(mine, settings.max_unwritten_seconds):
+    if mine and await audit.wait_durable(mine, settings.max_unwritten_seconds):
         return None
     what = "the tool received the call, but its answer is withheld" if ex.forwarded else "refused"
     return Unavailable(

@@ -36,6 +36,7 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 BUDGETS = web.AppKey("budgets", BudgetCounter)
 SINKS = web.AppKey("decision_sinks", DecisionSinks)
 AUDIT = web.AppKey("audit", AuditLog)
+WORKER = web.AppKey("worker", int)  # this process's index among workers (gatekeeper.workers)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
 MCP_SESSIONS = web.AppKey("mcp_sessions", McpSessions)  # who owns each Mcp-Session-Id
 TOOL_PINS = web.AppKey("tool_pins", ToolPins)  # MCP tool definitions pinned by digest
