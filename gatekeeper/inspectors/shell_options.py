@@ -506,6 +506,16 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
         **_env("TAPE", Effect.REMOTE, "tar's archive when no -f is given: host:path is reached with rsh/ssh"),
         **_env("TAR_OPTIONS", Effect.HANDLED, "read as tar's own options (tar puts them before its argv)"),
         **_env(
+            "PYTEST_PLUGINS PYTEST_ADDOPTS",
+            Effect.DOUBT,
+            "plugin modules pytest imports (by name, from the working directory too), or options naming them",
+        ),
+        **_env(
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD PYTEST_THEME PYTEST_THEME_MODE",
+            Effect.SAFE,
+            "fewer plugins, colours",
+        ),
+        **_env(
             "NODE_OPTIONS RUBYOPT PERL5OPT PERL5LIB RUBYLIB JAVA_TOOL_OPTIONS _JAVA_OPTIONS "
             "NODE_PATH PYTHONBREAKPOINT",
             Effect.DOUBT,
@@ -532,6 +542,7 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
     (re.compile(r"[A-Z0-9_]*_PROXY", re.I), Opt(Effect.PROXY, True, "a proxy for connections")),
     (re.compile(r"GIT_.*"), Opt(Effect.DOUBT, True, "a git variable missing from the table")),
     (re.compile(r"PYTHON.*"), Opt(Effect.DOUBT, True, "a Python variable missing from the table")),
+    (re.compile(r"PYTEST_.*"), Opt(Effect.DOUBT, True, "a pytest variable missing from the table")),
     (
         re.compile(r"LD_.*|DYLD_.*"),
         Opt(Effect.DOUBT, True, "the dynamic loader: what libraries every program loads"),

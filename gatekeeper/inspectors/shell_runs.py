@@ -247,7 +247,12 @@ def _plugins(insp: Inspection, family: str, args: list[Word]) -> list[str]:
 
 def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
     """``sphinx-build [opts] SRC OUT``: Sphinx runs ``conf.py`` from the configuration directory
-    (``-c DIR``), else from the source directory."""
+    (``-c DIR``), else from the source directory, and imports the ``-D extensions=a,b`` it is given."""
+    out: list[str] = []
+    for w in _values(args, ("-D", "--define")):
+        key, _, value = w.text.partition("=")
+        if w.literal and key.strip() == "extensions":
+            out += [p for name in value.split(",") if name.strip() for p in module_paths(insp, name.strip())]
     confdirs = _values(args, ("-c", "--conf-dir"))
     if not confdirs:
         values = {"-b", "-M", "-d", "-j", "-D", "-A", "-t", "-w", "-C", "--builder", "--doctree-dir",
@@ -262,7 +267,9 @@ def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
                 confdirs = [args[i]]
                 break
             i += 1
-    return [p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))]
+    return out + [
+        p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))
+    ]
 
 
 def _conftests(here: str) -> list[str]:

