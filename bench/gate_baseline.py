@@ -370,7 +370,8 @@ async def amain(args: argparse.Namespace) -> None:
     extra = ["--trim-received", "1"] if args.baseline_tree is not None else []
     if not args.in_process_upstream:  # the demo upstream in a process of its own (honest layout)
         extra.append("--upstream-process")
-    proc, info = start_servers(per_set * 3 + 120, extra_args=extra)
+    mine = [*extra, "--no-durable-answers"] if args.no_durable_answers else extra  # this tree's only
+    proc, info = start_servers(per_set * 3 + 120, extra_args=mine)
     base_proc = None
     try:
         targets = http_targets(info) + ([] if args.no_mcp else mcp_targets(info))
@@ -444,6 +445,12 @@ def main() -> None:
         type=Path,
         default=None,
         help="another checkout (a git archive of main, say): its Gatekeeper rows beside these, as NAME@base",
+    )
+    parser.add_argument(
+        "--no-durable-answers",
+        action="store_true",
+        help="this tree's Gatekeeper with audit.durable_answers off (a --baseline-tree from before "
+        "durable answers is then compared on the same terms)",
     )
     parser.add_argument(
         "--in-process-upstream",

@@ -49,7 +49,9 @@ from gatekeeper.logs import configure_logging
 POLICY_DIR = REPO / "policies"
 
 
-def bench_config(data_dir: Path, upstream: dict[str, Any] | None = None) -> Config:
+def bench_config(
+    data_dir: Path, upstream: dict[str, Any] | None = None, *, durable_answers: bool = True
+) -> Config:
     """Embedded defaults with every port picked by the OS (the same shape the tests use).
 
     With ``upstream`` (the URLs of a demo upstream in another process), the in-process demo is off
@@ -63,6 +65,7 @@ def bench_config(data_dir: Path, upstream: dict[str, Any] | None = None) -> Conf
         demo=DemoSettings(enabled=True, host="127.0.0.1", http_port=0, mcp_port=0),
         policy=PolicyFiles(POLICY_DIR / "model.conf", POLICY_DIR / "policy.csv", POLICY_DIR / "tools.yaml"),
     )
+    config = replace(config, audit=replace(config.audit, durable_answers=durable_answers))
     if upstream is None:
         return config
     return replace(
@@ -157,13 +160,18 @@ def _start_upstream_process(max_seconds: float, trim_received: float) -> tuple[s
     return start_json_child(argv, "the upstream process")
 
 
-async def serve(max_seconds: float, trim_received: float = 0.0, upstream_process: bool = False) -> None:
+async def serve(
+    max_seconds: float,
+    trim_received: float = 0.0,
+    upstream_process: bool = False,
+    durable_answers: bool = True,
+) -> None:
     upstream_proc, upstream = (None, None)
     if upstream_process:
         upstream_proc, upstream = _start_upstream_process(max_seconds + 30, trim_received)
     try:
         with tempfile.TemporaryDirectory(prefix="gk-bench-") as tmp:
-            gk = Gatekeeper(bench_config(Path(tmp) / "gk-home", upstream))
+            gk = Gatekeeper(bench_config(Path(tmp) / "gk-home", upstream, durable_answers=durable_answers))
             await gk.start()
             if upstream is None:
                 assert gk.demo is not None
@@ -204,6 +212,11 @@ def main() -> None:
     parser.add_argument(
         "--upstream-process", action="store_true", help="run the demo upstream in its own child process"
     )
+    parser.add_argument(
+        "--no-durable-answers",
+        action="store_true",
+        help="audit.durable_answers off: answers do not wait for their record's commit",
+    )
     parser.add_argument("--upstream-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     devnull = open(os.devnull, "w")  # lives as long as the process
@@ -212,12 +225,16 @@ def main() -> None:
         asyncio.run(serve_upstream_only(args.max_seconds, args.trim_received))
         return
     if args.profile is None:
-        asyncio.run(serve(args.max_seconds, args.trim_received, args.upstream_process))
+        asyncio.run(
+            serve(args.max_seconds, args.trim_received, args.upstream_process, not args.no_durable_answers)
+        )
         return
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(serve(args.max_seconds, args.trim_received, args.upstream_process))
+        asyncio.run(
+            serve(args.max_seconds, args.trim_received, args.upstream_process, not args.no_durable_answers)
+        )
     finally:
         profiler.disable()
         profiler.dump_stats(str(args.profile))
