@@ -91,7 +91,7 @@ def prepare_identity(config: Config) -> Config:
 
 def build_gate(config: Config) -> Gate:
     """Load the policy; a failure leaves a gate that refuses everything (and is not ready)."""
-    gate = Gate(None)
+    gate = Gate(None, protected=(str(config.data_dir.resolve()),))
     try:
         gate.policy_set = load_policy_set(
             config.policy, upstreams=config.upstreams.keys(), shadow=config.policy_shadow

@@ -8,7 +8,7 @@ half-old, half-new policy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -118,8 +118,12 @@ class Gate:
         *,
         workspace: str = "/workspace",
         inspectors: Mapping[str, Inspector] = INSPECTORS,
+        protected: Sequence[str] = (),
     ) -> None:
         self.policy_set = policy_set
+        # Gatekeeper's own folders (its data folder: keys, stores, journals): a path an agent names
+        # in them is cred.secret, wherever the operator put them (/tmp too, which the pack allows).
+        self.protected = tuple(p.rstrip("/") for p in protected if p.rstrip("/") not in ("", workspace))
         self.inspectors = inspectors
         self.load_error: str | None = None
         self.reloader: Any = None  # set by the app: readiness reports its last reload error
@@ -139,7 +143,7 @@ class Gate:
                 raise
             except Exception as exc:  # an inspector bug must never become a pass
                 raise InspectionError(f"{tool} could not be inspected: {type(exc).__name__}") from exc
-            return build_call(principal, tool, arguments, found, arguments["upstream"])
+            return build_call(principal, tool, arguments, self._guarded(found), arguments["upstream"])
         manifest = policy_set.manifests.get(tool)
         if manifest is None:
             raise UnknownTool(f"no tool named {tool!r} is configured", tool=tool)
@@ -161,7 +165,19 @@ class Gate:
                 raise InspectionError(
                     f"inspector {inspector_name} failed on {argument}: {type(exc).__name__}"
                 ) from exc
-        return build_call(principal, tool, arguments, capabilities, manifest.upstream)
+        return build_call(principal, tool, arguments, self._guarded(capabilities), manifest.upstream)
+
+    def _guarded(self, capabilities: Sequence[Capability]) -> list[Capability]:
+        """``cred.secret`` for a read or write inside one of Gatekeeper's own folders."""
+        out = list(capabilities)
+        for cap in capabilities if self.protected else ():
+            kind, _, path = cap.name.partition(":")
+            if kind in ("fs.read", "fs.write") and any(
+                path == p or path.startswith(p + "/") for p in self.protected
+            ):
+                out.append(Capability("cred.secret", f"Gatekeeper's own data folder: {path}"[:200]))
+                break
+        return out
 
     def decide(
         self, call: ToolCall, policy_set: PolicySet | None = None, *, tool_object: bool = True
