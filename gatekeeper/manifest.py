@@ -53,7 +53,7 @@ class ToolManifest:
         fast_error: fastjsonschema.JsonSchemaValueException | None = None
         if self.fast_validator is not None:
             try:
-                if _plain_json(arguments):
+                if plain_json(arguments):
                     self.fast_validator(arguments)
                     return
             except fastjsonschema.JsonSchemaValueException as exc:
@@ -285,7 +285,7 @@ def _fast_keyword(key: str, value: Any, patterns: dict[str, Callable[[Any], bool
     raise _NotFast(f"{at}: keyword {key!r} has no fast-path rule")  # an allowlist entry without a rule
 
 
-def _plain_json(value: object) -> bool:
+def plain_json(value: object) -> bool:
     """Whether `value` is made only of what a JSON decoder produces (exact types, string keys).
 
     The allowlist's equivalence holds for JSON values; a tuple, Decimal or str subclass handed in by
@@ -295,12 +295,12 @@ def _plain_json(value: object) -> bool:
         return True
     if type(value) is dict:
         for key, item in value.items():
-            if type(key) is not str or not _plain_json(item):
+            if type(key) is not str or not plain_json(item):
                 return False
         return True
     if type(value) is list:
         for item in value:
-            if not _plain_json(item):
+            if not plain_json(item):
                 return False
         return True
     return False
