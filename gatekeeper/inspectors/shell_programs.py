@@ -546,6 +546,8 @@ def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
                 ran |= insp.source(text, depth + 1)
     rest = args[p.index :]
     if spec.runs_rest and rest:
+        if family(name) == "xargs" and _script_from_input(rest):
+            insp.opaque(f"{name} {rest[0].text}: the script it runs is named on its input, not here")
         return ran | insp.run(rest, depth + 1)
     if name.lower() == "env" and not scripted:
         insp.add("cred.env", f"{name} without a command prints every variable, secrets included")
@@ -553,6 +555,20 @@ def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
         insp.add("proc.shell", f"{name} without a command starts a shell")
         ran.add(STDIN_EXEC)
     return ran
+
+
+def _script_from_input(argv: list[Word]) -> bool:
+    """``xargs python3``: an interpreter given no script, no inline code and no module here runs the
+    file its input names (what was written into that file cannot be looked up)."""
+    if family(argv[0].text) not in INTERPRETERS:
+        return False
+    flags = [w.text for w in argv[1:] if w.text.startswith("-")]
+    if any(
+        f in ("-c", "-m", "-e", "-E", "-r", "--eval", "--print", "-p") or f.startswith(("-c", "-m"))
+        for f in flags
+    ):
+        return False
+    return all(w.text.startswith("-") for w in argv[1:])
 
 
 # -- interpreters ------------------------------------------------------------
