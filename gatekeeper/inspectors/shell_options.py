@@ -589,13 +589,39 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
     if spec.effect is Effect.HANDLED:
         return
     if spec.effect is Effect.READ:
-        if not w.literal:
+        parts = value.split(":") if w.literal else _path_list(insp, name, value)
+        if parts is None:
             insp.opaque(f"{name} not known statically: {w.text}")
             return
-        for part in filter(None, value.split(":")):
+        for part in filter(None, parts):
             insp.read_path(Word(part), f"{name}={value}: {spec.reason}")
         return
     apply(insp, "env", name, "=", spec, val, depth)
+
+
+_HERE: Final = frozenset({"$(pwd)", "`pwd`", "$PWD", "${PWD}"})
+
+
+def _path_list(insp: Inspection, name: str, value: str) -> list[str] | None:
+    """``PYTHONPATH=$PYTHONPATH:$(pwd)``: a path list whose only expansions are its own inherited
+    value (the environment Gatekeeper's runner gave, not set earlier in this command) and the working
+    directory is known after all: the inherited part adds nothing, ``$(pwd)`` is ``.``. Anything
+    else (another variable, another command's output) stays unknown (None)."""
+    own = {f"${name}", f"${{{name}}}", f"${{{name}:-}}", f"${{{name}-}}"}
+    out: list[str] = []
+    for part in value.split(":"):
+        if part in own and name not in insp.env:
+            continue
+        here = next((h for h in _HERE if part == h or part.startswith(h + "/")), None)
+        if here is not None:
+            part = "." + part[len(here) :]
+        if here is not None and "$" not in part and "`" not in part:
+            out.append(part)
+        elif "$" in part or "`" in part or "\\" in part or '"' in part or "'" in part:
+            return None
+        else:
+            out.append(part)
+    return out
 
 
 def _tar_options(insp: Inspection, name: str, value: str, literal: bool, depth: int) -> None:
