@@ -100,6 +100,7 @@ MAX_ALTERNATES: Final = 8
 WORKSPACE_ROOT: Final = "/workspace"  # where the pack's workspace rules point
 UNKNOWN_CWD: Final = ""  # a working directory that cannot be known statically (``cd "$X"``)
 MAX_CWDS: Final = 16
+_HEREDOC_QUOTE_RE: Final = re.compile(r'(\\*)"')
 # Filters whose output is (a transform of) the files they are given: piped into an interpreter,
 # those files are what it runs.
 _PASS_THROUGH: Final = frozenset(
@@ -637,6 +638,17 @@ class Inspection:
             self.add("net.reverse_shell", "network client piped to or from a shell")
         return upstream
 
+    def heredoc_substitutions(self, body: str, depth: int) -> set[str]:
+        """An unquoted here-document expands as a double-quoted word does: its ``$(...)`` and
+        backquotes run. Read as that word (every ``"`` escaped, with the backslashes before it
+        doubled, so none can end it early); what cannot be parsed stays doubt."""
+        escaped = _HEREDOC_QUOTE_RE.sub(lambda m: m.group(1) * 2 + '\\"', body)
+        before = self.caps.get("shell.opaque")
+        ran = set(self.source(f'echo "{escaped}"', depth + 1))
+        if self.caps.get("shell.opaque") is not before:
+            self.opaque("command substitution in a here-document")
+        return ran
+
     def workspace_files(self, text: str) -> list[str]:
         return [p for p in self.resolve(text, text, strict=False) if p.startswith(CODE_ROOTS)]
 
@@ -833,7 +845,7 @@ class Inspection:
                 expands = not getattr(r, "quoted_delimiter", False) and any(c in value for c in "$`\\")
                 ran |= self.stdin_code(execd, value, depth, literal=not expands)
             elif ("$(" in value or "`" in value) and not getattr(r, "quoted_delimiter", False):
-                self.opaque("command substitution in a here-document")
+                ran |= self.heredoc_substitutions(value, depth)
             if shell_compute.STDIN_MANIFEST in execd:
                 shell_compute.manifest(self, value, "here-document")
             return ran
