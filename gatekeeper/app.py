@@ -213,7 +213,7 @@ class Gatekeeper:
             approvals.store, self.config.data_dir, schema=approvals.postgres_schema
         )
         self.lifecycle = Lifecycle()
-        self.budgets = open_counter(self.config.budget_store)
+        self.budgets = open_counter(self.config.budget_store, prefix=self.config.budget_prefix)
         self.recent = RecentDecisions()
         audit = self.config.audit
         key_path = Path(audit.checkpoint_key) if audit.checkpoint_key else default_key_path(config.data_dir)

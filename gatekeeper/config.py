@@ -100,6 +100,7 @@ class Config:
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     budget_store: str = "memory"  # or redis://host:6379/0 for a fleet
+    budget_prefix: str = "gatekeeper:budget:"  # Redis key prefix: deployments sharing one Redis stay apart
     log_level: str = "info"
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     egress: EgressSettings = field(default_factory=EgressSettings)
@@ -277,8 +278,10 @@ def parse_config(
         approvals=_parse_approvals(r, raw),
         audit=_parse_audit(r, raw, rel),
         budget_store=r.expand_env(
-            "budgets.store", r.typed(r.section(raw, "budgets", {"store"}), "budgets", "store", str, "memory")
+            "budgets.store",
+            r.typed(r.section(raw, "budgets", {"store", "prefix"}), "budgets", "store", str, "memory"),
         ),
+        budget_prefix=_parse_budget_prefix(r, raw),
         runner=runner,
         egress=_parse_egress(r, raw),
         workers=_parse_workers(r, raw),
@@ -482,6 +485,15 @@ def _check_egress_credentials(
 
 
 AUDIT_WRITERS = ("inline", "process")
+
+
+def _parse_budget_prefix(r: _Reader, raw: Mapping[str, Any]) -> str:
+    prefix = r.typed(
+        r.section(raw, "budgets", {"store", "prefix"}), "budgets", "prefix", str, "gatekeeper:budget:"
+    )
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", prefix):
+        raise r.fail("budgets.prefix", "must be 1-128 of A-Z a-z 0-9 _ . : -")
+    return str(prefix)
 
 
 def _parse_audit(r: _Reader, raw: Mapping[str, Any], rel: _Resolve) -> AuditSettings:

@@ -98,3 +98,14 @@ def test_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, key: s
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_budgets_prefix_is_read_and_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("budgets: {store: 'redis://127.0.0.1:6379/0', prefix: 'team-a:budget:'}\n")
+    assert load_config(good).budget_prefix == "team-a:budget:"
+    assert load_config(None).budget_prefix == "gatekeeper:budget:"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets: {prefix: 'has spaces'}\n")
+    with pytest.raises(ConfigError, match="budgets.prefix"):
+        load_config(bad)

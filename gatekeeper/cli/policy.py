@@ -209,13 +209,12 @@ def run_explain(args: argparse.Namespace) -> int:
     with _quiet_logs():
         report = explain(policy_set, principal, args.tool, arguments)
         keys = [b["key"] for b in report.get("budgets") or []]
-        store = (
-            load_config(args.config, offline=True, needed=("budgets.store",)).budget_store
-            if args.dir is None
-            else "memory"
+        config = (
+            load_config(args.config, offline=True, needed=("budgets.store",)) if args.dir is None else None
         )
-        if keys and store != "memory":  # a fleet's shared counters: the live server's usage
-            usage = asyncio.run(_shared_usage(store, keys))
+        store = config.budget_store if config is not None else "memory"
+        if keys and store != "memory" and config is not None:  # a fleet's shared counters: live usage
+            usage = asyncio.run(_shared_usage(store, keys, config.budget_prefix))
             report = explain(policy_set, principal, args.tool, arguments, usage=usage)
         elif keys:
             report["usage_note"] = (
@@ -226,8 +225,8 @@ def run_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _shared_usage(store: str, keys: list[str]) -> dict[str, float]:
-    counter = open_counter(store)
+async def _shared_usage(store: str, keys: list[str], prefix: str) -> dict[str, float]:
+    counter = open_counter(store, prefix=prefix)
     await counter.open()
     try:
         now = time.time()

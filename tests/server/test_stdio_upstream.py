@@ -206,8 +206,11 @@ async def test_the_official_filesystem_server_behind_the_gate(tmp_path: Path) ->
             assert not ok.is_error and "meeting at noon" in text(ok)
             key = await mcp.call_tool("read_text_file", {"path": str(data / "id_rsa")})
             assert key.is_error and "cred" in text(key)
-            write = await mcp.call_tool("write_file", {"path": str(data / "x.txt"), "content": "x"})
-            assert write.is_error and not (data / "x.txt").exists()  # no rule allows the write
+            # No rule allows a write there (not under /tmp, which the pack allows as scratch and
+            # where pytest's tmp_path, the served folder, is): refused before the server sees it.
+            target = "/srv/gatekeeper-test-not-writable/x.txt"
+            write = await mcp.call_tool("write_file", {"path": target, "content": "x"})
+            assert write.is_error and "not allowed" in text(write)  # refused: never forwarded
 
 
 async def test_the_bridge_port_answers_only_the_gate(tmp_path: Path) -> None:

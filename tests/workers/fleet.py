@@ -31,7 +31,8 @@ def fleet_config(tmp_path: Path, *, extra: str = "", policy_dir: Path = POLICY_D
         f"data_dir: {tmp_path / 'home'}\n"
         "listeners:\n  agent: {port: 0}\n  operator: {port: 0}\n"
         "demo: {http_port: 0, mcp_port: 0}\n"
-        "budgets: {store: 'redis://127.0.0.1:6379/0'}\n"
+        # Its own key prefix: daily GPU-hour counters of earlier runs in the machine's Redis stay theirs.
+        f"budgets: {{store: 'redis://127.0.0.1:6379/0', prefix: 'gk-test-{secrets.token_hex(4)}:'}}\n"
         f"policy:\n  model: {policy_dir / 'model.conf'}\n  policy: {policy_dir / 'policy.csv'}\n"
         f"  tools: {policy_dir / 'tools.yaml'}\n  budgets: {policy_dir / 'budgets.yaml'}\n" + extra
     )

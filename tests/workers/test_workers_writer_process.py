@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import sqlite3
 import time
@@ -79,7 +80,8 @@ async def test_a_held_call_is_released_whichever_worker_the_operator_reaches(
     agent = await session_on(fleet.agent_url, agent_on)
     operator = await session_on(fleet.operator_url, operator_on)
     ops = {"Authorization": f"Bearer {fleet.token('ops-1', operator=True)}"}
-    subject = f"agent-held-{agent_on}{operator_on}"
+    # A fresh subject each run: the GPU-hours budget is a day's, in the machine's shared Redis.
+    subject = f"agent-held-{agent_on}{operator_on}-{secrets.token_hex(4)}"
     async with agent, operator:
         held = asyncio.create_task(
             invoke(agent, fleet.agent_url, fleet.token(subject), "compute.provision", H100, Prefer="wait=60")
