@@ -107,5 +107,5 @@ def test_budgets_prefix_is_read_and_checked(tmp_path: Path) -> None:
     assert load_config(None).budget_prefix == "gatekeeper:budget:"
     bad = tmp_path / "bad.yaml"
     bad.write_text("budgets: {prefix: 'has spaces'}\n")
-    with pytest.raises(ConfigError, match="budgets.prefix"):
+    with pytest.raises(ConfigError, match=r"budgets\.prefix"):
         load_config(bad)
