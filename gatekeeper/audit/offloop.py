@@ -107,11 +107,12 @@ class OffLoopAuditLog(AuditLog):
         # Records the journal refused (a full disk), in order, until it takes them.
         self._unjournaled: deque[dict[str, Any]] = deque()
         self.journal_error: str | None = None
-        # Set by a journal or store failure, cleared once everything appended is committed: a nearly
-        # full disk takes a few records again now and then (a freed WAL page, the last bytes), and
-        # calls admitted at each such moment would be forwarded only to wait on a disk that refuses
-        # again. The bound on calls past the check without a written record holds per outage.
-        self._failed_until_drained = False
+        # Moved to everything appended so far by a journal or store failure: calls stay refused until
+        # the writer has committed that far. A nearly full disk takes a few records again now and
+        # then (a freed WAL page, the last bytes), and calls admitted at each such moment would be
+        # forwarded only to wait on a disk that refuses again. Records of calls refused meanwhile
+        # do not move it, so admission resumes under load once the disk takes writes again.
+        self._drain_to = 0  # after a refused write: calls wait until the writer commits this far
         self._journal_retry: asyncio.Task[None] | None = None
         self._journaled = asyncio.Event()
         self._synced = 0  # records known to be on disk (fdatasync)
@@ -154,7 +155,7 @@ class OffLoopAuditLog(AuditLog):
                 detail="records wait in memory; calls are refused until the journal takes them",
             )
         self.journal_error = f"{type(exc).__name__}: {exc}"
-        self._failed_until_drained = True
+        self._drain_to = self._appended
         if self._journal_retry is None or self._journal_retry.done():
             self._journal_retry = asyncio.get_running_loop().create_task(
                 self._retry_journal(), name=f"audit-journal-retry:{self.chain_id}"
@@ -195,10 +196,9 @@ class OffLoopAuditLog(AuditLog):
             return f"the audit journal refuses writes ({self.journal_error})"
         if self.store_error is not None:
             return f"the audit store refuses writes ({self.store_error})"
-        if self._failed_until_drained:
-            if self.lag > 0:
-                return f"after a refused write, {self.lag} records wait to be written before calls resume"
-            self._failed_until_drained = False
+        if self._written < self._drain_to:
+            waiting = self._drain_to - self._written
+            return f"after a refused write, {waiting} records wait to be written before calls resume"
         if self.lag >= self.max_queue:
             return f"{self.lag} records wait to be written (the bound is {self.max_queue})"
         age = self.oldest_unwritten_age()
@@ -329,7 +329,7 @@ class OffLoopAuditLog(AuditLog):
                     "audit_store_refusing", chain_id=self.chain_id, error=" ".join(parts[1:]), lag=self.lag
                 )
             self.store_error = " ".join(parts[1:]) or "unknown error"
-            self._failed_until_drained = True
+            self._drain_to = self._appended
         elif kind == "C":
             if self.store_error is not None:
                 log.warning("audit_store_recovered", chain_id=self.chain_id, lag=self.lag)

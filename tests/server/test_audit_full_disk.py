@@ -62,11 +62,10 @@ def fill(folder: Path) -> Path:
     """Write until the file system says ENOSPC; the file is the space taken."""
     filler = folder / "filler"
     chunk = b"\0" * 65536
-    with filler.open("r+b") as fh:
+    with filler.open("r+b", buffering=0) as fh:  # unbuffered: a refused write leaves nothing for close
         while True:
             try:
                 fh.write(chunk)
-                fh.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC, exc
                 break
