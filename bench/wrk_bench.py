@@ -99,6 +99,14 @@ def lua_script(folder: Path, server: Server) -> Path:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
+def _wrk_field(out: str, pattern: str) -> str:
+    """One figure of wrk's report; a report without it is a failed run, said so (not a None crash)."""
+    m = re.search(pattern, out)
+    if m is None:
+        raise SystemExit(f"wrk's output has no {pattern!r}; its output was:\n{out[-2000:]}")
+    return m.group(1)
+
+
 def _ms(text: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
     if match is None:
@@ -123,10 +131,10 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float) -> R
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = {pid: cpu_seconds(pid) for pid in server.pids}
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(_wrk_field(out, r"(\d+) requests in"))
+    rate = float(_wrk_field(out, r"Requests/sec:\s+([\d.]+)"))
+    p50 = _ms(_wrk_field(out, r"\s50%\s+(\S+)"))
+    p99 = _ms(_wrk_field(out, r"\s99%\s+(\S+)"))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))

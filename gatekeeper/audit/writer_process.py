@@ -237,7 +237,7 @@ def _delete_finished(folder: Path, stem: str, reading: int, audit: _ReportingLog
 def main(argv: list[str]) -> int:
     out_fd = int(argv[0])
     # The pipe's only writer is our parent, the serving process, which pickled its own settings.
-    settings = pickle.load(sys.stdin.buffer)  # noqa: S301
+    settings = pickle.load(sys.stdin.buffer)  # noqa: S301 - from the parent that spawned us
     if not isinstance(settings, WriterSettings):
         raise SystemExit("gatekeeper audit writer: stdin did not hold its settings")
     configure_logging(settings.log_level)

@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     index = int(argv[0])
     ready_fd = int(argv[1]) if len(argv) > 1 else None
     # The pipe's only writer is our parent, the supervisor, which pickled its own Config.
-    config = pickle.load(sys.stdin.buffer)  # noqa: S301
+    config = pickle.load(sys.stdin.buffer)  # noqa: S301 - from the parent that spawned us
     if not isinstance(config, Config):
         raise SystemExit("gatekeeper worker: stdin did not hold a configuration")
     configure_logging(config.log_level)
