@@ -7,10 +7,12 @@ origin's name, pinned to it, and a credential minted for a bench call), and ``cu
 client (C, not the bottleneck). Reports, as min / median / max of ``--runs`` runs:
 
 - bulk: a ``--mb`` MB download direct, through the gate as absolute-form ``http://`` and through
-  a ``CONNECT`` tunnel; the ratio gate/direct (target >= 0.8), and the CPU seconds each process
+  a ``CONNECT`` tunnel, and (with bubblewrap installed) from inside a sandbox's network namespace
+  the way the runner's commands go: curl -> the in-sandbox relay -> the gate's unix socket; the
+  ratio gate/direct (target >= 0.8), and the CPU seconds each process
   spent on it (origin and gate from /proc, curl as this process's reaped children);
-- connect: time to first byte of ``/small`` direct and through the gate, and the added p50
-  (target <= 1 ms).
+- connect: time to first byte of ``/small`` on each of those paths (as curl measures it, so a
+  sandbox's start is not counted), and the added p50 (target <= 1 ms).
 
     python3 bench/egress_bench.py [--mb 100] [--runs 3] [--small 200]
 """
@@ -112,9 +114,21 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _curl(*args: str) -> dict[str, float]:
+def _sandboxed(unix: str) -> list[str]:
+    """The runner's network path without the rest of its sandbox: a new network namespace with
+    only loopback, the relay on 127.0.0.1:3128 there, the gate's unix socket bound in."""
+    relay = Path(__file__).resolve().parent.parent / "gatekeeper" / "runner" / "sandbox_relay.py"
+    return [
+        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--unshare-user", "--unshare-net", "--die-with-parent",
+        "--", "/usr/bin/python3", "-I", "-S", str(relay), unix, "3128", "--",
+    ]  # fmt: skip
+
+
+def _curl(*args: str, prefix: tuple[str, ...] = ()) -> dict[str, float]:
     out = subprocess.run(
         [
+            *prefix,
             "curl",
             "-sS",
             "-m",
@@ -159,21 +173,30 @@ def main() -> None:
         raise SystemExit("the egress bench drives curl: apt-get install -y curl")
     me = [sys.executable, __file__]
     origin, info = start_json_child([*me, "--role", "origin", "--mb", str(args.mb)], "origin")
-    gate, g = start_json_child([*me, "--role", "gate", "--origin-port", str(info["port"])], "egress gate")
+    unix = str(Path(tempfile.mkdtemp(prefix="egress-bench-sock-")) / "egress.sock")
+    gate, g = start_json_child(
+        [*me, "--role", "gate", "--origin-port", str(info["port"]), "--unix", unix], "egress gate"
+    )
+    sandbox = tuple(_sandboxed(unix)) if shutil.which("bwrap") else ()
     try:
         direct_url = f"http://127.0.0.1:{info['port']}"
         via = ["-x", g["url"], "-U", f"gatekeeper:{g['token']}"]
-        rows: dict[str, list[float]] = {"direct": [], "gate http": [], "gate CONNECT": []}
-        cpu: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
-        fetch = {
-            "direct": [f"{direct_url}/big"],
-            "gate http": [*via, f"http://{NAME}/big"],
-            "gate CONNECT": [*via, "--proxytunnel", f"http://{NAME}/big"],
+        fetch: dict[str, tuple[tuple[str, ...], list[str]]] = {
+            "direct": ((), [f"{direct_url}/big"]),
+            "gate http": ((), [*via, f"http://{NAME}/big"]),
+            "gate CONNECT": ((), [*via, "--proxytunnel", f"http://{NAME}/big"]),
         }
+        if sandbox:
+            inside = ["-x", "http://127.0.0.1:3128", "-U", f"gatekeeper:{g['token']}", "--proxytunnel"]
+            fetch["sandbox CONNECT"] = (sandbox, [*inside, f"http://{NAME}/big"])
+        else:
+            print("bubblewrap is not installed: no sandbox row (apt-get install -y bubblewrap)")
+        rows: dict[str, list[float]] = {name: [] for name in fetch}
+        cpu: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
         for _ in range(args.runs):
-            for name, argv in fetch.items():
+            for name, (prefix, argv) in fetch.items():
                 before = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
-                rows[name].append(_curl(*argv)["total"])
+                rows[name].append(_curl(*argv, prefix=prefix)["total"])
                 after = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
                 cpu[name].append((after[0] - before[0], after[1] - before[1], after[2] - before[2]))
         size = args.mb * 1024 * 1024
@@ -185,22 +208,23 @@ def main() -> None:
             low, mid, high = rates[0], statistics.median(rates), rates[-1]
             o, g, c = (statistics.median(run[i] for run in cpu[name]) for i in range(3))
             print(
-                f"  {name:13} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x"
+                f"  {name:15} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x"
                 f"   CPU s: origin {o:.2f}  gate {g:.2f}  curl {c:.2f}"
             )
         # Interleaved, one of each per round: a shared machine's drift hits all three alike.
-        direct, gated, tunneled = [], [], []
+        first_byte: dict[str, list[float]] = {name: [] for name in fetch}
         for _ in range(args.small):
-            direct.append(_curl(f"{direct_url}/small")["ttfb"])
-            gated.append(_curl(*via, f"http://{NAME}/small")["ttfb"])
-            tunneled.append(_curl(*via, "--proxytunnel", f"http://{NAME}/small")["ttfb"])
+            for name, (prefix, argv) in fetch.items():
+                first_byte[name].append(
+                    _curl(*argv[:-1], argv[-1].replace("/big", "/small"), prefix=prefix)["ttfb"]
+                )
         p50 = statistics.median
         print(f"time to first byte of /small, {args.small} requests each (p50, p99 in ms)")
-        for name, values in (("direct", direct), ("gate http", gated), ("gate CONNECT", tunneled)):
+        for name, values in first_byte.items():
             ordered = sorted(values)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            added = (p50(values) - p50(direct)) * 1000
-            print(f"  {name:13} p50 {p50(values) * 1000:6.2f}  p99 {p99 * 1000:6.2f}  added p50 {added:+.2f}")
+            added = (p50(values) - p50(first_byte["direct"])) * 1000
+            print(f"  {name:15} p50 {p50(values) * 1000:6.2f}  p99 {p99 * 1000:6.2f}  added p50 {added:+.2f}")
     finally:
         stop_child(gate)
         stop_child(origin)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-CHUNK: Final = 256 * 1024
+CHUNK: Final = 1024 * 1024  # also the pipe's size: at the 256 KiB before, bulk ran at 0.6x direct
 
 
 @dataclass(slots=True)

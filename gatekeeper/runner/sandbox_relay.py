@@ -8,20 +8,52 @@ with its status. It grants nothing: the gate decides each connection on the cred
     python3 -I -S sandbox_relay.py SOCKET PORT -- ARGV...
 """
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import threading
 
+_CHUNK = 1024 * 1024  # also the pipe's size (the gate's relay uses the same)
+_F_SETPIPE_SZ = 1031
+
+
+def _splice(src: socket.socket, dst: socket.socket) -> None:
+    """socket -> pipe -> socket inside the kernel (Linux): the bytes never enter this Python.
+
+    The connection itself is not handed to the gate (``SCM_RIGHTS``), though that would spare
+    a hop: a passed socket shares its open file with whoever in the sandbox kept a copy, who
+    could then make it blocking under the gate's event loop, or set a linger that stalls the
+    gate's close."""
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, _CHUNK)
+        except OSError:
+            pass
+        while True:
+            n = os.splice(src.fileno(), write_end, _CHUNK)
+            if n == 0:
+                break
+            while n:
+                n -= os.splice(read_end, dst.fileno(), n)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _copy(src: socket.socket, dst: socket.socket) -> None:
+    while True:
+        data = src.recv(262144)
+        if not data:
+            break
+        dst.sendall(data)
+
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
     try:
-        while True:
-            data = src.recv(262144)
-            if not data:
-                break
-            dst.sendall(data)
+        (_splice if hasattr(os, "splice") else _copy)(src, dst)
     except OSError:
         pass
     finally:
