@@ -183,6 +183,7 @@ class Inspection:
         "function_src",
         "functions",
         "home_set",
+        "path_code_dirs",
         "positional",
         "ran_files",
         "seen_dirs",
@@ -202,6 +203,7 @@ class Inspection:
         self.functions: dict[str, Any] = {}
         self.calling: set[str] = set()
         self.cdpath = False
+        self.path_code_dirs: frozenset[str] = frozenset()  # PATH entries an agent can write into
         self.home_set = False
         self.caps: dict[str, Capability] = {}
         self.ran_files: set[str] = set()  # workspace files run as code (shell_runs)
@@ -923,7 +925,13 @@ class Inspection:
             for alt in self.alternates(argv):
                 with self.scope():
                     alternate |= self.run(alt, depth + 1)
-        self.scan(args)
+        head = argv[0].text
+        patterns: frozenset[int] = frozenset()
+        if head and "/" not in head and self.path_code_dirs and head not in P.BUILTINS and argv[0].literal:
+            self.ran_files |= self.path_programs(head)  # it may be a file written there: run as code
+        elif head:
+            patterns = shell_files.pattern_words(P.family(posixpath.basename(head)), args)
+        self.scan(args, patterns)
         name = self.program(argv[0])
         if name is None:
             return frozenset(alternate)
@@ -1041,15 +1049,51 @@ class Inspection:
                 self.opaque(f"non-literal command in {name}: {w.text}")
         elif name == "CDPATH":
             self.cdpath = True
+        elif name == "PATH":
+            self.path_assignment(w, value)
         elif name == "HOME":
             self.home_set = True
         else:
             shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         self.scan([Word(value, w.literal)])
 
+    def path_assignment(self, w: Word, value: str) -> None:
+        """``PATH=/workspace/bin:$PATH git``: a bare program name may now be a file written into
+        the workspace (or /tmp). Such entries are remembered (relative ones as they are: they
+        follow ``cd``) and later bare names are looked up in them too (``path_programs``). Entries
+        not known statically are doubt; ``$PATH`` and the home directory are not the agent's."""
+        entries = set(self.path_code_dirs)
+        for entry in value.split(":"):
+            if entry in ("$PATH", "${PATH}") or entry.startswith(("$HOME", "${HOME}", "~")):
+                continue
+            for pwd in ("$PWD", "${PWD}", "$(pwd)", "`pwd`"):
+                if entry == pwd or entry.startswith(pwd + "/"):
+                    entry = "." + entry[len(pwd) :]
+            if "$" in entry or "`" in entry:
+                self.opaque(f"PATH entry not known statically: {w.text}")
+            elif not entry.startswith("/") or ((normalize_path(entry, "/") or "/") + "/").startswith(
+                CODE_ROOTS
+            ):
+                entries.add(entry or ".")  # an empty entry is the working directory
+        self.path_code_dirs = frozenset(entries)
+
+    def path_programs(self, name: str) -> set[str]:
+        """Where a bare program name may be a file written into a PATH entry of the agent's."""
+        out: set[str] = set()
+        for entry in self.path_code_dirs:
+            for cwd in ("/",) if entry.startswith("/") else self.cwds:
+                if cwd == UNKNOWN_CWD:
+                    self.opaque(f"a PATH entry relative to an unknown directory: {entry}")
+                    continue
+                path = (normalize_path(posixpath.join(entry, name), cwd or "/") or "/").rstrip("/")
+                if path.startswith(CODE_ROOTS):
+                    out.add(path)
+        return out
+
     # -- words -------------------------------------------------------------
-    def scan(self, args: Iterable[Word]) -> None:
-        """URLs, mining pools, credential paths and inline reverse shells inside argument words."""
+    def scan(self, args: Iterable[Word], patterns: frozenset[int] = frozenset()) -> None:
+        """URLs, mining pools, credential paths and inline reverse shells inside argument words
+        (``patterns``: ids of words a program reads as a pattern, which name no path)."""
         for w in args:
             t = w.text
             if "://" in t:
@@ -1069,7 +1113,8 @@ class Inspection:
                 self.add("net.reverse_shell", t)
             # an option word without "=" is classified by its ssh names alone (see classify_word)
             if w.literal and (not t.startswith("-") or "=" in t or "authorized_keys" in t or ".ssh" in t):
-                self.classify_word(t)
+                if id(w) not in patterns:
+                    self.classify_word(t)
 
     def classify_word(self, t: str) -> None:
         if "authorized_keys" in t or (".ssh" in t and _SSH_DIR_RE.search(t)):

@@ -296,7 +296,8 @@ _AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include
 # Where a language reads the whole environment (every secret in it), and where one named variable.
 _AWK_ENVIRON_RE: Final = re.compile(r"\bENVIRON\b(?:\s*\[\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\])?")
 _JQ_ENV_RE: Final = re.compile(
-    r"(?<![\w.$])env\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?|\$ENV\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?"
+    r"(?<![\w.$\"])env\b(?!\s*:|\")(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?"  # not {env: ...} nor "env"
+    r"|\$ENV\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?"
 )
 
 

@@ -154,10 +154,8 @@ READERS: Final[dict[str, Reader]] = {
     "bzip2": Reader(),
     "xz": Reader(),
     "zstd": Reader(fs("-o")),
-    "jq": Reader(
-        fs("--arg", "--argjson", "--indent", "--args", "--jsonargs"), 1, fs("-f", "--from-file", "-n")
-    ),
-    "yq": Reader(fs("--arg", "--indent", "-I"), 1, fs("-n")),
+    "jq": Reader(fs("--arg", "--argjson", "--indent", "--args", "--jsonargs"), 1, fs("-f", "--from-file")),
+    "yq": Reader(fs("--arg", "--indent", "-I"), 1),
     "grep": _GREP,
     "egrep": _GREP,
     "fgrep": _GREP,
@@ -302,6 +300,22 @@ def _candidate(w: Word) -> Word | None:
     if t.startswith(("/dev/fd/", "/dev/tcp/", "/dev/udp/")):
         return None
     return w if t is w.text else Word(t, w.literal)  # callers read only text and literal
+
+
+_PATTERN_VALUES: Final = frozenset({"-e", "--regexp", "--expression", "--source"})
+
+
+def pattern_words(fam: str, args: list[Word]) -> frozenset[int]:
+    """The words ``fam`` reads as a pattern or a program, not as files (grep's pattern, jq's filter,
+    sed's script), by ``id``: ``grep -rn .env src`` names no credential file."""
+    spec = READERS.get(fam)
+    if spec is None or not spec.leading:
+        return frozenset()
+    p = parse_opts(args, spec.with_value)
+    out = {id(v) for o, v in p.opts if v is not None and o in _PATTERN_VALUES}
+    if not any(o in spec.pattern_opts for o, _ in p.opts):
+        out |= set(map(id, [*p.pos, *args[p.index :]][: spec.leading]))
+    return frozenset(out)
 
 
 def read_operands(fam: str, args: list[Word]) -> list[Word]:

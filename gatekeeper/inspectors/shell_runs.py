@@ -77,12 +77,36 @@ _PLUGIN_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "pyreverse": ("--load-plugins",),
     "flake8": ("--require-plugins",),
 }
+# Configuration files a tool reads from its working directory that can load code into it (plugins,
+# pylint's init-hook): written_code reads them as code for that tool; and the options naming another.
+_CONFIGS: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    tool: (tuple(names.split()), options)
+    for tool, names, options in (
+        ("pytest", "pytest.ini .pytest.ini pyproject.toml tox.ini setup.cfg", ("-c", "--config-file")),
+        ("pylint", "pylintrc .pylintrc pylintrc.toml .pylintrc.toml pyproject.toml setup.cfg tox.ini",
+         ("--rcfile",)),
+        ("mypy", "mypy.ini .mypy.ini pyproject.toml setup.cfg", ("--config-file",)),
+        ("flake8", "setup.cfg tox.ini .flake8", ("--config", "--append-config")),
+        ("coverage", ".coveragerc setup.cfg tox.ini pyproject.toml", ("--rcfile",)),
+    )
+}  # fmt: skip
+_CONFIG_ALIASES: Final = {"py.test": "pytest", "pyreverse": "pylint", "dmypy": "mypy"}
+# pytest options whose value is the next word (not a test path).
+_PYTEST_VALUES: Final = frozenset(
+    "-c --config-file -k -m -p -o --override-ini --rootdir --basetemp --confcutdir -n --numprocesses "
+    "--deselect --ignore --ignore-glob --junitxml --junit-xml -W --pythonwarnings --maxfail --durations "
+    "--tb --log-level --log-file --cov --cov-report --cov-config --timeout --import-mode -r --dist "
+    "--lf-scope --capture --color --code-highlight".split()
+)
+# Standard-library modules whose operands are files or modules they import (or unpickle) and so run.
+_OPERAND_MODULES: Final = frozenset({"unittest", "doctest", "pydoc", "pickle", "inspect"})
 # Program directory options of the package managers whose scripts live in package.json.
 _PREFIX_OPTIONS: Final = ("--prefix", "-C", "--cwd", "--dir")
 _CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Python start from its path
 _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
 FAMILIES: Final = frozenset(
-    {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, "pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild"}
+    {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
+    | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild"}
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -102,12 +126,16 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += _pytest(insp, args[rest:]) + _plugins(insp, "pytest", args[rest:])
         elif module in ("pylint", "pyreverse"):
             out += _plugins(insp, module, args[rest:])
+        elif module in _OPERAND_MODULES:
+            out += _module_operands(insp, module, args[rest:])
         elif module in _SPHINX_MODULES:
             out += _sphinx(insp, args[rest:])
         elif module in _BUILD_MODULES:
             out += [p for name in _BUILDS for p in _paths(insp, Word(name))]
         if module and family in ("python", "pypy"):  # python -m X runs the module X (its __main__)
             out += module_paths(insp, module, main=True)
+            out += _configs(insp, module, args[rest:])
+    out += _configs(insp, family, args)
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
         if "package.json" in IMPLICIT[family]:
@@ -199,9 +227,71 @@ def _values(args: list[Word], names: tuple[str, ...]) -> list[Word]:
     return out
 
 
+def _configs(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
+    """The configuration files ``tool`` reads that can load code: those of the working directory
+    and the directories above it in the workspace, and the one an option names."""
+    tool = _CONFIG_ALIASES.get(tool, tool)
+    if tool not in _CONFIGS:
+        return []
+    names, options = _CONFIGS[tool]
+    out: list[str] = []
+    for cwd in insp.cwds:  # and the directories above it: pytest's rootdir, mypy's search
+        here = cwd.rstrip("/")
+        while (here + "/").startswith(CODE_ROOTS):
+            out += [f"{here}/{name}" for name in names]
+            here = posixpath.dirname(here)
+    return out + [p for w in _values(args, options) for p in _paths(insp, w)]
+
+
+def _module_operands(insp: Inspection, module: str, args: list[Word]) -> list[str]:
+    """``python -m unittest [discover [-s DIR]] | a.b | x.py``, ``doctest x.py README.md``,
+    ``pydoc x``, ``pickle x.pkl``, ``inspect a.b:f``: the files and modules they load."""
+    values = {"-s", "--start-directory", "-p", "--pattern", "-t", "--top-level-directory", "-k", "-o",
+              "--option", "-n"}  # fmt: skip
+    operands: list[Word] = []
+    i = 0
+    while i < len(args):
+        t = args[i].text
+        if t in values:
+            i += 2
+            continue
+        if not t.startswith("-"):
+            operands.append(args[i])
+        i += 1
+    if module == "unittest" and (not operands or operands[0].text == "discover"):
+        starts = _values(args, ("-s", "--start-directory")) or operands[1:2] or [Word(".")]
+        return [
+            p.rstrip("/") + TREE
+            for w in starts
+            if w.literal
+            for p in insp.resolve(w.text, w.text, strict=False)
+            if (p.rstrip("/") + "/").startswith(CODE_ROOTS)
+        ]
+    if module == "pydoc" and any(a.text in ("-k", "-p", "-b", "-n") for a in args):
+        return []  # a search or a server: nothing named is imported
+    out: list[str] = []
+    for w in operands:
+        name = w.text.split(":", 1)[0] if module == "inspect" else w.text
+        if module in ("doctest", "pickle") or "/" in name or name.endswith(".py"):
+            out += _paths(insp, Word(name, w.literal))
+        elif w.literal:  # a dotted name: a module, or a test class or method inside one
+            parts = name.split(".")
+            out += [p for k in range(1, len(parts) + 1) for p in module_paths(insp, ".".join(parts[:k]))]
+    return out
+
+
 def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
     """The trees (or files) pytest collects, and the conftest.py files above them."""
-    targets = [w for w in args if not w.text.startswith("-") and w.literal]
+    targets: list[Word] = []
+    i = 0
+    while i < len(args):
+        w = args[i]
+        if w.text in _PYTEST_VALUES:
+            i += 2
+            continue
+        if not w.text.startswith("-") and w.literal:
+            targets.append(w)
+        i += 1
     out: list[str] = []
     if not targets:  # the common case, without resolving "." again: the working directories
         for cwd in insp.cwds:

@@ -693,8 +693,104 @@ def make_words(insp: Inspection, name: str, value: str, literal: bool, depth: in
     check_program(insp, "make", name, [Word(t) for t in words], depth)
 
 
+# python -m MODULE for modules that run a script or a module named in their own arguments: the
+# options that take a value, the flags after which the operand is a module, and the subcommand
+# that runs (coverage run). Such a command is read as ``python SCRIPT ...`` / ``python -m MOD ...``.
+_RUNNER_MODULES: Final[Mapping[str, tuple[frozenset[str], frozenset[str], str | None]]] = {
+    "pdb": (frozenset({"-c", "--command"}), frozenset({"-m"}), None),
+    "cProfile": (frozenset({"-o", "--outfile", "-s", "--sort"}), frozenset({"-m"}), None),
+    "profile": (frozenset({"-o", "--outfile", "-s", "--sort"}), frozenset({"-m"}), None),
+    "trace": (
+        frozenset({"-f", "--file", "-C", "--coverdir", "--ignore-module", "--ignore-dir"}),
+        frozenset({"--module"}),
+        None,
+    ),
+    "coverage": (
+        frozenset(
+            {
+                "--rcfile",
+                "--source",
+                "--include",
+                "--omit",
+                "--context",
+                "--concurrency",
+                "--data-file",
+                "--debug",
+            }
+        ),
+        frozenset({"-m", "--module"}),
+        "run",
+    ),
+    "runpy": (frozenset(), frozenset(), None),  # its operand is always a module
+    "IPython": (frozenset({"--profile", "--ipython-dir", "--config", "--log-level"}), frozenset(), None),
+}
+_TIMEIT_VALUES: Final = frozenset({"-n", "--number", "-r", "--repeat", "-u", "--unit"})
+
+
+def runner_module_argvs(module: str, args: list[Word]) -> list[list[Word]]:
+    """``python -m cProfile -o out x.py A`` -> ``x.py A``; ``python -m runpy m`` -> ``-m m``;
+    ``python -m timeit -s S T`` -> ``-c 'S\nT'``; pdb's ``-c`` commands are Python statements
+    (``-c CMD``). Nothing: the module runs nothing named here."""
+    if module == "timeit":
+        return [_timeit_code(args)]
+    spec = _RUNNER_MODULES.get(module)
+    if spec is None:
+        return []
+    values, module_flags, subcommand = spec
+    out: list[list[Word]] = []
+    i, as_module = 0, module == "runpy"
+    if subcommand is not None:
+        if not args or args[0].text != subcommand:
+            return []
+        i = 1
+    while i < len(args):
+        t = args[i].text
+        if t == "--":
+            i += 1
+            break
+        if t in module_flags:
+            as_module = True
+        elif module == "IPython" and t in ("-c", "-m"):
+            return [args[i:]]  # as python's own -c and -m
+        elif module == "pdb" and t in ("-c", "--command") and i + 1 < len(args):
+            command = args[i + 1]
+            out.append([Word("-c"), Word(command.text.removeprefix("!"), command.literal)])
+        elif not t.startswith("-") or t == "-":
+            break
+        i += 2 if t in values else 1
+    if i < len(args):
+        out.append([Word("-m"), *args[i:]] if as_module else args[i:])
+    return out
+
+
+def _timeit_code(args: list[Word]) -> list[Word]:
+    """timeit's setup (``-s``) and statements are Python code, run as ``python -c`` would."""
+    code: list[Word] = []
+    i = 0
+    while i < len(args):
+        w, t = args[i], args[i].text
+        if t in ("-s", "--setup") and i + 1 < len(args):
+            code.append(args[i + 1])
+            i += 2
+            continue
+        if t.startswith(("--setup=", "-s")) and t not in ("-s", "--setup"):
+            code.append(Word(t.split("=", 1)[1] if t.startswith("--setup=") else t[2:], w.literal))
+        elif t in _TIMEIT_VALUES:
+            i += 1
+        elif t == "--":
+            code += args[i + 1 :]
+            break
+        elif not t.startswith("-"):
+            code.append(w)
+        i += 1
+    text = "\n".join(w.text for w in code) or "pass"
+    return [Word("-c"), Word(text, all(w.literal for w in code))]
+
+
 def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
-    """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect."""
+    """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect;
+    modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
+    ``python`` running it."""
     for i, w in enumerate(args):
         t = w.text
         if not t.startswith("-") or t in ("-", "--"):
@@ -708,6 +804,11 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
     else:
         return
     evidence = f"{name} -m {module} {' '.join(w.text for w in rest)}"
+    runs = runner_module_argvs(module, list(rest))
+    for argv in runs:
+        insp.run([Word(name), *argv], depth + 1)
+    if runs:
+        return
     tool = _MODULE_TABLES.get(module)
     if tool is not None:
         walk(insp, TABLES[tool], tool, f"{name} -m {module}", list(rest), depth)

