@@ -241,8 +241,11 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
     try:
         doc = tomllib.loads(content)
     except (tomllib.TOMLDecodeError, RecursionError):
-        insp.opaque(f"written {path}: not TOML")
-        return []
+        try:  # a lenient reader accepts unknown escapes ("about\.py$"): read it as one would
+            doc = tomllib.loads(_UNKNOWN_ESCAPE.sub(r"\\\\", content))
+        except (tomllib.TOMLDecodeError, RecursionError):
+            insp.opaque(f"written {path}: not TOML")
+            return []
     if doc.get("build-system", {}).get("backend-path"):
         insp.opaque(f"written {path}: an in-tree build backend runs code of the workspace")
     tool = doc.get("tool", {})
@@ -256,6 +259,9 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
     legacy = tool.get("tox", {}).get("legacy_tox_ini")
     loaded = _tox(insp, path, legacy) if isinstance(legacy, str) else []
     return loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
+
+
+_UNKNOWN_ESCAPE: Final = re.compile(r"\\(?![btnfr\"\\uUe\n])")
 
 
 def _strings(insp: Inspection, path: str, values: list[Any]) -> Iterator[str]:
