@@ -9,6 +9,7 @@ depth-limited), so that an inline ``os.system("ssh -R ...")`` is denied, not mer
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import TYPE_CHECKING, Final
 
@@ -314,11 +315,26 @@ def environment_dump(insp: Inspection, name: str, code: str, pattern: re.Pattern
             return
 
 
+_JQ_IMPORT_RE: Final = re.compile(r"\b(?:import|include)\s+\"([^\"]*)\"(\s+as\s+\$)?")
+
+
 def jq(insp: Inspection, name: str, args: list[Word]) -> None:
-    """jq's ``env`` and ``$ENV`` are the environment: a filter that prints them prints secrets."""
+    """jq's ``env`` and ``$ENV`` are the environment: a filter that prints them prints secrets.
+    ``import "p" as $x`` reads ``p.json`` and ``import``/``include "p"`` reads ``p.jq``, from the
+    working directory or a ``-L`` directory: files read."""
+    search = [w for i, w in enumerate(args) if i and args[i - 1].text == "-L"]
+    search += [Word(w.text[2:], w.literal) for w in args if w.text.startswith("-L") and len(w.text) > 2]
     for w in args:
         if w.literal and not w.text.startswith("-"):
             environment_dump(insp, name, w.text, _JQ_ENV_RE)
+            for m in _JQ_IMPORT_RE.finditer(w.text):
+                module = m.group(1) + (".json" if m.group(2) else ".jq")
+                for base in [Word("."), *search]:
+                    if not base.literal:
+                        insp.opaque(f"{name}: a module search directory not known statically")
+                        continue
+                    path = module if module.startswith("/") else posixpath.join(base.text, module)
+                    insp.read_path(Word(path), f"{name} {m.group()}")
 
 
 def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
