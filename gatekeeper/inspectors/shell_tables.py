@@ -652,6 +652,10 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
     if spec is None:
         return
     walk(insp, spec, fam, name, args, depth)
+    if fam in ("npm", "pnpm", "yarn"):
+        settings = config_settings(args)
+        if settings:  # npm config set script-shell ./x.sh: the option, for every later run
+            walk(insp, spec, fam, f"{name} config set", settings, depth)
     if fam in ("make", "gmake"):
         for w in args:
             m = _ASSIGN_WORD.match(w.text) if not w.text.startswith("-") else None
@@ -663,6 +667,39 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
         from gatekeeper.inspectors.shell_code import jq  # it imports this module
 
         jq(insp, name, args)
+
+
+# npm configuration keys that change nothing a gate decides (how output looks, what is saved where
+# in package.json): set in .npmrc or by npm config set, they are not doubt.
+NPM_PLAIN_KEYS: Final = frozenset(
+    "fund audit engine-strict package-lock save save-exact save-prefix save-dev legacy-peer-deps "
+    "strict-peer-deps progress loglevel color unicode update-notifier init-author-name "
+    "init-author-email init-author-url init-license init-version lockfile-version prefer-offline "
+    "prefer-online auto-install-peers shamefully-hoist strict-ssl-false node-linker".split()
+)
+
+
+def config_settings(args: list[Word]) -> list[Word]:
+    """``npm config set k v``, ``npm set k=v``, ``yarn config set k v``: the settings as the
+    options ``--k=v`` they become for every later run (plain keys left out)."""
+    texts = [w.text for w in args]
+    start = 2 if texts[:2] == ["config", "set"] else 1 if texts[:1] == ["set"] else 0
+    if not start:
+        return []
+    operands = [w for w in args[start:] if not w.text.startswith("-")]
+    out: list[Word] = []
+    i = 0
+    while i < len(operands):
+        w = operands[i]
+        key, eq, value = w.text.partition("=")
+        if not eq:
+            value = operands[i + 1].text if i + 1 < len(operands) else ""
+            i += 1
+        literal = w.literal and (eq or i >= len(operands) or operands[i].literal)
+        if key not in NPM_PLAIN_KEYS:
+            out.append(Word(f"--{key}={value}", bool(literal)))
+        i += 1
+    return out
 
 
 def make_variable(insp: Inspection, name: str, var: str, w: Word, value: str, depth: int) -> None:

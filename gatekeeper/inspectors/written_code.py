@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import yaml
 
-from gatekeeper.inspectors import python_code, shell_code, shell_runs
+from gatekeeper.inspectors import python_code, shell_code, shell_runs, shell_tables
 from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell import Inspection
 from gatekeeper.inspectors.shell_programs import Word
@@ -46,6 +46,10 @@ _BY_NAME: Final = {
     "package.json": "npm",
     "pyproject.toml": "pyproject",
     "tox.ini": "tox",
+    ".npmrc": "npmrc",
+    ".yarnrc": "yarnrc",
+    ".yarnrc.yml": "yarnrc",
+    ".yarnrc.yaml": "yarnrc",
     "pylintrc.toml": "pyproject",
     ".pylintrc.toml": "pyproject",
     **dict.fromkeys(
@@ -235,6 +239,74 @@ def _npm(insp: Inspection, path: str, content: str) -> list[str]:
         if isinstance(deps, dict):  # a dependency fetched from a URL or a repository
             insp.scan(Word(v) for v in deps.values() if isinstance(v, str) and "://" in v)
     return []
+
+
+# npm settings whose value is a program npm runs, or a file of JavaScript it loads.
+_NPM_PROGRAM_KEYS: Final = frozenset(
+    {"script-shell", "shell", "git", "editor", "browser", "viewer", "init-module"}
+)
+_NODE_REQUIRE: Final = re.compile(
+    r"(?:^|\s)(?:-r|--require|--import|--loader|--experimental-loader)[=\s]+(\S+)"
+)
+
+
+def _npmrc(insp: Inspection, path: str, content: str) -> list[str]:
+    """A project's ``.npmrc``: every setting is read as the option ``npm --key=value`` (a shell for
+    scripts, node options, another registry); the programs and modules it names are pulled in."""
+    here = posixpath.dirname(path)
+    files: list[str] = []
+    for line in content.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, _, value = (part.strip() for part in line.partition("="))
+        if key.startswith("//") or (key.startswith("@") and key.endswith(":registry")):
+            insp.scan([Word(value if "://" in value else "https:" + key)])  # a registry's host
+            continue
+        if key in shell_tables.NPM_PLAIN_KEYS:
+            continue
+        insp.source(f"npm --{shlex.quote(key)}={shlex.quote(value)}", 1)
+        if key in _NPM_PROGRAM_KEYS and value:
+            files.append(posixpath.normpath(posixpath.join(here, value.split()[0])))
+        if key == "node-options":
+            files += [posixpath.normpath(posixpath.join(here, m)) for m in _NODE_REQUIRE.findall(value)]
+    return [p for p in files if p.startswith(CODE_ROOTS)]
+
+
+def _yarnrc(insp: Inspection, path: str, content: str) -> list[str]:
+    """``.yarnrc.yml``'s ``yarnPath`` and ``plugins`` are JavaScript yarn runs (``.yarnrc``'s
+    ``yarn-path`` too); registries and proxies are where it connects."""
+    here = posixpath.dirname(path)
+    settings: dict[str, Any] = {}
+    if path.endswith((".yml", ".yaml")):
+        try:
+            doc = load_yaml(content, path)
+        except (yaml.YAMLError, RecursionError):
+            insp.opaque(f"written {path}: not YAML")
+            return []
+        settings = doc if isinstance(doc, dict) else {}
+    else:  # yarn 1: key "value" per line
+        for line in content.splitlines():
+            words = shlex.split(line, comments=True) if line.strip() else []
+            if len(words) >= 2:
+                settings[words[0]] = words[1]
+    files: list[str] = []
+    for key, value in settings.items():
+        if key in ("yarnPath", "yarn-path") and isinstance(value, str):
+            files.append(value)
+        elif key == "plugins" and isinstance(value, list):
+            files += [
+                v if isinstance(v, str) else str(v.get("path", ""))
+                for v in value
+                if isinstance(v, (str, dict))
+            ]
+        elif isinstance(value, str) and "://" in value:
+            insp.scan([Word(value)])
+    out = [posixpath.normpath(posixpath.join(here, f)) for f in files if f]
+    outside = [p for p in out if not p.startswith(CODE_ROOTS)]
+    if outside:
+        insp.opaque(f"written {path}: yarn runs JavaScript from {outside[0]}")
+    return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
 def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
@@ -539,6 +611,8 @@ _READERS: Final = {
     "pyproject": _pyproject,
     "tox": _tox,
     "config": _config,
+    "npmrc": _npmrc,
+    "yarnrc": _yarnrc,
     "pre-commit": _pre_commit,
     "unknown": _unknown,
 }

