@@ -693,7 +693,9 @@ def config_settings(args: list[Word]) -> list[Word]:
         w = operands[i]
         key, eq, value = w.text.partition("=")
         if not eq:
-            value = operands[i + 1].text if i + 1 < len(operands) else ""
+            if i + 1 >= len(operands):
+                break  # a key with no value sets nothing
+            value = operands[i + 1].text
             i += 1
         literal = w.literal and (eq or i >= len(operands) or operands[i].literal)
         if key not in NPM_PLAIN_KEYS:
