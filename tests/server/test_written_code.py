@@ -302,7 +302,61 @@ async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str
             await store.put(rec("c"))
             (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
             assert got.capabilities == () and got.decision_id == "c"
-            assert await store.find("iss", "other", ["/workspace/x.py"], ["/workspace/"]) == []
+            assert await store.find("iss", "other", ["/workspace/x.py"], [("/workspace/", ("python",))]) == []
+        finally:
+            await store.close()
+
+    if backend == "sqlite":
+        await check(open_written_store("sqlite", tmp_path))
+        return
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        await check(open_written_store(dsn, tmp_path, schema=schema))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_tree_matches_only_its_kinds(tmp_path: Path, backend: str) -> None:
+    """A pytest tree matches Python records only; a Go build's tree matches Go and C; neither
+    matches outside its prefix, and an exact path matches whatever its kind."""
+    from gatekeeper.models import Capability
+    from gatekeeper.written.records import WrittenRecord
+
+    files = {
+        "/workspace/a/x.py": "python",
+        "/workspace/a/main.go": "go",
+        "/workspace/a/cgo.c": "c",
+        "/workspace/a/lib.rs": "rust",
+        "/workspace/a/notes.txt": "text",
+        "/workspace/a/main.go#go:generate": "go-generate",
+        "/workspace/b/other.go": "go",
+    }
+
+    async def check(store: Any) -> None:
+        await store.open()
+        try:
+            for path, kind in files.items():
+                cap = (Capability("proc.spawn"),)
+                await store.put(WrittenRecord("iss", "sub", path, kind, "0" * 64, cap, (), "d", 1.0))
+
+            async def found(paths: list[str], trees: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+                return [r.path for r in await store.find("iss", "sub", paths, trees)]
+
+            assert await found([], [("/workspace/a/", ("python",))]) == ["/workspace/a/x.py"]
+            assert await found([], [("/workspace/a/", ("go", "c"))]) == [
+                "/workspace/a/cgo.c",
+                "/workspace/a/main.go",
+            ]
+            assert await found([], [("/workspace/", ("go",))]) == [
+                "/workspace/a/main.go",
+                "/workspace/b/other.go",
+            ]
+            assert await found([], [("/workspace/", ("go-generate",))]) == [
+                "/workspace/a/main.go#go:generate"
+            ]
+            assert await found(["/workspace/a/notes.txt"], [("/workspace/a/", ("rust",))]) == [
+                "/workspace/a/lib.rs",
+                "/workspace/a/notes.txt",
+            ]
+            assert await found([], []) == []
         finally:
             await store.close()
 
