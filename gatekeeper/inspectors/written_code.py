@@ -259,7 +259,8 @@ def _compiled(lang: str) -> Any:
         if len(content) > MAX_COMPILED:
             insp.add(f"proc.inline_code:{path}", f"{where}: too long to read without a parser")
             return []
-        _scan_source(insp, path, _GENERATE.sub("", content) if lang == "go" else content)
+        # A Go raw string is in backticks; in Rust or C they are only markdown (doc comments).
+        _scan_source(insp, path, _GENERATE.sub("", content) if lang == "go" else content.replace("`", " "))
         langs = [lang, "c"] if lang == "go" and _CGO.search(content) else [lang]
         for one in langs:
             for table, name in ((_SPAWN, "proc.spawn"), (_SOCKET, ""), (_BEYOND, "")):

