@@ -1326,10 +1326,13 @@ def _written_and_run(insp: Inspection) -> None:
     read as if ``file.write`` had written it (``written_code``)."""
     from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
 
-    for path in sorted(insp.ran_files & insp.written.keys()):
+    trees = [t for t in map(shell_runs.split_tree, insp.ran_files) if t is not None]
+    for path in sorted(insp.written):
         analysis = analyse_written(path, insp.written[path][0])
-        for cap in analysis.capabilities:
-            insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
+        for where, code in ((path, analysis), *analysis.parts):  # go test ./... runs main.go's code
+            if where in insp.ran_files or any(where.startswith(d) and code.kind in k for d, k in trees):
+                for cap in code.capabilities:
+                    insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
 
 
 def reading(value: object, workspace: str) -> Reading | None:

@@ -7,8 +7,20 @@ What was recorded about such a file when ``file.write`` wrote it is then inherit
 (``gatekeeper/server/written_code.py``). Only files run as code count: ``cat x.py`` or
 ``git add x.py`` do not inherit what ``x.py`` would do.
 
-Two shapes: an exact path, and a tree (``/workspace/tests/**``), every test module and
-``conftest.py`` under a directory (what ``pytest DIR`` collects).
+Two shapes: an exact path, and a tree: every file of some kinds under a directory.
+``/workspace/tests/**`` is a Python tree (what ``pytest DIR`` collects); ``/workspace/**:go,c,...``
+names its kinds (``tree``, ``split_tree``).
+
+Compiled languages build a whole module or crate, and its root is not known without reading the
+disk: ``go run``/``go test``/``go tool`` run every Go package of the module the files named import
+(cgo's C, assembly and ``.syso`` objects are linked in); ``go generate`` runs the ``//go:generate``
+lines of the packages named (kind ``go-generate``); ``cargo`` runs ``build.rs``, proc macros and
+the crate's code for every verb that builds, and reads ``.cargo/config.toml`` and
+``rust-toolchain.toml`` from the working directory and its parents for every verb; ``cmake`` runs
+what its ``CMakeLists.txt`` files say. Their trees are the code roots (a module's root may be above
+the working directory). ``go build``/``go vet``/``go install`` run no package code: cgo's
+``#cgo`` flags pass cmd/go's allow-list, and ``-toolexec``/``-exec``/``-vettool``/``GOFLAGS`` are
+read as options (refused or held).
 
 Modules named on the command line run too: ``python3 -m X``, ``pytest -p X``, ``pylint
 --load-plugins=X`` import ``X`` from the working directory (or ``src/``), and a Python run imports
@@ -25,12 +37,42 @@ from typing import TYPE_CHECKING, Final
 from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell_programs import SHELLS, Word
 
+UNKNOWN_CWD: Final = ""  # as shell.UNKNOWN_CWD (that module imports this one)
+
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
 
-__all__ = ["FAMILIES", "IMPLICIT", "TREE", "files_run", "module_paths", "shell_script"]
+__all__ = [
+    "CARGO_KINDS", "FAMILIES", "GO_KINDS", "IMPLICIT", "TREE", "files_run", "module_paths",
+    "shell_script", "split_tree", "tree",
+]  # fmt: skip
 
-TREE: Final = "/**"  # suffix of a tree entry: test modules and conftest.py anywhere under it
+TREE: Final = "/**"  # suffix of a Python tree entry: test modules and conftest.py anywhere under it
+_KINDS_MARK: Final = TREE + ":"  # /dir/**:go,c: the files of those kinds under /dir
+# What a Go build links in and runs: Go, cgo's C (its constructors run at start), assembly, objects.
+GO_KINDS: Final[tuple[str, ...]] = ("go", "c", "asm", "object")
+GO_GENERATE: Final[tuple[str, ...]] = ("go-generate",)  # the //go:generate lines of Go files (written_code)
+# What cargo builds and runs: Rust (build.rs and proc macros at build time), C of the cc crate,
+# and the manifests (a build script named elsewhere, git dependencies).
+CARGO_KINDS: Final = ("rust", "c", "asm", "object", "cargo")
+CMAKE_KINDS: Final = ("cmake",)
+
+
+def tree(directory: str, kinds: tuple[str, ...] = ("python",)) -> str:
+    """The entry for the files of ``kinds`` under ``directory`` (a Python tree: ``/dir/**``)."""
+    base = directory.rstrip("/") + TREE
+    return base if kinds == ("python",) else base + ":" + ",".join(kinds)
+
+
+def split_tree(entry: str) -> tuple[str, frozenset[str]] | None:
+    """(the directory prefix, ending in ``/``; the kinds) of a tree entry; None for a file."""
+    if entry.endswith(TREE):
+        return entry[: -len(TREE)] + "/", frozenset({"python"})
+    head, mark, kinds = entry.rpartition(_KINDS_MARK)
+    if mark and kinds and "/" not in kinds:
+        return head + "/", frozenset(kinds.split(","))
+    return None
+
 
 # Interpreters whose first operand is a script: options that take a value, and options after
 # which no script file follows (the code is inline, or a module is named).
@@ -106,7 +148,7 @@ _CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Pyth
 _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
-    | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild"}
+    | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -152,6 +194,12 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):
         out += _pytest(insp, args)
+    elif family == "go":
+        out += _go(args)
+    elif family in ("cargo", "rustfmt"):
+        out += _cargo(insp, family, args)
+    elif family == "cmake":
+        out += _cmake(insp, args)
     elif family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
         editable = [w for w in _values(args, ("-e", "--editable")) if "://" not in w.text]
         for w in [*args, *editable]:  # -e pkg is a directory, with or without a slash
@@ -296,12 +344,12 @@ def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
     if not targets:  # the common case, without resolving "." again: the working directories
         for cwd in insp.cwds:
             if cwd.startswith("/workspace"):
-                out.append(cwd.rstrip("/") + TREE)
+                out.append(tree(cwd))
                 out += _conftests(cwd)
         return out
     for w in targets:
         for path in insp.resolve(w.text.split("::", 1)[0], w.text, strict=False):
-            out.append(path if path.endswith(".py") else path.rstrip("/") + TREE)
+            out.append(path if path.endswith(".py") else tree(path))
             out += _conftests(posixpath.dirname(path) if path.endswith(".py") else path)
     return out
 
@@ -360,6 +408,98 @@ def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
     return out + [
         p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))
     ]
+
+
+# go's own tools (go tool NAME): any other name is a tool the module declares, built from its code.
+_GO_TOOLS: Final = frozenset(
+    "addr2line asm buildid cgo compile covdata cover dist doc fix link nm objdump pack pprof test2json "
+    "trace vet".split()
+)
+_GO_VALUES: Final = frozenset(
+    {"-C", "-o", "-exec", "-toolexec", "-p", "-tags", "-ldflags", "-gcflags", "-run"}
+)
+
+
+def _go(args: list[Word]) -> list[str]:
+    """``go run|test`` (and ``go tool`` of a declared tool) run the module's packages: Go
+    anywhere in the code roots, since a package imports the module's others wherever its root is;
+    ``go generate`` runs the //go:generate lines."""
+    i = 0
+    while i < len(args) and args[i].text.startswith("-"):  # go -C dir run .
+        i += 2 if args[i].text in _GO_VALUES else 1
+    verb = args[i].text if i < len(args) else ""
+    if verb in ("run", "test"):
+        kinds = GO_KINDS
+    elif verb == "generate":
+        kinds = GO_GENERATE
+    elif verb == "tool":
+        rest = [w.text for w in args[i + 1 :] if not w.text.startswith("-")]
+        if not rest or rest[0] in _GO_TOOLS:
+            return []
+        kinds = GO_KINDS
+    else:
+        return []
+    return [tree(root, kinds) for root in CODE_ROOTS]
+
+
+# cargo verbs that build nothing of the project (every other one builds, so runs build.rs and
+# proc macros; an alias or external subcommand may be anything).
+_CARGO_NO_BUILD: Final = frozenset(
+    "new init fmt clean tree metadata fetch update add remove search version help locate-project pkgid "
+    "verify-project generate-lockfile vendor login logout owner yank uninstall info report".split()
+)
+_CARGO_VALUES: Final = frozenset(
+    {"--manifest-path", "--config", "-Z", "-C", "--color", "-p", "--package", "-j", "--jobs", "--target",
+     "--target-dir", "--features", "-F", "--profile", "--bin", "--example", "--test", "--bench"}
+)  # fmt: skip
+_CARGO_CONFIGS: Final = (".cargo/config.toml", ".cargo/config", "rust-toolchain.toml", "rust-toolchain")
+
+
+def _cargo(insp: Inspection, family: str, args: list[Word]) -> list[str]:
+    """Every cargo run reads ``.cargo/config.toml`` (runners, wrappers, aliases, env) and
+    ``rust-toolchain.toml`` (a toolchain path runs that directory's cargo) from the working
+    directory and its parents (and, to be safe, above ``--manifest-path``); a verb that builds
+    runs the crates' build scripts and proc macros, and ``run``/``test``/``bench`` their code."""
+    dirs = {c for c in insp.cwds if c.startswith(CODE_ROOTS) or c + "/" in CODE_ROOTS}
+    verb = ""
+    i = 0
+    while i < len(args):
+        t = args[i].text
+        if t in _CARGO_VALUES:
+            if t == "--manifest-path" and i + 1 < len(args):
+                dirs |= {posixpath.dirname(p) for p in _paths(insp, args[i + 1])}
+            i += 2
+            continue
+        if t.startswith("--manifest-path="):
+            dirs |= {posixpath.dirname(p) for p in _paths(insp, Word(t.split("=", 1)[1], args[i].literal))}
+        elif not t.startswith(("-", "+")) and not verb:
+            verb = t
+        i += 1
+    names = _CARGO_CONFIGS if family == "cargo" else _CARGO_CONFIGS[2:]
+    out = [p for d in sorted(dirs) for p in _above(d, names)]
+    if UNKNOWN_CWD in insp.cwds:  # cd "$X" && cargo ...: whichever configuration there is
+        out += [tree(root, ("cargo-config", "rust-toolchain")) for root in CODE_ROOTS]
+    if family == "cargo" and verb not in _CARGO_NO_BUILD:
+        out += [tree(root, CARGO_KINDS) for root in CODE_ROOTS]
+    return out
+
+
+def _cmake(insp: Inspection, args: list[Word]) -> list[str]:
+    """cmake runs the commands its ``CMakeLists.txt`` and ``.cmake`` files give it (when it
+    configures, ``execute_process``; when it builds, custom commands), and ``-P``/``-C`` scripts."""
+    if any(w.text in ("-E", "--help", "--version", "-h") for w in args[:1]):
+        return []
+    named = [p for w in _values(args, ("-P", "-C")) for p in _paths(insp, w)]
+    return named + [tree(root, CMAKE_KINDS) for root in CODE_ROOTS]
+
+
+def _above(here: str, names: tuple[str, ...]) -> list[str]:
+    """``names`` in ``here`` and every directory above it, within the code roots."""
+    out: list[str] = []
+    while here.startswith(CODE_ROOTS) or here + "/" in CODE_ROOTS:
+        out += [posixpath.join(here, n) for n in names]
+        here = posixpath.dirname(here)
+    return out
 
 
 def _conftests(here: str) -> list[str]:

@@ -6,6 +6,16 @@ readers the shell inspector uses: Python with ``ast`` (``python_code``), shell s
 recipes, npm/tox/pre-commit/pyproject commands as shell command lines. The capabilities are
 recorded with the write and inherited by a later call that runs the file
 (``gatekeeper/server/written_code.py``). Pure: no I/O, never raises; what cannot be read is doubt.
+
+Compiled languages (Go, Rust, C/C++) and TypeScript have no parser here: their words are read
+(``_compiled``), plus what each language runs from text: ``//go:generate`` lines are command lines
+(a part of their own, ``go-generate``, run only by ``go generate``); cargo's ``.cargo/config.toml``
+names runners, wrappers and linkers (command lines) and environment; ``rust-toolchain.toml`` may
+name a toolchain directory; ``CMakeLists.txt`` gives cmake commands. Which build runs which kinds
+is ``shell_runs``'s.
+
+Files a written file's command lines run (``make``'s recipe ``go run .``, a script's ``python3 y.py``)
+are kept with its imports, so running it inherits what was written into them.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
 from gatekeeper.yamlfile import load_yaml
 
-__all__ = ["MAX_CONTENT", "WrittenCode", "analyse_written", "code_kind"]
+__all__ = ["MAX_CONTENT", "PARTS", "WrittenCode", "analyse_written", "code_kind"]
 
 MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
 MAX_TEXT: Final = 64 * 1024  # a file with no code name read as code (if it were run) up to this size
@@ -68,7 +78,12 @@ _BY_NAME: Final = {
     ),  # tools' configuration that can load code into them: plugins, pylint's init-hook
     ".pre-commit-config.yaml": "pre-commit",
     ".pre-commit-config.yml": "pre-commit",
+    "cargo.toml": "cargo",
+    "rust-toolchain": "rust-toolchain",
+    "rust-toolchain.toml": "rust-toolchain",
+    "cmakelists.txt": "cmake",
 }
+_C_SUFFIXES: Final = ".c .h .cc .cpp .cxx .c++ .hh .hpp .hxx .h++ .m .mm .inc .ipp .tpp"  # C, C++, ObjC
 _BY_SUFFIX: Final = {
     ".py": "python",
     ".pyw": "python",
@@ -80,7 +95,26 @@ _BY_SUFFIX: Final = {
     ".js": "javascript",
     ".mjs": "javascript",
     ".cjs": "javascript",
+    ".ts": "javascript",  # node runs .ts (type stripping), as tsx/ts-node/deno/bun do
+    ".tsx": "javascript",
+    ".mts": "javascript",
+    ".cts": "javascript",
+    ".jsx": "javascript",
+    ".go": "go",
+    ".rs": "rust",
+    **dict.fromkeys(_C_SUFFIXES.split(), "c"),
+    ".s": "asm",
+    ".sx": "asm",
+    ".asm": "asm",
+    ".syso": "object",
+    ".o": "object",
+    ".a": "object",
+    ".so": "object",
+    ".cmake": "cmake",
 }
+# Files with parts a program runs apart from the file: a Go file's //go:generate lines, run by
+# go generate only (never by go run/test). A part is recorded at the file's path + suffix.
+PARTS: Final = {"go": (("#go:generate", "go-generate"),)}
 _SHEBANG_KINDS: Final = {
     "python": "python",
     "sh": "shell",
@@ -104,6 +138,7 @@ class WrittenCode:
     kind: str
     capabilities: tuple[Capability, ...]
     imports: tuple[str, ...] = ()
+    parts: tuple[tuple[str, WrittenCode], ...] = ()  # (path, what it does) of each part (PARTS)
 
 
 def code_kind(path: str, content: str) -> str | None:
@@ -112,6 +147,8 @@ def code_kind(path: str, content: str) -> str | None:
     low = name.lower()
     if low in _BY_NAME:
         return _BY_NAME[low]
+    if low in ("config.toml", "config") and posixpath.basename(posixpath.dirname(path)) == ".cargo":
+        return "cargo-config"
     if _REQUIREMENTS.fullmatch(low):
         return "requirements"
     if low in _SHELL_RC:
@@ -150,15 +187,29 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
     insp = Inspection(posixpath.dirname(path) or "/")
     imports: list[str] = []
     where = f"written {path}"
+    parts: tuple[tuple[str, WrittenCode], ...] = ()
     if len(content) > MAX_CONTENT or "\x00" in content:
         insp.opaque(f"{where}: too large (or binary) to read as code")
     else:
         try:
             imports = _READERS[kind](insp, path, content)
+            parts = tuple((path + suffix, _part(part, path, content)) for suffix, part in PARTS.get(kind, ()))
         except RecursionError:
             insp.opaque(f"{where}: nested too deeply to read")
     caps = tuple(sorted(insp.caps.values()))
-    return WrittenCode(kind, caps, tuple(imports))
+    return WrittenCode(kind, caps, _with_runs(imports, insp), parts)
+
+
+def _with_runs(imports: list[str], insp: Inspection) -> tuple[str, ...]:
+    """The imports, and the workspace files (and trees) its command lines run."""
+    runs = sorted(insp.ran_files - set(imports))
+    return tuple(imports + runs[: max(0, 256 - len(imports))])
+
+
+def _part(kind: str, path: str, content: str) -> WrittenCode:
+    insp = Inspection(posixpath.dirname(path) or "/")
+    imports = _PART_READERS[kind](insp, path, content)
+    return WrittenCode(kind, tuple(sorted(insp.caps.values())), _with_runs(imports, insp))
 
 
 def _python(insp: Inspection, path: str, content: str) -> list[str]:
@@ -182,6 +233,305 @@ def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
         insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
         return []
     shell_code.scan_code(insp, path, content, 0)
+    return []
+
+
+# -- Compiled languages: Go, Rust, C/C++ -----------------------------------------------------
+MAX_COMPILED: Final = 128 * 1024  # larger source is doubt: read word by word, it costs too much
+# What starts processes, opens raw sockets, or is beyond reading words, in each language. An
+# HTTP client or server is not a raw socket: its literal URLs are read; the sandbox is the wall.
+_SPAWN: Final = {
+    "go": r"\bexec\s*\.\s*Command(?:Context)?\b|\bos\s*\.\s*StartProcess\b|"
+    r"\b(?:syscall|unix)\s*\.\s*(?:Exec|ForkExec|StartProcess)\b",
+    "rust": r"\bCommand\s*::\s*new\b|\b(?:libc|nix|unistd)\s*::\s*(?:\w+\s*::\s*)?"
+    r"(?:system|popen|fork|vfork|exec\w*|posix_spawn\w*)\b",
+    "c": r"(?<![\w.:>])(?:system|popen|_popen|execl|execlp|execle|execv|execvp|execvpe|execve|fexecve|fork|"
+    r"vfork|posix_spawnp?|clone|CreateProcess\w*|WinExec|ShellExecute\w*)\s*\(",
+}
+_SOCKET: Final = {
+    "go": r"\bnet\s*\.\s*(?:Dial\w*|Listen\w*|FileConn|FileListener)\b|\btls\s*\.\s*(?:Dial|Listen)\w*\b|"
+    r"\b(?:syscall|unix)\s*\.\s*Socket\b|\bssh\s*\.\s*Dial\b",
+    "rust": r"\b(?:TcpStream|TcpListener|UdpSocket|UnixStream|UnixListener|Socket)\s*::\s*\w+",
+    "c": r"(?<![\w.:>])(?:socket|connect|listen|accept|WSASocket\w*)\s*\(",
+}
+_BEYOND: Final = {
+    "go": r"\b(?:syscall|unix)\s*\.\s*(?:Raw)?Syscall\w*\b|\bplugin\s*\.\s*Open\b|//go:linkname\b|\bpurego\b",
+    "rust": r"\b(?:global_)?asm!|\blibc\s*::\s*syscall\b|\blibloading\b|\bdlopen\b",
+    "c": r"\b(?:asm|__asm__|__asm)\b|(?<![\w.:>])(?:syscall|dlopen|mmap)\s*\(",
+}
+# Tokens after which a newline is not inside a string or comment: where long source is cut.
+_C_TOKENS: Final = re.compile(
+    r"(?<![\w])b?r(#*)\".*?\"\1|//[^\n]*|/\*.*?(?:\*/|\Z)|\"(?:[^\"\\]|\\.)*(?:\"|\Z)|`[^`]*(?:`|\Z)|"
+    r"'(?:[^'\\\n]|\\[^\n]{1,10}?)'|\n",
+    re.S,
+)
+_CGO: Final = re.compile(r"\bimport\s*(?:\(\s*)?\"C\"")
+
+
+def _compiled(lang: str) -> Any:
+    """A reader for source in ``lang``: its words as inline code is read (URLs, host:port,
+    command strings, system paths), then what starts processes (``proc.spawn``), opens raw
+    sockets or goes beyond words (raw syscalls, assembly, loading libraries): doubt, as a Python
+    reverse shell's ``socket`` is. Comments are read too: a Rust doc comment is a doctest, a cgo
+    preamble is C, and a reader that skipped them would be a place to hide code."""
+
+    def read(insp: Inspection, path: str, content: str) -> list[str]:
+        where = f"written {path}"
+        if len(content) > MAX_COMPILED:
+            insp.add(f"proc.inline_code:{path}", f"{where}: too long to read without a parser")
+            return []
+        # A Go raw string is in backticks; in Rust or C they are only markdown (doc comments).
+        _scan_source(insp, path, _GENERATE.sub("", content) if lang == "go" else content.replace("`", " "))
+        langs = [lang, "c"] if lang == "go" and _CGO.search(content) else [lang]
+        for one in langs:
+            for table, name in ((_SPAWN, "proc.spawn"), (_SOCKET, ""), (_BEYOND, "")):
+                m = re.search(table[one], content)
+                if m is not None:
+                    line = content[: m.start()].count("\n") + 1
+                    why = {_SPAWN[one]: "starts processes", _SOCKET[one]: "opens raw sockets"}.get(
+                        table[one], "goes beyond what words say (raw syscalls, assembly, libraries)"
+                    )
+                    evidence = f"{where}:{line}: {m.group(0)}: {why}"
+                    insp.add(name or f"proc.inline_code:{path}", evidence[:200])
+        return []
+
+    return read
+
+
+_SYSTEM_DIRS: Final = frozenset(
+    "bin boot dev etc home lib lib32 lib64 libx32 media mnt opt proc root run sbin srv sys tmp usr var "
+    "workspace".split()
+)
+
+
+def _scan_source(insp: Inspection, path: str, content: str) -> None:
+    """Source read as inline code is (``scan_code``, piece by piece), except that reading a
+    path counts only under the system's top directories: in a source file ``"/items"`` is a
+    route (``NewRequest("GET", "/items")``) far more often than a file."""
+    scratch = Inspection(posixpath.dirname(path) or "/")
+    for chunk in _chunks(content):
+        shell_code.scan_code(scratch, path, chunk, 0, spawn_words=False)
+    for name, cap in scratch.caps.items():
+        top = name.removeprefix("fs.read:").split("/", 2)[1:2] if name.startswith("fs.read:/") else []
+        if not top or top[0] in _SYSTEM_DIRS:
+            insp.caps.setdefault(name, cap)
+    insp.ran_files |= scratch.ran_files
+
+
+def _chunks(content: str) -> list[str]:
+    """``content`` in pieces of at most ``shell_code.MAX_CODE``, cut at newlines outside strings
+    and comments (a piece that cannot be cut is left whole: reading it is doubt)."""
+    if len(content) <= shell_code.MAX_CODE:
+        return [content]
+    cuts = [m.end() for m in _C_TOKENS.finditer(content) if m.group(0) == "\n"]
+    out: list[str] = []
+    start = last = 0
+    for cut in [*cuts, len(content)]:
+        if cut - start > shell_code.MAX_CODE and last > start:
+            out.append(content[start:last])
+            start = last
+        last = cut
+    out.append(content[start:])
+    return out
+
+
+_GENERATE: Final = re.compile(r"^//go:generate[ \t]+(.*)$", re.M)
+
+
+def _go_generate(insp: Inspection, path: str, content: str) -> list[str]:
+    """``//go:generate`` lines: command lines go generate runs in the file's directory (without
+    a shell: read as one, a shell sees at least as much). ``-command NAME CMD`` names an alias."""
+    aliases: dict[str, str] = {}
+    names = {"$GOFILE": posixpath.basename(path), "$GOPACKAGE": "main", "$GOARCH": "amd64",
+             "$GOOS": "linux", "$GOLINE": "1", "$DOLLAR": "$"}  # fmt: skip
+    for m in _GENERATE.finditer(content):
+        line = m.group(1).strip()
+        for var, value in names.items():
+            line = line.replace(var, value).replace("${" + var[1:] + "}", value)
+        words = line.split(None, 2)
+        if words[:1] == ["-command"] and len(words) == 3:
+            aliases[words[1]] = words[2]
+            line = words[2]
+        elif words and words[0] in aliases:
+            line = aliases[words[0]] + line[len(words[0]) :]
+        if line:
+            insp.source(line, 1)
+    return []
+
+
+def _asm(insp: Inspection, path: str, content: str) -> list[str]:
+    insp.add(f"proc.inline_code:{path}", f"written {path}: assembly linked into a build is not read")
+    return []
+
+
+def _object(insp: Inspection, path: str, content: str) -> list[str]:
+    insp.opaque(f"written {path}: an object file linked into a build is not read")
+    return []
+
+
+def _toml(insp: Inspection, path: str, content: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(content)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        insp.opaque(f"written {path}: not TOML")
+        return None
+
+
+def _cargo(insp: Inspection, path: str, content: str) -> list[str]:
+    """``Cargo.toml``: a build script named elsewhere than ``build.rs`` (what it pulls in), and
+    dependencies from git or another registry (fetched, and their build scripts run)."""
+    doc = _toml(insp, path, content)
+    if doc is None:
+        return []
+    imports: list[str] = []
+    build = doc.get("package", {}).get("build") if isinstance(doc.get("package"), dict) else None
+    if isinstance(build, str):
+        imports.append(posixpath.normpath(posixpath.join(posixpath.dirname(path), build)))
+    insp.scan(Word(v) for v in _toml_values(doc, ("git", "registry-index", "index")) if "://" in v)
+    return imports
+
+
+def _toml_values(doc: Any, keys: tuple[str, ...], depth: int = 0) -> Iterator[str]:
+    """Every string value under one of ``keys``, at any depth."""
+    if depth > 16:
+        return
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for k, v in items:
+        if isinstance(v, str) and k in keys:
+            yield v
+        elif isinstance(v, (dict, list)):
+            yield from _toml_values(v, keys, depth + 1)
+
+
+# Keys whose value is a program cargo runs (a string, or a list: the program and its arguments).
+_CARGO_PROGRAMS: Final = frozenset(
+    {"runner", "linker", "rustc", "rustc-wrapper", "rustc-workspace-wrapper", "rustdoc", "browser",
+     "credential-provider", "global-credential-providers", "ar"}
+)  # fmt: skip
+_RUSTFLAGS: Final = frozenset({"rustflags", "rustdocflags"})
+_LINKER_FLAG: Final = re.compile(r"(?:^|\s)(?:-C\s*|--codegen\s+|-C)linker=(\S+)")
+_BEYOND_FLAGS: Final = re.compile(
+    r"link-args?|codegen-backend|llvm-args|-Z|--extern|(?:^|\s)-[Ll]|passes|plugin"
+)
+
+
+def _cargo_config(insp: Inspection, path: str, content: str) -> list[str]:
+    """``.cargo/config.toml``: cargo runs its runners, wrappers, linkers, rustc, rustdoc,
+    credential providers (command lines); ``[env]`` is set for builds and runs (read as
+    ``export``); aliases are cargo command lines; flags naming a linker or a backend, overridden
+    build scripts, other sources of crates and included files are doubt or what they reach."""
+    doc = _toml(insp, path, content)
+    if doc is None:
+        return []
+    for key, value in _toml_items(doc):
+        last = key[-1]
+        where = f"written {path}: {'.'.join(key)}"
+        if last in _CARGO_PROGRAMS or key[0] == "credential-alias":
+            for line in _program_lines(insp, where, value):
+                insp.source(line, 1)
+        elif last in _RUSTFLAGS:
+            flags = " ".join(value) if isinstance(value, list) else str(value)
+            for m in _LINKER_FLAG.finditer(flags):
+                insp.source(m.group(1), 1)
+            if _BEYOND_FLAGS.search(_LINKER_FLAG.sub("", flags)):
+                insp.opaque(f"{where} = {flags}: flags that link or load more than the crate"[:200])
+        elif key[0] == "env" and len(key) >= 2:
+            name = key[1]
+            text = value if isinstance(value, str) else None
+            if len(key) == 3 and last != "value":
+                continue  # force, relative
+            if text is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                insp.opaque(f"{where}: not a variable")
+            else:
+                insp.source(f"export {name}={shlex.quote(text)}", 1)
+        elif key[0] == "alias":
+            for line in _program_lines(insp, where, value):
+                insp.source("cargo " + line, 1)
+        elif key[0] == "target" and len(key) >= 3 and last not in ("rustflags", "rustdocflags"):
+            insp.opaque(f"{where}: a build script's output overridden (libraries linked)")
+        elif key[0] in ("source", "registries", "registry", "patch", "http", "net"):
+            if isinstance(value, str) and "://" in value:
+                insp.scan([Word(value)])
+            if last == "proxy":
+                insp.add("net.proxy", f"{where} = {value}"[:200])
+        elif key[0] in ("paths", "include"):
+            insp.opaque(f"{where}: crates or configuration from other paths")
+    return []
+
+
+def _toml_items(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(key path, value) of every leaf of a TOML document (lists are leaves)."""
+    if len(prefix) > 8:
+        return
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            yield from _toml_items(v, (*prefix, str(k)))
+        else:
+            yield (*prefix, str(k)), v
+
+
+def _program_lines(insp: Inspection, where: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if value and all(isinstance(v, str) and " " in v.strip() for v in value):
+            return list(value)  # global-credential-providers: each is a command line
+        return [" ".join(shlex.quote(v) for v in value)]
+    if isinstance(value, bool):
+        return []
+    insp.opaque(f"{where}: a program that is not a command line")
+    return []
+
+
+def _rust_toolchain(insp: Inspection, path: str, content: str) -> list[str]:
+    """``rust-toolchain(.toml)``: a channel is fetched from the Rust project; a ``path`` runs
+    that directory's cargo and rustc instead (doubt: what is there is not known)."""
+    text = content.strip()
+    if re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", text):
+        return []  # the legacy file: a channel name
+    doc = _toml(insp, path, content)
+    if doc is None:
+        return []
+    toolchain = doc.get("toolchain", {})
+    if not isinstance(toolchain, dict) or "path" in toolchain:
+        insp.opaque(f"written {path}: a toolchain from a path runs its own cargo and rustc")
+    return []
+
+
+_CMAKE_KEYWORDS: Final = (
+    r"(?=\s(?:COMMAND|WORKING_DIRECTORY|OUTPUT|DEPENDS|COMMENT|BYPRODUCTS|VERBATIM|USES_TERMINAL|"
+    r"RESULT_VARIABLE|RESULTS_VARIABLE|OUTPUT_VARIABLE|ERROR_VARIABLE|INPUT_FILE|OUTPUT_FILE|ERROR_FILE|"
+    r"TIMEOUT|OUTPUT_QUIET|ERROR_QUIET|COMMAND_ECHO|ENCODING|MAIN_DEPENDENCY|IMPLICIT_DEPENDS|JOB_POOL|"
+    r"JOB_SERVER_AWARE|SOURCES|APPEND|DEPFILE|COMMAND_EXPAND_LISTS|ECHO_OUTPUT_VARIABLE|"
+    r"ECHO_ERROR_VARIABLE|COMMAND_ERROR_IS_FATAL)\b|\s*\))"
+)
+_CMAKE_COMMAND: Final = re.compile(r"\bCOMMAND\s+(.*?)" + _CMAKE_KEYWORDS, re.S)
+# add_custom_target(Name [ALL] [command args...] ...): a command without the COMMAND keyword.
+_CMAKE_TARGET: Final = re.compile(
+    r"\badd_custom_target\s*\(\s*[^\s)]+(?:\s+ALL)?\s+(.*?)" + _CMAKE_KEYWORDS, re.S | re.I
+)
+_CMAKE_VAR: Final = re.compile(r"\$\{[^{}]*\}|\$<[^<>]*>")
+_CMAKE_BEYOND: Final = re.compile(
+    r"\b(?:cmake_language|install\s*\(\s*(?:CODE|SCRIPT)|load_command|variable_watch)\b", re.I
+)
+
+
+def _cmake(insp: Inspection, path: str, content: str) -> list[str]:
+    """``CMakeLists.txt``/``.cmake``: the ``COMMAND`` lines of ``execute_process`` (run when cmake
+    configures) and of custom commands and targets (when it builds) as command lines; its words
+    as code (URLs of downloads and fetched projects); code cmake evaluates is doubt."""
+    if len(content) > MAX_COMPILED:
+        insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
+        return []
+    _scan_source(insp, path, content)
+    commands = [m.group(1) for m in _CMAKE_COMMAND.finditer(content)]
+    commands += [m.group(1) for m in _CMAKE_TARGET.finditer(content) if not m.group(1).startswith("COMMAND")]
+    for command in commands:
+        if command.strip():
+            insp.source(_CMAKE_VAR.sub("x", command), 1)
+    m = _CMAKE_BEYOND.search(content)
+    if m is not None:
+        insp.add(f"proc.inline_code:{path}", f"written {path}: {m.group(0)}: runs what cmake evaluates")
     return []
 
 
@@ -615,4 +965,14 @@ _READERS: Final = {
     "yarnrc": _yarnrc,
     "pre-commit": _pre_commit,
     "unknown": _unknown,
+    "go": _compiled("go"),
+    "rust": _compiled("rust"),
+    "c": _compiled("c"),
+    "asm": _asm,
+    "object": _object,
+    "cargo": _cargo,
+    "cargo-config": _cargo_config,
+    "rust-toolchain": _rust_toolchain,
+    "cmake": _cmake,
 }
+_PART_READERS: Final = {"go-generate": _go_generate}

@@ -37,8 +37,8 @@ import structlog
 from ..errors import WrittenCodeUnavailable
 from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
-from ..inspectors.shell_runs import TREE
-from ..inspectors.written_code import analyse_written
+from ..inspectors.shell_runs import split_tree
+from ..inspectors.written_code import PARTS, analyse_written
 from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
@@ -132,19 +132,24 @@ def _ids(rec: WrittenRecord) -> str:
 async def _records(
     store: WrittenCodeStore, issuer: str, subject: str, runs: frozenset[str]
 ) -> list[WrittenRecord]:
-    """The principal's records of the files run, then of the workspace modules they import."""
-    paths = {p for p in runs if not p.endswith(TREE)}
-    trees = {p[: -len(TREE)] + "/" for p in runs if p.endswith(TREE)}
+    """The principal's records of the files run, then of the workspace files they pull in
+    (modules they import, files their command lines run: trees too)."""
     found: dict[str, WrittenRecord] = {}
+    asked: set[str] = set()
+    entries = set(runs)
     for _ in range(MAX_IMPORT_DEPTH + 1):
-        if not paths and not trees:
+        entries -= asked
+        if not entries:
             break
+        asked |= entries
+        # A tree entry is also a path: a file literally named /workspace/x/** is that file.
+        paths = entries - set(found)
+        trees = [t for t in map(split_tree, entries) if t is not None]
         for rec in await store.find(issuer, subject, paths, trees):
             found.setdefault(rec.path, rec)
         if len(found) > LIMIT:
             break
-        new = {p for rec in found.values() for p in _imported_paths(rec)} - set(found)
-        paths, trees = new, set()
+        entries = {p for rec in found.values() for p in _imported_paths(rec)}
     return sorted(found.values(), key=lambda r: r.path)
 
 
@@ -152,10 +157,13 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
     """Where the workspace files a written file pulls in would be: Python modules beside it (its
     directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
     here = posixpath.dirname(rec.path)
+    # Paths (and trees) are files its command lines run; dotted names are Python modules.
+    out = [p for p in rec.imports if p.startswith(CODE_ROOTS)]
     if rec.kind not in ("python", "text"):  # text is read as Python too (written_code._text)
-        return [p for p in rec.imports if p.startswith(CODE_ROOTS)]
-    out: list[str] = []
+        return out
     for name in rec.imports[:64]:
+        if name.startswith("/"):
+            continue
         dots = len(name) - len(name.lstrip("."))
         parts = [p for p in name.lstrip(".").split(".") if p]
         if dots:
@@ -231,21 +239,30 @@ async def _record_copies(
 async def _record(
     store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, text: str, *, replaces: bool
 ) -> None:
+    """The record of the file, and of each of its parts (a Go file's //go:generate lines): a
+    write that replaces the file removes the parts it no longer has."""
     analysis = analyse_written(path, text)
     try:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        record = WrittenRecord(
-            issuer,
-            subject,
-            path,
-            analysis.kind,
-            digest,
-            analysis.capabilities,
-            analysis.imports,
-            ex.decision_id,
-            time.time(),
-        )
-        await (store.put(record) if replaces else store.merge(record))
+        now = time.time()
+        for where, code in ((path, analysis), *analysis.parts):
+            record = WrittenRecord(
+                issuer,
+                subject,
+                where,
+                code.kind,
+                digest,
+                code.capabilities,
+                code.imports,
+                ex.decision_id,
+                now,
+            )
+            await (store.put(record) if replaces else store.merge(record))
+        if replaces:
+            had = {where for where, _ in analysis.parts}
+            for suffix, _ in PARTS.get(analysis.kind, ()):
+                if path + suffix not in had:
+                    await store.forget(issuer, subject, path + suffix)
     except Exception as exc:
         raise _unavailable(
             ex,

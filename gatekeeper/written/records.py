@@ -59,6 +59,14 @@ def record_from_row(row: Sequence[Any]) -> WrittenRecord:
     )  # fmt: skip
 
 
+Trees = Collection[tuple[str, Collection[str]]]  # (directory prefix ending in "/", kinds it matches)
+
+
+def tree_pairs(trees: Trees) -> list[tuple[str, str]]:
+    """One (prefix, kind) pair per kind of each tree, sorted: what the stores' queries take."""
+    return sorted({(prefix, kind) for prefix, kinds in trees for kind in kinds})
+
+
 class WrittenCodeStore(Protocol):
     async def open(self) -> None: ...
 
@@ -79,10 +87,11 @@ class WrittenCodeStore(Protocol):
         ...
 
     async def find(
-        self, issuer: str, subject: str, paths: Collection[str], trees: Collection[str]
+        self, issuer: str, subject: str, paths: Collection[str], trees: Trees
     ) -> list[WrittenRecord]:
-        """This principal's records of exactly ``paths``, and of Python files under each of ``trees``
-        (directory prefixes ending in ``/``), at most ``limit`` of them, in path order."""
+        """This principal's records of exactly ``paths``, and of the files under each of ``trees``
+        (a directory prefix ending in ``/``, and the kinds of record it matches: ``python`` for a
+        pytest tree, ``go``, ``rust``... for a build), at most ``LIMIT + 1`` of them, in path order."""
         ...
 
 

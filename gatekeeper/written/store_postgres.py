@@ -9,7 +9,7 @@ import asyncpg
 
 from ..errors import WrittenCodeUnavailable
 from ..storage.postgres import advisory_xact_lock, check_schema, open_pool
-from .records import COLUMNS, LIMIT, WrittenRecord, merged, record_from_row
+from .records import COLUMNS, LIMIT, Trees, WrittenRecord, merged, record_from_row, tree_pairs
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS written_code (
@@ -86,17 +86,21 @@ class PostgresWrittenCodeStore:
         )
 
     async def find(
-        self, issuer: str, subject: str, paths: Collection[str], trees: Collection[str]
+        self, issuer: str, subject: str, paths: Collection[str], trees: Trees
     ) -> list[WrittenRecord]:
+        pairs = tree_pairs(trees)
         rows = await self._require().fetch(
+            # A tree is (prefix, kind) pairs: a record of that kind whose path starts with the prefix.
             f"SELECT {COLUMNS} FROM written_code WHERE issuer = $1 AND subject = $2 AND ("
-            "path = ANY($3::text[]) OR (kind = 'python' AND EXISTS ("
-            "SELECT 1 FROM unnest($4::text[]) AS t(prefix) WHERE left(path, length(t.prefix)) = t.prefix)))"
-            " ORDER BY path LIMIT $5",
+            "path = ANY($3::text[]) OR EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) "
+            "AS t(prefix, kind) WHERE written_code.kind = t.kind AND "
+            "left(path, length(t.prefix)) = t.prefix))"
+            " ORDER BY path LIMIT $6",
             issuer,
             subject,
             sorted(paths),
-            sorted(trees),
+            [prefix for prefix, _ in pairs],
+            [kind for _, kind in pairs],
             LIMIT + 1,
         )
         return [record_from_row(tuple(r)) for r in rows]

@@ -11,7 +11,7 @@ import aiosqlite
 
 from ..errors import WrittenCodeUnavailable
 from ..storage.sqlite import immediate, open_sqlite
-from .records import COLUMNS, LIMIT, WrittenRecord, merged, record_from_row
+from .records import COLUMNS, LIMIT, Trees, WrittenRecord, merged, record_from_row, tree_pairs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS written_code (
@@ -83,15 +83,17 @@ class SqliteWrittenCodeStore:
                 )
 
     async def find(
-        self, issuer: str, subject: str, paths: Collection[str], trees: Collection[str]
+        self, issuer: str, subject: str, paths: Collection[str], trees: Trees
     ) -> list[WrittenRecord]:
         async with self._lock:
             rows = await self._conn().execute_fetchall(
-                # json_each has a column named path too: the table's columns are qualified
+                # json_each has a column named path too: the table's columns are qualified.
+                # A tree is [prefix, kind] pairs: a record of that kind whose path starts with it.
                 f"SELECT {COLUMNS} FROM written_code AS w WHERE w.issuer = ? AND w.subject = ? AND ("
-                "w.path IN (SELECT value FROM json_each(?)) OR (w.kind = 'python' AND EXISTS ("
-                "SELECT 1 FROM json_each(?) AS t WHERE substr(w.path, 1, length(t.value)) = t.value)))"
+                "w.path IN (SELECT value FROM json_each(?)) OR EXISTS ("
+                "SELECT 1 FROM json_each(?) AS t WHERE w.kind = json_extract(t.value, '$[1]') AND "
+                "substr(w.path, 1, length(json_extract(t.value, '$[0]'))) = json_extract(t.value, '$[0]')))"
                 " ORDER BY w.path LIMIT ?",
-                (issuer, subject, json.dumps(sorted(paths)), json.dumps(sorted(trees)), LIMIT + 1),
+                (issuer, subject, json.dumps(sorted(paths)), json.dumps(tree_pairs(trees)), LIMIT + 1),
             )
         return [record_from_row(tuple(r)) for r in rows]

