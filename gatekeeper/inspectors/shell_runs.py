@@ -74,6 +74,17 @@ def split_tree(entry: str) -> tuple[str, frozenset[str]] | None:
     return None
 
 
+# Python startup code written anywhere an agent may write (a venv's site-packages in the
+# workspace): .pth import lines, site directories' sitecustomize. Every Python start inherits it.
+STARTUP_TREES: Final = [tree(root, ("startup",)) for root in ("/workspace", "/tmp")]  # noqa: S108
+# Programs that are Python: started from a venv of the workspace, its .pth files run too.
+PYTHON_TOOLS: Final = frozenset(
+    "pytest py.test pip pip3 mypy dmypy pylint pyreverse black isort flake8 tox nox coverage "
+    "sphinx-build sphinx-autobuild django-admin ipython jupyter poetry pdm hatch pre-commit uvicorn "
+    "gunicorn celery alembic twine virtualenv pydoc pydoc3 pdb pdb3".split()
+)
+
+
 # Interpreters whose first operand is a script: options that take a value, and options after
 # which no script file follows (the code is inline, or a module is named).
 _SCRIPT_RUNNERS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
@@ -164,6 +175,7 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += _paths(insp, script)
         if family in ("python", "pypy"):
             out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
+            out += STARTUP_TREES
         if module in ("pytest", "py.test"):
             out += _pytest(insp, args[rest:]) + _plugins(insp, "pytest", args[rest:])
         elif module in ("pylint", "pyreverse"):
@@ -178,6 +190,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += module_paths(insp, module, main=True)
             out += _configs(insp, module, args[rest:])
     out += _configs(insp, family, args)
+    if family in PYTHON_TOOLS:  # a Python program: its interpreter runs the .pth files it finds
+        out += STARTUP_TREES
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
         if "package.json" in IMPLICIT[family]:

@@ -125,6 +125,7 @@ _SHEBANG_KINDS: Final = {
     "node": "javascript",
     "make": "make",
 }
+_CUSTOMIZE: Final = ("sitecustomize.py", "usercustomize.py")
 _REQUIREMENTS: Final = re.compile(r"(?:requirements|constraints)[\w.-]*\.(?:txt|in)")
 _VERSIONED: Final = re.compile(r"([a-z]+?)[0-9.]*")
 
@@ -151,6 +152,8 @@ def code_kind(path: str, content: str) -> str | None:
         return "cargo-config"
     if _REQUIREMENTS.fullmatch(low):
         return "requirements"
+    if low.endswith(".pth") or (low in _CUSTOMIZE and "-packages/" in path):
+        return "startup"  # run by every start of the Python whose site directory holds it
     if low in _SHELL_RC:
         return "shell"
     kind = _BY_SUFFIX.get(posixpath.splitext(low)[1])
@@ -546,6 +549,18 @@ def _text(insp: Inspection, path: str, content: str) -> list[str]:
     except (SyntaxError, ValueError):
         return _shell(insp, path, content)
     return _python(insp, path, content)
+
+
+def _startup(insp: Inspection, path: str, content: str) -> list[str]:
+    """A ``.pth`` file runs its lines that start with ``import`` (the rest are path entries);
+    ``sitecustomize``/``usercustomize`` in a site directory run whole. Either runs at every start
+    of that Python, whatever it is asked to run (``shell_runs`` hands every Python start the
+    ``startup`` records of the workspace and /tmp)."""
+    if path.endswith(".pth"):
+        content = "\n".join(line for line in content.splitlines() if line.startswith(("import ", "import\t")))
+    if content.strip():
+        _python(insp, path, content)
+    return []
 
 
 def _requirements(insp: Inspection, path: str, content: str) -> list[str]:
@@ -953,6 +968,7 @@ def _expand(text: str, variables: dict[str, str], depth: int = 0) -> str:
 _READERS: Final = {
     "text": _text,
     "requirements": _requirements,
+    "startup": _startup,
     "python": _python,
     "shell": _shell,
     "javascript": _javascript,

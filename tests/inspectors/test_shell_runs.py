@@ -6,6 +6,7 @@ import pytest
 
 from gatekeeper.inspectors import InspectContext
 from gatekeeper.inspectors.shell import files_run, inspect_shell
+from gatekeeper.inspectors.shell_runs import STARTUP_TREES
 
 W = "/workspace"
 PYLINT_CONFIGS = (
@@ -86,7 +87,7 @@ def _besides_imports(paths: frozenset[str]) -> set[str]:
     modules = {
         p for p in paths if p.rsplit("/", 1)[-1] in ("build.py", "pytest.py", "__main__.py", "__init__.py")
     }
-    return set(paths) - startup - {p for p in modules if "/build" in p or "/pytest" in p}
+    return set(paths) - startup - set(STARTUP_TREES) - {p for p in modules if "/build" in p or "/pytest" in p}
 
 
 STARTUP = ("sitecustomize", "usercustomize")
@@ -94,6 +95,8 @@ STARTUP = ("sitecustomize", "usercustomize")
 
 def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() -> None:
     got = files_run({"cmd": "python3 x.py"}, W)
+    assert set(STARTUP_TREES) <= got  # and the .pth files of any site directory written into
+    assert set(STARTUP_TREES) <= files_run({"cmd": "pytest -q"}, W)  # a Python program, too
     assert {f"{W}/sitecustomize.py", f"{W}/usercustomize.py", f"{W}/src/sitecustomize.py"} <= got
     assert files_run({"cmd": "node app.js"}, W) == {f"{W}/app.js"}  # not for other interpreters
 
