@@ -56,6 +56,12 @@ GO_GENERATE: Final[tuple[str, ...]] = ("go-generate",)  # the //go:generate line
 # and the manifests (a build script named elsewhere, git dependencies).
 CARGO_KINDS: Final = ("rust", "c", "asm", "object", "cargo")
 CMAKE_KINDS: Final = ("cmake",)
+# What a Gradle, Maven or sbt build compiles and runs: build scripts, the project's sources and
+# tests, buildSrc, gradle.properties and .mvn's JVM options (agents), and pom.xml's plugins.
+JVM_KINDS: Final = ("jvm", "maven", "c", "object")
+_JVM_BUILDS: Final = frozenset(
+    {"gradle", "gradlew", "mvn", "mvnw", "sbt", "ant", "kotlinc", "kotlin", "groovy"}
+)
 
 
 def tree(directory: str, kinds: tuple[str, ...] = ("python",)) -> str:
@@ -160,6 +166,8 @@ _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
+    | _JVM_BUILDS
+    | {"java", "jshell"}
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -190,6 +198,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += module_paths(insp, module, main=True)
             out += _configs(insp, module, args[rest:])
     out += _configs(insp, family, args)
+    if family in _JVM_BUILDS or (family in ("java", "jshell") and args):
+        out += [tree(root, JVM_KINDS) for root in CODE_ROOTS]
     if family in PYTHON_TOOLS:  # a Python program: its interpreter runs the .pth files it finds
         out += STARTUP_TREES
     if family in IMPLICIT:

@@ -57,6 +57,10 @@ _BY_NAME: Final = {
     "pyproject.toml": "pyproject",
     "tox.ini": "tox",
     ".npmrc": "npmrc",
+    "pom.xml": "maven",
+    "gradle.properties": "jvm",
+    "jvm.config": "jvm",
+    "maven.config": "jvm",
     ".yarnrc": "yarnrc",
     ".yarnrc.yml": "yarnrc",
     ".yarnrc.yaml": "yarnrc",
@@ -111,6 +115,7 @@ _BY_SUFFIX: Final = {
     ".a": "object",
     ".so": "object",
     ".cmake": "cmake",
+    **dict.fromkeys(".java .kt .kts .groovy .gradle .scala .sc .sbt".split(), "jvm"),
 }
 # Files with parts a program runs apart from the file: a Go file's //go:generate lines, run by
 # go generate only (never by go run/test). A part is recorded at the file's path + suffix.
@@ -250,17 +255,25 @@ _SPAWN: Final = {
     r"(?:system|popen|fork|vfork|exec\w*|posix_spawn\w*)\b",
     "c": r"(?<![\w.:>])(?:system|popen|_popen|execl|execlp|execle|execv|execvp|execvpe|execve|fexecve|fork|"
     r"vfork|posix_spawnp?|clone|CreateProcess\w*|WinExec|ShellExecute\w*)\s*\(",
+    # Java, Kotlin, Groovy, Scala, Gradle scripts: Runtime.exec, ProcessBuilder, Groovy's
+    # "cmd".execute(), Gradle's exec {} / commandLine, Scala's "cmd".!
+    "jvm": r"\.\s*exec\s*\(|\bProcessBuilder\b|\.\s*execute\s*\(|\bcommandLine\b|\bexec\s*\{|"
+    r"\bproviders\s*\.\s*exec\b|\bProcess\s*\(|\"\s*\.\s*!!?|\bsys\.process\b",
 }
 _SOCKET: Final = {
     "go": r"\bnet\s*\.\s*(?:Dial\w*|Listen\w*|FileConn|FileListener)\b|\btls\s*\.\s*(?:Dial|Listen)\w*\b|"
     r"\b(?:syscall|unix)\s*\.\s*Socket\b|\bssh\s*\.\s*Dial\b",
     "rust": r"\b(?:TcpStream|TcpListener|UdpSocket|UnixStream|UnixListener|Socket)\s*::\s*\w+",
     "c": r"(?<![\w.:>])(?:socket|connect|listen|accept|WSASocket\w*)\s*\(",
+    "jvm": r"\bnew\s+(?:Server|Datagram)?Socket\s*\(|\b(?:Server)?Socket(?:Channel)?\s*\.\s*open\b|"
+    r"\b(?:Server)?Socket\s*\(|\bAsynchronousSocketChannel\b",
 }
 _BEYOND: Final = {
     "go": r"\b(?:syscall|unix)\s*\.\s*(?:Raw)?Syscall\w*\b|\bplugin\s*\.\s*Open\b|//go:linkname\b|\bpurego\b",
     "rust": r"\b(?:global_)?asm!|\blibc\s*::\s*syscall\b|\blibloading\b|\bdlopen\b",
     "c": r"\b(?:asm|__asm__|__asm)\b|(?<![\w.:>])(?:syscall|dlopen|mmap)\s*\(",
+    "jvm": r"\bSystem\s*\.\s*(?:load|loadLibrary)\b|\bURLClassLoader\b|\bGroovyShell\b|"
+    r"\bScriptEngine\w*\b|\bEval\s*\.\s*me\b|-javaagent|-agentpath|\bdefineClass\b|\bsun\.misc\.Unsafe\b",
 }
 # Tokens after which a newline is not inside a string or comment: where long source is cut.
 _C_TOKENS: Final = re.compile(
@@ -269,6 +282,23 @@ _C_TOKENS: Final = re.compile(
     re.S,
 )
 _CGO: Final = re.compile(r"\bimport\s*(?:\(\s*)?\"C\"")
+
+
+_MAVEN_RUNS: Final = re.compile(
+    r"exec-maven-plugin|maven-antrun-plugin|groovy-maven-plugin|gmavenplus|<executable>|<exec\b|"
+    r"<(?:java|mainClass)>|-javaagent|<extensions>\s*true"
+)
+
+
+def _maven(insp: Inspection, path: str, content: str) -> list[str]:
+    """``pom.xml``: plugins that run programs or code of the project (exec, antrun, groovy),
+    build extensions and agents are doubt; repositories are where it connects."""
+    m = _MAVEN_RUNS.search(content)
+    if m is not None:
+        line = content[: m.start()].count("\n") + 1
+        insp.add(f"proc.inline_code:{path}", f"written {path}:{line}: {m.group(0)}: the build runs a program")
+    insp.scan(Word(u) for u in re.findall(r"<url>\s*([^<\s]+)\s*</url>", content))
+    return []
 
 
 def _compiled(lang: str) -> Any:
@@ -983,6 +1013,8 @@ _READERS: Final = {
     "unknown": _unknown,
     "go": _compiled("go"),
     "rust": _compiled("rust"),
+    "jvm": _compiled("jvm"),
+    "maven": _maven,
     "c": _compiled("c"),
     "asm": _asm,
     "object": _object,

