@@ -187,6 +187,16 @@ def make_sink(store: str, data_dir: Path, *, schema: str = "gatekeeper") -> Audi
     raise ConfigError("approvals.store: not understood by the audit log", key="approvals.store")
 
 
+
+def backlog_refusal(lag: int, max_queue: int, age: float, max_seconds: float) -> str | None:
+    """Why calls must wait for the audit writer to catch up (None: they need not): ``lag``
+    records unwritten against the bound ``max_queue``, the oldest ``age`` seconds old."""
+    if lag >= max_queue:
+        return f"{lag} records wait to be written (the bound is {max_queue})"
+    if age > max_seconds:
+        return f"a record has waited {age:.1f} s to be written (the bound is {max_seconds:g} s)"
+    return None
+
 class AuditLog:
     """Write-behind, hash-chained audit log for one chain (one replica). Use from one event loop."""
 
@@ -326,12 +336,7 @@ class AuditLog:
             return "the audit writer is not running"
         if self._failing_since is not None:
             return f"the audit store refuses writes ({self.last_error})"
-        if self.lag >= self.max_queue:
-            return f"{self.lag} records wait to be written (the bound is {self.max_queue})"
-        age = self.oldest_unwritten_age()
-        if age > max_seconds:
-            return f"a record has waited {age:.1f} s to be written (the bound is {max_seconds:g} s)"
-        return None
+        return backlog_refusal(self.lag, self.max_queue, self.oldest_unwritten_age(), max_seconds)
 
     async def wait_written(self, count: int, within_seconds: float) -> bool:
         """True once the first ``count`` records appended are committed; False after ``within_seconds``."""

@@ -45,7 +45,7 @@ import structlog
 from ..errors import AuditClosed
 from .checkpoints import CheckpointSigner
 from .journal import AuditJournal
-from .log import AuditLog, Redactor, make_sink
+from .log import AuditLog, Redactor, backlog_refusal, make_sink
 from .writer_process import WriterSettings
 
 log = structlog.get_logger("gatekeeper.audit")
@@ -199,12 +199,7 @@ class OffLoopAuditLog(AuditLog):
         if self._written < self._drain_to:
             waiting = self._drain_to - self._written
             return f"after a refused write, {waiting} records wait to be written before calls resume"
-        if self.lag >= self.max_queue:
-            return f"{self.lag} records wait to be written (the bound is {self.max_queue})"
-        age = self.oldest_unwritten_age()
-        if age > max_seconds:
-            return f"a record has waited {age:.1f} s to be written (the bound is {max_seconds:g} s)"
-        return None
+        return backlog_refusal(self.lag, self.max_queue, self.oldest_unwritten_age(), max_seconds)
 
     async def wait_durable(self, count: int, within_seconds: float) -> bool:
         """True once the first ``count`` records are in the journal (and, with ``sync``, on disk);
