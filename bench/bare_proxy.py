@@ -89,17 +89,11 @@ async def _serve_alone(upstream: str, max_seconds: float) -> None:
     import os
     import sys
 
+    from bench.children import watch_stdin
+
     runner, url = await start_bare_proxy("127.0.0.1", 0, upstream)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        if not os.read(fd, 4096):
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, readable)
+    watch_stdin(stop)
     sys.stdout.write(json.dumps({"bare_url": url, "pid": os.getpid()}) + "\n")
     sys.stdout.flush()
     try:
@@ -113,6 +107,10 @@ async def _serve_alone(upstream: str, max_seconds: float) -> None:
 if __name__ == "__main__":
     import argparse
     import asyncio
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.children
 
     parser = argparse.ArgumentParser(description="a bare aiohttp pass-through proxy, alone in its process")
     parser.add_argument("--upstream", required=True, help="the demo upstream's HTTP URL")

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.bare_proxy import start_bare_proxy
-from bench.children import start_json_child, stop_child
+from bench.children import start_json_child, stop_child, watch_stdin
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import Config, DemoSettings, Listener, PolicyFiles, Upstream, default_config
 from gatekeeper.demo.runner import DemoUpstream
@@ -88,19 +88,6 @@ def mint(gk: Gatekeeper) -> str:
     )
 
 
-def _watch_stdin(stop: asyncio.Event) -> None:
-    """Stop when stdin reaches end of file (the load generator closed its pipe or died)."""
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        if not os.read(fd, 4096):
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, readable)
-
-
 async def _trim_received(demo: DemoUpstream, every: float, stop: asyncio.Event) -> None:
     """Empty the demo's lists of received calls every ``every`` seconds until ``stop`` is set."""
     while not stop.is_set():
@@ -117,7 +104,7 @@ async def _serve_until_stopped(max_seconds: float, demo: DemoUpstream | None, tr
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _watch_stdin(stop)
+    watch_stdin(stop)
     trimmer = None
     if demo is not None and trim_received > 0:
         trimmer = asyncio.create_task(_trim_received(demo, trim_received, stop))
