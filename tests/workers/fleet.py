@@ -154,3 +154,17 @@ async def invoke(
         headers={"Authorization": f"Bearer {token}", **headers},
     ) as resp:
         return resp.status, await resp.json()
+
+
+async def pending_approval(
+    operator: aiohttp.ClientSession, fleet: Fleet, headers: dict[str, str], subject: str | None = None
+) -> str:
+    """The id of the first pending approval (of ``subject``'s calls, if given), once one shows up."""
+    from tests.helpers import poll_until
+
+    async def first() -> str:
+        async with operator.get(f"{fleet.operator_url}/v1/approvals?state=pending", headers=headers) as r:
+            pending = (await r.json())["approvals"]
+        return next((a["id"] for a in pending if subject is None or a["principal"] == subject), "")
+
+    return await poll_until(first, within=20, what="the held call to show up as pending")

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .fleet import Fleet, fleet_config, invoke, session_on, worker_of
+from .fleet import Fleet, fleet_config, invoke, pending_approval, session_on, worker_of
 
 LS = {"cmd": "ls"}
 H100 = {"gpu_type": "H100", "count": 2, "hours": 4}  # escalates, one approver
@@ -86,15 +86,7 @@ async def test_a_held_call_is_released_whichever_worker_the_operator_reaches(
         held = asyncio.create_task(
             invoke(agent, fleet.agent_url, fleet.token(subject), "compute.provision", H100, Prefer="wait=60")
         )
-        approval_id = ""
-        for _ in range(400):
-            async with operator.get(f"{fleet.operator_url}/v1/approvals?state=pending", headers=ops) as r:
-                mine = [a for a in (await r.json())["approvals"] if a["principal"] == subject]
-            if mine:
-                approval_id = mine[0]["id"]
-                break
-            await asyncio.sleep(0.05)
-        assert approval_id, "the held call never showed up as pending"
+        approval_id = await pending_approval(operator, fleet, ops, subject)
         assert not held.done()
         async with operator.post(
             f"{fleet.operator_url}/v1/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=ops
