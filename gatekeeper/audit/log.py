@@ -187,7 +187,6 @@ def make_sink(store: str, data_dir: Path, *, schema: str = "gatekeeper") -> Audi
     raise ConfigError("approvals.store: not understood by the audit log", key="approvals.store")
 
 
-
 def backlog_refusal(lag: int, max_queue: int, age: float, max_seconds: float) -> str | None:
     """Why calls must wait for the audit writer to catch up (None: they need not): ``lag``
     records unwritten against the bound ``max_queue``, the oldest ``age`` seconds old."""
@@ -196,6 +195,7 @@ def backlog_refusal(lag: int, max_queue: int, age: float, max_seconds: float) ->
     if age > max_seconds:
         return f"a record has waited {age:.1f} s to be written (the bound is {max_seconds:g} s)"
     return None
+
 
 class AuditLog:
     """Write-behind, hash-chained audit log for one chain (one replica). Use from one event loop."""

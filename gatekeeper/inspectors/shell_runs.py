@@ -163,9 +163,18 @@ _OPERAND_MODULES: Final = frozenset({"unittest", "doctest", "pydoc", "pickle", "
 _PREFIX_OPTIONS: Final = ("--prefix", "-C", "--cwd", "--dir")
 _CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Python start from its path
 _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
+_ARCHIVES: Final = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".egg")
+# Project managers whose verbs install or build the project: setup.py, the pyproject (its build
+# hooks name build.py / hatch_build.py: written_code pulls them in), hatch's default hook file.
+_PROJECT_MANAGERS: Final = frozenset({"poetry", "uv", "pdm", "hatch", "rye", "pipenv"})
+_PROJECT_VERBS: Final = frozenset(
+    "install sync run build add lock update shell test env develop publish".split()
+)
+_PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py")
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
+    | _PROJECT_MANAGERS
     | _JVM_BUILDS
     | {"java", "jshell"}
 )
@@ -224,10 +233,19 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _cargo(insp, family, args)
     elif family == "cmake":
         out += _cmake(insp, args)
-    elif family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
+    elif family in _PROJECT_MANAGERS and any(w.text in _PROJECT_VERBS for w in args[:2]):
+        # they install the project itself (editable) or build it: its build runs
+        out += [p for name in _PROJECT_BUILDS for p in _paths(insp, Word(name))]
+    if family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
         editable = [w for w in _values(args, ("-e", "--editable")) if "://" not in w.text]
         for w in [*args, *editable]:  # -e pkg is a directory, with or without a slash
             t = w.text.split("[", 1)[0] if w.text.endswith("]") else w.text  # .[dev]: extras
+            if w.literal and t.lower().endswith(_ARCHIVES) and "://" not in t:
+                # an sdist runs its setup.py, a wheel installs .pth files that run at every start:
+                # an archive made in the workspace holds what nothing here has read
+                if any(p.startswith(CODE_ROOTS) for p in insp.resolve(t, t, strict=False)):
+                    insp.opaque(f"installs an archive of the workspace, unread: {t}")
+                continue
             if w.literal and (
                 w in editable or t == "." or t.startswith(("./", "../", "/")) or t.endswith("/")
             ):

@@ -723,9 +723,18 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
         if isinstance(env, dict):
             commands += list((env.get("scripts") or {}).values())
     _commands(insp, path, _strings(insp, path, commands))
+    # Build hooks that are files of the project: poetry's build script, hatch's custom hooks.
+    poetry = tool.get("poetry") if isinstance(tool.get("poetry"), dict) else {}
+    build = poetry.get("build")
+    hooks = [build.get("script") if isinstance(build, dict) else build, poetry.get("build-script")]
+    custom = (((tool.get("hatch") or {}).get("build") or {}).get("hooks") or {}).get("custom")
+    hooks += [custom.get("path", "hatch_build.py") if isinstance(custom, dict) else None]
+    here = posixpath.dirname(path)
+    built = [posixpath.normpath(posixpath.join(here, h)) for h in hooks if isinstance(h, str) and h]
     legacy = tool.get("tox", {}).get("legacy_tox_ini")
     loaded = _tox(insp, path, legacy) if isinstance(legacy, str) else []
-    return loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
+    built = [p for p in built if p.startswith(CODE_ROOTS)]
+    return built + loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
 
 
 _UNKNOWN_ESCAPE: Final = re.compile(r"\\(?![btnfr\"\\uUe\n])")

@@ -122,6 +122,10 @@ def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() 
         ("pip install -e pkg", {f"{W}/pkg/setup.py", f"{W}/pkg/pyproject.toml"}),
         ("pip install -e '.[dev]'", {f"{W}/setup.py", f"{W}/pyproject.toml"}),
         ("pip install -r requirements.txt", {f"{W}/requirements.txt"}),
+        # Project managers install the project itself (editable) or build it.
+        ("poetry install", {f"{W}/pyproject.toml", f"{W}/setup.py"}),
+        ("uv sync --all-extras", {f"{W}/pyproject.toml", f"{W}/setup.py"}),
+        ("hatch run test", {f"{W}/pyproject.toml", f"{W}/hatch_build.py"}),
         # Modules that run a script or module named in their arguments.
         ("python -m pdb x.py", {f"{W}/x.py"}),
         ("python -m cProfile -o out.prof x.py", {f"{W}/x.py"}),

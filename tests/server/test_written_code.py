@@ -103,6 +103,8 @@ async def _run(
         ("rev.py", REVERSE_SHELL_PY, "python3 -m pydoc rev"),
         # A tool's configuration that runs code: pylint's init-hook.
         (".pylintrc", "[MAIN]\ninit-hook=" + REVERSE_SHELL_PY.replace("\n", "; "), "pylint a.py"),
+        # A project manager builds the project: hatch's build hook (poetry's build script: below).
+        ("hatch_build.py", REVERSE_SHELL_PY, "uv sync"),
         # Startup code of a venv in the workspace runs at every start of its Python.
         (
             ".venv/lib/python3.11/site-packages/zz.pth",
@@ -231,6 +233,16 @@ async def test_a_program_named_by_npm_or_yarn_configuration_is_inherited(
         assert status == 403 and body["capability"] == "cred.secret", body
         status, body = await _run(http, gk, token, "npm config set script-shell ./rev.sh")
         assert status == 202, body  # held: another shell for every script
+
+
+async def test_a_build_script_named_by_the_pyproject_is_inherited(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        build_id = await _write(http, gk, token, "build.py", REVERSE_SHELL_PY)
+        await _write(http, gk, token, "pyproject.toml", '[tool.poetry.build]\nscript = "build.py"\n')
+        status, body = await _run(http, gk, token, "poetry install")
+        assert status == 403 and body["capability"] == "net.reverse_shell", body
+        assert "/workspace/build.py" in body["reason"] and build_id in body["reason"], body["reason"]
 
 
 async def test_benign_written_text_and_imports_flow(tmp_path: Path) -> None:
