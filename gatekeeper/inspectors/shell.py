@@ -1055,7 +1055,8 @@ class Inspection:
             self.home_set = True
         else:
             shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
-        self.scan([Word(value, w.literal)])
+        if name != "MPLBACKEND":  # module://name is a module, not a place on the network
+            self.scan([Word(value, w.literal)])
 
     def path_assignment(self, w: Word, value: str) -> None:
         """``PATH=/workspace/bin:$PATH git``: a bare program name may now be a file written into

@@ -453,7 +453,7 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
         **_env(
             "GIT_ASKPASS SSH_ASKPASS GIT_SSH GIT_SSH_COMMAND GIT_PROXY_COMMAND GIT_EXTERNAL_DIFF "
             "GIT_PAGER GIT_EDITOR GIT_SEQUENCE_EDITOR PAGER EDITOR VISUAL RSYNC_RSH MANPAGER "
-            "BROWSER LESSOPEN LESSCLOSE",
+            "BROWSER LESSOPEN LESSCLOSE SUDO_ASKPASS SYSTEMD_PAGER",
             Effect.HANDLED,
             "a command a program runs: read as a command line",
         ),
@@ -464,7 +464,7 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
         ),
         **_env(
             "PYTHONDONTWRITEBYTECODE PYTHONUNBUFFERED PYTHONHASHSEED PYTHONIOENCODING PYTHONUTF8 "
-            "PYTHONFAULTHANDLER PYTHONDEVMODE PYTHONWARNINGS PYTHONNOUSERSITE PYTHONOPTIMIZE "
+            "PYTHONFAULTHANDLER PYTHONDEVMODE PYTHONNOUSERSITE PYTHONOPTIMIZE "
             "PYTHONVERBOSE PYTHONTRACEMALLOC PYTHONASYNCIODEBUG PYTHONCOERCECLOCALE PYTHONSAFEPATH "
             "PYTHONINTMAXSTRDIGITS PYTHONMALLOC PYTHONDEBUG PYTHONBREAKPOINT_OFF",
             Effect.SAFE,
@@ -503,6 +503,21 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "another config, trust anchor or install location",
         ),
         **_env("MAKEFLAGS MFLAGS GNUMAKEFLAGS", Effect.HANDLED, "read as make's own options and variables"),
+        **_env(
+            "PYTHONWARNINGS MPLBACKEND",
+            Effect.HANDLED,
+            "a warning category or a backend named by module: that module is imported (read by check_env)",
+        ),
+        **_env(
+            "XDG_CONFIG_HOME XDG_CONFIG_DIRS OPENSSL_CONF OPENSSL_ENGINES OPENSSL_MODULES GCONV_PATH "
+            "KUBECONFIG AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE MPLCONFIGDIR IPYTHONDIR "
+            "JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH MAVEN_OPTS GRADLE_OPTS JDK_JAVA_OPTIONS SBT_OPTS "
+            "CLASSPATH LUA_INIT LUA_PATH LUA_CPATH PERL5DB PERLLIB PHPRC PHP_INI_SCAN_DIR R_PROFILE_USER "
+            "R_ENVIRON_USER GEM_HOME GEM_PATH BUNDLE_GEMFILE ZDOTDIR INPUTRC DOCKER_CONFIG GNUPGHOME",
+            Effect.DOUBT,
+            "another configuration directory, or code a program loads (engines, agents, init code, "
+            "credential helpers): what runs is not in the command",
+        ),
         **_env("TAPE", Effect.REMOTE, "tar's archive when no -f is given: host:path is reached with rsh/ssh"),
         **_env("TAR_OPTIONS", Effect.HANDLED, "read as tar's own options (tar puts them before its argv)"),
         **_env(
@@ -558,6 +573,18 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
 )
 
 
+def warning_modules(value: str) -> list[str]:
+    """``-W``/``PYTHONWARNINGS`` filters ``action:message:category:module:line``: a dotted
+    category (``evil.Warning``) makes Python import its module (``evil``)."""
+    out: list[str] = []
+    for spec in value.split(","):
+        fields = spec.split(":")
+        category = fields[2].strip() if len(fields) > 2 else ""
+        if "." in category:
+            out.append(category.rpartition(".")[0])
+    return out
+
+
 def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> None:
     """One ``NAME=value`` (prefix, ``export``, ``env``): read like an option of every program after it."""
     upper = name.upper()
@@ -585,6 +612,15 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
         return
     if upper == "TAR_OPTIONS":
         _tar_options(insp, name, value, w.literal, depth)
+        return
+    if upper in ("PYTHONWARNINGS", "MPLBACKEND"):
+        modules = warning_modules(value) if upper == "PYTHONWARNINGS" else [value.removeprefix("module://")]
+        if not w.literal:
+            insp.opaque(f"{name} not known statically: {w.text}")
+        elif upper == "PYTHONWARNINGS" or value.startswith("module://"):
+            from gatekeeper.inspectors.shell_runs import module_paths  # it imports this module
+
+            insp.ran_files.update(p for m in modules for p in module_paths(insp, m))
         return
     if spec.effect is Effect.HANDLED:
         return

@@ -77,6 +77,12 @@ COMMAND_VARS: Final = frozenset(
         "VISUAL",
         "GIT_EDITOR",
         "GIT_SEQUENCE_EDITOR",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "MANPAGER",
+        "SYSTEMD_PAGER",
+        "BROWSER",
     }
 )
 

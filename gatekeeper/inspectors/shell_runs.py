@@ -35,6 +35,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors.paths import CODE_ROOTS
+from gatekeeper.inspectors.shell_options import warning_modules
 from gatekeeper.inspectors.shell_programs import SHELLS, Word
 
 UNKNOWN_CWD: Final = ""  # as shell.UNKNOWN_CWD (that module imports this one)
@@ -193,6 +194,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         if family in ("python", "pypy"):
             out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
             out += STARTUP_TREES
+            for w in _values(args[:rest] if module else args, ("-W",)):  # -W error::evil.Warning
+                out += [p for m in warning_modules(w.text) for p in module_paths(insp, m)]
         if module in ("pytest", "py.test"):
             out += _pytest(insp, args[rest:]) + _plugins(insp, "pytest", args[rest:])
         elif module in ("pylint", "pyreverse"):

@@ -105,6 +105,10 @@ async def _run(
         (".pylintrc", "[MAIN]\ninit-hook=" + REVERSE_SHELL_PY.replace("\n", "; "), "pylint a.py"),
         # A project manager builds the project: hatch's build hook (poetry's build script: below).
         ("hatch_build.py", REVERSE_SHELL_PY, "uv sync"),
+        # A module Python imports to resolve a warning category, or matplotlib's backend.
+        ("evil.py", REVERSE_SHELL_PY, "PYTHONWARNINGS=error::evil.Warning python3 -c 'print(1)'"),
+        ("evil.py", REVERSE_SHELL_PY, "python3 -W error::evil.Warning -c 'print(1)'"),
+        ("mplevil.py", REVERSE_SHELL_PY, "MPLBACKEND=module://mplevil python3 -c 'print(1)'"),
         # Startup code of a venv in the workspace runs at every start of its Python.
         (
             ".venv/lib/python3.11/site-packages/zz.pth",
