@@ -97,6 +97,12 @@ _NET_ATTRS: Final = frozenset(
      "open_unix_connection", "SocketHandler", "DatagramHandler", "SysLogHandler", "HTTPHandler",
      "SMTPHandler", "socketpair", "fromfd", "getaddrinfo", "gethostbyname"}
 )  # fmt: skip
+# What a namespace (``X.__dict__``, ``vars(X)``) may be given to and still be data only.
+_DATA_CONSUMERS: Final = frozenset(
+    {"print", "repr", "str", "len", "sorted", "list", "set", "frozenset", "tuple", "bool", "type",
+     "id", "isinstance", "hasattr", "format", "ascii"}
+)  # fmt: skip
+_NAMESPACE_PARENTS: Final = (ast.Compare, ast.FormattedValue, ast.Subscript, ast.Call)
 # Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
 _SAFE_DUNDERS: Final = frozenset(
     {"__name__", "__doc__", "__version__", "__module__", "__qualname__", "__file__", "__init__",
@@ -110,7 +116,8 @@ _SAFE_DUNDERS: Final = frozenset(
      "__deepcopy__", "__sizeof__", "__int__", "__float__", "__index__", "__matmul__", "__pow__",
      "__mod__", "__floordiv__", "__and__", "__or__", "__xor__", "__invert__", "__pos__",
      "__getattr__", "__setattr__", "__init_subclass__", "__set_name__", "__get__", "__set__",
-     "__delete__", "__post_init__", "__main__", "__round__", "__reversed__", "__missing__"}
+     "__delete__", "__post_init__", "__main__", "__round__", "__reversed__", "__missing__",
+     "__context__", "__cause__", "__notes__", "__suppress_context__"}
 )  # fmt: skip
 # __class__, __mro__, __bases__ are data, but with __subclasses__ or __globals__ they walk to os:
 # those two (and __builtins__, __dict__, __code__, __import__...) are not in the list above.
@@ -350,6 +357,8 @@ class _Reader:
         self.called: set[int] = set()  # ids of Name/Attribute nodes in call position
         self.values: dict[str, ast.expr] = {}  # name -> the expression it was assigned (once)
         self.following: set[str] = set()  # names being followed (no loops through assignments)
+        self.ns_data: set[int] = set()  # ids of namespace reads used as data only (namespace())
+        self.ns_keys: dict[int, str | None] = {}  # ids of namespace reads subscripted: the key
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
         # than the reading itself for the short code agents send).
@@ -476,6 +485,8 @@ class _Reader:
                     self.module(full, member=True)
                     self.modules[alias.asname or alias.name] = full
         for node in self.walked:
+            if type(node) in _NAMESPACE_PARENTS:
+                self.mark_namespace_uses(node)
             if type(node) is ast.Call:
                 self.call(node)
             elif type(node) is ast.Attribute:
@@ -541,6 +552,8 @@ class _Reader:
             self.fx.spawns.append(f".{a}")
         elif a in _NET_ATTRS:
             self.fx.net.append(f".{a}")
+        elif a == "__dict__":
+            self.namespace(node, "attribute __dict__")
         elif a.startswith("__") and a.endswith("__") and a not in _SAFE_DUNDERS:
             self.fx.opaque.append(f"attribute {a}: the interpreter's internals")
         elif a in _OPAQUE_ATTRS and a not in ("load", "loads", "stack", "modules"):
@@ -569,6 +582,49 @@ class _Reader:
                 kind = self.kind(p) if p not in ("os", "sys") else "free"
                 if kind != "free":
                     self.fx.opaque.append(f"{dotted}: a module reached through another")
+
+    def named(self, name: str, evidence: str) -> None:
+        """An attribute reached by its name as a string (getattr, a namespace's key)."""
+        if name in _SPAWN_ATTRS:
+            self.fx.spawns.append(evidence)
+        elif name in _NET_ATTRS:
+            self.fx.net.append(evidence)
+        elif name in _OPAQUE_ATTRS or (name.startswith("__") and name not in _SAFE_DUNDERS):
+            self.fx.opaque.append(evidence)
+
+    def namespace(self, node: ast.AST, evidence: str) -> None:
+        """``X.__dict__`` or ``vars(X)``: every attribute of X, modules' functions included. As data
+        (printed, measured, ``in``, its keys) it hands nothing out; a value taken by a literal key is
+        that attribute (checked as getattr's name is); any other use is doubt."""
+        if id(node) in self.ns_data:
+            return
+        if id(node) in self.ns_keys:
+            key = self.ns_keys[id(node)]
+            if key is None:
+                self.fx.opaque.append(f"{evidence}[...]: a namespace read by a key not known statically")
+            else:
+                self.named(key, f"{evidence}[{key!r}]")
+            return
+        self.fx.opaque.append(f"{evidence}: a namespace used as more than data")
+
+    def mark_namespace_uses(self, node: ast.AST) -> None:
+        """Before a namespace node is visited (the walk is breadth first): how its parent uses it."""
+        if type(node) is ast.Compare:
+            for op, right in zip(node.ops, node.comparators, strict=True):
+                if type(op) is ast.In or type(op) is ast.NotIn:
+                    self.ns_data.add(id(right))
+        elif type(node) is ast.FormattedValue:
+            self.ns_data.add(id(node.value))
+        elif type(node) is ast.Subscript:
+            self.ns_keys[id(node.value)] = self.literal(node.slice)
+        elif type(node) is ast.Call:
+            func = node.func
+            if type(func) is ast.Name and func.id in _DATA_CONSUMERS and func.id not in self.bound:
+                self.ns_data.update(id(a) for a in node.args)
+            elif type(func) is ast.Attribute and func.attr == "keys" and not node.args:
+                self.ns_data.add(id(func.value))
+            elif type(func) is ast.Attribute and func.attr == "get" and node.args:
+                self.ns_keys[id(func.value)] = self.literal(node.args[0])
 
     def subscript(self, node: ast.Subscript) -> None:
         base = self.dotted(node.value)
@@ -604,21 +660,20 @@ class _Reader:
             else:
                 self.module(mod)
             return
-        if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr", "hasattr"):
+        if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr"):
             name = self.literal(args[1]) if len(args) > 1 else None
             if name is None:
-                if func.id != "hasattr":
-                    self.fx.opaque.append(f"{func.id} with a name not known statically")
-            elif name in _SPAWN_ATTRS:
-                self.fx.spawns.append(f"{func.id}(..., {name!r})")
-            elif name in _NET_ATTRS:
-                self.fx.net.append(f"{func.id}(..., {name!r})")
-            elif name in _OPAQUE_ATTRS or (name.startswith("__") and name not in _SAFE_DUNDERS):
-                self.fx.opaque.append(f"{func.id}(..., {name!r})")
+                self.fx.opaque.append(f"{func.id} with a name not known statically")
+            else:
+                self.named(name, f"{func.id}(..., {name!r})")
             return
+        if isinstance(func, ast.Name) and func.id == "hasattr":
+            return  # a bool: nothing is handed out
         if isinstance(func, ast.Name) and func.id in ("globals", "locals", "vars", "breakpoint"):
             if func.id != "vars" or not args:
                 self.fx.opaque.append(f"{func.id}(): the namespace itself")
+            else:
+                self.namespace(node, "vars(...)")
             return
         if target is None:
             return
