@@ -166,6 +166,11 @@ class _Scope:
         self.insp.cwds = self.insp.fail_cwds = self.saved
 
 
+# What may follow a $ to start an expansion (a name, a digit, a special parameter, a brace or
+# parenthesis): any other character leaves the $ as it is.
+_DOLLAR_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789{(@*#?$!-")
+
+
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
@@ -511,6 +516,8 @@ class Inspection:
         if parts:  # most words have none (a tilde part changes nothing here)
             found: set[str] = set()
             for part in parts:
+                if part.kind == "parameter" and not part.value and self.lone_dollar(n, part):
+                    continue  # "...$/..." or "...$'...": a $ that bash leaves as it is
                 if part.kind in _EXPANSION_KINDS:
                     literal = False
                 if part.kind == "parameter" and P.is_secret_name(part.value):
@@ -532,6 +539,28 @@ class Inspection:
             value = self.static_value(n)
             static = value if value is not None and value != (text,) else None
         return Word(text, literal, runs, static)
+
+    def lone_dollar(self, n: Any, part: Any) -> bool:
+        """bashlex reads a ``$`` that starts no expansion as an empty parameter. Bash leaves it as
+        it is when no name, digit, special parameter or brace follows (bashlex would have named
+        one), except ``$'...'`` and ``$"..."`` outside double quotes, which are quoting."""
+        pos, at = getattr(n, "pos", None), getattr(part, "pos", None)
+        if pos is None or at is None or not pos[0] <= at[0] < pos[1] <= len(self.src):
+            return False
+        after = self.src[at[0] + 1 : at[0] + 2]
+        if after not in ("'", '"'):
+            return after not in _DOLLAR_STARTS
+        quote = ""
+        i = pos[0]
+        while i < at[0]:  # the quoting the $ stands in
+            c = self.src[i]
+            if c == "\\" and quote != "'":
+                i += 2
+                continue
+            if c in "'\"" and (not quote or quote == c):
+                quote = "" if quote == c else c
+            i += 1
+        return quote == '"'
 
     def raw(self, n: Any) -> str:
         pos = getattr(n, "pos", None)
