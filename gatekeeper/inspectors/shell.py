@@ -23,8 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import bashlex
-
 from gatekeeper.inspectors import (
     shell_code,
     shell_compute,
@@ -37,6 +35,7 @@ from gatekeeper.inspectors import (
     shell_tables,
 )
 from gatekeeper.inspectors import shell_programs as P
+from gatekeeper.inspectors.bashlex_fixes import bashlex
 from gatekeeper.inspectors.paths import (
     CODE_ROOTS,
     HOME,

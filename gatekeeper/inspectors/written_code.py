@@ -204,6 +204,8 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
             parts = tuple((path + suffix, _part(part, path, content)) for suffix, part in PARTS.get(kind, ()))
         except RecursionError:
             insp.opaque(f"{where}: nested too deeply to read")
+        except Exception as exc:  # a reader's bug: doubt, never a failed call nor a pass
+            insp.opaque(f"{where}: not read ({type(exc).__name__})")
     caps = tuple(sorted(insp.caps.values()))
     return WrittenCode(kind, caps, _with_runs(imports, insp), parts)
 
@@ -682,7 +684,11 @@ def _yarnrc(insp: Inspection, path: str, content: str) -> list[str]:
         settings = doc if isinstance(doc, dict) else {}
     else:  # yarn 1: key "value" per line
         for line in content.splitlines():
-            words = shlex.split(line, comments=True) if line.strip() else []
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # yarn reads it some other way: what it would run is not known
+                insp.opaque(f"written {path}: a line not understood: {line[:80]}")
+                continue
             if len(words) >= 2:
                 settings[words[0]] = words[1]
     files: list[str] = []
@@ -713,25 +719,25 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
         except (tomllib.TOMLDecodeError, RecursionError):
             insp.opaque(f"written {path}: not TOML")
             return []
-    if doc.get("build-system", {}).get("backend-path"):
+    if _table(doc, "build-system").get("backend-path"):
         insp.opaque(f"written {path}: an in-tree build backend runs code of the workspace")
-    tool = doc.get("tool", {})
+    tool = _table(doc, "tool")
     commands: list[Any] = []
-    commands += list((tool.get("poe", {}).get("tasks") or {}).values())
-    commands += list((tool.get("pdm", {}).get("scripts") or {}).values())
-    for env in (tool.get("hatch", {}).get("envs") or {}).values():
+    commands += list(_table(tool, "poe", "tasks").values())
+    commands += list(_table(tool, "pdm", "scripts").values())
+    for env in _table(tool, "hatch", "envs").values():
         if isinstance(env, dict):
-            commands += list((env.get("scripts") or {}).values())
+            commands += list(_table(env, "scripts").values())
     _commands(insp, path, _strings(insp, path, commands))
     # Build hooks that are files of the project: poetry's build script, hatch's custom hooks.
-    poetry = tool.get("poetry") if isinstance(tool.get("poetry"), dict) else {}
+    poetry = _table(tool, "poetry")
     build = poetry.get("build")
     hooks = [build.get("script") if isinstance(build, dict) else build, poetry.get("build-script")]
-    custom = (((tool.get("hatch") or {}).get("build") or {}).get("hooks") or {}).get("custom")
+    custom = _table(tool, "hatch", "build", "hooks").get("custom")
     hooks += [custom.get("path", "hatch_build.py") if isinstance(custom, dict) else None]
     here = posixpath.dirname(path)
     built = [posixpath.normpath(posixpath.join(here, h)) for h in hooks if isinstance(h, str) and h]
-    legacy = tool.get("tox", {}).get("legacy_tox_ini")
+    legacy = _table(tool, "tox").get("legacy_tox_ini")
     loaded = _tox(insp, path, legacy) if isinstance(legacy, str) else []
     built = [p for p in built if p.startswith(CODE_ROOTS)]
     return built + loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
@@ -827,11 +833,21 @@ def _toml_tools(insp: Inspection, path: str, tool: dict[str, Any]) -> list[str]:
                 modules += [n for v in _listed(table.get("load-plugins")) for n in _names(v)]
                 modules += [m for v in _listed(table.get("init-hook")) for m in _hook(insp, path, v)]
     mypy = tool.get("mypy")
-    coverage_run = (tool.get("coverage") or {}).get("run") if isinstance(tool.get("coverage"), dict) else None
+    coverage_run = _table(tool, "coverage", "run")
     for table in (mypy, coverage_run):
         if isinstance(table, dict):
             modules += [n for v in _listed(table.get("plugins")) for n in _names(v)]
     return _module_files(insp, path, modules)
+
+
+def _table(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``doc[k1][k2]...`` when every step is a table, else an empty one."""
+    for key in keys:
+        value = doc.get(key)
+        if not isinstance(value, dict):
+            return {}
+        doc = value
+    return doc
 
 
 def _listed(value: Any) -> list[str]:
@@ -918,7 +934,8 @@ def _pre_commit(insp: Inspection, path: str, content: str) -> list[str]:
         url = repo.get("repo")
         if isinstance(url, str) and "://" in url:
             insp.scan([Word(url)])  # hooks fetched from there (and run like a package's code)
-        for hook in repo.get("hooks", []) if url in ("local", "meta") else []:
+        hooks = repo.get("hooks")
+        for hook in hooks if url in ("local", "meta") and isinstance(hooks, list) else []:
             entry = hook.get("entry") if isinstance(hook, dict) else None
             if isinstance(entry, str):
                 args = hook.get("args", [])

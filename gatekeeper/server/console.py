@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import bashlex
 import structlog
 from aiohttp import web
 
 from gatekeeper import codes
+from gatekeeper.inspectors.bashlex_fixes import bashlex
 
 from ..approvals.models import Approval
 from ..errors import GatekeeperError, NotFound, RequestError

@@ -183,3 +183,17 @@ def test_shell_command_wrong_shape_is_invalid(value: object) -> None:
 def test_cache_is_keyed_by_cwd() -> None:
     assert "fs.write:/a/x" in command_names({"cmd": "echo > x", "cwd": "/a"})
     assert "fs.write:/b/x" in command_names({"cmd": "echo > x", "cwd": "/b"})
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "x '${:i,E'\"'\"'i'=",
+        "npm --'1a${:i,E'\"'\"'i'='6+ZJ'",
+    ],
+)
+def test_a_brace_without_its_end_is_doubt_not_a_runaway_parse(cmd: str) -> None:
+    """bashlex read ``${`` with no ``}`` from the start of the word again, forever (4 GB in 44 s
+    for one command line); it is a parse error now, and so doubt."""
+    caps = {c.name for c in inspect_shell(cmd, InspectContext())}
+    assert "shell.opaque" in caps

@@ -235,3 +235,25 @@ def test_ordinary_jvm_sources_and_builds_are_nothing() -> None:
         ("/workspace/gradle.properties", "org.gradle.jvmargs=-Xmx2g\norg.gradle.parallel=true\n"),
     ):
         assert not analyse_written(path, content).capabilities, path
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("/workspace/.yarnrc", 'yarn-path "./x.js\n'),
+        ("/workspace/pyproject.toml", "tool = 3\n"),
+        ("/workspace/pyproject.toml", "[tool.hatch]\nbuild = 3\n"),
+        ("/workspace/pyproject.toml", '[tool.hatch.build]\nhooks = "x"\n'),
+        ("/workspace/pyproject.toml", "[tool.hatch.envs.x]\nscripts = 3\n"),
+        ("/workspace/pyproject.toml", "[build-system]\nbackend-path = 3\n[tool.tox]\nlegacy_tox_ini = 3\n"),
+        ("/workspace/pyproject.toml", '[tool.pylint.main]\n"load-plugins" = 3\ninit-hook = ["x"]\n'),
+        ("/workspace/.pre-commit-config.yaml", "repos:\n - 3\n - {repo: local, hooks: 3}\n"),
+        ("/workspace/.yarnrc.yml", "plugins:\n  - 3\n  - {path: 4}\nyarnPath: 5\n"),
+        ("/workspace/.npmrc", "//x\n@scope:registry=\nnode-options=--require\nscript-shell=\n=\n"),
+    ],
+)
+def test_odd_shapes_are_read_without_a_reader_failing(path: str, content: str) -> None:
+    """Every reader takes any shape a file may have; what it cannot read is doubt it says why,
+    never its own failure (the safety net's ``not read (...)``)."""
+    got = analyse_written(path, content)
+    assert not [c for c in got.capabilities if "not read (" in c.evidence], got
