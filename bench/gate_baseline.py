@@ -346,7 +346,8 @@ def stop_servers(proc: subprocess.Popen[bytes]) -> None:
 async def profile_gatekeeper(args: argparse.Namespace) -> None:
     """Only the gatekeeper row, with the server process under cProfile; then the top functions."""
     out: Path = args.profile
-    proc, info = start_servers(args.warmup + args.duration + 120, out, ("--upstream-process",))
+    extra = ["--upstream-process", *(["--no-durable-answers"] if args.no_durable_answers else [])]
+    proc, info = start_servers(args.warmup + args.duration + 120, out, extra)
     try:
         targets = [*http_targets(info), *mcp_targets(info)]
         target = next(t for t in targets if t.name == args.profile_target)

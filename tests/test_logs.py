@@ -3,6 +3,8 @@ line's fast writer, which must write what the structlog pipeline would."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import json
 import logging
@@ -124,3 +126,35 @@ def test_a_library_warning_is_a_json_line_not_raw_stderr() -> None:
     finally:
         logging.captureWarnings(False)
         configure_logging("info")
+
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
+LINES: list[dict[str, Any]] = [
+    {"event": "plain", "tool": "file.read", "roles": ["agent"], "n": 3, "ok": True, "none": None},
+    {"event": "jwt in a list", "args": ["x", (JWT, {"deep": f"id {JWT}"})]},
+    {"event": "control characters around it", "error": "line one\nBearer tok-123\tand\u2028more"},
+    {"event": "escaped separators", "text": "Authorization: Bearer\\tnot-a-space tail", "q": 'say "basic"'},
+    {"event": "basic", "note": "Basic dXNlcjpwYXNzd29yZA== sent", "prose": "basic checks passed"},
+    {"event": "a marker only in a key", "fields": {"Bearer x": "plain value"}, "other": "quiet"},
+    {"event": "unicode", "who": "Zoë \u2029 \x85", "big": 2**70, "obj": object()},
+    {"event": "deep", "v": functools.reduce(lambda inner, _: [inner], range(22), ["Bearer deep-1"])},
+]
+
+
+@pytest.mark.parametrize("fields", LINES, ids=[str(line["event"]) for line in LINES])
+def test_the_scrubbing_renderer_writes_what_scrubbing_every_field_then_rendering_writes(
+    fields: dict[str, Any],
+) -> None:
+    """The renderer scans the rendered line for a credential's markers instead of every field:
+    the line must be exactly the one scrubbing each field first would give, whatever it holds."""
+    from gatekeeper.logs import ScrubbingRenderer, _dumps, scrub_credentials
+
+    plain = structlog.processors.JSONRenderer(serializer=_dumps)
+    expected = plain(None, "info", scrub_credentials(None, "info", copy.deepcopy(fields)))
+    got = ScrubbingRenderer(plain)(None, "info", copy.deepcopy(fields))
+    assert got == expected
+    assert JWT not in got and "tok-123" not in got and "dXNlcjpw" not in got
+    if fields["event"] == "deep":  # past 20 levels values are left as they are, both ways
+        assert "Bearer deep-1" in got
+    if fields["event"] == "plain":  # nothing to scrub: the line is the plain rendering
+        assert got == plain(None, "info", dict(fields))

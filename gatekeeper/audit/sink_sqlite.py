@@ -139,22 +139,7 @@ class SqliteAuditSink(SqlSink):
                 ],
             )
             if checkpoint is not None:
-                if superseded is not None:
-                    await db.execute(
-                        "DELETE FROM audit_checkpoints WHERE chain_id = ? AND seq = ?", (chain, superseded)
-                    )
-                await db.execute(
-                    "INSERT OR REPLACE INTO audit_checkpoints (chain_id, seq, hash, time, key_id, signature) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        chain,
-                        checkpoint.seq,
-                        checkpoint.hash,
-                        checkpoint.time,
-                        checkpoint.key_id,
-                        checkpoint.signature,
-                    ),
-                )
+                await _store_checkpoint(db, chain, checkpoint, superseded)
 
     async def checkpoints(self, chain_id: str) -> list[Checkpoint]:
         async with self._lock:
@@ -202,3 +187,26 @@ class SqliteAuditSink(SqlSink):
                 (chain, low, high, chunk),
             )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def _store_checkpoint(
+    db: aiosqlite.Connection, chain: str, checkpoint: Checkpoint, superseded: int | None
+) -> None:
+    """The batch's checkpoint, in place of the ``superseded`` one: that row becomes this one (one
+    statement, one trip to the database thread, where a delete and an insert took two; ``OR
+    REPLACE`` drops a row already at the new seq, as the insert did). Without a superseded row
+    to take over, the checkpoint is inserted."""
+    values = (checkpoint.seq, checkpoint.hash, checkpoint.time, checkpoint.key_id, checkpoint.signature)
+    if superseded is not None:
+        cursor = await db.execute(
+            "UPDATE OR REPLACE audit_checkpoints SET seq = ?, hash = ?, time = ?, key_id = ?, signature = ? "
+            "WHERE chain_id = ? AND seq = ?",
+            (*values, chain, superseded),
+        )
+        if cursor.rowcount > 0:
+            return
+    await db.execute(
+        "INSERT OR REPLACE INTO audit_checkpoints (chain_id, seq, hash, time, key_id, signature) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (chain, *values),
+    )

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.audit.checkpoints import default_key_path, ensure_signer, public_key_path, verify_checkpoint
+from gatekeeper.audit.checkpoints import (
+    Checkpoint,
+    default_key_path,
+    ensure_signer,
+    public_key_path,
+    verify_checkpoint,
+)
 from gatekeeper.audit.log import AuditLog, make_sink
 from gatekeeper.audit.record import chain_hash
 from gatekeeper.audit.verify import verify
@@ -44,8 +50,9 @@ def config_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path
     asyncio.run(drop_schema(dsn, schema))
 
 
-def populate_signed(config_file: Path, n: int, batches: int = 3) -> None:
-    """n records written by a gate that signs: a batch at a time, so several checkpoints exist."""
+def populate_signed(config_file: Path, n: int, batches: int = 3, checkpoint_seconds: float = 0.0) -> None:
+    """n records written by a gate that signs: a batch at a time, so several checkpoints exist
+    (all of them kept with ``checkpoint_seconds`` 0)."""
 
     async def go() -> None:
         config = load_config(config_file)
@@ -53,7 +60,7 @@ def populate_signed(config_file: Path, n: int, batches: int = 3) -> None:
             make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema),
             chain_id=CHAIN,
             signer=ensure_signer(default_key_path(config.data_dir)),
-            checkpoint_seconds=0.0,  # keep every checkpoint, to see the history too
+            checkpoint_seconds=checkpoint_seconds,
         )
         await log.start()
         per = n // batches
@@ -121,6 +128,33 @@ def rewrite_tail(config_file: Path, from_seq: int) -> None:
             seq,
         )
         prev = digest
+
+
+def test_each_batch_checkpoint_replaces_the_last_one_within_an_interval(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Within ``checkpoint_seconds`` of the last kept checkpoint, a batch's checkpoint takes the
+    previous one's place: no checkpoint but the first and the head is left, each validly signed."""
+    populate_signed(config_file, 40, batches=4, checkpoint_seconds=3600.0)
+    config = load_config(config_file)
+
+    async def go() -> list[Checkpoint]:
+        sink = make_sink(config.approvals.store, config.data_dir, schema=config.approvals.postgres_schema)
+        await sink.open()
+        try:
+            return await sink.checkpoints(CHAIN)
+        finally:
+            await sink.close()
+
+    kept = asyncio.run(go())
+    signer = ensure_signer(default_key_path(config.data_dir))
+    # the first is kept when the monotonic clock is past the interval already (a host up an hour)
+    assert [c.seq for c in kept] in ([10, 40], [40])
+    assert all(verify_checkpoint({signer.key_id: signer.public_key}, c) is None for c in kept)
+    head = rows(config_file)[-1]
+    assert kept[-1].hash == head[2]
+    assert run("audit", "verify", "--config", str(config_file)) == 0
+    assert "the newest at seq 40" in capsys.readouterr().out
 
 
 def test_a_consistent_rewrite_of_the_tail_is_caught_without_an_anchor(
