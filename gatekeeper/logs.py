@@ -38,7 +38,8 @@ _MASK = "[masked]"
 def _may_hold_credential(text: str) -> bool:
     """False when ``text`` cannot hold what ``_CREDENTIAL`` matches (the common case: a few
     substring scans, no regex)."""
-    return "eyJ" in text or "earer" in text or "asic" in text or "EARER" in text
+    low = text.lower()  # any case: "bEaRer x", "BASIC x" are credentials to _CREDENTIAL too
+    return "eyj" in low or "bearer" in low or "basic" in low
 
 
 def scrub_credential_text(text: str) -> str:

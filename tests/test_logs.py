@@ -136,6 +136,7 @@ LINES: list[dict[str, Any]] = [
     {"event": "escaped separators", "text": "Authorization: Bearer\\tnot-a-space tail", "q": 'say "basic"'},
     {"event": "basic", "note": "Basic dXNlcjpwYXNzd29yZA== sent", "prose": "basic checks passed"},
     {"event": "a marker only in a key", "fields": {"Bearer x": "plain value"}, "other": "quiet"},
+    {"event": "any case", "a": "Authorization: bEaRer tok-123", "b": "BASIC dXNlcjpwYXNzd29yZA=="},
     {"event": "unicode", "who": "Zoë \u2029 \x85", "big": 2**70, "obj": object()},
     {"event": "deep", "v": functools.reduce(lambda inner, _: [inner], range(22), ["Bearer deep-1"])},
 ]
