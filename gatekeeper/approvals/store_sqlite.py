@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -129,6 +131,9 @@ CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
 )
 
 
+_ASK_ANYWAY_SECONDS = 1.0  # the longest a change goes unseen when the files did not move
+
+
 class SqliteApprovalStore(ChangeFeed):
     """``ApprovalStore`` on one SQLite file. Subscribers see the changes made by this process
     at once, and those made by other processes on the same file within ``poll_seconds``."""
@@ -201,10 +206,33 @@ class SqliteApprovalStore(ChangeFeed):
             raise tx.error
         return result
 
+    def _files_signature(self) -> tuple[int, ...]:
+        """The database and WAL files' identity, size and times: unchanged, nothing was committed
+        (a stat costs microseconds; a PRAGMA on the database thread costs a thread hop)."""
+        out: list[int] = []
+        for name in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = os.stat(name)
+            except OSError:
+                out += (0, 0, 0, 0)
+                continue
+            out += (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return tuple(out)
+
     async def _poll_others(self) -> None:
-        """Publish what other processes committed; prune the change table now and then."""
+        """Publish what other processes committed; prune the change table now and then. The
+        files are looked at every ``poll_seconds`` and the database asked only when they moved,
+        or once a second anyway (a commit in the same clock tick as the last, of the same size,
+        leaves them as they were)."""
+        seen: tuple[int, ...] = ()
+        asked = 0.0
         while True:
             await asyncio.sleep(self.poll_seconds)
+            signature = self._files_signature()
+            now = time.monotonic()
+            if signature == seen and now - asked < _ASK_ANYWAY_SECONDS and not self._feed.prune_due():
+                continue
+            seen, asked = signature, now
             try:
                 async with self._lock:
                     news = await self._feed.poll(self._conn())

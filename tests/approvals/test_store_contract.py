@@ -804,3 +804,40 @@ async def test_an_mcp_session_keeps_its_first_owner_until_forgotten(store: Appro
     assert await store.session_owner("k1") == ("iss", "agent-1")
     await store.forget_session("k1")
     assert await store.session_owner("k1") is None
+
+
+async def test_another_process_s_changes_reach_subscribers_and_idle_files_are_not_asked(
+    make_store: StoreFactory, backend: str
+) -> None:
+    """Two stores on one database: what one commits reaches the other's subscribers. On SQLite
+    the files are looked at every poll and the database asked only when they moved (or once a
+    second): an idle store does not hop to its database thread ten times a second."""
+    writer, reader = make_store(), make_store()
+    await writer.open()
+    await reader.open()
+    try:
+        seen: list[Change] = []
+        reader.subscribe(seen.append)
+        a, _ = await writer.create_pending(pending(digest="4" * 64), max_pending_per_principal=CAP)
+        await eventually(lambda: any(c.approval_id == a.id for c in seen))
+        await writer.vote(a.id, operator="op-1", verdict="approve", comment="", now=T0 + 1)
+        await eventually(lambda: any(c.kind == "approved" and c.approval_id == a.id for c in seen))
+        if backend != "sqlite":
+            return
+        feed = reader._feed  # type: ignore[attr-defined]
+        asked = 0
+        original = feed.poll
+
+        async def counting(db: Any) -> list[Change]:
+            nonlocal asked
+            asked += 1
+            return await original(db)
+
+        feed.poll = counting
+        await asyncio.sleep(1.5)  # 15 polls of the files, idle
+        assert asked <= 3, asked
+        b, _ = await writer.create_pending(pending(digest="5" * 64), max_pending_per_principal=CAP)
+        await eventually(lambda: any(c.approval_id == b.id for c in seen))
+    finally:
+        await reader.close()
+        await writer.close()
