@@ -100,9 +100,13 @@ _NET_ATTRS: Final = frozenset(
 # What a namespace (``X.__dict__``, ``vars(X)``) may be given to and still be data only.
 _DATA_CONSUMERS: Final = frozenset(
     {"print", "repr", "str", "len", "sorted", "list", "set", "frozenset", "tuple", "bool", "type",
-     "id", "isinstance", "hasattr", "format", "ascii"}
+     "id", "hasattr", "format", "ascii"}
 )  # fmt: skip
-_NAMESPACE_PARENTS: Final = (ast.Compare, ast.FormattedValue, ast.Subscript, ast.Call)
+# Not isinstance/issubclass (a metaclass's __instancecheck__ is given the object), nor type() with
+# more than one argument (the bases' metaclass is given the namespace): user code would hold it.
+_NAMESPACE_PARENTS: Final = (ast.Compare, ast.FormattedValue, ast.Subscript, ast.Call, ast.Attribute)
+# A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
+_VIEW_BACK: Final = frozenset({"mapping"})
 # Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
 _SAFE_DUNDERS: Final = frozenset(
     {"__name__", "__doc__", "__version__", "__module__", "__qualname__", "__file__", "__init__",
@@ -359,6 +363,7 @@ class _Reader:
         self.following: set[str] = set()  # names being followed (no loops through assignments)
         self.ns_data: set[int] = set()  # ids of namespace reads used as data only (namespace())
         self.ns_keys: dict[int, str | None] = {}  # ids of namespace reads subscripted: the key
+        self.ns_escapes: set[int] = set()  # ids of calls whose result leads back to a namespace
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
         # than the reading itself for the short code agents send).
@@ -610,9 +615,17 @@ class _Reader:
     def mark_namespace_uses(self, node: ast.AST) -> None:
         """Before a namespace node is visited (the walk is breadth first): how its parent uses it."""
         if type(node) is ast.Compare:
-            for op, right in zip(node.ops, node.comparators, strict=True):
+            # x in NS is dict.__contains__; in a chain (x in NS in C()) NS is also the left side of
+            # the next comparison, whose right side's code is given it: data only before `is`.
+            ops = node.ops
+            for i, (op, right) in enumerate(zip(ops, node.comparators, strict=True)):
                 if type(op) is ast.In or type(op) is ast.NotIn:
-                    self.ns_data.add(id(right))
+                    after = ops[i + 1] if i + 1 < len(ops) else None
+                    if after is None or type(after) is ast.Is or type(after) is ast.IsNot:
+                        self.ns_data.add(id(right))
+        elif type(node) is ast.Attribute:
+            if node.attr in _VIEW_BACK:  # .keys().mapping: the namespace again, not data
+                self.ns_escapes.add(id(node.value))
         elif type(node) is ast.FormattedValue:
             self.ns_data.add(id(node.value))
         elif type(node) is ast.Subscript:
@@ -620,9 +633,11 @@ class _Reader:
         elif type(node) is ast.Call:
             func = node.func
             if type(func) is ast.Name and func.id in _DATA_CONSUMERS and func.id not in self.bound:
-                self.ns_data.update(id(a) for a in node.args)
+                if func.id != "type" or (len(node.args) == 1 and not node.keywords):
+                    self.ns_data.update(id(a) for a in node.args)
             elif type(func) is ast.Attribute and func.attr == "keys" and not node.args:
-                self.ns_data.add(id(func.value))
+                if id(node) not in self.ns_escapes:
+                    self.ns_data.add(id(func.value))
             elif type(func) is ast.Attribute and func.attr == "get" and node.args:
                 self.ns_keys[id(func.value)] = self.literal(node.args[0])
 

@@ -66,6 +66,8 @@ EVIDENCE_MAX: Final = 200
 _URL_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]*")
 _URL_IN_EXPANSION_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`()]*")
 _ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
+_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEFAULT_ASSIGN_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):?=")  # ${NAME:=word}, ${NAME=word}
 _WRITE_REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 _HARMLESS_TARGETS: Final = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 _EXPANSION_KINDS: Final = frozenset({"parameter", "commandsubstitution", "processsubstitution"})
@@ -465,6 +467,10 @@ class Inspection:
     def control(self, n: Any, depth: int) -> set[str]:
         """if/for/while/until: any branch may run, a loop body any number of times."""
         entry = self.cwds
+        if n.kind == "for":  # for NAME in ...: NAME takes values at run time, as read NAME does
+            loop = next((p for p in n.parts if p.kind == "word"), None)
+            if loop is not None:
+                self.variable_set(loop.word, f"for {loop.word} in ...", depth)
         ran = self.walk(n.parts, depth)
         passes = 0
         while not self.cwds <= entry:
@@ -521,6 +527,8 @@ class Inspection:
                     literal = False
                 if part.kind == "parameter" and P.is_secret_name(part.value):
                     self.add("cred.env", f"a secret variable is expanded: {text}")
+                if part.kind == "parameter" and (m := _DEFAULT_ASSIGN_RE.match(part.value)) is not None:
+                    self.variable_set(m.group(1), f"${{{part.value}}}", depth)  # ${PATH:=...} assigns
                 if part.kind == "parameter" and ("$(" in part.value or "`" in part.value):
                     self.opaque(f"command substitution inside ${{...}}: {text}")
                 elif part.kind in ("commandsubstitution", "processsubstitution"):
@@ -955,9 +963,17 @@ class Inspection:
                     alternate |= self.run(alt, depth + 1)
         head = argv[0].text
         patterns: frozenset[int] = frozenset()
-        if head and "/" not in head and self.path_code_dirs and head not in P.BUILTINS and argv[0].literal:
-            self.ran_files |= self.path_programs(head)  # it may be a file written there: run as code
-        elif head:
+        own: list[str] = []  # where the program may be a file the agent wrote, whatever its name
+        if head and argv[0].literal and head not in P.BUILTINS:
+            if "/" in head:  # ./ls, /tmp/x/grep, .venv/bin/python: that file runs (its record too)
+                own = self.workspace_files(head)
+                self.ran_files.update(own)
+            elif self.path_code_dirs:
+                self.ran_files |= self.path_programs(head)  # it may be a file written there: run as code
+                own = [head]
+            if self.path_code_dirs and not own:  # /usr/bin/make: its recipes find programs on PATH
+                self.ran_files |= self.path_trees()
+        if head and not own:  # grep's pattern is no file read, unless "grep" may be the agent's
             patterns = shell_files.pattern_words(P.family(posixpath.basename(head)), args)
         self.scan(args, patterns)
         name = self.program(argv[0])
@@ -1086,6 +1102,13 @@ class Inspection:
         if name != "MPLBACKEND":  # module://name is a module, not a place on the network
             self.scan([Word(value, w.literal)])
 
+    def variable_set(self, name: str, evidence: str, depth: int) -> None:
+        """``read NAME``, ``for NAME in``, ``printf -v NAME``, ``${NAME:=...}``: NAME gets a value
+        only known at run time. Read as ``NAME=<unknown>``: ``PATH``, ``LD_PRELOAD`` and the other
+        variables a later program obeys are doubt, as their assignment from a command would be."""
+        if _NAME_RE.fullmatch(name):
+            self.assignment(Word(f"{name}=`{evidence}`", False), depth)
+
     def path_assignment(self, w: Word, value: str) -> None:
         """``PATH=/workspace/bin:$PATH git``: a bare program name may now be a file written into
         the workspace (or /tmp). Such entries are remembered (relative ones as they are: they
@@ -1105,9 +1128,11 @@ class Inspection:
             ):
                 entries.add(entry or ".")  # an empty entry is the working directory
         self.path_code_dirs = frozenset(entries)
+        self.ran_files |= self.path_trees()  # also what a script setting PATH, once sourced, leads to
 
     def path_programs(self, name: str) -> set[str]:
-        """Where a bare program name may be a file written into a PATH entry of the agent's."""
+        """Where a bare program name may be a file written into a PATH entry of the agent's, and
+        every file there (the trees of ``path_trees``): the program may start others by name."""
         out: set[str] = set()
         for entry in self.path_code_dirs:
             for cwd in ("/",) if entry.startswith("/") else self.cwds:
@@ -1117,6 +1142,19 @@ class Inspection:
                 path = (normalize_path(posixpath.join(entry, name), cwd or "/") or "/").rstrip("/")
                 if path.startswith(CODE_ROOTS):
                     out.add(path)
+        return out | self.path_trees()
+
+    def path_trees(self) -> set[str]:
+        """The files of every kind under the PATH entries an agent can write into: any program
+        started while they are on PATH (make's recipes, git's helpers, subprocess.run(["ls"]),
+        a script sourced later) may run one of them by its bare name."""
+        out: set[str] = set()
+        for entry in self.path_code_dirs:
+            for cwd in ("/",) if entry.startswith("/") else self.cwds:
+                if cwd != UNKNOWN_CWD:
+                    d = normalize_path(entry, cwd or "/") or "/"
+                    if (d.rstrip("/") + "/").startswith(CODE_ROOTS):
+                        out.add(shell_runs.tree(d, shell_runs.PROGRAM_KINDS))
         return out
 
     # -- words -------------------------------------------------------------

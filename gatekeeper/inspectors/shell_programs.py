@@ -710,6 +710,8 @@ def history(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
 def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     bash_eval(insp, name, args)
     texts = [w.text for w in args]
+    if name == "unset" and "PATH" in texts and "-f" not in texts:
+        insp.path_assignment(Word("PATH="), "")  # without PATH, bash runs a bare name from the cwd
     if "HISTFILE" in texts or (name == "set" and "+o" in texts and "history" in texts):
         insp.add("log.tamper", " ".join([name, *texts]))
     return set()
@@ -718,6 +720,8 @@ def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
 def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """export/declare/local/readonly: their NAME=value words are assignments."""
     bash_eval(insp, name, args)
+    if name != "export" and any(w.text.startswith("-") and "n" in w.text[1:] for w in args):
+        insp.opaque(f"{name} -n: assignments through a name reference reach another variable")
     if any(w.text.startswith("-") and "i" in w.text[1:] for w in args):  # integer: values are arithmetic
         if any("=" in w.text and not w.text.partition("=")[2].lstrip("-").isdigit() for w in args):
             insp.opaque(f"{name} -i: values are evaluated as arithmetic")
@@ -949,9 +953,41 @@ def bash_eval(insp: Inspection, name: str, args: list[Word]) -> None:
                 return
 
 
+# Builtins that set the variables they name (``read PATH``, ``printf -v LD_PRELOAD ...``): where the
+# names are. printf and wait set only their -v/-p value; the others any operand (or option value)
+# may be one, which costs nothing for a name no rule knows.
+_SETS_VALUE_OF: Final = {"printf": "-v", "wait": "-p"}
+_SETS_NAMES: Final = fs("read", "mapfile", "readarray", "getopts")
+
+
 def name_taker(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """test -v, printf -v, read, getopts, wait -p, mapfile, let: see ``bash_eval``."""
+    """test -v, printf -v, read, getopts, wait -p, mapfile, let: see ``bash_eval``. A variable
+    they set gets a value known at run time only (``Inspection.variable_set``); mapfile's -C
+    callback is a command line bash evaluates."""
     bash_eval(insp, name, args)
+    evidence = " ".join([name, *(w.text for w in args)])
+    if name in _SETS_NAMES:
+        if name != "getopts" and any(w.text.startswith("-") and "C" in w.text[1:] for w in args):
+            insp.opaque(f"{name} -C: the callback is a command line evaluated at run time: {evidence}")
+        for w in args:
+            for t in (w.text, w.text[2:]) if w.text.startswith("-") else (w.text,):
+                insp.variable_set(t, evidence, depth)
+    elif name in _SETS_VALUE_OF:
+        opt = _SETS_VALUE_OF[name]
+        for i, w in enumerate(args):
+            if w.text == opt and i + 1 < len(args):
+                insp.variable_set(args[i + 1].text, evidence, depth)
+            elif w.text.startswith(opt) and len(w.text) > 2:
+                insp.variable_set(w.text[2:], evidence, depth)
+            elif w.text == "--" or not w.text.startswith("-"):
+                break
+    return set()
+
+
+def hash_builtin(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``hash -p FILE NAME``: NAME now runs FILE, whatever PATH says (a file the agent wrote)."""
+    if any(w.text.startswith("-") and "p" in w.text[1:] for w in args) or not all(w.literal for w in args):
+        insp.opaque(f"hash -p binds a program name to a file: {' '.join(w.text for w in args)}")
     return set()
 
 
@@ -1036,4 +1072,5 @@ HANDLERS: Final[dict[str, Handler]] = {
     "command": command_builtin,
     **{n: chmod for n in ("chmod", "chown", "chgrp")},
     "printenv": printenv,
+    "hash": hash_builtin,
 }

@@ -65,6 +65,17 @@ _JVM_BUILDS: Final = frozenset(
 )
 
 
+# Any written file may be a program (a file without a #! line is run by the shell): what a
+# directory on PATH the agent can write into may run (tests check it covers written_code's kinds).
+PROGRAM_KINDS: Final = tuple(
+    sorted(
+        "asm c cargo cargo-config cmake config go javascript jvm make maven mixed npm npmrc object "
+        "pre-commit pyproject python requirements rust rust-toolchain shell startup text tox unknown "
+        "yarnrc".split()
+    )
+)
+
+
 def tree(directory: str, kinds: tuple[str, ...] = ("python",)) -> str:
     """The entry for the files of ``kinds`` under ``directory`` (a Python tree: ``/dir/**``)."""
     base = directory.rstrip("/") + TREE

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gatekeeper.inspectors import InspectContext
+from gatekeeper.inspectors import InspectContext, written_code
 from gatekeeper.inspectors.shell import files_run, inspect_shell
-from gatekeeper.inspectors.shell_runs import STARTUP_TREES
+from gatekeeper.inspectors.shell_runs import PROGRAM_KINDS, STARTUP_TREES, tree
 
 W = "/workspace"
 PYLINT_CONFIGS = (
@@ -19,6 +19,11 @@ PYLINT_CONFIGS = (
     "tox.ini",
 )
 PYTEST_CONFIGS = {f"{W}/{n}" for n in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")}
+MAKEFILES = {f"{W}/{n}" for n in ("GNUmakefile", "makefile", "Makefile")}
+
+
+def _programs(directory: str) -> str:
+    return tree(directory, PROGRAM_KINDS)
 
 
 @pytest.mark.parametrize(
@@ -69,9 +74,19 @@ PYTEST_CONFIGS = {f"{W}/{n}" for n in ("pytest.ini", ".pytest.ini", "pyproject.t
         ),
         ("coverage report", {f"{W}/.coveragerc", f"{W}/setup.cfg", f"{W}/tox.ini", f"{W}/pyproject.toml"}),
         # A PATH entry the agent can write into: bare names may be files written there.
-        ("PATH=/workspace/bin:$PATH git status", {f"{W}/bin/git"}),
-        ("export PATH=.:$PATH; cd sub && git status", {f"{W}/sub/git"}),  # "." follows cd
+        # Every file there too: the program may start others by name (make's recipes, git's helpers).
+        ("PATH=/workspace/bin:$PATH git status", {f"{W}/bin/git", _programs(f"{W}/bin")}),
+        ("export PATH=.:$PATH; cd sub && git status", {f"{W}/sub/git", _programs(W), _programs(f"{W}/sub")}),
         ("export PATH=$HOME/.local/bin:$PATH; git status", set()),
+        ("PATH=/tmp/b:$PATH /usr/bin/make", {_programs("/tmp/b"), *MAKEFILES}),
+        ("export PATH=/workspace/bin:$PATH", {_programs(f"{W}/bin")}),  # a script sourced later sets it
+        ("unset PATH; ls", {f"{W}/ls", _programs(W)}),  # bash then runs ./ls
+        # A program named by its path: the file the agent may have written, whatever its name.
+        ("./ls -la", {f"{W}/ls"}),
+        ("cd /tmp && ./grep x f", {"/tmp/grep"}),
+        ("tools/cat a.txt", {f"{W}/tools/cat"}),
+        ("/tmp/x/sh -c id", {"/tmp/x/sh"}),
+        ("/usr/bin/ls", set()),
     ],
 )
 def test_files_a_command_runs(cmd: str, expected: set[str]) -> None:
@@ -91,6 +106,11 @@ def _besides_imports(paths: frozenset[str]) -> set[str]:
 
 
 STARTUP = ("sitecustomize", "usercustomize")
+
+
+def test_a_path_entry_covers_every_kind_of_written_file() -> None:
+    """Any written file may be run as a program (without a #! line the shell runs it)."""
+    assert set(written_code._READERS) | {"mixed"} == set(PROGRAM_KINDS)
 
 
 def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() -> None:

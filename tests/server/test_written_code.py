@@ -135,6 +135,13 @@ async def _run(
         # A PATH entry the agent wrote into: a bare program name is that file.
         ("bin/git", REVERSE_SHELL_SH, "PATH=/workspace/bin:$PATH git status"),
         ("git", REVERSE_SHELL_SH, "export PATH=.:$PATH; git status"),
+        # ... and any file there, which a program may start by name (make's recipes, subprocess).
+        ("bin/cc", REVERSE_SHELL_SH, "export PATH=/workspace/bin:$PATH; /usr/bin/make"),
+        ("ls", REVERSE_SHELL_SH, "unset PATH; ls"),  # bash then runs ./ls
+        # A program named by its path is that file, even when its name is a known program's.
+        ("ls", REVERSE_SHELL_SH, "chmod +x ls && ./ls -la"),
+        ("bin/test", REVERSE_SHELL_SH, "bin/test sympy/core/tests/test_arit.py"),
+        ("/tmp/t/grep", REVERSE_SHELL_SH, "/tmp/t/grep -rn x src"),
     ],
 )
 async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
