@@ -28,6 +28,7 @@ import json
 import posixpath
 import re
 import shlex
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,7 +120,20 @@ _BY_SUFFIX: Final = {
 }
 # Files with parts a program runs apart from the file: a Go file's //go:generate lines, run by
 # go generate only (never by go run/test). A part is recorded at the file's path + suffix.
-PARTS: Final = {"go": (("#go:generate", "go-generate"),)}
+# A Python file named like a standard-library module is a part of its own too (``#shadow``, kind
+# ``shadow``): from the directory Python starts in, it runs in place of that module wherever the
+# standard library imports it (a written string.py runs on ``import logging``). Every Python start
+# inherits these (shell_runs.STARTUP_TREES). ``test.py`` and the like are agents' own names that
+# nothing in the standard library imports.
+PARTS: Final = {"go": (("#go:generate", "go-generate"),), "python": (("#shadow", "shadow"),)}
+SHADOWABLE: Final = frozenset(m for m in sys.stdlib_module_names if not m.startswith("_")) - {
+    "test",
+    "this",
+    "antigravity",
+    "idlelib",
+    "turtledemo",
+    "tests",
+}
 _SHEBANG_KINDS: Final = {
     "python": "python",
     "sh": "shell",
@@ -201,7 +215,11 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
     else:
         try:
             imports = _READERS[kind](insp, path, content)
-            parts = tuple((path + suffix, _part(part, path, content)) for suffix, part in PARTS.get(kind, ()))
+            parts = tuple(
+                (path + suffix, code)
+                for suffix, part in PARTS.get(kind, ())
+                if (code := _part(part, path, content)) is not None
+            )
         except RecursionError:
             insp.opaque(f"{where}: nested too deeply to read")
         except Exception as exc:  # a reader's bug: doubt, never a failed call nor a pass
@@ -216,7 +234,10 @@ def _with_runs(imports: list[str], insp: Inspection) -> tuple[str, ...]:
     return tuple(imports + runs[: max(0, 256 - len(imports))])
 
 
-def _part(kind: str, path: str, content: str) -> WrittenCode:
+def _part(kind: str, path: str, content: str) -> WrittenCode | None:
+    """The record of a part of the file (None: the file has no such part)."""
+    if kind == "shadow" and not shadows_stdlib(path):
+        return None
     insp = Inspection(posixpath.dirname(path) or "/")
     imports = _PART_READERS[kind](insp, path, content)
     return WrittenCode(kind, tuple(sorted(insp.caps.values())), _with_runs(imports, insp))
@@ -1049,4 +1070,22 @@ _READERS: Final = {
     "rust-toolchain": _rust_toolchain,
     "cmake": _cmake,
 }
-_PART_READERS: Final = {"go-generate": _go_generate}
+
+
+def shadows_stdlib(path: str) -> bool:
+    """``DIR/string.py`` or ``DIR/string/__init__.py``: a standard-library module's name."""
+    head, name = posixpath.split(path)
+    if name == "__init__.py":
+        name = posixpath.basename(head)
+    elif name.endswith(".py"):
+        name = name[: -len(".py")]
+    else:
+        return False
+    return name in SHADOWABLE
+
+
+def _shadow(insp: Inspection, path: str, content: str) -> list[str]:
+    return _python(insp, path, content)
+
+
+_PART_READERS: Final = {"go-generate": _go_generate, "shadow": _shadow}

@@ -38,7 +38,7 @@ from ..errors import WrittenCodeUnavailable
 from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
-from ..inspectors.written_code import PARTS, analyse_written
+from ..inspectors.written_code import PARTS, analyse_written, shadows_stdlib
 from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
@@ -225,7 +225,10 @@ async def _record_copies(
             rec = found.get(src)
             if rec is not None and dest != src:
                 ids = f"{rec.decision_id},{ex.decision_id}"
-                await store.merge(replace(rec, path=dest, decision_id=ids, written_at=time.time()))
+                copy = replace(rec, path=dest, decision_id=ids, written_at=time.time())
+                await store.merge(copy)
+                if shadows_stdlib(dest):  # cp x.py string.py: it runs in the module's place
+                    await store.merge(replace(copy, path=dest + "#shadow", kind="shadow"))
     except Exception as exc:
         raise _unavailable(
             ex,

@@ -109,6 +109,9 @@ async def _run(
         ("evil.py", REVERSE_SHELL_PY, "PYTHONWARNINGS=error::evil.Warning python3 -c 'print(1)'"),
         ("evil.py", REVERSE_SHELL_PY, "python3 -W error::evil.Warning -c 'print(1)'"),
         ("mplevil.py", REVERSE_SHELL_PY, "MPLBACKEND=module://mplevil python3 -c 'print(1)'"),
+        # A file named like a standard-library module runs where the library imports it.
+        ("string.py", REVERSE_SHELL_PY, "python3 -c 'import logging'"),
+        ("json/__init__.py", REVERSE_SHELL_PY, "python3 -m pytest -q"),
         # Startup code of a venv in the workspace runs at every start of its Python.
         (
             ".venv/lib/python3.11/site-packages/zz.pth",
@@ -254,6 +257,21 @@ async def test_a_build_script_named_by_the_pyproject_is_inherited(tmp_path: Path
         status, body = await _run(http, gk, token, "poetry install")
         assert status == 403 and body["capability"] == "net.reverse_shell", body
         assert "/workspace/build.py" in body["reason"] and build_id in body["reason"], body["reason"]
+
+
+async def test_a_copy_named_like_a_standard_module_is_inherited_by_every_python_start(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        write_id = await _write(http, gk, token, "notes.txt", REVERSE_SHELL_PY)
+        status, body = await _run(http, gk, token, "cp notes.txt textwrap.py")
+        assert status == 200, body
+        status, body = await _run(http, gk, token, "python3 -c 'import argparse'")
+        assert status == 403 and body["capability"] == "net.reverse_shell", body
+        assert "/workspace/textwrap.py" in body["reason"] and write_id in body["reason"], body["reason"]
+        await _write(http, gk, token, "test.py", REVERSE_SHELL_PY)  # an agent's own name: not a shadow
+        await _write(http, gk, token, "textwrap.py", BENIGN_PY)
+        status, body = await _run(http, gk, token, "python3 -c 'import argparse'")
+        assert status == 200, body  # file.write replaces the record, its shadow part too
 
 
 async def test_benign_written_text_and_imports_flow(tmp_path: Path) -> None:
