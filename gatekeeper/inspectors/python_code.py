@@ -105,6 +105,12 @@ _DATA_CONSUMERS: Final = frozenset(
 # Not isinstance/issubclass (a metaclass's __instancecheck__ is given the object), nor type() with
 # more than one argument (the bases' metaclass is given the namespace): user code would hold it.
 _NAMESPACE_PARENTS: Final = (ast.Compare, ast.FormattedValue, ast.Subscript, ast.Call, ast.Attribute)
+# The process environment whole (every secret in it), and what reads one variable of it by name.
+_ENV_VALUES: Final = frozenset({"os.environ", "os.environb", "posix.environ"})
+_ENV_FUNCS: Final = frozenset({"os.getenv", "os.getenvb"})
+_ENV_ATTRS: Final = frozenset({"environ", "environb", "getenv", "getenvb"})
+_ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__contains__", "__getitem__"})
+_WHOLE_ENV: Final = "(the whole environment)"
 # A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
 _VIEW_BACK: Final = frozenset({"mapping"})
 # Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
@@ -363,6 +369,7 @@ class _Reader:
         self.following: set[str] = set()  # names being followed (no loops through assignments)
         self.ns_data: set[int] = set()  # ids of namespace reads used as data only (namespace())
         self.ns_keys: dict[int, str | None] = {}  # ids of namespace reads subscripted: the key
+        self.env_keyed: set[int] = set()  # ids of os.environ nodes read one name at a time
         self.ns_escapes: set[int] = set()  # ids of calls whose result leads back to a namespace
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
@@ -546,6 +553,7 @@ class _Reader:
                 self.fx.opaque.append(f"{n} used as a value (aliased, it cannot be followed)")
         elif n in self.modules and id(node) not in self.called and isinstance(node.ctx, ast.Load):
             target = self.modules[n]
+            self.environment(node, target)
             if target.split(".")[0] in ("os", "sys", "builtins", "importlib", "shutil", "io", "pathlib"):
                 return  # attribute access is read by attribute(); a bare use is checked there
         elif n == "__import__" or (n.startswith("__") and n not in _SAFE_DUNDERS and n.endswith("__")):
@@ -566,6 +574,7 @@ class _Reader:
         dotted = self.dotted(node)
         if dotted is None:
             return
+        self.environment(node, dotted)
         parts = dotted.split(".")
         if parts[0] in ("pickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle") and a in (
             "load",
@@ -590,12 +599,64 @@ class _Reader:
 
     def named(self, name: str, evidence: str) -> None:
         """An attribute reached by its name as a string (getattr, a namespace's key)."""
-        if name in _SPAWN_ATTRS:
+        if name in _ENV_ATTRS:
+            self.fx.secrets.append(_WHOLE_ENV)  # which variable it is then asked for is not followed
+        elif name in _SPAWN_ATTRS:
             self.fx.spawns.append(evidence)
         elif name in _NET_ATTRS:
             self.fx.net.append(evidence)
         elif name in _OPAQUE_ATTRS or (name.startswith("__") and name not in _SAFE_DUNDERS):
             self.fx.opaque.append(evidence)
+
+    def child_environment(self, value: ast.expr, *, followed: bool = False) -> None:
+        """An ``env=`` argument built from ``os.environ`` (its copy, ``dict(os.environ, X=1)``,
+        ``{**os.environ, ...}``, or a name bound once to one of those and otherwise only added
+        to): the environment is handed to a child as it is, not read here."""
+        if type(value) is ast.Name and not followed:
+            bound = self.values.get(value.id)
+            if bound is not None and self.only_added_to(value.id):
+                self.child_environment(bound, followed=True)
+            return
+        inner: list[ast.AST] = []
+        if type(value) is ast.Call and type(value.func) is ast.Attribute and value.func.attr == "copy":
+            inner.append(value.func.value)
+        elif type(value) is ast.Call and type(value.func) is ast.Name and value.func.id == "dict":
+            inner += value.args[:1]
+        elif type(value) is ast.Dict:
+            inner += [v for k, v in zip(value.keys, value.values, strict=True) if k is None]
+        else:
+            inner.append(value)
+        for node in inner:
+            if self.dotted(node) in _ENV_VALUES:
+                self.env_keyed.add(id(node))
+
+    def only_added_to(self, name: str) -> bool:
+        """Every use of ``name`` is as ``env=``, a key set (``e[K] = v``) or ``e.update(...)``."""
+        parents: dict[int, ast.AST] = {}
+        for node in self.walked:
+            for child in ast.iter_child_nodes(node):
+                if type(child) is ast.Name and child.id == name:
+                    parents[id(child)] = node
+        for node in self.walked:
+            if type(node) is not ast.Name or node.id != name or type(node.ctx) is not ast.Load:
+                continue
+            parent = parents.get(id(node))
+            if type(parent) is ast.keyword and parent.arg == "env":
+                continue
+            if type(parent) is ast.Subscript and type(parent.ctx) is ast.Store:
+                continue
+            if type(parent) is ast.Attribute and parent.attr in ("update", "setdefault"):
+                continue
+            return False
+        return True
+
+    def environment(self, node: ast.AST, dotted: str) -> None:
+        """``os.environ`` used whole (printed, copied, iterated) or ``os.getenv`` handed around:
+        every variable, secrets included, as ``env`` alone reads them."""
+        if (dotted in _ENV_VALUES and id(node) not in self.env_keyed) or (
+            dotted in _ENV_FUNCS and id(node) not in self.called
+        ):
+            self.fx.secrets.append(_WHOLE_ENV)
 
     def namespace(self, node: ast.AST, evidence: str) -> None:
         """``X.__dict__`` or ``vars(X)``: every attribute of X, modules' functions included. As data
@@ -620,6 +681,7 @@ class _Reader:
             ops = node.ops
             for i, (op, right) in enumerate(zip(ops, node.comparators, strict=True)):
                 if type(op) is ast.In or type(op) is ast.NotIn:
+                    self.env_keyed.add(id(right))  # "X" in os.environ: a presence test
                     after = ops[i + 1] if i + 1 < len(ops) else None
                     if after is None or type(after) is ast.Is or type(after) is ast.IsNot:
                         self.ns_data.add(id(right))
@@ -630,8 +692,12 @@ class _Reader:
             self.ns_data.add(id(node.value))
         elif type(node) is ast.Subscript:
             self.ns_keys[id(node.value)] = self.literal(node.slice)
+            self.env_keyed.add(id(node.value))  # os.environ[KEY]: subscript() reads the key
         elif type(node) is ast.Call:
             func = node.func
+            for kw in node.keywords:
+                if kw.arg == "env":  # subprocess.run(..., env=os.environ.copy()): a child's, not read
+                    self.child_environment(kw.value)
             if type(func) is ast.Name and func.id in _DATA_CONSUMERS and func.id not in self.bound:
                 if func.id != "type" or (len(node.args) == 1 and not node.keywords):
                     self.ns_data.update(id(a) for a in node.args)
@@ -640,6 +706,8 @@ class _Reader:
                     self.ns_data.add(id(func.value))
             elif type(func) is ast.Attribute and func.attr == "get" and node.args:
                 self.ns_keys[id(func.value)] = self.literal(node.args[0])
+            if type(func) is ast.Attribute and func.attr in _ENV_KEYED:
+                self.env_keyed.add(id(func.value))  # os.environ.get(KEY): call() reads the key
 
     def subscript(self, node: ast.Subscript) -> None:
         base = self.dotted(node.value)
@@ -692,7 +760,7 @@ class _Reader:
             return
         if target is None:
             return
-        if target == "os.environ.get" or target == "os.getenv":
+        if target in ("os.environ.get", "os.environ.pop", "os.environ.setdefault", "os.getenv"):
             key = self.literal(args[0]) if args else None
             if key is None:
                 self.fx.opaque.append(f"{target} with a computed name")

@@ -257,3 +257,16 @@ def test_odd_shapes_are_read_without_a_reader_failing(path: str, content: str) -
     never its own failure (the safety net's ``not read (...)``)."""
     got = analyse_written(path, content)
     assert not [c for c in got.capabilities if "not read (" in c.evidence], got
+
+
+def test_an_environment_handed_to_a_child_is_not_read() -> None:
+    """``env=os.environ.copy()`` (or a copy only added to, then passed as ``env=``) gives a child
+    process the environment as it is; printing or iterating it reads every secret."""
+    child = analyse_written(
+        "/workspace/run.py",
+        "import os, subprocess\ne = os.environ.copy()\ne['A'] = '1'\nsubprocess.run(['ls'], env=e)\n"
+        "subprocess.run(['ls'], env=dict(os.environ, B='2'))\n",
+    )
+    assert "cred.env" not in {c.name for c in child.capabilities}
+    leak = analyse_written("/workspace/run.py", "import os\ne = os.environ.copy()\nprint(e)\n")
+    assert "cred.env" in {c.name for c in leak.capabilities}
