@@ -3,13 +3,14 @@ stops when its stdin closes, so a bench that dies takes its servers with it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from typing import Any
+
+from gatekeeper.tasks import stop_at_stdin_end as watch_stdin
+
+__all__ = ["start_json_child", "stop_child", "watch_stdin"]
 
 
 def start_json_child(argv: Sequence[str], what: str) -> tuple[subprocess.Popen[bytes], Any]:
@@ -32,16 +33,3 @@ def stop_child(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def watch_stdin(stop: asyncio.Event) -> None:
-    """In a child: set ``stop`` when stdin reaches end of file (the parent closed its pipe or died)."""
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        if not os.read(fd, 4096):
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, readable)

@@ -8,6 +8,8 @@ ends, names it, logs an exception it ends with, and cancels and awaits what is l
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -48,3 +50,17 @@ class BackgroundTasks:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stop_at_stdin_end(stop: asyncio.Event) -> None:
+    """In a child process: set ``stop`` when stdin reaches end of file (its parent closed the
+    pipe, or died)."""
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not os.read(fd, 4096):
+            loop.remove_reader(fd)
+            stop.set()
+
+    loop.add_reader(fd, readable)

@@ -32,6 +32,7 @@ import orjson
 import structlog
 
 from ..logs import configure_logging
+from ..tasks import stop_at_stdin_end
 from .checkpoints import ensure_signer
 from .journal import segments
 from .log import AuditLog, make_sink
@@ -250,15 +251,7 @@ def main(argv: list[str]) -> int:
 
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        fd = sys.stdin.fileno()
-
-        def readable() -> None:
-            if not os.read(fd, 4096):
-                loop.remove_reader(fd)
-                stop.set()
-
-        loop.add_reader(fd, readable)
+        stop_at_stdin_end(stop)
         await write_chain(settings, out_fd, stop)
 
     asyncio.run(run())
