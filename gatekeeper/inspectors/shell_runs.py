@@ -95,7 +95,7 @@ def split_tree(entry: str) -> tuple[str, frozenset[str]] | None:
 # Python startup code written anywhere an agent may write (a venv's site-packages in the
 # workspace): .pth import lines, site directories' sitecustomize; and files named like the
 # standard library's modules, which run in their place. Every Python start inherits them.
-STARTUP_TREES: Final = [tree(root, ("startup", "shadow")) for root in ("/workspace", "/tmp")]  # noqa: S108
+STARTUP_TREES: Final = [tree(root, ("startup", "shadow")) for root in CODE_ROOTS]
 # Programs that are Python: started from a venv of the workspace, its .pth files run too.
 PYTHON_TOOLS: Final = frozenset(
     "pytest py.test pip pip3 mypy dmypy pylint pyreverse black isort flake8 tox nox coverage "

@@ -824,7 +824,10 @@ async def test_another_process_s_changes_reach_subscribers_and_idle_files_are_no
         await eventually(lambda: any(c.kind == "approved" and c.approval_id == a.id for c in seen))
         if backend != "sqlite":
             return
-        feed = reader._feed  # type: ignore[attr-defined]
+        from gatekeeper.approvals.store_sqlite import SqliteApprovalStore
+
+        assert isinstance(reader, SqliteApprovalStore)
+        feed = reader._feed  # the change log it polls: counted here, not changed
         asked = 0
         original = feed.poll
 
