@@ -1130,32 +1130,30 @@ class Inspection:
         self.path_code_dirs = frozenset(entries)
         self.ran_files |= self.path_trees()  # also what a script setting PATH, once sourced, leads to
 
-    def path_programs(self, name: str) -> set[str]:
-        """Where a bare program name may be a file written into a PATH entry of the agent's, and
-        every file there (the trees of ``path_trees``): the program may start others by name."""
+    def path_dirs(self) -> set[str]:
+        """The directories the agent can write into that PATH names here (relative entries from
+        each working directory; one from an unknown directory is doubt)."""
         out: set[str] = set()
         for entry in self.path_code_dirs:
             for cwd in ("/",) if entry.startswith("/") else self.cwds:
                 if cwd == UNKNOWN_CWD:
                     self.opaque(f"a PATH entry relative to an unknown directory: {entry}")
                     continue
-                path = (normalize_path(posixpath.join(entry, name), cwd or "/") or "/").rstrip("/")
-                if path.startswith(CODE_ROOTS):
-                    out.add(path)
-        return out | self.path_trees()
+                d = (normalize_path(entry, cwd or "/") or "/").rstrip("/")
+                if (d + "/").startswith(CODE_ROOTS):
+                    out.add(d)
+        return out
+
+    def path_programs(self, name: str) -> set[str]:
+        """Where a bare program name may be a file written into a PATH entry of the agent's, and
+        every file there (the trees of ``path_trees``): the program may start others by name."""
+        return {posixpath.join(d, name) for d in self.path_dirs()} | self.path_trees()
 
     def path_trees(self) -> set[str]:
         """The files of every kind under the PATH entries an agent can write into: any program
         started while they are on PATH (make's recipes, git's helpers, subprocess.run(["ls"]),
         a script sourced later) may run one of them by its bare name."""
-        out: set[str] = set()
-        for entry in self.path_code_dirs:
-            for cwd in ("/",) if entry.startswith("/") else self.cwds:
-                if cwd != UNKNOWN_CWD:
-                    d = normalize_path(entry, cwd or "/") or "/"
-                    if (d.rstrip("/") + "/").startswith(CODE_ROOTS):
-                        out.add(shell_runs.tree(d, shell_runs.PROGRAM_KINDS))
-        return out
+        return {shell_runs.tree(d, shell_runs.PROGRAM_KINDS) for d in self.path_dirs()}
 
     # -- words -------------------------------------------------------------
     def scan(self, args: Iterable[Word], patterns: frozenset[int] = frozenset()) -> None:
