@@ -968,6 +968,8 @@ class Inspection:
             if "/" in head:  # ./ls, /tmp/x/grep, .venv/bin/python: that file runs (its record too)
                 own = self.workspace_files(head)
                 self.ran_files.update(own)
+                if own:  # a venv's console script, a #!python script: .pth files run at its start
+                    self.ran_files.update(shell_runs.STARTUP_TREES)
             elif self.path_code_dirs:
                 self.ran_files |= self.path_programs(head)  # it may be a file written there: run as code
                 own = [head]

