@@ -535,14 +535,8 @@ class _Reader:
             self.fx.opaque.append(evidence)
         elif kind == "doubt":
             self.fx.doubts.append(f"{evidence}: a standard module not known to be harmless")
-        if member and len(parts) > 1:
-            last = parts[-1]
-            if last in _SPAWN_ATTRS:
-                self.fx.spawns.append(evidence)
-            elif last in _NET_ATTRS:
-                self.fx.net.append(evidence)
-            elif last in _OPAQUE_ATTRS or (last.startswith("__") and last not in _SAFE_DUNDERS):
-                self.fx.opaque.append(evidence)
+        if member and len(parts) > 1 and parts[-1] not in _ENV_ATTRS:  # environ: read where used
+            self.named(parts[-1], evidence)
 
     def name(self, node: ast.Name) -> None:
         n = node.id
