@@ -456,6 +456,7 @@ async def test_approve_and_deny_by_tapping(
 
         # deny agent-b's (now the selected one): comment, tap Deny
         await page.wait_for_selector("#detail h2:has-text('agent-b')")
+        await page.wait_for_selector("#detail .cap.flagged")  # loaded, as for agent-a's above
         await _reachable(page, "#deny-btn", height)
         await page.locator("#comment").fill("not for this task")
         await page.locator("#deny-btn").tap()
