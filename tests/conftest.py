@@ -7,11 +7,17 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
+from hypothesis import settings
 from structlog.testing import LogCapture
 
 from gatekeeper.app import Gatekeeper
 
 from .helpers import make_config, running
+
+# Property tests check behaviour, not speed: on a shared two-core machine Hypothesis's default
+# 200 ms deadline per example failed tests/inspectors/test_compute.py while other work ran.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture

@@ -542,8 +542,14 @@ class Inspection:
         elif n.kind == "word" and (
             _QUOTING_RE.search(text) or ((raw := self.raw(n)) != text and _QUOTING_RE.search(raw))
         ):
-            # bashlex's quote removal is not bash's in corner cases ('$'"'"'...'): ours, too
+            # bashlex's quote removal is not bash's in corner cases: it drops the backslash of
+            # "\/" and "\n" inside double quotes and loses track of '...' after "..'..". Ours is
+            # bash's (tests/inspectors/test_shell_quoting.py holds it to bash itself), so for a
+            # word without expansions it is the reading: bashlex's would only add false doubt
+            # (sed -i "s/a\/b/c/" read as a script with a stray delimiter).
             value = self.static_value(n)
+            if value is not None and len(value) == 1:
+                return Word(value[0], True, runs)
             static = value if value is not None and value != (text,) else None
         return Word(text, literal, runs, static)
 

@@ -168,6 +168,8 @@ def static_pieces(
             i = end + 1
         elif c == '"':
             in_dq = not in_dq
+            if not in_dq:
+                out.append(("", False))  # "" is a word of its own, however empty
             i += 1
         elif c == "\\" and i + 1 < len(raw):
             nxt = raw[i + 1]
