@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
+import itertools
 import sys
+import tokenize
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
@@ -322,16 +325,61 @@ def analyse(code: str) -> Effects:
     return fx
 
 
-def _analyse(code: str, fx: Effects, nested: int) -> None:
+def _parsed(code: str | None) -> ast.Module | None:
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        fx.doubts.append(f"not Python that can be parsed: {type(exc).__name__}")
+        return ast.parse(code) if code is not None else None
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
+def _analyse(code: str, fx: Effects, nested: int) -> None:
+    tree = _parsed(code)
+    if tree is None:
+        tree = _parsed(_rejoined(code))
+    if tree is None:
+        fx.doubts.append("not Python that can be parsed")
         return
     try:
         _Reader(fx, tree, nested).run(tree)
     except RecursionError:
         fx.doubts.append("code nested too deeply to read")
+
+
+# Hard keywords that open a compound statement (and ``@``, a decorator): no Python's grammar
+# lets one follow ``;``. Soft keywords (``match``, ``case``, ``type``) are names there.
+_COMPOUND_STARTS: Final = frozenset(
+    {"class", "def", "if", "elif", "else", "for", "while", "try", "except", "finally", "with", "async", "@"}
+)
+
+
+def _rejoined(code: str) -> str | None:
+    """``class A: pass; class B: pass; print(A < B)``, as agents write one-liners for ``python -c``:
+    no Python runs it (a compound statement never follows ``;``), so the reading that matters is
+    the one of every statement in it. Each such ``;`` at bracket depth 0 becomes a line break at
+    its line's indentation; what does not parse after that stays a doubt. Never raises."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    lines = code.splitlines(keepends=True)
+    cuts: list[tuple[int, int, str]] = []  # (row, col, indentation) of each ``;`` to break at
+    depth = 0
+    for tok, nxt in itertools.pairwise(tokens):
+        if tok.type != tokenize.OP:
+            continue
+        if tok.string in "([{":
+            depth += 1
+        elif tok.string in ")]}":
+            depth = max(depth - 1, 0)
+        elif tok.string == ";" and depth == 0 and nxt.string in _COMPOUND_STARTS:
+            line = lines[tok.start[0] - 1]
+            cuts.append((tok.start[0], tok.start[1], line[: len(line) - len(line.lstrip(" \t"))]))
+    if not cuts:
+        return None
+    for row, col, indent in reversed(cuts):
+        line = lines[row - 1]
+        lines[row - 1] = line[:col] + "\n" + indent + line[col + 1 :].lstrip(" \t")
+    return "".join(lines)
 
 
 def _walk(tree: ast.AST) -> list[ast.AST]:
