@@ -839,11 +839,18 @@ class Inspection:
             elif r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
                 targets.append((self.word(r.output, 0), r.type != ">>"))
         if family in ("echo", "printf"):
-            shown = [w for w in words[1:] if not (w.text.startswith("-") and family == "echo")]
-            if not shown or not all(w.literal for w in shown):
+            if len(words) < 2 or not all(w.literal for w in words[1:]):
                 return
-            text = " ".join(w.text for w in shown)
-            exact = family == "echo" and "\\" not in text  # printf formats, echo -e escapes
+            args = [w.text for w in words[1:]]
+            # what is printed, escapes decoded, when bash and sh would print the same
+            text = (
+                shell_static.echo_output(family, args)
+                if shell_static.same_in_every_shell(family, args)
+                else None
+            )
+            exact = text is not None
+            if text is None:  # its words, read as they are
+                text = " ".join(a for a in args if not (a.startswith("-") and family == "echo"))
         elif family == "tee":
             append = any(w.text in ("-a", "--append") for w in words[1:])
             targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]

@@ -17,7 +17,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-__all__ = ["DEFAULT_IFS", "ansi_c", "brace_expand", "echo_output", "static_fields", "unescape_echo"]
+__all__ = [
+    "DEFAULT_IFS",
+    "ansi_c",
+    "brace_expand",
+    "decode_escapes",
+    "echo_output",
+    "same_in_every_shell",
+    "static_fields",
+    "unescape_echo",
+]
 
 DEFAULT_IFS: Final = " \t\n"
 MAX_FIELDS: Final = 256
@@ -34,66 +43,153 @@ _SIMPLE_ESCAPES: Final = {
     "t": "\t",
     "v": "\v",
     "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "?": "?",
 }
-_ESCAPE_RE: Final = re.compile(
-    r"\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|0?[0-7]{1,3}|c.|.)", re.S
-)
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
 
 Pieces = list[tuple[str, bool]]  # (text, produced by an unquoted expansion: subject to IFS splitting)
+_OCTAL: Final = frozenset("01234567")
+
+# Bash's three dialects of backslash escapes (lib/sh/strtrans.c, builtins/printf.def), which
+# differ in corners an encoded payload can use: ANSI-C quoting ``$'...'``; ``echo -e`` and
+# printf's ``%b`` (``\c`` ends all output, octal is ``\0nnn``, ``\'`` keeps its backslash);
+# and printf's format (``\nnn`` of at most three digits, ``\c`` is text).
+ANSI: Final = "ansi"
+ECHO: Final = "echo"
+BARG: Final = "%b"
+FORMAT: Final = "format"
 
 
-def _escape(m: re.Match[str], *, echo: bool) -> str:
-    e = m.group(1)
-    head = e[0]
-    if head in "xuU" and len(e) > 1:
-        try:
-            return chr(int(e[1:], 16))
-        except (ValueError, OverflowError):
-            return "\ufffd"
-    if head in "01234567":
-        digits = e[1:] if echo and head == "0" else e
-        return chr(int(digits or "0", 8) & 0xFF)
-    if head == "c" and len(e) == 2:
-        return chr(ord(e[1].upper()) ^ 0x40) if e[1].isascii() else "\ufffd"
-    if echo and head in "'\"?":
-        return "\\" + e
-    return _SIMPLE_ESCAPES.get(head, "\\" + e)
+def decode_escapes(text: str, dialect: str) -> tuple[str, bool]:
+    """``text`` with its backslash escapes decoded as bash does in ``dialect``; the flag says that
+    a ``\\c`` ended the output there (``echo -e`` and ``%b`` print nothing after it)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c != "\\" or i + 1 >= n:
+            out.append(c)
+            i += 1
+            continue
+        e, j = text[i + 1], i + 2
+        simple = _SIMPLE_ESCAPES.get(e)
+        if simple is not None:
+            out.append(simple)
+        elif e in "'\"?":
+            out.append(e if dialect in (ANSI, FORMAT) else "\\" + e)
+        elif e in _OCTAL:
+            if dialect == ECHO and e != "0":
+                out.append("\\" + e)  # echo -e knows only \0nnn
+            else:
+                more = 3 if e == "0" and dialect in (ECHO, BARG) else 2
+                value = int(e)
+                while j < n and more and text[j] in _OCTAL:
+                    value, j, more = value * 8 + int(text[j]), j + 1, more - 1
+                out.append(chr(value & 0xFF))
+        elif e in "xuU":
+            more = {"x": 2, "u": 4, "U": 8}[e]
+            value, k = 0, j
+            while k < n and more and text[k] in _HEX:
+                value, k, more = value * 16 + int(text[k], 16), k + 1, more - 1
+            if k == j:
+                out.append("\\" + e)  # no digit: the text as it is
+            else:
+                out.append(chr(value & 0xFF) if e == "x" else _unichr(value))
+                j = k
+        elif e == "c" and dialect in (ECHO, BARG):
+            return "".join(out), True
+        elif e == "c" and dialect == ANSI and j < n:
+            ctl = text[j]
+            j += 2 if ctl == "\\" and text[j + 1 : j + 2] == "\\" else 1
+            out.append("\x7f" if ctl == "?" else chr(ord(ctl.upper()) & 0x1F) if ctl.isascii() else "\ufffd")
+        else:
+            out.append("\\" + e)  # not an escape: both characters stay
+        i = j
+    return "".join(out), False
+
+
+def _unichr(value: int) -> str:
+    try:
+        return chr(value)
+    except (ValueError, OverflowError):
+        return "\ufffd"
 
 
 def ansi_c(body: str) -> str:
     """The value of ``$'body'`` (bash ANSI-C quoting)."""
-    return _ESCAPE_RE.sub(lambda m: _escape(m, echo=False), body)
+    return decode_escapes(body, ANSI)[0]
 
 
 def unescape_echo(text: str) -> str:
-    """What ``echo -e`` and printf's format do with backslash escapes."""
-    return _ESCAPE_RE.sub(lambda m: _escape(m, echo=True), text)
+    """What ``echo -e`` does with one argument's backslash escapes (up to a ``\\c``)."""
+    return decode_escapes(text, ECHO)[0]
 
 
 def echo_output(program: str, args: Sequence[str]) -> str | None:
-    """The output of ``echo``/``printf`` with literal arguments, or None when it depends on more."""
+    """The output of ``echo``/``printf`` with literal arguments (without echo's newline), or None
+    when it depends on more than that."""
     if program == "echo":
         escapes = False
         rest = list(args)
         while rest and re.fullmatch(r"-[neE]+", rest[0]):
-            escapes = escapes or "e" in rest[0]
+            escapes = "e" in rest[0] or (escapes and "E" not in rest[0])
             rest.pop(0)
-        text = " ".join(rest)
-        return unescape_echo(text) if escapes else text
+        if not escapes:
+            return " ".join(rest)
+        shown: list[str] = []
+        for arg in rest:
+            text, stop = decode_escapes(arg, ECHO)
+            shown.append(text)
+            if stop:
+                break
+        return " ".join(shown)
     if program == "printf" and args:
         fmt, rest = args[0], list(args[1:])
         if fmt == "--" and rest:
             fmt, rest = rest[0], rest[1:]
+        elif fmt.startswith("-") and fmt != "-":
+            return None  # an option (-v NAME) or bash's "invalid option"
         if fmt in ("%s", "%b") and rest:
-            joined = "".join(rest)
-            return unescape_echo(joined) if fmt == "%b" else joined
-        if "%" in fmt.replace("%%", "") or rest:
+            if fmt == "%s":
+                return "".join(rest)
+            shown = []
+            for arg in rest:
+                text, stop = decode_escapes(arg, BARG)
+                shown.append(text)
+                if stop:
+                    break
+            return "".join(shown)
+        if rest:
             return None
-        return unescape_echo(fmt.replace("%%", "%"))
+        pieces = fmt.split("%%")
+        if any("%" in p for p in pieces):
+            return None
+        # "\%%" is a backslash then a percent sign: decode each piece, "%%" between them
+        return "%".join(_format_piece(p) for p in pieces)
     return None
+
+
+# Escapes bash's printf and dash's (Debian's /bin/sh) read alike; dash keeps \x41, \" and \? as
+# they are. Which shell runs a command line is the tool's business, so text is known exactly
+# only when both would print the same.
+_PORTABLE_ESCAPES_RE: Final = re.compile(r"\\(.)", re.S)
+_PORTABLE: Final = frozenset("ntabfrv\\01234567")
+
+
+def same_in_every_shell(program: str, args: Sequence[str]) -> bool:
+    """Would bash's and dash's ``echo``/``printf`` print the same for these literal arguments?
+    (dash's echo decodes escapes and knows no ``-e``; their printf escapes differ in corners.)"""
+    if program == "echo":
+        options = [a for a in args if re.fullmatch(r"-[neE]+", a)]  # any place: more is stricter
+        return all(o == "-n" for o in options) and not any("\\" in a for a in args)
+    if program != "printf" or not args or args[0].startswith("-"):
+        return False
+    texts = args if args[0] == "%b" else args[:1]
+    return all(m.group(1) in _PORTABLE for t in texts for m in _PORTABLE_ESCAPES_RE.finditer(t))
+
+
+def _format_piece(piece: str) -> str:
+    text, _ = decode_escapes(piece, FORMAT)
+    return text
 
 
 def _ansi_end(raw: str, start: int) -> int:
