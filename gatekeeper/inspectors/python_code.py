@@ -25,6 +25,7 @@ import ast
 import hashlib
 import io
 import itertools
+import posixpath
 import sys
 import tokenize
 from collections import OrderedDict
@@ -116,6 +117,8 @@ _ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__
 _WHOLE_ENV: Final = "(the whole environment)"
 # A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
 _VIEW_BACK: Final = frozenset({"mapping"})
+# pathlib methods that return the same file under another spelling (the reading resolves nothing).
+_SAME_PATH_METHODS: Final = frozenset({"resolve", "absolute", "expanduser", "as_posix"})
 # Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
 _SAFE_DUNDERS: Final = frozenset(
     {"__name__", "__doc__", "__version__", "__module__", "__qualname__", "__file__", "__init__",
@@ -130,7 +133,10 @@ _SAFE_DUNDERS: Final = frozenset(
      "__mod__", "__floordiv__", "__and__", "__or__", "__xor__", "__invert__", "__pos__",
      "__getattr__", "__setattr__", "__init_subclass__", "__set_name__", "__get__", "__set__",
      "__delete__", "__post_init__", "__main__", "__round__", "__reversed__", "__missing__",
-     "__context__", "__cause__", "__notes__", "__suppress_context__"}
+     "__context__", "__cause__", "__notes__", "__suppress_context__", "__func__", "__members__",
+     "__isabstractmethod__", "__abstractmethods__", "__unittest_skip__", "__unittest_skip_why__",
+     "__unittest_expecting_failure__", "__test__", "__origin__", "__args__", "__parameters__",
+     "__orig_bases__", "__match_args__", "__type_params__", "__text_signature__"}
 )  # fmt: skip
 # __class__, __mro__, __bases__ are data, but with __subclasses__ or __globals__ they walk to os:
 # those two (and __builtins__, __dict__, __code__, __import__...) are not in the list above.
@@ -258,6 +264,7 @@ _TEMP_MAKERS: Final = frozenset(
     }
 )
 _CWD: Final = "."
+_SCRIPT: Final = "./__main__.py"  # __file__: a script in the working directory, as agents run them
 
 
 @dataclass(slots=True)
@@ -350,6 +357,22 @@ def _analyse(code: str, fx: Effects, nested: int) -> None:
 _COMPOUND_STARTS: Final = frozenset(
     {"class", "def", "if", "elif", "else", "for", "while", "try", "except", "finally", "with", "async", "@"}
 )
+
+
+def _parent(path: str, *, dirname: bool = False) -> str:
+    """The directory holding ``path`` (``Path.parent``; ``os.path.dirname`` with ``dirname``). A
+    relative path's parent above the working directory stays relative, ``..``, for the caller to
+    resolve: ``Path.cwd().parent.parent / "etc/cron.d/x"`` is ``../../etc/cron.d/x``, not a file
+    in the workspace."""
+    if path.startswith("/"):
+        return posixpath.dirname(path) if dirname else posixpath.dirname(path.rstrip("/")) or "/"
+    p = path.rstrip("/")
+    head, sep, tail = p.rpartition("/")
+    if tail in ("", "."):
+        return f"{head}/.." if head else ".."
+    if tail == "..":
+        return f"{p}/.."
+    return head if sep and head else _CWD
 
 
 def _rejoined(code: str) -> str | None:
@@ -455,7 +478,7 @@ class _Reader:
             return node.value
         if isinstance(node, ast.Name):
             if node.id == "__file__":
-                return _CWD
+                return _SCRIPT
             value = self.values.get(node.id)
             if value is None or node.id in self.following:
                 return None
@@ -491,10 +514,22 @@ class _Reader:
                 return out
             if target in ("os.getcwd", "pathlib.Path.cwd"):
                 return _CWD
+            if target == "pathlib.Path.home":
+                return "~"
+            if node.keywords or len(node.args) > 1:
+                return None
+            func = node.func
+            if target in ("os.path.dirname", "posixpath.dirname") and node.args:
+                inner = self.literal(node.args[0])
+                return None if inner is None else _parent(inner, dirname=True)
+            if target in ("os.path.realpath", "posixpath.realpath") and node.args:
+                return self.literal(node.args[0])
+            if type(func) is ast.Attribute and func.attr in _SAME_PATH_METHODS and not node.args:
+                return self.literal(func.value)  # Path(__file__).resolve(): the same file, for reading
         if isinstance(node, ast.Attribute) and node.attr in ("parent", "resolve"):
             inner = self.literal(node.value)
             if inner is not None and node.attr == "parent":
-                return inner.rsplit("/", 1)[0] if "/" in inner.strip("/") else _CWD
+                return _parent(inner)
             return inner
         return None
 
@@ -801,6 +836,10 @@ class _Reader:
                 self.namespace(node, "vars(...)")
             return
         if target is None:
+            if type(func) is ast.Attribute and (
+                func.attr in _PATH_READS or func.attr in _PATH_WRITES or func.attr == "open"
+            ):
+                self.files(node, f"(...).{func.attr}")  # (Path.home() / ".bashrc").write_text(...)
             return
         if target in ("os.environ.get", "os.environ.pop", "os.environ.setdefault", "os.getenv"):
             key = self.literal(args[0]) if args else None
@@ -914,8 +953,11 @@ class _Reader:
     def is_path(self, node: ast.AST) -> bool:
         """Is this expression a pathlib path (``Path(...)``, ``p / "x"``, a name bound to one)?"""
         if isinstance(node, ast.Call):
-            return self.dotted(node.func) in ("pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath",
-                                              "pathlib.Path.cwd", "pathlib.Path.home")  # fmt: skip
+            func = node.func
+            if type(func) is ast.Attribute and func.attr in _SAME_PATH_METHODS:
+                return self.is_path(func.value)  # Path(__file__).resolve()
+            return self.dotted(func) in ("pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath",
+                                         "pathlib.Path.cwd", "pathlib.Path.home")  # fmt: skip
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             return self.is_path(node.left)
         if isinstance(node, ast.Attribute) and node.attr in ("parent", "resolve"):

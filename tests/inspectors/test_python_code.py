@@ -59,3 +59,50 @@ def test_what_stays_unreadable_stays_a_doubt(code: str) -> None:
 def test_rejoined_never_raises(code: str) -> None:
     _rejoined(code)
     analyse(code)
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("from pathlib import Path\n(Path.home() / '.bashrc').write_text('x')", "~/.bashrc"),
+        ("from pathlib import Path\n(Path.cwd().parent.parent / 'etc/x').write_text('x')", "../../etc/x"),
+        ("from pathlib import Path\n(Path(__file__).resolve().parent / 'out').mkdir()", "./out"),
+        ("from pathlib import Path\n(Path(__file__).parent.parent / 'x').touch()", "../x"),
+        ("import os\nopen(os.path.join(os.path.dirname(os.getcwd()), 'x'), 'w')", "../x"),
+        ("import os\nopen(os.path.join(os.path.dirname('/root/.ssh/'), 'id_rsa'), 'w')", "/root/.ssh/id_rsa"),
+    ],
+)
+def test_paths_from_the_working_directory_and_the_script_resolve_above_it(code: str, written: str) -> None:
+    """A parent of the working directory is ``..``, never the working directory itself: writes
+    through ``Path.cwd().parent`` once read as workspace files and were allowed."""
+    assert analyse(code).writes == [written]
+
+
+def test_a_method_on_an_unknown_object_that_writes_a_file_is_a_doubt() -> None:
+    fx = analyse("from pathlib import Path\n[Path('x')][0].write_text('y')")
+    assert fx.opaque
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import unittest\nclass T(unittest.TestCase): pass\nprint(getattr(T, '__unittest_skip__', False))",
+        "class A:\n    @classmethod\n    def f(cls): return 1\nprint(A.__dict__['f'].__func__)",
+        "import enum\nclass E(enum.Enum):\n    A = 1\nprint(E.__members__)",
+    ],
+)
+def test_data_dunders_that_tests_read_are_understood(code: str) -> None:
+    assert analyse(code).understood
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "f = (lambda: 0)\nprint(f.__globals__)",
+        "print(().__class__.__base__.__subclasses__())",
+        "print(len.__self__)",
+        "def f(): pass\nprint(f.__func__.__globals__)",
+    ],
+)
+def test_dunders_that_reach_the_interpreter_stay_opaque(code: str) -> None:
+    assert analyse(code).opaque
