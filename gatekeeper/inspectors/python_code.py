@@ -117,6 +117,8 @@ _ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__
 _WHOLE_ENV: Final = "(the whole environment)"
 # A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
 _VIEW_BACK: Final = frozenset({"mapping"})
+# os calls whose second path is a name they create: both are written.
+_TWO_PATH_WRITES: Final = frozenset({"os.rename", "os.renames", "os.replace", "os.link", "os.symlink"})
 # pathlib methods that return the same file under another spelling (the reading resolves nothing).
 _SAME_PATH_METHODS: Final = frozenset({"resolve", "absolute", "expanduser", "as_posix"})
 # Dunder attributes that are plain data; every other dunder reaches the interpreter's internals.
@@ -357,6 +359,37 @@ def _analyse(code: str, fx: Effects, nested: int) -> None:
 _COMPOUND_STARTS: Final = frozenset(
     {"class", "def", "if", "elif", "else", "for", "while", "try", "except", "finally", "with", "async", "@"}
 )
+
+
+# A file call's path given by keyword: the first path (file, src...) and the second (dst).
+_PATH_KEYWORDS: Final = (
+    frozenset({"file", "path", "filename", "name", "src", "database", "pathname", "fname"}),
+    frozenset({"dst", "destination"}),
+)
+
+
+def _spread(node: ast.Call) -> tuple[list[ast.expr], dict[str, ast.expr]] | None:
+    """A call's positional and keyword arguments, with ``*[...]`` and ``**{"k": v}`` of literal
+    collections spread out; None when an unpacked collection is not known statically."""
+    args: list[ast.expr] = []
+    for a in node.args:
+        if type(a) is not ast.Starred:
+            args.append(a)
+        elif type(a.value) in (ast.List, ast.Tuple):
+            args.extend(a.value.elts)  # type: ignore[attr-defined]
+        else:
+            return None
+    keywords: dict[str, ast.expr] = {}
+    for k in node.keywords:
+        if k.arg is not None:
+            keywords[k.arg] = k.value
+        elif type(k.value) is ast.Dict and all(
+            type(key) is ast.Constant and isinstance(key.value, str) for key in k.value.keys
+        ):
+            keywords.update((key.value, v) for key, v in zip(k.value.keys, k.value.values, strict=True))  # type: ignore[union-attr]
+        else:
+            return None
+    return args, keywords
 
 
 def _parent(path: str, *, dirname: bool = False) -> str:
@@ -891,10 +924,8 @@ class _Reader:
         if target in _OPENERS or (target.startswith(("io.", "codecs.")) and target.endswith(".open")):
             pos, mode_pos, default = _OPENERS.get(target, (0, 1, "r"))
             mode = default
-            mode_node = node.args[mode_pos] if len(node.args) > mode_pos else None
-            for k in node.keywords:
-                if k.arg == "mode":
-                    mode_node = k.value
+            args, keywords = _spread(node) or (node.args, {})  # not spread: path_arg says so
+            mode_node = args[mode_pos] if len(args) > mode_pos else keywords.get("mode")
             if mode_node is not None:
                 mode = self.literal(mode_node) or "w"
             self.path_arg(node, pos, _WRITE if any(c in mode for c in "wax+") else _READ, target)
@@ -902,6 +933,8 @@ class _Reader:
         spec = FILE_CALLS.get(target)
         if spec is not None:
             self.path_arg(node, spec[0], spec[1], target)
+            if target in _TWO_PATH_WRITES:  # os.rename("x", ".git/hooks/pre-commit"): the new name too
+                self.path_arg(node, 1, _WRITE, target)
             if target.startswith("shutil.") and spec[0] == 1:
                 self.path_arg(node, 0, _READ, target)
             return
@@ -971,12 +1004,15 @@ class _Reader:
         return False
 
     def path_arg(self, node: ast.Call, pos: int, kind: str, target: str) -> None:
-        value = node.args[pos] if len(node.args) > pos else None
+        spread = _spread(node)
+        if spread is None:
+            self.fx.opaque.append(f"{target}: arguments unpacked from a collection not known statically")
+            return
+        args, keywords = spread
+        value = args[pos] if len(args) > pos else None
         if value is None:
-            for k in node.keywords:
-                if k.arg in ("file", "path", "filename", "name", "src", "dst", "database", "pathname"):
-                    value = k.value
-                    break
+            names = _PATH_KEYWORDS[min(pos, 1)]
+            value = next((v for k, v in keywords.items() if k in names), None)
         if value is None:
             if pos == 0 and target in ("os.listdir", "os.scandir", "os.walk"):
                 (self.fx.reads if kind == _READ else self.fx.writes).append(_CWD)

@@ -106,3 +106,26 @@ def test_data_dunders_that_tests_read_are_understood(code: str) -> None:
 )
 def test_dunders_that_reach_the_interpreter_stay_opaque(code: str) -> None:
     assert analyse(code).opaque
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("import os\nos.rename('a', '.git/hooks/pre-commit')", {"a", ".git/hooks/pre-commit"}),
+        ("import os\nos.replace(src='a', dst='b')", {"a", "b"}),
+        ("import os\nos.symlink('/x', 'b')", {"/x", "b"}),
+        ("import shutil\nshutil.copy(src='a', dst='/etc/x')", {"/etc/x"}),
+        ("import shutil\nshutil.move(*['a', '/etc/x'])", {"/etc/x"}),
+        ("open(**{'file': '/etc/x', 'mode': 'w'})", {"/etc/x"}),
+        ("open(*['/etc/x', 'a'])", {"/etc/x"}),
+    ],
+)
+def test_every_name_a_file_call_creates_is_written(code: str, written: set[str]) -> None:
+    """The second path of rename/replace/link/symlink, a dst given by keyword, and arguments spread
+    from literal collections: each was once not read (os.rename into .git/hooks was allowed)."""
+    assert written <= set(analyse(code).writes)
+
+
+def test_arguments_spread_from_a_collection_not_known_are_a_doubt() -> None:
+    assert analyse("import shutil\nargs = make()\nshutil.copy(*args)").opaque
+    assert analyse("opts = make()\nopen(**opts)").opaque
