@@ -117,6 +117,8 @@ _ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__
 _WHOLE_ENV: Final = "(the whole environment)"
 # A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
 _VIEW_BACK: Final = frozenset({"mapping"})
+# Names of calls that save what they are given into a file named among their arguments.
+_WRITING_VERBS: Final = ("save", "to_", "dump", "export", "write_", "imwrite", "imsave", "store", "download")
 # os calls whose second path is a name they create: both are written.
 _TWO_PATH_WRITES: Final = frozenset({"os.rename", "os.renames", "os.replace", "os.link", "os.symlink"})
 # pathlib methods that return the same file under another spelling (the reading resolves nothing).
@@ -949,9 +951,31 @@ class _Reader:
             return
         if target.startswith("tempfile."):
             if target.rsplit(".", 1)[-1] in _TEMP_MAKERS:
-                self.fx.writes.append("/tmp")  # noqa: S108 - where tempfile writes, not a file we use
+                spread = _spread(node)
+                folder = spread[1].get("dir") if spread is not None else None
+                if spread is None or folder is None:
+                    self.fx.writes.append("/tmp/*")  # noqa: S108 - a new name under /tmp, not /tmp itself
+                else:  # mkstemp(dir="/etc/cron.d"): a new file in that folder
+                    self.path_value(folder, _WRITE, target, under=True)
             return
         method = target.rsplit(".", 1)[-1]
+        if method in ("extractall", "extract") and isinstance(node.func, ast.Attribute):
+            # ZipFile(...).extractall(".git/hooks"), tarfile.open(...).extract(m, "/etc")
+            spread = _spread(node)
+            args, keywords = spread if spread is not None else ([], {})
+            dest = keywords.get("path") or (
+                args[0 if method == "extractall" else 1] if len(args) > (method == "extract") else None
+            )
+            if spread is None:
+                self.fx.opaque.append(f"{target}: arguments unpacked from a collection not known statically")
+            elif dest is None:
+                self.fx.writes.append(f"{_CWD}/*")  # what the archive holds, under the working directory
+            else:
+                self.path_value(dest, _WRITE, target, under=True)
+            return
+        if method.startswith(_WRITING_VERBS) and method not in _PATH_WRITES:
+            self.written_by_name(node, target)
+            return
         if isinstance(node.func, ast.Attribute) and (
             method in _PATH_READS or method in _PATH_WRITES or method == "open"
         ):
@@ -972,16 +996,19 @@ class _Reader:
                     self.path_value(node.args[0], _WRITE, target)
             elif method in _PATH_WRITES and not (method in ("replace", "chmod") and len(node.args) != 1):
                 self.fx.opaque.append(f".{method}() on an object not known to be a literal path")
-            elif method in ("extractall", "extract"):
-                dest = (
-                    node.args[0]
-                    if node.args
-                    else next((k.value for k in node.keywords if k.arg == "path"), None)
-                )
-                if dest is None:
-                    self.fx.writes.append(_CWD)
-                else:
-                    self.path_value(dest, _WRITE, target)
+
+    def written_by_name(self, node: ast.Call, target: str) -> None:
+        """``df.to_csv(".git/hooks/pre-commit")``, ``np.savetxt(...)``, ``cv2.imwrite(...)``: a call
+        whose name says it saves, exports or dumps writes the literal paths among its arguments
+        (what else they are is the library's business; a text with a blank or a line is no path)."""
+        spread = _spread(node)
+        if spread is None:
+            return
+        args, keywords = spread
+        for value in [*args, *keywords.values()]:
+            text = self.literal(value)
+            if text is not None and 0 < len(text) < 1024 and not any(c.isspace() for c in text):
+                self.fx.writes.append(text)
 
     def is_path(self, node: ast.AST) -> bool:
         """Is this expression a pathlib path (``Path(...)``, ``p / "x"``, a name bound to one)?"""
@@ -1021,9 +1048,12 @@ class _Reader:
             return  # a file descriptor already open
         self.path_value(value, kind, target)
 
-    def path_value(self, value: ast.AST, kind: str, target: str) -> None:
+    def path_value(self, value: ast.AST, kind: str, target: str, *, under: bool = False) -> None:
+        """A literal path read or written (``under``: new files inside that folder, ``DIR/*``)."""
         text = self.literal(value)
         if text is None:
             self.fx.opaque.append(f"{target}: a path not known statically")
         elif text != ":memory:":
-            (self.fx.reads if kind == _READ else self.fx.writes).append(text)
+            (self.fx.reads if kind == _READ else self.fx.writes).append(
+                f"{text.rstrip('/')}/*" if under else text
+            )

@@ -129,3 +129,26 @@ def test_every_name_a_file_call_creates_is_written(code: str, written: set[str])
 def test_arguments_spread_from_a_collection_not_known_are_a_doubt() -> None:
     assert analyse("import shutil\nargs = make()\nshutil.copy(*args)").opaque
     assert analyse("opts = make()\nopen(**opts)").opaque
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("import tempfile\nd = tempfile.mkdtemp()", "/tmp/*"),
+        ("import tempfile\ntempfile.mkstemp(dir='/etc/cron.d', suffix='')", "/etc/cron.d/*"),
+        ("import zipfile\nzipfile.ZipFile('a.zip').extractall('.git/hooks')", ".git/hooks/*"),
+        ("import tarfile\ntarfile.open('a.tar').extract('m', path='/etc')", "/etc/*"),
+        ("import zipfile\nzipfile.ZipFile('a.zip').extractall()", "./*"),
+        ("import pandas as pd\npd.DataFrame().to_csv('.git/hooks/pre-commit')", ".git/hooks/pre-commit"),
+        ("import numpy as np\nnp.savetxt('/etc/cron.d/x', [])", "/etc/cron.d/x"),
+        ("import cv2\ncv2.imwrite(path, img)\ncv2.imwrite('out.png', img)", "out.png"),
+    ],
+)
+def test_calls_that_create_files_write_where_they_say(code: str, written: str) -> None:
+    """tempfile's dir=, an archive's extract and extractall (never read before), and calls named
+    for saving (save*, to_*, dump*, export*...): what they write is a write, under a folder ``/*``."""
+    assert written in analyse(code).writes
+
+
+def test_a_saving_call_with_text_that_is_no_path_writes_nothing() -> None:
+    assert analyse("import json\njson.dump({'a': 'b c'}, fh)\nsave('hello world')").writes == []
