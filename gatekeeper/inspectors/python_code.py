@@ -32,7 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["Effects", "analyse"]
+__all__ = ["DATA_MEMBERS", "Effects", "analyse", "is_data_member", "without_data_urls"]
 
 MAX_NODES: Final = 20_000
 MAX_NESTED: Final = 4  # exec("literal") inside exec("literal")...
@@ -117,6 +117,26 @@ _ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__
 _WHOLE_ENV: Final = "(the whole environment)"
 # A dict's views lead back to the dict: vars(os).keys().mapping is vars(os) itself.
 _VIEW_BACK: Final = frozenset({"mapping"})
+# Members of network libraries that only parse, build or describe (a URL, a request never sent,
+# an exception): importing and calling them connects nowhere. Dotted prefixes.
+DATA_MEMBERS: Final = (
+    "urllib.parse", "urllib.error", "urllib3.util.url", "urllib3.util.parse_url", "urllib3.util.Url",
+    "urllib3.util.retry", "urllib3.util.Retry", "urllib3.util.timeout", "urllib3.util.Timeout",
+    "urllib3.exceptions", "urllib3.fields", "requests.exceptions", "requests.structures",
+    "requests.status_codes", "requests.codes", "requests.models.Request", "requests.models.PreparedRequest",
+    "requests.Request", "requests.PreparedRequest", "requests.utils.get_auth_from_url",
+    "requests.utils.requote_uri", "requests.utils.urldefragauth", "requests.utils.prepend_scheme_if_needed",
+    "requests.utils.unquote_unreserved", "requests.utils.parse_header_links", "requests.utils.quote",
+    "requests.utils.unquote", "requests.utils.urlparse", "requests.compat.urlparse",
+    "requests.compat.urlsplit", "requests.compat.quote", "requests.compat.unquote", "http.HTTPStatus",
+    "httpx.URL", "httpx.Headers", "httpx.QueryParams", "yarl", "rfc3986", "furl", "hyperlink",
+)  # fmt: skip
+
+
+def is_data_member(dotted: str) -> bool:
+    return any(dotted == p or dotted.startswith(p + ".") for p in DATA_MEMBERS)
+
+
 # Names of calls that save what they are given into a file named among their arguments.
 _WRITING_VERBS: Final = ("save", "to_", "dump", "export", "write_", "imwrite", "imsave", "store", "download")
 # os calls whose second path is a name they create: both are written.
@@ -286,6 +306,9 @@ class Effects:
     opaque: list[str] = field(default_factory=list)
     doubts: list[str] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)  # dotted; relative ones keep their dots
+    # Source spans (line, col, end line, end col) of URL strings that are data only: given to URL
+    # parsers or printed, in code that imports nothing unknown and cannot reach the network.
+    data_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     @property
     def understood(self) -> bool:
@@ -394,6 +417,20 @@ def _spread(node: ast.Call) -> tuple[list[ast.expr], dict[str, ast.expr]] | None
     return args, keywords
 
 
+def without_data_urls(code: str, fx: Effects) -> str:
+    """``code`` with the URLs ``fx`` found to be data only blanked out (for the word-level scan)."""
+    if not fx.data_spans:
+        return code
+    lines = [line.encode("utf-8", "surrogatepass") for line in code.splitlines(keepends=True)]
+    for first, start, last, end in fx.data_spans:  # ast columns count UTF-8 bytes
+        for n in range(first, min(last, len(lines)) + 1):
+            line = lines[n - 1]
+            a = start if n == first else 0
+            b = end if n == last else len(line.rstrip(b"\r\n"))
+            lines[n - 1] = line[:a] + b" " * max(0, b - a) + line[b:]
+    return b"".join(lines).decode("utf-8", "replace")
+
+
 def _parent(path: str, *, dirname: bool = False) -> str:
     """The directory holding ``path`` (``Path.parent``; ``os.path.dirname`` with ``dirname``). A
     relative path's parent above the working directory stays relative, ``..``, for the caller to
@@ -477,6 +514,8 @@ class _Reader:
         self.ns_keys: dict[int, str | None] = {}  # ids of namespace reads subscripted: the key
         self.env_keyed: set[int] = set()  # ids of os.environ nodes read one name at a time
         self.ns_escapes: set[int] = set()  # ids of calls whose result leads back to a namespace
+        self.data_calls: set[int] = set()  # ids of calls to DATA_MEMBERS (URL parsers...)
+        self.data_bases: set[str] = set()  # modules only data members were imported from
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
         # than the reading itself for the short code agents send).
@@ -602,7 +641,10 @@ class _Reader:
             elif isinstance(node, ast.ImportFrom):
                 base = "." * node.level + (node.module or "")
                 self.fx.imports.append(base)
-                if node.level == 0:
+                members = [f"{base}.{a.name}" for a in node.names]
+                if node.level == 0 and all(map(is_data_member, members)):
+                    self.data_bases.add(base)  # from urllib3.util import parse_url: only the member
+                elif node.level == 0:
                     self.module(base)
                 for alias in node.names:
                     if alias.name == "*":
@@ -625,6 +667,74 @@ class _Reader:
                 self.name(node)
             elif type(node) is ast.Subscript:
                 self.subscript(node)
+        if self.data_calls:
+            self.mark_data_urls()
+
+    def mark_data_urls(self) -> None:
+        """``parse_url("http://user:pass@host")``: a URL only parsed or printed is data, when nothing
+        in the code can connect (no network or process use, no import that is not the standard
+        library or a parser of a network library, everything read). Its text is then left out of
+        the word-level scan that stands in for libraries the reader does not know."""
+        fx = self.fx
+        if not fx.understood or fx.net or fx.spawns or fx.commands:
+            return
+        known = self.data_bases  # xml.sax and xml.dom.pulldom fetch the URLs they are given
+        if not all(
+            (i.split(".")[0] in _STDLIB and i.split(".")[0] != "xml") or is_data_member(i) or i in known
+            for i in fx.imports
+        ):
+            return
+        parents: dict[int, ast.AST] = {}
+        for outer in self.walked:
+            for child in ast.iter_child_nodes(outer):
+                parents[id(child)] = outer
+        spans: dict[str, list[tuple[int, int, int, int]]] = {}
+        data: dict[str, bool] = {}
+        for const in self.walked:
+            if (
+                type(const) is not ast.Constant
+                or not isinstance(const.value, str)
+                or "://" not in const.value
+            ):
+                continue
+            node: ast.AST = const
+            holder = parents.get(id(const))
+            if type(holder) is ast.JoinedStr:  # f"http://a -> {parse(x)}": the f-string is the use
+                node, holder = holder, parents.get(id(holder))
+            key = const.value if node is const else ast.dump(node)
+            data[key] = data.get(key, True) and self.data_use(node, holder, parents)
+            end_line, end_col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
+            if end_line is not None and end_col is not None:
+                spans.setdefault(key, []).append(
+                    (getattr(node, "lineno", 0), getattr(node, "col_offset", 0), end_line, end_col)
+                )
+        fx.data_spans = [span for key, ok in data.items() if ok for span in spans.get(key, [])]
+
+    def data_use(self, node: ast.AST, holder: ast.AST | None, parents: dict[int, ast.AST]) -> bool:
+        """Is this value given to a URL parser or printed, directly or through one name?"""
+        if self.data_arg(holder, parents):
+            return True
+        if type(holder) is ast.Assign and len(holder.targets) == 1 and type(holder.targets[0]) is ast.Name:
+            name = holder.targets[0].id
+            uses = [
+                n for n in self.walked if type(n) is ast.Name and n.id == name and type(n.ctx) is ast.Load
+            ]
+            return bool(uses) and all(self.data_arg(parents.get(id(n)), parents) for n in uses)
+        return False
+
+    def data_arg(self, holder: ast.AST | None, parents: dict[int, ast.AST]) -> bool:
+        if type(holder) is ast.keyword:
+            holder = parents.get(id(holder))
+        if type(holder) is ast.FormattedValue:
+            joined = parents.get(id(holder))
+            holder = parents.get(id(joined)) if type(joined) is ast.JoinedStr else None
+        if type(holder) is not ast.Call:
+            return False
+        return id(holder) in self.data_calls or (
+            type(holder.func) is ast.Name
+            and holder.func.id in ("print", "repr", "str", "len")
+            and not holder.keywords
+        )
 
     def kind(self, top: str) -> str:
         if top in SPAWN_MODULES:
@@ -645,6 +755,8 @@ class _Reader:
         if top == "importlib" and len(parts) > 1 and parts[1] not in ("metadata", "resources", "util"):
             kind = "opaque" if parts[1] not in ("machinery", "abc") else "free"
         evidence = f"import {dotted}"
+        if kind == "net" and is_data_member(dotted):
+            return  # from urllib.parse import urlsplit: parsing connects nowhere
         if kind == "spawn":
             self.fx.spawns.append(evidence)
         elif kind == "net":
@@ -869,6 +981,9 @@ class _Reader:
                 self.fx.opaque.append(f"{func.id}(): the namespace itself")
             else:
                 self.namespace(node, "vars(...)")
+            return
+        if target is not None and is_data_member(target):
+            self.data_calls.add(id(node))
             return
         if target is None:
             if type(func) is ast.Attribute and (

@@ -169,7 +169,7 @@ def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
         return
     fx = python_code.analyse(code)
     python_effects(insp, name, fx, f"{name}: {code}", depth)
-    scan_code(insp, name, code, depth, spawn_words=not fx.understood)
+    scan_code(insp, name, python_code.without_data_urls(code, fx), depth, spawn_words=not fx.understood)
     for module in fx.imports[:64]:  # python3 -c 'import x': the workspace's x.py runs (written_code)
         insp.ran_files.update(shell_runs.module_paths(insp, module))
 

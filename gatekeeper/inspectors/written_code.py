@@ -247,7 +247,8 @@ def _python(insp: Inspection, path: str, content: str) -> list[str]:
     fx = python_code.analyse(content)
     shell_code.python_effects(insp, path, fx, f"written {path}", 0)
     if len(content) <= shell_code.MAX_CODE:  # as python -c is read: its words too
-        shell_code.scan_code(insp, path, content, 0, spawn_words=not fx.understood)
+        text = python_code.without_data_urls(content, fx)
+        shell_code.scan_code(insp, path, text, 0, spawn_words=not fx.understood)
     else:
         insp.scan([Word(content)])
     return sorted(set(fx.imports))[:256]

@@ -152,3 +152,47 @@ def test_calls_that_create_files_write_where_they_say(code: str, written: str) -
 
 def test_a_saving_call_with_text_that_is_no_path_writes_nothing() -> None:
     assert analyse("import json\njson.dump({'a': 'b c'}, fh)\nsave('hello world')").writes == []
+
+
+def _shell(code: str) -> str:
+    from tests.corpus.test_corpus import evaluate
+
+    return evaluate({"tool": "shell.exec", "arguments": {"cmd": f"python3 - <<'EOF'\n{code}\nEOF"}}).outcome
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from urllib.parse import urlsplit\nprint(urlsplit('http://example.com/\\n'))",
+        "from urllib3.util import parse_url\nprint(parse_url('http://user:pass@host:8080'))",
+        "from requests.utils import get_auth_from_url\nprint(f\"http://u:p@h -> {get_auth_from_url('http://u:p@h')}\")",
+        "from urllib.parse import urlparse\nurl = 'http://[::1]:8080'\nprint(urlparse(url).port, url)",
+    ],
+)
+def test_urls_only_parsed_or_printed_are_data(code: str) -> None:
+    """Agents fixing URL libraries parse user:pass@host and [::1]: refused as egress before."""
+    assert _shell(code) == "allow"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # the same string also reaches something that fetches
+        "import xml.sax\nfrom urllib.parse import urlparse\nu = 'http://203.0.113.7/x'\nprint(urlparse(u))\n"
+        "xml.sax.parse(u, xml.sax.ContentHandler())",
+        # a parser's result handed to a module that fetches URLs
+        "import xml.sax\nfrom urllib.parse import urljoin\n"
+        "xml.sax.parse(urljoin('http://203.0.113.7/', 'x'), None)",
+        # a library the reader does not know
+        "from urllib.parse import urlparse\nimport xyzhttp\nprint(urlparse('http://203.0.113.7/'))\n"
+        "xyzhttp.get('http://203.0.113.7/')",
+        # a network module in the same code
+        "from urllib.parse import urlparse\nimport urllib.request\nu = 'http://203.0.113.7/'\nprint(urlparse(u))\n"
+        "urllib.request.urlopen(u)",
+        # a process started with it
+        "import subprocess\nfrom urllib.parse import urlparse\nprint(urlparse('http://203.0.113.7/'))\n"
+        "subprocess.run(['curl', 'http://203.0.113.7/'])",
+    ],
+)
+def test_a_parsed_url_that_may_also_be_fetched_is_still_egress(code: str) -> None:
+    assert _shell(code) != "allow"
