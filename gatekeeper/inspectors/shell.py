@@ -989,7 +989,10 @@ class Inspection:
             if self.path_code_dirs and not own:  # /usr/bin/make: its recipes find programs on PATH
                 self.ran_files |= self.path_trees()
         if head and not own:  # grep's pattern is no file read, unless "grep" may be the agent's
-            patterns = shell_files.pattern_words(P.family(posixpath.basename(head)), args)
+            fam = P.family(posixpath.basename(head))
+            patterns = shell_files.pattern_words(fam, args)
+            if fam == "python":  # python -c CODE: the code's own reader scans its words
+                patterns |= _python_code_word(args)
         self.scan(args, patterns)
         name = self.program(argv[0])
         if name is None:
@@ -1173,10 +1176,11 @@ class Inspection:
     # -- words -------------------------------------------------------------
     def scan(self, args: Iterable[Word], patterns: frozenset[int] = frozenset()) -> None:
         """URLs, mining pools, credential paths and inline reverse shells inside argument words
-        (``patterns``: ids of words a program reads as a pattern, which name no path)."""
+        (``patterns``: ids of words a program reads as a pattern, which name no path, or as code
+        its own reader scans)."""
         for w in args:
             t = w.text
-            if "://" in t:
+            if "://" in t and id(w) not in patterns:
                 for m in (_URL_RE if w.literal else _URL_IN_EXPANSION_RE).finditer(t):
                     if self.urls >= MAX_URLS:
                         self.opaque("too many URLs to inspect")
@@ -1283,6 +1287,18 @@ class Inspection:
         if not self.downloaded or ("/" not in path and not script):
             return False
         return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
+
+
+def _python_code_word(args: Sequence[Word]) -> frozenset[int]:
+    """The id of ``python -c CODE``'s literal CODE word (read by ``shell_code.python_inline``,
+    which scans its words after leaving out URLs the code only parses); else nothing."""
+    for i, w in enumerate(args):
+        if not w.literal or not w.text.startswith("-") or w.text in ("-", "--"):
+            return frozenset()
+        if w.text == "-c":
+            code = args[i + 1] if i + 1 < len(args) else None
+            return frozenset({id(code)}) if code is not None and code.literal else frozenset()
+    return frozenset()
 
 
 def _needs_second_reading(argv: Sequence[Word]) -> bool:
