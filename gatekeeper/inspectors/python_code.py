@@ -139,6 +139,8 @@ def is_data_member(dotted: str) -> bool:
 
 # Names of calls that save what they are given into a file named among their arguments.
 _WRITING_VERBS: Final = ("save", "to_", "dump", "export", "write_", "imwrite", "imsave", "store", "download")
+# Links: writing through one writes what it points at (a link to a folder: files inside it).
+_LINK_MAKERS: Final = frozenset({"os.symlink", "os.link"})
 # os calls whose second path is a name they create: both are written.
 _TWO_PATH_WRITES: Final = frozenset({"os.rename", "os.renames", "os.replace", "os.link", "os.symlink"})
 # pathlib methods that return the same file under another spelling (the reading resolves nothing).
@@ -1049,7 +1051,10 @@ class _Reader:
             return
         spec = FILE_CALLS.get(target)
         if spec is not None:
-            self.path_arg(node, spec[0], spec[1], target)
+            if target in _LINK_MAKERS:  # os.symlink(".", "d"): what is written through it, under "."
+                self.path_arg(node, 0, _WRITE, target, under_folder=True)
+            else:
+                self.path_arg(node, spec[0], spec[1], target)
             if target in _TWO_PATH_WRITES:  # os.rename("x", ".git/hooks/pre-commit"): the new name too
                 self.path_arg(node, 1, _WRITE, target)
             if target.startswith("shutil.") and spec[0] == 1:
@@ -1145,7 +1150,11 @@ class _Reader:
                 self.following.discard(node.id)
         return False
 
-    def path_arg(self, node: ast.Call, pos: int, kind: str, target: str) -> None:
+    def path_arg(
+        self, node: ast.Call, pos: int, kind: str, target: str, *, under_folder: bool = False
+    ) -> None:
+        """The path at ``pos`` (or its keyword); ``under_folder``: a folder spelled ``.``/``..`` or
+        ending in ``/`` is written inside (``DIR/*``), not itself."""
         spread = _spread(node)
         if spread is None:
             self.fx.opaque.append(f"{target}: arguments unpacked from a collection not known statically")
@@ -1161,7 +1170,9 @@ class _Reader:
             return
         if isinstance(value, ast.Constant) and isinstance(value.value, int):
             return  # a file descriptor already open
-        self.path_value(value, kind, target)
+        text = self.literal(value) if under_folder else None
+        folder = text is not None and (text in (".", "..") or text.endswith(("/", "/.", "/..")))
+        self.path_value(value, kind, target, under=folder)
 
     def path_value(self, value: ast.AST, kind: str, target: str, *, under: bool = False) -> None:
         """A literal path read or written (``under``: new files inside that folder, ``DIR/*``)."""
