@@ -79,6 +79,7 @@ _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
 _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
 HANDLERS: Final[dict[str, Handler]] = {
+    "django-admin": shell_tables.django_admin,
     **P.HANDLERS,
     **shell_network.HANDLERS,
     **shell_code.HANDLERS,

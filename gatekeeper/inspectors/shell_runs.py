@@ -189,7 +189,7 @@ FAMILIES: Final = frozenset(
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
     | _PROJECT_MANAGERS
     | _JVM_BUILDS
-    | {"java", "jshell"}
+    | {"java", "jshell", "django-admin"}
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -218,6 +218,10 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += _sphinx(insp, args[rest:])
         elif module in _BUILD_MODULES:
             out += [p for name in _BUILDS for p in _paths(insp, Word(name))]
+        if (
+            module == "django" or (script is not None and posixpath.basename(script.text) == "manage.py")
+        ) and (family in ("python", "pypy")):
+            out += _django(insp)
         if module and family in ("python", "pypy"):  # python -m X runs the module X (its __main__)
             out += module_paths(insp, module, main=True)
             out += _configs(insp, module, args[rest:])
@@ -238,6 +242,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _plugins(insp, family, args)
     if family in ("sphinx-build", "sphinx-autobuild"):
         out += _sphinx(insp, args)
+    if family == "django-admin":
+        out += _django(insp)
     if family in ("make", "gmake"):
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):
@@ -385,6 +391,12 @@ def _operands(args: list[Word], values: Collection[str]) -> list[Word]:
             out.append(args[i])
         i += 1
     return out
+
+
+def _django(insp: Inspection) -> list[str]:
+    """Django imports the project's modules by name (settings, apps, models, migrations, management
+    commands): every Python file under the working directories runs."""
+    return [tree(cwd) for cwd in insp.cwds if cwd.startswith("/workspace")] or [tree("/workspace")]
 
 
 def _pytest(insp: Inspection, args: list[Word]) -> list[str]:

@@ -7,6 +7,7 @@ name are doubt. Development tools (git, make, package managers, downloaders) are
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping
@@ -826,14 +827,90 @@ def _timeit_code(args: list[Word]) -> list[Word]:
     return [Word("-c"), Word(text, all(w.literal for w in code))]
 
 
+# Django management (manage.py, django-admin, python -m django): global options with a value,
+# and the subcommands that run code or serve. Every subcommand imports the project's modules
+# (settings, apps, migrations), which shell_runs counts as run.
+_DJANGO_VALUES: Final = frozenset({"--settings", "--pythonpath", "-v", "--verbosity"})
+_DJANGO_SHELLS: Final = frozenset({"shell", "shell_plus"})
+_DJANGO_SERVERS: Final = frozenset({"runserver", "runserver_plus", "testserver", "runsslserver"})
+_LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", ""})
+
+
+def django_command(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
+    """``manage.py shell -c CODE`` runs Python (read as ``python -c``); ``shell`` alone runs what
+    it reads on stdin and ``dbshell`` hands stdin to a database client (sqlite3's ``.shell``,
+    psql's ``\\!``): doubt. ``runserver`` on an address other than loopback listens for others."""
+    i = 0
+    while i < len(args) and args[i].text.startswith("-"):
+        i += 2 if args[i].text in _DJANGO_VALUES else 1
+    if i >= len(args):
+        return
+    sub, rest = args[i], args[i + 1 :]
+    evidence = f"{name} {sub.text}"
+    if not sub.literal:
+        insp.opaque(f"{evidence}: a management command not known statically")
+    elif sub.text in _DJANGO_SHELLS:
+        code = _option_value(rest, ("-c", "--command"))
+        if code is None:
+            insp.add(f"proc.inline_code:{name}", f"{evidence}: runs the Python it reads on stdin")
+        else:
+            insp.run([Word("python3"), Word("-c"), code], depth + 1)
+    elif sub.text == "dbshell":
+        insp.add(f"proc.inline_code:{name}", f"{evidence}: a database client runs what it is given")
+    elif sub.text in _DJANGO_SERVERS:
+        if sub.text == "testserver":
+            addr = _option_value(rest, ("--addrport",))
+        else:
+            addr = next((w for w in rest if not w.text.startswith("-")), None)
+        if addr is not None and (not addr.literal or _listen_host(addr.text) not in _LOOPBACK_NAMES):
+            insp.add("net.listen", f"{evidence} {addr.text}: starts a server others can reach")
+
+
+def _listen_host(addrport: str) -> str:
+    """``8000`` -> "" (the default, loopback), ``0.0.0.0:8000`` -> ``0.0.0.0``, ``[::1]:80`` -> ``[::1]``."""
+    if addrport.isdigit():
+        return ""
+    if addrport.startswith("["):
+        return addrport[: addrport.find("]") + 1]
+    host, sep, _ = addrport.rpartition(":")
+    return host if sep else addrport
+
+
+def _option_value(args: list[Word], names: tuple[str, ...]) -> Word | None:
+    """The value of the first of ``names`` (``-c X``, ``--command=X``, ``-cX``), if given."""
+    for i, w in enumerate(args):
+        for n in names:
+            if w.text == n:
+                return args[i + 1] if i + 1 < len(args) else Word("")
+            if n.startswith("--") and w.text.startswith(n + "="):
+                return Word(w.text[len(n) + 1 :], w.literal)
+            if not n.startswith("--") and w.text.startswith(n) and len(w.text) > len(n):
+                return Word(w.text[len(n) :], w.literal)
+    return None
+
+
+def django_admin(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    django_command(insp, name, args, depth)
+    return set()
+
+
 def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
     """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect;
     modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
     ``python`` running it."""
+    skip = False
     for i, w in enumerate(args):
         t = w.text
-        if not t.startswith("-") or t in ("-", "--"):
-            return  # a script: its arguments are its own
+        if skip:
+            skip = False
+            continue
+        if t in ("-W", "-X"):
+            skip = True
+            continue
+        if not t.startswith("-") or t in ("-", "--"):  # a script: its arguments are its own
+            if posixpath.basename(t) == "manage.py":  # Django's: its subcommands are read
+                django_command(insp, f"{name} {t}", args[i + 1 :], depth)
+            return
         if t == "-c" or (t.startswith("-") and not t.startswith("--") and "c" in t[1:] and "m" not in t[1:]):
             return
         if t.startswith("-m"):
@@ -841,6 +918,9 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
             rest = args[i + 1 :] if len(t) > 2 else args[i + 2 :]
             break
     else:
+        return
+    if module == "django":
+        django_command(insp, f"{name} -m django", list(rest), depth)
         return
     evidence = f"{name} -m {module} {' '.join(w.text for w in rest)}"
     runs = runner_module_argvs(module, list(rest))

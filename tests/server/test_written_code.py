@@ -150,6 +150,10 @@ async def _run(
         ("ls", REVERSE_SHELL_SH, "chmod +x ls && ./ls -la"),
         ("bin/test", REVERSE_SHELL_SH, "bin/test sympy/core/tests/test_arit.py"),
         ("/tmp/t/grep", REVERSE_SHELL_SH, "/tmp/t/grep -rn x src"),
+        # Django imports the project's modules by name: a migration, an app, a management command.
+        ("app/migrations/0002_x.py", REVERSE_SHELL_PY, "python3 manage.py migrate"),
+        ("app/management/commands/go.py", REVERSE_SHELL_PY, "python3 -m django go --settings=s"),
+        ("app/models.py", REVERSE_SHELL_PY, "django-admin check --settings=proj.settings"),
     ],
 )
 async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
