@@ -184,12 +184,28 @@ _PROJECT_VERBS: Final = frozenset(
     "install sync run build add lock update shell test env develop publish".split()
 )
 _PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py")
+# Tools (programs, or modules run by python -m) that run a project's files by convention: a file
+# of that name, every Python file of the project (an app a server or worker imports by name,
+# alembic's env.py and versions, a test runner's steps), or the notebooks named (kind notebook).
+_CONVENTION_FILES: Final[Mapping[str, tuple[str, ...]]] = {
+    "invoke": ("tasks.py",), "inv": ("tasks.py",), "fab": ("fabfile.py",), "fabric": ("fabfile.py",),
+    "doit": ("dodo.py",), "locust": ("locustfile.py",), "nox": ("noxfile.py",),
+}  # fmt: skip
+_CONVENTION_TREES: Final = frozenset(
+    "alembic celery scrapy behave uvicorn gunicorn hypercorn daphne flask streamlit invoke inv "
+    "fab fabric locust huey dramatiq rq".split()
+)
+_NOTEBOOK_RUNNERS: Final = frozenset("jupyter nbconvert papermill jupytext nbclient ipython IPython".split())
+_CONVENTIONS: Final = frozenset({*_CONVENTION_FILES, *_CONVENTION_TREES, *_NOTEBOOK_RUNNERS})
+
+
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
     | _PROJECT_MANAGERS
     | _JVM_BUILDS
     | {"java", "jshell", "django-admin"}
+    | _CONVENTIONS
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -222,6 +238,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             module == "django" or (script is not None and posixpath.basename(script.text) == "manage.py")
         ) and (family in ("python", "pypy")):
             out += _django(insp)
+        if module and family in ("python", "pypy"):
+            out += _conventions(insp, module, args[rest:])
         if module and family in ("python", "pypy"):  # python -m X runs the module X (its __main__)
             out += module_paths(insp, module, main=True)
             out += _configs(insp, module, args[rest:])
@@ -244,6 +262,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _sphinx(insp, args)
     if family == "django-admin":
         out += _django(insp)
+    if family in _CONVENTIONS:
+        out += _conventions(insp, family, args)
     if family in ("make", "gmake"):
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):
@@ -390,6 +410,16 @@ def _operands(args: list[Word], values: Collection[str]) -> list[Word]:
         if not t.startswith("-"):
             out.append(args[i])
         i += 1
+    return out
+
+
+def _conventions(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
+    """What ``tool`` runs of the project without naming it (see ``_CONVENTION_FILES``)."""
+    out = [p for name in _CONVENTION_FILES.get(tool, ()) for p in _paths(insp, Word(name))]
+    if tool in _CONVENTION_TREES:
+        out += _django(insp)  # the same shape: every Python file under the working directories
+    if tool in _NOTEBOOK_RUNNERS:
+        out += [p for w in args if w.text.endswith(".ipynb") for p in _paths(insp, w)]
     return out
 
 

@@ -116,6 +116,7 @@ _BY_SUFFIX: Final = {
     ".a": "object",
     ".so": "object",
     ".cmake": "cmake",
+    ".ipynb": "notebook",
     **dict.fromkeys(".java .kt .kts .groovy .gradle .scala .sc .sbt".split(), "jvm"),
 }
 # Files with parts a program runs apart from the file: a Go file's //go:generate lines, run by
@@ -252,6 +253,42 @@ def _python(insp: Inspection, path: str, content: str) -> list[str]:
     else:
         insp.scan([Word(content)])
     return sorted(set(fx.imports))[:256]
+
+
+def _notebook(insp: Inspection, path: str, content: str) -> list[str]:
+    """A Jupyter notebook, run by ``nbconvert --execute``, ``jupyter execute``, ``papermill``: its
+    code cells are Python, with IPython's ``!command`` lines and ``%%bash``/``%%sh`` cells read as
+    shell, and any other magic read as inline code. What is not a notebook is doubt."""
+    try:
+        cells = json.loads(content).get("cells")
+        sources = [
+            c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+            for c in cells
+            if c.get("cell_type") == "code"
+        ]
+    except (ValueError, TypeError, AttributeError, KeyError):
+        insp.add(f"proc.inline_code:{path}", f"written {path}: a notebook that cannot be read")
+        return []
+    python: list[str] = []
+    for source in sources:
+        head, _, body = source.partition("\n")
+        if head.strip() in ("%%bash", "%%sh", "%%script bash", "%%script sh"):
+            insp.source(body, 0, here=True)
+            continue
+        if head.strip().startswith("%%"):
+            insp.add(f"proc.inline_code:{path}", f"written {path}: cell magic {head.strip()}")
+            continue
+        for line in source.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("!"):
+                insp.source(stripped[1:], 0, here=True)
+                python.append("")
+            elif stripped.startswith("%"):
+                insp.add(f"proc.inline_code:{path}", f"written {path}: line magic {stripped[:80]}")
+                python.append("")
+            else:
+                python.append(line)
+    return _python(insp, path, "\n".join(python))
 
 
 def _shell(insp: Inspection, path: str, content: str) -> list[str]:
@@ -1048,6 +1085,7 @@ _READERS: Final = {
     "requirements": _requirements,
     "startup": _startup,
     "python": _python,
+    "notebook": _notebook,
     "shell": _shell,
     "javascript": _javascript,
     "make": _make,

