@@ -69,7 +69,7 @@ _JVM_BUILDS: Final = frozenset(
 # directory on PATH the agent can write into may run (tests check it covers written_code's kinds).
 PROGRAM_KINDS: Final = tuple(
     sorted(
-        "asm c cargo cargo-config cmake config go javascript jvm make maven mixed npm npmrc object "
+        "asm c cargo cargo-config cmake config go javascript jvm make maven mixed notebook npm npmrc object "
         "pre-commit pyproject python requirements rust rust-toolchain shell startup text tox unknown "
         "yarnrc".split()
     )
