@@ -57,6 +57,20 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 print("holders", holders)
 """
 
+# Taking the gate's port: a second socket bound to it, however asked, must fail.
+TAKE_PORT = """
+import socket
+for host, option in (("127.0.0.1", None), ("127.0.0.1", socket.SO_REUSEADDR),
+                     ("127.0.0.1", socket.SO_REUSEPORT), ("0.0.0.0", socket.SO_REUSEADDR)):
+    s = socket.socket()
+    if option is not None:
+        s.setsockopt(socket.SOL_SOCKET, option, 1)
+    try:
+        s.bind((host, 3128)); s.listen(1); print("bound", host, option)
+    except OSError as exc:
+        print("refused", host, option, exc.errno)
+"""
+
 CONNECT_WITH = """
 import base64, socket, sys
 s = socket.create_connection(("127.0.0.1", 3128), 5)
@@ -87,6 +101,12 @@ async def test_only_the_gate_holds_the_sandbox_s_listener(agent: Agent) -> None:
     await agent.plant("holders.py", HOLDERS)
     seen = _lines((await agent.sh("python3 holders.py"))["stdout"])
     assert seen == {"listeners": "1", "holders": "[]"}, seen
+
+
+async def test_the_gate_s_port_cannot_be_taken(agent: Agent) -> None:
+    await agent.plant("take.py", TAKE_PORT)
+    out = (await agent.sh("python3 take.py"))["stdout"]
+    assert out.count("refused") == 4 and "bound" not in out, out
 
 
 async def test_a_sandbox_s_listener_takes_its_own_call_s_credential_only(
