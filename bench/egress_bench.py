@@ -108,18 +108,19 @@ async def _gate(origin_port: int, handoff: str | None = None) -> None:
             await asyncio.get_running_loop().sock_recv(channel, 1)
             await served.close()
 
-    async def handoffs(path: str) -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-            server.bind(path)
-            server.listen(16)
-            server.setblocking(False)
+    async def handoffs(server: socket.socket) -> None:
+        with server:
             while True:
                 channel, _ = await asyncio.get_running_loop().sock_accept(server)
                 tasks.add(asyncio.ensure_future(sandbox(channel)))
 
     tasks: set[asyncio.Future[None]] = set()
-    if handoff:
-        tasks.add(asyncio.ensure_future(handoffs(handoff)))
+    if handoff:  # bound before the gate says it is ready
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(handoff)
+        server.listen(16)
+        server.setblocking(False)
+        tasks.add(asyncio.ensure_future(handoffs(server)))
     print(json.dumps({"url": egress.url, "token": token}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for task in tasks:

@@ -81,7 +81,12 @@ def _check(listener: socket.socket, port: int) -> None:
 def _netns_inode(sock: socket.socket) -> int:
     """Which network namespace ``sock`` lives in (the gate may ask: it owns the sandbox's user
     namespace's parent, or is root)."""
-    fd = fcntl.ioctl(sock.fileno(), _SIOCGSKNS)
+    try:
+        fd = fcntl.ioctl(sock.fileno(), _SIOCGSKNS)
+    except OSError as exc:  # Linux before 4.10, or no right to ask: cannot tell, so refuse
+        raise HandoffError(
+            f"could not tell which network namespace the sandbox's listener is in: {exc.strerror}"
+        ) from None
     try:
         return os.fstat(fd).st_ino
     finally:
