@@ -7,6 +7,7 @@ and closed when the call ends; a namespace that cannot be made runs nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -71,6 +72,20 @@ for host, option in (("127.0.0.1", None), ("127.0.0.1", socket.SO_REUSEADDR),
         print("refused", host, option, exc.errno)
 """
 
+# Every socket any process of the sandbox holds.
+SOCKETS = """
+import os
+held = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                held.append(f"{pid}/{fd}")
+        except OSError:
+            pass
+print("sockets", held)
+"""
+
 CONNECT_WITH = """
 import base64, socket, sys
 s = socket.create_connection(("127.0.0.1", 3128), 5)
@@ -101,6 +116,17 @@ async def test_only_the_gate_holds_the_sandbox_s_listener(agent: Agent) -> None:
     await agent.plant("holders.py", HOLDERS)
     seen = _lines((await agent.sh("python3 holders.py"))["stdout"])
     assert seen == {"listeners": "1", "holders": "[]"}, seen
+
+
+async def test_no_sandbox_inherits_another_s_listener(agent: Agent) -> None:
+    """While one call's sandbox (and its listener in the gate) lives, another starts: it holds no
+    socket at all (the gate receives listeners close-on-exec and starts sandboxes with close_fds)."""
+    await agent.plant("sockets.py", SOCKETS)
+    first = asyncio.ensure_future(agent.sh("sleep 2"))
+    await asyncio.sleep(0.5)
+    second = await agent.sh("python3 sockets.py")
+    await first
+    assert _lines(second["stdout"]) == {"sockets": "[]"}, second
 
 
 async def test_the_gate_s_port_cannot_be_taken(agent: Agent) -> None:
