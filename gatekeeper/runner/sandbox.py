@@ -130,10 +130,6 @@ class Sandbox:
         if self.as_root:
             _chown_tree(self.workspace, self.uid, self.gid)
 
-    def argv(self, cmd: str, cwd: str, handoff: int, devices: Sequence[str] = ()) -> list[str]:
-        """One ``shell.exec``: ``cmd`` under ``/bin/sh -c``, with every limit."""
-        return self.command_argv(("/bin/sh", "-c", cmd), cwd, handoff=handoff, devices=devices)
-
     def command_argv(
         self,
         command: Sequence[str],
