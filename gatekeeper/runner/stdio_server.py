@@ -94,7 +94,8 @@ class ContainedServer:
             raise ConfigError(
                 f"{key}.read_only_paths: {path} would show Gatekeeper's data folder (keys, audit trail)"
             )
-        if any(_under(real, inner) or _under(inner, real) for inner in (SANDBOX_WORKSPACE, SANDBOX_RUN)):
+        workspace = _under(real, SANDBOX_WORKSPACE) or _under(SANDBOX_WORKSPACE, real)
+        if workspace or _under(SANDBOX_RUN, real):  # a folder in /run may be bound, never /run itself
             raise ConfigError(
                 f"{key}.read_only_paths: {path} would cover the sandbox's {SANDBOX_WORKSPACE} or /run"
             )
