@@ -8,11 +8,14 @@ client (C, not the bottleneck). Reports, as min / median / max of ``--runs`` run
 
 - bulk: a ``--mb`` MB download direct, through the gate as absolute-form ``http://`` and through
   a ``CONNECT`` tunnel, and (with bubblewrap installed) from inside a sandbox's network namespace
-  the way the runner's commands go: curl -> the in-sandbox relay -> the gate's unix socket; the
-  ratio gate/direct (target >= 0.8), and the CPU seconds each process
+  the way the runner's commands go: ``sandbox_netns.py`` makes the namespace and hands its
+  listener on 127.0.0.1:3128 to the gate, then bubblewrap runs curl there, which connects straight
+  to the gate; the ratio gate/direct (target >= 0.8), and the CPU seconds each process
   spent on it (origin and gate from /proc, curl as this process's reaped children);
 - connect: time to first byte of ``/small`` on each of those paths (as curl measures it, so a
-  sandbox's start is not counted), and the added p50 (target <= 1 ms).
+  sandbox's start is not counted), and the added p50 (target <= 1 ms); in each sandbox curl
+  runs twice: ``sandbox CONNECT`` is the first connection in a fresh namespace, ``sandbox, 2nd``
+  the next one, the path without the namespace's first-time costs.
 
     python3 bench/egress_bench.py [--mb 100] [--runs 3] [--small 200]
 """
@@ -25,6 +28,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -66,7 +70,7 @@ async def _origin(mb: int) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-async def _gate(origin_port: int, unix: str | None = None) -> None:
+async def _gate(origin_port: int, handoff: str | None = None) -> None:
     from gatekeeper.approvals.queue import ApprovalQueue
     from gatekeeper.approvals.settings import ApprovalSettings
     from gatekeeper.approvals.stores import open_store
@@ -75,6 +79,8 @@ async def _gate(origin_port: int, unix: str | None = None) -> None:
     from gatekeeper.egress.proxy import EgressGate
     from gatekeeper.gate import Gate, load_policy_set
     from gatekeeper.models import Principal
+    from gatekeeper.runner.handoff import receive_listener
+    from gatekeeper.runner.sandbox import EGRESS_PORT
     from gatekeeper.runner.settings import EgressSettings
 
     pack = PACK
@@ -93,12 +99,34 @@ async def _gate(origin_port: int, unix: str | None = None) -> None:
     pins = {f"{NAME}:80": ("127.0.0.1", origin_port), f"{NAME}:443": ("127.0.0.1", origin_port)}
     egress = EgressGate(EgressSettings(pin=pins), gate, credentials, queue, lambda record: None)
     await egress.start("127.0.0.1", 0)
-    if unix:  # the socket a sandbox's relay reaches the gate through
-        egress.add_unix_listener(Path(unix))
     principal = Principal("bench-agent", ("agent",), "bench", expires_at=2**40)
     token = credentials.mint(principal, "shell.exec", "0" * 32, 3600.0)
+
+    async def sandbox(channel: socket.socket) -> None:
+        """One sandbox's handoff: serve the listener it sends until the bench hangs up."""
+        with channel:
+            channel.setblocking(False)
+            served = egress.serve_sandbox(await receive_listener(channel, EGRESS_PORT), token)
+            await asyncio.get_running_loop().sock_recv(channel, 1)
+            await served.close()
+
+    async def handoffs(server: socket.socket) -> None:
+        with server:
+            while True:
+                channel, _ = await asyncio.get_running_loop().sock_accept(server)
+                tasks.add(asyncio.ensure_future(sandbox(channel)))
+
+    tasks: set[asyncio.Future[None]] = set()
+    if handoff:  # bound before the gate says it is ready
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(handoff)
+        server.listen(16)
+        server.setblocking(False)
+        tasks.add(asyncio.ensure_future(handoffs(server)))
     print(json.dumps({"url": egress.url, "token": token}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for task in tasks:
+        task.cancel()
     await egress.stop()
     await queue.stop()
 
@@ -114,36 +142,45 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _sandboxed(unix: str) -> list[str]:
-    """The runner's network path without the rest of its sandbox: a new network namespace with
-    only loopback, the relay on 127.0.0.1:3128 there, the gate's unix socket bound in."""
-    relay = Path(__file__).resolve().parent.parent / "gatekeeper" / "runner" / "sandbox_relay.py"
+def _sandboxed(handoff: int) -> list[str]:
+    """The runner's network path without the rest of its sandbox: the runner's own namespace step
+    (a new network namespace with only loopback, its listener on 127.0.0.1:3128 sent to the gate
+    over ``handoff``), then bubblewrap in that namespace."""
+    netns = Path(__file__).resolve().parent.parent / "gatekeeper" / "runner" / "sandbox_netns.py"
     return [
-        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-        "--unshare-user", "--unshare-net", "--die-with-parent",
-        "--", "/usr/bin/python3", "-I", "-S", str(relay), unix, "3128", "--",
+        "/usr/bin/python3", "-I", "-S", "-c", netns.read_text(), str(handoff), "3128", "--",
+        shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--unshare-user", "--die-with-parent", "--",
     ]  # fmt: skip
 
 
-def _curl(*args: str, prefix: tuple[str, ...] = ()) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            *prefix,
-            "curl",
-            "-sS",
-            "-m",
-            "60",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{time_total} %{time_starttransfer} %{size_download}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return {"total": float(out[0]), "ttfb": float(out[1]), "bytes": float(out[2])}
+def _curl(*args: str, handoff: str | None = None, times: int = 1) -> list[dict[str, float]]:
+    """curl on the host, or (``handoff``: the bench gate's handoff socket) in a sandbox; ``times``
+    curls one after the other in that one sandbox."""
+    prefix: list[str] = []
+    channel = None
+    if handoff is not None:
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel.connect(handoff)
+        prefix = _sandboxed(channel.fileno())
+    curl = ["curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", f"{CURL_FORMAT}\\n", *args]
+    if times > 1:
+        curl = ["/bin/sh", "-c", f'for i in $(seq {times}); do "$@" || exit; done', "sh", *curl]
+    try:
+        out = subprocess.run(
+            [*prefix, *curl],
+            capture_output=True,
+            text=True,
+            check=True,
+            pass_fds=(channel.fileno(),) if channel else (),
+        ).stdout.splitlines()
+    finally:
+        if channel is not None:
+            channel.close()  # the gate closes that sandbox's listener
+    return [
+        {"total": float(line.split()[0]), "ttfb": float(line.split()[1]), "bytes": float(line.split()[2])}
+        for line in out
+    ]
 
 
 def main() -> None:
@@ -155,7 +192,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200, help="requests for the connect latency")
     parser.add_argument("--role", choices=["origin", "gate"], help=argparse.SUPPRESS)
     parser.add_argument("--origin-port", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--unix", help=argparse.SUPPRESS)
+    parser.add_argument("--handoff", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "origin":
         asyncio.run(_origin(args.mb))
@@ -167,24 +204,24 @@ def main() -> None:
         # reading (it reads only the first line: a full pipe would stall the gate).
         with open(os.devnull, "w") as devnull:
             configure_logging("info", devnull)
-            asyncio.run(_gate(args.origin_port, args.unix))
+            asyncio.run(_gate(args.origin_port, args.handoff))
         return
     if shutil.which("curl") is None:
         raise SystemExit("the egress bench drives curl: apt-get install -y curl")
     me = [sys.executable, __file__]
     origin, info = start_json_child([*me, "--role", "origin", "--mb", str(args.mb)], "origin")
-    unix = str(Path(tempfile.mkdtemp(prefix="egress-bench-sock-")) / "egress.sock")
+    handoff = str(Path(tempfile.mkdtemp(prefix="egress-bench-sock-")) / "handoff.sock")
     gate, g = start_json_child(
-        [*me, "--role", "gate", "--origin-port", str(info["port"]), "--unix", unix], "egress gate"
+        [*me, "--role", "gate", "--origin-port", str(info["port"]), "--handoff", handoff], "egress gate"
     )
-    sandbox = tuple(_sandboxed(unix)) if shutil.which("bwrap") else ()
+    sandbox = handoff if shutil.which("bwrap") else None
     try:
         direct_url = f"http://127.0.0.1:{info['port']}"
         via = ["-x", g["url"], "-U", f"gatekeeper:{g['token']}"]
-        fetch: dict[str, tuple[tuple[str, ...], list[str]]] = {
-            "direct": ((), [f"{direct_url}/big"]),
-            "gate http": ((), [*via, f"http://{NAME}/big"]),
-            "gate CONNECT": ((), [*via, "--proxytunnel", f"http://{NAME}/big"]),
+        fetch: dict[str, tuple[str | None, list[str]]] = {
+            "direct": (None, [f"{direct_url}/big"]),
+            "gate http": (None, [*via, f"http://{NAME}/big"]),
+            "gate CONNECT": (None, [*via, "--proxytunnel", f"http://{NAME}/big"]),
         }
         if sandbox:
             inside = ["-x", "http://127.0.0.1:3128", "-U", f"gatekeeper:{g['token']}", "--proxytunnel"]
@@ -194,9 +231,9 @@ def main() -> None:
         rows: dict[str, list[float]] = {name: [] for name in fetch}
         cpu: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
         for _ in range(args.runs):
-            for name, (prefix, argv) in fetch.items():
+            for name, (where, argv) in fetch.items():
                 before = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
-                rows[name].append(_curl(*argv, prefix=prefix)["total"])
+                rows[name].append(_curl(*argv, handoff=where)[0]["total"])
                 after = (_cpu_seconds(origin.pid), _cpu_seconds(gate.pid), _children_cpu())
                 cpu[name].append((after[0] - before[0], after[1] - before[1], after[2] - before[2]))
         size = args.mb * 1024 * 1024
@@ -211,13 +248,18 @@ def main() -> None:
                 f"  {name:15} {low:8.0f} / {mid:8.0f} / {high:8.0f}  ratio {ratio:.2f}x"
                 f"   CPU s: origin {o:.2f}  gate {g:.2f}  curl {c:.2f}"
             )
-        # Interleaved, one of each per round: a shared machine's drift hits all three alike.
+        # Interleaved, one of each per round: a shared machine's drift hits all three alike. A
+        # sandbox runs curl twice: its first connection is a fresh namespace's, the second is
+        # the path alone.
         first_byte: dict[str, list[float]] = {name: [] for name in fetch}
         for _ in range(args.small):
-            for name, (prefix, argv) in fetch.items():
-                first_byte[name].append(
-                    _curl(*argv[:-1], argv[-1].replace("/big", "/small"), prefix=prefix)["ttfb"]
+            for name, (where, argv) in fetch.items():
+                runs = _curl(
+                    *argv[:-1], argv[-1].replace("/big", "/small"), handoff=where, times=2 if where else 1
                 )
+                first_byte[name].append(runs[0]["ttfb"])
+                if where:
+                    first_byte.setdefault("sandbox, 2nd", []).append(runs[1]["ttfb"])
         p50 = statistics.median
         print(f"time to first byte of /small, {args.small} requests each (p50, p99 in ms)")
         for name, values in first_byte.items():

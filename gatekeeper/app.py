@@ -378,8 +378,6 @@ class Gatekeeper:
         await self.reloader.stop()
         if self.egress is not None:
             await self.egress.stop()
-        if self.runner is not None:
-            self.runner.cleanup()
         await self.approvals.stop()
         await self.written_code.close()
         await self.budgets.close()
@@ -396,7 +394,7 @@ class Gatekeeper:
         await self.verifier.aclose()
 
     async def _start_egress(self, cfg: Config) -> None:
-        """The egress gate, then the runner behind it (the sandbox probe needs the socket)."""
+        """The egress gate, then the runner behind it (the gate serves each sandbox's listener)."""
         self.egress = EgressGate(
             cfg.egress, self.gate, self.credentials, self.approvals, self.sinks, mode=cfg.mode
         )
@@ -406,8 +404,7 @@ class Gatekeeper:
         self.egress_url = self.egress.url
         if self.runner is not None:
             self.runner.sandbox.prepare()
-            self.egress.add_unix_listener(self.runner.sandbox.socket_path)
-            await self.runner.start(self.egress_url)
+            await self.runner.start(self.egress)
 
     async def _start_stdio(self, cfg: Config) -> Config:
         """Start every ``command`` upstream; the proxy then reaches it at its bridge's URL."""

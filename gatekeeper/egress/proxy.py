@@ -1,9 +1,12 @@
 """The egress gate's listener: an HTTP forward proxy that connects only what the policy allows.
 
 It speaks ``CONNECT host:port`` and absolute-form ``http://`` requests, on TCP
-(``listeners.egress``) and on the unix sockets bridged into sandboxes. Every connection:
+(``listeners.egress``) and on each sandbox's own listener: ``127.0.0.1:3128`` in the sandbox's
+network namespace, made before the sandbox and handed to the gate (``runner/sandbox_netns.py``),
+served for that one call or server. Every connection:
 
-1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``;
+1. must carry a live per-call credential (``Proxy-Authorization``), else ``407``; on a sandbox's
+   listener, that sandbox's own;
 2. is decided as ``net.egress:HOST:PORT`` (and what the literal and the resolved address say)
    with the principal and tool of the call that minted the credential (a sandboxed stdio
    server's: ``upstream:NAME``, on the capabilities alone); ``escalate`` holds it on the approval
@@ -25,6 +28,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import hmac
 import json
 import os
 import select
@@ -32,7 +36,6 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -138,13 +141,13 @@ class EgressGate:
         bound = sock.getsockname()[1]
         self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}"
 
-    def add_unix_listener(self, path: Path) -> None:
-        """A socket file a sandbox reaches the gate through (its relay connects here)."""
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(path))
-        self._listen(sock)
+    def serve_sandbox(self, listener: socket.socket, credential: str) -> SandboxListener:
+        """Serve a sandbox's listener (in its network namespace) for as long as that sandbox
+        runs: only ``credential`` opens a connection there. ``close`` when the sandbox ends (a
+        socket keeps its network namespace alive)."""
+        listener.setblocking(False)
+        task = self._tasks.spawn(self._accept_loop(listener, credential), name="egress-sandbox-accept")
+        return SandboxListener(listener, task)
 
     def _listen(self, sock: socket.socket) -> None:
         sock.listen(256)
@@ -158,7 +161,7 @@ class EgressGate:
         self._listeners.clear()
         await self._tasks.cancel_all()
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
+    async def _accept_loop(self, listener: socket.socket, only: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -169,17 +172,17 @@ class EgressGate:
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
             client.setblocking(False)
-            self._tasks.spawn(self._serve(client), name="egress-connection")
+            self._tasks.spawn(self._serve(client, only), name="egress-connection")
 
     # --- one connection -------------------------------------------------------------------
-    async def _serve(self, client: socket.socket) -> None:
+    async def _serve(self, client: socket.socket, only: str | None = None) -> None:
         conn = Connection()
         target_sock: socket.socket | None = None
         try:
             try:
                 async with asyncio.timeout(self.settings.head_timeout_seconds):
                     request = await _read_head(client)
-                target_sock, first = await self._admit(conn, request)
+                target_sock, first = await self._admit(conn, request, only)
             except Refusal as refusal:
                 # 4xx: refused by the gate; 5xx (resolve or connect failed): allowed, but not reached
                 conn.outcome = "denied" if refusal.status < 500 else "error"
@@ -214,14 +217,16 @@ class EgressGate:
                     sock.close()
             self._record(conn)
 
-    async def _admit(self, conn: Connection, request: Request) -> tuple[socket.socket, bytes]:
+    async def _admit(
+        self, conn: Connection, request: Request, only: str | None = None
+    ) -> tuple[socket.socket, bytes]:
         """Authenticate, decide and connect; the first bytes to send to the target.
 
         The name is decided before it is resolved: a name the policy refuses is never looked up
         (a DNS query is itself a way out: ``<secret>.attacker.example``). The address it
         resolves to is then decided again, and a deny there wins over any approval of the name.
         """
-        conn.grant = grant = self._authenticate(request)
+        conn.grant = grant = self._authenticate(request, only)
         conn.parent = grant.parent()
         host, port = _target_of(request)
         try:
@@ -282,7 +287,7 @@ class EgressGate:
             raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
         conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
 
-    def _authenticate(self, request: Request) -> EgressGrant:
+    def _authenticate(self, request: Request, only: str | None = None) -> EgressGrant:
         challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
         values = request.header("proxy-authorization")
         if len(values) != 1:
@@ -300,6 +305,8 @@ class EgressGate:
         elif scheme.lower() == "bearer":
             token = value.strip()
         grant = self.credentials.check(token) if token else None
+        if only is not None and not hmac.compare_digest(token.encode(), only.encode()):
+            grant = None  # another call's credential, inside this sandbox: not its way out
         if grant is None:
             raise Refusal(
                 407, codes.INVALID_CREDENTIAL, "the credential is unknown or its call has ended", challenge
@@ -401,6 +408,21 @@ class EgressGate:
         )
         if self.sink is not None:
             self.sink(entry)
+
+
+class SandboxListener:
+    """A sandbox's listener being served; ``close`` stops accepting and releases the socket
+    (connections already accepted run to their end)."""
+
+    def __init__(self, listener: socket.socket, task: asyncio.Task[None]) -> None:
+        self.listener, self.task = listener, task
+
+    async def close(self) -> None:
+        self.task.cancel()  # first: the event loop stops watching the descriptor before it closes
+        try:
+            await asyncio.wait([self.task])
+        finally:
+            self.listener.close()
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -5,11 +5,19 @@ What the sandbox sees:
 - new user, pid, ipc, uts, cgroup and **network** namespaces: loopback only, so a raw socket,
   ``/dev/tcp``, an IP literal or the program's own resolver finds nothing to connect to;
 - the system directories read-only (``/usr``, ``/etc`` and the ``/bin``-style links), a private
-  ``/tmp`` and ``$HOME``, a minimal ``/dev`` (no GPUs unless leased: gpus.py), its own ``/proc``;
+  ``/tmp``, ``/run`` and ``$HOME``, a minimal ``/dev`` (no GPUs unless leased: gpus.py), its own
+  ``/proc``;
 - the workspace read-write at ``/workspace``, and nothing else of the host: not ``/root``, not
   Gatekeeper's data folder, keys or sockets;
 - a scrubbed environment: ``PATH``, ``HOME``, ``LANG``, what ``runner.env`` names, and the proxy
-  variables pointing at an in-sandbox relay to the egress gate, with this call's credential.
+  variables naming ``127.0.0.1:3128``, with this call's credential.
+
+That address is the egress gate itself. The network namespace is made before bubblewrap starts,
+by ``sandbox_netns.py`` (run as the sandbox's uid): it listens on ``127.0.0.1:3128`` in the new
+namespace, hands the listening socket to the gate, and execs bubblewrap (without
+``--unshare-net``: the sandbox lives in that namespace). The gate accepts each connection itself;
+no byte is carried by anything in the sandbox. If the namespace or the listener cannot be made,
+nothing runs (``handoff.py``).
 
 Limits: wall time ends the whole process tree (killing bubblewrap kills its pid namespace's
 init, and the kernel ends every process in it); CPU, memory, file size, open files and processes
@@ -24,22 +32,36 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+import structlog
 
 from ..errors import ConfigError
+from .handoff import HandoffError, receive_listener
 from .settings import RunnerSettings
+
+if TYPE_CHECKING:
+    from ..egress.proxy import EgressGate, SandboxListener
+
+log = structlog.get_logger("gatekeeper.runner")
 
 SANDBOX_WORKSPACE: Final = "/workspace"
 SANDBOX_HOME: Final = "/home/agent"
-SANDBOX_RUN: Final = "/run/gatekeeper"
-RELAY_PORT: Final = 3128
-_RELAY_SOURCE: Final = Path(__file__).with_name("sandbox_relay.py")
+SANDBOX_RUN: Final = "/run"  # a private tmpfs in every sandbox
+EGRESS_PORT: Final = 3128  # the gate's listener in each sandbox's network namespace
+_NETNS_SOURCE: Final = Path(__file__).with_name("sandbox_netns.py")
 SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_DIRS: Final = ("/usr", "/etc", "/opt")  # read-only in every sandbox
 _INSTALL_HINT: Final = "install Debian's bubblewrap (apt-get install -y bubblewrap)"
+_USERNS_HINT: Final = (
+    "it needs unprivileged user namespaces (user.max_user_namespaces > 0; "
+    "kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0 where "
+    "those exist; a container runtime's seccomp profile must allow unshare)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +83,27 @@ class ExecResult:
         }
 
 
+@dataclass(slots=True)
+class Launched:
+    """A started sandbox and the gate's listener in its network namespace (None: no credential,
+    so nothing listens there). ``release`` once the process has ended."""
+
+    process: asyncio.subprocess.Process
+    egress: SandboxListener | None
+
+    async def release(self) -> None:
+        if self.egress is not None:
+            egress, self.egress = self.egress, None
+            await egress.close()
+
+
 class Sandbox:
     """Builds and runs bubblewrap command lines for one runner configuration."""
 
-    def __init__(self, settings: RunnerSettings, workspace: Path, runtime_dir: Path) -> None:
+    def __init__(self, settings: RunnerSettings, workspace: Path) -> None:
         self.settings = settings
         self.workspace = workspace
-        self.runtime_dir = runtime_dir  # holds the relay script and the egress socket
-        self.socket_path = runtime_dir / "egress.sock"
-        self.relay_path = runtime_dir / "sandbox_relay.py"
+        self.egress: EgressGate | None = None  # the gate that serves each sandbox's listener
         self.as_root = os.geteuid() == 0
         self.uid = settings.uid if self.as_root else os.geteuid()
         self.gid = settings.uid if self.as_root else os.getegid()
@@ -83,43 +117,34 @@ class Sandbox:
         self.prlimit = prlimit
         if not os.access(settings.python, os.X_OK):
             raise ConfigError(
-                f"runner: {settings.python} (runner.python) is not an executable Python; the sandbox's "
-                "network relay needs a system interpreter (apt-get install -y python3)"
+                f"runner: {settings.python} (runner.python) is not an executable Python; the step "
+                "that makes each sandbox's network namespace needs a system interpreter "
+                "(apt-get install -y python3)"
             )
+        # Passed with -c: no file the sandbox's uid could reach or replace.
+        self.netns_source = _NETNS_SOURCE.read_text()
 
     def prepare(self) -> None:
-        """Lay out the runtime folder and hand the workspace to the sandbox's uid."""
-        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        shutil.copyfile(_RELAY_SOURCE, self.relay_path)
-        self.relay_path.chmod(0o444)
+        """Hand the workspace to the sandbox's uid."""
         self.workspace.mkdir(parents=True, exist_ok=True)
         if self.as_root:
-            os.chown(self.runtime_dir, self.uid, self.gid)
             _chown_tree(self.workspace, self.uid, self.gid)
-
-    def socket_ready(self) -> None:
-        """The egress socket exists: only the sandbox's uid may connect to it."""
-        if self.as_root:
-            os.chown(self.socket_path, self.uid, self.gid)
-        self.socket_path.chmod(0o600)
-
-    def argv(self, cmd: str, cwd: str, devices: Sequence[str] = ()) -> list[str]:
-        """One ``shell.exec``: ``cmd`` under ``/bin/sh -c``, with every limit."""
-        return self.command_argv(("/bin/sh", "-c", cmd), cwd, devices=devices)
 
     def command_argv(
         self,
         command: Sequence[str],
         cwd: str,
         *,
+        handoff: int,
         devices: Sequence[str] = (),
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
     ) -> list[str]:
-        """The prlimit + bubblewrap + relay command line that runs ``command`` (an argv, nothing
-        is split) in the sandbox. ``read_only``: host paths bound read-only at the same path (the
-        sandbox's uid must be able to reach them, as the workspace); ``cpu_limit=False`` for a
-        long-lived server, whose CPU seconds add up over its life (wall time is ``run``'s)."""
+        """The prlimit + network namespace step + bubblewrap command line that runs ``command``
+        (an argv, nothing is split) in the sandbox; ``handoff``: the descriptor the listener goes
+        to the gate on. ``read_only``: host paths bound read-only at the same path (the sandbox's
+        uid must be able to reach them, as the workspace); ``cpu_limit=False`` for a long-lived
+        server, whose CPU seconds add up over its life (wall time is ``run``'s)."""
         limits = self.settings.limits
         args = [
             self.prlimit,
@@ -130,12 +155,20 @@ class Sandbox:
             f"--nofile={limits.open_files}",
             "--core=0",
             "--",
+            self.settings.python,
+            "-I",
+            "-S",
+            "-c",
+            self.netns_source,
+            str(handoff),
+            str(EGRESS_PORT),
+            "--",
             self.bwrap,
+            # No --unshare-net: the sandbox stays in the network namespace made just before.
             "--unshare-user",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
-            "--unshare-net",
             "--unshare-cgroup-try",
             "--uid",
             "1000",
@@ -166,30 +199,15 @@ class Sandbox:
             "--dir",
             SANDBOX_HOME,
             "--tmpfs",
-            "/run",
-            "--dir",
             SANDBOX_RUN,
             "--bind",
             str(self.workspace),
             SANDBOX_WORKSPACE,
-            "--ro-bind",
-            str(self.relay_path),
-            f"{SANDBOX_RUN}/relay.py",
-            "--bind",
-            str(self.socket_path),
-            f"{SANDBOX_RUN}/egress.sock",
             # Leased GPUs and the operator's read-only paths last, so no mount above covers them.
             *[arg for device in devices for arg in ("--dev-bind", device, device)],
             *[arg for path in read_only for arg in ("--ro-bind", path, path)],
             "--chdir",
             cwd,
-            "--",
-            self.settings.python,
-            "-I",
-            "-S",
-            f"{SANDBOX_RUN}/relay.py",
-            f"{SANDBOX_RUN}/egress.sock",
-            str(RELAY_PORT),
             "--",
             *command,
         ]
@@ -212,29 +230,87 @@ class Sandbox:
             **(self.settings.env if extra is None else extra),
         }
         if credential is not None:
-            proxy = f"http://gatekeeper:{credential}@127.0.0.1:{RELAY_PORT}"
+            proxy = f"http://gatekeeper:{credential}@127.0.0.1:{EGRESS_PORT}"
             for name in ("http_proxy", "https_proxy", "all_proxy"):
                 env[name] = env[name.upper()] = proxy
             env["no_proxy"] = env["NO_PROXY"] = ""
         return env
+
+    async def launch(
+        self,
+        command: Sequence[str],
+        cwd: str,
+        credential: str | None,
+        env: Mapping[str, str],
+        *,
+        stdin: int,
+        devices: Sequence[str] = (),
+        read_only: Sequence[str] = (),
+        cpu_limit: bool = True,
+    ) -> Launched:
+        """Start ``command`` in a sandbox whose ``127.0.0.1:3128`` is the gate, serving this
+        ``credential`` alone (None: nothing listens there). A namespace that cannot be made ends
+        the process before bubblewrap runs and raises ``HandoffError``: nothing ran."""
+        channel, handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                argv = self.command_argv(
+                    command,
+                    cwd,
+                    handoff=handoff.fileno(),
+                    devices=devices,
+                    read_only=read_only,
+                    cpu_limit=cpu_limit,
+                )
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=stdin,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=dict(env),
+                    start_new_session=True,
+                    user=self.uid if self.as_root else None,
+                    group=self.gid if self.as_root else None,
+                    extra_groups=[] if self.as_root else None,
+                    pass_fds=(handoff.fileno(),),
+                    cwd="/",
+                )
+            finally:
+                handoff.close()  # the child's end: only the child holds it now
+            channel.setblocking(False)
+            try:
+                listener = await receive_listener(channel, EGRESS_PORT)
+                if credential is not None and self.egress is None:
+                    listener.close()
+                    raise HandoffError("the egress gate is not running")
+            except BaseException as exc:
+                kill_tree(process.pid)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(process.wait(), 5.0)
+                if isinstance(exc, HandoffError):
+                    log.error("sandbox_refused", reason=str(exc))
+                raise
+        finally:
+            channel.close()
+        if credential is None or self.egress is None:
+            listener.close()  # no way out at all: 127.0.0.1:3128 refuses every connection
+            return Launched(process, None)
+        return Launched(process, self.egress.serve_sandbox(listener, credential))
 
     async def run(
         self, cmd: str, cwd: str, credential: str | None, devices: Sequence[str] = ()
     ) -> ExecResult:
         """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs)."""
         limits = self.settings.limits
-        process = await asyncio.create_subprocess_exec(
-            *self.argv(cmd, cwd, devices),
+        launched = await self.launch(
+            ("/bin/sh", "-c", cmd),
+            cwd,
+            credential,
+            self.environment(credential),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.environment(credential),
-            start_new_session=True,
-            user=self.uid if self.as_root else None,
-            group=self.gid if self.as_root else None,
-            extra_groups=[] if self.as_root else None,
-            cwd="/",
+            devices=devices,
         )
+        process = launched.process
         if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE above
             raise OSError("the sandbox's output pipes were not created")
         out = _Capture(limits.output_bytes)
@@ -249,6 +325,7 @@ class Sandbox:
             kill_tree(process.pid)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(readers, 5.0)
+            await launched.release()
         code = process.returncode if process.returncode is not None else -signal.SIGKILL
         return ExecResult(
             exit_code=124 if timed_out else (code if code >= 0 else 128 - code),
@@ -260,13 +337,18 @@ class Sandbox:
 
     async def probe(self) -> None:
         """Run ``true`` in a sandbox at start-up: no namespaces, no runner (never a silent fallback)."""
-        result = await self.run("true", SANDBOX_WORKSPACE, None)
+        try:
+            result = await self.run("true", SANDBOX_WORKSPACE, None)
+        except HandoffError as exc:
+            raise ConfigError(
+                f"runner: the sandbox's network namespace could not be made ({exc}); {_USERNS_HINT}, "
+                f"and {self.settings.python} (runner.python) must run as uid {self.uid}"
+            ) from None
         if result.exit_code != 0:
             raise ConfigError(
                 "runner: bubblewrap could not create the sandbox "
-                f"(exit {result.exit_code}: {result.stderr.strip()[:300]}); it needs user namespaces "
-                "(sysctl kernel.unprivileged_userns_clone=1 where that exists) and a workspace the "
-                f"sandbox uid {self.uid} can reach; {_INSTALL_HINT}"
+                f"(exit {result.exit_code}: {result.stderr.strip()[:300]}); {_USERNS_HINT}, and a "
+                f"workspace the sandbox uid {self.uid} can reach; {_INSTALL_HINT}"
             )
 
 

@@ -30,7 +30,7 @@ class RunnerSettings:
     workspace: Path | None = None
     upstream: str = "demo"  # the upstream whose tools the runner serves
     uid: int = 65534  # the host uid sandboxes run as when Gatekeeper runs as root
-    python: str = "/usr/bin/python3"  # runs the in-sandbox relay; a system interpreter, read-only
+    python: str = "/usr/bin/python3"  # makes each sandbox's network namespace; a system interpreter
     bwrap: str = "bwrap"
     env: Mapping[str, str] = field(default_factory=dict)  # extra variables the sandbox sees
     limits: RunnerLimits = RunnerLimits()

@@ -6,9 +6,9 @@ system directories read-only, the workspace at ``/workspace``, a private ``/tmp`
 the memory, process, file-size and open-file limits. What differs, because the server is
 long-lived: no wall-time and no CPU-seconds limit; its environment is the sandbox's plus its own
 ``env`` (not ``runner.env``); ``upstreams.NAME.read_only_paths`` are bound read-only (its own
-installation, say); and its way out, the egress gate through the in-sandbox relay, carries a
+installation, say); and its way out, the egress gate's listener in its network namespace, takes a
 *service* credential for ``upstream:NAME``, minted when the process starts and revoked when it
-ends (``EgressCredentials.mint_service``).
+ends (``EgressCredentials.mint_service``); the listener is closed when the process ends.
 
 The process is started here, not by the SDK's ``stdio_client``: Gatekeeper drops to the sandbox's
 uid, hands it exactly the sandbox's environment (the SDK would add the host's ``HOME``, ``PATH``,
@@ -40,7 +40,7 @@ from mcp.shared.message import SessionMessage
 from ..config import Upstream
 from ..errors import ConfigError
 from .files import OutsideWorkspace, workspace_parts
-from .sandbox import SANDBOX_RUN, SANDBOX_WORKSPACE, SYSTEM_DIRS, SYSTEM_LINKS, kill_tree
+from .sandbox import SANDBOX_RUN, SANDBOX_WORKSPACE, SYSTEM_DIRS, SYSTEM_LINKS, Launched, kill_tree
 
 if TYPE_CHECKING:
     from mcp.client._transport import TransportStreams
@@ -86,16 +86,16 @@ class ContainedServer:
         if not os.path.exists(real):
             raise ConfigError(f"{key}.read_only_paths: {path} does not exist")
         data = str(self.runner.data_dir)
-        runtime = str(self.runner.runtime_dir)
         if real == "/" or any(_under(real, d) for d in _KERNEL_DIRS):
             raise ConfigError(
                 f"{key}.read_only_paths: {path} would show the host's root or kernel interfaces"
             )
-        if _under(real, data) or _under(data, real) or _under(runtime, real):
+        if _under(real, data) or _under(data, real):
             raise ConfigError(
                 f"{key}.read_only_paths: {path} would show Gatekeeper's data folder (keys, audit trail)"
             )
-        if any(_under(real, inner) or _under(inner, real) for inner in (SANDBOX_WORKSPACE, SANDBOX_RUN)):
+        workspace = _under(real, SANDBOX_WORKSPACE) or _under(SANDBOX_WORKSPACE, real)
+        if workspace or _under(SANDBOX_RUN, real):  # a folder in /run may be bound, never /run itself
             raise ConfigError(
                 f"{key}.read_only_paths: {path} would cover the sandbox's {SANDBOX_WORKSPACE} or /run"
             )
@@ -170,6 +170,7 @@ class SandboxedProcess:
         self.pid: int | None = None  # bubblewrap's host pid, once started
         self._token: str | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._launched: Launched | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: list[
             MemoryObjectSendStream[SessionMessage | Exception] | MemoryObjectReceiveStream[SessionMessage]
@@ -180,23 +181,20 @@ class SandboxedProcess:
         runner, sandbox = server.runner, server.runner.sandbox
         credentials = runner.credentials
         self._token = credentials.mint_service(server.upstream.name, self.current_call)
-        argv = sandbox.command_argv(server.command, server.cwd, read_only=server.read_only, cpu_limit=False)
         try:
-            self._process = process = await asyncio.create_subprocess_exec(
-                *argv,
+            self._launched = launched = await sandbox.launch(
+                server.command,
+                server.cwd,
+                self._token,
+                sandbox.environment(self._token, server.upstream.env),
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=sandbox.environment(self._token, server.upstream.env),
-                start_new_session=True,
-                user=sandbox.uid if sandbox.as_root else None,
-                group=sandbox.gid if sandbox.as_root else None,
-                extra_groups=[] if sandbox.as_root else None,
-                cwd="/",
+                read_only=server.read_only,
+                cpu_limit=False,
             )
         except BaseException:
             credentials.revoke(self._token)
             raise
+        self._process = process = launched.process
         self.pid = process.pid
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
@@ -217,6 +215,9 @@ class SandboxedProcess:
                 with anyio.CancelScope(shield=True):
                     await self._stop(process)
         finally:
+            if self._launched is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._launched.release()
             if self._token is not None:
                 self.server.runner.credentials.revoke(self._token)
             for task in self._tasks:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import posixpath
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +21,7 @@ from gatekeeper import codes
 
 from ..config import Upstream
 from ..egress.credentials import EgressCredentials
+from ..egress.proxy import EgressGate
 from ..errors import ConfigError, UpstreamError
 from ..models import ToolCall
 from ..upstream import ToolTransport
@@ -49,25 +49,18 @@ class Runner:
         self.settings = settings
         self.credentials = credentials
         self.data_dir = data
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="gatekeeper-runner-"))
-        self.sandbox = Sandbox(settings, settings.workspace, self.runtime_dir)
+        self.sandbox = Sandbox(settings, settings.workspace)
         owner = (self.sandbox.uid, self.sandbox.gid) if self.sandbox.as_root else None
         self.files = WorkspaceFiles(settings.workspace, owner)
         self.gpus = GpuLeases(settings.gpu_devices, settings.gpu_shared_devices)
         self.egress_url = ""  # the egress gate's TCP listener, for http.fetch
 
-    async def start(self, egress_url: str) -> None:
-        self.egress_url = egress_url
-        self.sandbox.socket_ready()
+    async def start(self, egress: EgressGate) -> None:
+        """Serve the sandboxes' listeners with ``egress`` (and ``http.fetch`` through its TCP
+        listener), then check a sandbox can be made at all."""
+        self.egress_url = egress.url
+        self.sandbox.egress = egress
         await self.sandbox.probe()
-
-    def cleanup(self) -> None:
-        for child in (self.sandbox.socket_path, self.sandbox.relay_path):
-            child.unlink(missing_ok=True)
-        try:
-            self.runtime_dir.rmdir()
-        except OSError:
-            pass
 
     def takes(self, call: ToolCall) -> bool:
         """Whether this call runs here (whichever entry point it came through)."""

@@ -245,10 +245,8 @@ def _server_process(root: int) -> int:
         pid = todo.pop()
         todo += children.get(pid, [])
         try:
-            if (
-                b"server.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
-                and b"relay.py" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if argv[0] == SYSTEM_PYTHON.encode() and b"server.py" in argv[-2]:  # not bubblewrap's
                 found.append(pid)
         except OSError:
             continue
