@@ -94,7 +94,8 @@ _SPAWN_ATTRS: Final = frozenset(
      "spawnvp", "spawnvpe", "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp",
      "execvpe", "fork", "forkpty", "posix_spawn", "posix_spawnp", "startfile", "check_output",
      "check_call", "getoutput", "getstatusoutput", "create_subprocess_exec",
-     "create_subprocess_shell", "ProcessPoolExecutor", "kill", "killpg", "fexecve"}
+     "create_subprocess_shell", "ProcessPoolExecutor", "kill", "killpg", "fexecve", "subprocess_exec",
+     "subprocess_shell"}
 )  # fmt: skip
 _NET_ATTRS: Final = frozenset(
     {"urlopen", "urlretrieve", "create_connection", "open_connection", "start_server",
@@ -809,6 +810,8 @@ class _Reader:
             "open",
         ):
             self.fx.opaque.append(f"{dotted}: loading a pickle runs code")
+        elif dotted == "logging.config.listen":  # a socket server that takes logging configurations
+            self.fx.net.append(dotted)
         elif dotted in ("sys.modules", "os.environ.__dict__"):
             self.fx.opaque.append(dotted)
         elif dotted == "os.kill" or dotted == "os.killpg":

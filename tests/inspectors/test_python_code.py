@@ -196,3 +196,15 @@ def test_urls_only_parsed_or_printed_are_data(code: str) -> None:
 )
 def test_a_parsed_url_that_may_also_be_fetched_is_still_egress(code: str) -> None:
     assert _shell(code) != "allow"
+
+
+@pytest.mark.parametrize(
+    ("code", "effect"),
+    [
+        ("import logging.config\nlogging.config.listen(9999).start()", "net"),
+        ("import asyncio\nasyncio.get_event_loop().subprocess_exec(P, 'id')", "spawns"),
+        ("import asyncio\nasyncio.get_event_loop().subprocess_shell(P, 'id')", "spawns"),
+    ],
+)
+def test_servers_and_processes_started_through_asyncio_and_logging_are_seen(code: str, effect: str) -> None:
+    assert getattr(analyse(code), effect)
