@@ -78,8 +78,36 @@ _OPERATOR_CHARS: Final = str.maketrans("", "", "|&;()`")  # deleted: the differe
 _SSH_DIR_RE: Final = re.compile(r"(?:^|[/=:~])\.ssh(?:/|$)")
 _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
+
+
+def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``server & PID=$!; sleep 5; kill $PID``: a signal to a job this command line started
+    (``$!``, a variable assigned it, ``%N``) is its own business; any other process is
+    ``proc.signal`` (the sidecar, another session's tools, ``kill -9 -1``: everything)."""
+    expect_value = False
+    for w in args:
+        t = w.text
+        if expect_value:
+            expect_value = False
+            continue
+        if t in ("-s", "-n"):
+            expect_value = True
+            continue
+        if w.literal and (t == "--" or (re.fullmatch(r"-[A-Za-z0-9+]+", t) and t != "-1")):
+            continue  # a signal: -9, -TERM, -SIGKILL (not -1, which names every process)
+        if (
+            t == "$!"
+            or (t.startswith("$") and t.strip("${}") in insp.own_jobs)
+            or (w.literal and re.fullmatch(r"%[0-9]+|%%|%\+|%-", t))
+        ):
+            continue
+        insp.add("proc.signal", f"{name} {t}: a signal to a process this command did not start")
+    return set()
+
+
 HANDLERS: Final[dict[str, Handler]] = {
     "django-admin": shell_tables.django_admin,
+    "kill": _kill,
     **P.HANDLERS,
     **shell_network.HANDLERS,
     **shell_code.HANDLERS,
@@ -190,6 +218,7 @@ class Inspection:
         "function_src",
         "functions",
         "home_set",
+        "own_jobs",
         "path_code_dirs",
         "positional",
         "ran_files",
@@ -226,6 +255,7 @@ class Inspection:
         # Variables last assigned a value known statically, and the positional parameters of
         # the function being called (None: unknown). Only second readings use them.
         self.env: dict[str, str] = {"IFS": shell_static.DEFAULT_IFS}
+        self.own_jobs: set[str] = set()  # variables last assigned $! (a job this line started)
         self.positional: tuple[str, ...] | None = None
         self.tokens_left = MAX_TOKENS
 
@@ -614,6 +644,10 @@ class Inspection:
         if m is None:
             return
         name = m.group().rstrip("+=")
+        if w.text[m.end() :] == "$!" and not m.group().endswith("+="):
+            self.own_jobs.add(name)  # PID=$!: the job started just before, by this command line
+        else:
+            self.own_jobs.discard(name)
         if w.literal:
             value: str | None = w.text[m.end() :]
         elif w.static is not None:
