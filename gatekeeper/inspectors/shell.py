@@ -807,8 +807,17 @@ class Inspection:
             return
         finally:
             self.tokens_left = child.tokens_left
+        first = text.split(None, 1)[0] if text.strip() else ""
+        known = "/" in first or P.family(first) in KNOWN_PROGRAMS or first in P.BUILTINS
+        # print(f"2 / p = {res}") is no command: what an unknown first word would read or write
+        # is dropped; what its words say anyway (credentials, hosts, shells) stays.
+        dropped = (
+            ("proc.exec:", "shell.opaque")
+            if known
+            else ("proc.exec:", "shell.opaque", "fs.read:", "fs.write:")
+        )
         for cap in child.caps.values():
-            if not cap.name.startswith(("proc.exec:", "shell.opaque")):
+            if not cap.name.startswith(dropped):
                 self.add(cap.name, cap.evidence)
         self.ran_files |= child.ran_files
 
