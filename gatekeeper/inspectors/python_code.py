@@ -138,6 +138,11 @@ def is_data_member(dotted: str) -> bool:
     return any(dotted == p or dotted.startswith(p + ".") for p in DATA_MEMBERS)
 
 
+# What a module is asked when only described: nothing of it runs beyond its import.
+_DESCRIPTIONS: Final = frozenset(
+    {"__version__", "__file__", "__name__", "__path__", "__doc__", "__all__", "VERSION", "version",
+     "version_info", "__author__"}
+)  # fmt: skip
 # Names of calls that save what they are given into a file named among their arguments.
 _WRITING_VERBS: Final = ("save", "to_", "dump", "export", "write_", "imwrite", "imsave", "store", "download")
 # Links: writing through one writes what it points at (a link to a folder: files inside it).
@@ -518,6 +523,7 @@ class _Reader:
         self.env_keyed: set[int] = set()  # ids of os.environ nodes read one name at a time
         self.ns_escapes: set[int] = set()  # ids of calls whose result leads back to a namespace
         self.data_calls: set[int] = set()  # ids of calls to DATA_MEMBERS (URL parsers...)
+        self.parents: dict[int, ast.AST] | None = None  # child id -> parent, built when needed
         self.data_bases: set[str] = set()  # modules only data members were imported from
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
@@ -636,6 +642,10 @@ class _Reader:
                 for alias in node.names:
                     self.fx.imports.append(alias.name)
                     self.module(alias.name)
+                    if alias.name.startswith("distutils.") and alias.asname is None:
+                        self.fx.doubts.append(
+                            f"import {alias.name}: binds distutils, whose other parts spawn"
+                        )
                     if alias.asname:
                         self.modules[alias.asname] = alias.name
                     else:
@@ -670,8 +680,36 @@ class _Reader:
                 self.name(node)
             elif type(node) is ast.Subscript:
                 self.subscript(node)
+        if self.fx.net:
+            self.drop_idle_network_imports()
         if self.data_calls:
             self.mark_data_urls()
+
+    def drop_idle_network_imports(self) -> None:
+        """``import MySQLdb; print(MySQLdb.__version__)``: a network module imported and only asked
+        what it is (its version, file, name) connects nowhere; any other use keeps the import."""
+        fx = self.fx
+        kept: list[str] = []
+        for evidence in fx.net:
+            dotted = evidence.removeprefix("import ")
+            names = [n for n, t in self.modules.items() if t == dotted or t.startswith(dotted + ".")]
+            if evidence == dotted or not names or not all(map(self.only_described, names)):
+                kept.append(evidence)
+        fx.net[:] = kept
+
+    def only_described(self, name: str) -> bool:
+        parents = self.name_parents()
+        for node in self.walked:
+            if type(node) is ast.Name and node.id == name and type(node.ctx) is ast.Load:
+                parent = parents.get(id(node))
+                if type(parent) is not ast.Attribute or parent.attr not in _DESCRIPTIONS:
+                    return False
+        return True
+
+    def name_parents(self) -> dict[int, ast.AST]:
+        if self.parents is None:
+            self.parents = {id(c): n for n in self.walked for c in ast.iter_child_nodes(n)}
+        return self.parents
 
     def mark_data_urls(self) -> None:
         """``parse_url("http://user:pass@host")``: a URL only parsed or printed is data, when nothing
@@ -687,10 +725,7 @@ class _Reader:
             for i in fx.imports
         ):
             return
-        parents: dict[int, ast.AST] = {}
-        for outer in self.walked:
-            for child in ast.iter_child_nodes(outer):
-                parents[id(child)] = outer
+        parents = self.name_parents()
         spans: dict[str, list[tuple[int, int, int, int]]] = {}
         data: dict[str, bool] = {}
         for const in self.walked:
@@ -755,6 +790,8 @@ class _Reader:
         parts = dotted.split(".")
         top = parts[0]
         kind = self.kind(top)
+        if dotted == "distutils.version" or dotted.startswith("distutils.version."):
+            kind = "free"  # LooseVersion and StrictVersion compare version strings
         if top == "importlib" and len(parts) > 1 and parts[1] not in ("metadata", "resources", "util"):
             kind = "opaque" if parts[1] not in ("machinery", "abc") else "free"
         evidence = f"import {dotted}"

@@ -208,3 +208,24 @@ def test_a_parsed_url_that_may_also_be_fetched_is_still_egress(code: str) -> Non
 )
 def test_servers_and_processes_started_through_asyncio_and_logging_are_seen(code: str, effect: str) -> None:
     assert getattr(analyse(code), effect)
+
+
+@pytest.mark.parametrize(
+    ("code", "net"),
+    [
+        ("import MySQLdb\nprint(MySQLdb.__version__)", False),
+        ("import requests\nprint(requests.__version__, requests.__file__)", False),
+        ("import requests\nrequests.get('http://example.org')", True),
+        ("import requests as r\nprint(r.__version__)\nf = r.get", True),
+        ("import socket\nprint(socket)", True),
+        ("from MySQLdb import connect\nprint(connect)", True),
+    ],
+)
+def test_a_network_module_only_asked_its_version_connects_nowhere(code: str, net: bool) -> None:
+    assert bool(analyse(code).net) is net
+
+
+def test_distutils_version_compares_versions_and_nothing_else_of_distutils() -> None:
+    compare = "from distutils.version import LooseVersion\nLooseVersion('1') < LooseVersion('2')"
+    assert analyse(compare).understood
+    assert not analyse("import distutils.version\ndistutils.version.LooseVersion('1')").understood
