@@ -133,15 +133,7 @@ def echo_output(program: str, args: Sequence[str]) -> str | None:
         while rest and re.fullmatch(r"-[neE]+", rest[0]):
             escapes = "e" in rest[0] or (escapes and "E" not in rest[0])
             rest.pop(0)
-        if not escapes:
-            return " ".join(rest)
-        shown: list[str] = []
-        for arg in rest:
-            text, stop = decode_escapes(arg, ECHO)
-            shown.append(text)
-            if stop:
-                break
-        return " ".join(shown)
+        return " ".join(_until_stop(rest, ECHO) if escapes else rest)
     if program == "printf" and args:
         fmt, rest = args[0], list(args[1:])
         if fmt == "--" and rest:
@@ -149,15 +141,7 @@ def echo_output(program: str, args: Sequence[str]) -> str | None:
         elif fmt.startswith("-") and fmt != "-":
             return None  # an option (-v NAME) or bash's "invalid option"
         if fmt in ("%s", "%b") and rest:
-            if fmt == "%s":
-                return "".join(rest)
-            shown = []
-            for arg in rest:
-                text, stop = decode_escapes(arg, BARG)
-                shown.append(text)
-                if stop:
-                    break
-            return "".join(shown)
+            return "".join(rest if fmt == "%s" else _until_stop(rest, BARG))
         if rest:
             return None
         pieces = fmt.split("%%")
@@ -185,6 +169,17 @@ def same_in_every_shell(program: str, args: Sequence[str]) -> bool:
         return False
     texts = args if args[0] == "%b" else args[:1]
     return all(m.group(1) in _PORTABLE for t in texts for m in _PORTABLE_ESCAPES_RE.finditer(t))
+
+
+def _until_stop(args: Sequence[str], dialect: str) -> list[str]:
+    """Each argument decoded, up to the ``\\c`` that ends all output (echo -e, printf %b)."""
+    shown: list[str] = []
+    for arg in args:
+        text, stop = decode_escapes(arg, dialect)
+        shown.append(text)
+        if stop:
+            break
+    return shown
 
 
 def _format_piece(piece: str) -> str:

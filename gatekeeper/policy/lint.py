@@ -53,6 +53,7 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "proc.inline_code": "program",
         "proc.shell": None,
         "proc.spawn": None,
+        "proc.signal": None,
         "shell.opaque": None,
         # network
         "net.egress": "host:port",
