@@ -78,6 +78,14 @@ def sse_event(message: dict[str, Any]) -> bytes:
     return f"event: message\ndata: {json.dumps(message)}\n\n".encode()
 
 
+class _AnswerStream(web.StreamResponse):
+    """An upstream's streamed answer to a POST: its headers leave with its first bytes, in one
+    write (aiohttp sends a stream's headers on their own otherwise). The client cannot use an
+    answer's headers before its first event, so nothing reaches it later than it could be used."""
+
+    _send_headers_immediately = False
+
+
 class Reply:
     """Where an answer we make ourselves goes: a plain JSON response, or an SSE stream already
     opened to carry progress notifications while the call was held."""
@@ -114,17 +122,13 @@ class McpRequest:
     message: dict[str, Any]
     on_answer: OnAnswer | None = None
     reply: Reply = field(init=False)
+    msg_id: Any = field(init=False)  # read once: the message is never changed
+    method: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.reply = Reply(self.http)
-
-    @property
-    def msg_id(self) -> Any:
-        return self.message.get("id")
-
-    @property
-    def method(self) -> str:
-        return str(self.message.get("method"))
+        self.msg_id = self.message.get("id")
+        self.method = str(self.message.get("method"))
 
 
 def tool_result(mcp: McpRequest, result: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +258,9 @@ async def relay(
                 else:
                     data = raw
                 return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
-            response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
+            # A GET opens a stream of the server's own messages: its headers go at once.
+            stream = _AnswerStream if request.method == "POST" else web.StreamResponse
+            response = stream(status=upstream_resp.status, headers=out_headers)
             await response.prepare(request)
             if rewrite is not None:
                 async for block in _sse_blocks(upstream_resp.content):
