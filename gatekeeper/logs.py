@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import structlog
 
+from .tracing import current_request
+
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_key", "headers", "jwt", "key"})
 _UTC = datetime.UTC
 
@@ -80,6 +82,15 @@ def _scrub_nested(value: Any, depth: int) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub_nested(v, depth + 1) for v in value]
     return value
+
+
+def add_request_id(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The id of the request being handled (``tracing.current_request``) on every line written
+    while it is: read from its context variable, nothing bound or unbound per request."""
+    ids = current_request.get()
+    if ids is not None:
+        event.setdefault("request_id", ids.request_id)
+    return event
 
 
 def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -165,6 +176,7 @@ def configure_logging(level: str = "info", stream: Any = None, error_stream: Any
     _configure_stdlib(numeric, renderer, error_stream or stream or sys.stderr)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         mask_secrets,
@@ -229,6 +241,7 @@ def info_line(event: str, fields: dict[str, Any]) -> bool:
         return True  # filtered out, as the bound logger would
     event_dict: dict[str, Any] = {**fields, "event": event}
     structlog.contextvars.merge_contextvars(None, "info", event_dict)
+    add_request_id(None, "info", event_dict)
     event_dict["level"] = "info"
     event_dict["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
     mask_secrets(None, "info", event_dict)
