@@ -39,7 +39,7 @@ from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
 from ..inspectors.written_code import PARTS, analyse_written, shadows_stdlib
-from ..manifest import WHOLE_ARGUMENTS
+from ..manifest import WHOLE_ARGUMENTS, ToolManifest
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
@@ -49,22 +49,26 @@ from .state import GATE, WRITTEN_CODE
 log = structlog.get_logger("gatekeeper.written_code")
 
 _SHELL_INSPECTORS = frozenset({"shell", "shell.command"})
+_FS_WRITE_INSPECTORS = frozenset({"fs.write"})
 MAX_IMPORT_DEPTH = 4
 
 
-def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> list[str]:
+def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> tuple[str, ...]:
     """The arguments the call's manifest hands to one of the inspectors ``names``."""
     policy_set = ex.app[GATE].policy_set
-    manifest = policy_set.manifests.get(call.tool) if policy_set is not None else None
+    manifest: ToolManifest | None = policy_set.manifests.get(call.tool) if policy_set is not None else None
     if manifest is None:
-        return []
-    return [argument for argument, inspector in manifest.inspect if inspector in names]
+        return ()
+    return manifest.inspected_by(names)
 
 
 def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
+    arguments = _inspected_as(ex, call, _SHELL_INSPECTORS)
+    if not arguments:
+        return frozenset()
     workspace = ex.app[GATE].context.workspace
     out: set[str] = set()
-    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+    for argument in arguments:
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         out |= files_run(value, workspace)
     return frozenset(out)
@@ -189,18 +193,22 @@ async def record_written_code(ex: Exchange) -> None:
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
         return
+    written_to = _inspected_as(ex, call, _FS_WRITE_INSPECTORS)
+    commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
+    if not written_to and not commands:  # a tool that neither writes files nor runs commands
+        return
     workspace = ex.app[GATE].context.workspace
     inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     copies: list[tuple[str, str]] = []  # (file, the workspace file copied, moved or linked into it)
     content = call.arguments.get("content")
     if isinstance(content, str):
-        for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
+        for argument in written_to:
             raw = call.arguments.get(argument)
             path = normalize_path(raw, workspace) if isinstance(raw, str) else None
             if path is not None:
                 writes.append((path, content, True))
-    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+    for argument in commands:
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         read = reading(value, workspace)
         if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
