@@ -9,6 +9,7 @@ Ids are stored only as digests (bound to their upstream): the table hands out no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Protocol
 
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS mcp_sessions (
 """
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every request of a session
 def session_key(upstream: str, session_id: str) -> str:
     return hashlib.sha256(f"{upstream}\0{session_id}".encode()).hexdigest()
 

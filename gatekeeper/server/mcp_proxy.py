@@ -26,7 +26,7 @@ from gatekeeper import codes
 from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
-from ..mcp_methods import PROTOCOL_METHODS, method_arguments, method_tool
+from ..mcp_methods import FILTERED_LISTS, PROTOCOL_METHODS, method_arguments, method_tool
 from ..mcp_sessions import session_key
 from ..models import Principal
 from ..pipeline import Exchange, Stage, need
@@ -162,7 +162,9 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     if "id" not in message:  # a notification would act with nobody to refuse to
         return _rpc_error(400, None, -32600, f"{method} must be a request with an id", codes.INVALID_REQUEST)
     mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
-    rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
+    rewrite = None
+    if method in FILTERED_LISTS:
+        rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
     ex = Exchange(
         entry="mcp",
         app=request.app,
