@@ -50,6 +50,7 @@ log = structlog.get_logger("gatekeeper.written_code")
 
 _SHELL_INSPECTORS = frozenset({"shell", "shell.command"})
 _FS_WRITE_INSPECTORS = frozenset({"fs.write"})
+_WRITING_INSPECTORS = _SHELL_INSPECTORS | _FS_WRITE_INSPECTORS
 MAX_IMPORT_DEPTH = 4
 
 
@@ -62,13 +63,11 @@ def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> tuple[
     return manifest.inspected_by(names)
 
 
-def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
-    arguments = _inspected_as(ex, call, _SHELL_INSPECTORS)
-    if not arguments:
-        return frozenset()
+def _runs(ex: Exchange, call: ToolCall, commands: tuple[str, ...]) -> frozenset[str]:
+    """The files the ``commands`` arguments (read by the shell inspectors) run."""
     workspace = ex.app[GATE].context.workspace
     out: set[str] = set()
-    for argument in arguments:
+    for argument in commands:
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         out |= files_run(value, workspace)
     return frozenset(out)
@@ -82,7 +81,10 @@ async def inherit_written_code(ex: Exchange) -> None:
         return
     if decision.outcome is Outcome.DENY:
         return  # nothing inherited can make it more refused
-    runs = _runs(ex, call)
+    commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
+    if not commands:  # a tool that runs no command (the manifest says so)
+        return
+    runs = _runs(ex, call, commands)
     if not runs:
         return
     try:
@@ -193,10 +195,10 @@ async def record_written_code(ex: Exchange) -> None:
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
         return
+    if not _inspected_as(ex, call, _WRITING_INSPECTORS):  # neither writes files nor runs commands
+        return
     written_to = _inspected_as(ex, call, _FS_WRITE_INSPECTORS)
     commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
-    if not written_to and not commands:  # a tool that neither writes files nor runs commands
-        return
     workspace = ex.app[GATE].context.workspace
     inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
