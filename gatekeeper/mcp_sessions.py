@@ -41,6 +41,14 @@ class McpSessions(Protocol):
     async def forget_session(self, key: str) -> None: ...
 
 
+class SessionOwners(McpSessions, Protocol):
+    """What the MCP entry point asks (``MCP_SESSIONS``): the owners, some of them remembered."""
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
+        """The owner when known without asking the store (None: ask ``session_owner``)."""
+        ...
+
+
 class MemorySessions:
     """Owners in this process only (a restart forgets them: clients then open a new session)."""
 
@@ -51,6 +59,9 @@ class MemorySessions:
         self._owners.setdefault(key, (issuer, subject))
 
     async def session_owner(self, key: str) -> tuple[str, str] | None:
+        return self._owners.get(key)
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
         return self._owners.get(key)
 
     async def forget_session(self, key: str) -> None:
@@ -82,6 +93,9 @@ class CachedSessions:
             if owner is not None:
                 self._remember(key, owner)
         return owner
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
+        return self._owners.get(key)
 
     async def forget_session(self, key: str) -> None:
         self._owners.pop(key, None)

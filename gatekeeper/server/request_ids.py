@@ -37,3 +37,9 @@ def add_request_ids(app: web.Application) -> None:
 def request_id_of(request: web.Request) -> str | None:
     ids = request.get(REQUEST_IDS)
     return ids.request_id if ids is not None else None
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled (``request_id_of`` without the request's lookups)."""
+    ids = current_request.get()
+    return ids.request_id if ids is not None else None
