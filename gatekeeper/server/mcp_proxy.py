@@ -246,7 +246,7 @@ def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | Non
 # --- the parse stage ---------------------------------------------------------------------------
 
 
-async def parse_mcp(ex: Exchange) -> None:
+def parse_mcp(ex: Exchange) -> None:
     """What the message asks for: the tool ``tools/call`` names, or the method itself."""
     mcp: McpRequest = ex.request
     params = mcp.message.get("params")

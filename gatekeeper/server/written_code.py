@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +40,7 @@ from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
 from ..inspectors.written_code import PARTS, analyse_written, shadows_stdlib
 from ..manifest import WHOLE_ARGUMENTS, ToolManifest
-from ..models import Capability, Outcome, ToolCall
+from ..models import Capability, Outcome, Principal, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
 from ..written.records import LIMIT, WrittenCodeStore, WrittenRecord
@@ -73,20 +73,27 @@ def _runs(ex: Exchange, call: ToolCall, commands: tuple[str, ...]) -> frozenset[
     return frozenset(out)
 
 
-async def inherit_written_code(ex: Exchange) -> None:
-    """Decide a command that runs written code with what that code does."""
+def inherit_written_code(ex: Exchange) -> Awaitable[None] | None:
+    """Decide a command that runs written code with what that code does (a stage: awaitable
+    only when there are records to read)."""
     store = ex.app.get(WRITTEN_CODE)
     call, decision, principal = ex.call, ex.decision, ex.principal
     if store is None or call is None or decision is None or principal is None:
-        return
+        return None
     if decision.outcome is Outcome.DENY:
-        return  # nothing inherited can make it more refused
+        return None  # nothing inherited can make it more refused
     commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
     if not commands:  # a tool that runs no command (the manifest says so)
-        return
+        return None
     runs = _runs(ex, call, commands)
     if not runs:
-        return
+        return None
+    return _inherit(ex, store, call, principal, runs)
+
+
+async def _inherit(
+    ex: Exchange, store: WrittenCodeStore, call: ToolCall, principal: Principal, runs: frozenset[str]
+) -> None:
     try:
         records = await _records(store, principal.issuer, principal.subject, runs)
     except WrittenCodeUnavailable:
@@ -185,7 +192,7 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
     return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
-async def record_written_code(ex: Exchange) -> None:
+def record_written_code(ex: Exchange) -> Awaitable[None] | None:
     """Before a write is forwarded: record what the code it writes would do, should it be run.
 
     ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
@@ -194,9 +201,15 @@ async def record_written_code(ex: Exchange) -> None:
     store = ex.app.get(WRITTEN_CODE)
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
-        return
+        return None
     if not _inspected_as(ex, call, _WRITING_INSPECTORS):  # neither writes files nor runs commands
-        return
+        return None
+    return _record_written(ex, store, call, principal)
+
+
+async def _record_written(
+    ex: Exchange, store: WrittenCodeStore, call: ToolCall, principal: Principal
+) -> None:
     written_to = _inspected_as(ex, call, _FS_WRITE_INSPECTORS)
     commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
     workspace = ex.app[GATE].context.workspace
