@@ -189,7 +189,8 @@ async def process(stages: Sequence[Stage], ex: Exchange, render: Render[R]) -> R
         return await render(ex)
     finally:
         try:
-            await refund_budgets(ex)
+            if ex.charges and not ex.forwarded:  # most calls spent nothing, or ran
+                await refund_budgets(ex)
         finally:
             app = ex.app
             appended_in_task.set(0)  # settle_record then knows whether this call's record was queued
