@@ -246,6 +246,7 @@ class Gatekeeper:
             )
         max_seconds = audit.max_unwritten_seconds
         self.metrics.track_accepting(lambda: float(self.audit.refusal(max_seconds) is None))
+        self.metrics.track_audit_lag(lambda: float(self.audit.lag))
         self.tool_pins = ToolPins(self.approvals.store)
         self.sinks = DecisionSinks()
         self.sinks.sinks += [self._audit_decision, self.recent.add]
@@ -431,13 +432,11 @@ class Gatekeeper:
         metrics file twice a second, so whichever worker answers ``/metrics`` sees them."""
         while True:
             self.metrics.refresh()
-            self.metrics.audit_lag.set(self.audit.lag)
             await asyncio.sleep(0.5)
 
     def _audit_decision(self, record: dict[str, Any]) -> None:
         # The decision recorder's dict holds exactly the audit fields; anything else is a TypeError.
-        self.audit.append_record(record)
-        self.metrics.audit_lag.set(self.audit.lag)
+        self.audit.append_record(record)  # gatekeeper_audit_lag_records is read when scraped
 
     async def _audit_status(self) -> dict[str, Any]:
         seq, digest = self.audit.head

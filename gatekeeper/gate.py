@@ -124,6 +124,7 @@ class Gate:
         # Gatekeeper's own folders (its data folder: keys, stores, journals): a path an agent names
         # in them is cred.secret, wherever the operator put them (/tmp too, which the pack allows).
         self.protected = tuple(p.rstrip("/") for p in protected if p.rstrip("/") not in ("", workspace))
+        self._protected_trees = tuple(p + "/" for p in self.protected)
         self.inspectors = inspectors
         self.load_error: str | None = None
         self.reloader: Any = None  # set by the app: readiness reports its last reload error
@@ -172,8 +173,8 @@ class Gate:
         out = list(capabilities)
         for cap in capabilities if self.protected else ():
             kind, _, path = cap.name.partition(":")
-            if kind in ("fs.read", "fs.write") and any(
-                path == p or path.startswith(p + "/") for p in self.protected
+            if kind in ("fs.read", "fs.write") and (
+                path in self.protected or path.startswith(self._protected_trees)
             ):
                 out.append(Capability("cred.secret", f"Gatekeeper's own data folder: {path}"[:200]))
                 break

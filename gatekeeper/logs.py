@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import structlog
 
+from .tracing import current_request
+
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "secret", "api_key", "headers", "jwt", "key"})
 _UTC = datetime.UTC
 
@@ -37,7 +39,7 @@ _MASK = "[masked]"
 
 def _may_hold_credential(text: str) -> bool:
     """False when ``text`` cannot hold what ``_CREDENTIAL`` matches (the common case: a few
-    substring scans, no regex)."""
+    substring scans, no regex). ``ScrubbingRenderer`` has the same test inline."""
     low = text.lower()  # any case: "bEaRer x", "BASIC x" are credentials to _CREDENTIAL too
     return "eyj" in low or "bearer" in low or "basic" in low
 
@@ -82,6 +84,15 @@ def _scrub_nested(value: Any, depth: int) -> Any:
     return value
 
 
+def add_request_id(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The id of the request being handled (``tracing.current_request``) on every line written
+    while it is: read from its context variable, nothing bound or unbound per request."""
+    ids = current_request.get()
+    if ids is not None:
+        event.setdefault("request_id", ids.request_id)
+    return event
+
+
 def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a token or an upstream credential reach a log line, whoever logged it."""
     for key in _secret_keys(tuple(event)):
@@ -115,8 +126,11 @@ class ScrubbingRenderer:
         self.renderer = renderer
 
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
-        rendered = self._render(logger, method, event)
-        if not _may_hold_credential(rendered):
+        rendered = self.renderer(logger, method, event)  # _render and _may_hold_credential, inline:
+        if not isinstance(rendered, str):  # every line goes through here
+            rendered = rendered.decode()
+        low = rendered.lower()
+        if "eyj" not in low and "bearer" not in low and "basic" not in low:
             return rendered
         return self._render(logger, method, scrub_credentials(logger, method, event))
 
@@ -165,6 +179,7 @@ def configure_logging(level: str = "info", stream: Any = None, error_stream: Any
     _configure_stdlib(numeric, renderer, error_stream or stream or sys.stderr)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         mask_secrets,
@@ -229,6 +244,7 @@ def info_line(event: str, fields: dict[str, Any]) -> bool:
         return True  # filtered out, as the bound logger would
     event_dict: dict[str, Any] = {**fields, "event": event}
     structlog.contextvars.merge_contextvars(None, "info", event_dict)
+    add_request_id(None, "info", event_dict)
     event_dict["level"] = "info"
     event_dict["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
     mask_secrets(None, "info", event_dict)

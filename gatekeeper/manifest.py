@@ -33,6 +33,18 @@ class ToolManifest:
     # outside FAST_KEYWORDS (fast_note then says what); jsonschema stays the authority either way.
     fast_validator: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
     fast_note: str = field(default="", compare=False)
+    # The arguments each set of inspectors reads, worked out once per manifest (stages ask per call).
+    _inspected: dict[frozenset[str], tuple[str, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def inspected_by(self, names: frozenset[str]) -> tuple[str, ...]:
+        """The arguments (``$`` for the whole arguments) this tool hands to one of the inspectors
+        ``names``, in the manifest's order."""
+        found = self._inspected.get(names)
+        if found is None:
+            found = self._inspected[names] = tuple(a for a, inspector in self.inspect if inspector in names)
+        return found
 
     def with_defaults(self, arguments: Any) -> Any:
         """Fill top-level defaults the schema declares, so the call decided is the call forwarded

@@ -9,6 +9,7 @@ Ids are stored only as digests (bound to their upstream): the table hands out no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Protocol
 
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS mcp_sessions (
 """
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every request of a session
 def session_key(upstream: str, session_id: str) -> str:
     return hashlib.sha256(f"{upstream}\0{session_id}".encode()).hexdigest()
 
@@ -39,6 +41,14 @@ class McpSessions(Protocol):
     async def forget_session(self, key: str) -> None: ...
 
 
+class SessionOwners(McpSessions, Protocol):
+    """What the MCP entry point asks (``MCP_SESSIONS``): the owners, some of them remembered."""
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
+        """The owner when known without asking the store (None: ask ``session_owner``)."""
+        ...
+
+
 class MemorySessions:
     """Owners in this process only (a restart forgets them: clients then open a new session)."""
 
@@ -49,6 +59,9 @@ class MemorySessions:
         self._owners.setdefault(key, (issuer, subject))
 
     async def session_owner(self, key: str) -> tuple[str, str] | None:
+        return self._owners.get(key)
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
         return self._owners.get(key)
 
     async def forget_session(self, key: str) -> None:
@@ -80,6 +93,9 @@ class CachedSessions:
             if owner is not None:
                 self._remember(key, owner)
         return owner
+
+    def known_owner(self, key: str) -> tuple[str, str] | None:
+        return self._owners.get(key)
 
     async def forget_session(self, key: str) -> None:
         self._owners.pop(key, None)

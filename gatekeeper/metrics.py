@@ -74,6 +74,7 @@ class Metrics:
             self._own.register(collector)
         self._policy_version: str | None = None
         self._accepting: Callable[[], float] | None = None
+        self._audit_lag: Callable[[], float] | None = None
         self._decision_children: dict[tuple[str, str, str, str, str], Any] = {}
         self._upstream_children: dict[str, Any] = {}
         self.decisions = Counter(
@@ -185,10 +186,21 @@ class Metrics:
             self._accepting = accepting
             self.refresh()
 
+    def track_audit_lag(self, lag: Callable[[], float]) -> None:
+        """``gatekeeper_audit_lag_records`` reads ``lag()``, like ``track_accepting``: nothing is
+        set per recorded call."""
+        if self.multiprocess_dir is None:
+            self.audit_lag.set_function(lag)
+        else:
+            self._audit_lag = lag
+            self.refresh()
+
     def refresh(self) -> None:
         """Store the values read from functions (across workers only; see ``track_accepting``)."""
         if self._accepting is not None:
             self.audit_accepting.set(self._accepting())
+        if self._audit_lag is not None:
+            self.audit_lag.set(self._audit_lag())
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

@@ -1,9 +1,11 @@
 """A tool call's trip through the gate, as an ordered list of small stages.
 
 Every entry point (``/v1/invoke``, every MCP method) runs a list of stages with one
-signature, ``async (Exchange) -> None``: its own parse stage, then the same enforcement
-stages (``server/stages.py``). The stages never see the transport: they read the
-``Exchange`` and the shared services (``exchange.app``), and leave their result on it. A
+signature, ``(Exchange) -> None``, or an awaitable when the stage has to wait for something
+(most calls pass most stages without waiting, so a stage that need not wait makes no
+coroutine): its own parse stage, then the same enforcement stages (``server/stages.py``). The
+stages never see the transport: they read the ``Exchange`` and the shared services
+(``exchange.app``), and leave their result on it. A
 stage that settles the call (refused, still pending) raises ``Halt``; an error raises a
 ``GatekeeperError``. The entry point's renderer then turns the exchange into its answer,
 and ``record`` writes one decision record whatever happened. ``forward`` hands an allowed
@@ -82,7 +84,8 @@ class Exchange:
     delivery: str | None = None  # "client_gone": the caller left before its answer was written
 
 
-Stage = Callable[[Exchange], Awaitable[None]]
+# Returns None when done, or what to await (an ``async def`` stage always returns its coroutine).
+Stage = Callable[[Exchange], Awaitable[None] | None]
 
 
 class DecisionSinks:
@@ -131,7 +134,9 @@ async def run(stages: Sequence[Stage], exchange: Exchange) -> None:
     """Run stages in order until one halts or raises. GatekeeperErrors are kept on the exchange."""
     try:
         for stage in stages:
-            await stage(exchange)
+            waiting = stage(exchange)
+            if waiting is not None:
+                await waiting
     except Halt:
         return
     except GatekeeperError as exc:

@@ -52,7 +52,7 @@ def _trace(value: str | None) -> tuple[str, str] | None:
 
 
 def ids_from_headers(request_id: str | None, traceparent: str | None) -> RequestIds:
-    trace = _trace(traceparent)
+    trace = _trace(traceparent) if traceparent is not None else None
     trace_id, flags = trace if trace is not None else (f"{_ids.getrandbits(128):032x}", "01")
     if request_id is not None and _REQUEST_ID.fullmatch(request_id):
         return RequestIds(request_id, trace_id, flags)

@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 from gatekeeper.logs import configure_logging, info_line
+from gatekeeper.tracing import current_request, ids_from_headers
 
 
 @pytest.fixture
@@ -61,6 +62,22 @@ def test_contextvars_are_merged_and_masked(stream: io.StringIO) -> None:
         structlog.contextvars.clear_contextvars()
     (line,) = _lines(stream)
     assert line["request_id"] == "r1" and line["api_key"] == "[masked]"
+
+
+def test_lines_written_while_a_request_is_handled_carry_its_id(stream: io.StringIO) -> None:
+    """The request id comes from the request's context variable, on the fast line and on every
+    other line alike; a line that names its own request_id keeps it."""
+    reset = current_request.set(ids_from_headers("req-7", None))
+    try:
+        structlog.get_logger("x").warning("something", n=1)
+        assert info_line("decision", {"decision_id": "d3"})
+        assert info_line("decision", {"decision_id": "d4", "request_id": "its-own"})
+    finally:
+        current_request.reset(reset)
+    structlog.get_logger("x").info("after")
+    other, fast, own, after = _lines(stream)
+    assert other["request_id"] == fast["request_id"] == "req-7" and own["request_id"] == "its-own"
+    assert "request_id" not in after
 
 
 def test_values_orjson_cannot_write_still_make_a_line(stream: io.StringIO) -> None:

@@ -336,7 +336,9 @@ class AuditLog:
             return "the audit writer is not running"
         if self._failing_since is not None:
             return f"the audit store refuses writes ({self.last_error})"
-        return backlog_refusal(self.lag, self.max_queue, self.oldest_unwritten_age(), max_seconds)
+        lag = self.lag  # asked before every forwarded call: read once (oldest_unwritten_age, inline)
+        age = time.monotonic() - self._last_progress if lag else 0.0
+        return backlog_refusal(lag, self.max_queue, age, max_seconds)
 
     async def wait_written(self, count: int, within_seconds: float) -> bool:
         """True once the first ``count`` records appended are committed; False after ``within_seconds``."""

@@ -14,6 +14,7 @@ decision is in ``_meta`` / ``error.data`` either way.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
@@ -26,8 +27,8 @@ from gatekeeper import codes
 from .. import strictjson
 from ..config import Upstream
 from ..errors import GatekeeperError, RequestError, SchemaError, UnknownTool, UpstreamError
-from ..mcp_methods import PROTOCOL_METHODS, method_arguments, method_tool
-from ..mcp_sessions import session_key
+from ..mcp_methods import FILTERED_LISTS, PROTOCOL_METHODS, method_arguments, method_tool
+from ..mcp_sessions import SessionOwners, session_key
 from ..models import Principal
 from ..pipeline import Exchange, Stage, need
 from ..timefmt import iso8601
@@ -44,7 +45,7 @@ from .mcp_relay import (
     sse_event,
     tool_result,
 )
-from .request_ids import request_id_of
+from .request_ids import current_request_id
 from .responses import error_response, json_response
 from .stages import ENFORCE_STAGES, process, refused, settle_record
 from .state import CONFIG, GATE, MCP_SESSIONS, TOOL_PINS, VERIFIER
@@ -61,8 +62,12 @@ def _rpc_error(status: int, msg_id: Any, rpc_code: int, message: str, code: str)
     return json_response(status, rpc_error_message(msg_id, rpc_code, message, code))
 
 
+_NO_QUERY: dict[str, str] = {}
+
+
 async def handle_mcp(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
+    app = request.app  # a property of a property: read once per request
+    config = app[CONFIG]
     name = request.match_info["upstream"]
     upstream = config.upstreams.get(name)
     if upstream is None or upstream.mcp_url is None:
@@ -70,27 +75,29 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
             404, {"code": codes.UNKNOWN_UPSTREAM, "message": f"no MCP upstream named {name!r}"}
         )
     try:
-        principal = await request.app[VERIFIER].authenticate(request.headers, request.query)
+        # No query string, nothing to check there: the query mapping is not built on every call.
+        query = request.query if request.query_string else _NO_QUERY
+        principal = await app[VERIFIER].authenticate(request.headers, query)
     except GatekeeperError as exc:
         return error_response(exc)
     if request.method not in ("POST", "GET", "DELETE"):
         return json_response(
             405, {"code": codes.METHOD_NOT_ALLOWED, "message": "MCP uses POST, GET and DELETE"}
         )
-    refused = await _foreign_session(request, upstream, principal)
+    refused = await _foreign_session(request, app[MCP_SESSIONS], upstream, principal)
     if refused is not None:
         return refused
     if request.method == "POST":
-        return await _post(request, upstream, principal)
+        return await _post(request, app, upstream, principal)
     response = await _pass_through(request, upstream, None, principal=principal)
     session_id = request.headers.get("Mcp-Session-Id")
     if request.method == "DELETE" and session_id is not None and response.status < 300:
-        await request.app[MCP_SESSIONS].forget_session(session_key(upstream.name, session_id))
+        await app[MCP_SESSIONS].forget_session(session_key(upstream.name, session_id))
     return response
 
 
 async def _foreign_session(
-    request: web.Request, upstream: Upstream, principal: Principal
+    request: web.Request, sessions: SessionOwners, upstream: Upstream, principal: Principal
 ) -> web.Response | None:
     """A session belongs to the principal that opened it: to anyone else (and for an id this
     gate never handed out) it does not exist, the spec's 404, whatever the request."""
@@ -99,7 +106,10 @@ async def _foreign_session(
         return None
     if len(ids) > 1:
         return _rpc_error(400, None, -32600, "Mcp-Session-Id sent more than once", codes.HEADER_MISMATCH)
-    owner = await request.app[MCP_SESSIONS].session_owner(session_key(upstream.name, ids[0]))
+    key = session_key(upstream.name, ids[0])
+    owner = sessions.known_owner(key)  # remembered (every request of a session but its first)
+    if owner is None:
+        owner = await sessions.session_owner(key)
     if owner == (principal.issuer, principal.subject):
         return None
     log.warning(
@@ -115,19 +125,22 @@ def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> O
     """Binds a session the upstream opens to the principal that asked, before it is answered."""
     sent = request.headers.get("Mcp-Session-Id")
 
-    async def bind(answer: aiohttp.ClientResponse) -> None:
+    def bind(answer: aiohttp.ClientResponse) -> Awaitable[None] | None:
         session_id = answer.headers.get("Mcp-Session-Id")
-        if session_id is not None and session_id != sent:
-            key = session_key(upstream.name, session_id)
-            await request.app[MCP_SESSIONS].bind_session(
-                key, upstream.name, principal.issuer, principal.subject, now=time.time()
-            )
+        if session_id is None or session_id == sent:
+            return None  # no new session (every answer within one): nothing to bind, nothing to await
+        key = session_key(upstream.name, session_id)
+        return request.app[MCP_SESSIONS].bind_session(
+            key, upstream.name, principal.issuer, principal.subject, now=time.time()
+        )
 
     return bind
 
 
-async def _post(request: web.Request, upstream: Upstream, principal: Principal) -> web.StreamResponse:
-    limits = request.app[CONFIG].limits
+async def _post(
+    request: web.Request, app: web.Application, upstream: Upstream, principal: Principal
+) -> web.StreamResponse:
+    limits = app[CONFIG].limits
     try:
         message = await read_json_body(request, limits.max_body_bytes, limits.max_json_depth)
     except GatekeeperError as exc:
@@ -157,20 +170,22 @@ async def _post(request: web.Request, upstream: Upstream, principal: Principal) 
     if not isinstance(method, str):
         return _rpc_error(400, msg_id, -32600, "method must be a string", codes.INVALID_REQUEST)
     if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
-        rewrite = list_filter(request.app[GATE], principal, upstream.name, method, request.app.get(TOOL_PINS))
+        rewrite = list_filter(app[GATE], principal, upstream.name, method, app.get(TOOL_PINS))
         return await _pass_through(request, upstream, message, rewrite, principal=principal)
     if "id" not in message:  # a notification would act with nobody to refuse to
         return _rpc_error(400, None, -32600, f"{method} must be a request with an id", codes.INVALID_REQUEST)
     mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
-    rewrite = list_filter(request.app[GATE], principal, upstream.name, method)
+    rewrite = None
+    if method in FILTERED_LISTS:
+        rewrite = list_filter(app[GATE], principal, upstream.name, method)
     ex = Exchange(
         entry="mcp",
-        app=request.app,
+        app=app,
         request=mcp,
         transport=McpForward(mcp, rewrite),
         upstream=upstream.name,
         principal=principal,
-        request_id=request_id_of(request),
+        request_id=current_request_id(),
     )
     response = await process(MCP_STAGES, ex, render_mcp)
     if response.prepared:
@@ -231,7 +246,7 @@ def _header_mismatch(request: web.Request, message: dict[str, Any]) -> str | Non
 # --- the parse stage ---------------------------------------------------------------------------
 
 
-async def parse_mcp(ex: Exchange) -> None:
+def parse_mcp(ex: Exchange) -> None:
     """What the message asks for: the tool ``tools/call`` names, or the method itself."""
     mcp: McpRequest = ex.request
     params = mcp.message.get("params")

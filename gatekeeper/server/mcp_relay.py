@@ -13,6 +13,7 @@ went away is ``ClientGone``, never an error of ours.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import aiohttp
 import orjson
 import structlog
 from aiohttp import web
+from yarl import URL
 
 from gatekeeper import codes
 
@@ -51,7 +53,8 @@ _FORWARD_REQUEST_HEADERS = (
 _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
 TOO_LARGE = "the tool's answer is larger than the configured limit"
 Rewrite = Callable[[Any], Awaitable[Any]]
-OnAnswer = Callable[[aiohttp.ClientResponse], Awaitable[None]]
+# Sees the upstream's answer first; returns what to await before it is relayed, if anything.
+OnAnswer = Callable[[aiohttp.ClientResponse], Awaitable[None] | None]
 
 
 class ClientGone(Exception):
@@ -76,6 +79,14 @@ def rpc_error_message(msg_id: Any, rpc_code: int, message: str, code: str, **dat
 
 def sse_event(message: dict[str, Any]) -> bytes:
     return f"event: message\ndata: {json.dumps(message)}\n\n".encode()
+
+
+class _AnswerStream(web.StreamResponse):
+    """An upstream's streamed answer to a POST: its headers leave with its first bytes, in one
+    write (aiohttp sends a stream's headers on their own otherwise). The client cannot use an
+    answer's headers before its first event, so nothing reaches it later than it could be used."""
+
+    _send_headers_immediately = False
 
 
 class Reply:
@@ -114,17 +125,13 @@ class McpRequest:
     message: dict[str, Any]
     on_answer: OnAnswer | None = None
     reply: Reply = field(init=False)
+    msg_id: Any = field(init=False)  # read once: the message is never changed
+    method: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.reply = Reply(self.http)
-
-    @property
-    def msg_id(self) -> Any:
-        return self.message.get("id")
-
-    @property
-    def method(self) -> str:
-        return str(self.message.get("method"))
+        self.msg_id = self.message.get("id")
+        self.method = str(self.message.get("method"))
 
 
 def tool_result(mcp: McpRequest, result: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +217,7 @@ async def relay(
     before the client can use it). Raises
     ``UpstreamError`` when the upstream cannot be reached, ``ClientGone`` (with the response
     begun) when the client leaves mid-answer."""
-    mcp_url = need(upstream.mcp_url, "MCP upstream URL")
+    mcp_url = _url(need(upstream.mcp_url, "MCP upstream URL"))
     headers = {**upstream.headers}
     for name in _FORWARD_REQUEST_HEADERS:
         value = request.headers.get(name)
@@ -221,8 +228,9 @@ async def relay(
         headers.update(ids.upstream_headers())
     if extra_headers:
         headers.update(extra_headers)
-    session = request.app[CLIENT_SESSION]
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=upstream.timeout_seconds)
+    app = request.app
+    session = app[CLIENT_SESSION]
+    timeout = _connect_timeout(upstream.timeout_seconds)
     try:
         upstream_resp = await session.request(
             request.method, mcp_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -231,12 +239,13 @@ async def relay(
         raise UpstreamError(
             f"MCP upstream {upstream.name!r} could not be reached: {type(exc).__name__}"
         ) from None
-    limit = request.app[CONFIG].limits.max_response_bytes
+    limit = app[CONFIG].limits.max_response_bytes
     response: web.StreamResponse | None = into
     try:
         async with upstream_resp:
-            if on_answer is not None:
-                await on_answer(upstream_resp)
+            before_relay = on_answer(upstream_resp) if on_answer is not None else None
+            if before_relay is not None:
+                await before_relay
             if into is not None:
                 return await _relay_into(upstream_resp, into, msg_id, limit)
             out_headers = {
@@ -254,7 +263,9 @@ async def relay(
                 else:
                     data = raw
                 return web.Response(status=upstream_resp.status, body=data, headers=out_headers)
-            response = web.StreamResponse(status=upstream_resp.status, headers=out_headers)
+            # A GET opens a stream of the server's own messages: its headers go at once.
+            stream = _AnswerStream if request.method == "POST" else web.StreamResponse
+            response = stream(status=upstream_resp.status, headers=out_headers)
             await response.prepare(request)
             if rewrite is not None:
                 async for block in _sse_blocks(upstream_resp.content):
@@ -284,6 +295,18 @@ async def relay(
                 code=codes.UPSTREAM_ERROR,
             ) from None
         return response
+
+
+@functools.lru_cache(maxsize=256)
+def _url(url: str) -> URL:
+    """An upstream's URL, parsed once (aiohttp would parse the string on every request)."""
+    return URL(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """No bound on the whole answer (streams last), one on connecting; one object per value."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
 
 
 async def _relay_into(

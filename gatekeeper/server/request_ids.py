@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import structlog
 from aiohttp import web
 
 from ..tracing import RequestIds, current_request, ids_from_headers
@@ -16,14 +15,11 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     headers = request.headers
     ids = ids_from_headers(headers.get("X-Request-Id"), headers.get("traceparent"))
     request[REQUEST_IDS] = ids
-    reset = current_request.set(ids)
-    structlog.contextvars.bind_contextvars(request_id=ids.request_id)
+    reset = current_request.set(ids)  # log lines take the id from here (logs.add_request_id)
     try:
-        response = await handler(request)
+        return await handler(request)
     finally:
-        structlog.contextvars.unbind_contextvars("request_id")
         current_request.reset(reset)
-    return response
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -40,4 +36,10 @@ def add_request_ids(app: web.Application) -> None:
 
 def request_id_of(request: web.Request) -> str | None:
     ids = request.get(REQUEST_IDS)
+    return ids.request_id if ids is not None else None
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled (``request_id_of`` without the request's lookups)."""
+    ids = current_request.get()
     return ids.request_id if ids is not None else None

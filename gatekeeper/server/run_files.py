@@ -25,7 +25,7 @@ def _digests(ex: Exchange) -> dict[str, str] | None:
     return file_digests(runner.files, arguments["cmd"], arguments.get("cwd", SANDBOX_WORKSPACE))
 
 
-async def bind_run_files(ex: Exchange) -> None:
+def bind_run_files(ex: Exchange) -> None:
     """A held call's digest covers the content of the files it runs; the operator is told which."""
     decision = ex.decision
     if decision is None or decision.outcome is not Outcome.ESCALATE or ex.call is None:
@@ -38,7 +38,7 @@ async def bind_run_files(ex: Exchange) -> None:
     ex.decision = replace(decision, reason=f"{decision.reason}; it runs {describe(digests)}")
 
 
-async def confirm_run_files(ex: Exchange) -> None:
+def confirm_run_files(ex: Exchange) -> None:
     """An approval covers the files as they were: if they changed while the call waited, refuse."""
     decision = ex.decision
     if ex.bound_files is None or decision is None or decision.outcome is not Outcome.ALLOW:

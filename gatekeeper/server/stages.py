@@ -18,7 +18,7 @@ from gatekeeper import codes
 from ..audit.log import appended_in_task
 from ..errors import GatekeeperError, Unavailable, UpstreamError
 from ..escalation import Pending
-from ..models import Decision, Outcome
+from ..models import Decision, Outcome, ToolCall
 from ..pipeline import FAILURE_CODES, Exchange, Halt, Stage, need, record, run
 from .budgets import refund_budgets, spend_budgets
 from .run_files import bind_run_files, confirm_run_files
@@ -29,13 +29,13 @@ R = TypeVar("R")
 Render = Callable[[Exchange], Awaitable[R]]
 
 
-async def decide(ex: Exchange) -> None:
+def decide(ex: Exchange) -> None:
     principal, tool = need(ex.principal, "principal"), need(ex.tool, "tool")
     verdict = ex.app[GATE].evaluate(principal, tool, ex.arguments)
     ex.call, ex.decision, ex.shadow = verdict.call, verdict.decision, verdict.shadow
 
 
-async def check_tool_pin(ex: Exchange) -> None:
+def check_tool_pin(ex: Exchange) -> None:
     """A tool whose definition changed (or was flagged) since it was pinned is not called until
     an operator approves the new definition (``tool_pins``)."""
     pins, call, decision = ex.app.get(TOOL_PINS), ex.call, ex.decision
@@ -61,15 +61,17 @@ def monitoring(ex: Exchange) -> bool:
     return mode == "monitor"
 
 
-async def hold_escalated(ex: Exchange) -> None:
+def hold_escalated(ex: Exchange) -> Awaitable[None] | None:
     decision = need(ex.decision, "decision")
     if decision.outcome is not Outcome.ESCALATE or ex.call is None:
-        return
+        return None
     if monitoring(ex):
-        return  # nothing is held in monitor mode; refuse_denied records it as a would-be refusal
-    result = await ex.app[ESCALATION].hold(
-        ex.call, decision, wait_seconds=ex.wait_seconds, progress=ex.progress
-    )
+        return None  # nothing is held in monitor mode; refuse_denied records it as a would-be refusal
+    return _hold(ex, ex.call, decision)
+
+
+async def _hold(ex: Exchange, call: ToolCall, decision: Decision) -> None:
+    result = await ex.app[ESCALATION].hold(call, decision, wait_seconds=ex.wait_seconds, progress=ex.progress)
     if isinstance(result, Pending):
         ex.pending, ex.approval_id = result, result.approval_id
         raise Halt
@@ -89,7 +91,7 @@ def recheck_after_hold(ex: Exchange, held: Decision, result: Decision) -> Decisi
     return again if again.outcome is Outcome.DENY else result
 
 
-async def refuse_denied(ex: Exchange) -> None:
+def refuse_denied(ex: Exchange) -> None:
     decision = need(ex.decision, "decision")
     if decision.outcome is Outcome.ALLOW:
         return
@@ -187,7 +189,8 @@ async def process(stages: Sequence[Stage], ex: Exchange, render: Render[R]) -> R
         return await render(ex)
     finally:
         try:
-            await refund_budgets(ex)
+            if ex.charges and not ex.forwarded:  # most calls spent nothing, or ran
+                await refund_budgets(ex)
         finally:
             app = ex.app
             appended_in_task.set(0)  # settle_record then knows whether this call's record was queued

@@ -13,7 +13,7 @@ from ..escalation import EscalationHandler
 from ..gate import Gate
 from ..identity import TokenVerifier
 from ..lifecycle import Lifecycle
-from ..mcp_sessions import McpSessions
+from ..mcp_sessions import SessionOwners
 from ..metrics import Metrics
 from ..pipeline import DecisionSinks, Transport
 from ..recent import RecentDecisions
@@ -38,6 +38,6 @@ SINKS = web.AppKey("decision_sinks", DecisionSinks)
 AUDIT = web.AppKey("audit", AuditLog)
 WORKER = web.AppKey("worker", int)  # this process's index among workers (gatekeeper.workers)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
-MCP_SESSIONS = web.AppKey("mcp_sessions", McpSessions)  # who owns each Mcp-Session-Id
+MCP_SESSIONS = web.AppKey("mcp_sessions", SessionOwners)  # who owns each Mcp-Session-Id
 TOOL_PINS = web.AppKey("tool_pins", ToolPins)  # MCP tool definitions pinned by digest
 WRITTEN_CODE = web.AppKey("written_code", WrittenCodeStore)  # what code file.write wrote does

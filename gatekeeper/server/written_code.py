@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -39,8 +39,8 @@ from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
 from ..inspectors.written_code import PARTS, analyse_written, shadows_stdlib
-from ..manifest import WHOLE_ARGUMENTS
-from ..models import Capability, Outcome, ToolCall
+from ..manifest import WHOLE_ARGUMENTS, ToolManifest
+from ..models import Capability, Outcome, Principal, ToolCall
 from ..pipeline import Exchange
 from ..runner.bound_files import bind
 from ..written.records import LIMIT, WrittenCodeStore, WrittenRecord
@@ -49,38 +49,51 @@ from .state import GATE, WRITTEN_CODE
 log = structlog.get_logger("gatekeeper.written_code")
 
 _SHELL_INSPECTORS = frozenset({"shell", "shell.command"})
+_FS_WRITE_INSPECTORS = frozenset({"fs.write"})
+_WRITING_INSPECTORS = _SHELL_INSPECTORS | _FS_WRITE_INSPECTORS
 MAX_IMPORT_DEPTH = 4
 
 
-def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> list[str]:
+def _inspected_as(ex: Exchange, call: ToolCall, names: frozenset[str]) -> tuple[str, ...]:
     """The arguments the call's manifest hands to one of the inspectors ``names``."""
     policy_set = ex.app[GATE].policy_set
-    manifest = policy_set.manifests.get(call.tool) if policy_set is not None else None
+    manifest: ToolManifest | None = policy_set.manifests.get(call.tool) if policy_set is not None else None
     if manifest is None:
-        return []
-    return [argument for argument, inspector in manifest.inspect if inspector in names]
+        return ()
+    return manifest.inspected_by(names)
 
 
-def _runs(ex: Exchange, call: ToolCall) -> frozenset[str]:
+def _runs(ex: Exchange, call: ToolCall, commands: tuple[str, ...]) -> frozenset[str]:
+    """The files the ``commands`` arguments (read by the shell inspectors) run."""
     workspace = ex.app[GATE].context.workspace
     out: set[str] = set()
-    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+    for argument in commands:
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         out |= files_run(value, workspace)
     return frozenset(out)
 
 
-async def inherit_written_code(ex: Exchange) -> None:
-    """Decide a command that runs written code with what that code does."""
+def inherit_written_code(ex: Exchange) -> Awaitable[None] | None:
+    """Decide a command that runs written code with what that code does (a stage: awaitable
+    only when there are records to read)."""
     store = ex.app.get(WRITTEN_CODE)
     call, decision, principal = ex.call, ex.decision, ex.principal
     if store is None or call is None or decision is None or principal is None:
-        return
+        return None
     if decision.outcome is Outcome.DENY:
-        return  # nothing inherited can make it more refused
-    runs = _runs(ex, call)
+        return None  # nothing inherited can make it more refused
+    commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
+    if not commands:  # a tool that runs no command (the manifest says so)
+        return None
+    runs = _runs(ex, call, commands)
     if not runs:
-        return
+        return None
+    return _inherit(ex, store, call, principal, runs)
+
+
+async def _inherit(
+    ex: Exchange, store: WrittenCodeStore, call: ToolCall, principal: Principal, runs: frozenset[str]
+) -> None:
     try:
         records = await _records(store, principal.issuer, principal.subject, runs)
     except WrittenCodeUnavailable:
@@ -179,7 +192,7 @@ def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
     return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
-async def record_written_code(ex: Exchange) -> None:
+def record_written_code(ex: Exchange) -> Awaitable[None] | None:
     """Before a write is forwarded: record what the code it writes would do, should it be run.
 
     ``file.write`` (a tool whose manifest reads a path with ``fs.write``) with its ``content``;
@@ -188,19 +201,29 @@ async def record_written_code(ex: Exchange) -> None:
     store = ex.app.get(WRITTEN_CODE)
     call, principal = ex.call, ex.principal
     if store is None or call is None or principal is None:
-        return
+        return None
+    if not _inspected_as(ex, call, _WRITING_INSPECTORS):  # neither writes files nor runs commands
+        return None
+    return _record_written(ex, store, call, principal)
+
+
+async def _record_written(
+    ex: Exchange, store: WrittenCodeStore, call: ToolCall, principal: Principal
+) -> None:
+    written_to = _inspected_as(ex, call, _FS_WRITE_INSPECTORS)
+    commands = _inspected_as(ex, call, _SHELL_INSPECTORS)
     workspace = ex.app[GATE].context.workspace
     inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     copies: list[tuple[str, str]] = []  # (file, the workspace file copied, moved or linked into it)
     content = call.arguments.get("content")
     if isinstance(content, str):
-        for argument in _inspected_as(ex, call, frozenset({"fs.write"})):
+        for argument in written_to:
             raw = call.arguments.get(argument)
             path = normalize_path(raw, workspace) if isinstance(raw, str) else None
             if path is not None:
                 writes.append((path, content, True))
-    for argument in _inspected_as(ex, call, _SHELL_INSPECTORS):
+    for argument in commands:
         value: Any = call.arguments if argument == WHOLE_ARGUMENTS else {"cmd": call.arguments.get(argument)}
         read = reading(value, workspace)
         if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
