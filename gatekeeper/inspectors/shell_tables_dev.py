@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from gatekeeper.inspectors.shell_options import Effect, Opt, Table, opts, table
+from gatekeeper.inspectors.shell_options import Effect, Opt, Table, data, opts, table
 
 __all__ = ["DEV", "MAKE_VARIABLES"]
 
@@ -652,13 +652,12 @@ _CURL = table(
         "-I --head -k --insecure -g --globoff -G --get -N --no-buffer -# --progress-bar -n --netrc "
         "--netrc-optional --compressed -0 --http1.0 --http1.1 --http2 --http3 --http2-prior-knowledge "
         "-4 -6 --ipv4 --ipv6 -J --remote-header-name -R --remote-time --create-dirs -Z --parallel "
-        "--parallel-immediate --parallel-max= -X= --request= -H= --header= -A= --user-agent= -e= --referer= "
-        "-d= --data= --data-raw= --data-binary= --data-ascii= --data-urlencode= --json= -F= --form= "
-        "--form-string= -u= --user= --oauth2-bearer= -r= --range= -m= --max-time= --connect-timeout= "
-        "--retry= --retry-delay= --retry-max-time= --retry-all-errors --retry-connrefused -w= --write-out= "
+        "--parallel-immediate --parallel-max= -X= --request= -A= --user-agent= -e= --referer= "
+        "--data-raw= --form-string= -u= --user= --oauth2-bearer= -r= --range= -m= --max-time= "
+        "--connect-timeout= --retry= --retry-delay= --retry-max-time= --retry-all-errors --retry-connrefused "
         "--max-redirs= --max-filesize= --limit-rate= -y= --speed-time= -Y= --speed-limit= -C= "
         "--continue-at= --tlsv1.2 --tlsv1.3 --tls-max= --ssl-reqd --proto= --proto-redir= --proto-default= "
-        "-b= --cookie= -j --junk-session-cookies --url-query= --variable= --expand-url= -z= --time-cond= "
+        "-j --junk-session-cookies --expand-url= -z= --time-cond= "
         "--no-progress-meter --styled-output --raw --no-keepalive --keepalive-time= --tcp-nodelay "
         "--path-as-is --post301 --post302 --post303 --digest --basic --ntlm --negotiate --anyauth "
         "--location-trusted --fail-early --show-headers --remove-on-error --skip-existing --false-start "
@@ -674,6 +673,17 @@ _CURL = table(
         "curl writes this file",
     ),
     opts("-O --remote-name --remote-name-all", S, "saves under the URL's name in the working directory"),
+    data(
+        "-d= --data= --data-binary= --data-ascii= --json= -H= --header= -w= --write-out=",
+        "at",
+        "sent as is, or @file sends the file (a -w format's %output{f} writes f)",
+    ),
+    data(
+        "-F= --form= --data-urlencode= --url-query= --variable=",
+        "field",
+        "name=@file, name=<file, name@file and @file send the file; --variable %NAME sends a variable",
+    ),
+    data("-b= --cookie=", "cookie", "name=value cookies, or (without =) a cookie file read and sent"),
     opts(
         "-T= --upload-file= --etag-compare= --cacert= --capath= -E= --cert= --key= --netrc-file=",
         R,
