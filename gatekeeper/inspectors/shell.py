@@ -19,6 +19,7 @@ import functools
 import operator
 import posixpath
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -194,6 +195,7 @@ class Inspection:
         "ran_files",
         "seen_dirs",
         "src",
+        "stdin_words",
         "tokens_left",
         "urls",
         "written",
@@ -227,6 +229,9 @@ class Inspection:
         self.env: dict[str, str] = {"IFS": shell_static.DEFAULT_IFS}
         self.positional: tuple[str, ...] | None = None
         self.tokens_left = MAX_TOKENS
+        # What the pipeline element before this one writes, as words xargs would read from it
+        # (None: not known; see pipe_words). Set only while that pipeline element is walked.
+        self.stdin_words: list[Word] | None = None
 
     # -- recording ---------------------------------------------------------
     def add(self, name: str, evidence: str = "") -> None:
@@ -655,11 +660,13 @@ class Inspection:
             return ran
         sets = []
         entry = self.cwds
-        for e in elements:  # every element of a real pipeline runs in a subshell (scope(), inline)
+        for i, e in enumerate(elements):  # every element of a real pipeline runs in a subshell
+            self.stdin_words = self.pipe_words(elements[i - 1], e, depth) if i else None
             try:
                 sets.append(self.node(e, depth))
             finally:
                 self.cwds = self.fail_cwds = entry
+                self.stdin_words = None
         upstream: set[str] = set()
         for i, ran in enumerate(sets):
             if P.STDIN_EXEC in ran:
@@ -700,6 +707,40 @@ class Inspection:
             return []
         operands = [w for w in words[1:] if w.literal and not w.text.startswith("-")]
         return [p for w in operands for p in self.workspace_files(w.text)]
+
+    def pipe_words(self, n: Any, consumer: Any, depth: int) -> list[Word] | None:
+        """The words ``xargs`` in ``consumer`` would read from ``n``'s output, when known:
+        ``echo``/``printf`` of literal words (split and unquoted as xargs does), or one word a
+        lister's ``$(...)`` stands for (``find src ...``, ``git ls-files``: paths under known
+        roots, see ``shell_options.lister_roots``). None: anything else, or the consumer's own
+        stdin redirected."""
+        if n.kind != "command" or consumer.kind != "command":
+            return None
+        if any(p.kind == "redirect" for p in [*n.parts, *consumer.parts]):
+            return None  # echo x > f | xargs ..., xargs ... < list: not what the pipe carries
+        words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        if not words or not all(w.literal for w in words):
+            return None
+        head, args = P.family(words[0].text), [w.text for w in words[1:]]
+        if head == "echo":
+            while args and re.fullmatch(r"-[neE]+", args[0]):
+                args = args[1:]
+            text: str | None = " ".join(args)
+        elif head == "printf" and args:
+            fmt, rest = args[0], args[1:]
+            bare = re.sub(r"%[-#0 +]*[0-9]*(?:\.[0-9]+)?[sbqdc]|\\[nt]|\s", "", fmt)
+            text = " ".join(rest) if rest and not bare else (fmt if "%" not in fmt else None)
+        else:
+            lister = "$(" + " ".join(w.text for w in words) + ")"
+            return [Word(lister, False)] if shell_options.lister_roots(lister) is not None else None
+        if text is None:
+            return None
+        text = text.replace("\\n", "\n").replace("\\t", "\t")
+        lines = [line.strip() for line in text.splitlines() if " " in line.strip()]  # xargs -I: lines
+        try:
+            return [Word(t) for t in [*shlex.split(text), *lines]]
+        except ValueError:
+            return None
 
     def piped_literal(self, n: Any, consumer: set[str], depth: int) -> None:
         """``echo 'ssh -R ...' | sh``: a literal script piped into a shell is still readable."""
@@ -1228,9 +1269,15 @@ class Inspection:
     def write_target(self, w: Word, evidence: str, *, under: bool = False) -> None:
         """``fs.write`` and the write classes for a literal target; unknowable targets are opaque.
         ``under``: what is written is inside the directory, not the directory itself
-        (``find DIR -delete``): ``fs.write:DIR/*``."""
+        (``find DIR -delete``): ``fs.write:DIR/*``. A lister's output (``$(find src -name x)``,
+        ``find . | xargs rm``) is written under its roots, as ``read_path`` reads under them."""
         if not w.literal:
-            self.opaque(f"write target not known statically: {evidence}")
+            roots = shell_options.lister_roots(w.text)
+            if roots is None:
+                self.opaque(f"write target not known statically: {evidence}")
+                return
+            for root in roots:
+                self.write_target(Word(root), evidence, under=True)
             return
         for norm in self.resolve(w.text, evidence):
             if norm in _HARMLESS_TARGETS or norm.startswith("/dev/fd/"):

@@ -554,12 +554,45 @@ def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     if spec.runs_rest and rest:
         if family(name) == "xargs" and _script_from_input(rest):
             insp.opaque(f"{name} {rest[0].text}: the script it runs is named on its input, not here")
+        if family(name) == "xargs":
+            return ran | _xargs(insp, rest, p.opts, depth)
         return ran | insp.run(rest, depth + 1)
     if name.lower() == "env" and not scripted:
         insp.add("cred.env", f"{name} without a command prints every variable, secrets included")
     if not scripted and spec.shell_if_empty:
         insp.add("proc.shell", f"{name} without a command starts a shell")
         ran.add(STDIN_EXEC)
+    return ran
+
+
+_XARGS_INPUT: Final = "$(xargs input)"  # not a lister: files read or written there are not known
+
+
+def _xargs(insp: Inspection, argv: list[Word], opts: list[tuple[str, Word | None]], depth: int) -> set[str]:
+    """``xargs CMD ARGS``: CMD runs with the words of xargs's input appended (or, with ``-I R``,
+    put in place of ``R``). Those words are what a pipe from ``echo``/``printf``/a lister
+    carries (``Inspection.pipe_words``), else unknown: a non-literal word, so that a file read
+    or written there, a destination or an option is doubt (``xargs cp job < targets.txt``)."""
+    from_file = any(o in ("-a", "--arg-file") for o, _ in opts)
+    known = None if from_file else insp.stdin_words
+    words = known if known is not None else [Word(_XARGS_INPUT, False)]
+    # Unknown input: CMD as written is read too (``xargs bash -c`` runs its input as a script).
+    ran: set[str] = set(insp.run(argv, depth + 1)) if known is None else set()
+    replace = next((v.text for o, v in opts if o in ("-I", "--replace") and v is not None), None)
+    if replace is None:
+        return ran | insp.run([*argv, *words], depth + 1)
+    for w in words[:16]:  # one run per input line
+        ran |= insp.run(
+            [
+                w
+                if a.text == replace
+                else Word(a.text.replace(replace, w.text), a.literal and w.literal)
+                if replace in a.text
+                else a
+                for a in argv
+            ],
+            depth + 1,
+        )
     return ran
 
 
