@@ -1426,8 +1426,12 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     written = (
         tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
     )
-    for _ in range(4):  # cp x.py y.py && python3 y.py runs what x.py holds
-        more = {src for dest in insp.ran_files & insp.copied.keys() for src in insp.copied[dest]}
+    for _ in range(4):  # cp x.py y.py && python3 y.py runs what x.py holds (awk -f y: y#awk, x#awk)
+        more = {
+            src + mark + part
+            for base, mark, part in (entry.partition("#") for entry in insp.ran_files)
+            for src in insp.copied.get(base, ())
+        }
         if more <= insp.ran_files:
             break
         insp.ran_files |= more

@@ -184,12 +184,20 @@ _PROJECT_VERBS: Final = frozenset(
     "install sync run build add lock update shell test env develop publish".split()
 )
 _PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py")
+# Programs whose program text an option names (written_code records every file's text as such
+# a program too: its parts #awk and #sed).
+_AWK_FILES: Final = (("-f", "--file", "-E", "--exec", "-i", "--include"), "#awk")
+_PROGRAM_FILES: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    **dict.fromkeys(("awk", "gawk", "mawk", "nawk"), _AWK_FILES),
+    "sed": (("-f", "--file"), "#sed"),
+}
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
     | _PROJECT_MANAGERS
     | _JVM_BUILDS
     | {"java", "jshell"}
+    | frozenset(_PROGRAM_FILES)
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -238,6 +246,9 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _plugins(insp, family, args)
     if family in ("sphinx-build", "sphinx-autobuild"):
         out += _sphinx(insp, args)
+    if family in _PROGRAM_FILES:  # awk -f x.awk, sed -f x.sed: the file's text is the program
+        options, part = _PROGRAM_FILES[family]
+        out += [p + part for w in _values(args, options) for p in _paths(insp, w)]
     if family in ("make", "gmake"):
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):

@@ -43,7 +43,7 @@ from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
 from gatekeeper.yamlfile import load_yaml
 
-__all__ = ["MAX_CONTENT", "PARTS", "WrittenCode", "analyse_written", "code_kind"]
+__all__ = ["MAX_CONTENT", "PARTS", "PROGRAM_PARTS", "WrittenCode", "analyse_written", "code_kind", "parts_of"]
 
 MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
 MAX_TEXT: Final = 64 * 1024  # a file with no code name read as code (if it were run) up to this size
@@ -126,6 +126,18 @@ _BY_SUFFIX: Final = {
 # inherits these (shell_runs.STARTUP_TREES). ``test.py`` and the like are agents' own names that
 # nothing in the standard library imports.
 PARTS: Final = {"go": (("#go:generate", "go-generate"),), "python": (("#shadow", "shadow"),)}
+# Every file is also what ``awk -f FILE`` and ``sed -f FILE`` would do with it: its text read as an
+# awk program and as a sed script (parts ``#awk`` and ``#sed``, run by those options only:
+# ``shell_runs``). Larger text than such programs are is doubt there.
+PROGRAM_PARTS: Final = (("#awk", "awk"), ("#sed", "sed"))
+_PROGRAM_KINDS: Final = frozenset(kind for _, kind in PROGRAM_PARTS)
+
+
+def parts_of(kind: str) -> tuple[tuple[str, str], ...]:
+    """(suffix, part kind) of every part a file of ``kind`` is recorded with."""
+    return (*PARTS.get(kind, ()), *PROGRAM_PARTS)
+
+
 SHADOWABLE: Final = frozenset(m for m in sys.stdlib_module_names if not m.startswith("_")) - {
     "test",
     "this",
@@ -217,7 +229,7 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
             imports = _READERS[kind](insp, path, content)
             parts = tuple(
                 (path + suffix, code)
-                for suffix, part in PARTS.get(kind, ())
+                for suffix, part in parts_of(kind)
                 if (code := _part(part, path, content)) is not None
             )
         except RecursionError:
@@ -240,6 +252,8 @@ def _part(kind: str, path: str, content: str) -> WrittenCode | None:
         return None
     insp = Inspection(posixpath.dirname(path) or "/")
     imports = _PART_READERS[kind](insp, path, content)
+    if kind in _PROGRAM_KINDS and insp.caps.keys() <= {f"proc.exec:{kind}"} and not insp.ran_files:
+        return None  # awk -f / sed -f would do nothing with it beyond running: no record needed
     return WrittenCode(kind, tuple(sorted(insp.caps.values())), _with_runs(imports, insp))
 
 
@@ -1088,4 +1102,22 @@ def _shadow(insp: Inspection, path: str, content: str) -> list[str]:
     return _python(insp, path, content)
 
 
-_PART_READERS: Final = {"go-generate": _go_generate, "shadow": _shadow}
+def _program_text(program: str, option: str) -> Any:
+    """The reader of a file run as ``program option FILE``: its text given inline instead."""
+
+    def read(insp: Inspection, path: str, content: str) -> list[str]:
+        if len(content) > MAX_TEXT:
+            insp.opaque(f"written {path}: too large to read as a {program} program, should it be run")
+        else:
+            insp.run([Word(program), Word(option), Word(content)], 0)
+        return []
+
+    return read
+
+
+_PART_READERS: Final = {
+    "go-generate": _go_generate,
+    "shadow": _shadow,
+    "awk": _program_text("awk", "--source"),
+    "sed": _program_text("sed", "--expression"),
+}
