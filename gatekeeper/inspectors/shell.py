@@ -173,6 +173,11 @@ class _Scope:
 _DOLLAR_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789{(@*#?$!-")
 
 
+# A path with a blank inside a directory's name ("/workspace/a b/../../root/.aws/credentials"),
+# not a sentence that starts with a path.
+_SPACED_PATH_RE: Final = re.compile(r"(?:/|~/|\.\.?/)[^ ]*(?: [^ /]*)+/\S.*", re.S)
+
+
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
@@ -1229,8 +1234,8 @@ class Inspection:
             self.add("cred.ssh", t)
         if t.startswith("-"):
             t = t.partition("=")[2]
-        if not t or "://" in t or len(t) > 1024 or P.has_space(t):
-            return
+        if not t or "://" in t or len(t) > 1024 or (P.has_space(t) and not _SPACED_PATH_RE.fullmatch(t)):
+            return  # a word with blanks is text, unless it is spelled as a path that goes on past them
         for norm in self.resolve(t, t, strict=False):
             for cls in credential_classes(norm):
                 self.add(cls, t)
