@@ -1134,11 +1134,13 @@ class Inspection:
             self.opaque(f"code injected through {name}: {w.text}")
             if name == "PROMPT_COMMAND" and w.literal:  # run before every prompt: read it too
                 self.source(value, depth + 1)
-        elif name in P.COMMAND_VARS:
-            if w.literal:
-                self.source(value, depth + 1)
-            else:
+        elif name in P.COMMAND_VARS or name in P.PREPROCESSOR_VARS:
+            if not w.literal:
                 self.opaque(f"non-literal command in {name}: {w.text}")
+            elif name in P.PREPROCESSOR_VARS:  # "|cmd %s", "||cmd %s", "cmd %s %s": less runs cmd
+                self.source(value.lstrip("|-").replace("%s", "/dev/null"), depth + 1)
+            else:
+                self.source(value, depth + 1)
         elif name == "CDPATH":
             self.cdpath = True
         elif name == "PATH":

@@ -579,7 +579,7 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH MAVEN_OPTS GRADLE_OPTS JDK_JAVA_OPTIONS SBT_OPTS "
             "CLASSPATH LUA_INIT LUA_PATH LUA_CPATH PERL5DB PERLLIB PHPRC PHP_INI_SCAN_DIR R_PROFILE_USER "
             "R_ENVIRON_USER GEM_HOME GEM_PATH BUNDLE_GEMFILE ZDOTDIR INPUTRC DOCKER_CONFIG GNUPGHOME "
-            "AWKPATH AWKLIBPATH",
+            "AWKPATH AWKLIBPATH LESS LESSKEY LESSKEYIN LESSKEY_CONTENT LESSEDIT",
             Effect.DOUBT,
             "another configuration directory, or code a program loads (engines, agents, init code, "
             "credential helpers): what runs is not in the command",

@@ -86,6 +86,10 @@ COMMAND_VARS: Final = frozenset(
     }
 )
 
+# less's input preprocessor and postprocessor: command lines less runs for every file it shows,
+# whichever program starts less as its pager (git, man, systemctl...).
+PREPROCESSOR_VARS: Final = frozenset({"LESSOPEN", "LESSCLOSE"})
+
 _MINERS = (
     "xmrig",
     "ethminer",
