@@ -636,11 +636,23 @@ _RUNNERS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# ``npm init NAME`` / ``npm create NAME`` / ``yarn create NAME`` run the package create-NAME (npm
+# exec); without a NAME, ``npm init`` only writes package.json.
+_INITIALIZERS: Final[dict[str, tuple[str, ...]]] = {
+    "npm": ("init", "create", "innit"),
+    "yarn": ("create",),
+    "pnpm": ("create",),
+    "bun": ("create",),
+}
+
+
 def package_runner(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """npx and friends download a package and run it: code nobody has reviewed."""
     verbs = _RUNNERS[name.lower()]
-    first = next((w.text for w in args if not w.text.startswith("-")), None)
-    if not verbs or first in verbs:
+    operands = [w.text for w in args if not w.text.startswith("-")]
+    first = operands[0] if operands else None
+    initializer = first in _INITIALIZERS.get(name.lower(), ()) and len(operands) > 1
+    if not verbs or first in verbs or initializer:
         insp.add(f"proc.inline_code:{name}", " ".join([name, *(w.text for w in args)]))
     return set()
 

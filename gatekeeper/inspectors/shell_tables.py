@@ -386,7 +386,7 @@ _NODE = table(
         "--check -c -i --interactive --enable-source-maps --no-warnings --no-deprecation "
         "--trace-warnings --trace-deprecation --throw-deprecation --test --watch --expose-gc "
         "--max-old-space-size= --stack-size= --title= --input-type= --conditions= -C= --env-file= "
-        "--inspect --inspect-brk --experimental-vm-modules --experimental-modules "
+        "--experimental-vm-modules --experimental-modules "
         "--abort-on-uncaught-exception "
         "--unhandled-rejections= --preserve-symlinks --pending-deprecation --test-reporter= "
         "--test-name-pattern=",
@@ -395,6 +395,11 @@ _NODE = table(
     ),
     opts("-e=! --eval=! -p=! --print=!", H, "inline code: read by the interpreter handler"),
     opts("-r= --require= --import= --loader= --experimental-loader=", D, "loads code before the program"),
+    opts(
+        "--inspect? --inspect-brk? --inspect-wait? --inspect-port=",
+        D,
+        "opens the inspector's port (0.0.0.0:9229 for all): whoever reaches it runs code in the process",
+    ),
     stop=1,
 )
 _XARGS = table(

@@ -1026,9 +1026,9 @@ _NPM_COMMON = {
         "--global -D --save-dev -P --save-prod -O --save-optional -E --save-exact --no-save --save "
         "--production --omit= --include= --dry-run --foreground-scripts --color= --progress --no-progress "
         "--package-lock-only --no-package-lock --install-links --lockfile-version= --depth= --all -a "
-        "--long -l --fix --audit-level= --tag= --access= --otp= --before= --cpu= --os= --libc=",
+        "--long -l --fix --audit-level= --tag= --access= --otp= --before= --cpu= --os= --libc= -y --yes",
         S,
-        "what npm does (package scripts come from package.json)",
+        "what npm does (package scripts come from package.json; what npm exec runs is read apart)",
     ),
     **opts("--registry=", C, "packages come from this registry"),
     **opts("--proxy= --https-proxy=", P, "every download goes through this proxy"),
