@@ -127,7 +127,7 @@ _SORT = table(
     ),
     opts("-o= --output=", W, "the sorted result is written there"),
     opts("-T= --temporary-directory=", W, "temporary files are written there"),
-    opts("--files0-from=", R, "file names read from a file"),
+    opts("--files0-from=", D, "sorts (prints) the files a file names: which files is not known here"),
     opts("--compress-program=", X, "sort runs this program to compress its temporary files"),
 )
 _UNIQ = table(
@@ -287,7 +287,8 @@ _TAR = table(
         "--force-local: read by the tar handler",
     ),
     opts("-C= --directory=", H, "where members land: the shell inspector follows it"),
-    opts("-T= --files-from= -X= --exclude-from=", R, "names read from a file"),
+    opts("-X= --exclude-from=", R, "names read from a file"),
+    opts("-T= --files-from=", D, "archives the files a file names: which files is not known here"),
     opts("-P --absolute-names", W, "members keep absolute paths: extraction may write anywhere"),
     opts("-g= --listed-incremental=", W, "the snapshot file is written"),
     opts(
