@@ -731,8 +731,51 @@ def sphinx_build(insp: Inspection, name: str, args: list[Word], depth: int) -> s
     return set()
 
 
+# The tools of a Go distribution; ``go tool NAME`` for any other NAME runs a module's tool (a
+# ``tool`` line of go.mod: a dependency's code). pprof -http and trace serve a web page.
+_GO_TOOLS: Final = frozenset(
+    "addr2line asm buildid cgo compile covdata cover dist distpack doc fix link nm objdump pack pprof "
+    "preprofile test2json trace vet".split()
+)
+
+
+def go(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``go run mod/path@version`` downloads a module and runs it (as npx does); ``go tool X``
+    runs a tool; ``go tool pprof -http``/``go tool trace`` start a web server."""
+    operands = [w for w in args if not w.text.startswith("-")]
+    if not operands:
+        return set()
+    verb, rest = operands[0].text, operands[1:]
+    evidence = " ".join([name, *(w.text for w in args)])
+    if verb == "run" and any("@" in w.text for w in rest[:1]):
+        insp.add(f"proc.inline_code:{name}", f"{evidence}: a module downloaded and run")
+    elif verb == "tool" and rest:
+        tool = rest[0].text
+        if not rest[0].literal or tool not in _GO_TOOLS:
+            insp.add(f"proc.inline_code:{name}", f"{evidence}: a module's tool runs")
+        elif tool == "trace" or (tool == "pprof" and any(w.text.startswith("-http") for w in args)):
+            insp.add("net.listen", f"{evidence}: serves a web page")
+    return set()
+
+
+def tox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``tox exec -- CMD`` runs CMD in an environment; for the other verbs the words after ``--``
+    replace ``{posargs}`` in the configured commands, which may be the whole command
+    (``commands = {posargs:pytest}``): read as a command unless they start with an option."""
+    at = next((i for i, w in enumerate(args) if w.text == "--"), None)
+    if at is None or at + 1 >= len(args):
+        return set()
+    rest = args[at + 1 :]
+    verb = next((w.text for w in args[:at] if not w.text.startswith("-")), None)
+    if verb in ("exec", "e") or not rest[0].text.startswith("-"):
+        return set(insp.run(rest, depth + 1))
+    return set()
+
+
 HANDLERS: Final = {
     "sphinx-build": sphinx_build,
+    "tox": tox,
+    "go": go,
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},

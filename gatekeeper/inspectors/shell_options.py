@@ -613,6 +613,18 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             Effect.DOUBT,
             "the compiler, linker or flags a build runs",
         ),
+        **_env(
+            "GOOS GOARCH GOAMD64 GOARM GOARM64 GO386 GOMAXPROCS GOGC GOMEMLIMIT GODEBUG GOTRACEBACK "
+            "GOEXPERIMENT GOTELEMETRY GOCOVERDIR GOTMPDIR",
+            Effect.SAFE,
+            "the target platform and the runtime's tuning",
+        ),
+        **_env("MAKEFILES", Effect.DOUBT, "makefiles make reads before the project's own: their recipes run"),
+        **_env(
+            "CFLAGS CXXFLAGS CPPFLAGS LDFLAGS",
+            Effect.HANDLED,
+            "compiler flags (make, cmake, cc crates read them): those that load code are doubt",
+        ),
     }
 )
 # Families: a variable matching one of these but missing from ENV is doubt (a new git or
@@ -622,6 +634,15 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
     (re.compile(r"GIT_CONFIG_VALUE_\d+"), Opt(Effect.SAFE, True, "its key decides (GIT_CONFIG_KEY_n)")),
     (re.compile(r"[A-Z0-9_]*_PROXY", re.I), Opt(Effect.PROXY, True, "a proxy for connections")),
     (re.compile(r"GIT_.*"), Opt(Effect.DOUBT, True, "a git variable missing from the table")),
+    (
+        re.compile(r"GO[A-Z0-9]+|RUSTUP_.*|RUSTC_.*|RUSTDOC.*"),
+        Opt(
+            Effect.DOUBT,
+            True,
+            "a Go or Rust toolchain setting missing from the table (GOROOT, GOENV, GONOSUMDB, "
+            "RUSTUP_TOOLCHAIN: another toolchain, configuration or unchecked modules)",
+        ),
+    ),
     (re.compile(r"PYTHON.*"), Opt(Effect.DOUBT, True, "a Python variable missing from the table")),
     (re.compile(r"PYTEST_.*"), Opt(Effect.DOUBT, True, "a pytest variable missing from the table")),
     (
@@ -637,6 +658,24 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
         Opt(Effect.DOUBT, True, "a config or trust anchor for connections"),
     ),
 )
+
+
+COMPILER_FLAG_VARS: Final = frozenset({"CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS"})
+# Compiler and linker flags that load or run code: a GCC/Clang plugin, another directory of the
+# compiler's own programs, a wrapper every tool runs under, a specs file (which can run programs),
+# a linker by path or a linker plugin.
+_CODE_FLAGS_RE: Final = re.compile(
+    r"(?:^|[\s,])(?:-fplugin\b|-B(?!symbolic|static|dynamic)|-wrapper\b|--?specs\b|-fuse-ld=[^\s]*/|--ld-path\b|-Xclang\b|"
+    r"-plugin\b|--plugin\b|-load\b|-iplugindir)"
+)
+
+
+def compiler_flags(insp: Inspection, name: str, value: str, literal: bool) -> None:
+    """``CFLAGS=-O2`` is data; ``CFLAGS=-fplugin=/tmp/x.so`` loads code into the compiler: doubt."""
+    if not literal:
+        insp.opaque(f"{name} not known statically: {value}")
+    elif _CODE_FLAGS_RE.search(value):
+        insp.opaque(f"{name}={value}: compiler flags that load or run code")
 
 
 def warning_modules(value: str) -> list[str]:
@@ -678,6 +717,9 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
         return
     if upper == "TAR_OPTIONS":
         _tar_options(insp, name, value, w.literal, depth)
+        return
+    if upper in COMPILER_FLAG_VARS:
+        compiler_flags(insp, name, value, w.literal)
         return
     if upper in ("PYTHONWARNINGS", "MPLBACKEND"):
         modules = warning_modules(value) if upper == "PYTHONWARNINGS" else [value.removeprefix("module://")]

@@ -13,7 +13,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors.shell_options import Effect, Opt, Table, apply, opts, table, walk
+from gatekeeper.inspectors.shell_options import (
+    COMPILER_FLAG_VARS,
+    Effect,
+    Opt,
+    Table,
+    apply,
+    compiler_flags,
+    opts,
+    table,
+    walk,
+)
 from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.inspectors.shell_tables_dev import DEV, MAKE_VARIABLES
 
@@ -714,7 +724,9 @@ def make_variable(insp: Inspection, name: str, var: str, w: Word, value: str, de
     """``make CC=...``: a variable recipes may run. Programs are read as commands, data passes, else doubt."""
     effect = MAKE_VARIABLES.get(var, Effect.DOUBT)
     reason = f"make variable {var}: recipes use it"
-    if effect is Effect.EXEC:
+    if var in COMPILER_FLAG_VARS:
+        compiler_flags(insp, f"{name} {var}", value, w.literal)
+    elif effect is Effect.EXEC:
         if not w.literal:
             insp.opaque(f"{name} {w.text}: a command not known statically")
         elif value.strip():

@@ -1007,13 +1007,19 @@ _ISORT = table(
 _TOX = table(
     opts(
         "-h --help --version -q -v -vv -e= --env= -r --recreate -p? --parallel? --parallel-live -o "
-        "--skip-missing-interpreters? -m= -f= --colored= --develop --installpkg= --no-provision? "
-        "--result-json= -x= --override= -c= --conf= --root= --workdir= --notest -n --skip-pkg-install "
-        "--discover= --list-dependencies --runner= -l --list-envs -a --listenvs-all --showconfig "
-        "run run-parallel devenv list depends config legacy quickstart exec r p l c d e q",
+        "--skip-missing-interpreters? -m= -f= --colored= --develop --no-provision? "
+        "--notest -n --skip-pkg-install --list-dependencies -l --list-envs -a --listenvs-all --showconfig",
         S,
-        "which environments run (their commands come from the project's tox configuration)",
+        "which environments run (their commands come from the project's tox configuration; "
+        "tox exec's command and the arguments after -- are read by the tox handler)",
     ),
+    opts(
+        "-x= --override= -c= --conf= --root= --workdir= --installpkg= --discover= --runner=",
+        D,
+        "another configuration (-x testenv.commands=... is a command), project root, package or "
+        "interpreter: what runs is not in the project's recorded tox configuration",
+    ),
+    opts("--result-json=", W, "tox writes its report there"),
     stop=None,
 )
 
@@ -1096,15 +1102,17 @@ _CARGO_COMMON = {
 }
 _CARGO_VERBS = (
     "build b check c test t run r bench doc clean fmt clippy fetch update add remove tree metadata new init "
-    "install uninstall search publish package vendor generate-lockfile locate-project pkgid verify-project "
+    "install uninstall search package vendor generate-lockfile locate-project pkgid verify-project "
     "version help"
 )
 _CARGO = table(
     _CARGO_COMMON,
+    # publish (and login, owner, yank) are left out: uploading the crate with the stored token,
+    # as npm publish, is doubt
     subcommands=MappingProxyType({v: table(_CARGO_COMMON, stop=None) for v in _CARGO_VERBS.split()}),
 )
 _GO_COMMON = opts(
-    "-h -help -v -x -n -a -race -msan -asan -cover -covermode= -coverpkg= -coverprofile= -run= -bench= "
+    "-h -help -v -x -n -a -race -msan -asan -cover -covermode= -coverpkg= -run= -bench= "
     "-benchmem -benchtime= -count= -timeout= -short -failfast -json -p= -tags= -trimpath -mod= -modfile= "
     "-ldflags= -gcflags= -asmflags= -buildmode= -buildvcs= -u -t -d -C= -cpu= -parallel= -list= "
     "-skip= -shuffle= -fuzz= -fuzztime= -vet= -m -f= -fix -e -insecure -work -linkshared -installsuffix= "
@@ -1115,6 +1123,11 @@ _GO_COMMON = opts(
 _GO_RISK = {
     **opts("-toolexec= -exec=", X, "go runs every tool or test binary through this program"),
     **opts("-o=", W, "the binary is written there"),
+    **opts(
+        "-coverprofile= -cpuprofile= -memprofile= -blockprofile= -mutexprofile= -trace= -outputdir=",
+        W,
+        "go test writes its profile there",
+    ),
 }
 _GO_VERBS = "build test vet fmt mod get install list version clean doc work help fix bug telemetry"
 _GO = table(
