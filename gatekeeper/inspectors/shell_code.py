@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors import python_code, shell_runs
@@ -758,6 +759,112 @@ def go(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return set()
 
 
+# cmake -E: the commands that run a program, that write their last operand, that only read.
+_CMAKE_E_WRITES: Final = fs(
+    "copy", "copy_if_different", "copy_directory", "copy_directory_if_different", "rename",
+    "create_symlink", "create_hardlink", "touch", "touch_nocreate", "make_directory", "remove",
+    "remove_directory", "rm", "tar", "true", "false",
+)  # fmt: skip
+_CMAKE_E_READS: Final = fs(
+    "cat", "compare_files", "echo", "echo_append", "md5sum", "sha1sum", "sha224sum", "sha256sum",
+    "sha384sum", "sha512sum", "capabilities", "environment", "sleep",
+)  # fmt: skip
+# Cache variables that name a program or a cmake script the configuration runs: a compiler, a
+# launcher, a linker, a toolchain or an included file, a checker run on every source, an emulator.
+_CMAKE_CODE_VAR_RE: Final = re.compile(
+    r"[A-Z0-9_]*(?:COMPILER|LAUNCHER|LINKER|TOOLCHAIN_FILE|INCLUDE|INCLUDE_BEFORE|MAKE_PROGRAM|CLANG_TIDY|"
+    r"CPPCHECK|CPPLINT|INCLUDE_WHAT_YOU_USE|LINK_WHAT_YOU_USE|EMULATOR|RULES_OVERRIDE|MODULE_PATH|"
+    r"EXECUTABLE|COMMAND|PROGRAM)(?:_[A-Z0-9_]+)?(?::[A-Z]+)?",
+    re.I,
+)
+
+
+def cmake(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``cmake -E env|time|chdir DIR CMD...`` runs CMD; ``-E copy a b`` writes b; ``-DVAR=...``
+    naming a program or a script the configuration runs (a compiler, a launcher, a toolchain
+    file, an include) is doubt."""
+    for i, w in enumerate(args):
+        t = w.text
+        if t.startswith("-D"):
+            var = (t[2:] or (args[i + 1].text if i + 1 < len(args) else "")).partition("=")[0]
+            if not w.literal or _CMAKE_CODE_VAR_RE.fullmatch(var):
+                insp.opaque(f"{name} {t}: a cache variable naming a program or script the build runs")
+            elif var.upper().partition(":")[0] == "CMAKE_INSTALL_PREFIX" and "=" in t:
+                insp.write_target(Word(t.partition("=")[2], w.literal), f"{name} {t}: install writes there")
+    at = next((i for i, w in enumerate(args) if w.text == "-E"), None)
+    if at is None or at + 1 >= len(args):
+        return set()
+    command, rest = args[at + 1], args[at + 2 :]
+    evidence = " ".join([name, *(w.text for w in args)])
+    if command.text in ("env", "time", "chdir"):
+        if command.text == "chdir":
+            rest = rest[1:]  # the directory: the command runs there
+        if command.text == "env":
+            while rest and (rest[0].text.startswith("-") or "=" in rest[0].text):
+                if "=" in rest[0].text and not rest[0].text.startswith("-"):
+                    insp.assignment(rest[0], depth)
+                rest = rest[1:]
+        return set(insp.run(rest, depth + 1)) if rest else set()
+    operands = [w for w in rest if not w.text.startswith("-")]
+    if command.text in _CMAKE_E_WRITES:
+        for w in operands[-1:] if command.text.startswith(("copy", "rename", "create_")) else operands:
+            insp.write_target(w, evidence)
+        for w in operands[:-1] if command.text.startswith(("copy", "rename", "tar")) else []:
+            insp.read_path(w, evidence)
+    elif command.text in _CMAKE_E_READS:
+        for w in operands if command.text not in ("echo", "echo_append", "sleep") else []:
+            insp.read_path(w, evidence)
+    else:
+        insp.opaque(f"{evidence}: a cmake -E command not in its table")
+    return set()
+
+
+# pytest -o KEY=VALUE: keys whose value pytest reads as more options, as modules or files to
+# import, or as a directory it writes; any other key is a setting.
+_PYTEST_INI_OPTIONS: Final = fs("addopts")
+_PYTEST_INI_DOUBT: Final = fs(
+    "python_files", "pythonpath", "required_plugins", "testpaths", "rootdir", "confcutdir", "plugins",
+    "usefixtures", "norecursedirs", "consider_namespace_packages",
+)  # fmt: skip
+_PYTEST_INI_WRITES: Final = fs("cache_dir", "junit_logging", "log_file")
+
+
+def pytest(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``--cov-report=TYPE:PATH`` writes PATH; ``-o addopts=...`` are more options (read as given
+    to pytest); ``-o python_files=*.txt``, ``pythonpath=...`` change what is imported: doubt."""
+    evidence = " ".join([name, *(w.text for w in args)])
+    for i, w in enumerate(args):
+        key, eq, value = w.text.partition("=")
+        if not eq and i + 1 < len(args) and key in ("--cov-report", "-o", "--override-ini"):
+            value, eq = args[i + 1].text, "="
+            w = Word(w.text, w.literal and args[i + 1].literal)
+        elif key.startswith("-o") and len(key) > 2 and not key.startswith("--"):
+            key, value, eq = "-o", w.text[2:], "="
+        if not eq or key not in ("--cov-report", "-o", "--override-ini"):
+            continue
+        if not w.literal:
+            insp.opaque(f"{evidence}: {key} not known statically")
+        elif key == "--cov-report":
+            _, colon, path = value.partition(":")
+            if colon and path:
+                insp.write_target(Word(path), evidence)
+        else:
+            ini, _, setting = value.partition("=")
+            ini = ini.strip().lower()
+            if ini in _PYTEST_INI_OPTIONS:
+                try:
+                    words = [Word(t) for t in shlex.split(setting)]
+                except ValueError:
+                    insp.opaque(f"{evidence}: {value} not understood")
+                    continue
+                insp.run([Word("pytest"), *words], depth + 1)  # as if given to pytest itself
+            elif ini in _PYTEST_INI_WRITES:
+                insp.write_target(Word(setting), evidence)
+            elif ini in _PYTEST_INI_DOUBT:
+                insp.opaque(f"{evidence}: -o {ini} changes what pytest imports")
+    return set()
+
+
 def tox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``tox exec -- CMD`` runs CMD in an environment; for the other verbs the words after ``--``
     replace ``{posargs}`` in the configured commands, which may be the whole command
@@ -776,6 +883,9 @@ HANDLERS: Final = {
     "sphinx-build": sphinx_build,
     "tox": tox,
     "go": go,
+    "pytest": pytest,
+    "py.test": pytest,
+    "cmake": cmake,
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},

@@ -868,7 +868,12 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
         return
     tool = _MODULE_TABLES.get(module)
     if tool is not None:
+        from gatekeeper.inspectors.shell_code import HANDLERS  # it imports this module
+
         walk(insp, TABLES[tool], tool, f"{name} -m {module}", list(rest), depth)
+        handler = HANDLERS.get(tool)  # the options the table leaves to the tool's handler
+        if handler is not None:
+            handler(insp, f"{name} -m {module}", list(rest), depth)
         return
     operands = [w for w in rest if not w.text.startswith("-")]
     if module in _NET_SERVER_MODULES and (

@@ -844,9 +844,9 @@ _PYTEST = table(
         "--ignore= --ignore-glob= --deselect= --doctest-modules --doctest-glob= --import-mode= --rootdir= "
         "-W= --pythonwarnings= --color= --code-highlight= --no-header --no-summary -n= --numprocesses= "
         "--dist= --runxfail -p= --disable-warnings --disable-pytest-warnings -ra -rA --full-trace "
-        "--cov? --cov-report= --cov-fail-under= --cov-config= --no-cov --cov-branch --count= --timeout= "
+        "--cov? --cov-fail-under= --cov-config= --no-cov --cov-branch --count= --timeout= "
         "--random-order --lfnf= --cache-show? --cache-clear --continue-on-collection-errors --noconftest "
-        "--confcutdir= --asyncio-mode= --benchmark-disable --verbosity= -o= --override-ini= --debug? "
+        "--confcutdir= --asyncio-mode= --benchmark-disable --verbosity= --debug? "
         "--log-level= --log-cli-level= --log-format= --log-cli-format= --show-capture= --capture=no "
         "--keep-duplicates --collect-in-virtualenv --junit-prefix= --pyargs --no-cov-on-fail "
         "--hypothesis-seed= "
@@ -862,6 +862,12 @@ _PYTEST = table(
     ),
     opts("--basetemp=", W, "pytest empties and fills this directory"),
     opts("--pastebin=", C, "sends the session log to bpaste.net"),
+    opts(
+        "--cov-report= -o= --override-ini=",
+        H,
+        "TYPE:PATH writes a report at PATH; -o KEY=VALUE overrides the ini file (addopts are options, "
+        "python_files and pythonpath change what is imported): read by the pytest handler",
+    ),
 )
 _RUFF_COMMON = opts(
     "-h --help -V --version -q --quiet -v --verbose -s --silent --config= --isolated --no-cache "
@@ -897,13 +903,17 @@ _MYPY = table(
         "--disallow-untyped-calls --disallow-incomplete-defs --disable-error-code= --enable-error-code= "
         "--always-true= --always-false= --color-output --no-color-output --warn-unreachable "
         "--local-partial-types "
-        "--allow-redefinition --python-executable= --no-site-packages --junit-xml= --html-report= "
-        "--txt-report= --linecount-report= --cobertura-xml-report= --any-exprs-report= "
-        "--lineprecision-report= "
-        "--xml-report= --untyped-calls-exclude= --soft-error-limit= --extra-checks",
+        "--allow-redefinition --no-site-packages --untyped-calls-exclude= --soft-error-limit= --extra-checks",
         S,
-        "what mypy checks (reports it writes stay where the project says)",
+        "what mypy checks",
     ),
+    opts(
+        "--junit-xml= --html-report= --txt-report= --linecount-report= --cobertura-xml-report= "
+        "--any-exprs-report= --lineprecision-report= --xml-report=",
+        W,
+        "mypy writes its report there",
+    ),
+    opts("--python-executable=", D, "mypy runs this interpreter to find its packages"),
 )
 _SPHINX_BUILD = table(
     opts("-h --help --version", S, "prints and exits"),
@@ -1236,19 +1246,22 @@ _CMAKE = table(
         "--clean-first "
         "--verbose -v --fresh --install= --prefix= --component= --strip --log-level= --warn-uninitialized "
         "--no-warn-unused-cli -Wdev -Wno-dev -Werror= -Wno-error= --preset= --list-presets? --graphviz= "
-        "-E= --trace --trace-expand --debug-output --check-system-vars --compile-no-warning-as-error "
+        "--trace --trace-expand --debug-output --check-system-vars --compile-no-warning-as-error "
         "--toolchain= --install-prefix= -LA -LH -L -N --use-stderr --workflow --system-information",
         S,
         "how the project is configured and built (its CMakeLists runs as the project's code)",
     ),
-    opts("-C=", R, "a cache script read before configuring"),
+    opts("-C=", D, "a cache script run before configuring (set(CMAKE_C_COMPILER ...) and the like)"),
     opts("-P=", D, "runs a cmake script file"),
+    opts("-E=!", H, "command mode: its command and operands are read by the cmake handler"),
     opts("-U=", S, "removes cache entries"),
     prefixes=(
         (
             "-D",
             Opt(
-                S, True, "a cache variable (a compiler or launcher in one is read as a command by the build)"
+                H,
+                True,
+                "a cache variable: one naming a program or script the build runs is doubt (cmake handler)",
             ),
         ),
         ("-W", Opt(S, False, "a warning switch")),
