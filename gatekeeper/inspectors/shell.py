@@ -1224,6 +1224,8 @@ class Inspection:
                     self.add("crypto.mine", t)  # a pool, or a miner fetched by name
             if "mining." in t and any(m in t for m in P.STRATUM_METHODS):
                 self.add("crypto.mine", t)
+            if '"pools"' in t and P.POOL_RE.search(t):  # a miner's JSON config: "pools": [{"url": "h:p"}]
+                self.add("crypto.mine", t)
             if len(t) > 16 and P.looks_like_reverse_shell(t):
                 self.add("net.reverse_shell", t)
             # an option word without "=" is classified by its ssh names alone (see classify_word)

@@ -106,7 +106,24 @@ _MINERS = (
     "teamredminer",
     "xmr-stak",
     "ccminer",
-    "srbminer-multi",
+    "srbminer",
+    "rigel",
+    "onezerominer",
+    "bzminer",
+    "wildrig",
+    "teamblackminer",
+    "kawpowminer",
+    "nheqminer",
+    "hellminer",
+    "cryptodredge",
+    "z-enemy",
+    "bminer",
+    "nsfminer",
+    "sgminer",
+    "xmrigcc",
+    "verthashminer",
+    "coin-hive",
+    "coinhive",
 )
 MINERS: Final = _MINERS
 # Miners renamed to anything still take their own options: these are theirs.
@@ -115,7 +132,6 @@ _MINER_FLAGS: Final = (
     "--randomx",
     "--nicehash",
     "--rig-id",
-    "--coin=",
     "--cpu-max-threads-hint",
 )
 _MINING_ALGOS: Final = frozenset(
@@ -140,7 +156,7 @@ _MINING_ALGOS: Final = frozenset(
         "scrypt",
     }
 )
-_POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
+POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
 STRATUM_METHODS: Final = ("mining.subscribe", "mining.authorize", "mining.submit", "mining.notify")
 _TUNNELS = (
     "autossh",
@@ -248,7 +264,10 @@ _MINER_NAME_RE: Final = re.compile(
 # words (an archive, a --transform expression, a target) is a miner being set up.
 FILE_TOOLS: Final = frozenset(
     {"tar", "gtar", "bsdtar", "unzip", "7z", "gzip", "gunzip", "xz", "unxz", "bzip2", "mv", "cp", "ln",
-     "install", "chmod", "rsync", "scp", "curl", "wget", "rename", "ar", "cpio"}
+     "install", "chmod", "rsync", "scp", "curl", "wget", "rename", "ar", "cpio",
+     # package tools: a miner installed, or run, by its package name (pip install xmrig, python -m)
+     "pip", "pip3", "uv", "uvx", "pipx", "poetry", "npm", "npx", "yarn", "pnpm", "cargo", "go", "gem",
+     "python", "pypy", "node"}
 )  # fmt: skip
 
 
@@ -320,11 +339,21 @@ def looks_like_miner(texts: Sequence[str]) -> bool:
             val = texts[i + 1].lower() if i + 1 < len(texts) else ""
         if key in ("-a", "--algo", "--algorithm") and val in _MINING_ALGOS:
             return True
-        if key in ("-o", "--url", "--pool", "--server") and _POOL_RE.fullmatch(val):
+        if key == "--coin":
+            return True
+        if key in ("-o", "--url", "--pool", "--server") and POOL_RE.fullmatch(val):
             pool = True
-        elif key in ("-u", "--user", "--wallet", "-w"):
+        elif key in _POOL_COMPANIONS:
             user = True
     return pool and user
+
+
+# Options that come with a pool (-o host:port) on a miner's command line: the wallet, the pool's
+# password, threads, the GPU back-ends, running in the background, CPU limits.
+_POOL_COMPANIONS: Final = frozenset(
+    "-u --user --wallet -w -p --pass -t --threads --cuda --opencl --cuda-devices --opencl-devices -b -B "
+    "--background --max-cpu-usage --cpu-priority --tls -k --keepalive".split()
+)
 
 
 # -- option parsing ------------------------------------------------------
