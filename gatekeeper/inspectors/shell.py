@@ -1240,9 +1240,12 @@ class Inspection:
             t = t.partition("=")[2]
         if not t or "://" in t or len(t) > 1024 or (P.has_space(t) and not _SPACED_PATH_RE.fullmatch(t)):
             return  # a word with blanks is text, unless it is spelled as a path that goes on past them
-        for norm in self.resolve(t, t, strict=False):
-            for cls in credential_classes(norm):
-                self.add(cls, t)
+        # REV:PATH (git show HEAD:.env, git cat-file -p :.env) and host:path name PATH too
+        spellings = (t, t.rpartition(":")[2]) if ":" in t else (t,)
+        for spelling in spellings:
+            for norm in self.resolve(spelling, t, strict=False) if spelling else ():
+                for cls in credential_classes(norm):
+                    self.add(cls, t)
 
     def read_path(self, w: Word, evidence: str) -> None:
         """``fs.read`` and the read classes (credentials, system files) of a path a program reads.
