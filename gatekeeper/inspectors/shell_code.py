@@ -697,11 +697,40 @@ def project_runner(insp: Inspection, name: str, args: list[Word], depth: int) ->
     return set(insp.run(rest, depth + 1)) if rest else set()
 
 
+# Modules that read Python (or debugger commands that run it) from stdin: a console, asyncio's
+# REPL, pdb's command prompt.
+_PY_STDIN_MODULES: Final = fs("code", "asyncio", "pdb", "idlelib", "IPython", "ptpython", "bpython")
+
+
+def _python_reads_stdin(args: list[Word]) -> bool:
+    """``python3 -i x.py`` (a prompt after the script), ``python3 -m code`` / ``-m pdb x.py``: code
+    arrives on stdin as well."""
+    for i, w in enumerate(args):
+        t = w.text
+        if not t.startswith("-") or t.startswith("--") or t == "-":
+            return False
+        for k, ch in enumerate(t[1:], 1):
+            if ch == "i":
+                return True
+            if ch == "m":
+                module = t[k + 1 :] or (args[i + 1].text if i + 1 < len(args) else "")
+                return module.split(".")[0] in _PY_STDIN_MODULES
+            if ch in "cWXQ":
+                break  # the rest of the word (or the next one) is this option's value
+        if t[1:2] in ("c",):
+            return False
+        if t in ("-W", "-X", "-Q"):
+            continue
+    return False
+
+
 def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
     fam = family(name)
     if interpreter_code(insp, fam, name, args, depth):
-        return set()
+        return {STDIN_EXEC} if fam == "python" and _python_reads_stdin(args) else set()
+    if fam == "python" and _python_reads_stdin(args):
+        return {STDIN_EXEC}
     for w in args:
         t = w.text
         if t == "-":

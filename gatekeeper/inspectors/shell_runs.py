@@ -177,6 +177,7 @@ _PREFIX_OPTIONS: Final = ("--prefix", "-C", "--cwd", "--dir")
 _CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Python start from its path
 _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
 _ARCHIVES: Final = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".egg")
+_ZIP_APPS: Final = (".pyz", ".pyzw", ".zip", ".whl", ".egg")  # python3 FILE runs a zip's __main__.py
 # Project managers whose verbs install or build the project: setup.py, the pyproject (its build
 # hooks name build.py / hatch_build.py: written_code pulls them in), hatch's default hook file.
 _PROJECT_MANAGERS: Final = frozenset({"poetry", "uv", "pdm", "hatch", "rye", "pipenv"})
@@ -211,6 +212,14 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         script, module, rest = _script(family, args)
         if script is not None:
             out += _paths(insp, script)
+            if family in ("python", "pypy") and script.literal:
+                # python3 DIR runs DIR/__main__.py; python3 app.pyz (any zip) runs its __main__.py,
+                # from an archive that nothing here has read
+                low = script.text.lower()
+                if not low.endswith(".py"):
+                    out += _paths(insp, Word(posixpath.join(script.text, "__main__.py")))
+                if low.endswith(_ZIP_APPS) and any(p.startswith(CODE_ROOTS) for p in _paths(insp, script)):
+                    insp.opaque(f"runs an archive of the workspace, unread: {script.text}")
         if family in ("python", "pypy"):
             out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
             out += STARTUP_TREES
