@@ -776,6 +776,8 @@ def history(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
 def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     bash_eval(insp, name, args)
     texts = [w.text for w in args]
+    if name == "set" and not texts:  # set alone prints every variable with its value, as env does
+        insp.add("cred.env", "set without arguments prints every variable, secrets included")
     if name == "unset" and "PATH" in texts and "-f" not in texts:
         insp.path_assignment(Word("PATH="), "")  # without PATH, bash runs a bare name from the cwd
     if "HISTFILE" in texts or (name == "set" and "+o" in texts and "history" in texts):
@@ -784,8 +786,18 @@ def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
 
 
 def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """export/declare/local/readonly: their NAME=value words are assignments."""
+    """export/declare/local/readonly: their NAME=value words are assignments. Without a NAME
+    (``declare``, ``export -p``, ``typeset -x``) they print variables with their values, as ``env``
+    does; ``declare -p NAME`` prints NAME's."""
     bash_eval(insp, name, args)
+    names = [w for w in args if not w.text.startswith(("-", "+"))]
+    functions = any(w.text.startswith("-") and ("f" in w.text or "F" in w.text) for w in args)
+    if not names and not functions:
+        insp.add("cred.env", f"{name} without a name prints variables with their values, secrets included")
+    elif any(w.text.startswith("-") and "p" in w.text[1:] for w in args) and any(
+        not w.literal or is_secret_name(w.text) for w in names
+    ):
+        insp.add("cred.env", f"{name} -p prints a secret variable: {' '.join(w.text for w in args)}")
     if name != "export" and any(w.text.startswith("-") and "n" in w.text[1:] for w in args):
         insp.opaque(f"{name} -n: assignments through a name reference reach another variable")
     if any(w.text.startswith("-") and "i" in w.text[1:] for w in args):  # integer: values are arithmetic
