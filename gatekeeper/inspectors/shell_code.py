@@ -610,10 +610,20 @@ def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
 MAKE_VALUES: Final = fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E")
 
 
+_MAKE_VALUE_LETTERS: Final = frozenset("CfIjloWE")  # -Cp is -C p: the letters after take the value
+
+
 def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline."""
+    """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline;
+    ``-p`` prints make's database, every environment variable with its value among it."""
     p = parse_opts(args, MAKE_VALUES)
     ran: set[str] = set()
+    for w in args:
+        t = w.text
+        cluster = re.fullmatch(r"-[a-zA-Z]*p[a-zA-Z]*", t) is not None
+        if t.startswith("--print-da") or (cluster and not set(t[1 : t.index("p")]) & _MAKE_VALUE_LETTERS):
+            insp.add("cred.env", f"{name} {t}: prints every variable, the environment's secrets included")
+            break
     for o, v in p.opts:
         if o in ("-f", "--file", "--makefile") and v is not None and is_stdin_path(v.text):
             insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}")
