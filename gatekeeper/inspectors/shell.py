@@ -1454,13 +1454,25 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
 def _written_and_run(insp: Inspection) -> None:
     """``cat > x.py <<'EOF' ... EOF; python3 x.py``: code written and run in one command line is
     read as if ``file.write`` had written it (``written_code``)."""
-    from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
+    from gatekeeper.inspectors.written_code import analyse_written, imported_paths  # they import this module
 
-    trees = [t for t in map(shell_runs.split_tree, insp.ran_files) if t is not None]
-    for path in sorted(insp.written):
-        analysis = analyse_written(path, insp.written[path][0])
+    analyses = {path: analyse_written(path, insp.written[path][0]) for path in sorted(insp.written)}
+    runs = set(insp.ran_files)
+    for _ in range(4):  # main.py written to import helper.py, written too: helper's code runs
+        trees = [t for t in map(shell_runs.split_tree, runs) if t is not None]
+        more = {
+            p
+            for path, analysis in analyses.items()
+            if path in runs or any(path.startswith(d) and analysis.kind in k for d, k in trees)
+            for p in imported_paths(path, analysis.kind, analysis.imports)
+        }
+        if more <= runs:
+            break
+        runs |= more
+    trees = [t for t in map(shell_runs.split_tree, runs) if t is not None]
+    for path, analysis in analyses.items():
         for where, code in ((path, analysis), *analysis.parts):  # go test ./... runs main.go's code
-            if where in insp.ran_files or any(where.startswith(d) and code.kind in k for d, k in trees):
+            if where in runs or any(where.startswith(d) and code.kind in k for d, k in trees):
                 for cap in code.capabilities:
                     insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
 

@@ -245,11 +245,18 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += STARTUP_TREES
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
+        if "package.json" in IMPLICIT[family]:  # scripts find their programs in node_modules/.bin first
+            out += [tree(p, PROGRAM_KINDS) for p in _paths(insp, Word("node_modules/.bin"))]
         if "package.json" in IMPLICIT[family]:
             out += [
                 p
                 for w in _values(args, _PREFIX_OPTIONS)
                 for p in _paths(insp, Word(posixpath.join(w.text, "package.json"), w.literal))
+            ]
+            out += [
+                tree(p, PROGRAM_KINDS)
+                for w in _values(args, _PREFIX_OPTIONS)
+                for p in _paths(insp, Word(posixpath.join(w.text, "node_modules/.bin"), w.literal))
             ]
     if family in _PLUGIN_OPTIONS:
         out += _plugins(insp, family, args)

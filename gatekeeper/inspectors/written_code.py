@@ -43,7 +43,16 @@ from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
 from gatekeeper.yamlfile import load_yaml
 
-__all__ = ["MAX_CONTENT", "PARTS", "PROGRAM_PARTS", "WrittenCode", "analyse_written", "code_kind", "parts_of"]
+__all__ = [
+    "MAX_CONTENT",
+    "PARTS",
+    "PROGRAM_PARTS",
+    "WrittenCode",
+    "analyse_written",
+    "code_kind",
+    "imported_paths",
+    "parts_of",
+]
 
 MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
 MAX_TEXT: Final = 64 * 1024  # a file with no code name read as code (if it were run) up to this size
@@ -240,6 +249,32 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
     return WrittenCode(kind, caps, _with_runs(imports, insp), parts)
 
 
+def imported_paths(path: str, kind: str, imports: tuple[str, ...] | list[str]) -> list[str]:
+    """Where the workspace files a written file pulls in would be: Python modules beside it (its
+    directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes.
+    Paths (and trees) among ``imports`` are files its command lines run; dotted names are modules."""
+    here = posixpath.dirname(path)
+    out = [p for p in imports if p.startswith(CODE_ROOTS)]
+    if kind not in ("python", "text", "shadow"):  # text is read as Python too (_text)
+        return out
+    for name in imports[:64]:
+        if name.startswith("/"):
+            continue
+        dots = len(name) - len(name.lstrip("."))
+        parts = [p for p in name.lstrip(".").split(".") if p]
+        if dots:
+            base = here
+            for _ in range(dots - 1):
+                base = posixpath.dirname(base)
+            roots = [base]
+        else:
+            roots = [here, "/workspace", "/workspace/src"]
+        for root in roots:
+            stem = posixpath.join(root, *parts) if parts else root
+            out += [stem + ".py", posixpath.join(stem, "__init__.py")]
+    return [p for p in out if p.startswith(CODE_ROOTS)]
+
+
 def _with_runs(imports: list[str], insp: Inspection) -> tuple[str, ...]:
     """The imports, and the workspace files (and trees) its command lines run."""
     runs = sorted(insp.ran_files - set(imports))
@@ -272,13 +307,40 @@ def _shell(insp: Inspection, path: str, content: str) -> list[str]:
     return []
 
 
+_JS_SPECIFIER: Final = re.compile(
+    r"""\brequire\s*\(\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]"""
+    r"""|\bimport\s+(?:[\w*{}\s,$]+\s+from\s+)?['"]([^'"]+)['"]|\bexport\s+[\w*{}\s,$]+\s+from\s+['"]([^'"]+)['"]"""
+)
+_JS_SUFFIXES: Final = ("", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".json", "/index.js", "/index.ts")
+
+
+def _js_imports(path: str, content: str) -> list[str]:
+    """The files a JavaScript file loads: relative specifiers (with node's suffixes and index files)
+    and packages (what node_modules holds for them, as trees)."""
+    here = posixpath.dirname(path)
+    out: list[str] = []
+    for m in _JS_SPECIFIER.finditer(content):
+        spec = next(g for g in m.groups() if g)
+        if spec.startswith(("./", "../", "/")):
+            stem = posixpath.normpath(posixpath.join(here, spec))
+            out += [stem + suffix for suffix in _JS_SUFFIXES]
+        elif not spec.startswith("node:") and ":" not in spec:
+            name = "/".join(spec.split("/")[:2]) if spec.startswith("@") else spec.split("/")[0]
+            for root in {here, "/workspace"}:
+                out.append(shell_runs.tree(posixpath.join(root, "node_modules", name), ("javascript",)))
+        if len(out) > 256:
+            break
+    return [p for p in out if p.startswith(CODE_ROOTS)]
+
+
 def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
-    """No JavaScript parser here: what the words say (URLs, host:port, processes, commands)."""
+    """No JavaScript parser here: what the words say (URLs, host:port, processes, commands), and
+    the files it loads (``require``/``import``), which run with it."""
     if len(content) > shell_code.MAX_CODE:
         insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
         return []
     shell_code.scan_code(insp, path, content, 0)
-    return []
+    return _js_imports(path, content)
 
 
 # -- Compiled languages: Go, Rust, C/C++ -----------------------------------------------------
@@ -665,6 +727,8 @@ def _npm(insp: Inspection, path: str, content: str) -> list[str]:
     if not isinstance(scripts, dict) or not all(isinstance(v, str) for v in scripts.values()):
         insp.opaque(f"written {path}: scripts that are not command lines")
         return []
+    # npm puts the package's node_modules/.bin first on PATH: a script's bare name may be a file there
+    insp.path_assignment(Word("PATH=node_modules/.bin:$PATH"), "node_modules/.bin:$PATH")
     _commands(insp, path, iter(scripts.values()))
     for section in ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies"):
         deps = doc.get(section) or {}

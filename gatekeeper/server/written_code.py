@@ -26,7 +26,6 @@ argument inspection cannot see (docs/containment.md).
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -38,7 +37,7 @@ from ..errors import WrittenCodeUnavailable
 from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
-from ..inspectors.written_code import PROGRAM_PARTS, analyse_written, parts_of, shadows_stdlib
+from ..inspectors.written_code import PROGRAM_PARTS, analyse_written, imported_paths, parts_of, shadows_stdlib
 from ..manifest import WHOLE_ARGUMENTS
 from ..models import Capability, Outcome, ToolCall
 from ..pipeline import Exchange
@@ -154,29 +153,7 @@ async def _records(
 
 
 def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
-    """Where the workspace files a written file pulls in would be: Python modules beside it (its
-    directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
-    here = posixpath.dirname(rec.path)
-    # Paths (and trees) are files its command lines run; dotted names are Python modules.
-    out = [p for p in rec.imports if p.startswith(CODE_ROOTS)]
-    if rec.kind not in ("python", "text"):  # text is read as Python too (written_code._text)
-        return out
-    for name in rec.imports[:64]:
-        if name.startswith("/"):
-            continue
-        dots = len(name) - len(name.lstrip("."))
-        parts = [p for p in name.lstrip(".").split(".") if p]
-        if dots:
-            base = here
-            for _ in range(dots - 1):
-                base = posixpath.dirname(base)
-            roots = [base]
-        else:
-            roots = [here, "/workspace", "/workspace/src"]
-        for root in roots:
-            stem = posixpath.join(root, *parts) if parts else root
-            out += [stem + ".py", posixpath.join(stem, "__init__.py")]
-    return [p for p in out if p.startswith(CODE_ROOTS)]
+    return imported_paths(rec.path, rec.kind, rec.imports)
 
 
 async def record_written_code(ex: Exchange) -> None:
