@@ -547,6 +547,14 @@ def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         for v in archives:  # GNU tar's _remdev: a colon before any slash is [user@]host:path, over rsh
             remote(insp, v, f"{name} -f {v.text if v is not None else ''}: an archive on another host")
     _tar_writes(insp, name, parsed.opts, archives)
+    given = {o for o, _ in parsed.opts}
+    if given & _TAR_EXTRACTS and not given & _TAR_TO_STDOUT:  # tar -xf a.tar .git/hooks/x: lands there
+        into = [v for o, v in parsed.opts if o in ("-C", "--directory") and v is not None]
+        base = into[-1] if into else Word(".")
+        for member in parsed.pos:
+            if member.literal and not member.text.startswith("-"):
+                target = Word(posixpath.join(base.text, member.text.lstrip("/")), base.literal)
+                insp.write_target(target, f"{name} extracts {member.text}")
     for o, v in parsed.opts:
         if o == "--checkpoint-action" and v is not None:
             action = literal_text(insp, v, "tar --checkpoint-action")
@@ -588,6 +596,52 @@ def _tar_writes(
         insp.write_target(
             Word(where.text.rstrip("/") + "/*", where.literal), f"{name} extracts into {where.text}"
         )
+    # A member renamed by --transform lands at the name its replacement gives (.git/hooks/x) when it
+    # is extracted, from this archive or (made with the names) from a later one: written there, so
+    # that the git directory, a dotfile... is seen as it would be written by name.
+    into = [v for o, v in opts if o in ("-C", "--directory")]
+    base = into[-1] if into and into[-1] is not None else Word(".")
+    for o, v in opts:
+        if o in ("--transform", "--xform") and v is not None:
+            for target in _transform_targets(v.text) if v.literal else [None]:
+                if target is None:
+                    insp.opaque(f"{name} {o}: member names not known statically")
+                elif target:
+                    evidence = f"{name} {o}={v.text}: members renamed into {target}"
+                    insp.write_target(Word(posixpath.join(base.text, target), base.literal), evidence)
+
+
+def _transform_targets(expression: str) -> list[str | None]:
+    """The replacement texts of tar's ``s/REGEX/REPL/FLAGS`` expressions (``;``-separated), without
+    a leading slash (tar strips it); None when one is not understood or refers to the match."""
+    out: list[str | None] = []
+    i, n = 0, len(expression)
+    while i < n:
+        if expression[i] != "s" or i + 1 >= n:
+            return [*out, None]
+        delim = expression[i + 1]
+        fields: list[str] = []
+        k, current = i + 2, ""
+        while k < n and len(fields) < 2:
+            ch = expression[k]
+            if ch == "\\" and k + 1 < n:
+                nxt = expression[k + 1]
+                current += nxt if nxt == delim else ch + nxt
+                k += 2
+                continue
+            if ch == delim:
+                fields.append(current)
+                current = ""
+            else:
+                current += ch
+            k += 1
+        if len(fields) < 2:
+            return [*out, None]
+        repl = fields[1]
+        out.append(None if "&" in repl or "\\" in repl else repl.lstrip("/"))
+        end = expression.find(";", k)
+        i = n if end < 0 else end + 1
+    return out
 
 
 def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
