@@ -9,6 +9,7 @@ depth-limited), so that an inline ``os.system("ssh -R ...")`` is denied, not mer
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 import shlex
@@ -644,8 +645,43 @@ def _transform_targets(expression: str) -> list[str | None]:
     return out
 
 
+# Names that stand for the secret files of a workspace (paths.credential_classes): a search
+# restricted to files named like one of them is a read of that file.
+_SECRET_EXAMPLES: Final = (
+    ".env", ".env.production", ".env.local", "id_rsa", "id_ed25519", "server.key", "cert.pem", "x.p12",
+    ".netrc", ".pgpass", ".git-credentials", ".pypirc", ".npmrc", ".vault-token",
+)  # fmt: skip
+_GLOB_LITERAL_RE: Final = re.compile(r"[^*?\[\]{}]{3,}")
+
+
+def search_globs(insp: Inspection, name: str, args: list[Word]) -> None:
+    """``grep -r --include='.env*'``, ``rg -g '*.pem'``: a search of the files named like secrets
+    reads them (``cred.secret``, as ``grep x .env`` is); a glob not known statically is doubt."""
+    for i, w in enumerate(args):
+        key, eq, value = w.text.partition("=")
+        if key not in ("--include", "-g", "--glob", "--iglob"):
+            if not (w.text.startswith("-g") and len(w.text) > 2 and not w.text.startswith("--")):
+                continue
+            key, value, eq = "-g", w.text[2:], "="
+        glob = value if eq else (args[i + 1].text if i + 1 < len(args) else "")
+        literal = w.literal and (bool(eq) or (i + 1 < len(args) and args[i + 1].literal))
+        if not literal:
+            insp.opaque(f"{name} {w.text}: which files are searched is not known statically")
+            continue
+        if glob.startswith("!"):
+            continue  # rg's exclusion
+        parts = _GLOB_LITERAL_RE.findall(glob.rsplit("/", 1)[-1])
+        low = glob.lower().rsplit("/", 1)[-1]
+        for example in _SECRET_EXAMPLES:
+            if parts and all(p.lower() in example for p in parts) and fnmatch.fnmatchcase(example, low):
+                evidence = f"{name} {w.text} {'' if eq else glob}: searches files named like {example}"
+                insp.add("cred.secret", evidence)
+                break
+
+
 def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``rg --pre CMD`` runs CMD on every file searched."""
+    search_globs(insp, name, args)
     ran: set[str] = set()
     for i, w in enumerate(args):
         if w.text == "--pre" or w.text.startswith("--pre="):
@@ -972,8 +1008,14 @@ def tox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return set()
 
 
+def grep(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    search_globs(insp, name, args)
+    return set()
+
+
 HANDLERS: Final = {
     "sphinx-build": sphinx_build,
+    **{n: grep for n in ("grep", "egrep", "fgrep")},
     "tox": tox,
     "go": go,
     "pytest": pytest,

@@ -89,13 +89,14 @@ _GREP = table(
         "--only-matching --quiet --silent --no-messages --byte-offset --with-filename --no-filename "
         "--line-number --initial-tab --null --null-data --text --recursive --dereference-recursive "
         "--binary --line-buffered --label= --binary-files= --devices= --directories= --exclude= "
-        "--exclude-dir= --include= -m= -A= -B= -C= -d= -D= --max-count= --after-context= "
+        "--exclude-dir= -m= -A= -B= -C= -d= -D= --max-count= --after-context= "
         "--before-context= --context=",
         S,
         SELECT,
     ),
     opts("-e= --regexp=", H, "the pattern"),
     opts("-f= --file= --exclude-from=", R, "patterns read from a file"),
+    opts("--include=", H, "which files a recursive search reads: a secret's name is read (grep handler)"),
     numeric=True,
 )
 _RG = table(
@@ -108,7 +109,7 @@ _RG = table(
         "--text --search-zip --follow --null --pretty --heading --no-heading --hidden --no-ignore "
         "--no-ignore-vcs --no-ignore-dot --no-ignore-parent --no-ignore-global --files --json --vimgrep "
         "--stats --column --trim --byte-offset --sort-files --debug --no-messages --type-list "
-        "--color= --colors= -g= --glob= --iglob= -t= --type= -T= --type-not= --type-add= -m= --max-count= "
+        "--color= --colors= -t= --type= -T= --type-not= --type-add= -m= --max-count= "
         "-A= -B= -C= --after-context= --before-context= --context= -r= --replace= -j= --threads= "
         "-d= --max-depth= -M= --max-columns= --max-filesize= --sort= --sortr= -E= --encoding= "
         "--engine= --path-separator= --context-separator= --field-match-separator= --max-columns-preview",
@@ -118,6 +119,7 @@ _RG = table(
     opts("-e= --regexp=", H, "the pattern"),
     opts("-f= --file= --ignore-file=", R, "patterns read from a file"),
     opts("--pre= --pre-glob=", H, "rg --pre runs a program on every file: read by the rg handler"),
+    opts("-g= --glob= --iglob=", H, "which files are searched: a secret file's name is read (rg handler)"),
 )
 _WC = table(
     HELP,
