@@ -296,6 +296,12 @@ _AWK_OUTPUT_RE: Final = re.compile(r"\bprintf?\b[^;}\n]*?>>?\s*\"([^\"]+)\"")
 _AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include|\bprintf?\b[^;}\n]*>")
 
 
+def awk_runs_code(program: str) -> bool:
+    """An awk program that may run commands, read or write files, or read the environment; any
+    other only computes on its input (what the awk handler has nothing to say about)."""
+    return _AWK_CODE_RE.search(program) is not None or _AWK_ENVIRON_RE.search(program) is not None
+
+
 # Where a language reads the whole environment (every secret in it), and where one named variable.
 _AWK_ENVIRON_RE: Final = re.compile(r"\bENVIRON\b(?:\s*\[\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\])?")
 _JQ_ENV_RE: Final = re.compile(

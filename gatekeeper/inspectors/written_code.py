@@ -140,6 +140,7 @@ PARTS: Final = {"go": (("#go:generate", "go-generate"),), "python": (("#shadow",
 # ``shell_runs``). Larger text than such programs are is doubt there.
 PROGRAM_PARTS: Final = (("#awk", "awk"), ("#sed", "sed"))
 _PROGRAM_KINDS: Final = frozenset(kind for _, kind in PROGRAM_PARTS)
+MAX_PROGRAM_TEXT: Final = 8 * 1024  # awk programs and sed scripts are small: larger is doubt there
 
 
 def parts_of(kind: str) -> tuple[tuple[str, str], ...]:
@@ -1170,7 +1171,13 @@ def _program_text(program: str, option: str) -> Any:
     """The reader of a file run as ``program option FILE``: its text given inline instead."""
 
     def read(insp: Inspection, path: str, content: str) -> list[str]:
-        if len(content) > MAX_TEXT:
+        if program == "awk" and not shell_code.awk_runs_code(content):
+            return []  # no system(), pipe, getline, ENVIRON, output redirection: it only computes
+        if program == "sed" and not shell_code.sed_script(content)[3]:
+            # sed refuses a script it cannot parse and runs none of it; ours may be stricter: doubt
+            insp.add("proc.inline_code:sed", f"written {path}: not a sed script this reader understands")
+            return []
+        if len(content) > MAX_PROGRAM_TEXT:
             insp.opaque(f"written {path}: too large to read as a {program} program, should it be run")
         else:
             insp.run([Word(program), Word(option), Word(content)], 0)
