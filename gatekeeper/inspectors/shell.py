@@ -173,6 +173,13 @@ class _Scope:
 _DOLLAR_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789{(@*#?$!-")
 
 
+def _runs_xargs(n: Any) -> bool:
+    """Whether a pipeline element may be xargs (cheap: its words, wrappers included, name it)."""
+    return n.kind == "command" and any(
+        p.kind == "word" and (p.word == "xargs" or p.word.endswith("/xargs")) for p in n.parts
+    )
+
+
 # A path with a blank inside a directory's name ("/workspace/a b/../../root/.aws/credentials"),
 # not a sentence that starts with a path.
 _SPACED_PATH_RE: Final = re.compile(r"(?:/|~/|\.\.?/)[^ ]*(?: [^ /]*)+/\S.*", re.S)
@@ -666,7 +673,7 @@ class Inspection:
         sets = []
         entry = self.cwds
         for i, e in enumerate(elements):  # every element of a real pipeline runs in a subshell
-            self.stdin_words = self.pipe_words(elements[i - 1], e, depth) if i else None
+            self.stdin_words = self.pipe_words(elements[i - 1], e, depth) if i and _runs_xargs(e) else None
             try:
                 sets.append(self.node(e, depth))
             finally:
