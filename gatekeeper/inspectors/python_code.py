@@ -113,6 +113,11 @@ _NAMESPACE_PARENTS: Final = (ast.Compare, ast.FormattedValue, ast.Subscript, ast
 # The process environment whole (every secret in it), and what reads one variable of it by name.
 _ENV_VALUES: Final = frozenset({"os.environ", "os.environb", "posix.environ"})
 _ENV_FUNCS: Final = frozenset({"os.getenv", "os.getenvb"})
+# One variable read by name (its name a literal: a secret one is cred.env, else doubt).
+_ENV_GETTERS: Final = (
+    frozenset(f"os.{m}.{f}" for m in ("environ", "environb") for f in ("get", "pop", "setdefault"))
+    | _ENV_FUNCS
+)
 _ENV_ATTRS: Final = frozenset({"environ", "environb", "getenv", "getenvb"})
 _ENV_KEYED: Final = frozenset({"get", "pop", "setdefault", "keys", "update", "__contains__", "__getitem__"})
 _WHOLE_ENV: Final = "(the whole environment)"
@@ -559,6 +564,8 @@ class _Reader:
         """A string known statically: constants, names bound once to one, joins and f-strings of them."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return node.value
+        if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            return node.value.decode("latin-1")  # b'/root/.ssh/id_rsa', os.getenvb(b'TOKEN'): the same name
         if isinstance(node, ast.Name):
             if node.id == "__file__":
                 return _SCRIPT
@@ -977,10 +984,10 @@ class _Reader:
 
     def subscript(self, node: ast.Subscript) -> None:
         base = self.dotted(node.value)
-        if base == "os.environ":
+        if base in ("os.environ", "os.environb"):
             key = self.literal(node.slice)
             if key is None:
-                self.fx.opaque.append("os.environ[...] with a computed name")
+                self.fx.opaque.append(f"{base}[...] with a computed name")
             elif _secret(key):
                 self.fx.secrets.append(key)
 
@@ -1033,7 +1040,7 @@ class _Reader:
             ):
                 self.files(node, f"(...).{func.attr}")  # (Path.home() / ".bashrc").write_text(...)
             return
-        if target in ("os.environ.get", "os.environ.pop", "os.environ.setdefault", "os.getenv"):
+        if target in _ENV_GETTERS:
             key = self.literal(args[0]) if args else None
             if key is None:
                 self.fx.opaque.append(f"{target} with a computed name")

@@ -19,6 +19,7 @@ import functools
 import operator
 import posixpath
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -201,6 +202,18 @@ class _Scope:
 _DOLLAR_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789{(@*#?$!-")
 
 
+def _runs_xargs(n: Any) -> bool:
+    """Whether a pipeline element may be xargs (cheap: its words, wrappers included, name it)."""
+    return n.kind == "command" and any(
+        p.kind == "word" and (p.word == "xargs" or p.word.endswith("/xargs")) for p in n.parts
+    )
+
+
+# A path with a blank inside a directory's name ("/workspace/a b/../../root/.aws/credentials"),
+# not a sentence that starts with a path.
+_SPACED_PATH_RE: Final = re.compile(r"(?:/|~/|\.\.?/)[^ ]*(?: [^ /]*)+/\S.*", re.S)
+
+
 class Inspection:
     """Accumulates capabilities for one shell argument; one instance per call."""
 
@@ -224,6 +237,7 @@ class Inspection:
         "ran_files",
         "seen_dirs",
         "src",
+        "stdin_words",
         "tokens_left",
         "urls",
         "written",
@@ -258,6 +272,9 @@ class Inspection:
         self.own_jobs: set[str] = set()  # variables last assigned $! (a job this line started)
         self.positional: tuple[str, ...] | None = None
         self.tokens_left = MAX_TOKENS
+        # What the pipeline element before this one writes, as words xargs would read from it
+        # (None: not known; see pipe_words). Set only while that pipeline element is walked.
+        self.stdin_words: list[Word] | None = None
 
     # -- recording ---------------------------------------------------------
     def add(self, name: str, evidence: str = "") -> None:
@@ -696,11 +713,13 @@ class Inspection:
             return ran
         sets = []
         entry = self.cwds
-        for e in elements:  # every element of a real pipeline runs in a subshell (scope(), inline)
+        for i, e in enumerate(elements):  # every element of a real pipeline runs in a subshell
+            self.stdin_words = self.pipe_words(elements[i - 1], e, depth) if i and _runs_xargs(e) else None
             try:
                 sets.append(self.node(e, depth))
             finally:
                 self.cwds = self.fail_cwds = entry
+                self.stdin_words = None
         upstream: set[str] = set()
         for i, ran in enumerate(sets):
             if P.STDIN_EXEC in ran:
@@ -741,6 +760,40 @@ class Inspection:
             return []
         operands = [w for w in words[1:] if w.literal and not w.text.startswith("-")]
         return [p for w in operands for p in self.workspace_files(w.text)]
+
+    def pipe_words(self, n: Any, consumer: Any, depth: int) -> list[Word] | None:
+        """The words ``xargs`` in ``consumer`` would read from ``n``'s output, when known:
+        ``echo``/``printf`` of literal words (split and unquoted as xargs does), or one word a
+        lister's ``$(...)`` stands for (``find src ...``, ``git ls-files``: paths under known
+        roots, see ``shell_options.lister_roots``). None: anything else, or the consumer's own
+        stdin redirected."""
+        if n.kind != "command" or consumer.kind != "command":
+            return None
+        if any(p.kind == "redirect" for p in [*n.parts, *consumer.parts]):
+            return None  # echo x > f | xargs ..., xargs ... < list: not what the pipe carries
+        words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        if not words or not all(w.literal for w in words):
+            return None
+        head, args = P.family(words[0].text), [w.text for w in words[1:]]
+        if head == "echo":
+            while args and re.fullmatch(r"-[neE]+", args[0]):
+                args = args[1:]
+            text: str | None = " ".join(args)
+        elif head == "printf" and args:
+            fmt, rest = args[0], args[1:]
+            bare = re.sub(r"%[-#0 +]*[0-9]*(?:\.[0-9]+)?[sbqdc]|\\[nt]|\s", "", fmt)
+            text = " ".join(rest) if rest and not bare else (fmt if "%" not in fmt else None)
+        else:
+            lister = "$(" + " ".join(w.text for w in words) + ")"
+            return [Word(lister, False)] if shell_options.lister_roots(lister) is not None else None
+        if text is None:
+            return None
+        text = text.replace("\\n", "\n").replace("\\t", "\t")
+        lines = [line.strip() for line in text.splitlines() if " " in line.strip()]  # xargs -I: lines
+        try:
+            return [Word(t) for t in [*shlex.split(text), *lines]]
+        except ValueError:
+            return None
 
     def piped_literal(self, n: Any, consumer: set[str], depth: int) -> None:
         """``echo 'ssh -R ...' | sh``: a literal script piped into a shell is still readable."""
@@ -1148,11 +1201,13 @@ class Inspection:
             self.opaque(f"code injected through {name}: {w.text}")
             if name == "PROMPT_COMMAND" and w.literal:  # run before every prompt: read it too
                 self.source(value, depth + 1)
-        elif name in P.COMMAND_VARS:
-            if w.literal:
-                self.source(value, depth + 1)
-            else:
+        elif name in P.COMMAND_VARS or name in P.PREPROCESSOR_VARS:
+            if not w.literal:
                 self.opaque(f"non-literal command in {name}: {w.text}")
+            elif name in P.PREPROCESSOR_VARS:  # "|cmd %s", "||cmd %s", "cmd %s %s": less runs cmd
+                self.source(value.lstrip("|-").replace("%s", "/dev/null"), depth + 1)
+            else:
+                self.source(value, depth + 1)
         elif name == "CDPATH":
             self.cdpath = True
         elif name == "PATH":
@@ -1237,6 +1292,8 @@ class Inspection:
                     self.add("crypto.mine", t)  # a pool, or a miner fetched by name
             if "mining." in t and any(m in t for m in P.STRATUM_METHODS):
                 self.add("crypto.mine", t)
+            if '"pools"' in t and P.POOL_RE.search(t):  # a miner's JSON config: "pools": [{"url": "h:p"}]
+                self.add("crypto.mine", t)
             if len(t) > 16 and P.looks_like_reverse_shell(t):
                 self.add("net.reverse_shell", t)
             # an option word without "=" is classified by its ssh names alone (see classify_word)
@@ -1249,11 +1306,14 @@ class Inspection:
             self.add("cred.ssh", t)
         if t.startswith("-"):
             t = t.partition("=")[2]
-        if not t or "://" in t or len(t) > 1024 or P.has_space(t):
-            return
-        for norm in self.resolve(t, t, strict=False):
-            for cls in credential_classes(norm):
-                self.add(cls, t)
+        if not t or "://" in t or len(t) > 1024 or (P.has_space(t) and not _SPACED_PATH_RE.fullmatch(t)):
+            return  # a word with blanks is text, unless it is spelled as a path that goes on past them
+        # REV:PATH (git show HEAD:.env, git cat-file -p :.env) and host:path name PATH too
+        spellings = (t, t.rpartition(":")[2]) if ":" in t else (t,)
+        for spelling in spellings:
+            for norm in self.resolve(spelling, t, strict=False) if spelling else ():
+                for cls in credential_classes(norm):
+                    self.add(cls, t)
 
     def read_path(self, w: Word, evidence: str) -> None:
         """``fs.read`` and the read classes (credentials, system files) of a path a program reads.
@@ -1289,9 +1349,15 @@ class Inspection:
     def write_target(self, w: Word, evidence: str, *, under: bool = False) -> None:
         """``fs.write`` and the write classes for a literal target; unknowable targets are opaque.
         ``under``: what is written is inside the directory, not the directory itself
-        (``find DIR -delete``): ``fs.write:DIR/*``."""
+        (``find DIR -delete``): ``fs.write:DIR/*``. A lister's output (``$(find src -name x)``,
+        ``find . | xargs rm``) is written under its roots, as ``read_path`` reads under them."""
         if not w.literal:
-            self.opaque(f"write target not known statically: {evidence}")
+            roots = shell_options.lister_roots(w.text)
+            if roots is None:
+                self.opaque(f"write target not known statically: {evidence}")
+                return
+            for root in roots:
+                self.write_target(Word(root), evidence, under=True)
             return
         for norm in self.resolve(w.text, evidence):
             if norm in _HARMLESS_TARGETS or norm.startswith("/dev/fd/"):
@@ -1452,8 +1518,12 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
     written = (
         tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
     )
-    for _ in range(4):  # cp x.py y.py && python3 y.py runs what x.py holds
-        more = {src for dest in insp.ran_files & insp.copied.keys() for src in insp.copied[dest]}
+    for _ in range(4):  # cp x.py y.py && python3 y.py runs what x.py holds (awk -f y: y#awk, x#awk)
+        more = {
+            src + mark + part
+            for base, mark, part in (entry.partition("#") for entry in insp.ran_files)
+            for src in insp.copied.get(base, ())
+        }
         if more <= insp.ran_files:
             break
         insp.ran_files |= more
@@ -1464,13 +1534,25 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
 def _written_and_run(insp: Inspection) -> None:
     """``cat > x.py <<'EOF' ... EOF; python3 x.py``: code written and run in one command line is
     read as if ``file.write`` had written it (``written_code``)."""
-    from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
+    from gatekeeper.inspectors.written_code import analyse_written, imported_paths  # they import this module
 
-    trees = [t for t in map(shell_runs.split_tree, insp.ran_files) if t is not None]
-    for path in sorted(insp.written):
-        analysis = analyse_written(path, insp.written[path][0])
+    analyses = {path: analyse_written(path, insp.written[path][0]) for path in sorted(insp.written)}
+    runs = set(insp.ran_files)
+    for _ in range(4):  # main.py written to import helper.py, written too: helper's code runs
+        trees = [t for t in map(shell_runs.split_tree, runs) if t is not None]
+        more = {
+            p
+            for path, analysis in analyses.items()
+            if path in runs or any(path.startswith(d) and analysis.kind in k for d, k in trees)
+            for p in imported_paths(path, analysis.kind, analysis.imports)
+        }
+        if more <= runs:
+            break
+        runs |= more
+    trees = [t for t in map(shell_runs.split_tree, runs) if t is not None]
+    for path, analysis in analyses.items():
         for where, code in ((path, analysis), *analysis.parts):  # go test ./... runs main.go's code
-            if where in insp.ran_files or any(where.startswith(d) and code.kind in k for d, k in trees):
+            if where in runs or any(where.startswith(d) and code.kind in k for d, k in trees):
                 for cap in code.capabilities:
                     insp.add(cap.name, f"{path}, written by this command: {cap.evidence}")
 

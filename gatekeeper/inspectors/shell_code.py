@@ -9,8 +9,10 @@ depth-limited), so that an inline ``os.system("ssh -R ...")`` is denied, not mer
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
+import shlex
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors import python_code, shell_runs
@@ -294,6 +296,12 @@ _AWK_OUTPUT_RE: Final = re.compile(r"\bprintf?\b[^;}\n]*?>>?\s*\"([^\"]+)\"")
 _AWK_CODE_RE: Final = re.compile(r"system|getline|(?<!\|)\|(?!\|)|@load|@include|\bprintf?\b[^;}\n]*>")
 
 
+def awk_runs_code(program: str) -> bool:
+    """An awk program that may run commands, read or write files, or read the environment; any
+    other only computes on its input (what the awk handler has nothing to say about)."""
+    return _AWK_CODE_RE.search(program) is not None or _AWK_ENVIRON_RE.search(program) is not None
+
+
 # Where a language reads the whole environment (every secret in it), and where one named variable.
 _AWK_ENVIRON_RE: Final = re.compile(r"\bENVIRON\b(?:\s*\[\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\])?")
 _JQ_ENV_RE: Final = re.compile(
@@ -546,6 +554,14 @@ def tar(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         for v in archives:  # GNU tar's _remdev: a colon before any slash is [user@]host:path, over rsh
             remote(insp, v, f"{name} -f {v.text if v is not None else ''}: an archive on another host")
     _tar_writes(insp, name, parsed.opts, archives)
+    given = {o for o, _ in parsed.opts}
+    if given & _TAR_EXTRACTS and not given & _TAR_TO_STDOUT:  # tar -xf a.tar .git/hooks/x: lands there
+        into = [v for o, v in parsed.opts if o in ("-C", "--directory") and v is not None]
+        base = into[-1] if into else Word(".")
+        for member in parsed.pos:
+            if member.literal and not member.text.startswith("-"):
+                target = Word(posixpath.join(base.text, member.text.lstrip("/")), base.literal)
+                insp.write_target(target, f"{name} extracts {member.text}")
     for o, v in parsed.opts:
         if o == "--checkpoint-action" and v is not None:
             action = literal_text(insp, v, "tar --checkpoint-action")
@@ -587,10 +603,91 @@ def _tar_writes(
         insp.write_target(
             Word(where.text.rstrip("/") + "/*", where.literal), f"{name} extracts into {where.text}"
         )
+    # A member renamed by --transform lands at the name its replacement gives (.git/hooks/x) when it
+    # is extracted, from this archive or (made with the names) from a later one: written there, so
+    # that the git directory, a dotfile... is seen as it would be written by name.
+    into = [v for o, v in opts if o in ("-C", "--directory")]
+    base = into[-1] if into and into[-1] is not None else Word(".")
+    for o, v in opts:
+        if o in ("--transform", "--xform") and v is not None:
+            for target in _transform_targets(v.text) if v.literal else [None]:
+                if target is None:
+                    insp.opaque(f"{name} {o}: member names not known statically")
+                elif target:
+                    evidence = f"{name} {o}={v.text}: members renamed into {target}"
+                    insp.write_target(Word(posixpath.join(base.text, target), base.literal), evidence)
+
+
+def _transform_targets(expression: str) -> list[str | None]:
+    """The replacement texts of tar's ``s/REGEX/REPL/FLAGS`` expressions (``;``-separated), without
+    a leading slash (tar strips it); None when one is not understood or refers to the match."""
+    out: list[str | None] = []
+    i, n = 0, len(expression)
+    while i < n:
+        if expression[i] != "s" or i + 1 >= n:
+            return [*out, None]
+        delim = expression[i + 1]
+        fields: list[str] = []
+        k, current = i + 2, ""
+        while k < n and len(fields) < 2:
+            ch = expression[k]
+            if ch == "\\" and k + 1 < n:
+                nxt = expression[k + 1]
+                current += nxt if nxt == delim else ch + nxt
+                k += 2
+                continue
+            if ch == delim:
+                fields.append(current)
+                current = ""
+            else:
+                current += ch
+            k += 1
+        if len(fields) < 2:
+            return [*out, None]
+        repl = fields[1]
+        out.append(None if "&" in repl or "\\" in repl else repl.lstrip("/"))
+        end = expression.find(";", k)
+        i = n if end < 0 else end + 1
+    return out
+
+
+# Names that stand for the secret files of a workspace (paths.credential_classes): a search
+# restricted to files named like one of them is a read of that file.
+_SECRET_EXAMPLES: Final = (
+    ".env", ".env.production", ".env.local", "id_rsa", "id_ed25519", "server.key", "cert.pem", "x.p12",
+    ".netrc", ".pgpass", ".git-credentials", ".pypirc", ".npmrc", ".vault-token",
+)  # fmt: skip
+_GLOB_LITERAL_RE: Final = re.compile(r"[^*?\[\]{}]{3,}")
+
+
+def search_globs(insp: Inspection, name: str, args: list[Word]) -> None:
+    """``grep -r --include='.env*'``, ``rg -g '*.pem'``: a search of the files named like secrets
+    reads them (``cred.secret``, as ``grep x .env`` is); a glob not known statically is doubt."""
+    for i, w in enumerate(args):
+        key, eq, value = w.text.partition("=")
+        if key not in ("--include", "-g", "--glob", "--iglob"):
+            if not (w.text.startswith("-g") and len(w.text) > 2 and not w.text.startswith("--")):
+                continue
+            key, value, eq = "-g", w.text[2:], "="
+        glob = value if eq else (args[i + 1].text if i + 1 < len(args) else "")
+        literal = w.literal and (bool(eq) or (i + 1 < len(args) and args[i + 1].literal))
+        if not literal:
+            insp.opaque(f"{name} {w.text}: which files are searched is not known statically")
+            continue
+        if glob.startswith("!"):
+            continue  # rg's exclusion
+        parts = _GLOB_LITERAL_RE.findall(glob.rsplit("/", 1)[-1])
+        low = glob.lower().rsplit("/", 1)[-1]
+        for example in _SECRET_EXAMPLES:
+            if parts and all(p.lower() in example for p in parts) and fnmatch.fnmatchcase(example, low):
+                evidence = f"{name} {w.text} {'' if eq else glob}: searches files named like {example}"
+                insp.add("cred.secret", evidence)
+                break
 
 
 def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``rg --pre CMD`` runs CMD on every file searched."""
+    search_globs(insp, name, args)
     ran: set[str] = set()
     for i, w in enumerate(args):
         if w.text == "--pre" or w.text.startswith("--pre="):
@@ -609,10 +706,20 @@ def rg(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
 MAKE_VALUES: Final = fs("-f", "--file", "--makefile", "-C", "--directory", "-I", "-j", "-l", "-o", "-W", "-E")
 
 
+_MAKE_VALUE_LETTERS: Final = frozenset("CfIjloWE")  # -Cp is -C p: the letters after take the value
+
+
 def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline."""
+    """``make -f -``/``-f /dev/stdin`` runs recipes from stdin; ``--eval`` is makefile text inline;
+    ``-p`` prints make's database, every environment variable with its value among it."""
     p = parse_opts(args, MAKE_VALUES)
     ran: set[str] = set()
+    for w in args:
+        t = w.text
+        cluster = re.fullmatch(r"-[a-zA-Z]*p[a-zA-Z]*", t) is not None
+        if t.startswith("--print-da") or (cluster and not set(t[1 : t.index("p")]) & _MAKE_VALUE_LETTERS):
+            insp.add("cred.env", f"{name} {t}: prints every variable, the environment's secrets included")
+            break
     for o, v in p.opts:
         if o in ("-f", "--file", "--makefile") and v is not None and is_stdin_path(v.text):
             insp.add(f"proc.inline_code:{name}", f"{name} {o} {v.text}")
@@ -636,11 +743,23 @@ _RUNNERS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# ``npm init NAME`` / ``npm create NAME`` / ``yarn create NAME`` run the package create-NAME (npm
+# exec); without a NAME, ``npm init`` only writes package.json.
+_INITIALIZERS: Final[dict[str, tuple[str, ...]]] = {
+    "npm": ("init", "create", "innit"),
+    "yarn": ("create",),
+    "pnpm": ("create",),
+    "bun": ("create",),
+}
+
+
 def package_runner(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """npx and friends download a package and run it: code nobody has reviewed."""
     verbs = _RUNNERS[name.lower()]
-    first = next((w.text for w in args if not w.text.startswith("-")), None)
-    if not verbs or first in verbs:
+    operands = [w.text for w in args if not w.text.startswith("-")]
+    first = operands[0] if operands else None
+    initializer = first in _INITIALIZERS.get(name.lower(), ()) and len(operands) > 1
+    if not verbs or first in verbs or initializer:
         insp.add(f"proc.inline_code:{name}", " ".join([name, *(w.text for w in args)]))
     return set()
 
@@ -684,11 +803,40 @@ def project_runner(insp: Inspection, name: str, args: list[Word], depth: int) ->
     return set(insp.run(rest, depth + 1)) if rest else set()
 
 
+# Modules that read Python (or debugger commands that run it) from stdin: a console, asyncio's
+# REPL, pdb's command prompt.
+_PY_STDIN_MODULES: Final = fs("code", "asyncio", "pdb", "idlelib", "IPython", "ptpython", "bpython")
+
+
+def _python_reads_stdin(args: list[Word]) -> bool:
+    """``python3 -i x.py`` (a prompt after the script), ``python3 -m code`` / ``-m pdb x.py``: code
+    arrives on stdin as well."""
+    for i, w in enumerate(args):
+        t = w.text
+        if not t.startswith("-") or t.startswith("--") or t == "-":
+            return False
+        for k, ch in enumerate(t[1:], 1):
+            if ch == "i":
+                return True
+            if ch == "m":
+                module = t[k + 1 :] or (args[i + 1].text if i + 1 < len(args) else "")
+                return module.split(".")[0] in _PY_STDIN_MODULES
+            if ch in "cWXQ":
+                break  # the rest of the word (or the next one) is this option's value
+        if t[1:2] in ("c",):
+            return False
+        if t in ("-W", "-X", "-Q"):
+            continue
+    return False
+
+
 def interpreter(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """python/perl/ruby/node read their program from stdin unless given code, a module or a file."""
     fam = family(name)
     if interpreter_code(insp, fam, name, args, depth):
-        return set()
+        return {STDIN_EXEC} if fam == "python" and _python_reads_stdin(args) else set()
+    if fam == "python" and _python_reads_stdin(args):
+        return {STDIN_EXEC}
     for w in args:
         t = w.text
         if t == "-":
@@ -719,8 +867,166 @@ def sphinx_build(insp: Inspection, name: str, args: list[Word], depth: int) -> s
     return set()
 
 
+# The tools of a Go distribution; ``go tool NAME`` for any other NAME runs a module's tool (a
+# ``tool`` line of go.mod: a dependency's code). pprof -http and trace serve a web page.
+_GO_TOOLS: Final = frozenset(
+    "addr2line asm buildid cgo compile covdata cover dist distpack doc fix link nm objdump pack pprof "
+    "preprofile test2json trace vet".split()
+)
+
+
+def go(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``go run mod/path@version`` downloads a module and runs it (as npx does); ``go tool X``
+    runs a tool; ``go tool pprof -http``/``go tool trace`` start a web server."""
+    operands = [w for w in args if not w.text.startswith("-")]
+    if not operands:
+        return set()
+    verb, rest = operands[0].text, operands[1:]
+    evidence = " ".join([name, *(w.text for w in args)])
+    if verb == "run" and any("@" in w.text for w in rest[:1]):
+        insp.add(f"proc.inline_code:{name}", f"{evidence}: a module downloaded and run")
+    elif verb == "tool" and rest:
+        tool = rest[0].text
+        if not rest[0].literal or tool not in _GO_TOOLS:
+            insp.add(f"proc.inline_code:{name}", f"{evidence}: a module's tool runs")
+        elif tool == "trace" or (tool == "pprof" and any(w.text.startswith("-http") for w in args)):
+            insp.add("net.listen", f"{evidence}: serves a web page")
+    return set()
+
+
+# cmake -E: the commands that run a program, that write their last operand, that only read.
+_CMAKE_E_WRITES: Final = fs(
+    "copy", "copy_if_different", "copy_directory", "copy_directory_if_different", "rename",
+    "create_symlink", "create_hardlink", "touch", "touch_nocreate", "make_directory", "remove",
+    "remove_directory", "rm", "tar", "true", "false",
+)  # fmt: skip
+_CMAKE_E_READS: Final = fs(
+    "cat", "compare_files", "echo", "echo_append", "md5sum", "sha1sum", "sha224sum", "sha256sum",
+    "sha384sum", "sha512sum", "capabilities", "environment", "sleep",
+)  # fmt: skip
+# Cache variables that name a program or a cmake script the configuration runs: a compiler, a
+# launcher, a linker, a toolchain or an included file, a checker run on every source, an emulator.
+_CMAKE_CODE_VAR_RE: Final = re.compile(
+    r"[A-Z0-9_]*(?:COMPILER|LAUNCHER|LINKER|TOOLCHAIN_FILE|INCLUDE|INCLUDE_BEFORE|MAKE_PROGRAM|CLANG_TIDY|"
+    r"CPPCHECK|CPPLINT|INCLUDE_WHAT_YOU_USE|LINK_WHAT_YOU_USE|EMULATOR|RULES_OVERRIDE|MODULE_PATH|"
+    r"EXECUTABLE|COMMAND|PROGRAM)(?:_[A-Z0-9_]+)?(?::[A-Z]+)?",
+    re.I,
+)
+
+
+def cmake(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``cmake -E env|time|chdir DIR CMD...`` runs CMD; ``-E copy a b`` writes b; ``-DVAR=...``
+    naming a program or a script the configuration runs (a compiler, a launcher, a toolchain
+    file, an include) is doubt."""
+    for i, w in enumerate(args):
+        t = w.text
+        if t.startswith("-D"):
+            var = (t[2:] or (args[i + 1].text if i + 1 < len(args) else "")).partition("=")[0]
+            if not w.literal or _CMAKE_CODE_VAR_RE.fullmatch(var):
+                insp.opaque(f"{name} {t}: a cache variable naming a program or script the build runs")
+            elif var.upper().partition(":")[0] == "CMAKE_INSTALL_PREFIX" and "=" in t:
+                insp.write_target(Word(t.partition("=")[2], w.literal), f"{name} {t}: install writes there")
+    at = next((i for i, w in enumerate(args) if w.text == "-E"), None)
+    if at is None or at + 1 >= len(args):
+        return set()
+    command, rest = args[at + 1], args[at + 2 :]
+    evidence = " ".join([name, *(w.text for w in args)])
+    if command.text in ("env", "time", "chdir"):
+        if command.text == "chdir":
+            rest = rest[1:]  # the directory: the command runs there
+        if command.text == "env":
+            while rest and (rest[0].text.startswith("-") or "=" in rest[0].text):
+                if "=" in rest[0].text and not rest[0].text.startswith("-"):
+                    insp.assignment(rest[0], depth)
+                rest = rest[1:]
+        return set(insp.run(rest, depth + 1)) if rest else set()
+    operands = [w for w in rest if not w.text.startswith("-")]
+    if command.text in _CMAKE_E_WRITES:
+        for w in operands[-1:] if command.text.startswith(("copy", "rename", "create_")) else operands:
+            insp.write_target(w, evidence)
+        for w in operands[:-1] if command.text.startswith(("copy", "rename", "tar")) else []:
+            insp.read_path(w, evidence)
+    elif command.text in _CMAKE_E_READS:
+        for w in operands if command.text not in ("echo", "echo_append", "sleep") else []:
+            insp.read_path(w, evidence)
+    else:
+        insp.opaque(f"{evidence}: a cmake -E command not in its table")
+    return set()
+
+
+# pytest -o KEY=VALUE: keys whose value pytest reads as more options, as modules or files to
+# import, or as a directory it writes; any other key is a setting.
+_PYTEST_INI_OPTIONS: Final = fs("addopts")
+_PYTEST_INI_DOUBT: Final = fs(
+    "python_files", "pythonpath", "required_plugins", "testpaths", "rootdir", "confcutdir", "plugins",
+    "usefixtures", "norecursedirs", "consider_namespace_packages",
+)  # fmt: skip
+_PYTEST_INI_WRITES: Final = fs("cache_dir", "junit_logging", "log_file")
+
+
+def pytest(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``--cov-report=TYPE:PATH`` writes PATH; ``-o addopts=...`` are more options (read as given
+    to pytest); ``-o python_files=*.txt``, ``pythonpath=...`` change what is imported: doubt."""
+    evidence = " ".join([name, *(w.text for w in args)])
+    for i, w in enumerate(args):
+        key, eq, value = w.text.partition("=")
+        if not eq and i + 1 < len(args) and key in ("--cov-report", "-o", "--override-ini"):
+            value, eq = args[i + 1].text, "="
+            w = Word(w.text, w.literal and args[i + 1].literal)
+        elif key.startswith("-o") and len(key) > 2 and not key.startswith("--"):
+            key, value, eq = "-o", w.text[2:], "="
+        if not eq or key not in ("--cov-report", "-o", "--override-ini"):
+            continue
+        if not w.literal:
+            insp.opaque(f"{evidence}: {key} not known statically")
+        elif key == "--cov-report":
+            _, colon, path = value.partition(":")
+            if colon and path:
+                insp.write_target(Word(path), evidence)
+        else:
+            ini, _, setting = value.partition("=")
+            ini = ini.strip().lower()
+            if ini in _PYTEST_INI_OPTIONS:
+                try:
+                    words = [Word(t) for t in shlex.split(setting)]
+                except ValueError:
+                    insp.opaque(f"{evidence}: {value} not understood")
+                    continue
+                insp.run([Word("pytest"), *words], depth + 1)  # as if given to pytest itself
+            elif ini in _PYTEST_INI_WRITES:
+                insp.write_target(Word(setting), evidence)
+            elif ini in _PYTEST_INI_DOUBT:
+                insp.opaque(f"{evidence}: -o {ini} changes what pytest imports")
+    return set()
+
+
+def tox(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``tox exec -- CMD`` runs CMD in an environment; for the other verbs the words after ``--``
+    replace ``{posargs}`` in the configured commands, which may be the whole command
+    (``commands = {posargs:pytest}``): read as a command unless they start with an option."""
+    at = next((i for i, w in enumerate(args) if w.text == "--"), None)
+    if at is None or at + 1 >= len(args):
+        return set()
+    rest = args[at + 1 :]
+    verb = next((w.text for w in args[:at] if not w.text.startswith("-")), None)
+    if verb in ("exec", "e") or not rest[0].text.startswith("-"):
+        return set(insp.run(rest, depth + 1))
+    return set()
+
+
+def grep(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    search_globs(insp, name, args)
+    return set()
+
+
 HANDLERS: Final = {
     "sphinx-build": sphinx_build,
+    **{n: grep for n in ("grep", "egrep", "fgrep")},
+    "tox": tox,
+    "go": go,
+    "pytest": pytest,
+    "py.test": pytest,
+    "cmake": cmake,
     **{n: interpreter for n in ("python", "pypy", "perl", "ruby", "node", "php", "lua")},
     **{n: awk for n in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     **{n: package_runner for n in _RUNNERS},

@@ -286,8 +286,10 @@ def _may_hold_path(t: str) -> bool:
     return "/" in t or "~" in t or t.endswith(".")
 
 
-def _candidate(w: Word) -> Word | None:
-    """The path inside one word, if any: the word, ``--opt=PATH``, ``@PATH`` or ``k=@PATH``."""
+def _candidate(w: Word, *, operand: bool = False) -> Word | None:
+    """The path inside one word, if any: the word, ``--opt=PATH``, ``@PATH`` or ``k=@PATH``.
+    ``operand``: the program reads the word as a file, so a blank in it is part of the name
+    (``cat '/workspace/a b/../../root/.aws/credentials'``); elsewhere a word with blanks is text."""
     t = w.text
     if t.startswith("--") and "=" in t:
         t = t.partition("=")[2]
@@ -295,7 +297,7 @@ def _candidate(w: Word) -> Word | None:
         t = t.split("=", 1)[1][1:]
     if t.startswith("@"):
         t = t[1:]
-    if not t or "://" in t or len(t) > 1024 or has_space(t) or t in _HARMLESS:
+    if not t or "://" in t or len(t) > 1024 or (has_space(t) and not operand) or t in _HARMLESS:
         return None
     if t.startswith(("/dev/fd/", "/dev/tcp/", "/dev/udp/")):
         return None
@@ -375,7 +377,7 @@ def read_operands(fam: str, args: list[Word]) -> list[Word]:
         if id(w) in seen:
             continue
         seen.add(id(w))
-        c = _candidate(w)
+        c = _candidate(w, operand=True)
         if c is not None or not w.literal:
             out.append(c if c is not None and w.literal else w)
     for w in args:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gatekeeper.inspectors.shell_programs import Word, is_stdin_path
+from gatekeeper.inspectors.shell_programs import Word, is_secret_name, is_stdin_path
 from gatekeeper.inspectors.url import url_capabilities
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class Effect(enum.Enum):
     CONNECT = "connect"  # its value is a destination: a URL, host:port or scp-like host:path
     PROXY = "proxy"  # its value is a proxy every connection goes through: net.proxy and the proxy
     REMOTE = "remote"  # its value is a file, or host:path reached with rsh/ssh (tar -f, git remotes)
+    DATA = "data"  # its value is sent, or names a file sent in its place (curl -d @f): Opt.syntax says how
     DOUBT = "doubt"  # cannot be judged statically (a config file, an include): shell.opaque
 
 
@@ -64,6 +65,7 @@ class Opt:
     reason: str
     attached: bool = False  # an optional value, only ever attached (sed -i.bak, git grep -Ocmd)
     ends: bool = False  # the rest of the argv is not this program's (python -c CODE ARGS, -m MOD ARGS)
+    syntax: str = ""  # DATA: how the value names a file (see sent_files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,11 @@ def opts(spec: str, effect: Effect = Effect.SAFE, reason: str = "harmless") -> d
         bare = name.rstrip("=?")
         out[bare] = Opt(effect, name.endswith("="), reason, name.endswith("?"), ends)
     return out
+
+
+def data(spec: str, syntax: str, reason: str) -> dict[str, Opt]:
+    """Options whose value is sent, in curl's syntax ``syntax`` for naming files (see ``sent_files``)."""
+    return {k: Opt(Effect.DATA, o.value, reason, syntax=syntax) for k, o in opts(spec).items()}
 
 
 def table(*groups: Mapping[str, Opt], **kw: Any) -> Table:
@@ -234,8 +241,66 @@ def apply(insp: Inspection, fam: str, name: str, opt: str, spec: Opt, value: Wor
             destination(insp, value, evidence)
     elif effect is Effect.REMOTE:
         remote(insp, value, evidence)
+    elif effect is Effect.DATA:
+        if value is not None:
+            _sent(insp, spec.syntax, value, evidence)
     else:
         insp.opaque(evidence)
+
+
+_OUTPUT_RE: Final = re.compile(r"%output\{(?:>>)?([^}]*)\}")
+_FIELD_FILE_RE: Final = re.compile(r"[^=@<]*(?:=[@<]|@)")  # name=@f, name=<f, name@f (up to the file)
+
+
+def sent_files(syntax: str, text: str) -> tuple[list[str], list[str], list[str]]:
+    """(files read, files written, variables read) by one value of a curl option, by its syntax.
+
+    ``at``: ``@file`` sends the file (``-d``, ``--data-binary``, ``--json``, ``-H``, ``-w``), and a
+    ``-w`` format's ``%output{file}`` (or ``%output{>>file}``) writes there. ``field``: ``@file``,
+    ``name@file`` (``--data-urlencode``, ``--url-query``, ``--variable``), ``name=@file`` and
+    ``name=<file`` (``-F``; up to ``;type=``...), and ``%NAME`` imports a variable
+    (``--variable``). ``cookie``: a value without ``=`` is a cookie file read (``-b``)."""
+    reads: list[str] = []
+    variables: list[str] = []
+    writes = [m.group(1) for m in _OUTPUT_RE.finditer(text)] if syntax == "at" else []
+    if syntax == "cookie":
+        if "=" not in text:
+            reads.append(text)
+    elif text.startswith("@"):
+        reads.append(text[1:])
+    elif syntax == "field" and text.startswith("%"):
+        variables.append(re.split(r"[=@]", text[1:], maxsplit=1)[0])
+    elif syntax == "field" and (m := _FIELD_FILE_RE.match(text)) is not None:
+        path = text[m.end() :]
+        if m.group().endswith(("=@", "=<")):
+            path = path.split(";", 1)[0]
+        reads.append(path.strip('"'))
+    return [r for r in reads if r and not is_stdin_path(r)], writes, variables
+
+
+def _sent(insp: Inspection, syntax: str, value: Word, evidence: str) -> None:
+    """A value curl sends: the files it names are read, ``%output{}`` targets written, imported
+    variables read. A value not known statically may name any file: doubt, unless its known
+    beginning rules that out (``-d "a=$X"`` is text)."""
+    text = value.text
+    if not value.literal:
+        cut = min((k for k in (text.find("$"), text.find("`")) if k >= 0), default=len(text))
+        head = text[:cut]
+        decided = head[:1] not in ("", "@", "%") and (
+            syntax == "at" or (syntax == "field" and _FIELD_FILE_RE.match(head) is None and "=" in head)
+        )
+        if not decided or "%output{" in text:
+            insp.opaque(f"a value that may name a file is not known statically: {evidence}")
+            return
+        text = head
+    reads, writes, variables = sent_files(syntax, text)
+    for path in reads:
+        insp.read_path(Word(path), evidence)
+    for path in writes:
+        insp.write_target(Word(path), evidence)
+    for name in variables:
+        if is_secret_name(name):
+            insp.add("cred.env", f"a secret variable is sent: {evidence}")
 
 
 def _long(table: Table, name: str) -> tuple[str, Opt] | None:
@@ -513,7 +578,8 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "KUBECONFIG AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE MPLCONFIGDIR IPYTHONDIR "
             "JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH MAVEN_OPTS GRADLE_OPTS JDK_JAVA_OPTIONS SBT_OPTS "
             "CLASSPATH LUA_INIT LUA_PATH LUA_CPATH PERL5DB PERLLIB PHPRC PHP_INI_SCAN_DIR R_PROFILE_USER "
-            "R_ENVIRON_USER GEM_HOME GEM_PATH BUNDLE_GEMFILE ZDOTDIR INPUTRC DOCKER_CONFIG GNUPGHOME",
+            "R_ENVIRON_USER GEM_HOME GEM_PATH BUNDLE_GEMFILE ZDOTDIR INPUTRC DOCKER_CONFIG GNUPGHOME "
+            "AWKPATH AWKLIBPATH LESS LESSKEY LESSKEYIN LESSKEY_CONTENT LESSEDIT",
             Effect.DOUBT,
             "another configuration directory, or code a program loads (engines, agents, init code, "
             "credential helpers): what runs is not in the command",
@@ -547,6 +613,18 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             Effect.DOUBT,
             "the compiler, linker or flags a build runs",
         ),
+        **_env(
+            "GOOS GOARCH GOAMD64 GOARM GOARM64 GO386 GOMAXPROCS GOGC GOMEMLIMIT GODEBUG GOTRACEBACK "
+            "GOEXPERIMENT GOTELEMETRY GOCOVERDIR GOTMPDIR",
+            Effect.SAFE,
+            "the target platform and the runtime's tuning",
+        ),
+        **_env("MAKEFILES", Effect.DOUBT, "makefiles make reads before the project's own: their recipes run"),
+        **_env(
+            "CFLAGS CXXFLAGS CPPFLAGS LDFLAGS",
+            Effect.HANDLED,
+            "compiler flags (make, cmake, cc crates read them): those that load code are doubt",
+        ),
     }
 )
 # Families: a variable matching one of these but missing from ENV is doubt (a new git or
@@ -556,6 +634,15 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
     (re.compile(r"GIT_CONFIG_VALUE_\d+"), Opt(Effect.SAFE, True, "its key decides (GIT_CONFIG_KEY_n)")),
     (re.compile(r"[A-Z0-9_]*_PROXY", re.I), Opt(Effect.PROXY, True, "a proxy for connections")),
     (re.compile(r"GIT_.*"), Opt(Effect.DOUBT, True, "a git variable missing from the table")),
+    (
+        re.compile(r"GO[A-Z0-9]+|RUSTUP_.*|RUSTC_.*|RUSTDOC.*"),
+        Opt(
+            Effect.DOUBT,
+            True,
+            "a Go or Rust toolchain setting missing from the table (GOROOT, GOENV, GONOSUMDB, "
+            "RUSTUP_TOOLCHAIN: another toolchain, configuration or unchecked modules)",
+        ),
+    ),
     (re.compile(r"PYTHON.*"), Opt(Effect.DOUBT, True, "a Python variable missing from the table")),
     (re.compile(r"PYTEST_.*"), Opt(Effect.DOUBT, True, "a pytest variable missing from the table")),
     (
@@ -571,6 +658,24 @@ ENV_FAMILIES: Final[tuple[tuple[re.Pattern[str], Opt], ...]] = (
         Opt(Effect.DOUBT, True, "a config or trust anchor for connections"),
     ),
 )
+
+
+COMPILER_FLAG_VARS: Final = frozenset({"CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS"})
+# Compiler and linker flags that load or run code: a GCC/Clang plugin, another directory of the
+# compiler's own programs, a wrapper every tool runs under, a specs file (which can run programs),
+# a linker by path or a linker plugin.
+_CODE_FLAGS_RE: Final = re.compile(
+    r"(?:^|[\s,])(?:-fplugin\b|-B(?!symbolic|static|dynamic)|-wrapper\b|--?specs\b|-fuse-ld=[^\s]*/|--ld-path\b|-Xclang\b|"
+    r"-plugin\b|--plugin\b|-load\b|-iplugindir)"
+)
+
+
+def compiler_flags(insp: Inspection, name: str, value: str, literal: bool) -> None:
+    """``CFLAGS=-O2`` is data; ``CFLAGS=-fplugin=/tmp/x.so`` loads code into the compiler: doubt."""
+    if not literal:
+        insp.opaque(f"{name} not known statically: {value}")
+    elif _CODE_FLAGS_RE.search(value):
+        insp.opaque(f"{name}={value}: compiler flags that load or run code")
 
 
 def warning_modules(value: str) -> list[str]:
@@ -612,6 +717,9 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
         return
     if upper == "TAR_OPTIONS":
         _tar_options(insp, name, value, w.literal, depth)
+        return
+    if upper in COMPILER_FLAG_VARS:
+        compiler_flags(insp, name, value, w.literal)
         return
     if upper in ("PYTHONWARNINGS", "MPLBACKEND"):
         modules = warning_modules(value) if upper == "PYTHONWARNINGS" else [value.removeprefix("module://")]

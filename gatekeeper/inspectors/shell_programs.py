@@ -86,6 +86,10 @@ COMMAND_VARS: Final = frozenset(
     }
 )
 
+# less's input preprocessor and postprocessor: command lines less runs for every file it shows,
+# whichever program starts less as its pager (git, man, systemctl...).
+PREPROCESSOR_VARS: Final = frozenset({"LESSOPEN", "LESSCLOSE"})
+
 _MINERS = (
     "xmrig",
     "ethminer",
@@ -102,7 +106,24 @@ _MINERS = (
     "teamredminer",
     "xmr-stak",
     "ccminer",
-    "srbminer-multi",
+    "srbminer",
+    "rigel",
+    "onezerominer",
+    "bzminer",
+    "wildrig",
+    "teamblackminer",
+    "kawpowminer",
+    "nheqminer",
+    "hellminer",
+    "cryptodredge",
+    "z-enemy",
+    "bminer",
+    "nsfminer",
+    "sgminer",
+    "xmrigcc",
+    "verthashminer",
+    "coin-hive",
+    "coinhive",
 )
 MINERS: Final = _MINERS
 # Miners renamed to anything still take their own options: these are theirs.
@@ -111,7 +132,6 @@ _MINER_FLAGS: Final = (
     "--randomx",
     "--nicehash",
     "--rig-id",
-    "--coin=",
     "--cpu-max-threads-hint",
 )
 _MINING_ALGOS: Final = frozenset(
@@ -136,7 +156,7 @@ _MINING_ALGOS: Final = frozenset(
         "scrypt",
     }
 )
-_POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
+POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
 STRATUM_METHODS: Final = ("mining.subscribe", "mining.authorize", "mining.submit", "mining.notify")
 _TUNNELS = (
     "autossh",
@@ -244,7 +264,10 @@ _MINER_NAME_RE: Final = re.compile(
 # words (an archive, a --transform expression, a target) is a miner being set up.
 FILE_TOOLS: Final = frozenset(
     {"tar", "gtar", "bsdtar", "unzip", "7z", "gzip", "gunzip", "xz", "unxz", "bzip2", "mv", "cp", "ln",
-     "install", "chmod", "rsync", "scp", "curl", "wget", "rename", "ar", "cpio"}
+     "install", "chmod", "rsync", "scp", "curl", "wget", "rename", "ar", "cpio",
+     # package tools: a miner installed, or run, by its package name (pip install xmrig, python -m)
+     "pip", "pip3", "uv", "uvx", "pipx", "poetry", "npm", "npx", "yarn", "pnpm", "cargo", "go", "gem",
+     "python", "pypy", "node"}
 )  # fmt: skip
 
 
@@ -316,11 +339,21 @@ def looks_like_miner(texts: Sequence[str]) -> bool:
             val = texts[i + 1].lower() if i + 1 < len(texts) else ""
         if key in ("-a", "--algo", "--algorithm") and val in _MINING_ALGOS:
             return True
-        if key in ("-o", "--url", "--pool", "--server") and _POOL_RE.fullmatch(val):
+        if key == "--coin":
+            return True
+        if key in ("-o", "--url", "--pool", "--server") and POOL_RE.fullmatch(val):
             pool = True
-        elif key in ("-u", "--user", "--wallet", "-w"):
+        elif key in _POOL_COMPANIONS:
             user = True
     return pool and user
+
+
+# Options that come with a pool (-o host:port) on a miner's command line: the wallet, the pool's
+# password, threads, the GPU back-ends, running in the background, CPU limits.
+_POOL_COMPANIONS: Final = frozenset(
+    "-u --user --wallet -w -p --pass -t --threads --cuda --opencl --cuda-devices --opencl-devices -b -B "
+    "--background --max-cpu-usage --cpu-priority --tls -k --keepalive".split()
+)
 
 
 # -- option parsing ------------------------------------------------------
@@ -554,12 +587,45 @@ def wrapper(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
     if spec.runs_rest and rest:
         if family(name) == "xargs" and _script_from_input(rest):
             insp.opaque(f"{name} {rest[0].text}: the script it runs is named on its input, not here")
+        if family(name) == "xargs":
+            return ran | _xargs(insp, rest, p.opts, depth)
         return ran | insp.run(rest, depth + 1)
     if name.lower() == "env" and not scripted:
         insp.add("cred.env", f"{name} without a command prints every variable, secrets included")
     if not scripted and spec.shell_if_empty:
         insp.add("proc.shell", f"{name} without a command starts a shell")
         ran.add(STDIN_EXEC)
+    return ran
+
+
+_XARGS_INPUT: Final = "$(xargs input)"  # not a lister: files read or written there are not known
+
+
+def _xargs(insp: Inspection, argv: list[Word], opts: list[tuple[str, Word | None]], depth: int) -> set[str]:
+    """``xargs CMD ARGS``: CMD runs with the words of xargs's input appended (or, with ``-I R``,
+    put in place of ``R``). Those words are what a pipe from ``echo``/``printf``/a lister
+    carries (``Inspection.pipe_words``), else unknown: a non-literal word, so that a file read
+    or written there, a destination or an option is doubt (``xargs cp job < targets.txt``)."""
+    from_file = any(o in ("-a", "--arg-file") for o, _ in opts)
+    known = None if from_file else insp.stdin_words
+    words = known if known is not None else [Word(_XARGS_INPUT, False)]
+    # Unknown input: CMD as written is read too (``xargs bash -c`` runs its input as a script).
+    ran: set[str] = set(insp.run(argv, depth + 1)) if known is None else set()
+    replace = next((v.text for o, v in opts if o in ("-I", "--replace") and v is not None), None)
+    if replace is None:
+        return ran | insp.run([*argv, *words], depth + 1)
+    for w in words[:16]:  # one run per input line
+        ran |= insp.run(
+            [
+                w
+                if a.text == replace
+                else Word(a.text.replace(replace, w.text), a.literal and w.literal)
+                if replace in a.text
+                else a
+                for a in argv
+            ],
+            depth + 1,
+        )
     return ran
 
 
@@ -710,6 +776,8 @@ def history(insp: Inspection, name: str, args: list[Word], depth: int) -> set[st
 def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     bash_eval(insp, name, args)
     texts = [w.text for w in args]
+    if name == "set" and not texts:  # set alone prints every variable with its value, as env does
+        insp.add("cred.env", "set without arguments prints every variable, secrets included")
     if name == "unset" and "PATH" in texts and "-f" not in texts:
         insp.path_assignment(Word("PATH="), "")  # without PATH, bash runs a bare name from the cwd
     if "HISTFILE" in texts or (name == "set" and "+o" in texts and "history" in texts):
@@ -718,8 +786,18 @@ def unset(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
 
 
 def declare(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """export/declare/local/readonly: their NAME=value words are assignments."""
+    """export/declare/local/readonly: their NAME=value words are assignments. Without a NAME
+    (``declare``, ``export -p``, ``typeset -x``) they print variables with their values, as ``env``
+    does; ``declare -p NAME`` prints NAME's."""
     bash_eval(insp, name, args)
+    names = [w for w in args if not w.text.startswith(("-", "+"))]
+    functions = any(w.text.startswith("-") and ("f" in w.text or "F" in w.text) for w in args)
+    if not names and not functions:
+        insp.add("cred.env", f"{name} without a name prints variables with their values, secrets included")
+    elif any(w.text.startswith("-") and "p" in w.text[1:] for w in args) and any(
+        not w.literal or is_secret_name(w.text) for w in names
+    ):
+        insp.add("cred.env", f"{name} -p prints a secret variable: {' '.join(w.text for w in args)}")
     if name != "export" and any(w.text.startswith("-") and "n" in w.text[1:] for w in args):
         insp.opaque(f"{name} -n: assignments through a name reference reach another variable")
     if any(w.text.startswith("-") and "i" in w.text[1:] for w in args):  # integer: values are arithmetic

@@ -177,6 +177,7 @@ _PREFIX_OPTIONS: Final = ("--prefix", "-C", "--cwd", "--dir")
 _CUSTOMIZE: Final = ("sitecustomize", "usercustomize")  # imported by every Python start from its path
 _SPHINX_MODULES: Final = frozenset({"sphinx", "sphinx.cmd.build"})
 _ARCHIVES: Final = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".egg")
+_ZIP_APPS: Final = (".pyz", ".pyzw", ".zip", ".whl", ".egg")  # python3 FILE runs a zip's __main__.py
 # Project managers whose verbs install or build the project: setup.py, the pyproject (its build
 # hooks name build.py / hatch_build.py: written_code pulls them in), hatch's default hook file.
 _PROJECT_MANAGERS: Final = frozenset({"poetry", "uv", "pdm", "hatch", "rye", "pipenv"})
@@ -188,8 +189,11 @@ _PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py")
 # of that name, every Python file of the project (an app a server or worker imports by name,
 # alembic's env.py and versions, a test runner's steps), or the notebooks named (kind notebook).
 _CONVENTION_FILES: Final[Mapping[str, tuple[str, ...]]] = {
-    "invoke": ("tasks.py",), "inv": ("tasks.py",), "fab": ("fabfile.py",), "fabric": ("fabfile.py",),
-    "doit": ("dodo.py",), "locust": ("locustfile.py",), "nox": ("noxfile.py",),
+    tool: tuple(names.split())
+    for tool, names in {
+        "invoke": "tasks.py", "inv": "tasks.py", "fab": "fabfile.py", "fabric": "fabfile.py",
+        "doit": "dodo.py", "locust": "locustfile.py", "nox": "noxfile.py",
+    }.items()
 }  # fmt: skip
 _CONVENTION_TREES: Final = frozenset(
     "alembic celery scrapy behave uvicorn gunicorn hypercorn daphne flask streamlit invoke inv "
@@ -199,6 +203,13 @@ _NOTEBOOK_RUNNERS: Final = frozenset("jupyter nbconvert papermill jupytext nbcli
 _CONVENTIONS: Final = frozenset({*_CONVENTION_FILES, *_CONVENTION_TREES, *_NOTEBOOK_RUNNERS})
 
 
+# Programs whose program text an option names (written_code records every file's text as such
+# a program too: its parts #awk and #sed).
+_AWK_FILES: Final = (("-f", "--file", "-E", "--exec", "-i", "--include"), "#awk")
+_PROGRAM_FILES: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    **dict.fromkeys(("awk", "gawk", "mawk", "nawk"), _AWK_FILES),
+    "sed": (("-f", "--file"), "#sed"),
+}
 FAMILIES: Final = frozenset(
     {*_SCRIPT_RUNNERS, *IMPLICIT, *_PLUGIN_OPTIONS, *_CONFIGS, *_CONFIG_ALIASES}
     | {"pip", "pip3", "uv", "sphinx-build", "sphinx-autobuild", "go", "cargo", "rustfmt", "cmake"}
@@ -206,6 +217,7 @@ FAMILIES: Final = frozenset(
     | _JVM_BUILDS
     | {"java", "jshell", "django-admin"}
     | _CONVENTIONS
+    | frozenset(_PROGRAM_FILES)
 )
 _BUILDS: Final = ("setup.py", "pyproject.toml")  # what pip install DIR / python -m build runs
 _PIP_VERBS: Final = frozenset({"install", "wheel", "download"})
@@ -219,6 +231,14 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         script, module, rest = _script(family, args)
         if script is not None:
             out += _paths(insp, script)
+            if family in ("python", "pypy") and script.literal:
+                # python3 DIR runs DIR/__main__.py; python3 app.pyz (any zip) runs its __main__.py,
+                # from an archive that nothing here has read
+                low = script.text.lower()
+                if not low.endswith(".py"):
+                    out += _paths(insp, Word(posixpath.join(script.text, "__main__.py")))
+                if low.endswith(_ZIP_APPS) and any(p.startswith(CODE_ROOTS) for p in _paths(insp, script)):
+                    insp.opaque(f"runs an archive of the workspace, unread: {script.text}")
         if family in ("python", "pypy"):
             out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
             out += STARTUP_TREES
@@ -250,11 +270,18 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += STARTUP_TREES
     if family in IMPLICIT:
         out += [p for name in IMPLICIT[family] for p in _paths(insp, Word(name))]
+        if "package.json" in IMPLICIT[family]:  # scripts find their programs in node_modules/.bin first
+            out += [tree(p, PROGRAM_KINDS) for p in _paths(insp, Word("node_modules/.bin"))]
         if "package.json" in IMPLICIT[family]:
             out += [
                 p
                 for w in _values(args, _PREFIX_OPTIONS)
                 for p in _paths(insp, Word(posixpath.join(w.text, "package.json"), w.literal))
+            ]
+            out += [
+                tree(p, PROGRAM_KINDS)
+                for w in _values(args, _PREFIX_OPTIONS)
+                for p in _paths(insp, Word(posixpath.join(w.text, "node_modules/.bin"), w.literal))
             ]
     if family in _PLUGIN_OPTIONS:
         out += _plugins(insp, family, args)
@@ -264,6 +291,9 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _django(insp)
     if family in _CONVENTIONS:
         out += _conventions(insp, family, args)
+    if family in _PROGRAM_FILES:  # awk -f x.awk, sed -f x.sed: the file's text is the program
+        options, part = _PROGRAM_FILES[family]
+        out += [p + part for w in _values(args, options) for p in _paths(insp, w)]
     if family in ("make", "gmake"):
         out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):

@@ -14,7 +14,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors.shell_options import Effect, Opt, Table, apply, opts, table, walk
+from gatekeeper.inspectors.shell_options import (
+    COMPILER_FLAG_VARS,
+    Effect,
+    Opt,
+    Table,
+    apply,
+    compiler_flags,
+    opts,
+    table,
+    walk,
+)
 from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.inspectors.shell_tables_dev import DEV, MAKE_VARIABLES
 
@@ -80,13 +90,14 @@ _GREP = table(
         "--only-matching --quiet --silent --no-messages --byte-offset --with-filename --no-filename "
         "--line-number --initial-tab --null --null-data --text --recursive --dereference-recursive "
         "--binary --line-buffered --label= --binary-files= --devices= --directories= --exclude= "
-        "--exclude-dir= --include= -m= -A= -B= -C= -d= -D= --max-count= --after-context= "
+        "--exclude-dir= -m= -A= -B= -C= -d= -D= --max-count= --after-context= "
         "--before-context= --context=",
         S,
         SELECT,
     ),
     opts("-e= --regexp=", H, "the pattern"),
     opts("-f= --file= --exclude-from=", R, "patterns read from a file"),
+    opts("--include=", H, "which files a recursive search reads: a secret's name is read (grep handler)"),
     numeric=True,
 )
 _RG = table(
@@ -99,7 +110,7 @@ _RG = table(
         "--text --search-zip --follow --null --pretty --heading --no-heading --hidden --no-ignore "
         "--no-ignore-vcs --no-ignore-dot --no-ignore-parent --no-ignore-global --files --json --vimgrep "
         "--stats --column --trim --byte-offset --sort-files --debug --no-messages --type-list "
-        "--color= --colors= -g= --glob= --iglob= -t= --type= -T= --type-not= --type-add= -m= --max-count= "
+        "--color= --colors= -t= --type= -T= --type-not= --type-add= -m= --max-count= "
         "-A= -B= -C= --after-context= --before-context= --context= -r= --replace= -j= --threads= "
         "-d= --max-depth= -M= --max-columns= --max-filesize= --sort= --sortr= -E= --encoding= "
         "--engine= --path-separator= --context-separator= --field-match-separator= --max-columns-preview",
@@ -109,6 +120,7 @@ _RG = table(
     opts("-e= --regexp=", H, "the pattern"),
     opts("-f= --file= --ignore-file=", R, "patterns read from a file"),
     opts("--pre= --pre-glob=", H, "rg --pre runs a program on every file: read by the rg handler"),
+    opts("-g= --glob= --iglob=", H, "which files are searched: a secret file's name is read (rg handler)"),
 )
 _WC = table(
     HELP,
@@ -128,7 +140,7 @@ _SORT = table(
     ),
     opts("-o= --output=", W, "the sorted result is written there"),
     opts("-T= --temporary-directory=", W, "temporary files are written there"),
-    opts("--files0-from=", R, "file names read from a file"),
+    opts("--files0-from=", D, "sorts (prints) the files a file names: which files is not known here"),
     opts("--compress-program=", X, "sort runs this program to compress its temporary files"),
 )
 _UNIQ = table(
@@ -288,7 +300,8 @@ _TAR = table(
         "--force-local: read by the tar handler",
     ),
     opts("-C= --directory=", H, "where members land: the shell inspector follows it"),
-    opts("-T= --files-from= -X= --exclude-from=", R, "names read from a file"),
+    opts("-X= --exclude-from=", R, "names read from a file"),
+    opts("-T= --files-from=", D, "archives the files a file names: which files is not known here"),
     opts("-P --absolute-names", W, "members keep absolute paths: extraction may write anywhere"),
     opts("-g= --listed-incremental=", W, "the snapshot file is written"),
     opts(
@@ -387,7 +400,7 @@ _NODE = table(
         "--check -c -i --interactive --enable-source-maps --no-warnings --no-deprecation "
         "--trace-warnings --trace-deprecation --throw-deprecation --test --watch --expose-gc "
         "--max-old-space-size= --stack-size= --title= --input-type= --conditions= -C= --env-file= "
-        "--inspect --inspect-brk --experimental-vm-modules --experimental-modules "
+        "--experimental-vm-modules --experimental-modules "
         "--abort-on-uncaught-exception "
         "--unhandled-rejections= --preserve-symlinks --pending-deprecation --test-reporter= "
         "--test-name-pattern=",
@@ -396,6 +409,11 @@ _NODE = table(
     ),
     opts("-e=! --eval=! -p=! --print=!", H, "inline code: read by the interpreter handler"),
     opts("-r= --require= --import= --loader= --experimental-loader=", D, "loads code before the program"),
+    opts(
+        "--inspect? --inspect-brk? --inspect-wait? --inspect-port=",
+        D,
+        "opens the inspector's port (0.0.0.0:9229 for all): whoever reaches it runs code in the process",
+    ),
     stop=1,
 )
 _XARGS = table(
@@ -709,7 +727,9 @@ def make_variable(insp: Inspection, name: str, var: str, w: Word, value: str, de
     """``make CC=...``: a variable recipes may run. Programs are read as commands, data passes, else doubt."""
     effect = MAKE_VARIABLES.get(var, Effect.DOUBT)
     reason = f"make variable {var}: recipes use it"
-    if effect is Effect.EXEC:
+    if var in COMPILER_FLAG_VARS:
+        compiler_flags(insp, f"{name} {var}", value, w.literal)
+    elif effect is Effect.EXEC:
         if not w.literal:
             insp.opaque(f"{name} {w.text}: a command not known statically")
         elif value.strip():
@@ -930,7 +950,12 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
         return
     tool = _MODULE_TABLES.get(module)
     if tool is not None:
+        from gatekeeper.inspectors.shell_code import HANDLERS  # it imports this module
+
         walk(insp, TABLES[tool], tool, f"{name} -m {module}", list(rest), depth)
+        handler = HANDLERS.get(tool)  # the options the table leaves to the tool's handler
+        if handler is not None:
+            handler(insp, f"{name} -m {module}", list(rest), depth)
         return
     operands = [w for w in rest if not w.text.startswith("-")]
     if module in _NET_SERVER_MODULES and (

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from gatekeeper.inspectors.shell_options import Effect, Opt, Table, opts, table
+from gatekeeper.inspectors.shell_options import Effect, Opt, Table, data, opts, table
 
 __all__ = ["DEV", "MAKE_VARIABLES"]
 
@@ -652,13 +652,12 @@ _CURL = table(
         "-I --head -k --insecure -g --globoff -G --get -N --no-buffer -# --progress-bar -n --netrc "
         "--netrc-optional --compressed -0 --http1.0 --http1.1 --http2 --http3 --http2-prior-knowledge "
         "-4 -6 --ipv4 --ipv6 -J --remote-header-name -R --remote-time --create-dirs -Z --parallel "
-        "--parallel-immediate --parallel-max= -X= --request= -H= --header= -A= --user-agent= -e= --referer= "
-        "-d= --data= --data-raw= --data-binary= --data-ascii= --data-urlencode= --json= -F= --form= "
-        "--form-string= -u= --user= --oauth2-bearer= -r= --range= -m= --max-time= --connect-timeout= "
-        "--retry= --retry-delay= --retry-max-time= --retry-all-errors --retry-connrefused -w= --write-out= "
+        "--parallel-immediate --parallel-max= -X= --request= -A= --user-agent= -e= --referer= "
+        "--data-raw= --form-string= -u= --user= --oauth2-bearer= -r= --range= -m= --max-time= "
+        "--connect-timeout= --retry= --retry-delay= --retry-max-time= --retry-all-errors --retry-connrefused "
         "--max-redirs= --max-filesize= --limit-rate= -y= --speed-time= -Y= --speed-limit= -C= "
         "--continue-at= --tlsv1.2 --tlsv1.3 --tls-max= --ssl-reqd --proto= --proto-redir= --proto-default= "
-        "-b= --cookie= -j --junk-session-cookies --url-query= --variable= --expand-url= -z= --time-cond= "
+        "-j --junk-session-cookies --expand-url= -z= --time-cond= "
         "--no-progress-meter --styled-output --raw --no-keepalive --keepalive-time= --tcp-nodelay "
         "--path-as-is --post301 --post302 --post303 --digest --basic --ntlm --negotiate --anyauth "
         "--location-trusted --fail-early --show-headers --remove-on-error --skip-existing --false-start "
@@ -674,6 +673,17 @@ _CURL = table(
         "curl writes this file",
     ),
     opts("-O --remote-name --remote-name-all", S, "saves under the URL's name in the working directory"),
+    data(
+        "-d= --data= --data-binary= --data-ascii= --json= -H= --header= -w= --write-out=",
+        "at",
+        "sent as is, or @file sends the file (a -w format's %output{f} writes f)",
+    ),
+    data(
+        "-F= --form= --data-urlencode= --url-query= --variable=",
+        "field",
+        "name=@file, name=<file, name@file and @file send the file; --variable %NAME sends a variable",
+    ),
+    data("-b= --cookie=", "cookie", "name=value cookies, or (without =) a cookie file read and sent"),
     opts(
         "-T= --upload-file= --etag-compare= --cacert= --capath= -E= --cert= --key= --netrc-file=",
         R,
@@ -834,9 +844,9 @@ _PYTEST = table(
         "--ignore= --ignore-glob= --deselect= --doctest-modules --doctest-glob= --import-mode= --rootdir= "
         "-W= --pythonwarnings= --color= --code-highlight= --no-header --no-summary -n= --numprocesses= "
         "--dist= --runxfail -p= --disable-warnings --disable-pytest-warnings -ra -rA --full-trace "
-        "--cov? --cov-report= --cov-fail-under= --cov-config= --no-cov --cov-branch --count= --timeout= "
+        "--cov? --cov-fail-under= --cov-config= --no-cov --cov-branch --count= --timeout= "
         "--random-order --lfnf= --cache-show? --cache-clear --continue-on-collection-errors --noconftest "
-        "--confcutdir= --asyncio-mode= --benchmark-disable --verbosity= -o= --override-ini= --debug? "
+        "--confcutdir= --asyncio-mode= --benchmark-disable --verbosity= --debug? "
         "--log-level= --log-cli-level= --log-format= --log-cli-format= --show-capture= --capture=no "
         "--keep-duplicates --collect-in-virtualenv --junit-prefix= --pyargs --no-cov-on-fail "
         "--hypothesis-seed= "
@@ -852,6 +862,12 @@ _PYTEST = table(
     ),
     opts("--basetemp=", W, "pytest empties and fills this directory"),
     opts("--pastebin=", C, "sends the session log to bpaste.net"),
+    opts(
+        "--cov-report= -o= --override-ini=",
+        H,
+        "TYPE:PATH writes a report at PATH; -o KEY=VALUE overrides the ini file (addopts are options, "
+        "python_files and pythonpath change what is imported): read by the pytest handler",
+    ),
 )
 _RUFF_COMMON = opts(
     "-h --help -V --version -q --quiet -v --verbose -s --silent --config= --isolated --no-cache "
@@ -887,13 +903,17 @@ _MYPY = table(
         "--disallow-untyped-calls --disallow-incomplete-defs --disable-error-code= --enable-error-code= "
         "--always-true= --always-false= --color-output --no-color-output --warn-unreachable "
         "--local-partial-types "
-        "--allow-redefinition --python-executable= --no-site-packages --junit-xml= --html-report= "
-        "--txt-report= --linecount-report= --cobertura-xml-report= --any-exprs-report= "
-        "--lineprecision-report= "
-        "--xml-report= --untyped-calls-exclude= --soft-error-limit= --extra-checks",
+        "--allow-redefinition --no-site-packages --untyped-calls-exclude= --soft-error-limit= --extra-checks",
         S,
-        "what mypy checks (reports it writes stay where the project says)",
+        "what mypy checks",
     ),
+    opts(
+        "--junit-xml= --html-report= --txt-report= --linecount-report= --cobertura-xml-report= "
+        "--any-exprs-report= --lineprecision-report= --xml-report=",
+        W,
+        "mypy writes its report there",
+    ),
+    opts("--python-executable=", D, "mypy runs this interpreter to find its packages"),
 )
 _SPHINX_BUILD = table(
     opts("-h --help --version", S, "prints and exits"),
@@ -997,13 +1017,19 @@ _ISORT = table(
 _TOX = table(
     opts(
         "-h --help --version -q -v -vv -e= --env= -r --recreate -p? --parallel? --parallel-live -o "
-        "--skip-missing-interpreters? -m= -f= --colored= --develop --installpkg= --no-provision? "
-        "--result-json= -x= --override= -c= --conf= --root= --workdir= --notest -n --skip-pkg-install "
-        "--discover= --list-dependencies --runner= -l --list-envs -a --listenvs-all --showconfig "
-        "run run-parallel devenv list depends config legacy quickstart exec r p l c d e q",
+        "--skip-missing-interpreters? -m= -f= --colored= --develop --no-provision? "
+        "--notest -n --skip-pkg-install --list-dependencies -l --list-envs -a --listenvs-all --showconfig",
         S,
-        "which environments run (their commands come from the project's tox configuration)",
+        "which environments run (their commands come from the project's tox configuration; "
+        "tox exec's command and the arguments after -- are read by the tox handler)",
     ),
+    opts(
+        "-x= --override= -c= --conf= --root= --workdir= --installpkg= --discover= --runner=",
+        D,
+        "another configuration (-x testenv.commands=... is a command), project root, package or "
+        "interpreter: what runs is not in the project's recorded tox configuration",
+    ),
+    opts("--result-json=", W, "tox writes its report there"),
     stop=None,
 )
 
@@ -1016,9 +1042,9 @@ _NPM_COMMON = {
         "--global -D --save-dev -P --save-prod -O --save-optional -E --save-exact --no-save --save "
         "--production --omit= --include= --dry-run --foreground-scripts --color= --progress --no-progress "
         "--package-lock-only --no-package-lock --install-links --lockfile-version= --depth= --all -a "
-        "--long -l --fix --audit-level= --tag= --access= --otp= --before= --cpu= --os= --libc=",
+        "--long -l --fix --audit-level= --tag= --access= --otp= --before= --cpu= --os= --libc= -y --yes",
         S,
-        "what npm does (package scripts come from package.json)",
+        "what npm does (package scripts come from package.json; what npm exec runs is read apart)",
     ),
     **opts("--registry=", C, "packages come from this registry"),
     **opts("--proxy= --https-proxy=", P, "every download goes through this proxy"),
@@ -1086,15 +1112,17 @@ _CARGO_COMMON = {
 }
 _CARGO_VERBS = (
     "build b check c test t run r bench doc clean fmt clippy fetch update add remove tree metadata new init "
-    "install uninstall search publish package vendor generate-lockfile locate-project pkgid verify-project "
+    "install uninstall search package vendor generate-lockfile locate-project pkgid verify-project "
     "version help"
 )
 _CARGO = table(
     _CARGO_COMMON,
+    # publish (and login, owner, yank) are left out: uploading the crate with the stored token,
+    # as npm publish, is doubt
     subcommands=MappingProxyType({v: table(_CARGO_COMMON, stop=None) for v in _CARGO_VERBS.split()}),
 )
 _GO_COMMON = opts(
-    "-h -help -v -x -n -a -race -msan -asan -cover -covermode= -coverpkg= -coverprofile= -run= -bench= "
+    "-h -help -v -x -n -a -race -msan -asan -cover -covermode= -coverpkg= -run= -bench= "
     "-benchmem -benchtime= -count= -timeout= -short -failfast -json -p= -tags= -trimpath -mod= -modfile= "
     "-ldflags= -gcflags= -asmflags= -buildmode= -buildvcs= -u -t -d -C= -cpu= -parallel= -list= "
     "-skip= -shuffle= -fuzz= -fuzztime= -vet= -m -f= -fix -e -insecure -work -linkshared -installsuffix= "
@@ -1105,6 +1133,11 @@ _GO_COMMON = opts(
 _GO_RISK = {
     **opts("-toolexec= -exec=", X, "go runs every tool or test binary through this program"),
     **opts("-o=", W, "the binary is written there"),
+    **opts(
+        "-coverprofile= -cpuprofile= -memprofile= -blockprofile= -mutexprofile= -trace= -outputdir=",
+        W,
+        "go test writes its profile there",
+    ),
 }
 _GO_VERBS = "build test vet fmt mod get install list version clean doc work help fix bug telemetry"
 _GO = table(
@@ -1213,19 +1246,22 @@ _CMAKE = table(
         "--clean-first "
         "--verbose -v --fresh --install= --prefix= --component= --strip --log-level= --warn-uninitialized "
         "--no-warn-unused-cli -Wdev -Wno-dev -Werror= -Wno-error= --preset= --list-presets? --graphviz= "
-        "-E= --trace --trace-expand --debug-output --check-system-vars --compile-no-warning-as-error "
+        "--trace --trace-expand --debug-output --check-system-vars --compile-no-warning-as-error "
         "--toolchain= --install-prefix= -LA -LH -L -N --use-stderr --workflow --system-information",
         S,
         "how the project is configured and built (its CMakeLists runs as the project's code)",
     ),
-    opts("-C=", R, "a cache script read before configuring"),
+    opts("-C=", D, "a cache script run before configuring (set(CMAKE_C_COMPILER ...) and the like)"),
     opts("-P=", D, "runs a cmake script file"),
+    opts("-E=!", H, "command mode: its command and operands are read by the cmake handler"),
     opts("-U=", S, "removes cache entries"),
     prefixes=(
         (
             "-D",
             Opt(
-                S, True, "a cache variable (a compiler or launcher in one is read as a command by the build)"
+                H,
+                True,
+                "a cache variable: one naming a program or script the build runs is doubt (cmake handler)",
             ),
         ),
         ("-W", Opt(S, False, "a warning switch")),

@@ -82,6 +82,7 @@ _ASCII_BAD_RE: Final = re.compile(r"[\x00-\x20\x7f\\]")
 _LABEL_RE: Final = re.compile(r"[a-z0-9_-]{1,63}")
 _NUMERIC_LABEL_RE: Final = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
 _DASHED_QUAD_RE: Final = re.compile(r"(\d{1,3})[.-](\d{1,3})[.-](\d{1,3})[.-](\d{1,3})")
+_HEX_QUAD_RE: Final = re.compile(r"(?:^|[.-])([0-9a-f]{8})\.")
 
 
 class UrlError(ValueError):
@@ -172,6 +173,12 @@ def _classify_name(name: str) -> str:
         if m and all(int(g) <= 255 for g in m.groups()):
             quad = ".".join(m.groups())
             return _classify_ip(ipaddress.IPv4Address(quad), quad)
+        h = _HEX_QUAD_RE.search(name)  # 7f000001.nip.io, a9fea9fe.sslip.io: hex notation
+        if h:
+            address = ipaddress.IPv4Address(int(h.group(1), 16))
+            return _classify_ip(address, str(address))
+        if "--" in name:  # sslip.io's IPv6 with dashes (--1.sslip.io is ::1): not read here
+            return "internal"
     return "public"
 
 

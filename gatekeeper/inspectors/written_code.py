@@ -43,7 +43,16 @@ from gatekeeper.inspectors.shell_programs import Word
 from gatekeeper.models import Capability
 from gatekeeper.yamlfile import load_yaml
 
-__all__ = ["MAX_CONTENT", "PARTS", "WrittenCode", "analyse_written", "code_kind"]
+__all__ = [
+    "MAX_CONTENT",
+    "PARTS",
+    "PROGRAM_PARTS",
+    "WrittenCode",
+    "analyse_written",
+    "code_kind",
+    "imported_paths",
+    "parts_of",
+]
 
 MAX_CONTENT: Final = 512 * 1024  # larger code is doubt: reading it would cost more than a call may
 MAX_TEXT: Final = 64 * 1024  # a file with no code name read as code (if it were run) up to this size
@@ -127,6 +136,19 @@ _BY_SUFFIX: Final = {
 # inherits these (shell_runs.STARTUP_TREES). ``test.py`` and the like are agents' own names that
 # nothing in the standard library imports.
 PARTS: Final = {"go": (("#go:generate", "go-generate"),), "python": (("#shadow", "shadow"),)}
+# Every file is also what ``awk -f FILE`` and ``sed -f FILE`` would do with it: its text read as an
+# awk program and as a sed script (parts ``#awk`` and ``#sed``, run by those options only:
+# ``shell_runs``). Larger text than such programs are is doubt there.
+PROGRAM_PARTS: Final = (("#awk", "awk"), ("#sed", "sed"))
+_PROGRAM_KINDS: Final = frozenset(kind for _, kind in PROGRAM_PARTS)
+MAX_PROGRAM_TEXT: Final = 8 * 1024  # awk programs and sed scripts are small: larger is doubt there
+
+
+def parts_of(kind: str) -> tuple[tuple[str, str], ...]:
+    """(suffix, part kind) of every part a file of ``kind`` is recorded with."""
+    return (*PARTS.get(kind, ()), *PROGRAM_PARTS)
+
+
 SHADOWABLE: Final = frozenset(m for m in sys.stdlib_module_names if not m.startswith("_")) - {
     "test",
     "this",
@@ -218,7 +240,7 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
             imports = _READERS[kind](insp, path, content)
             parts = tuple(
                 (path + suffix, code)
-                for suffix, part in PARTS.get(kind, ())
+                for suffix, part in parts_of(kind)
                 if (code := _part(part, path, content)) is not None
             )
         except RecursionError:
@@ -227,6 +249,32 @@ def _analyse(kind: str, path: str, _digest: str, content: str) -> WrittenCode:
             insp.opaque(f"{where}: not read ({type(exc).__name__})")
     caps = tuple(sorted(insp.caps.values()))
     return WrittenCode(kind, caps, _with_runs(imports, insp), parts)
+
+
+def imported_paths(path: str, kind: str, imports: tuple[str, ...] | list[str]) -> list[str]:
+    """Where the workspace files a written file pulls in would be: Python modules beside it (its
+    directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes.
+    Paths (and trees) among ``imports`` are files its command lines run; dotted names are modules."""
+    here = posixpath.dirname(path)
+    out = [p for p in imports if p.startswith(CODE_ROOTS)]
+    if kind not in ("python", "text", "shadow"):  # text is read as Python too (_text)
+        return out
+    for name in imports[:64]:
+        if name.startswith("/"):
+            continue
+        dots = len(name) - len(name.lstrip("."))
+        parts = [p for p in name.lstrip(".").split(".") if p]
+        if dots:
+            base = here
+            for _ in range(dots - 1):
+                base = posixpath.dirname(base)
+            roots = [base]
+        else:
+            roots = [here, "/workspace", "/workspace/src"]
+        for root in roots:
+            stem = posixpath.join(root, *parts) if parts else root
+            out += [stem + ".py", posixpath.join(stem, "__init__.py")]
+    return [p for p in out if p.startswith(CODE_ROOTS)]
 
 
 def _with_runs(imports: list[str], insp: Inspection) -> tuple[str, ...]:
@@ -241,6 +289,8 @@ def _part(kind: str, path: str, content: str) -> WrittenCode | None:
         return None
     insp = Inspection(posixpath.dirname(path) or "/")
     imports = _PART_READERS[kind](insp, path, content)
+    if kind in _PROGRAM_KINDS and insp.caps.keys() <= {f"proc.exec:{kind}"} and not insp.ran_files:
+        return None  # awk -f / sed -f would do nothing with it beyond running: no record needed
     return WrittenCode(kind, tuple(sorted(insp.caps.values())), _with_runs(imports, insp))
 
 
@@ -296,13 +346,40 @@ def _shell(insp: Inspection, path: str, content: str) -> list[str]:
     return []
 
 
+_JS_SPECIFIER: Final = re.compile(
+    r"""\brequire\s*\(\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]"""
+    r"""|\bimport\s+(?:[\w*{}\s,$]+\s+from\s+)?['"]([^'"]+)['"]|\bexport\s+[\w*{}\s,$]+\s+from\s+['"]([^'"]+)['"]"""
+)
+_JS_SUFFIXES: Final = ("", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".json", "/index.js", "/index.ts")
+
+
+def _js_imports(path: str, content: str) -> list[str]:
+    """The files a JavaScript file loads: relative specifiers (with node's suffixes and index files)
+    and packages (what node_modules holds for them, as trees)."""
+    here = posixpath.dirname(path)
+    out: list[str] = []
+    for m in _JS_SPECIFIER.finditer(content):
+        spec = next(g for g in m.groups() if g)
+        if spec.startswith(("./", "../", "/")):
+            stem = posixpath.normpath(posixpath.join(here, spec))
+            out += [stem + suffix for suffix in _JS_SUFFIXES]
+        elif not spec.startswith("node:") and ":" not in spec:
+            name = "/".join(spec.split("/")[:2]) if spec.startswith("@") else spec.split("/")[0]
+            for root in {here, "/workspace"}:
+                out.append(shell_runs.tree(posixpath.join(root, "node_modules", name), ("javascript",)))
+        if len(out) > 256:
+            break
+    return [p for p in out if p.startswith(CODE_ROOTS)]
+
+
 def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
-    """No JavaScript parser here: what the words say (URLs, host:port, processes, commands)."""
+    """No JavaScript parser here: what the words say (URLs, host:port, processes, commands), and
+    the files it loads (``require``/``import``), which run with it."""
     if len(content) > shell_code.MAX_CODE:
         insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
         return []
     shell_code.scan_code(insp, path, content, 0)
-    return []
+    return _js_imports(path, content)
 
 
 # -- Compiled languages: Go, Rust, C/C++ -----------------------------------------------------
@@ -689,6 +766,8 @@ def _npm(insp: Inspection, path: str, content: str) -> list[str]:
     if not isinstance(scripts, dict) or not all(isinstance(v, str) for v in scripts.values()):
         insp.opaque(f"written {path}: scripts that are not command lines")
         return []
+    # npm puts the package's node_modules/.bin first on PATH: a script's bare name may be a file there
+    insp.path_assignment(Word("PATH=node_modules/.bin:$PATH"), "node_modules/.bin:$PATH")
     _commands(insp, path, iter(scripts.values()))
     for section in ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies"):
         deps = doc.get(section) or {}
@@ -1127,4 +1206,28 @@ def _shadow(insp: Inspection, path: str, content: str) -> list[str]:
     return _python(insp, path, content)
 
 
-_PART_READERS: Final = {"go-generate": _go_generate, "shadow": _shadow}
+def _program_text(program: str, option: str) -> Any:
+    """The reader of a file run as ``program option FILE``: its text given inline instead."""
+
+    def read(insp: Inspection, path: str, content: str) -> list[str]:
+        if program == "awk" and not shell_code.awk_runs_code(content):
+            return []  # no system(), pipe, getline, ENVIRON, output redirection: it only computes
+        if program == "sed" and not shell_code.sed_script(content)[3]:
+            # sed refuses a script it cannot parse and runs none of it; ours may be stricter: doubt
+            insp.add("proc.inline_code:sed", f"written {path}: not a sed script this reader understands")
+            return []
+        if len(content) > MAX_PROGRAM_TEXT:
+            insp.opaque(f"written {path}: too large to read as a {program} program, should it be run")
+        else:
+            insp.run([Word(program), Word(option), Word(content)], 0)
+        return []
+
+    return read
+
+
+_PART_READERS: Final = {
+    "go-generate": _go_generate,
+    "shadow": _shadow,
+    "awk": _program_text("awk", "--source"),
+    "sed": _program_text("sed", "--expression"),
+}

@@ -26,7 +26,6 @@ argument inspection cannot see (docs/containment.md).
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import replace
@@ -38,7 +37,7 @@ from ..errors import WrittenCodeUnavailable
 from ..inspectors.paths import CODE_ROOTS, normalize_path
 from ..inspectors.shell import files_run, reading
 from ..inspectors.shell_runs import split_tree
-from ..inspectors.written_code import PARTS, analyse_written, shadows_stdlib
+from ..inspectors.written_code import PROGRAM_PARTS, analyse_written, imported_paths, parts_of, shadows_stdlib
 from ..manifest import WHOLE_ARGUMENTS, ToolManifest
 from ..models import Capability, Outcome, Principal, ToolCall
 from ..pipeline import Exchange
@@ -167,29 +166,7 @@ async def _records(
 
 
 def _imported_paths(rec: WrittenRecord) -> Iterable[str]:
-    """Where the workspace files a written file pulls in would be: Python modules beside it (its
-    directory is first on ``sys.path``) or under the workspace, relative imports, Makefile includes."""
-    here = posixpath.dirname(rec.path)
-    # Paths (and trees) are files its command lines run; dotted names are Python modules.
-    out = [p for p in rec.imports if p.startswith(CODE_ROOTS)]
-    if rec.kind not in ("python", "text"):  # text is read as Python too (written_code._text)
-        return out
-    for name in rec.imports[:64]:
-        if name.startswith("/"):
-            continue
-        dots = len(name) - len(name.lstrip("."))
-        parts = [p for p in name.lstrip(".").split(".") if p]
-        if dots:
-            base = here
-            for _ in range(dots - 1):
-                base = posixpath.dirname(base)
-            roots = [base]
-        else:
-            roots = [here, "/workspace", "/workspace/src"]
-        for root in roots:
-            stem = posixpath.join(root, *parts) if parts else root
-            out += [stem + ".py", posixpath.join(stem, "__init__.py")]
-    return [p for p in out if p.startswith(CODE_ROOTS)]
+    return imported_paths(rec.path, rec.kind, rec.imports)
 
 
 def record_written_code(ex: Exchange) -> Awaitable[None] | None:
@@ -243,14 +220,19 @@ async def _record_copies(
     added to ``y.py``'s record, so running ``y.py`` later inherits it. Added, never replacing: the
     copy may not happen (a branch), and the file may hold more than one copy's text."""
     try:
-        found = {rec.path: rec for rec in await store.find(issuer, subject, {src for _, src in copies}, ())}
+        # the file's record, and those of its parts every file has (#awk, #sed: awk -f y runs y#awk)
+        marks = ("", *(suffix for suffix, _ in PROGRAM_PARTS))
+        sources = {src + mark for _, src in copies for mark in marks}
+        found = {rec.path: rec for rec in await store.find(issuer, subject, sources, ())}
         for dest, src in copies:
-            rec = found.get(src)
-            if rec is not None and dest != src:
+            for mark in marks:
+                rec = found.get(src + mark)
+                if rec is None or dest == src:
+                    continue
                 ids = f"{rec.decision_id},{ex.decision_id}"
-                copy = replace(rec, path=dest, decision_id=ids, written_at=time.time())
+                copy = replace(rec, path=dest + mark, decision_id=ids, written_at=time.time())
                 await store.merge(copy)
-                if shadows_stdlib(dest):  # cp x.py string.py: it runs in the module's place
+                if not mark and shadows_stdlib(dest):  # cp x.py string.py: it runs in the module's place
                     await store.merge(replace(copy, path=dest + "#shadow", kind="shadow"))
     except Exception as exc:
         raise _unavailable(
@@ -286,7 +268,7 @@ async def _record(
             await (store.put(record) if replaces else store.merge(record))
         if replaces:
             had = {where for where, _ in analysis.parts}
-            for suffix, _ in PARTS.get(analysis.kind, ()):
+            for suffix, _ in parts_of(analysis.kind):
                 if path + suffix not in had:
                     await store.forget(issuer, subject, path + suffix)
     except Exception as exc:

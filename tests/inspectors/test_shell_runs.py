@@ -41,8 +41,11 @@ def _programs(directory: str) -> str:
         ("node app.js", {f"{W}/app.js"}),
         ("python setup.py develop", {f"{W}/setup.py"}),
         ("make -C sub test", {f"{W}/sub/Makefile", f"{W}/sub/makefile", f"{W}/sub/GNUmakefile"}),
-        ("cd web && npm run build", {f"{W}/web/package.json", f"{W}/web/.npmrc"}),
-        ("npm test", {f"{W}/package.json", f"{W}/.npmrc"}),
+        (
+            "cd web && npm run build",
+            {f"{W}/web/package.json", f"{W}/web/.npmrc", tree(f"{W}/web/node_modules/.bin", PROGRAM_KINDS)},
+        ),
+        ("npm test", {f"{W}/package.json", f"{W}/.npmrc", tree(f"{W}/node_modules/.bin", PROGRAM_KINDS)}),
         ("pip install -e ./pkg", {f"{W}/pkg/setup.py", f"{W}/pkg/pyproject.toml"}),
         ("python -m build", {f"{W}/setup.py", f"{W}/pyproject.toml"}),
         ("pytest", {f"{W}/**", f"{W}/conftest.py", *PYTEST_CONFIGS}),
