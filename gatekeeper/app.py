@@ -134,7 +134,11 @@ def build_agent_app(
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        # No cookie jar: a cookie one principal's call got from an upstream must not ride on the next
+        # principal's calls (the session is shared by every call Gatekeeper forwards).
+        jar = aiohttp.DummyCookieJar()
+        client = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=jar)
+        async with client as session:
             app[CLIENT_SESSION] = session
             http = HttpTransport(
                 session, max_response_bytes=config.limits.max_response_bytes, credentials=credentials

@@ -129,3 +129,30 @@ async def test_a_tool_answer_that_arrives_in_pieces_is_relayed_whole(
         status, body, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk))
         assert status == 200, body
         assert body["result"] == {"content": "x" * 200_000}
+
+
+async def test_a_cookie_an_upstream_sets_for_one_principal_never_reaches_it_for_another(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Every forwarded call shares one HTTP client: with a cookie jar, the session cookie an
+    upstream gave agent-1's call rode on agent-2's calls (an upstream reached by name)."""
+    cookies: list[str | None] = []
+
+    async def tool(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("sid", "session-of-the-first-caller")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/tools/{name}", tool)
+    async with serve_app(app) as url:
+        files = _copy_pack(tmp_path)
+        files.tools.write_text(files.tools.read_text().replace("upstream: demo", "upstream: named"))
+        by_name = url.replace("127.0.0.1", "localhost")
+        config = make_config(tmp_path, policy=files, upstreams={"named": Upstream("named", url=by_name)})
+        async with running(config) as gk:
+            for subject in ("agent-1", "agent-2", "agent-1"):
+                status, _, _ = await invoke(http, gk, "file.read", {"path": "README.md"}, mint(gk, subject))
+                assert status == 200
+    assert cookies == [None, None, None]
