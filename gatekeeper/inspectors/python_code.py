@@ -173,7 +173,8 @@ _SAFE_DUNDERS: Final = frozenset(
      "__context__", "__cause__", "__notes__", "__suppress_context__", "__func__", "__members__",
      "__isabstractmethod__", "__abstractmethods__", "__unittest_skip__", "__unittest_skip_why__",
      "__unittest_expecting_failure__", "__test__", "__origin__", "__args__", "__parameters__",
-     "__orig_bases__", "__match_args__", "__type_params__", "__text_signature__"}
+     "__orig_bases__", "__match_args__", "__type_params__", "__text_signature__", "__package__",
+     "__debug__"}
 )  # fmt: skip
 # __class__, __mro__, __bases__ are data, but with __subclasses__ or __globals__ they walk to os:
 # those two (and __builtins__, __dict__, __code__, __import__...) are not in the list above.

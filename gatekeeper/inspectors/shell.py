@@ -202,6 +202,33 @@ class _Scope:
 _DOLLAR_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789{(@*#?$!-")
 
 
+_NAME_FILTERS: Final = frozenset({"-l", "-L", "--files-with-matches", "--files-without-match"})
+
+
+def _filters_names(n: Any) -> bool:
+    """``xargs grep -l PATTERN``: prints only names of the files it was given (read-only)."""
+    words = [p.word for p in n.parts if p.kind == "word"] if n.kind == "command" else []
+    if (
+        len(words) < 3
+        or posixpath.basename(words[0]) != "xargs"
+        or any(p.kind == "redirect" for p in n.parts)
+    ):
+        return False
+    rest = words[1:]
+    while rest and rest[0].startswith("-"):  # xargs's own options: only flags without values
+        if rest[0] not in ("-r", "--no-run-if-empty", "-0", "--null"):
+            return False
+        rest = rest[1:]
+    return (
+        bool(rest)
+        and rest[0] in ("grep", "egrep", "fgrep", "rg")
+        and any(
+            w in _NAME_FILTERS or (w.startswith("-") and not w.startswith("--") and "l" in w[1:])
+            for w in rest[1:]
+        )
+    )
+
+
 def _runs_xargs(n: Any) -> bool:
     """Whether a pipeline element may be xargs (cheap: its words, wrappers included, name it)."""
     return n.kind == "command" and any(
@@ -713,8 +740,15 @@ class Inspection:
             return ran
         sets = []
         entry = self.cwds
+        carried: list[Word] | None = None  # what the previous element prints, when xargs knows it
         for i, e in enumerate(elements):  # every element of a real pipeline runs in a subshell
-            self.stdin_words = self.pipe_words(elements[i - 1], e, depth) if i and _runs_xargs(e) else None
+            if i and _runs_xargs(e):
+                words = carried if carried is not None else self.pipe_words(elements[i - 1], e, depth)
+            else:
+                words = None
+            # xargs grep -l X: the names it prints are some of the ones it was given (a lister's)
+            carried = words if words is not None and _filters_names(e) else None
+            self.stdin_words = words
             try:
                 sets.append(self.node(e, depth))
             finally:

@@ -958,9 +958,16 @@ def cmake(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
 # import, or as a directory it writes; any other key is a setting.
 _PYTEST_INI_OPTIONS: Final = fs("addopts")
 _PYTEST_INI_DOUBT: Final = fs(
-    "python_files", "pythonpath", "required_plugins", "testpaths", "rootdir", "confcutdir", "plugins",
-    "usefixtures", "norecursedirs", "consider_namespace_packages",
-)  # fmt: skip
+    "python_files",
+    "pythonpath",
+    "required_plugins",
+    "testpaths",
+    "rootdir",
+    "confcutdir",
+    "plugins",
+    "usefixtures",
+    "consider_namespace_packages",
+)  # fmt: skip  (norecursedirs only leaves directories out)
 _PYTEST_INI_WRITES: Final = fs("cache_dir", "junit_logging", "log_file")
 
 
