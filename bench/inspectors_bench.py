@@ -36,6 +36,7 @@ from gatekeeper.inspectors.compute import inspect_compute
 from gatekeeper.inspectors.paths import inspect_fs_read
 from gatekeeper.inspectors.shell import _inspect, inspect_shell
 from gatekeeper.inspectors.url import inspect_url
+from gatekeeper.inspectors.written_code import analyse_written
 
 CTX = InspectContext()
 TARGET_US = 30.0  # issue 6: shell and URL inspection p50 <= 30 us for typical arguments
@@ -92,6 +93,25 @@ INLINE_PYTHON = [
     "    print(f'Float(expr): {Float(expr)}')\nexcept Exception as e:\n"
     "    print(f'failed with {type(e).__name__}: {e}')\nEOF",
 ]
+
+
+def _head(path: str, size: int = 4096) -> str:
+    """The first ``size`` characters of a file of this repository, cut at a line end."""
+    text = (Path(__file__).resolve().parents[1] / path).read_text()[:size]
+    return text[: text.rfind("\n") + 1]
+
+
+# Files an agent writes (file.write): each is read as what it would do when run, and as what
+# ``awk -f``/``sed -f`` would do with it (parts #awk, #sed). Python with ``X | None`` and Markdown
+# tables are what trips the awk pre-check without being awk.
+WRITTEN = {
+    "4 KiB Python": ("/workspace/app/store.py", _head("gatekeeper/approvals/store.py")),
+    "4 KiB Markdown": ("/workspace/docs/policies.md", _head("docs/policy-authoring.md")),
+    "awk program": (
+        "/workspace/report.awk",
+        '{ n[$1]++ }\nEND {\n  for (h in n) print h, n[h] | "sort -k2 -n"\n  close("sort -k2 -n")\n}\n',
+    ),
+}
 
 WORST_SHELL = {
     "64 KiB of nested $(": "$(" * (64 * 1024 // 2),
@@ -235,6 +255,14 @@ def main() -> None:
             rounds,
             clear=clear_but_code_cache,
         ),
+    ]
+    rows += [
+        row(
+            f"file.write, {name} (analyse_written, cold)",
+            [partial(analyse_written, *w)],
+            max(5, rounds // 10),
+        )
+        for name, w in WRITTEN.items()
     ]
     worst = [
         row(f"worst: {name}", [partial(inspect_shell, c, CTX)], worst_rounds)

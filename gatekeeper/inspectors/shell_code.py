@@ -302,6 +302,35 @@ def awk_runs_code(program: str) -> bool:
     return _AWK_CODE_RE.search(program) is not None or _AWK_ENVIRON_RE.search(program) is not None
 
 
+# Lines awk reads from a clean start (neither the program's first line, which a source given
+# before it may continue, nor one after a line ending in a backslash, which continues a string or
+# regex) that are a syntax error in every awk (gawk, mawk, BWK awk, busybox): a quote or backtick
+# before anything that could open a string, regex or comment (``"``, ``/``, ``#``, ``\\``); a
+# ``)``, ``]`` or ``|`` first on the line; an odd number of ``"`` on a line free of ``/``, ``#`` and
+# ``\\`` (a string left open at the end of its line: a Python docstring's ``"""``). Every awk parses
+# the whole program before it runs any of
+# it, so nothing of such a text runs; but gawk's ``@load`` and ``@include`` act while it parses (a
+# library loaded, a file read into its error messages): text that may hold one is never proved so.
+_AWK_SYNTAX_ERROR_RE: Final = re.compile(
+    r"^(?:[^#\"/\\\n`']*[`']|[ \t]*[)\]|]"
+    r"|[^#\"/\\\n]*\"(?:[^#\"/\\\n]*\"[^#\"/\\\n]*\")*[^#\"/\\\n]*$)",
+    re.MULTILINE,
+)
+_AWK_PARSE_ACTION_RE: Final = re.compile(r"@[\s\\]*(?:load|include)", re.IGNORECASE)
+
+
+def awk_refuses(program: str) -> bool:
+    """True only if every awk refuses ``program`` before running any of it (a syntax error that
+    no source given before it can mend); False: it may run."""
+    if _AWK_PARSE_ACTION_RE.search(program):
+        return False
+    for m in _AWK_SYNTAX_ERROR_RE.finditer(program):
+        start = m.start()
+        if start and not program[program.rfind("\n", 0, start - 1) + 1 : start - 1].rstrip().endswith("\\"):
+            return True
+    return False
+
+
 # Where a language reads the whole environment (every secret in it), and where one named variable.
 _AWK_ENVIRON_RE: Final = re.compile(r"\bENVIRON\b(?:\s*\[\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\])?")
 _JQ_ENV_RE: Final = re.compile(

