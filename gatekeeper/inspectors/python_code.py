@@ -26,6 +26,7 @@ import hashlib
 import io
 import itertools
 import posixpath
+import re
 import sys
 import tokenize
 from collections import OrderedDict
@@ -148,6 +149,10 @@ _DESCRIPTIONS: Final = frozenset(
     {"__version__", "__file__", "__name__", "__path__", "__doc__", "__all__", "VERSION", "version",
      "version_info", "__author__"}
 )  # fmt: skip
+# SQLite statements that create the file they name (ATTACH, VACUUM INTO), and its native loader.
+_SQL_RUNNERS: Final = frozenset({"execute", "executescript", "executemany"})
+_SQL_FILES_RE: Final = re.compile(r"(?is)\b(?:attach(?:\s+database)?|into)\s+'((?:[^']|'')*)'")
+_SQL_LOAD_RE: Final = re.compile(r"(?i)\bload_extension\s*\(")
 # Names of calls that save what they are given into a file named among their arguments.
 _WRITING_VERBS: Final = ("save", "to_", "dump", "export", "write_", "imwrite", "imsave", "store", "download")
 # Links: writing through one writes what it points at (a link to a folder: files inside it).
@@ -1035,6 +1040,10 @@ class _Reader:
         if target is not None and is_data_member(target):
             self.data_calls.add(id(node))
             return
+        if type(func) is ast.Attribute and func.attr in _SQL_RUNNERS and args:
+            self.sql(args[0], func.attr)
+        if type(func) is ast.Attribute and func.attr == "enable_load_extension":
+            self.fx.opaque.append(".enable_load_extension(): SQL may then load native code")
         if target is None:
             if type(func) is ast.Attribute and (
                 func.attr in _PATH_READS or func.attr in _PATH_WRITES or func.attr == "open"
@@ -1164,6 +1173,17 @@ class _Reader:
                     self.path_value(node.args[0], _WRITE, target)
             elif method in _PATH_WRITES and not (method in ("replace", "chmod") and len(node.args) != 1):
                 self.fx.opaque.append(f".{method}() on an object not known to be a literal path")
+
+    def sql(self, statement: ast.expr, method: str) -> None:
+        """``execute("ATTACH DATABASE '/etc/cron.d/x' AS a")``, ``VACUUM INTO '~/.bashrc'``: SQLite
+        creates the file the statement names; ``load_extension(...)`` loads native code."""
+        text = self.literal(statement)
+        if text is None:
+            return  # queries are built from data all the time; only what names a file is read
+        for m in _SQL_FILES_RE.finditer(text):
+            self.fx.writes.append(m.group(1).replace("''", "'"))
+        if _SQL_LOAD_RE.search(text):
+            self.fx.opaque.append(f".{method}(): load_extension loads native code")
 
     def written_by_name(self, node: ast.Call, target: str) -> None:
         """``df.to_csv(".git/hooks/pre-commit")``, ``np.savetxt(...)``, ``cv2.imwrite(...)``: a call

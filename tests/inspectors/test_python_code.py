@@ -229,3 +229,30 @@ def test_distutils_version_compares_versions_and_nothing_else_of_distutils() -> 
     compare = "from distutils.version import LooseVersion\nLooseVersion('1') < LooseVersion('2')"
     assert analyse(compare).understood
     assert not analyse("import distutils.version\ndistutils.version.LooseVersion('1')").understood
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("import sqlite3\nsqlite3.connect('a.db').execute(\"VACUUM INTO '/root/.bashrc'\")", "/root/.bashrc"),
+        (
+            "import sqlite3\nc = sqlite3.connect(':memory:')\n"
+            "c.execute(\"ATTACH DATABASE '/etc/cron.d/x' AS a\")",
+            "/etc/cron.d/x",
+        ),
+        ("import sqlite3\nsqlite3.connect('a.db').executescript(\"attach 'it''s.db' as b;\")", "it's.db"),
+    ],
+)
+def test_sql_that_creates_a_file_writes_it(code: str, written: str) -> None:
+    """SQLite's ATTACH and VACUUM INTO create the file they name: VACUUM INTO a shell rc file was allowed."""
+    assert written in analyse(code).writes
+
+
+def test_sql_that_loads_native_code_is_opaque() -> None:
+    assert analyse(
+        "import sqlite3\nc = sqlite3.connect('a')\nc.execute(\"SELECT load_extension('./x.so')\")"
+    ).opaque
+    assert analyse("import sqlite3\nsqlite3.connect('a').enable_load_extension(True)").opaque
+    assert analyse(
+        "import sqlite3\nsqlite3.connect('a').execute('INSERT INTO t VALUES (?)', (1,))"
+    ).understood
