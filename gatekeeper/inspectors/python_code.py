@@ -290,6 +290,9 @@ _STDLIB: Final = frozenset(sys.stdlib_module_names)
 _PATH_TYPES: Final = frozenset(
     {"pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath", "pathlib.PurePosixPath"}
 )
+# Where a tempfile maker takes dir= by position (mkstemp(suffix, prefix, dir); the file
+# classes after mode, buffering, encoding, newline, suffix, prefix); others: 2.
+_TEMP_DIR_POSITION: Final = {"NamedTemporaryFile": 6, "TemporaryFile": 6, "SpooledTemporaryFile": 7}
 _TEMP_MAKERS: Final = frozenset(
     {
         "mkdtemp",
@@ -1119,8 +1122,16 @@ class _Reader:
         if target.startswith("tempfile."):
             if target.rsplit(".", 1)[-1] in _TEMP_MAKERS:
                 spread = _spread(node)
-                folder = spread[1].get("dir") if spread is not None else None
-                if spread is None or folder is None:
+                maker = target.rsplit(".", 1)[-1]
+                at = _TEMP_DIR_POSITION.get(maker, 2)
+                folder = None
+                if spread is not None:
+                    folder = spread[1].get("dir") or (spread[0][at] if len(spread[0]) > at else None)
+                if spread is None:  # mkstemp(**options): its dir= is not known
+                    self.fx.opaque.append(
+                        f"{target}: arguments unpacked from a collection not known statically"
+                    )
+                elif folder is None or (type(folder) is ast.Constant and folder.value is None):
                     self.fx.writes.append("/tmp/*")  # noqa: S108 - a new name under /tmp, not /tmp itself
                 else:  # mkstemp(dir="/etc/cron.d"): a new file in that folder
                     self.path_value(folder, _WRITE, target, under=True)

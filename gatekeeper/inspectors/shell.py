@@ -85,25 +85,45 @@ def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     """``server & PID=$!; sleep 5; kill $PID``: a signal to a job this command line started
     (``$!``, a variable assigned it, ``%N``) is its own business; any other process is
     ``proc.signal`` (the sidecar, another session's tools, ``kill -9 -1``: everything)."""
-    expect_value = False
-    for w in args:
+    rest = list(args)
+    if rest and rest[0].literal and rest[0].text in ("-l", "-L"):
+        return set()  # lists signal names
+    # one signal option, first (-9, -TERM, -s KILL, -n 9); every word after it is a target
+    # (kill -9 -01 is process -1: every process)
+    if rest and rest[0].literal and rest[0].text in ("-s", "-n"):
+        rest = rest[2:]
+    elif (
+        rest
+        and rest[0].literal
+        and re.fullmatch(r"-[A-Za-z][A-Za-z0-9+]*|-[0-9]+", rest[0].text)
+        and len(rest) > 1
+    ):
+        rest = rest[1:]
+    if rest and rest[0].literal and rest[0].text == "--":
+        rest = rest[1:]
+    for w in rest:
         t = w.text
-        if expect_value:
-            expect_value = False
-            continue
-        if t in ("-s", "-n"):
-            expect_value = True
-            continue
-        if w.literal and (t == "--" or (re.fullmatch(r"-[A-Za-z0-9+]+", t) and t != "-1")):
-            continue  # a signal: -9, -TERM, -SIGKILL (not -1, which names every process)
+        var = (
+            t[1:].strip("{}")
+            if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}", t)
+            else None
+        )
         if (
             t == "$!"
-            or (t.startswith("$") and t.strip("${}") in insp.own_jobs)
+            or (var is not None and var in insp.own_jobs and _bound_once(insp.src, var))
             or (w.literal and re.fullmatch(r"%[0-9]+|%%|%\+|%-", t))
         ):
             continue
         insp.add("proc.signal", f"{name} {t}: a signal to a process this command did not start")
     return set()
+
+
+def _bound_once(src: str, name: str) -> bool:
+    """Is ``name`` named in ``src`` only by ``name=$!`` and expansions (``$name``, ``${name}``)?
+    read, for, getopts, mapfile, printf -v, unset and ``${name:=...}`` rebind it otherwise."""
+    spots = [m.start() for m in re.finditer(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", src)]
+    plain = [i for i in spots if not src[:i].endswith(("$", "${"))]
+    return len(plain) == 1 and src.startswith(f"{name}=$!", plain[0])
 
 
 HANDLERS: Final[dict[str, Handler]] = {
@@ -220,6 +240,7 @@ class Inspection:
     __slots__ = (
         "calling",
         "caps",
+        "captured",
         "cdpath",
         "copied",
         "copies",
@@ -269,6 +290,7 @@ class Inspection:
         # Variables last assigned a value known statically, and the positional parameters of
         # the function being called (None: unknown). Only second readings use them.
         self.env: dict[str, str] = {"IFS": shell_static.DEFAULT_IFS}
+        self.captured: set[str] = set()  # files a program's output was redirected (or teed) into
         self.own_jobs: set[str] = set()  # variables last assigned $! (a job this line started)
         self.positional: tuple[str, ...] | None = None
         self.tokens_left = MAX_TOKENS
@@ -401,6 +423,14 @@ class Inspection:
         if self.tokens_left < 0:
             self.opaque(f"more than {MAX_TOKENS} shell tokens to inspect")
             return frozenset()
+        if "$'" in text and _dash_splits_ansi(text):
+            # echo $'\'<newline>ssh ...<newline>#': one word to bash, but dash (/bin/sh, which
+            # runs the command line) knows no $'...': its quote ends at the \ and ssh runs
+            self.opaque(f"$'...' with \\' ends elsewhere in sh than in bash: {text}")
+        if "&>" in text:
+            # a &>f b: bash redirects a's output, dash runs "a &" then the command "b" (>f):
+            # read the dash way too (a second reading only adds what it finds)
+            self.source(text.replace("&>", "& >"), depth + 1, here=here)
         # The plain common case is read by shell_lexer into the very trees bashlex would build;
         # anything else (or a forced slow path, for the differential test) goes to bashlex.
         trees: list[Any] | None = shell_lexer.parse(text) if self.fast_path else None
@@ -952,11 +982,16 @@ class Inspection:
             append = any(w.text in ("-a", "--append") for w in words[1:])
             targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]
         if text is None:
+            for w, _ in targets:  # tee x.sh fed by a pipe
+                if w.literal:
+                    self.captured.update(self.resolve(w.text, w.text, strict=False))
             return
         for w, truncated in targets:
             if w.literal:
                 for path in self.resolve(w.text, w.text, strict=False):
                     self.written[path] = (text, exact and truncated)
+                    if exact and truncated:  # its whole text is known after all
+                        self.captured.discard(path)
 
     def after_command(self, words: Sequence[Word], depth: int) -> None:
         """Directory changes a simple command makes to this shell: cd, functions, sourced files."""
@@ -1017,6 +1052,8 @@ class Inspection:
             return ran
         if r.type in _WRITE_REDIRECTS:
             self.write_target(w, f"{r.type} {text}")
+            if w.literal:  # a program's output: text this reading does not hold
+                self.captured.update(self.resolve(text, text, strict=False))
             if execd & P.DOWNLOADERS and w.literal:
                 self.remember_download(text)
         elif r.type == "<":
@@ -1399,6 +1436,38 @@ class Inspection:
         return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
 
 
+def _dash_splits_ansi(text: str) -> bool:
+    """Does a ``$'...'`` (outside single quotes) hold an escaped quote ``\\'``? bash reads on past
+    it; dash, without ANSI-C quoting, ends a single-quoted ``\\`` there and reads the rest as
+    commands. One inside double quotes counts too (it may be in a ``$(...)`` there)."""
+    i, n = 0, len(text)
+    in_dq = False
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+        elif c == '"':
+            in_dq = not in_dq
+            i += 1
+        elif c == "'" and not in_dq:
+            end = text.find("'", i + 1)
+            if end < 0:
+                return False
+            i = end + 1
+        elif c == "$" and text.startswith("$'", i):
+            j = i + 2
+            while j < n and text[j] != "'":
+                if text[j] == "\\":
+                    if text[j + 1 : j + 2] == "'":
+                        return True
+                    j += 1
+                j += 1
+            i = j + 1
+        else:
+            i += 1
+    return False
+
+
 def _python_code_word(args: Sequence[Word]) -> frozenset[int]:
     """The id of ``python -c CODE``'s literal CODE word (read by ``shell_code.python_inline``,
     which scans its words after leaving out URLs the code only parses); else nothing."""
@@ -1514,6 +1583,8 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
             insp.opaque("command nested too deeply to inspect")
     if insp.written and insp.ran_files:
         _written_and_run(insp)
+    if insp.ran_files and insp.captured:
+        _unknown_written_and_run(insp)
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
     written = (
         tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
@@ -1529,6 +1600,18 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
         insp.ran_files |= more
     copied = tuple(sorted((dest, src) for dest, srcs in insp.copied.items() for src in srcs))
     return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied)
+
+
+def _unknown_written_and_run(insp: Inspection) -> None:
+    """``python3 gen.py > x.sh; sh x.sh``: a file this command line writes with text it does not
+    hold (a program's output, a pipe through tee) and then runs is code nobody has read: doubt.
+    The run-file checks read the file as it was before the call."""
+    if not insp.captured:
+        return
+    for entry in sorted(insp.ran_files):
+        path = entry.partition("#")[0]
+        if path in insp.captured:
+            insp.opaque(f"{path} is written by this command line with text not known, then run")
 
 
 def _written_and_run(insp: Inspection) -> None:

@@ -22,6 +22,7 @@ from gatekeeper.inspectors.shell_options import (
     apply,
     compiler_flags,
     opts,
+    python_path,
     table,
     walk,
 )
@@ -863,6 +864,13 @@ def django_command(insp: Inspection, name: str, args: list[Word], depth: int) ->
     i = 0
     while i < len(args) and args[i].text.startswith("-"):
         i += 2 if args[i].text in _DJANGO_VALUES else 1
+    # --pythonpath DIR: the project's modules (settings, apps) are imported from DIR too
+    where = _option_value(args, ("--pythonpath",))
+    if where is not None:
+        if not where.literal:
+            insp.opaque(f"{name} --pythonpath not known statically: {where.text}")
+        else:
+            python_path(insp, [where.text])
     if i >= len(args):
         return
     sub, rest = args[i], args[i + 1 :]
@@ -877,6 +885,12 @@ def django_command(insp: Inspection, name: str, args: list[Word], depth: int) ->
             insp.run([Word("python3"), Word("-c"), code], depth + 1)
     elif sub.text == "dbshell":
         insp.add(f"proc.inline_code:{name}", f"{evidence}: a database client runs what it is given")
+    elif sub.text == "sendtestemail":  # to the SMTP server the settings name: not in the command
+        insp.opaque(f"{evidence}: sends mail through the mail server the settings name")
+    elif sub.text == "dumpdata":
+        out = _option_value(rest, ("-o", "--output"))
+        if out is not None:
+            insp.write_target(out, f"{evidence} --output {out.text}")
     elif sub.text in _DJANGO_SERVERS:
         if sub.text == "testserver":
             addr = _option_value(rest, ("--addrport",))
