@@ -727,8 +727,8 @@ class _Reader:
         library or a parser of a network library, everything read). Its text is then left out of
         the word-level scan that stands in for libraries the reader does not know."""
         fx = self.fx
-        if not fx.understood or fx.net or fx.spawns or fx.commands:
-            return
+        if not fx.understood or fx.net or fx.spawns or fx.commands or fx.writes:
+            return  # a URL written to a file may be fetched by what reads it (pip install -r)
         known = self.data_bases  # xml.sax and xml.dom.pulldom fetch the URLs they are given
         if not all(
             (i.split(".")[0] in _STDLIB and i.split(".")[0] != "xml") or is_data_member(i) or i in known

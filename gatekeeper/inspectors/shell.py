@@ -185,13 +185,59 @@ def _patch_bashlex() -> None:
     def makeheredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> Any:
         word = redirnode.output.word
         bare = word.replace("'", "").replace('"', "").replace("\\", "")
-        if bare != word:
-            redirnode.output.word = bare
-            redirnode.quoted_delimiter = True
-        return original(tok, redirnode, lineno, killleading)
+        if bare == word:
+            return original(tok, redirnode, lineno, killleading)
+        redirnode.output.word = bare
+        redirnode.quoted_delimiter = True
+        return _quoted_heredoc(tok, redirnode, lineno, killleading)
 
     heredoc.makeheredoc = makeheredoc
     heredoc.gatekeeper_patched = True
+
+
+def _heredoc_line(tok: Any) -> str | None:
+    """One line of a quoted here-document as it is: bashlex's reader joins a line ending in a
+    backslash with the next, which the shell does only when the delimiter is unquoted (so
+    ``cat <<'X'`` / ``foo\\`` / ``X`` / ``ssh ...`` hid the ssh inside the document)."""
+    line: list[str] = []
+    while True:
+        c = tok._getc(False)
+        if c is None:
+            if not line:
+                return None
+            c = "\n"
+        line.append(c)
+        if c == "\n":
+            return "".join(line)
+
+
+def _quoted_heredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> str:
+    """bashlex's ``heredoc.makeheredoc`` for a quoted delimiter, reading lines unjoined."""
+    from bashlex import ast, errors
+
+    delimiter = redirnode.output.word
+    document: list[str] = []
+    startpos = tok._shell_input_line_index
+    line = _heredoc_line(tok)
+    while line:
+        if killleading:
+            line = line.lstrip("\t") or "\n"
+        if line == delimiter + "\n":
+            document.append(delimiter)
+            break
+        document.append(line)
+        line = _heredoc_line(tok)
+    if not line:
+        raise errors.ParsingError(
+            f"here-document at line {lineno} delimited by end-of-file (wanted {delimiter!r})",
+            tok._shell_input_line,
+            tok._shell_input_line_index,
+        )
+    endpos = tok._shell_input_line_index - 1
+    redirnode.heredoc = ast.node(kind="heredoc", value="".join(document), pos=(startpos, endpos))
+    if redirnode.pos[1] + 1 == startpos:
+        redirnode.pos = (redirnode.pos[0], endpos)
+    return "".join(document)
 
 
 _patch_bashlex()
@@ -231,6 +277,7 @@ def _runs_xargs(n: Any) -> bool:
 
 # A path with a blank inside a directory's name ("/workspace/a b/../../root/.aws/credentials"),
 # not a sentence that starts with a path.
+_LOCALE_DELIMITER_RE: Final = re.compile(r"<<-?[ \t]*[^\s;&|<>()]*\$['\"]")
 _SPACED_PATH_RE: Final = re.compile(r"(?:/|~/|\.\.?/)[^ ]*(?: [^ /]*)+/\S.*", re.S)
 
 
@@ -256,6 +303,7 @@ class Inspection:
         "path_code_dirs",
         "positional",
         "ran_files",
+        "root_src",
         "seen_dirs",
         "src",
         "stdin_words",
@@ -286,6 +334,7 @@ class Inspection:
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
         self.copied: dict[str, set[str]] = {}  # workspace file -> the workspace files copied there
         self.src = ""  # the text bashlex parsed last: its node positions index into it
+        self.root_src = ""  # the whole command line (the first text read)
         self.function_src: dict[str, str] = {}
         # Variables last assigned a value known statically, and the positional parameters of
         # the function being called (None: unknown). Only second readings use them.
@@ -423,10 +472,16 @@ class Inspection:
         if self.tokens_left < 0:
             self.opaque(f"more than {MAX_TOKENS} shell tokens to inspect")
             return frozenset()
+        if not self.root_src:
+            self.root_src = text
         if "$'" in text and _dash_splits_ansi(text):
             # echo $'\'<newline>ssh ...<newline>#': one word to bash, but dash (/bin/sh, which
             # runs the command line) knows no $'...': its quote ends at the \ and ssh runs
             self.opaque(f"$'...' with \\' ends elsewhere in sh than in bash: {text}")
+        if "<<" in text and _LOCALE_DELIMITER_RE.search(text):
+            # cat <<$'X': bash ends the here-document at "X", dash (and bashlex) at "$X"; a
+            # #!/bin/bash script then runs lines the reading took for text
+            self.opaque(f"a here-document delimiter bash and sh read differently: {text}")
         if "&>" in text:
             # a &>f b: bash redirects a's output, dash runs "a &" then the command "b" (>f):
             # read the dash way too (a second reading only adds what it finds)
@@ -1126,7 +1181,7 @@ class Inspection:
             fam = P.family(posixpath.basename(head))
             patterns = shell_files.pattern_words(fam, args)
             if fam == "python":  # python -c CODE: the code's own reader scans its words
-                patterns |= _python_code_word(args)
+                patterns |= _python_code_word(args, (self.src, self.root_src))
         self.scan(args, patterns)
         name = self.program(argv[0])
         if name is None:
@@ -1468,16 +1523,27 @@ def _dash_splits_ansi(text: str) -> bool:
     return False
 
 
-def _python_code_word(args: Sequence[Word]) -> frozenset[int]:
+def _python_code_word(args: Sequence[Word], texts: Sequence[str]) -> frozenset[int]:
     """The id of ``python -c CODE``'s literal CODE word (read by ``shell_code.python_inline``,
-    which scans its words after leaving out URLs the code only parses); else nothing."""
+    which scans its words after leaving out URLs the code only parses); else nothing. Only while
+    what the code prints reaches the terminal: in ``texts`` (the command lines it is part of),
+    without the code itself, no redirection, pipe or substitution may take its output
+    (``python3 -c 'print(urlsplit(U).geturl())' > r.txt && pip install -r r.txt``)."""
     for i, w in enumerate(args):
         if not w.literal or not w.text.startswith("-") or w.text in ("-", "--"):
             return frozenset()
         if w.text == "-c":
             code = args[i + 1] if i + 1 < len(args) else None
-            return frozenset({id(code)}) if code is not None and code.literal else frozenset()
+            if code is None or not code.literal or not code.text:
+                return frozenset()
+            for text in texts:
+                if text and (code.text not in text or _OUTPUT_TAKEN_RE.search(text.replace(code.text, " "))):
+                    return frozenset()
+            return frozenset({id(code)})
     return frozenset()
+
+
+_OUTPUT_TAKEN_RE: Final = re.compile(r"[>|`]|\$\(")
 
 
 def _needs_second_reading(argv: Sequence[Word]) -> bool:
