@@ -110,12 +110,38 @@ def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
         )
         if (
             t == "$!"
-            or (var is not None and var in insp.own_jobs and _bound_once(insp.src, var))
+            or (var is not None and var in insp.own_jobs and _bound_once(insp.root_src or insp.src, var))
             or (w.literal and re.fullmatch(r"%[0-9]+|%%|%\+|%-", t))
         ):
             continue
         insp.add("proc.signal", f"{name} {t}: a signal to a process this command did not start")
     return set()
+
+
+def _trap(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``trap 'ssh -R ...' EXIT``: the shell runs the action when the signal (or the end) comes."""
+    rest = list(args)
+    if rest and rest[0].literal and rest[0].text == "--":
+        rest = rest[1:]
+    if not rest or (rest[0].literal and (rest[0].text in ("-", "", "-l", "-p") or rest[0].text.isdigit())):
+        return set()
+    action = rest[0]
+    # trap "kill $PID" EXIT: a job's PID expanded now, a number then; any other expansion could
+    # put shell syntax in the action
+    jobs = re.sub(r"\$(?:!|\{?([A-Za-z_][A-Za-z0-9_]*)\}?)", _job_or_keep(insp), action.text)
+    if not action.literal and ("$" in jobs or "`" in jobs):
+        insp.opaque(f"{name}: an action not known statically: {action.text}")
+        return set()
+    return set(insp.source(action.text, depth + 1, here=True))
+
+
+def _job_or_keep(insp: Inspection) -> Any:
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        own = var is None or (var in insp.own_jobs and _bound_once(insp.root_src or insp.src, var))
+        return "0" if own else m.group()
+
+    return sub
 
 
 def _bound_once(src: str, name: str) -> bool:
@@ -129,6 +155,7 @@ def _bound_once(src: str, name: str) -> bool:
 HANDLERS: Final[dict[str, Handler]] = {
     "django-admin": shell_tables.django_admin,
     "kill": _kill,
+    "trap": _trap,
     **P.HANDLERS,
     **shell_network.HANDLERS,
     **shell_code.HANDLERS,
@@ -485,7 +512,9 @@ class Inspection:
         if "&>" in text:
             # a &>f b: bash redirects a's output, dash runs "a &" then the command "b" (>f):
             # read the dash way too (a second reading only adds what it finds)
+            cwds, fail = self.cwds, self.fail_cwds
             self.source(text.replace("&>", "& >"), depth + 1, here=here)
+            self.cwds, self.fail_cwds = cwds, fail  # the bash reading starts where this one did
         # The plain common case is read by shell_lexer into the very trees bashlex would build;
         # anything else (or a forced slow path, for the differential test) goes to bashlex.
         trees: list[Any] | None = shell_lexer.parse(text) if self.fast_path else None
@@ -860,6 +889,9 @@ class Inspection:
         if not words or not all(w.literal for w in words):
             return None
         head, args = P.family(words[0].text), [w.text for w in words[1:]]
+        if head in ("echo", "printf") and any(re.search(r"\\[^nt]", a) for a in args):
+            # printf '.en\166', dash's echo '.en\0166': .env; the escapes are not decoded here
+            self.opaque(f"xargs reads text with escapes: {' '.join(w.text for w in words)}")
         if head == "echo":
             while args and re.fullmatch(r"-[neE]+", args[0]):
                 args = args[1:]
@@ -1504,6 +1536,9 @@ def _dash_splits_ansi(text: str) -> bool:
         elif c == '"':
             in_dq = not in_dq
             i += 1
+        elif c == "#" and not in_dq and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            end = text.find("\n", i)  # a comment: its quotes are text ("# it's")
+            i = n if end < 0 else end
         elif c == "'" and not in_dq:
             end = text.find("'", i + 1)
             if end < 0:
@@ -1672,11 +1707,17 @@ def _unknown_written_and_run(insp: Inspection) -> None:
     """``python3 gen.py > x.sh; sh x.sh``: a file this command line writes with text it does not
     hold (a program's output, a pipe through tee) and then runs is code nobody has read: doubt.
     The run-file checks read the file as it was before the call."""
+    from gatekeeper.inspectors.written_code import code_kind  # it imports this module
+
     if not insp.captured:
         return
-    for entry in sorted(insp.ran_files):
-        path = entry.partition("#")[0]
-        if path in insp.captured:
+    trees = [t for t in map(shell_runs.split_tree, insp.ran_files) if t is not None]
+    for path in sorted(insp.captured):
+        ran = path in insp.ran_files or any(e.partition("#")[0] == path for e in insp.ran_files)
+        if not ran and trees:  # python3 gen.py > conftest.py; pytest
+            kind = code_kind(path, "")
+            ran = any(path.startswith(d) and kind in kinds for d, kinds in trees)
+        if ran:
             insp.opaque(f"{path} is written by this command line with text not known, then run")
 
 

@@ -895,9 +895,24 @@ def django_command(insp: Inspection, name: str, args: list[Word], depth: int) ->
         if sub.text == "testserver":
             addr = _option_value(rest, ("--addrport",))
         else:
-            addr = next((w for w in rest if not w.text.startswith("-")), None)
+            addr = next(iter(_django_operands(rest)), None)
         if addr is not None and (not addr.literal or _listen_host(addr.text) not in _LOOPBACK_NAMES):
             insp.add("net.listen", f"{evidence} {addr.text}: starts a server others can reach")
+
+
+def _django_operands(args: list[Word]) -> list[Word]:
+    """The operands of a management command: not options, nor the values of the common options
+    that take one (``runserver -v 3 0.0.0.0:8000`` listens on 0.0.0.0, not on port 3)."""
+    out: list[Word] = []
+    skip = False
+    for w in args:
+        if skip:
+            skip = False
+        elif w.text in _DJANGO_VALUES:
+            skip = True
+        elif not w.text.startswith("-"):
+            out.append(w)
+    return out
 
 
 def _listen_host(addrport: str) -> str:
@@ -928,6 +943,33 @@ def django_admin(insp: Inspection, name: str, args: list[Word], depth: int) -> s
     return set()
 
 
+# Standard-library modules whose command line writes files: python -m tarfile -e a.tar DIR
+# extracts into DIR (.git/hooks), -c OUT creates OUT; gzip -d x.gz writes x; profile -o OUT.
+_STDLIB_WRITERS: Final = frozenset({"tarfile", "zipfile", "gzip", "profile", "cProfile"})
+
+
+def _stdlib_writes(insp: Inspection, evidence: str, module: str, args: list[Word]) -> None:
+    texts = [w.text for w in args]
+    if module in ("tarfile", "zipfile"):
+        for flag in ("-e", "--extract"):
+            if flag in texts:
+                after = args[texts.index(flag) + 1 :]
+                dest = after[1] if len(after) > 1 else Word(".")
+                insp.write_target(dest, f"{evidence} {flag} ... {dest.text}", under=True)
+        for flag in ("-c", "--create"):
+            if flag in texts and texts.index(flag) + 1 < len(args):
+                insp.write_target(args[texts.index(flag) + 1], f"{evidence} {flag}")
+    elif module == "gzip":
+        if "-d" in texts or "--decompress" in texts:
+            for w in args:
+                if not w.text.startswith("-"):
+                    insp.write_target(Word(w.text.removesuffix(".gz"), w.literal), f"{evidence} -d {w.text}")
+    else:
+        out = _option_value(args, ("-o", "--outfile"))
+        if out is not None:
+            insp.write_target(out, f"{evidence} -o {out.text}")
+
+
 def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
     """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect;
     modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
@@ -956,6 +998,8 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
     if module == "django":
         django_command(insp, f"{name} -m django", list(rest), depth)
         return
+    if module in _STDLIB_WRITERS:
+        _stdlib_writes(insp, f"{name} -m {module}", module, list(rest))
     evidence = f"{name} -m {module} {' '.join(w.text for w in rest)}"
     runs = runner_module_argvs(module, list(rest))
     for argv in runs:
