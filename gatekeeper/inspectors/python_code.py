@@ -296,6 +296,9 @@ _STDLIB: Final = frozenset(sys.stdlib_module_names)
 _PATH_TYPES: Final = frozenset(
     {"pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath", "pathlib.PurePosixPath"}
 )
+# Where a tempfile maker takes dir= by position (mkstemp(suffix, prefix, dir); the file
+# classes after mode, buffering, encoding, newline, suffix, prefix); others: 2.
+_TEMP_DIR_POSITION: Final = {"NamedTemporaryFile": 6, "TemporaryFile": 6, "SpooledTemporaryFile": 7}
 _TEMP_MAKERS: Final = frozenset(
     {
         "mkdtemp",
@@ -730,8 +733,8 @@ class _Reader:
         library or a parser of a network library, everything read). Its text is then left out of
         the word-level scan that stands in for libraries the reader does not know."""
         fx = self.fx
-        if not fx.understood or fx.net or fx.spawns or fx.commands:
-            return
+        if not fx.understood or fx.net or fx.spawns or fx.commands or fx.writes:
+            return  # a URL written to a file may be fetched by what reads it (pip install -r)
         known = self.data_bases  # xml.sax and xml.dom.pulldom fetch the URLs they are given
         if not all(
             (i.split(".")[0] in _STDLIB and i.split(".")[0] != "xml") or is_data_member(i) or i in known
@@ -1129,8 +1132,16 @@ class _Reader:
         if target.startswith("tempfile."):
             if target.rsplit(".", 1)[-1] in _TEMP_MAKERS:
                 spread = _spread(node)
-                folder = spread[1].get("dir") if spread is not None else None
-                if spread is None or folder is None:
+                maker = target.rsplit(".", 1)[-1]
+                at = _TEMP_DIR_POSITION.get(maker, 2)
+                folder = None
+                if spread is not None:
+                    folder = spread[1].get("dir") or (spread[0][at] if len(spread[0]) > at else None)
+                if spread is None:  # mkstemp(**options): its dir= is not known
+                    self.fx.opaque.append(
+                        f"{target}: arguments unpacked from a collection not known statically"
+                    )
+                elif folder is None or (type(folder) is ast.Constant and folder.value is None):
                     self.fx.writes.append("/tmp/*")  # noqa: S108 - a new name under /tmp, not /tmp itself
                 else:  # mkstemp(dir="/etc/cron.d"): a new file in that folder
                     self.path_value(folder, _WRITE, target, under=True)

@@ -85,20 +85,32 @@ def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     """``server & PID=$!; sleep 5; kill $PID``: a signal to a job this command line started
     (``$!``, a variable assigned it, ``%N``) is its own business; any other process is
     ``proc.signal`` (the sidecar, another session's tools, ``kill -9 -1``: everything)."""
-    expect_value = False
-    for w in args:
+    rest = list(args)
+    if rest and rest[0].literal and rest[0].text in ("-l", "-L"):
+        return set()  # lists signal names
+    # one signal option, first (-9, -TERM, -s KILL, -n 9); every word after it is a target
+    # (kill -9 -01 is process -1: every process)
+    if rest and rest[0].literal and rest[0].text in ("-s", "-n"):
+        rest = rest[2:]
+    elif (
+        rest
+        and rest[0].literal
+        and re.fullmatch(r"-[A-Za-z][A-Za-z0-9+]*|-[0-9]+", rest[0].text)
+        and len(rest) > 1
+    ):
+        rest = rest[1:]
+    if rest and rest[0].literal and rest[0].text == "--":
+        rest = rest[1:]
+    for w in rest:
         t = w.text
-        if expect_value:
-            expect_value = False
-            continue
-        if t in ("-s", "-n"):
-            expect_value = True
-            continue
-        if w.literal and (t == "--" or (re.fullmatch(r"-[A-Za-z0-9+]+", t) and t != "-1")):
-            continue  # a signal: -9, -TERM, -SIGKILL (not -1, which names every process)
+        var = (
+            t[1:].strip("{}")
+            if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}", t)
+            else None
+        )
         if (
             t == "$!"
-            or (t.startswith("$") and t.strip("${}") in insp.own_jobs)
+            or (var is not None and var in insp.own_jobs and _bound_once(insp.root_src or insp.src, var))
             or (w.literal and re.fullmatch(r"%[0-9]+|%%|%\+|%-", t))
         ):
             continue
@@ -106,9 +118,44 @@ def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     return set()
 
 
+def _trap(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``trap 'ssh -R ...' EXIT``: the shell runs the action when the signal (or the end) comes."""
+    rest = list(args)
+    if rest and rest[0].literal and rest[0].text == "--":
+        rest = rest[1:]
+    if not rest or (rest[0].literal and (rest[0].text in ("-", "", "-l", "-p") or rest[0].text.isdigit())):
+        return set()
+    action = rest[0]
+    # trap "kill $PID" EXIT: a job's PID expanded now, a number then; any other expansion could
+    # put shell syntax in the action
+    jobs = re.sub(r"\$(?:!|\{?([A-Za-z_][A-Za-z0-9_]*)\}?)", _job_or_keep(insp), action.text)
+    if not action.literal and ("$" in jobs or "`" in jobs):
+        insp.opaque(f"{name}: an action not known statically: {action.text}")
+        return set()
+    return set(insp.source(action.text, depth + 1, here=True))
+
+
+def _job_or_keep(insp: Inspection) -> Any:
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        own = var is None or (var in insp.own_jobs and _bound_once(insp.root_src or insp.src, var))
+        return "0" if own else m.group()
+
+    return sub
+
+
+def _bound_once(src: str, name: str) -> bool:
+    """Is ``name`` named in ``src`` only by ``name=$!`` and expansions (``$name``, ``${name}``)?
+    read, for, getopts, mapfile, printf -v, unset and ``${name:=...}`` rebind it otherwise."""
+    spots = [m.start() for m in re.finditer(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", src)]
+    plain = [i for i in spots if not src[:i].endswith(("$", "${"))]
+    return len(plain) == 1 and src.startswith(f"{name}=$!", plain[0])
+
+
 HANDLERS: Final[dict[str, Handler]] = {
     "django-admin": shell_tables.django_admin,
     "kill": _kill,
+    "trap": _trap,
     **P.HANDLERS,
     **shell_network.HANDLERS,
     **shell_code.HANDLERS,
@@ -165,13 +212,59 @@ def _patch_bashlex() -> None:
     def makeheredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> Any:
         word = redirnode.output.word
         bare = word.replace("'", "").replace('"', "").replace("\\", "")
-        if bare != word:
-            redirnode.output.word = bare
-            redirnode.quoted_delimiter = True
-        return original(tok, redirnode, lineno, killleading)
+        if bare == word:
+            return original(tok, redirnode, lineno, killleading)
+        redirnode.output.word = bare
+        redirnode.quoted_delimiter = True
+        return _quoted_heredoc(tok, redirnode, lineno, killleading)
 
     heredoc.makeheredoc = makeheredoc
     heredoc.gatekeeper_patched = True
+
+
+def _heredoc_line(tok: Any) -> str | None:
+    """One line of a quoted here-document as it is: bashlex's reader joins a line ending in a
+    backslash with the next, which the shell does only when the delimiter is unquoted (so
+    ``cat <<'X'`` / ``foo\\`` / ``X`` / ``ssh ...`` hid the ssh inside the document)."""
+    line: list[str] = []
+    while True:
+        c = tok._getc(False)
+        if c is None:
+            if not line:
+                return None
+            c = "\n"
+        line.append(c)
+        if c == "\n":
+            return "".join(line)
+
+
+def _quoted_heredoc(tok: Any, redirnode: Any, lineno: int, killleading: bool) -> str:
+    """bashlex's ``heredoc.makeheredoc`` for a quoted delimiter, reading lines unjoined."""
+    from bashlex import ast, errors
+
+    delimiter = redirnode.output.word
+    document: list[str] = []
+    startpos = tok._shell_input_line_index
+    line = _heredoc_line(tok)
+    while line:
+        if killleading:
+            line = line.lstrip("\t") or "\n"
+        if line == delimiter + "\n":
+            document.append(delimiter)
+            break
+        document.append(line)
+        line = _heredoc_line(tok)
+    if not line:
+        raise errors.ParsingError(
+            f"here-document at line {lineno} delimited by end-of-file (wanted {delimiter!r})",
+            tok._shell_input_line,
+            tok._shell_input_line_index,
+        )
+    endpos = tok._shell_input_line_index - 1
+    redirnode.heredoc = ast.node(kind="heredoc", value="".join(document), pos=(startpos, endpos))
+    if redirnode.pos[1] + 1 == startpos:
+        redirnode.pos = (redirnode.pos[0], endpos)
+    return "".join(document)
 
 
 _patch_bashlex()
@@ -238,6 +331,7 @@ def _runs_xargs(n: Any) -> bool:
 
 # A path with a blank inside a directory's name ("/workspace/a b/../../root/.aws/credentials"),
 # not a sentence that starts with a path.
+_LOCALE_DELIMITER_RE: Final = re.compile(r"<<-?[ \t]*[^\s;&|<>()]*\$['\"]")
 _SPACED_PATH_RE: Final = re.compile(r"(?:/|~/|\.\.?/)[^ ]*(?: [^ /]*)+/\S.*", re.S)
 
 
@@ -247,6 +341,7 @@ class Inspection:
     __slots__ = (
         "calling",
         "caps",
+        "captured",
         "cdpath",
         "copied",
         "copies",
@@ -262,6 +357,7 @@ class Inspection:
         "path_code_dirs",
         "positional",
         "ran_files",
+        "root_src",
         "seen_dirs",
         "src",
         "stdin_words",
@@ -292,10 +388,12 @@ class Inspection:
         self.copies: dict[str, str] = {}  # absolute path -> the program copied or linked there
         self.copied: dict[str, set[str]] = {}  # workspace file -> the workspace files copied there
         self.src = ""  # the text bashlex parsed last: its node positions index into it
+        self.root_src = ""  # the whole command line (the first text read)
         self.function_src: dict[str, str] = {}
         # Variables last assigned a value known statically, and the positional parameters of
         # the function being called (None: unknown). Only second readings use them.
         self.env: dict[str, str] = {"IFS": shell_static.DEFAULT_IFS}
+        self.captured: set[str] = set()  # files a program's output was redirected (or teed) into
         self.own_jobs: set[str] = set()  # variables last assigned $! (a job this line started)
         self.positional: tuple[str, ...] | None = None
         self.tokens_left = MAX_TOKENS
@@ -428,6 +526,22 @@ class Inspection:
         if self.tokens_left < 0:
             self.opaque(f"more than {MAX_TOKENS} shell tokens to inspect")
             return frozenset()
+        if not self.root_src:
+            self.root_src = text
+        if "$'" in text and _dash_splits_ansi(text):
+            # echo $'\'<newline>ssh ...<newline>#': one word to bash, but dash (/bin/sh, which
+            # runs the command line) knows no $'...': its quote ends at the \ and ssh runs
+            self.opaque(f"$'...' with \\' ends elsewhere in sh than in bash: {text}")
+        if "<<" in text and _LOCALE_DELIMITER_RE.search(text):
+            # cat <<$'X': bash ends the here-document at "X", dash (and bashlex) at "$X"; a
+            # #!/bin/bash script then runs lines the reading took for text
+            self.opaque(f"a here-document delimiter bash and sh read differently: {text}")
+        if "&>" in text:
+            # a &>f b: bash redirects a's output, dash runs "a &" then the command "b" (>f):
+            # read the dash way too (a second reading only adds what it finds)
+            cwds, fail = self.cwds, self.fail_cwds
+            self.source(text.replace("&>", "& >"), depth + 1, here=here)
+            self.cwds, self.fail_cwds = cwds, fail  # the bash reading starts where this one did
         # The plain common case is read by shell_lexer into the very trees bashlex would build;
         # anything else (or a forced slow path, for the differential test) goes to bashlex.
         trees: list[Any] | None = shell_lexer.parse(text) if self.fast_path else None
@@ -809,6 +923,9 @@ class Inspection:
         if not words or not all(w.literal for w in words):
             return None
         head, args = P.family(words[0].text), [w.text for w in words[1:]]
+        if head in ("echo", "printf") and any(re.search(r"\\[^nt]", a) for a in args):
+            # printf '.en\166', dash's echo '.en\0166': .env; the escapes are not decoded here
+            self.opaque(f"xargs reads text with escapes: {' '.join(w.text for w in words)}")
         if head == "echo":
             while args and re.fullmatch(r"-[neE]+", args[0]):
                 args = args[1:]
@@ -986,11 +1103,16 @@ class Inspection:
             append = any(w.text in ("-a", "--append") for w in words[1:])
             targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]
         if text is None:
+            for w, _ in targets:  # tee x.sh fed by a pipe
+                if w.literal:
+                    self.captured.update(self.resolve(w.text, w.text, strict=False))
             return
         for w, truncated in targets:
             if w.literal:
                 for path in self.resolve(w.text, w.text, strict=False):
                     self.written[path] = (text, exact and truncated)
+                    if exact and truncated:  # its whole text is known after all
+                        self.captured.discard(path)
 
     def after_command(self, words: Sequence[Word], depth: int) -> None:
         """Directory changes a simple command makes to this shell: cd, functions, sourced files."""
@@ -1051,6 +1173,8 @@ class Inspection:
             return ran
         if r.type in _WRITE_REDIRECTS:
             self.write_target(w, f"{r.type} {text}")
+            if w.literal:  # a program's output: text this reading does not hold
+                self.captured.update(self.resolve(text, text, strict=False))
             if execd & P.DOWNLOADERS and w.literal:
                 self.remember_download(text)
         elif r.type == "<":
@@ -1123,7 +1247,7 @@ class Inspection:
             fam = P.family(posixpath.basename(head))
             patterns = shell_files.pattern_words(fam, args)
             if fam == "python":  # python -c CODE: the code's own reader scans its words
-                patterns |= _python_code_word(args)
+                patterns |= _python_code_word(args, (self.src, self.root_src))
         self.scan(args, patterns)
         name = self.program(argv[0])
         if name is None:
@@ -1433,16 +1557,62 @@ class Inspection:
         return any(p in self.downloaded for p in self.resolve(path, path, strict=False))
 
 
-def _python_code_word(args: Sequence[Word]) -> frozenset[int]:
+def _dash_splits_ansi(text: str) -> bool:
+    """Does a ``$'...'`` (outside single quotes) hold an escaped quote ``\\'``? bash reads on past
+    it; dash, without ANSI-C quoting, ends a single-quoted ``\\`` there and reads the rest as
+    commands. One inside double quotes counts too (it may be in a ``$(...)`` there)."""
+    i, n = 0, len(text)
+    in_dq = False
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+        elif c == '"':
+            in_dq = not in_dq
+            i += 1
+        elif c == "#" and not in_dq and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            end = text.find("\n", i)  # a comment: its quotes are text ("# it's")
+            i = n if end < 0 else end
+        elif c == "'" and not in_dq:
+            end = text.find("'", i + 1)
+            if end < 0:
+                return False
+            i = end + 1
+        elif c == "$" and text.startswith("$'", i):
+            j = i + 2
+            while j < n and text[j] != "'":
+                if text[j] == "\\":
+                    if text[j + 1 : j + 2] == "'":
+                        return True
+                    j += 1
+                j += 1
+            i = j + 1
+        else:
+            i += 1
+    return False
+
+
+def _python_code_word(args: Sequence[Word], texts: Sequence[str]) -> frozenset[int]:
     """The id of ``python -c CODE``'s literal CODE word (read by ``shell_code.python_inline``,
-    which scans its words after leaving out URLs the code only parses); else nothing."""
+    which scans its words after leaving out URLs the code only parses); else nothing. Only while
+    what the code prints reaches the terminal: in ``texts`` (the command lines it is part of),
+    without the code itself, no redirection, pipe or substitution may take its output
+    (``python3 -c 'print(urlsplit(U).geturl())' > r.txt && pip install -r r.txt``)."""
     for i, w in enumerate(args):
         if not w.literal or not w.text.startswith("-") or w.text in ("-", "--"):
             return frozenset()
         if w.text == "-c":
             code = args[i + 1] if i + 1 < len(args) else None
-            return frozenset({id(code)}) if code is not None and code.literal else frozenset()
+            if code is None or not code.literal or not code.text:
+                return frozenset()
+            for text in texts:
+                if text and (code.text not in text or _OUTPUT_TAKEN_RE.search(text.replace(code.text, " "))):
+                    return frozenset()
+            return frozenset({id(code)})
     return frozenset()
+
+
+_OUTPUT_TAKEN_RE: Final = re.compile(r"[>|`]|\$\(")
 
 
 def _needs_second_reading(argv: Sequence[Word]) -> bool:
@@ -1548,6 +1718,8 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
             insp.opaque("command nested too deeply to inspect")
     if insp.written and insp.ran_files:
         _written_and_run(insp)
+    if insp.ran_files and insp.captured:
+        _unknown_written_and_run(insp)
     caps = insp.caps  # keyed by name, and names are all Capability orders by: sort the keys
     written = (
         tuple(sorted((p, text) for p, (text, exact) in insp.written.items() if exact)) if insp.written else ()
@@ -1563,6 +1735,24 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
         insp.ran_files |= more
     copied = tuple(sorted((dest, src) for dest, srcs in insp.copied.items() for src in srcs))
     return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied)
+
+
+def _unknown_written_and_run(insp: Inspection) -> None:
+    """``python3 gen.py > x.sh; sh x.sh``: a file this command line writes with text it does not
+    hold (a program's output, a pipe through tee) and then runs is code nobody has read: doubt.
+    The run-file checks read the file as it was before the call."""
+    from gatekeeper.inspectors.written_code import code_kind  # it imports this module
+
+    if not insp.captured:
+        return
+    trees = [t for t in map(shell_runs.split_tree, insp.ran_files) if t is not None]
+    for path in sorted(insp.captured):
+        ran = path in insp.ran_files or any(e.partition("#")[0] == path for e in insp.ran_files)
+        if not ran and trees:  # python3 gen.py > conftest.py; pytest
+            kind = code_kind(path, "")
+            ran = any(path.startswith(d) and kind in kinds for d, kinds in trees)
+        if ran:
+            insp.opaque(f"{path} is written by this command line with text not known, then run")
 
 
 def _written_and_run(insp: Inspection) -> None:

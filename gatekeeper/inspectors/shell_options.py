@@ -739,8 +739,19 @@ def check_env(insp: Inspection, name: str, w: Word, value: str, depth: int) -> N
             return
         for part in filter(None, parts):
             insp.read_path(Word(part), f"{name}={value}: {spec.reason}")
+        if upper == "PYTHONPATH":
+            python_path(insp, [p for p in parts if p])
         return
     apply(insp, "env", name, "=", spec, val, depth)
+
+
+def python_path(insp: Inspection, dirs: list[str]) -> None:
+    """``PYTHONPATH=/tmp python3 -c 'import evil'``: modules are imported from these folders, so
+    the Python written under them (in this command line, or by an earlier call) runs."""
+    from gatekeeper.inspectors.shell_runs import tree  # it imports this module
+
+    for d in dirs:
+        insp.ran_files.update(tree(norm) for norm in insp.resolve(d, d, strict=False))
 
 
 _HERE: Final = frozenset({"$(pwd)", "`pwd`", "$PWD", "${PWD}"})

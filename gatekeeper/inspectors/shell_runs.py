@@ -448,8 +448,29 @@ def _conventions(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
     out = [p for name in _CONVENTION_FILES.get(tool, ()) for p in _paths(insp, Word(name))]
     if tool in _CONVENTION_TREES:
         out += _django(insp)  # the same shape: every Python file under the working directories
+    if tool in _CONVENTION_TREES or tool in _CONVENTION_FILES:
+        out += _named_code(insp, args)
     if tool in _NOTEBOOK_RUNNERS:
         out += [p for w in args if w.text.endswith(".ipynb") for p in _paths(insp, w)]
+    return out
+
+
+def _named_code(insp: Inspection, args: list[Word]) -> list[str]:
+    """``locust -f /tmp/x.py``, ``nox -f sub/x.py``, ``celery --workdir /tmp -A m``, ``dramatiq
+    --path /tmp m``, ``streamlit run x.py``: a Python file an operand or option names runs, and
+    a folder one names is where modules are imported from (its Python runs)."""
+    out: list[str] = []
+    for w in args:
+        t = w.text.partition("=")[2] if w.text.startswith("--") and "=" in w.text else w.text
+        if (
+            not w.literal
+            or not t
+            or t.startswith("-")
+            or not ("/" in t or t.endswith(".py") or t in (".", ".."))
+        ):
+            continue
+        for p in insp.resolve(t, t, strict=False):
+            out.append(p if p.endswith(".py") else tree(p))
     return out
 
 

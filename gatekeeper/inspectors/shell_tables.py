@@ -22,6 +22,7 @@ from gatekeeper.inspectors.shell_options import (
     apply,
     compiler_flags,
     opts,
+    python_path,
     table,
     walk,
 )
@@ -863,6 +864,13 @@ def django_command(insp: Inspection, name: str, args: list[Word], depth: int) ->
     i = 0
     while i < len(args) and args[i].text.startswith("-"):
         i += 2 if args[i].text in _DJANGO_VALUES else 1
+    # --pythonpath DIR: the project's modules (settings, apps) are imported from DIR too
+    where = _option_value(args, ("--pythonpath",))
+    if where is not None:
+        if not where.literal:
+            insp.opaque(f"{name} --pythonpath not known statically: {where.text}")
+        else:
+            python_path(insp, [where.text])
     if i >= len(args):
         return
     sub, rest = args[i], args[i + 1 :]
@@ -877,13 +885,34 @@ def django_command(insp: Inspection, name: str, args: list[Word], depth: int) ->
             insp.run([Word("python3"), Word("-c"), code], depth + 1)
     elif sub.text == "dbshell":
         insp.add(f"proc.inline_code:{name}", f"{evidence}: a database client runs what it is given")
+    elif sub.text == "sendtestemail":  # to the SMTP server the settings name: not in the command
+        insp.opaque(f"{evidence}: sends mail through the mail server the settings name")
+    elif sub.text == "dumpdata":
+        out = _option_value(rest, ("-o", "--output"))
+        if out is not None:
+            insp.write_target(out, f"{evidence} --output {out.text}")
     elif sub.text in _DJANGO_SERVERS:
         if sub.text == "testserver":
             addr = _option_value(rest, ("--addrport",))
         else:
-            addr = next((w for w in rest if not w.text.startswith("-")), None)
+            addr = next(iter(_django_operands(rest)), None)
         if addr is not None and (not addr.literal or _listen_host(addr.text) not in _LOOPBACK_NAMES):
             insp.add("net.listen", f"{evidence} {addr.text}: starts a server others can reach")
+
+
+def _django_operands(args: list[Word]) -> list[Word]:
+    """The operands of a management command: not options, nor the values of the common options
+    that take one (``runserver -v 3 0.0.0.0:8000`` listens on 0.0.0.0, not on port 3)."""
+    out: list[Word] = []
+    skip = False
+    for w in args:
+        if skip:
+            skip = False
+        elif w.text in _DJANGO_VALUES:
+            skip = True
+        elif not w.text.startswith("-"):
+            out.append(w)
+    return out
 
 
 def _listen_host(addrport: str) -> str:
@@ -914,6 +943,33 @@ def django_admin(insp: Inspection, name: str, args: list[Word], depth: int) -> s
     return set()
 
 
+# Standard-library modules whose command line writes files: python -m tarfile -e a.tar DIR
+# extracts into DIR (.git/hooks), -c OUT creates OUT; gzip -d x.gz writes x; profile -o OUT.
+_STDLIB_WRITERS: Final = frozenset({"tarfile", "zipfile", "gzip", "profile", "cProfile"})
+
+
+def _stdlib_writes(insp: Inspection, evidence: str, module: str, args: list[Word]) -> None:
+    texts = [w.text for w in args]
+    if module in ("tarfile", "zipfile"):
+        for flag in ("-e", "--extract"):
+            if flag in texts:
+                after = args[texts.index(flag) + 1 :]
+                dest = after[1] if len(after) > 1 else Word(".")
+                insp.write_target(dest, f"{evidence} {flag} ... {dest.text}", under=True)
+        for flag in ("-c", "--create"):
+            if flag in texts and texts.index(flag) + 1 < len(args):
+                insp.write_target(args[texts.index(flag) + 1], f"{evidence} {flag}")
+    elif module == "gzip":
+        if "-d" in texts or "--decompress" in texts:
+            for w in args:
+                if not w.text.startswith("-"):
+                    insp.write_target(Word(w.text.removesuffix(".gz"), w.literal), f"{evidence} -d {w.text}")
+    else:
+        out = _option_value(args, ("-o", "--outfile"))
+        if out is not None:
+            insp.write_target(out, f"{evidence} -o {out.text}")
+
+
 def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
     """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect;
     modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
@@ -942,6 +998,8 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
     if module == "django":
         django_command(insp, f"{name} -m django", list(rest), depth)
         return
+    if module in _STDLIB_WRITERS:
+        _stdlib_writes(insp, f"{name} -m {module}", module, list(rest))
     evidence = f"{name} -m {module} {' '.join(w.text for w in rest)}"
     runs = runner_module_argvs(module, list(rest))
     for argv in runs:
