@@ -1084,6 +1084,9 @@ class Inspection:
             if r.type in ("<<", "<<-") and getattr(r, "heredoc", None) is not None:
                 text = r.heredoc.value.rsplit("\n", 1)[0]
                 exact = getattr(r, "quoted_delimiter", False) or not any(c in text for c in "$`\\")
+                if not exact and _HEREDOC_EXPANSION_RE.search(text) is None:
+                    # <<EOF without expansions: its backslashes are the only quoting, read as sh does
+                    text, exact = _HEREDOC_ESCAPE_RE.sub(_heredoc_escape, text), True
             elif r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
                 targets.append((self.word(r.output, 0), r.type != ">>"))
         if family in ("echo", "printf"):
@@ -1107,11 +1110,13 @@ class Inspection:
                 if w.literal:
                     self.captured.update(self.resolve(w.text, w.text, strict=False))
             return
-        for w, truncated in targets:
+        for w, _ in targets:
             if w.literal:
                 for path in self.resolve(w.text, w.text, strict=False):
-                    self.written[path] = (text, exact and truncated)
-                    if exact and truncated:  # its whole text is known after all
+                    # exact: the text written, the whole file or (>>) what is added to it; a record
+                    # of added text is merged into the file's (server/written_code.py)
+                    self.written[path] = (text, exact)
+                    if exact:  # known text: read when run, not code nobody has read
                         self.captured.discard(path)
 
     def after_command(self, words: Sequence[Word], depth: int) -> None:
@@ -1735,6 +1740,18 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
         insp.ran_files |= more
     copied = tuple(sorted((dest, src) for dest, srcs in insp.copied.items() for src in srcs))
     return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied)
+
+
+_HEREDOC_ESCAPE_RE: Final = re.compile(r"\\([$`\\\n])")
+# What starts an expansion in a here-document: a $ before a name, digit, special parameter, { or
+# (, and a backquote. A $ before anything else ("...about\.py$", a regex's end) is itself.
+_HEREDOC_EXPANSION_RE: Final = re.compile(r"\$[A-Za-z0-9_@*#?$!{(-]|`")
+
+
+def _heredoc_escape(m: re.Match[str]) -> str:
+    """In a here-document with an unquoted delimiter, ``\\`` before ``$``, a backquote, ``\\`` or
+    a newline is removed (with the newline: the lines are joined); any other stays."""
+    return "" if m.group(1) == "\n" else m.group(1)
 
 
 def _unknown_written_and_run(insp: Inspection) -> None:

@@ -141,3 +141,25 @@ def test_text_called_the_same_in_every_shell_is_printed_the_same_by_bash_and_das
         if b != d or (ours is not None and ours != printed):
             wrong.append((line, b, d, ours))
     assert wrong == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_an_unquoted_here_document_without_expansions_is_read_as_the_shell_writes_it(shell: str) -> None:
+    """``cat <<EOF > x.py`` with backslashes (regular expressions) but no ``$`` or backquote: the
+    text is known exactly once its backslashes are read as the shell reads them."""
+    from gatekeeper.inspectors.shell import _HEREDOC_ESCAPE_RE, _heredoc_escape
+
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is the reference")
+    rng = random.Random(3)
+    pieces = ("a", "\\", "\\\\", "\\.", "\\n", "\\\n", "x", " ", "'", '"', "\n", "\\'")
+    wrong = []
+    for _ in range(300):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10))).rstrip("\\") + "z"
+        real = subprocess.run(
+            [shell], input=f"cat <<EOF\n{body}\nEOF\n", capture_output=True, text=True
+        ).stdout
+        ours = _HEREDOC_ESCAPE_RE.sub(_heredoc_escape, body + "\n")
+        if real != ours:
+            wrong.append((body, real, ours))
+    assert wrong == []

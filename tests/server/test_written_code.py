@@ -627,3 +627,15 @@ async def _on_store(backend: str, tmp_path: Path, check: Callable[[Any], Awaitab
         return
     async with throwaway_schema("gk_written") as (dsn, schema):
         await check(open_written_store(dsn, tmp_path, schema=schema))
+
+
+async def test_code_appended_by_a_command_line_is_inherited_by_a_later_run(tmp_path: Path) -> None:
+    """``cat <<'EOF' >> x.py`` adds known text to a file: its record is merged into the file's, so
+    running the file in a later call inherits it (it once inherited nothing)."""
+    async with running(make_config(tmp_path)) as gk, aiohttp.ClientSession() as http:
+        token = mint(gk)
+        status, _ = await _run(http, gk, token, f"cat <<'EOF' >> tool.py\n{REVERSE_SHELL_PY}EOF")
+        assert status == 200
+        status, body = await _run(http, gk, token, "python3 tool.py")
+        assert status == 403, body
+        assert body["capability"] == "net.reverse_shell", body
