@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import inspect
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import DemoSettings, PolicyFiles, Upstream
@@ -137,6 +140,40 @@ def _copy_pack(tmp_path: Path) -> PolicyFiles:
     target = tmp_path / "policies"
     copy_policy_pack(target)
     return PolicyFiles(target / "model.conf", target / "policy.csv", target / "tools.yaml")
+
+
+# One Gatekeeper serves every probe that only sends calls (a fresh one per probe cost ~0.3 s
+# each, for some 180 probes); the demo upstream's record of what reached it is emptied before
+# each probe, so every probe still asserts on its own calls alone. The few tests that break the
+# gate on purpose take ``own_gk``, a Gatekeeper of their own.
+# (The async tests run in the module's event loop, the shared Gatekeeper's: see the end of file.)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_gk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gatekeeper]:
+    async with running(make_config(tmp_path_factory.mktemp("probes"))) as instance:
+        yield instance
+
+
+@pytest.fixture
+def gk(shared_gk: Gatekeeper, log_output: list[dict[str, Any]]) -> Gatekeeper:
+    demo = _demo(shared_gk)
+    demo.http_received.clear()
+    demo.mcp_received.clear()
+    assert shared_gk.gate.policy_set is not None and not shared_gk.lifecycle.draining
+    return shared_gk
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_gk(tmp_path: Path, log_output: list[dict[str, Any]]) -> AsyncIterator[Gatekeeper]:
+    async with running(make_config(tmp_path)) as instance:
+        yield instance
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture
@@ -626,7 +663,8 @@ async def test_monitor_mode_never_forwards_errors(
         assert _nothing_reached(gk)
 
 
-async def test_policy_engine_exception_is_a_refusal(gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
+async def test_policy_engine_exception_is_a_refusal(own_gk: Gatekeeper, http: aiohttp.ClientSession) -> None:
+    gk = own_gk  # this test breaks the gate on purpose: not the shared one
     assert gk.gate.policy_set is not None
 
     def boom(*args: Any, **kwargs: Any) -> Any:
@@ -641,8 +679,10 @@ async def test_policy_engine_exception_is_a_refusal(gk: Gatekeeper, http: aiohtt
 
 
 async def test_unexpected_exception_in_a_stage_is_an_opaque_500(
-    gk: Gatekeeper, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
+    own_gk: Gatekeeper, http: aiohttp.ClientSession, log_output: list[dict[str, Any]]
 ) -> None:
+    gk = own_gk  # this test breaks the gate on purpose: not the shared one
+
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"boom with {SECRET}")
 
@@ -918,8 +958,10 @@ async def test_decision_records_are_written_for_refusals(
 
 
 async def test_mcp_inspector_error_is_a_refusal_tool_result(
-    gk: Gatekeeper, http: aiohttp.ClientSession
+    own_gk: Gatekeeper, http: aiohttp.ClientSession
 ) -> None:
+    gk = own_gk  # this test breaks the gate on purpose: not the shared one
+
     def broken(value: object, ctx: InspectContext) -> list[Capability]:
         raise RuntimeError("inspector bug")
 
@@ -927,3 +969,10 @@ async def test_mcp_inspector_error_is_a_refusal_tool_result(
     status, text = await _mcp(http, gk, _rpc(arguments={"cmd": "git status"}), mint(gk))
     assert _nothing_reached(gk)
     assert status == 200 and '"isError": true' in text and "inspector_error" in text
+
+
+# Every async test runs in the module's event loop, where ``shared_gk`` lives (a module-wide
+# ``pytestmark`` would also mark the synchronous tests, which pytest-asyncio refuses).
+for _name, _test in list(globals().items()):
+    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
+        globals()[_name] = pytest.mark.asyncio(loop_scope="module")(_test)
