@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import asyncpg
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from gatekeeper.app import Gatekeeper
@@ -176,6 +177,44 @@ async def running(config: Config) -> AsyncIterator[Gatekeeper]:
         yield gk
     finally:
         await gk.stop()
+
+
+# One Gatekeeper for a whole module of tests that only send calls to it (starting and stopping
+# one costs ~0.3 s a test). A module opts in with
+#     from ..helpers import http_in_module_loop, run_in_module_loop, shared_gk, shared_gk_per_test
+#     run_in_module_loop(globals())  # at the end of the module
+# and its tests keep asking for ``gk`` and ``http``. Before each test the demo upstream's record
+# of what reached it is emptied, so each test still asserts on its own calls alone; a test that
+# changes the Gatekeeper (its gate, its policy, its mode) must start its own with ``running``.
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_gk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gatekeeper]:
+    async with running(make_config(tmp_path_factory.mktemp("shared-gk"))) as instance:
+        yield instance
+
+
+@pytest.fixture(name="gk")
+def shared_gk_per_test(shared_gk: Gatekeeper, log_output: list[dict[str, Any]]) -> Gatekeeper:
+    """The module's Gatekeeper, with nothing yet received by its demo upstream."""
+    assert shared_gk.demo is not None and not shared_gk.lifecycle.draining
+    shared_gk.demo.http_received.clear()
+    shared_gk.demo.mcp_received.clear()
+    return shared_gk
+
+
+@pytest_asyncio.fixture(name="http", loop_scope="module")
+async def http_in_module_loop() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def run_in_module_loop(namespace: dict[str, Any]) -> None:
+    """Run every async test of a module in the module's event loop, where ``shared_gk`` lives (a
+    module-wide ``pytestmark`` would also mark its synchronous tests, which pytest-asyncio refuses)."""
+    for name, test in list(namespace.items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(test):
+            namespace[name] = pytest.mark.asyncio(loop_scope="module")(test)
 
 
 @asynccontextmanager

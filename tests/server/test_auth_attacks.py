@@ -15,6 +15,12 @@ import pytest
 from gatekeeper.app import Gatekeeper
 from gatekeeper.identity import load_private_key_pem
 
+from ..helpers import (  # noqa: F401 (shared_gk, shared_gk_per_test, http_in_module_loop: fixtures)
+    http_in_module_loop,
+    run_in_module_loop,
+    shared_gk,
+    shared_gk_per_test,
+)
 from ..identity import b64u, claims, public_pem, segment, signed
 
 BODY = json.dumps({"tool": "file.read", "arguments": {"path": "README.md"}})
@@ -118,3 +124,7 @@ async def test_two_authorization_headers(gk: Gatekeeper, http: aiohttp.ClientSes
         assert (await resp.json())["code"] == "multiple_authorization"
         assert "WWW-Authenticate" in resp.headers
     assert gk.demo is not None and gk.demo.http_received == []
+
+
+# One Gatekeeper for the module (tests/helpers.py: shared_gk): these tests only send it calls.
+run_in_module_loop(globals())

@@ -73,14 +73,20 @@ async def test_condition_that_cannot_be_evaluated_is_a_refusal(
 
 @pytest.fixture
 async def slow_upstream() -> AsyncIterator[str]:
+    """A tool that answers only when the test is over (long after any timeout under test)."""
+    over = asyncio.Event()
+
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        await asyncio.wait_for(over.wait(), 30)
         return web.json_response({"late": True})
 
     app = web.Application()
     app.router.add_post("/tools/{name}", slow)
     async with serve_app(app) as url:
-        yield url
+        try:
+            yield url
+        finally:
+            over.set()  # the server's shutdown waits for its handlers: let them end now
 
 
 async def test_upstream_timeout_is_504(

@@ -12,7 +12,15 @@ import pytest
 from gatekeeper.app import Gatekeeper
 from gatekeeper.server import invoke as invoke_module
 
-from ..helpers import decisions, mint, poll_until
+from ..helpers import (  # noqa: F401 (shared_gk, shared_gk_per_test, http_in_module_loop: fixtures)
+    decisions,
+    http_in_module_loop,
+    mint,
+    poll_until,
+    run_in_module_loop,
+    shared_gk,
+    shared_gk_per_test,
+)
 
 GOOD = b'{"tool": "file.read", "arguments": {"path": "README.md"}}'
 
@@ -228,3 +236,7 @@ async def test_a_client_that_hangs_up_mid_body_is_a_quiet_refusal(
     assert [d["code"] for d in decisions(log_output)] == ["incomplete_body"]
     assert not [e for e in log_output if e.get("event") in ("stage_failed", "internal_error")]
     assert gk.demo is not None and gk.demo.http_received == []
+
+
+# One Gatekeeper for the module (tests/helpers.py: shared_gk): these tests only send it calls.
+run_in_module_loop(globals())
