@@ -69,7 +69,7 @@ async def _drive(tree: Path, calls: int, out: Path, target: str) -> None:
 
 def _counts(path: Path, tree: Path) -> dict[str, float]:
     out: dict[str, float] = {}
-    for key, value in pstats.Stats(str(path)).stats.items():  # type: ignore[attr-defined]
+    for key, value in pstats.Stats(str(path)).stats.items():  # type: ignore[attr-defined]  # .stats is pstats' documented table, missing from typeshed
         name = _name(key, tree) if not key[0].startswith("~") else f"~{key[2]}"
         out[name] = out.get(name, 0.0) + value[1]
     return out

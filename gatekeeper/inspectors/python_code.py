@@ -420,22 +420,24 @@ def _spread(node: ast.Call) -> tuple[list[ast.expr], dict[str, ast.expr]] | None
     collections spread out; None when an unpacked collection is not known statically."""
     args: list[ast.expr] = []
     for a in node.args:
-        if type(a) is not ast.Starred:
+        if not isinstance(a, ast.Starred):
             args.append(a)
-        elif type(a.value) in (ast.List, ast.Tuple):
-            args.extend(a.value.elts)  # type: ignore[attr-defined]
+        elif isinstance(a.value, ast.List | ast.Tuple):
+            args.extend(a.value.elts)
         else:
             return None
     keywords: dict[str, ast.expr] = {}
     for k in node.keywords:
         if k.arg is not None:
             keywords[k.arg] = k.value
-        elif type(k.value) is ast.Dict and all(
-            type(key) is ast.Constant and isinstance(key.value, str) for key in k.value.keys
-        ):
-            keywords.update((key.value, v) for key, v in zip(k.value.keys, k.value.values, strict=True))  # type: ignore[union-attr]
-        else:
+            continue
+        spread = k.value
+        if not isinstance(spread, ast.Dict):
             return None
+        for key, value in zip(spread.keys, spread.values, strict=True):
+            if not isinstance(key, ast.Constant) or not isinstance(key.value, str):
+                return None  # **{name: v} or **{**other}: the keys are not known statically
+            keywords[key.value] = value
     return args, keywords
 
 
