@@ -433,6 +433,19 @@ def literal_text(insp: Inspection, w: Word | None, what: str) -> str | None:
     return w.text
 
 
+def option_values(args: list[Word], names: tuple[str, ...]) -> list[Word]:
+    """Every value given to the options ``names``: ``-o X``, ``-oX`` (two-letter names), ``--opt=X``."""
+    out: list[Word] = []
+    for i, w in enumerate(args):
+        t = w.text
+        if t in names and i + 1 < len(args):
+            out.append(args[i + 1])
+        for n in names:
+            if t.startswith(n + "=") or (len(n) == 2 and t.startswith(n) and len(t) > 2 and "=" not in n):
+                out.append(Word(t[len(n) + 1 :] if t.startswith(n + "=") else t[2:], w.literal))
+    return out
+
+
 # -- wrappers ------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Wrap:

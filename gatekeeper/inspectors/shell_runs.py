@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell_options import warning_modules
-from gatekeeper.inspectors.shell_programs import SHELLS, Word
+from gatekeeper.inspectors.shell_programs import SHELLS, Word, option_values
 
 UNKNOWN_CWD: Final = ""  # as shell.UNKNOWN_CWD (that module imports this one)
 
@@ -242,7 +242,7 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         if family in ("python", "pypy"):
             out += [p for name in _CUSTOMIZE for p in module_paths(insp, name)]
             out += STARTUP_TREES
-            for w in _values(args[:rest] if module else args, ("-W",)):  # -W error::evil.Warning
+            for w in option_values(args[:rest] if module else args, ("-W",)):  # -W error::evil.Warning
                 out += [p for m in warning_modules(w.text) for p in module_paths(insp, m)]
         if module in ("pytest", "py.test"):
             out += _pytest(insp, args[rest:]) + _plugins(insp, "pytest", args[rest:])
@@ -275,12 +275,12 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         if "package.json" in IMPLICIT[family]:
             out += [
                 p
-                for w in _values(args, _PREFIX_OPTIONS)
+                for w in option_values(args, _PREFIX_OPTIONS)
                 for p in _paths(insp, Word(posixpath.join(w.text, "package.json"), w.literal))
             ]
             out += [
                 tree(p, PROGRAM_KINDS)
-                for w in _values(args, _PREFIX_OPTIONS)
+                for w in option_values(args, _PREFIX_OPTIONS)
                 for p in _paths(insp, Word(posixpath.join(w.text, "node_modules/.bin"), w.literal))
             ]
     if family in _PLUGIN_OPTIONS:
@@ -293,9 +293,9 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         out += _conventions(insp, family, args)
     if family in _PROGRAM_FILES:  # awk -f x.awk, sed -f x.sed: the file's text is the program
         options, part = _PROGRAM_FILES[family]
-        out += [p + part for w in _values(args, options) for p in _paths(insp, w)]
+        out += [p + part for w in option_values(args, options) for p in _paths(insp, w)]
     if family in ("make", "gmake"):
-        out += [p for w in _values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
+        out += [p for w in option_values(args, ("-f", "--file", "--makefile")) for p in _paths(insp, w)]
     elif family in ("pytest", "py.test"):
         out += _pytest(insp, args)
     elif family == "go":
@@ -308,7 +308,7 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         # they install the project itself (editable) or build it: its build runs
         out += [p for name in _PROJECT_BUILDS for p in _paths(insp, Word(name))]
     if family in ("pip", "pip3", "uv") and any(w.text in _PIP_VERBS for w in args):
-        editable = [w for w in _values(args, ("-e", "--editable")) if "://" not in w.text]
+        editable = [w for w in option_values(args, ("-e", "--editable")) if "://" not in w.text]
         for w in [*args, *editable]:  # -e pkg is a directory, with or without a slash
             t = w.text.split("[", 1)[0] if w.text.endswith("]") else w.text  # .[dev]: extras
             if w.literal and t.lower().endswith(_ARCHIVES) and "://" not in t:
@@ -324,7 +324,9 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         # A requirements or constraints file names what is installed (local directories included):
         # it is read as code by written_code (its record pulls in those directories' builds).
         out += [
-            p for w in _values(args, ("-r", "--requirement", "-c", "--constraint")) for p in _paths(insp, w)
+            p
+            for w in option_values(args, ("-r", "--requirement", "-c", "--constraint"))
+            for p in _paths(insp, w)
         ]
     return out
 
@@ -376,18 +378,6 @@ def shell_script(family: str, args: list[Word]) -> Word | None:
     return script
 
 
-def _values(args: list[Word], names: tuple[str, ...]) -> list[Word]:
-    out: list[Word] = []
-    for i, w in enumerate(args):
-        t = w.text
-        if t in names and i + 1 < len(args):
-            out.append(args[i + 1])
-        for n in names:
-            if t.startswith(n + "=") or (len(n) == 2 and t.startswith(n) and len(t) > 2 and "=" not in n):
-                out.append(Word(t[len(n) + 1 :] if t.startswith(n + "=") else t[2:], w.literal))
-    return out
-
-
 def _configs(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
     """The configuration files ``tool`` reads that can load code: those of the working directory
     and the directories above it in the workspace, and the one an option names."""
@@ -397,7 +387,7 @@ def _configs(insp: Inspection, tool: str, args: list[Word]) -> list[str]:
     names, options = _CONFIGS[tool]
     # and the directories above it: pytest's rootdir, mypy's search
     out = [p for cwd in sorted(insp.cwds) for p in _above(cwd.rstrip("/"), names)]
-    return out + [p for w in _values(args, options) for p in _paths(insp, w)]
+    return out + [p for w in option_values(args, options) for p in _paths(insp, w)]
 
 
 def _module_operands(insp: Inspection, module: str, args: list[Word]) -> list[str]:
@@ -407,7 +397,7 @@ def _module_operands(insp: Inspection, module: str, args: list[Word]) -> list[st
               "--option", "-n"}  # fmt: skip
     operands = _operands(args, values)
     if module == "unittest" and (not operands or operands[0].text == "discover"):
-        starts = _values(args, ("-s", "--start-directory")) or operands[1:2] or [Word(".")]
+        starts = option_values(args, ("-s", "--start-directory")) or operands[1:2] or [Word(".")]
         return [
             p.rstrip("/") + TREE
             for w in starts
@@ -518,7 +508,7 @@ def _plugins(insp: Inspection, family: str, args: list[Word]) -> list[str]:
     """``pytest -p X``, ``pylint --load-plugins=X,Y``: the plugin modules it imports (``no:X``
     turns one off)."""
     out: list[str] = []
-    for w in _values(args, _PLUGIN_OPTIONS[family]):
+    for w in option_values(args, _PLUGIN_OPTIONS[family]):
         for name in w.text.split(","):
             name = name.strip()
             if w.literal and name and not name.startswith("no:"):
@@ -530,13 +520,13 @@ def _sphinx(insp: Inspection, args: list[Word]) -> list[str]:
     """``sphinx-build [opts] SRC OUT``: Sphinx runs ``conf.py`` from the configuration directory
     (``-c DIR``), else from the source directory, and imports the ``-D extensions=a,b`` it is given."""
     out: list[str] = []
-    for w in _values(args, ("-D", "--define")):
+    for w in option_values(args, ("-D", "--define")):
         key, _, value = w.text.partition("=")
         if w.literal and key.strip() == "extensions":
             out += [p for name in value.split(",") if name.strip() for p in module_paths(insp, name.strip())]
     values = {"-b", "-M", "-d", "-j", "-D", "-A", "-t", "-w", "-C", "--builder", "--doctree-dir",
               "--jobs", "--define", "--html-define", "--tag", "--warning-file"}  # fmt: skip
-    confdirs = _values(args, ("-c", "--conf-dir")) or _operands(args, values)[:1]
+    confdirs = option_values(args, ("-c", "--conf-dir")) or _operands(args, values)[:1]
     return out + [
         p for w in confdirs for p in _paths(insp, Word(posixpath.join(w.text, "conf.py"), w.literal))
     ]
@@ -621,7 +611,7 @@ def _cmake(insp: Inspection, args: list[Word]) -> list[str]:
     configures, ``execute_process``; when it builds, custom commands), and ``-P``/``-C`` scripts."""
     if any(w.text in ("-E", "--help", "--version", "-h") for w in args[:1]):
         return []
-    named = [p for w in _values(args, ("-P", "-C")) for p in _paths(insp, w)]
+    named = [p for w in option_values(args, ("-P", "-C")) for p in _paths(insp, w)]
     return named + [tree(root, CMAKE_KINDS) for root in CODE_ROOTS]
 
 

@@ -26,7 +26,7 @@ from gatekeeper.inspectors.shell_options import (
     table,
     walk,
 )
-from gatekeeper.inspectors.shell_programs import Word
+from gatekeeper.inspectors.shell_programs import Word, option_values
 from gatekeeper.inspectors.shell_tables_dev import DEV, MAKE_VARIABLES
 
 if TYPE_CHECKING:
@@ -926,16 +926,8 @@ def _listen_host(addrport: str) -> str:
 
 
 def _option_value(args: list[Word], names: tuple[str, ...]) -> Word | None:
-    """The value of the first of ``names`` (``-c X``, ``--command=X``, ``-cX``), if given."""
-    for i, w in enumerate(args):
-        for n in names:
-            if w.text == n:
-                return args[i + 1] if i + 1 < len(args) else Word("")
-            if n.startswith("--") and w.text.startswith(n + "="):
-                return Word(w.text[len(n) + 1 :], w.literal)
-            if not n.startswith("--") and w.text.startswith(n) and len(w.text) > len(n):
-                return Word(w.text[len(n) :], w.literal)
-    return None
+    """The first value given to ``names`` (``-c X``, ``-cX``, ``--command=X``), if any."""
+    return next(iter(option_values(args, names)), None)
 
 
 def django_admin(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
