@@ -700,7 +700,7 @@ class _Reader:
                 self.subscript(node)
         if self.fx.net:
             self.drop_idle_network_imports()
-        if self.data_calls:
+        if self.data_calls and self.nested == 0:  # spans index this text, not an exec()'d string
             self.mark_data_urls()
 
     def drop_idle_network_imports(self) -> None:

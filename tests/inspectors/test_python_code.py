@@ -256,3 +256,9 @@ def test_sql_that_loads_native_code_is_opaque() -> None:
     assert analyse(
         "import sqlite3\nsqlite3.connect('a').execute('INSERT INTO t VALUES (?)', (1,))"
     ).understood
+
+
+def test_urls_in_code_given_to_exec_are_never_data() -> None:
+    """A nested reading's source spans would index the outer text: only the top level marks any."""
+    code = "exec(\"from urllib.parse import urlparse\\nprint(urlparse('http://x.org/'))\")\nxyz = 1"
+    assert analyse(code).data_spans == []
