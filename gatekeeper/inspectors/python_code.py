@@ -30,7 +30,9 @@ import re
 import sys
 import tokenize
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 
 __all__ = ["DATA_MEMBERS", "Effects", "analyse", "is_data_member", "without_data_urls"]
@@ -149,6 +151,28 @@ _DESCRIPTIONS: Final = frozenset(
     {"__version__", "__file__", "__name__", "__path__", "__doc__", "__all__", "VERSION", "version",
      "version_info", "__author__"}
 )  # fmt: skip
+# Serializers whose import alone is doubt (their loads run code a file holds), and what of each
+# only writes: code that imports one and uses nothing else of it runs nothing it reads.
+_DUMPING_MEMBERS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            ("pickle", "_pickle", "cPickle"),
+            frozenset({"dump", "dumps", "Pickler", "PickleError", "PicklingError", "UnpicklingError",
+                       "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL", "PickleBuffer"}) | _DESCRIPTIONS,
+        ),
+        **dict.fromkeys(("dill", "cloudpickle", "joblib"), frozenset({"dump", "dumps"}) | _DESCRIPTIONS),
+    }
+)  # fmt: skip
+# Loaders of other libraries that run code a file holds (a pickle's reduce, YAML's python tags):
+# reading such a file is running it. Always: these. Unless a keyword makes them safe: below.
+_CODE_LOADERS: Final = frozenset(
+    {"pandas.read_pickle", "pandas.io.pickle.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
+     "jsonpickle.decode", "jsonpickle.loads", "shelve.open", "torch.package.PackageImporter"}
+)  # fmt: skip
+# YAML loaders that build no Python objects (FullLoader refuses python/object/apply since 5.4).
+_SAFE_YAML_LOADERS: Final = frozenset(
+    {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader", "FullLoader", "CFullLoader"}
+)
 # SQLite statements that create the file they name (ATTACH, VACUUM INTO), and its native loader.
 _SQL_RUNNERS: Final = frozenset({"execute", "executescript", "executemany"})
 _SQL_FILES_RE: Final = re.compile(r"(?is)\b(?:attach(?:\s+database)?|into)\s+'((?:[^']|'')*)'")
@@ -501,6 +525,43 @@ def _rejoined(code: str) -> str | None:
     return "".join(lines)
 
 
+def _code_loader(target: str, node: ast.Call) -> str | None:
+    """Why a call to ``target`` runs code the file or bytes it loads hold, or None.
+
+    numpy's ``allow_pickle`` defaults to False and torch's ``weights_only`` to True (torch 2.6+);
+    ``yaml.load`` needs a ``Loader`` (PyYAML 6) and builds no objects with the safe ones."""
+    if target in _CODE_LOADERS:
+        return "loading it runs code the data holds (pickle or python tags)"
+    keywords = {k.arg: k.value for k in node.keywords if k.arg is not None}
+    if len(keywords) < len(node.keywords):
+        return "loads with keywords not known statically (**kwargs)"
+    if target in ("numpy.load", "numpy.lib.npyio.load", "numpy.lib.format.read_array"):
+        given = keywords.get(
+            "allow_pickle", node.args[2] if target == "numpy.load" and len(node.args) > 2 else None
+        )
+        if given is not None and not (type(given) is ast.Constant and not given.value):
+            return "allow_pickle: loading a pickle runs code"
+    elif target == "torch.load":
+        weights = keywords.get("weights_only")
+        if "pickle_module" in keywords:
+            return "pickle_module: loads with an unpickler of its own"
+        if weights is not None and not (type(weights) is ast.Constant and weights.value is True):
+            return "weights_only not True: loading a pickle runs code"
+    elif target in ("yaml.load", "yaml.load_all"):
+        loader = keywords.get("Loader", node.args[1] if len(node.args) > 1 else None)
+        if loader is not None:
+            name = (
+                loader.attr
+                if type(loader) is ast.Attribute
+                else loader.id
+                if type(loader) is ast.Name
+                else ""
+            )
+            if name not in _SAFE_YAML_LOADERS:
+                return f"Loader {name or '(not known statically)'}: python tags run code"
+    return None
+
+
 def _walk(tree: ast.AST) -> list[ast.AST]:
     """Every node, in ``ast.walk``'s order (breadth first), without its generators per node."""
     out: list[ast.AST] = [tree]
@@ -541,6 +602,7 @@ class _Reader:
         self.data_calls: set[int] = set()  # ids of calls to DATA_MEMBERS (URL parsers...)
         self.parents: dict[int, ast.AST] | None = None  # child id -> parent, built when needed
         self.data_bases: set[str] = set()  # modules only data members were imported from
+        self.dumping_imports: list[str] = []  # "import pickle" evidence this reader added (opaque)
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
         # than the reading itself for the short code agents send).
@@ -700,6 +762,8 @@ class _Reader:
                 self.subscript(node)
         if self.fx.net:
             self.drop_idle_network_imports()
+        if self.dumping_imports:
+            self.drop_dumping_imports()
         if self.data_calls and self.nested == 0:  # spans index this text, not an exec()'d string
             self.mark_data_urls()
 
@@ -714,6 +778,35 @@ class _Reader:
             if evidence == dotted or not names or not all(map(self.only_described, names)):
                 kept.append(evidence)
         fx.net[:] = kept
+
+    def drop_dumping_imports(self) -> None:
+        """``import pickle; pickle.dump(model, f)``: a serializer imported only to write (its dump,
+        dumps, errors and constants) runs nothing it reads. A load, or the module handed on as a
+        value, keeps the import's doubt. Only this reader's own imports are judged (an ``exec``'d
+        string's reader shares ``fx`` but not the names bound)."""
+        fx = self.fx
+        for evidence in self.dumping_imports:
+            top, _, member = evidence.removeprefix("import ").partition(".")
+            safe = _DUMPING_MEMBERS[top]
+            if member:
+                dropped = member in safe  # from pickle import dumps
+            else:
+                names = [n for n, t in self.modules.items() if t == top]
+                members = [t.partition(".")[2] for t in self.modules.values() if t.startswith(top + ".")]
+                dropped = bool(names or members) and all(m in safe for m in members)
+                dropped = dropped and all(self.only_members(n, safe) for n in names)
+            if dropped and evidence in fx.opaque:
+                fx.opaque.remove(evidence)
+
+    def only_members(self, name: str, members: frozenset[str]) -> bool:
+        """Is every use of ``name`` an attribute among ``members`` (``pickle.dumps``)?"""
+        parents = self.name_parents()
+        for node in self.walked:
+            if type(node) is ast.Name and node.id == name and type(node.ctx) is ast.Load:
+                parent = parents.get(id(node))
+                if type(parent) is not ast.Attribute or parent.attr not in members:
+                    return False
+        return True
 
     def only_described(self, name: str) -> bool:
         parents = self.name_parents()
@@ -821,6 +914,8 @@ class _Reader:
             self.fx.net.append(evidence)
         elif kind == "opaque":
             self.fx.opaque.append(evidence)
+            if top in _DUMPING_MEMBERS and (len(parts) == 1 or (member and len(parts) == 2)):
+                self.dumping_imports.append(evidence)
         elif kind == "doubt":
             self.fx.doubts.append(f"{evidence}: a standard module not known to be harmless")
         if member and len(parts) > 1 and parts[-1] not in _ENV_ATTRS:  # environ: read where used
@@ -1045,6 +1140,12 @@ class _Reader:
         if target is not None and is_data_member(target):
             self.data_calls.add(id(node))
             return
+        if target is not None and target.startswith(
+            ("pandas.", "yaml.", "numpy.", "torch.", "jsonpickle.", "shelve.")
+        ):
+            loads = _code_loader(target, node)
+            if loads is not None:
+                self.fx.opaque.append(f"{target}: {loads}")
         if type(func) is ast.Attribute and func.attr in _SQL_RUNNERS and args:
             self.sql(args[0], func.attr)
         if type(func) is ast.Attribute and func.attr == "enable_load_extension":

@@ -1297,11 +1297,11 @@ class Inspection:
         evidence = " ".join(texts)
         if family not in P.BUILTINS:  # cd, export, set...: the shell itself, not a program
             program = self.workspace_program(argv[0], family)
-            if program is None and family in P.SHELLS:
+            if program is None and (family in P.SHELLS or family == "source"):
                 program = self.shell_script(family, args)  # bash x.sh runs x.sh, as ./x.sh does
             if program is not None:
                 self.ran_files.add(program)
-            self.add(f"proc.exec:{program or name}", evidence)
+            self.add(f"proc.exec:{program or P.rule_name(name)}", evidence)
         if family in shell_runs.FAMILIES:
             self.ran_files.update(shell_runs.files_run(self, family, args))
         ran = {family}

@@ -282,13 +282,31 @@ _VERSION_END: Final = frozenset("0123456789.")
 _ASSIGN_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
+_PIP_VERSIONED_RE: Final = re.compile(r"pip([0-9])[0-9.]*")  # pip3.11: pip3's table
+# python3.11, pip3.12, pypy3.10: the policy's name drops the minor version (python3, pip3), so a
+# pack that allows python3 allows the interpreter whatever its minor version; python2 stays python2.
+_MINOR_VERSION_RE: Final = re.compile(r"((?:python|pypy|pip|perl|ruby|php|lua)[0-9]+)\.[0-9][0-9.]*")
+
+
 def family(name: str) -> str:
     """The rule key for a basename: lower-cased, interpreter version suffix dropped."""
     key = name.lower()
     m = _VERSIONED_RE.fullmatch(key) if key[-1:] in _VERSION_END else None  # the regex ends so
     if m:
         return m.group(1)
+    if key.startswith("pip") and key[-1:] in _VERSION_END:
+        pm = _PIP_VERSIONED_RE.fullmatch(key)
+        if pm:
+            return "pip3" if pm.group(1) == "3" else "pip"
     return "node" if key == "nodejs" else key
+
+
+def rule_name(name: str) -> str:
+    """The program's name in ``proc.exec:NAME``: as typed, but ``python3.11`` is ``python3``."""
+    if name[-1:] not in _VERSION_END:
+        return name
+    m = _MINOR_VERSION_RE.fullmatch(name)
+    return m.group(1) if m else name
 
 
 def has_space(t: str) -> bool:

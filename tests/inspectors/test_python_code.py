@@ -262,3 +262,51 @@ def test_urls_in_code_given_to_exec_are_never_data() -> None:
     """A nested reading's source spans would index the outer text: only the top level marks any."""
     code = "exec(\"from urllib.parse import urlparse\\nprint(urlparse('http://x.org/'))\")\nxyz = 1"
     assert analyse(code).data_spans == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pickle; pickle.dump(obj, open('o.pkl', 'wb'))",
+        "import pickle as pk; data = pk.dumps([1], protocol=pk.HIGHEST_PROTOCOL)",
+        "from pickle import dumps, PicklingError\ntry:\n    dumps(1)\nexcept PicklingError:\n    pass",
+        "import pickle; print(pickle.__name__)",
+        "import joblib; joblib.dump(model, 'm.joblib')",
+        "import numpy as np; np.load('a.npy', allow_pickle=False)",
+        "import torch; torch.load('m.pt'); torch.load('n.pt', weights_only=True)",
+        "import yaml; yaml.load(f, Loader=yaml.CSafeLoader); yaml.safe_load(g)",
+    ],
+)
+def test_serializers_used_only_to_write_and_safe_loads_are_understood(code: str) -> None:
+    fx = analyse(code)
+    assert fx.opaque == [], fx.opaque
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pickle; pickle.loads(b)",
+        "from pickle import load; load(f)",
+        "from pickle import *",
+        "import pickle; p = pickle; p.loads(b)",
+        "import pickle; handlers = [pickle]",
+        "import joblib; joblib.load('m.joblib')",
+        "import joblib; joblib.Parallel(n_jobs=2)",
+        "import pandas as pd; pd.read_pickle('x.pkl')",
+        "from pandas import read_pickle as rp; rp('x.pkl')",
+        "import numpy; numpy.load('a.npy', None, True)",
+        "import numpy as np; np.load('a.npy', allow_pickle=flag)",
+        "import torch; torch.load('m.pt', weights_only=False)",
+        "import torch; torch.load('m.pt', pickle_module=dill)",
+        "import torch; torch.load('m.pt', **options)",
+        "import yaml; yaml.load(f, yaml.Loader)",
+        "import yaml; yaml.load_all(f, Loader=yaml.UnsafeLoader)",
+        "from yaml import unsafe_load; unsafe_load(f)",
+        "import jsonpickle; jsonpickle.decode(s)",
+        # an exec()'d string's reader shares the effects, not the outer names: the outer load stays
+        "import pickle; exec('import pickle; pickle.dumps(1)'); pickle.loads(b)",
+    ],
+)
+def test_loads_that_run_what_the_data_holds_are_opaque(code: str) -> None:
+    fx = analyse(code)
+    assert fx.opaque, code
