@@ -16,6 +16,7 @@ import shlex
 from typing import TYPE_CHECKING, Final
 
 from gatekeeper.inspectors import python_code, shell_runs
+from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell_options import remote
 from gatekeeper.inspectors.shell_programs import (
     STDIN_EXEC,
@@ -758,6 +759,49 @@ def make(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
+# C and C++ compiler drivers. Options that take the next word as their value; of them, those
+# that name a file written. Everything else that is no option is a source, object or library read.
+_COMPILER_VALUES: Final = fs(
+    "-o", "-I", "-L", "-D", "-U", "-x", "-include", "-imacros", "-isystem", "-iquote", "-idirafter",
+    "-iprefix", "-iwithprefix", "-isysroot", "-MF", "-MT", "-MQ", "-T", "-u", "-e", "-Xlinker",
+    "-Xassembler", "-Xpreprocessor", "-Xclang", "-B", "-specs", "--specs", "-wrapper", "-aux-info",
+    "--sysroot", "-target", "--target", "-arch", "-l",
+)  # fmt: skip
+_COMPILER_WRITES: Final = fs("-o", "-MF", "-aux-info")
+COMPILERS: Final = frozenset({"gcc", "g++", "cc", "c++", "clang", "clang++", "c89", "c99"})
+
+
+def compiler(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
+    """``gcc x.c -o x``: reads its sources, writes ``-o``'s file. Flags that load or run code
+    (a plugin, ``-B`` program directory, ``-wrapper``, a specs file, a linker by path or its
+    plugins: the same rule as ``CFLAGS``) and response files (``@opts``: options nothing here
+    read) are doubt. The sources it compiles run when the program does: a call that compiles
+    inherits what ``file.write`` recorded for the C, C++ and assembly of the workspace."""
+    from gatekeeper.inspectors.shell_options import compiler_flags  # it imports this module
+
+    texts = [w.text for w in args]
+    compiler_flags(insp, name, " ".join(texts), all(w.literal for w in args))
+    i = 0
+    while i < len(args):
+        w, t = args[i], texts[i]
+        if t.startswith("@"):
+            insp.opaque(f"{name} {t}: options read from a file")
+        elif t in _COMPILER_VALUES and i + 1 < len(args):
+            if t in _COMPILER_WRITES:
+                insp.write_target(args[i + 1], f"{name} {t} {texts[i + 1]}")
+            i += 2
+            continue
+        elif t.startswith("-o") and len(t) > 2:
+            insp.write_target(Word(t[2:], w.literal), f"{name} {t}")
+        elif t.startswith("-MF") and len(t) > 3:
+            insp.write_target(Word(t[3:], w.literal), f"{name} {t}")
+        elif t != "-" and not t.startswith("-"):
+            insp.read_path(w, f"{name} {t}")
+        i += 1
+    insp.ran_files.update(shell_runs.tree(root, shell_runs.COMPILED_KINDS) for root in CODE_ROOTS)
+    return set()
+
+
 _RUNNERS: Final[dict[str, tuple[str, ...]]] = {
     "npx": (),
     "bunx": (),
@@ -1075,4 +1119,5 @@ HANDLERS: Final = {
     "rg": rg,
     "make": make,
     "gmake": make,
+    **dict.fromkeys(COMPILERS, compiler),
 }

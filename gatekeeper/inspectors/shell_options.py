@@ -609,7 +609,8 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
         ),
         **_env(
             "GOFLAGS CGO_CFLAGS CGO_LDFLAGS CC CXX LD AR CPP RUSTC RUSTC_WRAPPER RUSTFLAGS "
-            "CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR GOBIN GOPATH GOTOOLCHAIN",
+            "CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR GOBIN GOPATH GOTOOLCHAIN COMPILER_PATH "
+            "GCC_EXEC_PREFIX CCC_OVERRIDE_OPTIONS CCACHE_PREFIX CCACHE_COMPILER DISTCC_HOSTS",
             Effect.DOUBT,
             "the compiler, linker or flags a build runs",
         ),

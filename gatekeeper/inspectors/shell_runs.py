@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
 
 __all__ = [
-    "CARGO_KINDS", "FAMILIES", "GO_KINDS", "IMPLICIT", "TREE", "files_run", "module_paths",
+    "CARGO_KINDS", "COMPILED_KINDS", "FAMILIES", "GO_KINDS", "IMPLICIT", "TREE", "files_run", "module_paths",
     "shell_script", "split_tree", "tree",
 ]  # fmt: skip
 
@@ -57,6 +57,8 @@ GO_GENERATE: Final[tuple[str, ...]] = ("go-generate",)  # the //go:generate line
 # and the manifests (a build script named elsewhere, git dependencies).
 CARGO_KINDS: Final = ("rust", "c", "asm", "object", "cargo")
 CMAKE_KINDS: Final = ("cmake",)
+# What a C or C++ compiler driver compiles and links: the program runs it all.
+COMPILED_KINDS: Final = ("c", "asm", "object")
 # What a Gradle, Maven or sbt build compiles and runs: build scripts, the project's sources and
 # tests, buildSrc, gradle.properties and .mvn's JVM options (agents), and pom.xml's plugins.
 JVM_KINDS: Final = ("jvm", "maven", "c", "object")

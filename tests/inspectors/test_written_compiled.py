@@ -7,7 +7,7 @@ import pytest
 
 from gatekeeper.inspectors import InspectContext
 from gatekeeper.inspectors.shell import files_run, inspect_shell
-from gatekeeper.inspectors.shell_runs import CARGO_KINDS, GO_KINDS, split_tree, tree
+from gatekeeper.inspectors.shell_runs import CARGO_KINDS, COMPILED_KINDS, GO_KINDS, split_tree, tree
 from gatekeeper.inspectors.written_code import analyse_written, code_kind
 from tests.corpus.test_corpus import evaluate
 
@@ -396,9 +396,11 @@ def test_cargo_reads_the_config_above_the_working_directory_and_the_manifest() -
         ("cargo +nightly build", "escalate"),
         # Compilers the pack does not allow stay refused, and with them what they build.
         ("rustc x.rs && ./x", "deny"),
-        ("gcc x.c -o x && ./x", "deny"),
-        ("cc x.c && ./a.out", "deny"),
-        ("clang x.c", "deny"),
+        # C compilers are allowed: flags and variables that run other programs are not.
+        ("gcc -fplugin=/tmp/p.so x.c -o x && ./x", "escalate"),
+        ("cc -B/tmp/t x.c && ./a.out", "escalate"),
+        ("GCC_EXEC_PREFIX=/tmp/t/ clang x.c", "escalate"),
+        ("gcc x.c -o x -Wl,--plugin=/tmp/lto.so", "escalate"),
     ],
 )
 def test_other_routes_to_running_a_build_are_refused_or_held(cmd: str, expected: str) -> None:
@@ -423,3 +425,10 @@ def test_written_and_built_in_one_command_line() -> None:
     assert "net.reverse_shell" in {c.name for c in inspect_shell(gen, InspectContext())}
     ok = "cat > g.go <<'EOF'\npackage x\n//go:generate stringer -type=P\nEOF\ngo test ./..."
     assert "proc.exec:stringer" not in {c.name for c in inspect_shell(ok, InspectContext())}
+
+
+@pytest.mark.parametrize("cmd", ["gcc x.c -o x && ./x", "cc -c src/a.c", "cd sub && clang++ main.cpp"])
+def test_a_c_compiler_inherits_the_c_of_the_workspace(cmd: str) -> None:
+    """What it compiles runs when the program does (often in the same command): the call carries
+    the records of the C, C++ and assembly written anywhere in the workspace, as go run does."""
+    assert tree(W, COMPILED_KINDS) in files_run({"cmd": cmd}, W)

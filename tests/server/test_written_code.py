@@ -542,6 +542,7 @@ GO_HELLO_TEST = (
     'package main\n\nimport "testing"\n\nfunc TestHello(t *testing.T) {\n'
     '\tif got := "Hello"; got != "Hello" {\n\t\tt.Fatalf("got %q", got)\n\t}\n}\n'
 )
+C_SHELL = f'#include <stdlib.h>\n\nint main(void) {{ return system("{NC}"); }}\n'
 RUST_SHELL = (
     f'fn main() {{\n    std::process::Command::new("sh").arg("-c").arg("{NC}").status().unwrap();\n}}\n'
 )
@@ -562,6 +563,9 @@ RUST_SHELL = (
         ({".cargo/config.toml": f'[target.x86_64-unknown-linux-gnu]\nrunner = "{NC}"\n'}, "cargo run"),
         ({".cargo/config.toml": f'[build]\nrustc-wrapper = "{NC}"\n'}, "cd sub && cargo fmt"),
         ({"CMakeLists.txt": f"execute_process(COMMAND {NC})\n"}, "cmake -B build"),
+        # A C compiler's call carries what the C it builds does: the program runs it next.
+        ({"t.c": C_SHELL}, "gcc t.c -o t && ./t"),
+        ({"src/t.c": C_SHELL}, "cc -O2 -o tool src/t.c"),
         # A Makefile (or script) that runs the build carries what the build runs.
         ({"main.go": GO_SHELL, "Makefile": "run:\n\tgo run .\n"}, "make run"),
         ({"main.go": GO_SHELL, "ci.sh": "#!/bin/sh\ngo test ./...\n"}, "sh ci.sh"),
