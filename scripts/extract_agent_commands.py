@@ -8,6 +8,10 @@ Formats understood:
 - mini-swe-agent ``*.traj.json``: each assistant message's single ```bash block.
 - SWE-agent ``*.traj``: each step's ``action`` (its own editor and navigation
   commands, which are not programs in a sandbox, are left out; see ``SWE_AGENT_TOOLS``).
+- terminal-bench's recorded terminals (``sessions/agent.log`` of mini-swe-agent runs in
+  laude-institute/terminal-bench-leaderboard): each ```bash block the agent printed after its
+  instructions. The terminal was 160 columns wide: a line it wrapped is joined again, and a
+  block that ``bash -n`` cannot read whole (a fence inside a here-document cut it) is left out.
 
 The corpus (tests/corpus/benign_real_world.jsonl) was made with::
 
@@ -93,6 +97,44 @@ def swe_agent(doc: object) -> Iterator[str]:
                 yield action
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\r")
+SPINNER = re.compile(r"[\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f] Waiting for the LM to respond\.\.\.")
+TERMINAL_WIDTH = 160
+# The instance template's own examples, printed before the agent's first step.
+TEMPLATE_EXAMPLES = frozenset({"your_command_here", "anything"})
+
+
+def _unwrapped(block: str) -> str:
+    """Lines the 160-column terminal wrapped, joined again: a full line, or a line that kept its
+    trailing space because the next word did not fit after it."""
+    lines = block.split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        prev = out[-1]
+        word = line.split(" ", 1)[0]
+        soft = prev.endswith(" ") and len(prev) + len(word) > TERMINAL_WIDTH
+        if len(prev) >= TERMINAL_WIDTH or soft:
+            out[-1] += line
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _whole(cmd: str) -> bool:
+    """Does bash read the block whole (no here-document cut short, no syntax error)?"""
+    check = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True)  # noqa: S603, S607
+    return check.returncode == 0 and "warning" not in check.stderr
+
+
+def terminal_log(text: str) -> Iterator[str]:
+    text = SPINNER.sub("", ANSI.sub("", text))
+    start = text.find("</example_response>")
+    for block in BASH_BLOCK.findall(text[start:] if start >= 0 else text):
+        cmd = _unwrapped(block.strip())
+        if cmd and cmd not in TEMPLATE_EXAMPLES and _whole(cmd):
+            yield cmd
+
+
 def commands(repo: Path, name: str, agent: str) -> Iterator[dict[str, str]]:
     commit = git(repo, "rev-parse", "HEAD").strip()
     for path in sorted(git(repo, "ls-tree", "-r", "--name-only", "HEAD").split("\n")):
@@ -100,6 +142,14 @@ def commands(repo: Path, name: str, agent: str) -> Iterator[dict[str, str]]:
             reader = mini_swe_agent
         elif path.endswith(".traj"):
             reader = swe_agent
+        elif path.endswith("/sessions/agent.log") and "swe-agent-mini" in path:
+            cmds = list(terminal_log(git(repo, "show", f"HEAD:{path}")))
+            yield from (
+                {"command": c, "agent": agent, "source": f"github:{name}@{commit}:{path}"}
+                for c in cmds
+                if 0 < len(c) <= MAX_COMMAND
+            )
+            continue
         else:
             continue
         if "/ctf/" in path:  # capture-the-flag runs attack servers on purpose: not coding work

@@ -760,24 +760,25 @@ class _Reader:
                 self.name(node)
             elif type(node) is ast.Subscript:
                 self.subscript(node)
-        if self.fx.net:
-            self.drop_idle_network_imports()
+        if self.fx.net or self.fx.spawns:
+            self.drop_idle_imports()
         if self.dumping_imports:
             self.drop_dumping_imports()
         if self.data_calls and self.nested == 0:  # spans index this text, not an exec()'d string
             self.mark_data_urls()
 
-    def drop_idle_network_imports(self) -> None:
-        """``import MySQLdb; print(MySQLdb.__version__)``: a network module imported and only asked
-        what it is (its version, file, name) connects nowhere; any other use keeps the import."""
-        fx = self.fx
-        kept: list[str] = []
-        for evidence in fx.net:
-            dotted = evidence.removeprefix("import ")
-            names = [n for n, t in self.modules.items() if t == dotted or t.startswith(dotted + ".")]
-            if evidence == dotted or not names or not all(map(self.only_described, names)):
-                kept.append(evidence)
-        fx.net[:] = kept
+    def drop_idle_imports(self) -> None:
+        """``import MySQLdb; print(MySQLdb.__version__)``, ``import subprocess; print("ok")``: a
+        network or process module imported and only asked what it is (its version, file, name),
+        or not used at all, connects nowhere and starts nothing; any other use keeps the import."""
+        for found in (self.fx.net, self.fx.spawns):
+            kept: list[str] = []
+            for evidence in found:
+                dotted = evidence.removeprefix("import ")
+                names = [n for n, t in self.modules.items() if t == dotted or t.startswith(dotted + ".")]
+                if evidence == dotted or not names or not all(map(self.only_described, names)):
+                    kept.append(evidence)
+            found[:] = kept
 
     def drop_dumping_imports(self) -> None:
         """``import pickle; pickle.dump(model, f)``: a serializer imported only to write (its dump,
