@@ -98,7 +98,9 @@ def swe_agent(doc: object) -> Iterator[str]:
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\r")
-SPINNER = re.compile(r"[\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f] Waiting for the LM to respond\.\.\.")
+SPINNER = re.compile(
+    r"[\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f] Waiting for the LM to respond\.\.\."
+)
 TERMINAL_WIDTH = 160
 # The instance template's own examples, printed before the agent's first step.
 TEMPLATE_EXAMPLES = frozenset({"your_command_here", "anything"})
