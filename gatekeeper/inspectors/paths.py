@@ -76,6 +76,38 @@ _SERVICE_PREFIXES: Final = (
     ("lib", "systemd"),
     ("etc", "xdg", "autostart"),
 )
+# Files of a working tree that another program runs on its own, later, outside the task and its
+# gate: direnv's .envrc (whoever next enters the directory), editors' tasks and settings and dev
+# containers (when the folder is opened; a dev container's initializeCommand runs on the host),
+# git hook managers (at the next commit), CI pipelines (on the next push, with the repository's
+# secrets). By name anywhere in the tree, as .git is: a nested project is opened and pushed too.
+_AUTORUN_NAMES: Final = frozenset(
+    {
+        ".envrc",
+        ".pre-commit-config.yaml",
+        ".pre-commit-hooks.yaml",
+        "lefthook.yml",
+        "lefthook.yaml",
+        ".lefthook.yml",
+        ".lefthook.yaml",
+        ".devcontainer.json",
+        ".gitlab-ci.yml",
+        ".travis.yml",
+        "Jenkinsfile",
+        "azure-pipelines.yml",
+        "bitbucket-pipelines.yml",
+    }
+)
+_AUTORUN_DIRS: Final = frozenset({".husky", ".githooks", ".devcontainer", ".circleci", ".buildkite"})
+_AUTORUN_PAIRS: Final = (
+    (".github", "workflows"),
+    (".github", "actions"),
+    (".vscode", "tasks.json"),
+    (".vscode", "settings.json"),
+    (".vscode", "launch.json"),
+    (".gitlab", "ci"),
+)
+_AUTORUN_SUFFIXES: Final = (".code-workspace",)
 
 
 def normalize_path(path: str, cwd: str = "/workspace") -> str | None:
@@ -173,6 +205,8 @@ def path_classes(path: str, *, write: bool) -> list[str]:
     base = parts[-1] if parts else ""
     if ".git" in parts or base == ".gitmodules":  # any repository's, nested ones too, and .git itself
         out.append("fs.gitdir")  # hooks and config there run code the next time git runs
+    if _autorun(parts, base):
+        out.append("fs.autorun")
     if _starts(parts, ("var", "log")) or base in _HISTORY_NAMES:
         out.append("log.tamper")
     if "hugepages" in base or _starts(parts, ("sys", "kernel", "mm", "hugepages")) or base == "msr":
@@ -197,6 +231,16 @@ def path_classes(path: str, *, write: bool) -> list[str]:
     ):
         out.append("persist.shellrc")
     return out
+
+
+def _autorun(parts: list[str], base: str) -> bool:
+    """A file another program runs on its own later (``_AUTORUN_NAMES``), or a folder of them."""
+    return (
+        base in _AUTORUN_NAMES
+        or base.endswith(_AUTORUN_SUFFIXES)
+        or not _AUTORUN_DIRS.isdisjoint(parts)
+        or any(_has_seq(parts, pair) for pair in _AUTORUN_PAIRS)
+    )
 
 
 def path_capabilities(path: str, cwd: str, *, write: bool) -> list[Capability]:

@@ -187,6 +187,30 @@ _PASS_THROUGH: Final = frozenset(
 )  # fmt: skip
 MAX_WRITTEN: Final = 16  # files whose written text one command line keeps
 _TEXT_WRITERS: Final = frozenset({"cat", "tee", "echo", "printf"})
+# What makes text no reading holds: decoders and transformers (P.DECODES), and programs whose
+# output is whatever their code prints.
+_HIDING: Final = frozenset({P.DECODES, *(P.INTERPRETERS - {"source", "eval"})})
+DOUBT: Final = Capability(
+    "shell.opaque",
+    "written by a shell command with text no reading holds (decoded, transformed, or a program's output)",
+)
+# What a fragment of code (a sed -i replacement) does that no fragment of ordinary code does: the
+# rest (program names, paths, hosts) is noise when a fragment is read as if it were a file.
+FRAGMENT_SIGNALS: Final = (
+    "net.reverse_shell",
+    "net.tunnel",
+    "net.download_exec",
+    "net.connect:",
+    "net.scan",
+    "crypto.",
+    "cred.",
+    "persist.",
+    "priv.",
+    "log.",
+    "proc.spawn",
+    "proc.shell",
+    "proc.exec_hook",
+)
 _OLD_STYLE: Final = frozenset(f for f, t in shell_tables.TABLES.items() if t.old_style)  # tar xvf
 _CD: Final = frozenset({"cd", "pushd", "popd"})
 _CODE_READERS: Final = frozenset({"python", "pypy", "perl", "ruby", "node", "php", "lua", "make", "gmake"})
@@ -353,6 +377,7 @@ class Inspection:
         "function_src",
         "functions",
         "home_set",
+        "noted",
         "own_jobs",
         "path_code_dirs",
         "positional",
@@ -360,6 +385,9 @@ class Inspection:
         "root_src",
         "seen_dirs",
         "src",
+        "stdin_decoded",
+        "stdin_files",
+        "stdin_text",
         "stdin_words",
         "tokens_left",
         "urls",
@@ -400,6 +428,15 @@ class Inspection:
         # What the pipeline element before this one writes, as words xargs would read from it
         # (None: not known; see pipe_words). Set only while that pipeline element is walked.
         self.stdin_words: list[Word] | None = None
+        # The workspace files whose text the pipeline element before this one passes on (cat x |
+        # tee y): what a pass-through writes from its stdin holds them. Set only while walked.
+        self.stdin_files: list[str] = []
+        self.stdin_decoded = False  # ... and whether a decoder or a program made that text
+        self.stdin_text: str | None = None  # ... or the literal text an echo or printf before it prints
+        # What files this line writes would do, added to their records should a later call run
+        # them: doubt for text no reading holds, made by a decoder or transformer (base64 -d, tr,
+        # gunzip) or a program (python3 gen.py > x.sh); what an in-place edit's text does.
+        self.noted: dict[str, dict[str, Capability]] = {}
 
     # -- recording ---------------------------------------------------------
     def add(self, name: str, evidence: str = "") -> None:
@@ -844,6 +881,71 @@ class Inspection:
         return [argv] if changed else []
 
     # -- structure ---------------------------------------------------------
+    def pass_through(
+        self, execd: frozenset[str], words: list[Word], redirects: list[Any], depth: int
+    ) -> None:
+        """What a filter writes holds the workspace files it reads: its operands, its ``<`` file
+        and what the pipe before it carries (``cat x.py > y.py``, ``tr -d x < x.sh > y.sh``,
+        ``cat x | sort | tee y``). ``tee``'s operands are where its stdin goes."""
+        tee = "tee" in execd
+        operands = [w for w in words[1:] if w.literal and not w.text.startswith("-")]
+        sources = [] if tee else [p for w in operands for p in self.workspace_files(w.text)]
+        targets = [w.text for w in operands] if tee else []
+        for r in redirects:
+            if not hasattr(r.output, "kind"):
+                continue
+            w = self.word(r.output, depth)
+            if not w.literal:
+                continue
+            if r.type == "<":
+                sources += self.workspace_files(w.text)
+            elif r.type in (">", ">>", ">|"):
+                targets.append(w.text)
+        sources += self.stdin_files
+        for target in targets:
+            self.remember_content(sources, target)
+            if tee and self.stdin_decoded:
+                self.note(self.workspace_files(target), DOUBT)
+
+    def printed(self, n: Any, depth: int) -> str | None:
+        """The text a pipeline element prints when it is an ``echo`` or ``printf`` of literal words
+        that every shell prints alike (``printf '...' | tee x.py``); None otherwise."""
+        if n.kind != "command" or any(p.kind == "redirect" for p in n.parts):
+            return None
+        words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        if len(words) < 2 or words[0].text not in ("echo", "printf") or not all(w.literal for w in words):
+            return None
+        args = [w.text for w in words[1:]]
+        if not shell_static.same_in_every_shell(words[0].text, args):
+            return None
+        return shell_static.echo_output(words[0].text, args)
+
+    def carried(self, n: Any, depth: int, stdin: list[str]) -> list[str]:
+        """The workspace files whose text a pipeline element's output holds: a pass-through's
+        operands (not ``tee``'s), its ``<`` file and what it was given on its stdin."""
+        if n.kind != "command":
+            return []
+        words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
+        if (
+            not words
+            or not words[0].literal
+            or P.family(posixpath.basename(words[0].text)) not in _PASS_THROUGH
+        ):
+            return []
+        out = list(stdin)
+        if P.family(posixpath.basename(words[0].text)) != "tee":
+            out += [
+                p
+                for w in words[1:]
+                if w.literal and not w.text.startswith("-")
+                for p in self.workspace_files(w.text)
+            ]
+        for r in (p for p in n.parts if p.kind == "redirect" and p.type == "<" and hasattr(p.output, "kind")):
+            w = self.word(r.output, depth)
+            if w.literal:
+                out += self.workspace_files(w.text)
+        return out[:64]
+
     def pipeline(self, n: Any, depth: int) -> set[str]:
         elements = [p for p in n.parts if p.kind not in ("pipe", "reservedword")]
         negated = any(p.kind == "reservedword" and p.word == "!" for p in n.parts)
@@ -852,9 +954,10 @@ class Inspection:
             if negated:
                 self.set_cwds(self.cwds | self.fail_cwds)
             return ran
-        sets = []
+        sets: list[set[str]] = []
         entry = self.cwds
         carried: list[Word] | None = None  # what the previous element prints, when xargs knows it
+        files: list[str] = []  # the workspace files whose text the previous element passes on
         for i, e in enumerate(elements):  # every element of a real pipeline runs in a subshell
             if i and _runs_xargs(e):
                 words = carried if carried is not None else self.pipe_words(elements[i - 1], e, depth)
@@ -863,11 +966,17 @@ class Inspection:
             # xargs grep -l X: the names it prints are some of the ones it was given (a lister's)
             carried = words if words is not None and _filters_names(e) else None
             self.stdin_words = words
+            self.stdin_files = files = self.carried(elements[i - 1], depth, files) if i else []
+            self.stdin_decoded = any(not ran.isdisjoint(_HIDING) for ran in sets)
+            self.stdin_text = self.printed(elements[i - 1], depth) if i else None
             try:
                 sets.append(self.node(e, depth))
             finally:
                 self.cwds = self.fail_cwds = entry
                 self.stdin_words = None
+                self.stdin_files = []
+                self.stdin_decoded = False
+                self.stdin_text = None
         upstream: set[str] = set()
         for i, ran in enumerate(sets):
             if P.STDIN_EXEC in ran:
@@ -1056,18 +1165,8 @@ class Inspection:
             ran |= self.redirect(r, depth, execd)
         if redirects or not execd.isdisjoint(_TEXT_WRITERS):
             self.remember_written(execd, words, redirects)
-        if redirects and len(execd) == 1 and not execd.isdisjoint(_PASS_THROUGH):  # cat x.py > y.py
-            sources = [
-                p
-                for w in words[1:]
-                if w.literal and not w.text.startswith("-")
-                for p in self.workspace_files(w.text)
-            ]
-            for r in redirects:
-                if r.type in (">", ">>", ">|") and hasattr(r.output, "kind"):
-                    out = self.word(r.output, depth)
-                    if out.literal:
-                        self.remember_content(sources, out.text)
+        if len(execd) == 1 and not execd.isdisjoint(_PASS_THROUGH):  # cat x.py > y.py, tee y < x
+            self.pass_through(execd, words, redirects, depth)
         self.after_command(words, depth)
         return ran
 
@@ -1105,6 +1204,8 @@ class Inspection:
         elif family == "tee":
             append = any(w.text in ("-a", "--append") for w in words[1:])
             targets += [(w, not append) for w in words[1:] if not w.text.startswith("-")]
+        if text is None and family == "tee" and self.stdin_text is not None:  # printf '...' | tee x.py
+            text, exact = self.stdin_text, True
         if text is None:
             for w, _ in targets:  # tee x.sh fed by a pipe
                 if w.literal:
@@ -1180,6 +1281,8 @@ class Inspection:
             self.write_target(w, f"{r.type} {text}")
             if w.literal:  # a program's output: text this reading does not hold
                 self.captured.update(self.resolve(text, text, strict=False))
+                if self.stdin_decoded or not execd.isdisjoint(_HIDING):
+                    self.note(self.workspace_files(text), DOUBT)
             if execd & P.DOWNLOADERS and w.literal:
                 self.remember_download(text)
         elif r.type == "<":
@@ -1531,6 +1634,26 @@ class Inspection:
             for cls in path_classes(norm, write=True):
                 self.add(cls, evidence)
 
+    def remember_added(self, target: str, text: str) -> None:
+        """Text an edit puts into a file (``sed -i`` lines and replacements): a fragment, not the
+        file, so only what it does that no fragment of ordinary code does (``FRAGMENT_SIGNALS``:
+        a reverse shell, a process started, a credential read) is noted on the file's record."""
+        from gatekeeper.inspectors.written_code import analyse_written  # it imports this module
+
+        for path in self.workspace_files(target):
+            caps = [
+                c for c in analyse_written(path, text).capabilities if c.name.startswith(FRAGMENT_SIGNALS)
+            ]
+            for c in caps:
+                ev = f"{path}: an in-place edit adds {c.evidence}"[:200]
+                self.noted.setdefault(path, {}).setdefault(c.name, Capability(c.name, ev, c.amounts))
+
+    def note(self, paths: Iterable[str], cap: Capability) -> None:
+        """``cap`` is added to the records of ``paths`` (workspace files), and to this command
+        when it runs one of them."""
+        for path in paths:
+            self.noted.setdefault(path, {}).setdefault(cap.name, cap)
+
     def remember_copy(self, source: str, target: str) -> None:
         """``cp /usr/bin/ssh /tmp/x``: later ``/tmp/x`` (or ``/tmp/x/ssh`` for a directory) is ssh.
         ``cp x.py y.py``: what was written into ``x.py`` is in ``y.py`` now (``copied``)."""
@@ -1705,6 +1828,9 @@ class Reading:
     written: tuple[tuple[str, str], ...] = ()
     # (file, workspace file copied into it): cp x.py y.py, mv, ln, cat x.py > y.py
     copied: tuple[tuple[str, str], ...] = ()
+    # (workspace file, capabilities added to its record): doubt for text no reading holds
+    # (base64 -d x > y.py, python3 gen.py > y.sh), what an in-place edit's text does (sed -i)
+    noted: tuple[tuple[str, tuple[Capability, ...]], ...] = ()
 
 
 def _inspect(command: str, cwd: str, *, fast_path: bool = True) -> tuple[Capability, ...]:
@@ -1739,7 +1865,16 @@ def _read(command: str, cwd: str, *, fast_path: bool = True) -> Reading:
             break
         insp.ran_files |= more
     copied = tuple(sorted((dest, src) for dest, srcs in insp.copied.items() for src in srcs))
-    return Reading(tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied)
+    for path, notes in insp.noted.items():  # sed -i '1a os.system(...)' x.py && python3 x.py
+        if path in insp.ran_files:
+            for cap in notes.values():
+                caps.setdefault(cap.name, cap)
+    noted = tuple(
+        (path, tuple(notes[k] for k in sorted(notes))) for path, notes in sorted(insp.noted.items())
+    )
+    return Reading(
+        tuple(map(caps.__getitem__, sorted(caps))), frozenset(insp.ran_files), written, copied, noted
+    )
 
 
 _HEREDOC_ESCAPE_RE: Final = re.compile(r"\\([$`\\\n])")

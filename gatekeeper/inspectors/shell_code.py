@@ -405,8 +405,10 @@ def awk(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     return ran
 
 
-def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
-    """A sed script's commands it would execute, files it reads and writes; False if not understood."""
+def sed_script(script: str, added: list[str] | None = None) -> tuple[list[str], list[str], list[str], bool]:
+    """A sed script's commands it would execute, files it reads and writes; False if not understood.
+    ``added`` collects the text it puts into its output (``a``/``i``/``c`` lines, ``s`` replacements)."""
+    added = [] if added is None else added
     execs: list[str] = []
     reads: list[str] = []
     writes: list[str] = []
@@ -471,6 +473,7 @@ def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
                 i += 2
             while True:
                 line, i = rest_of_line(i)
+                added.append(line.rstrip("\\"))
                 trailing = len(line) - len(line.rstrip("\\"))
                 if trailing % 2 == 0 or i >= n:
                     break
@@ -496,6 +499,8 @@ def sed_script(script: str) -> tuple[list[str], list[str], list[str], bool]:
             if end < 0:
                 return execs, reads, writes, False
             replacement = s[mid + 1 : end]
+            if c == "s":  # what sed puts there: the delimiter and newlines unescaped
+                added.append(replacement.replace("\\" + delim, delim).replace("\\n", "\n"))
             i = end + 1
             while c == "s" and i < n and s[i] not in ";\n}#" and not s[i].isspace():
                 if s[i] == "e":
@@ -524,9 +529,10 @@ def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     files = p.pos if scripted else p.pos[1:]
     if not scripted and p.pos:
         scripts = [p.pos[0]]
-    if any(o == "--in-place" or (o == "-i" or o.startswith("-i")) for o in names) or any(
+    in_place = any(o == "--in-place" or (o == "-i" or o.startswith("-i")) for o in names) or any(
         w.text.startswith("-") and not w.text.startswith("--") and "i" in w.text[1:] for w in args
-    ):
+    )
+    if in_place:
         for w in files:
             insp.write_target(w, f"sed -i {w.text}")
     ran: set[str] = set()
@@ -540,7 +546,12 @@ def sed(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
         if not w.literal:
             insp.opaque(f"{name}: script not known statically: {w.text}")
             continue
-        execs, reads, writes, understood = sed_script(w.text)
+        added: list[str] = []
+        execs, reads, writes, understood = sed_script(w.text, added)
+        if in_place and added:  # sed -i '1a import os; ...' x.py: that text is in x.py now
+            for f in files:
+                if f.literal:
+                    insp.remember_added(f.text, "\n".join(added))
         if not understood:
             insp.add(f"proc.inline_code:{name}", f"{name} script not understood: {w.text}")
         for command in execs:

@@ -988,6 +988,8 @@ def git(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
                     git_config(insp, text, depth, evidence=f"git clone {o} {text}")
     elif texts[:1] == ["config"]:
         _git_config_command(insp, rest[1:], depth)
+    elif texts[:1] == ["var"] and "-l" in texts:  # every configuration variable, and the idents
+        git_config_read(insp, set(), [], "git var -l")
     for i, w in enumerate(rest):
         t = w.text
         if t.startswith("ext::") or "::ext::" in t:  # the ext transport runs its "URL" as a command
@@ -1121,6 +1123,38 @@ _GIT_CONFIG_READS: Final = fs(
 _GIT_CONFIG_VALUES: Final = fs("-f", "--file", "--blob", "--type", "--default", "--comment", "--value")
 
 
+# What a listing of git's configuration prints, by scope: no scope is every file git reads (the
+# repository's own, in the workspace, is readable anyway). ~/.gitconfig is where tokens live:
+# ``url."https://TOKEN@github.com/".insteadOf``, ``http.extraHeader``, a store helper's options.
+_GIT_CONFIG_SCOPE_FILES: Final = {
+    "--global": ("~/.gitconfig", "~/.config/git/config"),
+    "--system": ("/etc/gitconfig",),
+}
+_GIT_CONFIG_REPO_SCOPES: Final = fs("--local", "--worktree", "-f", "--file", "--blob")
+_GIT_CONFIG_LISTS: Final = fs("-l", "--list", "list", "--get-regexp", "--regexp", "--get-urlmatch", "--url")
+# Keys whose value is a credential, in any file: a helper's username or options, an extra header
+# (actions/checkout's ``AUTHORIZATION: basic ...``), tokens and passwords tools keep there.
+_GIT_SECRET_KEY_RE: Final = re.compile(
+    r"credential\..*|.*\.(?:extraheader|token|oauth-?token|access-?token|api-?key|password|pass|smtppass"
+    r"|passphrase|secret)",
+    re.IGNORECASE,
+)
+
+
+def git_config_read(insp: Inspection, names: set[str], pos: list[str], evidence: str) -> None:
+    """A read of git's configuration: a listing prints every file of its scope (``fs.read`` of
+    ``~/.gitconfig``, ``/etc/gitconfig``), a get of a key that holds a credential prints it."""
+    listing = bool(names & _GIT_CONFIG_LISTS) or (pos[:1] == ["list"]) or evidence == "git var -l"
+    if listing and not names & _GIT_CONFIG_REPO_SCOPES:
+        scopes = [s for s in _GIT_CONFIG_SCOPE_FILES if s in names] or list(_GIT_CONFIG_SCOPE_FILES)
+        for scope in scopes:
+            for path in _GIT_CONFIG_SCOPE_FILES[scope]:
+                insp.read_path(Word(path), f"{evidence} prints {path}")
+    keys = [t for t in pos if t not in ("get", "list")][:1] if not listing else []
+    if keys and _GIT_SECRET_KEY_RE.fullmatch(keys[0]):
+        insp.add("cred.secret", f"{evidence} {keys[0]}: prints a credential git keeps")
+
+
 def _git_config_command(insp: Inspection, args: list[Word], depth: int) -> None:
     """``git config KEY VALUE`` (or ``set``, ``--add``...): a later git call uses the value."""
     from gatekeeper.inspectors.shell_options import git_config
@@ -1129,6 +1163,7 @@ def _git_config_command(insp: Inspection, args: list[Word], depth: int) -> None:
     names = {o for o, _ in p.opts}
     pos = [w for w in p.pos if w.text not in ("set", "unset", "add")]
     if names & _GIT_CONFIG_READS or (p.pos[:1] and p.pos[0].text in _GIT_CONFIG_READS) or len(pos) < 2:
+        git_config_read(insp, names, [w.text for w in p.pos], "git config")
         return  # a read, or a one-argument get
     if not all(w.literal for w in pos[:2]):
         insp.opaque("git config with a key or value not known statically")

@@ -84,6 +84,7 @@ CAPABILITY_FAMILIES: Mapping[str, str | None] = MappingProxyType(
         "cred.secret": None,
         "cred.env": None,
         "fs.gitdir": None,
+        "fs.autorun": None,
         # persistence and tampering
         "persist.cron": None,
         "persist.service": None,

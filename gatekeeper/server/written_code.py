@@ -193,6 +193,7 @@ async def _record_written(
     inside = (workspace.rstrip("/") + "/", *CODE_ROOTS)
     writes: list[tuple[str, str, bool]] = []  # (path, text, whether it surely replaces the file)
     copies: list[tuple[str, str]] = []  # (file, the workspace file copied, moved or linked into it)
+    noted: list[tuple[str, tuple[Capability, ...]]] = []  # added to files' records (base64 -d x > y.py)
     content = call.arguments.get("content")
     if isinstance(content, str):
         for argument in written_to:
@@ -206,11 +207,36 @@ async def _record_written(
         if read is not None:  # a branch may never run (false && echo ... > x.py): it only adds
             writes += [(path, text, False) for path, text in read.written]
             copies += [(dest, src) for dest, src in read.copied if dest.startswith(inside)]
+            noted += [(path, caps) for path, caps in read.noted if path.startswith(inside)]
     for path, text, replaces in writes:
         if path.startswith(inside):
             await _record(store, ex, principal.issuer, principal.subject, path, text, replaces=replaces)
     if copies:
         await _record_copies(store, ex, principal.issuer, principal.subject, copies)
+    for path, caps in noted:
+        await _record_noted(store, ex, principal.issuer, principal.subject, path, caps)
+
+
+async def _record_noted(
+    store: WrittenCodeStore, ex: Exchange, issuer: str, subject: str, path: str, caps: tuple[Capability, ...]
+) -> None:
+    """``base64 -d x > y.py``, ``python3 gen.py > y.sh`` (doubt: text nobody has read), ``sed -i
+    '1a os.system(...)' y.py`` (what the added text does): added to the file's record, so a later
+    run of ``y`` inherits it (a branch may not run; a later ``file.write`` of the file replaces it)."""
+    try:
+        digest = hashlib.sha256(f"noted:{ex.decision_id}:{path}".encode()).hexdigest()
+        await store.merge(
+            WrittenRecord(issuer, subject, path, "text", digest, caps, (), ex.decision_id, time.time())
+        )
+    except Exception as exc:
+        raise _unavailable(
+            ex,
+            "written_code_unrecorded",
+            exc,
+            f"what the text this command writes into {path} does could not be recorded, "
+            "so the command was refused. Retry later",
+            path=path,
+        ) from None
 
 
 async def _record_copies(
