@@ -1480,6 +1480,7 @@ class Inspection:
             self.path_assignment(w, value)
         elif name == "HOME":
             self.home_set = True
+            shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         else:
             shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         if name != "MPLBACKEND":  # module://name is a module, not a place on the network

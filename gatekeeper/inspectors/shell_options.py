@@ -579,10 +579,11 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
             "JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH MAVEN_OPTS GRADLE_OPTS JDK_JAVA_OPTIONS SBT_OPTS "
             "CLASSPATH LUA_INIT LUA_PATH LUA_CPATH PERL5DB PERLLIB PHPRC PHP_INI_SCAN_DIR R_PROFILE_USER "
             "R_ENVIRON_USER GEM_HOME GEM_PATH BUNDLE_GEMFILE ZDOTDIR INPUTRC DOCKER_CONFIG GNUPGHOME "
-            "AWKPATH AWKLIBPATH LESS LESSKEY LESSKEYIN LESSKEY_CONTENT LESSEDIT",
+            "AWKPATH AWKLIBPATH LESS LESSKEY LESSKEYIN LESSKEY_CONTENT LESSEDIT HOME CARGO_HOME VIRTUAL_ENV",
             Effect.DOUBT,
-            "another configuration directory, or code a program loads (engines, agents, init code, "
-            "credential helpers): what runs is not in the command",
+            "another configuration directory (HOME: every program's dotfiles, a login shell's profile, "
+            "Python's user site), or code a program loads (engines, agents, init code, credential "
+            "helpers): what runs is not in the command",
         ),
         **_env("TAPE", Effect.REMOTE, "tar's archive when no -f is given: host:path is reached with rsh/ssh"),
         **_env("TAR_OPTIONS", Effect.HANDLED, "read as tar's own options (tar puts them before its argv)"),

@@ -172,6 +172,12 @@ _PYTEST_VALUES: Final = frozenset(
     "--tb --log-level --log-file --cov --cov-report --cov-config --timeout --import-mode -r --dist "
     "--lf-scope --capture --color --code-highlight".split()
 )
+# Modules run by python -m that read the Python files they are given without running them.
+_SOURCE_READERS: Final = frozenset(
+    "black isort mypy pylint flake8 pyflakes pycodestyle autopep8 yapf ruff py_compile compileall "
+    "tokenize tabnanny pyclbr dis ast symtable json pip venv zipfile tarfile gzip base64 "
+    "pydocstyle bandit vulture radon coverage".split()
+)
 # Standard-library modules whose operands are files or modules they import (or unpickle) and so run.
 _OPERAND_MODULES: Final = frozenset({"unittest", "doctest", "pydoc", "pickle", "inspect"})
 # Program directory options of the package managers whose scripts live in package.json.
@@ -256,6 +262,16 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
             out += _sphinx(insp, args[rest:])
         elif module in _BUILD_MODULES:
             out += [p for name in _BUILDS for p in _paths(insp, Word(name))]
+        elif module and module.split(".")[0] not in _SOURCE_READERS:
+            # python -m torch.distributed.run x.py, -m line_profiler x.py, -m debugpy x.py: a
+            # module that is given a Python file may well run it (launchers, profilers, debuggers,
+            # config files executed as Python); only tools known to read their operands do not
+            out += [
+                p
+                for w in _operands(args[rest:], ())
+                if w.literal and w.text.endswith((".py", ".pyw"))
+                for p in _paths(insp, w)
+            ]
         if (
             module == "django" or (script is not None and posixpath.basename(script.text) == "manage.py")
         ) and (family in ("python", "pypy")):

@@ -159,6 +159,12 @@ def test_a_python_start_imports_sitecustomize_and_usercustomize_from_its_path() 
         ("python -m unittest tests/test_a.py", {f"{W}/tests/test_a.py"}),
         ("python -m doctest x.py README.md", {f"{W}/x.py", f"{W}/README.md"}),
         ("python -m pickle data.pkl", {f"{W}/data.pkl"}),
+        # a module not known to only read its operands: the Python files it is given may run
+        ("python -m torch.distributed.run --nproc_per_node=2 train.py", {f"{W}/train.py"}),
+        ("python3 -m line_profiler -rv prof.py", {f"{W}/prof.py"}),
+        ("python -m debugpy --listen 5678 --wait-for-client app.py", {f"{W}/app.py"}),
+        ("python -m mmdet.train configs/x.py", {f"{W}/configs/x.py"}),
+        ("source x.sh", {f"{W}/x.sh"}),
     ],
 )
 def test_modules_stdin_copies_and_named_directories_are_run(cmd: str, expected: set[str]) -> None:
@@ -178,10 +184,15 @@ def test_a_file_found_at_run_time_and_run_is_doubt() -> None:
 @pytest.mark.parametrize(
     "cmd",
     ["cat x.py", "git add x.py", "python -c 'print(1)'", "pip install requests", "sh -c ls", "bash -s x.sh",
-     "bash /tmp/x.sh", "grep -n main x.sh", "cat x.sh | grep main", "cp x.py y.py"],
+     "bash /tmp/x.sh", "grep -n main x.sh", "cat x.sh | grep main", "cp x.py y.py",],
 )  # fmt: skip
 def test_reading_a_file_is_not_running_it(cmd: str) -> None:
     assert _besides_imports(files_run({"cmd": cmd}, W)) == set()
+
+
+@pytest.mark.parametrize("cmd", ["python -m black x.py", "python -m py_compile x.py", "python3 -m mypy x.py"])
+def test_modules_that_only_read_their_python_operands_do_not_run_them(cmd: str) -> None:
+    assert f"{W}/x.py" not in files_run({"cmd": cmd}, W)
 
 
 def test_the_call_cwd_is_where_files_are_looked_for() -> None:
