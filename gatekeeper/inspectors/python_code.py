@@ -173,6 +173,39 @@ _CODE_LOADERS: Final = frozenset(
 _SAFE_YAML_LOADERS: Final = frozenset(
     {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader", "FullLoader", "CFullLoader"}
 )
+# HTTP clients' module-level fetches, and where the URL is among their arguments (position,
+# keyword). Given a literal http(s) URL and only the keywords below, the call connects where the
+# URL says (redirects are the egress gate's to decide, as curl -L's are).
+_FETCH_CALLS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        **{
+            f"{m}.{v}": 0
+            for m in ("requests", "httpx")
+            for v in ("get", "post", "put", "patch", "delete", "head", "options")
+        },
+        "requests.request": 1,
+        "httpx.request": 1,
+        "urllib.request.urlopen": 0,
+        "urllib.request.urlretrieve": 0,
+    }
+)  # fmt: skip
+_FETCH_KEYWORDS: Final = frozenset(
+    {"url", "method", "params", "data", "json", "headers", "timeout", "stream", "allow_redirects",
+     "follow_redirects", "verify", "cookies", "files", "auth", "filename", "content"}
+)  # fmt: skip
+# Members of those modules that fetch nothing: errors, status codes, what the module is.
+_CLIENT_MEMBERS: Final = (
+    frozenset({"exceptions", "RequestException", "HTTPError", "ConnectionError", "Timeout", "ReadTimeout",
+               "ConnectTimeout", "TooManyRedirects", "JSONDecodeError", "codes", "status_codes",
+               "HTTPStatusError", "TimeoutException", "RequestError", "error", "URLError",
+               "ContentTooShortError", "parse"})
+    | _DESCRIPTIONS
+)  # fmt: skip
+_CLIENT_TOPS: Final = frozenset({"requests", "httpx", "urllib"})
+# Calls that change the environment a fetch obeys (a proxy, a CA bundle).
+_ENV_WRITERS: Final = frozenset(
+    {"os.putenv", "os.environ.update", "os.environ.setdefault", "os.environ.__setitem__", "os.environ.pop"}
+)
 # SQLite statements that create the file they name (ATTACH, VACUUM INTO), and its native loader.
 _SQL_RUNNERS: Final = frozenset({"execute", "executescript", "executemany"})
 _SQL_FILES_RE: Final = re.compile(r"(?is)\b(?:attach(?:\s+database)?|into)\s+'((?:[^']|'')*)'")
@@ -355,6 +388,9 @@ class Effects:
     # Source spans (line, col, end line, end col) of URL strings that are data only: given to URL
     # parsers or printed, in code that imports nothing unknown and cannot reach the network.
     data_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # Every network use is an HTTP client's fetch of a literal URL (``requests.get("https://...")``):
+    # the URLs say where it connects, as curl's argv does (``_Reader.mark_literal_fetches``).
+    fetches_only: bool = False
 
     @property
     def understood(self) -> bool:
@@ -364,6 +400,11 @@ class Effects:
     def computes_only(self) -> bool:
         """Nothing but computation and reads/writes of the files listed."""
         return self.understood and not (self.spawns or self.net or self.secrets)
+
+    @property
+    def reviewable(self) -> bool:
+        """Computation, the files listed, and fetches of the URLs listed: nothing else."""
+        return self.understood and not (self.spawns or self.secrets) and (not self.net or self.fetches_only)
 
 
 class _DigestCache:
@@ -603,6 +644,7 @@ class _Reader:
         self.parents: dict[int, ast.AST] | None = None  # child id -> parent, built when needed
         self.data_bases: set[str] = set()  # modules only data members were imported from
         self.dumping_imports: list[str] = []  # "import pickle" evidence this reader added (opaque)
+        self.ran_nested = False  # an exec()'d string was read into the same effects
         stores: dict[str, int] = {}  # how often each name is bound (assignment, loop, parameter...)
         # The tree is walked once; both passes of run() go over this list (a walk costs more
         # than the reading itself for the short code agents send).
@@ -764,6 +806,8 @@ class _Reader:
             self.drop_idle_imports()
         if self.dumping_imports:
             self.drop_dumping_imports()
+        if self.fx.net and self.nested == 0 and not self.ran_nested:
+            self.fx.fetches_only = self.literal_fetches()
         if self.data_calls and self.nested == 0:  # spans index this text, not an exec()'d string
             self.mark_data_urls()
 
@@ -779,6 +823,71 @@ class _Reader:
                 if evidence == dotted or not names or not all(map(self.only_described, names)):
                     kept.append(evidence)
             found[:] = kept
+
+    def literal_fetches(self) -> bool:
+        """Is every network use a fetch of a literal http(s) URL by an HTTP client's module-level
+        call (``requests.get``, ``httpx.post``, ``urllib.request.urlopen``)? Every use of a name
+        bound to those modules must be such a call or one of their errors and descriptions; any
+        other network evidence (a socket, a session, ``.urlopen`` on an unknown object) is not."""
+        fx = self.fx
+        verified: set[int] = set()
+        for node in self.walked:
+            if type(node) is ast.Call:
+                target = self.dotted(node.func)
+                if target in _ENV_WRITERS:
+                    return False  # HTTPS_PROXY, REQUESTS_CA_BUNDLE...: the fetch obeys them
+                if target is not None and target in _FETCH_CALLS and self.literal_fetch(node, target):
+                    verified.add(id(node.func))
+            elif type(node) is ast.Subscript and type(node.ctx) is not ast.Load:
+                if self.dotted(node.value) == "os.environ":
+                    return False
+        parents = self.name_parents()
+        for node in self.walked:
+            if type(node) is ast.Attribute and node.attr in _NET_ATTRS and id(node) not in verified:
+                return False
+            if type(node) is not ast.Name or type(node.ctx) is not ast.Load:
+                continue
+            bound = self.modules.get(node.id)
+            if bound is None or bound.split(".")[0] not in _CLIENT_TOPS:
+                continue
+            chain: ast.AST = node  # the outermost attribute of requests.exceptions.HTTPError
+            while type(parents.get(id(chain))) is ast.Attribute:
+                chain = parents[id(chain)]
+            if id(chain) in verified:
+                continue
+            dotted = self.dotted(chain) or ""
+            if is_data_member(dotted) or any(p in _CLIENT_MEMBERS for p in dotted.split(".")[1:]):
+                continue
+            return False
+        for evidence in fx.net:
+            dotted = evidence.removeprefix("import ")
+            top = dotted.lstrip(".").split(".")[0]
+            if evidence.startswith("."):
+                continue  # .urlopen: every such attribute was checked above
+            if evidence == dotted or top not in _CLIENT_TOPS:
+                return False
+        return True
+
+    def literal_fetch(self, node: ast.Call, target: str) -> bool:
+        """A fetch whose URL is a literal http(s) URL, with only keywords that send data or tune
+        the request (no proxies, adapters, transports, hooks or ``**`` options)."""
+        if any(type(a) is ast.Starred for a in node.args) or len(node.args) > 3:
+            return False
+        keywords = {k.arg: k.value for k in node.keywords}
+        if None in keywords or not keywords.keys() <= _FETCH_KEYWORDS:
+            return False
+        at = _FETCH_CALLS[target]
+        url_node = node.args[at] if len(node.args) > at else keywords.get("url")
+        url = self.literal(url_node) if url_node is not None else None
+        if url is None or not url.lower().startswith(("http://", "https://")):
+            return False
+        if target.endswith("urlretrieve"):  # urlretrieve(url, filename): the file is written
+            name_node = node.args[1] if len(node.args) > 1 else keywords.get("filename")
+            name = self.literal(name_node) if name_node is not None else None
+            if name is None:
+                return False
+            self.fx.writes.append(name)
+        return True
 
     def drop_dumping_imports(self) -> None:
         """``import pickle; pickle.dump(model, f)``: a serializer imported only to write (its dump,
@@ -1111,6 +1220,7 @@ class _Reader:
             if code is None or self.nested >= MAX_NESTED:
                 self.fx.opaque.append(f"{func.id} of a string not known statically")
             else:
+                self.ran_nested = True
                 _analyse(code, self.fx, self.nested + 1)
             return
         if (isinstance(func, ast.Name) and func.id == "__import__") or target in (

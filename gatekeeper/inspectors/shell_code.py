@@ -140,7 +140,7 @@ def scan_code(insp: Inspection, name: str, code: str, depth: int, *, spawn_words
 def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidence: str, depth: int) -> None:
     """Capabilities of what Python code was read to do (``python_code.analyse``)."""
     evidence = evidence[:160]
-    if not fx.computes_only:  # more than computing and literal files: reviewed as inline code
+    if not fx.reviewable:  # more than computing, literal files and literal fetches: inline code
         why = "; ".join([*fx.doubts, *fx.opaque, *fx.spawns, *fx.net, *fx.secrets][:3])
         insp.add(f"proc.inline_code:{name}", f"{evidence} ({why})")
     for why in fx.opaque[:1]:
@@ -153,7 +153,7 @@ def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidenc
         insp.add("proc.spawn", f"{name} code starts processes ({fx.spawns[0]}): {evidence}")
     for cmd in fx.commands[:16]:
         insp.nested_command(cmd, depth + 1)
-    if fx.net:
+    if fx.net and not fx.fetches_only:
         insp.add(f"proc.inline_code:{name}", f"{name} code uses the network ({fx.net[0]}): {evidence}")
     for url in fx.urls[:16]:
         insp.scan([Word(url)])

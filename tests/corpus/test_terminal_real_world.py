@@ -6,9 +6,11 @@ from; ``scripts/extract_agent_commands.py --sample 600 --seed 12`` made it. The 
 from SWE-bench: builds, data science, services, system administration. Many of those commands
 are refused on purpose (``apt install``, ``systemctl``, writes to ``/etc``, ``tmux``, programs the
 pack does not know, ``curl localhost``), so this is a ratchet, not a bound of 1 %: the counts
-measured when the set was added (8 Dec 2026: 40 held, 112 refused; 45 and 141 on the pack of the
-session before) may go down, never up. The agent's working directory there was ``/app``; here it
-is ``/workspace``.
+measured (8 Dec 2026: 35 held, 113 refused; 45 and 141 on the pack of the session before) may go
+down, never up. (One command went from held to refused that day: Python that downloads a binary
+from an unlisted host, once held as network code, is now read as the fetch it is, and its string
+``'/ffmpeg'`` is a read of a root-level path no rule allows.) The agent's working directory there
+was ``/app``; here it is ``/workspace``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 ENTRIES: list[dict[str, Any]] = [
     json.loads(line) for line in (HERE / "terminal_real_world.jsonl").read_text().splitlines() if line
 ]
-MAX_HELD = 40
-MAX_REFUSED = 112
+MAX_HELD = 35
+MAX_REFUSED = 113
 
 
 def _call(entry: dict[str, Any]) -> dict[str, Any]:

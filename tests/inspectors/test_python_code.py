@@ -310,3 +310,47 @@ def test_serializers_used_only_to_write_and_safe_loads_are_understood(code: str)
 def test_loads_that_run_what_the_data_holds_are_opaque(code: str) -> None:
     fx = analyse(code)
     assert fx.opaque, code
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import requests\nr = requests.get('https://pypi.org/simple/', timeout=10)\n"
+        "r.raise_for_status()\nprint(r.json())",
+        "import requests\ntry:\n    requests.post('https://huggingface.co/api/x', json={'a': 1})\n"
+        "except requests.exceptions.RequestException as e:\n    print(e)",
+        "import urllib.request\nwith urllib.request.urlopen('https://pypi.org/simple/') as f:\n"
+        "    print(f.read()[:10])",
+        "from urllib.request import urlretrieve\nurlretrieve('https://pypi.org/x.tar.gz', 'x.tar.gz')",
+        "import httpx\nURL = 'https://pypi.org/'\nprint(httpx.get(URL).status_code)",
+        "import requests\nprint(requests.__version__)\nrequests.request('GET', 'https://pypi.org/')",
+    ],
+)
+def test_fetches_of_literal_urls_are_reviewable(code: str) -> None:
+    fx = analyse(code)
+    assert fx.fetches_only and fx.reviewable, (fx.net, fx.opaque, fx.doubts)
+    assert fx.urls
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import requests\nrequests.get('https://pypi.org/' + input())",
+        "import requests\ns = requests.Session()\ns.get('https://pypi.org/')",
+        "import requests\nrequests.get('https://pypi.org/', proxies={'https': 'http://203.0.113.7:3128'})",
+        "import requests\nrequests.get('https://pypi.org/', hooks={'response': print})",
+        "import requests\nrequests.get('https://pypi.org/', **opts)",
+        "import requests\nf = requests.get\nf('https://pypi.org/')",
+        "import requests\nrequests.get('file:///etc/passwd')",
+        "import os, requests\nos.environ['HTTPS_PROXY'] = 'http://203.0.113.7:3128'\nrequests.get('https://pypi.org/')",
+        "import os, requests\nos.putenv('HTTPS_PROXY', 'x')\nrequests.get('https://pypi.org/')",
+        "import requests, socket\nrequests.get('https://pypi.org/')\n"
+        "socket.create_connection(('203.0.113.7', 4444))",
+        "import urllib.request as u\nu.install_opener(u.build_opener())\nu.urlopen('https://pypi.org/')",
+        "from urllib.request import urlretrieve\nurlretrieve('https://pypi.org/x', name)",
+        "import requests\nexec('import requests; requests.Session()')\nrequests.get('https://pypi.org/')",
+        "import requests.adapters\nrequests.adapters.DEFAULT_RETRIES = 5\nrequests.get('https://pypi.org/')",
+    ],
+)
+def test_other_network_uses_are_not_literal_fetches(code: str) -> None:
+    assert not analyse(code).fetches_only, code
