@@ -919,13 +919,7 @@ class _Reader:
         return True
 
     def only_described(self, name: str) -> bool:
-        parents = self.name_parents()
-        for node in self.walked:
-            if type(node) is ast.Name and node.id == name and type(node.ctx) is ast.Load:
-                parent = parents.get(id(node))
-                if type(parent) is not ast.Attribute or parent.attr not in _DESCRIPTIONS:
-                    return False
-        return True
+        return self.only_members(name, _DESCRIPTIONS)
 
     def name_parents(self) -> dict[int, ast.AST]:
         if self.parents is None:
