@@ -9,6 +9,7 @@ here (inspectors do no I/O); the tools resolve them inside their sandbox.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import posixpath
 import re
@@ -158,8 +159,48 @@ def _process_secret(parts: list[str]) -> bool:
     return len(parts) == 3 or (len(parts) == 5 and parts[2] == "task")
 
 
+_GLOB_RE: Final = re.compile(r"[*?\[]")
+# What a glob in a path is tried against: a name of each kind of credential file or folder the
+# classes below know (``cat .e*`` reads .env, ``cat ~/.ss?/id_rsa`` a key). Matched as find's
+# -name does (a leading dot is no exception: dotglob, find, python's glob.glob with hidden names).
+_CREDENTIAL_WITNESSES: Final = tuple(
+    sorted(
+        {*_SECRET_NAMES, ".env", ".env.secret", *(f"secret{s}" for s in _SECRET_SUFFIXES),
+         *_SECRET_PREFIXES, "authorized_keys", ".ssh", ".aws", ".azure", ".kube", ".docker", "gcloud",
+         "config.json", "environ", "krb5cc_0", "secrets"}
+    )
+)  # fmt: skip
+# Ordinary names: a glob that matches one of them too reads whatever is there (``src/*``,
+# ``*.py``), as ``grep -r`` does, and is judged by the folder, not as aimed at credentials.
+_ORDINARY_WITNESSES: Final = ("main.py", "README.md", "data.csv", "notes.txt", "src", "x")
+MAX_GLOB_WITNESSES: Final = 64
+
+
+def glob_witnesses(path: str) -> list[str]:
+    """Paths a glob in ``path`` could stand for that are credentials: each globbed segment that
+    matches no ordinary name is replaced by each credential name it matches (at most 64 paths)."""
+    out = [""]
+    for part in path.split("/")[1:]:
+        if _GLOB_RE.search(part) is None or any(fnmatch.fnmatchcase(o, part) for o in _ORDINARY_WITNESSES):
+            choices = [part]
+        else:
+            choices = [w for w in _CREDENTIAL_WITNESSES if fnmatch.fnmatchcase(w, part)] or [part]
+        out = [f"{head}/{c}" for head in out for c in choices][:MAX_GLOB_WITNESSES]
+    return [p for p in out if p != path]
+
+
 def credential_classes(path: str) -> list[str]:
-    """Credential classes of a normalised path (reading these is already a leak)."""
+    """Credential classes of a normalised path (reading these is already a leak). A glob is the
+    names it may match: ``.e*`` is ``.env``."""
+    if _GLOB_RE.search(path) is not None:
+        found = dict.fromkeys(_credential_classes(path))
+        for witness in glob_witnesses(path):
+            found.update(dict.fromkeys(_credential_classes(witness)))
+        return list(found)
+    return _credential_classes(path)
+
+
+def _credential_classes(path: str) -> list[str]:
     low = path.lower()
     if _CREDENTIAL_HINT_RE.search(low) is None:
         return []  # most paths: none of the names below occurs anywhere in it

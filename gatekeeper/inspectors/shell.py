@@ -81,6 +81,16 @@ _BRACES_RE: Final = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _DOT_GLOB_RE: Final = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/")
 
 
+def _changes_pipe(r: Any, *, producer: bool) -> bool:
+    """Does this redirection change what a pipe carries? On the producer, anything but sending
+    its errors elsewhere (``2>/dev/null``; ``2>&1`` puts them in the pipe); on the consumer, a
+    new stdin (``< list``, a here-string). Its own output and errors (``> out``, ``2>&1``) do not."""
+    kind, fd = getattr(r, "type", ""), getattr(r, "input", None)
+    if producer:
+        return not (fd == 2 and kind in (">", ">>") and getattr(r.output, "kind", None) == "word")
+    return kind.startswith("<") and fd in (None, 0)
+
+
 def _kill(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``server & PID=$!; sleep 5; kill $PID``: a signal to a job this command line started
     (``$!``, a variable assigned it, ``%N``) is its own business; any other process is
@@ -1026,7 +1036,9 @@ class Inspection:
         stdin redirected."""
         if n.kind != "command" or consumer.kind != "command":
             return None
-        if any(p.kind == "redirect" for p in [*n.parts, *consumer.parts]):
+        if any(p.kind == "redirect" and _changes_pipe(p, producer=True) for p in n.parts) or any(
+            p.kind == "redirect" and _changes_pipe(p, producer=False) for p in consumer.parts
+        ):
             return None  # echo x > f | xargs ..., xargs ... < list: not what the pipe carries
         words = [self.word(p, depth) for p in n.parts if p.kind == "word"]
         if not words or not all(w.literal for w in words):
@@ -1592,12 +1604,16 @@ class Inspection:
             if roots is None:
                 self.opaque(f"file read not known statically: {evidence}")
                 return
+            names = shell_options.lister_patterns(w.text)  # find -name '*.env': what it picks
             for root in roots:
                 for norm in self.resolve(root, evidence):
                     under = norm.rstrip("/") + "/*"
                     self.add(f"fs.read:{under}", evidence)
                     for cls in path_classes(norm, write=False):
                         self.add(cls, evidence)
+                    for name in names:
+                        for cls in credential_classes(f"{norm.rstrip('/')}/{name}"):
+                            self.add(cls, evidence)
             return
         for norm in self.resolve(w.text, evidence):
             if norm in _HARMLESS_TARGETS or norm in (

@@ -310,6 +310,10 @@ _PATTERN_VALUES: Final = frozenset({"-e", "--regexp", "--expression", "--source"
 def pattern_words(fam: str, args: list[Word]) -> frozenset[int]:
     """The words ``fam`` reads as a pattern or a program, not as files (grep's pattern, jq's filter,
     sed's script), by ``id``: ``grep -rn .env src`` names no credential file."""
+    if fam == "find":  # -name '*.env' is a pattern: what it picks is read by its consumer, if any
+        from gatekeeper.inspectors.shell_options import NAME_TESTS  # it imports this module
+
+        return frozenset(id(args[i + 1]) for i, w in enumerate(args[:-1]) if w.text in NAME_TESTS)
     spec = READERS.get(fam)
     if spec is None or not spec.leading:
         return frozenset()

@@ -490,6 +490,48 @@ def lister_roots(text: str) -> list[str] | None:
     return roots or ["."]
 
 
+NAME_TESTS: Final = frozenset(
+    {
+        "-name",
+        "-iname",
+        "-path",
+        "-ipath",
+        "-wholename",
+        "-iwholename",
+        "-regex",
+        "-iregex",
+        "-lname",
+        "-ilname",
+    }
+)
+_GLOB_TESTS: Final = NAME_TESTS - {"-regex", "-iregex", "-lname", "-ilname"}
+
+
+def find_patterns(words: list[str]) -> list[str]:
+    """The last segment of each glob find's tests pick files by (``-name '*.env'``, ``-path
+    '*/.ssh/*'``), not those it excludes (``-not -path '*/.*'``, ``! -name x``)."""
+    out: list[str] = []
+    for i, w in enumerate(words[:-1]):
+        if w in _GLOB_TESTS and not (i > 0 and words[i - 1] in ("-not", "!")):
+            segments = [s for s in words[i + 1].split("/") if s]
+            out += segments[-2:]  # -path '*/.ssh/*': the folder is what it is aimed at
+    return out
+
+
+def lister_patterns(text: str) -> list[str]:
+    """The names a lister word is limited to: find's tests (``find_patterns``), the pathspecs of
+    ``git ls-files '*.env'``, fd's pattern. Only their last segments; [] for none."""
+    m = _LISTER_RE.fullmatch(text.replace("'", "").replace('"', ""))
+    if m is None:
+        return []
+    words = m.group(2).split()
+    if m.group(1) == "find":
+        return find_patterns(words)
+    if m.group(1).startswith("git ls-files") or m.group(1) == "fd":
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in words if not p.startswith("-") and p.rstrip("/")]
+    return []
+
+
 # -- environment -------------------------------------------------------------------
 def _env(spec: str, effect: Effect, reason: str) -> dict[str, Opt]:
     return {n: Opt(effect, True, reason) for n in spec.split()}

@@ -923,8 +923,19 @@ def dd(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
 
 
 def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
-    """``find -exec CMD ... ;`` runs CMD once per match."""
+    """``find -exec CMD ... ;`` runs CMD once per match. What its tests pick (``-name '*.env'``)
+    is what an action (-exec, -delete) touches: a pattern aimed at credentials is theirs."""
+    from gatekeeper.inspectors.paths import credential_classes
+    from gatekeeper.inspectors.shell_files import read_operands  # it imports this module
+    from gatekeeper.inspectors.shell_options import find_patterns
+
     ran: set[str] = set()
+    if any(w.text in ("-exec", "-execdir", "-ok", "-okdir", "-delete") for w in args):
+        names = find_patterns([w.text for w in args])
+        for start in read_operands("find", args) or [Word(".")]:
+            for root in insp.resolve(start.text, f"find {start.text}", strict=False) if start.literal else []:
+                for cls in {c for n in names for c in credential_classes(f"{root.rstrip('/')}/{n}")}:
+                    insp.add(cls, f"find {start.text} picks {' '.join(names)}")
     i = 0
     while i < len(args):
         if args[i].text in ("-exec", "-execdir", "-ok", "-okdir"):
@@ -933,8 +944,6 @@ def find(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
                 ran |= insp.run(args[i + 1 : end], depth + 1)
             i = end
         elif args[i].text == "-delete":  # every starting point (default: here) loses what matches
-            from gatekeeper.inspectors.shell_files import read_operands  # it imports this module
-
             for w in read_operands("find", args) or [Word(".")]:
                 insp.write_target(w, f"find {w.text} -delete", under=True)
         elif args[i].text in ("-fprint", "-fprint0", "-fprintf", "-fls") and i + 1 < len(args):
