@@ -56,3 +56,22 @@ def list_filter(
         return message
 
     return rewrite
+
+
+def answer_filter(gate: Gate, principal: Principal, upstream: str, pins: ToolPins | None) -> Rewrite:
+    """Filters an answer to a list wherever it turns up without its request (a ``GET`` stream's
+    replay of a POST's events): by the list it carries, as its request's filter would have."""
+    filters = {
+        key: list_filter(gate, principal, upstream, method, pins if key == "tools" else None)
+        for method, key in FILTERED_LISTS.items()
+    }
+
+    async def rewrite(message: Any) -> Any:
+        result = message.get("result") if isinstance(message, dict) and "method" not in message else None
+        if isinstance(result, dict):
+            for key, list_rewrite in filters.items():
+                if key in result and list_rewrite is not None:
+                    message = await list_rewrite(message)
+        return message
+
+    return rewrite
