@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import PromptReference, TextResourceContents
+from mcp.types import PromptReference, ResourceTemplateReference, TextResourceContents
 
 from gatekeeper.app import Gatekeeper
 from gatekeeper.config import DemoSettings, Upstream
@@ -216,3 +216,17 @@ async def test_a_message_that_is_no_request_notification_or_response_is_refused(
                 status, body = await mcp_rpc(http, url_of(gk), headers, message)
                 assert status == 400 and body["error"]["data"]["code"] == "invalid_request", message
     assert seen == []
+
+
+async def test_a_template_completion_is_decided_as_the_uri_it_completes(stack: Stack) -> None:
+    template = ResourceTemplateReference(type="ref/resource", uri="file:///workspace/src/{name}")
+    async with _bearer(mint(stack.gk)) as http, stack.client(http) as client:
+        done = await client.complete(template, {"name": "name", "value": "app"})
+        for argument, context in [
+            ({"name": "name", "value": "../../root/.ssh/"}, None),  # lists what is in ~root/.ssh
+            ({"name": "other", "value": ""}, {"name": "../../root/.aws/"}),  # a variable filled earlier
+        ]:
+            with pytest.raises(MCPError, match="cred"):
+                await client.complete(template, argument, context)
+    assert done.completion.values == ["README.md", "src/app.py"]
+    assert stack.seen == [("completion/complete", "name")]  # the refused ones never reached it
