@@ -18,9 +18,9 @@ Pure: no I/O, like the inspectors it uses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
-import re
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import SchemaError
