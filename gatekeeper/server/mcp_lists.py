@@ -42,6 +42,8 @@ def list_filter(
         )
 
     async def rewrite(message: Any) -> Any:
+        if isinstance(message, list):  # a batch of answers: each one is filtered
+            return [await rewrite(item) for item in message]
         if isinstance(message, dict) and isinstance(message.get("result"), dict):
             items = message["result"].get(key)
             if isinstance(items, list):
@@ -67,6 +69,8 @@ def answer_filter(gate: Gate, principal: Principal, upstream: str, pins: ToolPin
     }
 
     async def rewrite(message: Any) -> Any:
+        if isinstance(message, list):  # a batch of answers: each one is filtered
+            return [await rewrite(item) for item in message]
         result = message.get("result") if isinstance(message, dict) and "method" not in message else None
         if isinstance(result, dict):
             for key, list_rewrite in filters.items():

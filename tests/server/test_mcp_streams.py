@@ -13,6 +13,7 @@ import aiohttp
 from gatekeeper.config import DemoSettings, Upstream
 from gatekeeper.models import Principal
 from gatekeeper.server.mcp_events import EventIds
+from gatekeeper.server.mcp_lists import answer_filter, list_filter
 
 from ..helpers import make_config, mcp_session, mint, running
 from ..mcp_upstream import SSH_KEY, SequentialEventStore, serving
@@ -87,3 +88,16 @@ def test_event_ids_are_tagged_however_the_stream_is_cut() -> None:
     assert [ids.untag("s", t.decode()) for t in tagged] == ["1", "2"]
     assert b'"id: 9"' in whole and b"z" * 100 not in whole  # data untouched; an over-long id dropped
     assert ids.untag("another session", tagged[0].decode()) is None
+
+
+async def test_a_batch_of_list_answers_is_filtered_item_by_item(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gk:
+        principal = Principal("agent-1", ("agent",), gk.config.identity.issuer, 0.0)
+        for rewrite in (
+            list_filter(gk.gate, principal, "demo", "resources/list"),
+            answer_filter(gk.gate, principal, "demo", None),
+        ):
+            listing = {"jsonrpc": "2.0", "id": 1, "result": {"resources": [{"uri": SSH_KEY, "name": "k"}]}}
+            assert rewrite is not None
+            filtered = await rewrite([listing, "x"])
+            assert filtered == [{"jsonrpc": "2.0", "id": 1, "result": {"resources": []}}, "x"]
