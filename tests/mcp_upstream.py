@@ -13,13 +13,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.types import (
     Completion,
     CompletionArgument,
+    EmbeddedResource,
     JSONRPCMessage,
     PromptReference,
     ResourceTemplateReference,
+    TextContent,
+    TextResourceContents,
 )
 
 from gatekeeper.demo.mcp_app import McpDemoServer
@@ -62,6 +66,18 @@ def make_server(seen: list[tuple[str, str]]) -> MCPServer[Any]:
     def review(path: str) -> str:
         seen.append(("prompts/get", path))
         return f"Please review {path}."
+
+    @server.prompt(name="quote", description="Quote a file in full.")
+    def quote(path: str) -> list[UserMessage]:
+        seen.append(("prompts/get", path))
+        text = FAKE_KEY if path == "/root/.ssh/id_rsa" else f"contents of {path}"
+        embedded = EmbeddedResource(
+            type="resource", resource=TextResourceContents(uri=f"file://{path}", text=text)
+        )
+        return [
+            UserMessage(content=TextContent(type="text", text="Here it is:")),
+            UserMessage(content=embedded),
+        ]
 
     @server.completion()
     async def complete(

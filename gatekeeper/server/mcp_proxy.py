@@ -34,7 +34,7 @@ from ..pipeline import Exchange, Stage, need
 from ..timefmt import iso8601
 from .invoke import prefer_wait, read_json_body
 from .mcp_events import EventIds
-from .mcp_lists import answer_filter, list_filter
+from .mcp_lists import CONTENT_FILTERED, answer_filter, content_filter, list_filter
 from .mcp_relay import (
     ClientGone,
     McpForward,
@@ -213,6 +213,8 @@ async def _post(
     rewrite = None
     if method in FILTERED_LISTS:
         rewrite = list_filter(app[GATE], principal, upstream.name, method)
+    elif method in CONTENT_FILTERED:
+        rewrite = content_filter(app[GATE], principal, upstream.name, method, message.get("params"))
     ex = Exchange(
         entry="mcp",
         app=app,

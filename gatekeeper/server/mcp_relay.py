@@ -261,7 +261,7 @@ async def relay(
             if event_ids is not None and sse:
                 tagger = _session_ids(event_ids, upstream_resp, sent_session)
             if into is not None:
-                return await _relay_into(upstream_resp, into, msg_id, limit, tagger)
+                return await _relay_into(upstream_resp, into, msg_id, limit, tagger, rewrite)
             out_headers = {
                 h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
             }
@@ -281,7 +281,19 @@ async def relay(
             response = stream(status=upstream_resp.status, headers=out_headers)
             await response.prepare(request)
             if rewrite is not None:
+                # An answer is bounded; a GET's stream of the server's own messages is not.
+                bound = (
+                    (limit if answer_limit is None else answer_limit) if request.method == "POST" else None
+                )
+                relayed = 0
                 async for block in _sse_blocks(upstream_resp.content):
+                    relayed += len(block)
+                    if bound is not None and relayed > bound:  # whole events only, then an error
+                        message = rpc_error_message(
+                            msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE
+                        )
+                        await response.write(sse_event(message))
+                        break
                     await response.write(tagger.feed(await _rewrite_sse_block(rewrite, block)))
             else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
                 relayed = 0
@@ -341,7 +353,10 @@ async def _relay_into(
     msg_id: Any,
     limit: int,
     ids: IdRewriter | _NoIds,
+    rewrite: Rewrite | None,
 ) -> web.StreamResponse:
+    """The answer to a call that was held, as events on the stream its progress went to: edited
+    (``rewrite``) and bounded as any other answer."""
     if upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream"):
         relayed = 0
         async for block in _sse_blocks(upstream_resp.content):
@@ -350,6 +365,8 @@ async def _relay_into(
                 message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                 await into.write(sse_event(message))
                 break
+            if rewrite is not None:
+                block = await _rewrite_sse_block(rewrite, block)
             await into.write(ids.feed(block))
     else:
         raw = await read_body(upstream_resp.content, limit)
@@ -357,6 +374,8 @@ async def _relay_into(
             message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
             await into.write(sse_event(message))
         elif raw.strip():
+            if rewrite is not None:
+                raw = await _rewrite_json(rewrite, raw)
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")
     await into.write_eof()
     return into
