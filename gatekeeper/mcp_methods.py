@@ -42,7 +42,12 @@ PROTOCOL_METHODS: Final = frozenset(
     }
 )
 # Lists whose items the caller sees only if it could use them (filtered, never just relayed).
-FILTERED_LISTS: Final = {"tools/list": "tools", "resources/list": "resources", "prompts/list": "prompts"}
+FILTERED_LISTS: Final = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+    "prompts/list": "prompts",
+}
 URI_METHODS: Final = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 MAX_URI: Final = 8192
 

@@ -62,6 +62,11 @@ def make_server(seen: list[tuple[str, str]]) -> MCPServer[Any]:
         seen.append(("resources/read", name))
         return f"source {name}"
 
+    @server.resource("file:///root/.ssh/{name}", name="ssh-keys")  # listed to no agent
+    def ssh_keys(name: str) -> str:
+        seen.append(("resources/read", name))
+        return FAKE_KEY
+
     @server.prompt(name="review", description="Review a file.")
     def review(path: str) -> str:
         seen.append(("prompts/get", path))

@@ -1,7 +1,9 @@
-"""``tools/list``, ``resources/list`` and ``prompts/list`` show only what the caller could use.
+"""``tools/list``, ``resources/list`` (and its templates) and ``prompts/list`` show only what the
+caller could use.
 
 A tool is shown when the policy could let the caller call it; a resource when reading its URI
-could be allowed (maybe after an operator's approval); a prompt when getting it could. Items
+could be allowed (maybe after an operator's approval), a template when reading it as written
+could; a prompt when getting it could. Items
 of the wrong shape and items of a list we cannot read are dropped, never passed on.
 
 Content a server attributes to a URI (a resource a prompt embeds, the contents of a
@@ -41,8 +43,8 @@ def list_filter(
         if key == "tools":
             name = item.get("name")
             return isinstance(name, str) and gate.tool_visible(principal, name)
-        if key == "resources":
-            uri = item.get("uri")
+        if key in ("resources", "resourceTemplates"):  # a template as written (its reads are decided)
+            uri = item.get("uri" if key == "resources" else "uriTemplate")
             return isinstance(uri, str) and gate.method_visible(
                 principal, method_tool("resources/read"), method_arguments(upstream, {"uri": uri})
             )
