@@ -44,6 +44,7 @@ from .server.console import AUDIT_STATUS
 from .server.decide import handle_decide
 from .server.health import add_health_routes
 from .server.invoke import CallTool, handle_invoke
+from .server.mcp_events import event_key
 from .server.mcp_proxy import handle_mcp
 from .server.operator import add_operator_routes
 from .server.protocol import GuardedAppRunner
@@ -58,6 +59,7 @@ from .server.state import (
     ESCALATION,
     GATE,
     LIFECYCLE,
+    MCP_EVENT_KEY,
     MCP_SESSIONS,
     METRICS,
     RECENT,
@@ -131,6 +133,7 @@ def build_agent_app(
     app[ESCALATION] = escalation or NoApprovalQueue()
     app[MCP_SESSIONS] = MemorySessions()  # Gatekeeper.start puts the approval store's table here
     app[TOOL_PINS] = ToolPins(MemoryToolPinStore())  # and its tool pins here
+    app[MCP_EVENT_KEY] = event_key(config.data_dir)
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)

@@ -91,6 +91,7 @@ UPSTREAM_MISCONFIGURED: Final = "upstream_misconfigured"
 BATCH_NOT_SUPPORTED: Final = "batch_not_supported"
 HEADER_MISMATCH: Final = "header_mismatch"
 SESSION_NOT_FOUND: Final = "session_not_found"  # 404: unknown, or another principal's session
+UNKNOWN_EVENT_ID: Final = "unknown_event_id"  # Last-Event-ID not relayed to this caller's session
 UNREACHABLE: Final = "unreachable"  # the stdio bridge could not reach Gatekeeper
 
 # -- Gatekeeper's own state ---------------------------------------------------------------------

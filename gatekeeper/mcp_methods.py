@@ -9,16 +9,19 @@ allow (so a method nobody mapped is refused by default), plus what its parameter
   reads (``fs.read:PATH`` and the path's classes, ``cred.ssh`` say), ``http(s)://`` URIs go
   through the URL inspector, any other scheme is ``mcp.resource:URI``;
 - ``prompts/get``: ``mcp.prompt:NAME``;
-- ``completion/complete``: what its reference names (a prompt, or a resource URI).
+- ``completion/complete``: what its reference names (a prompt, or a resource URI); a resource
+  template is decided as written and as completed (its variables filled with the argument's
+  value and the context's), since a server completes what the value points at.
 
 Pure: no I/O, like the inspectors it uses.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import SchemaError
 from .inspectors import InspectContext, Inspector
@@ -39,7 +42,12 @@ PROTOCOL_METHODS: Final = frozenset(
     }
 )
 # Lists whose items the caller sees only if it could use them (filtered, never just relayed).
-FILTERED_LISTS: Final = {"tools/list": "tools", "resources/list": "resources", "prompts/list": "prompts"}
+FILTERED_LISTS: Final = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+    "prompts/list": "prompts",
+}
 URI_METHODS: Final = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 MAX_URI: Final = 8192
 
@@ -83,7 +91,12 @@ def method_capabilities(
         if ref.get("type") == "ref/prompt":
             return [Capability(f"mcp.prompt:{_string(ref, 'name', method)}")]
         if ref.get("type") == "ref/resource":
-            return uri_capabilities(_string(ref, "uri", method), inspectors, ctx)
+            template = _string(ref, "uri", method)
+            found = uri_capabilities(template, inspectors, ctx)
+            completed = _fill_template(template, _completion_values(params))
+            if completed != template:
+                found += uri_capabilities(completed, inspectors, ctx)
+            return found
         raise SchemaError("completion/complete: ref.type must be ref/prompt or ref/resource")
     return []
 
@@ -109,6 +122,44 @@ def uri_capabilities(uri: str, inspectors: Mapping[str, Inspector], ctx: Inspect
     if not scheme:
         return [Capability("url.opaque", uri[:200])]
     return [Capability(f"mcp.resource:{uri}", uri[:200])]
+
+
+_EXPRESSION = re.compile(r"\{([+#./;?&]?)([^{}]*)\}")
+
+
+def _completion_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """The template variables a completion names: the context's, and the argument being completed."""
+    values: dict[str, str] = {}
+    context = params.get("context")
+    known = context.get("arguments") if isinstance(context, dict) else None
+    if isinstance(known, dict):
+        values.update((k, v) for k, v in known.items() if isinstance(k, str) and isinstance(v, str))
+    argument = params.get("argument")
+    if isinstance(argument, dict) and isinstance(argument.get("name"), str):
+        value = argument.get("value")
+        values[argument["name"]] = value if isinstance(value, str) else ""
+    return values
+
+
+def _fill_template(template: str, values: Mapping[str, str]) -> str:
+    """A URI template (RFC 6570) with its variables filled, each value percent-encoded whole (the
+    URI reading decodes it again: ``../`` in a value is read as the path it makes)."""
+
+    def fill(match: re.Match[str]) -> str:
+        operator, names = match.group(1), match.group(2)
+        filled = []
+        for spec in names.split(","):
+            name = spec.split(":", 1)[0].rstrip("*")
+            if name in values:
+                value = quote(values[name], safe="")
+                filled.append(f"{name}={value}" if operator in (";", "?", "&") else value)
+        if not filled:
+            return ""
+        joiner = {"": ",", "+": ",", "#": ",", ".": ".", "/": "/", ";": ";", "?": "&", "&": "&"}[operator]
+        prefix = {"": "", "+": "", "#": "#", ".": ".", "/": "/", ";": ";", "?": "?", "&": "&"}[operator]
+        return prefix + joiner.join(filled)
+
+    return _EXPRESSION.sub(fill, template)
 
 
 def _string(params: Mapping[str, Any], key: str, method: str) -> str:

@@ -45,6 +45,12 @@ def test_prompts_completion_and_unmapped_methods() -> None:
     assert "cred.ssh" in caps(
         "completion/complete", {"ref": {"type": "ref/resource", "uri": "file:///root/.ssh/id_rsa"}}
     )
+    template = {"type": "ref/resource", "uri": "file:///workspace/{+dir}/{file}"}
+    filled = {"argument": {"name": "file", "value": "x"}, "context": {"arguments": {"dir": "../root/.ssh"}}}
+    assert "cred.ssh" in caps("completion/complete", {"ref": template, **filled})
+    assert "cred.ssh" not in caps(
+        "completion/complete", {"ref": template, "argument": {"name": "file", "value": "x"}}
+    )
     assert caps("brand/new", {"anything": 1}) == []  # decided by mcp.method:brand/new alone
     for method, params in [
         ("resources/read", {}),

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import uvicorn
 from mcp.server import Server, ServerRequestContext
+from mcp.server.streamable_http import EventStore
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
@@ -104,13 +105,19 @@ def make_mcp_asgi_app(
 
 
 def _streamable_http_app(
-    server: Server[Any], *, json_response: bool, stateless: bool, host: str
+    server: Server[Any],
+    *,
+    json_response: bool,
+    stateless: bool,
+    host: str,
+    event_store: EventStore | None = None,
 ) -> Starlette:
     return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         json_response=json_response,
         stateless_http=stateless,
         host=host,
+        event_store=event_store,
     )
 
 
@@ -131,8 +138,10 @@ class McpDemoServer:
         workspace: Workspace | None = None,
         shutdown_timeout: int = 2,
         server: Server[Any] | None = None,
+        event_store: EventStore | None = None,
     ) -> None:
         self.host = host
+        self.event_store = event_store  # resumable streams (Last-Event-ID), for tests
         self._server = server  # another SDK server to serve instead of the demo tools (tests)
         self.port = port
         self.json_response = json_response
@@ -156,7 +165,11 @@ class McpDemoServer:
         server = self.make_server()
         app = self.wrap_app(
             _streamable_http_app(
-                server, json_response=self.json_response, stateless=self.stateless, host=self.host
+                server,
+                json_response=self.json_response,
+                stateless=self.stateless,
+                host=self.host,
+                event_store=self.event_store,
             )
         )
         # Bind here, not in uvicorn, so a busy port raises OSError to the caller (uvicorn would

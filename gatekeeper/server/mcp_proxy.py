@@ -33,7 +33,8 @@ from ..models import Principal
 from ..pipeline import Exchange, Stage, need
 from ..timefmt import iso8601
 from .invoke import prefer_wait, read_json_body
-from .mcp_lists import list_filter
+from .mcp_events import EventIds
+from .mcp_lists import CONTENT_FILTERED, answer_filter, content_filter, list_filter
 from .mcp_relay import (
     ClientGone,
     McpForward,
@@ -48,7 +49,7 @@ from .mcp_relay import (
 from .request_ids import current_request_id
 from .responses import error_response, json_response
 from .stages import ENFORCE_STAGES, process, refused, settle_record
-from .state import CONFIG, GATE, MCP_SESSIONS, TOOL_PINS, VERIFIER
+from .state import CONFIG, GATE, MCP_EVENT_KEY, MCP_SESSIONS, TOOL_PINS, VERIFIER
 
 log = structlog.get_logger("gatekeeper.mcp")
 
@@ -87,9 +88,23 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
     refused = await _foreign_session(request, app[MCP_SESSIONS], upstream, principal)
     if refused is not None:
         return refused
+    event_ids = EventIds(app[MCP_EVENT_KEY], upstream.name, principal)
+    refused = _foreign_event_id(request, event_ids)
+    if refused is not None:
+        return refused
     if request.method == "POST":
-        return await _post(request, app, upstream, principal)
-    response = await _pass_through(request, upstream, None, principal=principal)
+        return await _post(request, app, upstream, principal, event_ids)
+    # A GET stream carries the server's own messages, and replays (Last-Event-ID) of answers
+    # first sent on a POST: those are filtered here as they were there.
+    rewrite = answer_filter(app[GATE], principal, upstream.name, app.get(TOOL_PINS))
+    response = await _pass_through(
+        request,
+        upstream,
+        None,
+        rewrite if request.method == "GET" else None,
+        principal=principal,
+        event_ids=event_ids,
+    )
     session_id = request.headers.get("Mcp-Session-Id")
     if request.method == "DELETE" and session_id is not None and response.status < 300:
         await app[MCP_SESSIONS].forget_session(session_key(upstream.name, session_id))
@@ -121,6 +136,24 @@ async def _foreign_session(
     return _rpc_error(404, None, -32001, "session not found; start a new one", codes.SESSION_NOT_FOUND)
 
 
+def _foreign_event_id(request: web.Request, event_ids: EventIds) -> web.Response | None:
+    """A stream is resumed only from an event id relayed to this caller, in this session: the
+    upstream would replay any stream the id names, another principal's included."""
+    resume = request.headers.getall("Last-Event-ID", [])
+    if not resume:
+        return None
+    if len(resume) == 1 and event_ids.untag(request.headers.get("Mcp-Session-Id"), resume[0]) is not None:
+        return None
+    log.warning("mcp_event_id_refused", upstream=event_ids.upstream, principal=event_ids.subject)
+    return _rpc_error(
+        400,
+        None,
+        -32600,
+        "Last-Event-ID names no event of this session; send the request again",
+        codes.UNKNOWN_EVENT_ID,
+    )
+
+
 def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> OnAnswer:
     """Binds a session the upstream opens to the principal that asked, before it is answered."""
     sent = request.headers.get("Mcp-Session-Id")
@@ -138,7 +171,7 @@ def _binder(request: web.Request, upstream: Upstream, principal: Principal) -> O
 
 
 async def _post(
-    request: web.Request, app: web.Application, upstream: Upstream, principal: Principal
+    request: web.Request, app: web.Application, upstream: Upstream, principal: Principal, event_ids: EventIds
 ) -> web.StreamResponse:
     limits = app[CONFIG].limits
     try:
@@ -166,18 +199,22 @@ async def _post(
             400, msg_id, -32600, "neither a request, a notification nor a response", codes.INVALID_REQUEST
         )
     if method is None or method in PROTOCOL_METHODS:  # answers to the server's requests, plumbing
-        return await _pass_through(request, upstream, message, principal=principal)
+        return await _pass_through(request, upstream, message, principal=principal, event_ids=event_ids)
     if not isinstance(method, str):
         return _rpc_error(400, msg_id, -32600, "method must be a string", codes.INVALID_REQUEST)
     if method == "tools/list":  # nothing to decide: what it shows is filtered by the policy
         rewrite = list_filter(app[GATE], principal, upstream.name, method, app.get(TOOL_PINS))
-        return await _pass_through(request, upstream, message, rewrite, principal=principal)
+        return await _pass_through(
+            request, upstream, message, rewrite, principal=principal, event_ids=event_ids
+        )
     if "id" not in message:  # a notification would act with nobody to refuse to
         return _rpc_error(400, None, -32600, f"{method} must be a request with an id", codes.INVALID_REQUEST)
-    mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal))
+    mcp = McpRequest(request, upstream, message, _binder(request, upstream, principal), event_ids)
     rewrite = None
     if method in FILTERED_LISTS:
         rewrite = list_filter(app[GATE], principal, upstream.name, method)
+    elif method in CONTENT_FILTERED:
+        rewrite = content_filter(app[GATE], principal, upstream.name, method, message.get("params"))
     ex = Exchange(
         entry="mcp",
         app=app,
@@ -208,13 +245,16 @@ async def _pass_through(
     rewrite: Rewrite | None = None,
     *,
     principal: Principal,
+    event_ids: EventIds,
 ) -> web.StreamResponse:
     """Relay what needs no decision (plumbing, a stream, a list filtered on its way back)."""
     msg_id = message.get("id") if message is not None else None
     body = None if message is None else strictjson.dumps_fast(message)
     bind = _binder(request, upstream, principal)
     try:
-        return await relay(request, upstream, body, msg_id=msg_id, rewrite=rewrite, on_answer=bind)
+        return await relay(
+            request, upstream, body, msg_id=msg_id, rewrite=rewrite, on_answer=bind, event_ids=event_ids
+        )
     except UpstreamError as exc:
         return _rpc_error(exc.status, msg_id, RPC_INTERNAL, exc.message, exc.code)
     except ClientGone as gone:

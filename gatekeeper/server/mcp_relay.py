@@ -36,6 +36,7 @@ from ..pipeline import Exchange, need
 from ..streams import read_body
 from ..tracing import current_request
 from ..upstream import DECISION_HEADER
+from .mcp_events import EventIds, IdRewriter
 from .responses import json_response
 from .state import CLIENT_SESSION, CONFIG, RUNNER, TRANSPORT
 
@@ -48,7 +49,6 @@ _FORWARD_REQUEST_HEADERS = (
     "MCP-Protocol-Version",
     "Mcp-Method",
     "Mcp-Name",
-    "Last-Event-ID",
 )
 _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Cache-Control")
 TOO_LARGE = "the tool's answer is larger than the configured limit"
@@ -124,6 +124,7 @@ class McpRequest:
     upstream: Upstream
     message: dict[str, Any]
     on_answer: OnAnswer | None = None
+    event_ids: EventIds | None = None
     reply: Reply = field(init=False)
     msg_id: Any = field(init=False)  # read once: the message is never changed
     method: str = field(init=False)
@@ -177,6 +178,7 @@ class McpForward:
                 rewrite=self.rewrite,
                 on_answer=self.mcp.on_answer,
                 extra_headers={DECISION_HEADER: ex.decision_id} if named else None,
+                event_ids=self.mcp.event_ids,
             )
         except ClientGone as gone:
             ex.delivery = "client_gone"
@@ -211,18 +213,26 @@ async def relay(
     rewrite: Rewrite | None = None,
     on_answer: OnAnswer | None = None,
     extra_headers: dict[str, str] | None = None,
+    event_ids: EventIds | None = None,
 ) -> web.StreamResponse:
     """Send the (possibly rewritten) request upstream and stream its answer back; ``on_answer``
     sees the upstream's answer before the client does (a new session is bound to its owner
     before the client can use it). Raises
     ``UpstreamError`` when the upstream cannot be reached, ``ClientGone`` (with the response
-    begun) when the client leaves mid-answer."""
+    begun) when the client leaves mid-answer. ``event_ids`` tags the event ids of an SSE answer
+    for the caller and reads a ``Last-Event-ID`` back (``mcp_events``); without it, neither goes."""
     mcp_url = _url(need(upstream.mcp_url, "MCP upstream URL"))
     headers = {**upstream.headers}
     for name in _FORWARD_REQUEST_HEADERS:
         value = request.headers.get(name)
         if value is not None:
             headers[name] = value
+    sent_session = request.headers.get("Mcp-Session-Id")
+    resume = request.headers.get("Last-Event-ID")
+    if resume is not None and event_ids is not None:
+        inner = event_ids.untag(sent_session, resume)
+        if inner is not None:  # the entry point refused any other before it got here
+            headers["Last-Event-ID"] = inner
     ids = current_request.get()
     if ids is not None:
         headers.update(ids.upstream_headers())
@@ -246,12 +256,15 @@ async def relay(
             before_relay = on_answer(upstream_resp) if on_answer is not None else None
             if before_relay is not None:
                 await before_relay
+            sse = upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream")
+            tagger: IdRewriter | _NoIds = _NoIds()
+            if event_ids is not None and sse:
+                tagger = _session_ids(event_ids, upstream_resp, sent_session)
             if into is not None:
-                return await _relay_into(upstream_resp, into, msg_id, limit)
+                return await _relay_into(upstream_resp, into, msg_id, limit, tagger, rewrite)
             out_headers = {
                 h: upstream_resp.headers[h] for h in _FORWARD_RESPONSE_HEADERS if h in upstream_resp.headers
             }
-            sse = upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream")
             if (rewrite is not None or answer_limit is not None) and not sse:
                 # One JSON answer (or something else): read whole, bounded, then answered at once.
                 raw = await read_body(upstream_resp.content, limit if answer_limit is None else answer_limit)
@@ -268,8 +281,20 @@ async def relay(
             response = stream(status=upstream_resp.status, headers=out_headers)
             await response.prepare(request)
             if rewrite is not None:
+                # An answer is bounded; a GET's stream of the server's own messages is not.
+                bound = (
+                    (limit if answer_limit is None else answer_limit) if request.method == "POST" else None
+                )
+                relayed = 0
                 async for block in _sse_blocks(upstream_resp.content):
-                    await response.write(await _rewrite_sse_block(rewrite, block))
+                    relayed += len(block)
+                    if bound is not None and relayed > bound:  # whole events only, then an error
+                        message = rpc_error_message(
+                            msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE
+                        )
+                        await response.write(sse_event(message))
+                        break
+                    await response.write(tagger.feed(await _rewrite_sse_block(rewrite, block)))
             else:  # nothing to rewrite: relay the bytes as they arrive, not line by line
                 relayed = 0
                 async for chunk in upstream_resp.content.iter_any():
@@ -281,7 +306,7 @@ async def relay(
                         )
                         await response.write(b"\n\n" + sse_event(message))  # ends any event cut short
                         break
-                    await response.write(chunk)
+                    await response.write(tagger.feed(chunk))
             await response.write_eof()
             return response
     except ConnectionResetError:  # our client left (writing to it failed); the upstream is done with
@@ -309,9 +334,29 @@ def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
 
 
+class _NoIds:
+    """An answer with no event ids to tag (one JSON body, or no caller to tag them for)."""
+
+    @staticmethod
+    def feed(chunk: bytes) -> bytes:
+        return chunk
+
+
+def _session_ids(event_ids: EventIds, answer: aiohttp.ClientResponse, sent_session: str | None) -> IdRewriter:
+    """Tags ids for the session the answer belongs to (the one it opens, for an initialize)."""
+    return event_ids.rewriter(answer.headers.get("Mcp-Session-Id") or sent_session)
+
+
 async def _relay_into(
-    upstream_resp: aiohttp.ClientResponse, into: web.StreamResponse, msg_id: Any, limit: int
+    upstream_resp: aiohttp.ClientResponse,
+    into: web.StreamResponse,
+    msg_id: Any,
+    limit: int,
+    ids: IdRewriter | _NoIds,
+    rewrite: Rewrite | None,
 ) -> web.StreamResponse:
+    """The answer to a call that was held, as events on the stream its progress went to: edited
+    (``rewrite``) and bounded as any other answer."""
     if upstream_resp.headers.get("Content-Type", "").lower().startswith("text/event-stream"):
         relayed = 0
         async for block in _sse_blocks(upstream_resp.content):
@@ -320,13 +365,17 @@ async def _relay_into(
                 message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
                 await into.write(sse_event(message))
                 break
-            await into.write(block)
+            if rewrite is not None:
+                block = await _rewrite_sse_block(rewrite, block)
+            await into.write(ids.feed(block))
     else:
         raw = await read_body(upstream_resp.content, limit)
         if len(raw) > limit:  # never relay a cut-off message: the caller gets an error instead
             message = rpc_error_message(msg_id, -32603, TOO_LARGE, codes.UPSTREAM_RESPONSE_TOO_LARGE)
             await into.write(sse_event(message))
         elif raw.strip():
+            if rewrite is not None:
+                raw = await _rewrite_json(rewrite, raw)
             await into.write(b"event: message\ndata: " + raw.strip().replace(b"\n", b"") + b"\n\n")
     await into.write_eof()
     return into
@@ -355,7 +404,7 @@ async def _rewrite_json(rewrite: Rewrite, raw: bytes) -> bytes:
 async def _rewrite_sse_block(rewrite: Rewrite, block: bytes) -> bytes:
     lines = block.decode("utf-8", "replace").splitlines()
     data_lines = [line[5:].lstrip(" ") for line in lines if line.startswith("data:")]
-    if not data_lines:
+    if not "".join(data_lines).strip():  # no message (a priming event's id, a comment): as it came
         return block
     try:
         message = json.loads("\n".join(data_lines))

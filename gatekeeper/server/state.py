@@ -39,5 +39,6 @@ AUDIT = web.AppKey("audit", AuditLog)
 WORKER = web.AppKey("worker", int)  # this process's index among workers (gatekeeper.workers)
 RUNNER = web.AppKey("runner", Runner)  # set only when the sandboxed runner is enabled
 MCP_SESSIONS = web.AppKey("mcp_sessions", SessionOwners)  # who owns each Mcp-Session-Id
+MCP_EVENT_KEY = web.AppKey("mcp_event_key", bytes)  # tags relayed SSE event ids (mcp_events)
 TOOL_PINS = web.AppKey("tool_pins", ToolPins)  # MCP tool definitions pinned by digest
 WRITTEN_CODE = web.AppKey("written_code", WrittenCodeStore)  # what code file.write wrote does

@@ -3,6 +3,7 @@ server that serves tools, resources and prompts (``tests/mcp_upstream.py``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,16 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import PromptReference, TextResourceContents
+from mcp.types import (
+    EmbeddedResource,
+    PromptReference,
+    ResourceTemplateReference,
+    TextContent,
+    TextResourceContents,
+)
 
 from gatekeeper.app import Gatekeeper
+from gatekeeper.approvals.settings import ApprovalSettings
 from gatekeeper.config import DemoSettings, Upstream
 
 from ..helpers import decisions, make_config, mcp_rpc, mcp_session, mint, running, vote, wait_for_pending
@@ -85,7 +93,7 @@ async def test_every_method_is_decided_and_recorded(stack: Stack, log_output: li
     assert isinstance(content, TextResourceContents) and content.text.startswith("# Example")
     assert "cred" in str(key_refused.value) and "refused" in str(key_refused.value)
     assert ("resources/read", SSH_KEY) not in stack.seen  # never reached the server
-    assert prompts == ["review"] and "review README.md" in str(prompt.messages[0].content)
+    assert prompts == ["review", "quote"] and "review README.md" in str(prompt.messages[0].content)
     assert completion.completion.values == ["README.md", "src/app.py"]
     assert not called.is_error
 
@@ -216,3 +224,65 @@ async def test_a_message_that_is_no_request_notification_or_response_is_refused(
                 status, body = await mcp_rpc(http, url_of(gk), headers, message)
                 assert status == 400 and body["error"]["data"]["code"] == "invalid_request", message
     assert seen == []
+
+
+async def test_a_template_completion_is_decided_as_the_uri_it_completes(stack: Stack) -> None:
+    template = ResourceTemplateReference(type="ref/resource", uri="file:///workspace/src/{name}")
+    async with _bearer(mint(stack.gk)) as http, stack.client(http) as client:
+        done = await client.complete(template, {"name": "name", "value": "app"})
+        for argument, context in [
+            ({"name": "name", "value": "../../root/.ssh/"}, None),  # lists what is in ~root/.ssh
+            ({"name": "other", "value": ""}, {"name": "../../root/.aws/"}),  # a variable filled earlier
+        ]:
+            with pytest.raises(MCPError, match="cred"):
+                await client.complete(template, argument, context)
+    assert done.completion.values == ["README.md", "src/app.py"]
+    assert stack.seen == [("completion/complete", "name")]  # the refused ones never reached it
+
+
+async def test_a_prompt_embeds_only_what_the_caller_could_read(
+    stack: Stack, log_output: list[dict[str, Any]]
+) -> None:
+    async with _bearer(mint(stack.gk)) as http, stack.client(http) as client:
+        readme = await client.get_prompt("quote", {"path": "/workspace/README.md"})
+        key = await client.get_prompt("quote", {"path": "/root/.ssh/id_rsa"})
+    assert isinstance(readme.messages[1].content, EmbeddedResource)
+    assert "contents of /workspace/README.md" in str(readme.messages[1].content)
+    assert "PRIVATE KEY" not in str(key.messages)
+    assert isinstance(key.messages[1].content, TextContent)
+    assert (
+        "withheld" in key.messages[1].content.text and key.messages[0].content == readme.messages[0].content
+    )
+    assert any(e.get("event") == "mcp_content_withheld" for e in log_output)
+
+
+async def test_a_held_read_is_answered_on_its_progress_stream_through_the_same_rewrite(
+    tmp_path: Path,
+) -> None:
+    async with serving() as (url, seen):
+        upstreams = {"demo": Upstream("demo", mcp_url=url)}
+        approvals = ApprovalSettings(
+            default_wait_seconds=0.2, sweep_interval_seconds=0.1, progress_interval_seconds=0.05
+        )
+        config = make_config(
+            tmp_path, demo=DemoSettings(enabled=False), upstreams=upstreams, approvals=approvals
+        )
+        async with running(config) as gk, aiohttp.ClientSession() as http:
+            headers = {**await mcp_session(http, url_of(gk), mint(gk)), "Prefer": "wait=20"}
+            read = {
+                "jsonrpc": "2.0",
+                "id": 4,
+                "method": "resources/read",
+                "params": {"uri": NOTE, "_meta": {"progressToken": "p"}},
+            }
+            async with http.post(url_of(gk), json=read, headers=headers) as resp:
+                assert resp.headers["Content-Type"].startswith(
+                    "text/event-stream"
+                )  # progress, then the answer
+                assert b"notifications/progress" in await resp.content.readuntil(b"\n\n")
+                approval_id = await wait_for_pending(http, gk)
+                assert (await vote(http, gk, approval_id, "approve"))[0] == 200
+                events = (await resp.read()).decode()
+    [answer] = [json.loads(line[5:]) for line in events.splitlines() if '"result"' in line]
+    assert answer["result"]["contents"][0]["text"] == "a note", answer
+    assert seen == [("resources/read", NOTE)]
