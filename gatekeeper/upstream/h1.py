@@ -129,8 +129,10 @@ class _Connection(asyncio.Protocol):
     # -- one exchange ----------------------------------------------------------------------------
 
     def send(self, request: bytes, limit: int, waiter: asyncio.Future[tuple[int, bytes]]) -> None:
-        if self.transport is None:
-            raise ConnectFailed("the connection was not made")
+        if self.closed or self.transport is None or self.transport.is_closing():
+            # Nothing was sent (a write to a closing transport would vanish, and the call wait
+            # for its timeout): the tool saw nothing.
+            raise ConnectFailed("the connection closed before the request was sent")
         self._reset(limit)
         self._waiter = waiter
         self.transport.write(request)

@@ -205,3 +205,17 @@ async def test_requests_beyond_the_limit_wait_for_a_slot() -> None:
     pool.close()
     assert results == [b'{"ok": true}'] * 6
     assert server.connections <= 2
+
+
+async def test_a_connection_closed_at_once_fails_the_call_at_once(transport: HttpTransport) -> None:
+    async def close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(UpstreamError) as err:
+        await call(transport, f"http://127.0.0.1:{port}", timeout_seconds=10.0)
+    server.close()
+    assert asyncio.get_running_loop().time() - started < 2.0  # not the timeout
+    assert err.value.code in ("upstream_unreachable", "upstream_error")
