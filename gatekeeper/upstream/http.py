@@ -140,7 +140,9 @@ class HttpTransport:
                         f"upstream {upstream.name!r} has a header that cannot be sent: {name!r}",
                         code=codes.UPSTREAM_MISCONFIGURED,
                     )
-                if name.lower() not in _OWN_HEADERS:
+                if name.lower() == "host":  # a virtual host behind the URL's address, as aiohttp sent it
+                    lines[1] = f"Host: {value}"
+                elif name.lower() not in _OWN_HEADERS:
                     lines.append(f"{name}: {value}")
             if not unsafe_header(lines[0] + lines[1]):
                 prepared = (url.raw_host, url.port, "\r\n".join(lines) + "\r\n")

@@ -98,6 +98,10 @@ async def test_configured_headers_go_but_never_in_place_of_the_gates_own(transpo
     request = server.requests[0]
     assert b"\r\nAuthorization: Bearer up\r\n" in request
     assert request.lower().count(b"content-length") == 1
+    async with server as url:
+        await call(transport, url, headers={"host": "tools.internal"})
+    assert b"\r\nHost: tools.internal\r\n" in server.requests[-1]
+    assert server.requests[-1].lower().count(b"\r\nhost:") == 1
 
 
 async def test_a_header_that_would_split_the_request_is_refused(transport: HttpTransport) -> None:
