@@ -252,7 +252,7 @@ class _Connection(asyncio.Protocol):
     def _parse_chunks(self) -> None:
         buf = self._buf
         while True:
-            if self._chunk_left < 0:  # a size line
+            if self._chunk_left == -1:  # a size line
                 end = buf.find(b"\r\n")
                 if end < 0:
                     if len(buf) > 1024:

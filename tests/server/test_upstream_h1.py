@@ -223,3 +223,32 @@ async def test_a_connection_closed_at_once_fails_the_call_at_once(transport: Htt
     server.close()
     assert asyncio.get_running_loop().time() - started < 2.0  # not the timeout
     assert err.value.code in ("upstream_unreachable", "upstream_error")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"a": 1}',
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n4\r\n: 1}\r\n0\r\nT: v\r\n\r\n',
+    ],
+)
+async def test_answers_arriving_byte_by_byte(transport: HttpTransport, raw: bytes) -> None:
+    """Every state of the reader resumes where the last packet left it (head, chunk sizes,
+    chunk data, trailers)."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+        for i in range(len(raw)):
+            writer.write(raw[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await call(transport, f"http://127.0.0.1:{port}", timeout_seconds=10.0) == b'{"a": 1}'
+    finally:
+        server.close()
