@@ -674,10 +674,11 @@ _CURL = table(
     ),
     opts("-O --remote-name --remote-name-all", S, "saves under the URL's name in the working directory"),
     data(
-        "-d= --data= --data-binary= --data-ascii= --json= -H= --header= -w= --write-out=",
+        "-d= --data= --data-binary= --data-ascii= --json= -w= --write-out=",
         "at",
         "sent as is, or @file sends the file (a -w format's %output{f} writes f)",
     ),
+    data("-H= --header=", "header", "sent as is, or @file sends the file; Host: and its kin re-target it"),
     data(
         "-F= --form= --data-urlencode= --url-query= --variable=",
         "field",
@@ -719,7 +720,7 @@ _WGET = table(
         "-q --quiet -v --verbose -nv --no-verbose -c --continue -N --timestamping -S --server-response "
         "--spider -r --recursive -l= --level= -np --no-parent -nc --no-clobber -nd --no-directories -x "
         "--force-directories -nH --no-host-directories -k --convert-links -p --page-requisites -m --mirror "
-        "-t= --tries= -T= --timeout= -w= --wait= --random-wait --limit-rate= --user-agent= -U= --header= "
+        "-t= --tries= -T= --timeout= -w= --wait= --random-wait --limit-rate= --user-agent= -U= "
         "--no-check-certificate --https-only --content-disposition --progress= --show-progress "
         "--max-redirect= --retry-connrefused --no-cache --no-cookies -A= --accept= -R= --reject= "
         "--cut-dirs= -nH --user= --password= --http-user= --http-password= --method= --body-data= "
@@ -746,6 +747,7 @@ _WGET = table(
         "URLs or wgetrc commands from elsewhere",
     ),
     opts("-Y= --proxy= --proxy-user= --proxy-password=", D, "proxy settings"),
+    data("--header=", "header", "sent as is; Host: and its kin re-target the request"),
     opts("--use-askpass=", X, "runs this program to ask for credentials"),
     operands=C,
 )
