@@ -1400,6 +1400,11 @@ class Inspection:
             self.path_assignment(w, value)
         elif name == "HOME":
             self.home_set = True
+            if not (w.literal and value.rstrip("/") == HOME):
+                # every program's per-user configuration moves there: ~/.gitconfig (aliases,
+                # sshCommand, url.insteadOf), ~/.curlrc, ~/.wgetrc, ~/.npmrc, pip.conf, ~/.netrc,
+                # ~/.ssh/config and the user site's .pth files, which every python start runs
+                self.opaque(f"programs read their per-user configuration from another home: {w.text}")
         else:
             shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         if name != "MPLBACKEND":  # module://name is a module, not a place on the network

@@ -180,3 +180,48 @@ def test_ordinary_content(content: str) -> None:
 def test_content_inspector_registered() -> None:
     assert INSPECTORS["content"] is inspect_content
     assert [c.name for c in inspect_content(3, CTX)] == ["inspect.invalid"]
+
+
+@pytest.mark.parametrize(
+    "name", ["Host ", ":authority", "X-Original-Host", "X-Host", "Host\n", "X-Forwarded-Host"]
+)
+def test_http_fetch_refuses_routing_and_malformed_header_names(name: str) -> None:
+    from gatekeeper.errors import SchemaError
+    from tests.corpus.test_corpus import evaluate
+
+    with pytest.raises(SchemaError):
+        evaluate(
+            {
+                "tool": "http.fetch",
+                "arguments": {"url": "https://pypi.org/", "headers": {name: "203.0.113.7"}},
+            }
+        )
+
+
+def test_http_fetch_takes_ordinary_headers() -> None:
+    from tests.corpus.test_corpus import evaluate
+
+    headers = {"Accept": "application/json", "X-Request-Id": "1", "Authorization": "Bearer x"}
+    assert (
+        evaluate(
+            {"tool": "http.fetch", "arguments": {"url": "https://pypi.org/", "headers": headers}}
+        ).outcome
+        == "allow"
+    )
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "HOME=/workspace curl https://pypi.org/",
+        "export HOME=/workspace; git fetch origin",
+        "env HOME=/tmp/h pip install x",
+        "cd /workspace && HOME=. python3 x.py",
+    ],
+)
+def test_another_home_is_doubt(cmd: str) -> None:
+    assert "shell.opaque" in _caps(cmd)
+
+
+def test_the_real_home_is_not_doubt() -> None:
+    assert "shell.opaque" not in _caps("HOME=/root git status")
