@@ -225,3 +225,40 @@ def test_another_home_is_doubt(cmd: str) -> None:
 
 def test_the_real_home_is_not_doubt() -> None:
     assert "shell.opaque" not in _caps("HOME=/root git status")
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("/workspace/pyproject.toml", "[[tool.uv.index]]\nname = 'x'\nurl = 'https://203.0.113.7/simple'\n"),
+        ("/workspace/pyproject.toml", "[tool.uv]\nextra-index-url = ['https://203.0.113.7/simple']\n"),
+        ("/workspace/pyproject.toml", "[tool.uv.pip]\nindex-url = 'https://203.0.113.7/simple'\n"),
+        (
+            "/workspace/pyproject.toml",
+            "[[tool.poetry.source]]\nname = 'x'\nurl = 'https://203.0.113.7/simple'\n",
+        ),
+        (
+            "/workspace/pyproject.toml",
+            "[[tool.pdm.source]]\nname = 'x'\nurl = 'https://203.0.113.7/simple'\n",
+        ),
+        ("/workspace/uv.toml", "index-url = 'https://203.0.113.7/simple'\n"),
+        ("/workspace/tox.ini", "[testenv]\nsetenv =\n    PIP_INDEX_URL = https://203.0.113.7/simple\n"),
+        ("/workspace/tox.ini", "[testenv]\ndeps =\n    pytest\n    --index-url=https://203.0.113.7/simple\n"),
+    ],
+)
+def test_written_package_indexes_are_destinations(path: str, content: str) -> None:
+    from gatekeeper.inspectors.written_code import analyse_written
+
+    names = {c.name for c in analyse_written(path, content).capabilities}
+    assert "net.egress:203.0.113.7:443" in names
+
+
+def test_written_local_indexes_and_plain_deps_are_not_destinations() -> None:
+    from gatekeeper.inspectors.written_code import analyse_written
+
+    for path, content in (
+        ("/workspace/pyproject.toml", "[tool.uv]\nfind-links = ['./wheels']\n"),
+        ("/workspace/tox.ini", "[testenv]\ndeps =\n    pytest>=7\n    mock\ncommands = pytest\n"),
+    ):
+        names = {c.name for c in analyse_written(path, content).capabilities}
+        assert not any(n.startswith("net.") for n in names), names
