@@ -725,6 +725,7 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
         settings = config_settings(args)
         if settings:  # npm config set script-shell ./x.sh: the option, for every later run
             walk(insp, spec, fam, f"{name} config set", settings, depth)
+        package_scripts(insp, fam, name, args, depth)
     if fam in ("make", "gmake"):
         for w in args:
             m = _ASSIGN_WORD.match(w.text) if not w.text.startswith("-") else None
@@ -785,6 +786,31 @@ NPM_PLAIN_KEYS: Final = frozenset(
     "init-author-email init-author-url init-license init-version lockfile-version prefer-offline "
     "prefer-online auto-install-peers shamefully-hoist strict-ssl-false node-linker".split()
 )
+
+
+# Verbs that run a package's bin by its name (yarn run falls back to node_modules/.bin).
+_BIN_VERBS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {"yarn": frozenset({"exec", "run", "run-script"}), "pnpm": frozenset({"exec"}), "npm": frozenset()}
+)
+
+
+def package_scripts(insp: Inspection, fam: str, name: str, args: list[Word], depth: int) -> None:
+    """``npm pkg set scripts.test='CMD'`` writes a command line every later ``npm test`` runs: read
+    it now. ``yarn run lt``, ``pnpm exec lt``: a package's program by its name (the table's)."""
+    operands = [w for w in args if not w.text.startswith("-")]
+    verbs = [w.text for w in operands[:2]]
+    if fam in ("npm", "pnpm") and verbs == ["pkg", "set"]:
+        for w in operands[2:]:
+            key, eq, value = w.text.partition("=")
+            if eq and key.startswith("scripts."):
+                if not w.literal:
+                    insp.opaque(f"{name} pkg set {key}: a script not known statically")
+                elif value.strip():
+                    insp.source(value, depth + 1)
+    elif verbs and verbs[0] in _BIN_VERBS[fam] and len(operands) > 1:
+        program = posixpath.basename(operands[1].text).lower()
+        for cap in TABLE_CAPS.get(program, ()):
+            insp.add(cap, f"{name} {' '.join(w.text for w in args)}: runs the package program {program}")
 
 
 def config_settings(args: list[Word]) -> list[Word]:

@@ -262,3 +262,16 @@ def test_written_local_indexes_and_plain_deps_are_not_destinations() -> None:
     ):
         names = {c.name for c in analyse_written(path, content).capabilities}
         assert not any(n.startswith("net.") for n in names), names
+
+
+def test_npm_pkg_set_scripts_are_read_now() -> None:
+    assert {"proc.exec:nc", "net.connect:203.0.113.7:1"} <= _caps(
+        "npm pkg set scripts.test='nc 203.0.113.7 1'"
+    )
+    assert "shell.opaque" in _caps('npm pkg set "scripts.test=$CMD"')
+    assert _caps("npm pkg set name=foo version=1.0.0") == {"proc.exec:npm"}
+
+
+@pytest.mark.parametrize("cmd", ["yarn exec lt --port 3000", "yarn run lt", "pnpm exec lt"])
+def test_package_bins_by_name(cmd: str) -> None:
+    assert "net.tunnel" in _caps(cmd)
