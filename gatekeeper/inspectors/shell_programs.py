@@ -144,6 +144,12 @@ _MINER_FLAGS: Final = (
     "--nicehash",
     "--rig-id",
     "--cpu-max-threads-hint",
+    "--ethstratum",  # lolMiner, NBMiner
+    "--dualpool",  # lolMiner's second coin
+    "--dualmode",
+    "-epool",  # PhoenixMiner: -epool/-ewal/-epsw
+    "-ewal",
+    "--fee-wallet",
 )
 _MINING_ALGOS: Final = frozenset(
     {
@@ -165,6 +171,37 @@ _MINING_ALGOS: Final = frozenset(
         "progpow",
         "sha256d",
         "scrypt",
+        # more coins' proof-of-work, as miners spell them
+        "rx/arq",
+        "rx/sfx",
+        "rx/graft",
+        "cn-heavy",
+        "cn-heavy/xhv",
+        "cn/half",
+        "cn-pico",
+        "cn/ccx",
+        "cn/gpu",
+        "firopow",
+        "zelhash",
+        "beamhash",
+        "beamhashiii",
+        "cuckatoo32",
+        "cuckaroo29",
+        "karlsenhash",
+        "pyrinhash",
+        "nexapow",
+        "dynexsolve",
+        "verthash",
+        "x16r",
+        "x16rv2",
+        "x25x",
+        "lyra2z",
+        "yescryptr16",
+        "yespowerr16",
+        "heavyhash",
+        "fishhash",
+        "meowpow",
+        "evrprogpow",
     }
 )
 POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
