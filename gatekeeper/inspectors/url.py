@@ -80,6 +80,13 @@ _INTERNAL_SUFFIXES: Final = (
     "svc",
     "localtest.me",
     "lvh.me",
+    # never delegated on the internet (RFC 6762 appendix G, ICANN's name collision list): they
+    # resolve only inside an organisation, or through service discovery (.consul). Not .test:
+    # tests pin names there to stand for outside hosts.
+    "corp",
+    "home",
+    "private",
+    "consul",
 )
 # Mining pools: a name under one of these is a pool whatever the port or scheme (pools listen on
 # 443 too, and their web pages are the same name's). Class "mining": ``crypto.mine``.

@@ -275,3 +275,8 @@ def test_npm_pkg_set_scripts_are_read_now() -> None:
 @pytest.mark.parametrize("cmd", ["yarn exec lt --port 3000", "yarn run lt", "pnpm exec lt"])
 def test_package_bins_by_name(cmd: str) -> None:
     assert "net.tunnel" in _caps(cmd)
+
+
+@pytest.mark.parametrize("host", ["vault.service.consul", "pypi.corp", "router.home", "db.private"])
+def test_names_that_resolve_only_inside_are_internal(host: str) -> None:
+    assert normalize_host(host)[1] == "internal"
