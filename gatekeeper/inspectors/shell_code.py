@@ -28,7 +28,7 @@ from gatekeeper.inspectors.shell_programs import (
     literal_text,
     parse_opts,
 )
-from gatekeeper.inspectors.shell_tables import TABLES
+from gatekeeper.inspectors.shell_tables import TABLES, module_capabilities
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
@@ -174,6 +174,8 @@ def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
     scan_code(insp, name, python_code.without_data_urls(code, fx), depth, spawn_words=not fx.understood)
     for module in fx.imports[:64]:  # python3 -c 'import x': the workspace's x.py runs (written_code)
         insp.ran_files.update(shell_runs.module_paths(insp, module))
+        for cap in module_capabilities(module, imported=True):  # import sshuttle.cmdline
+            insp.add(cap, f"{name} code imports {module}: {code[:120]}")
 
 
 def inline(

@@ -1076,13 +1076,28 @@ def _stdlib_writes(insp: Inspection, evidence: str, module: str, args: list[Word
             insp.write_target(out, f"{evidence} -o {out.text}")
 
 
+# Importing a module is not running its command line: only tunnels and miners are theirs when
+# imported (import sshuttle.cmdline; ....main()); ``xray`` is also xarray's old name.
+_IMPORTED_CAPS: Final = ("net.tunnel", "crypto.mine")
+_IMPORT_NAME_CLASHES: Final = frozenset({"xray"})
+
+
+def module_capabilities(module: str, *, imported: bool = False) -> list[str]:
+    """What running (``python -m``) or, with ``imported``, importing ``module`` is, by the program
+    table (shell_programs.TABLE_CAPS: its console script's name) and the module table."""
+    top = module.split(".", 1)[0]
+    names = {top, top.lower(), top.lower().replace("_", "-")}
+    caps = {c for n in names for c in TABLE_CAPS.get(n, ())}
+    if imported:
+        return [] if top in _IMPORT_NAME_CLASHES else sorted(c for c in caps if c.startswith(_IMPORTED_CAPS))
+    return sorted(caps | set(_MODULE_CAPS.get(top, ())))
+
+
 def _module_program(insp: Inspection, module: str, rest: list[Word], evidence: str) -> None:
     """``python -m sshuttle``, ``python -m xmrig``: a module is the program of its name (its console
     script), with that program's capabilities; servers and tunnels known only as modules too."""
     top = module.split(".", 1)[0]
-    names = {top, top.lower(), top.lower().replace("_", "-")}
-    caps = {c for n in names for c in TABLE_CAPS.get(n, ())} | set(_MODULE_CAPS.get(top, ()))
-    for cap in sorted(caps):
+    for cap in module_capabilities(module):
         insp.add(cap, f"{evidence}: the module is the program {top}")
     operands = [w for w in rest if not w.text.startswith("-")]
     if (
@@ -1099,25 +1114,34 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
     modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
     ``python`` running it."""
     skip = False
+    module: str | None = None
     for i, w in enumerate(args):
         t = w.text
         if skip:
             skip = False
             continue
-        if t in ("-W", "-X"):
-            skip = True
-            continue
         if not t.startswith("-") or t in ("-", "--"):  # a script: its arguments are its own
             if posixpath.basename(t) == "manage.py":  # Django's: its subcommands are read
                 django_command(insp, f"{name} {t}", args[i + 1 :], depth)
             return
-        if t == "-c" or (t.startswith("-") and not t.startswith("--") and "c" in t[1:] and "m" not in t[1:]):
-            return
-        if t.startswith("-m"):
-            module = t[2:] if len(t) > 2 else (args[i + 1].text if i + 1 < len(args) else "")
-            rest = args[i + 1 :] if len(t) > 2 else args[i + 2 :]
+        if t.startswith("--"):
+            continue
+        # a cluster of short flags, as python reads it: -Im X, -Bmpproxy, -Wignore, -Ic CODE
+        letters = t[1:]
+        for k, ch in enumerate(letters):
+            if ch in "WX":  # its value is the rest of the word, or the next word
+                skip = k == len(letters) - 1
+                break
+            if ch == "c":
+                return
+            if ch == "m":
+                attached = letters[k + 1 :]
+                module = attached or (args[i + 1].text if i + 1 < len(args) else "")
+                rest = args[i + 1 :] if attached else args[i + 2 :]
+                break
+        if module is not None:
             break
-    else:
+    if module is None:
         return
     if module == "django":
         django_command(insp, f"{name} -m django", list(rest), depth)

@@ -280,3 +280,22 @@ def test_package_bins_by_name(cmd: str) -> None:
 @pytest.mark.parametrize("host", ["vault.service.consul", "pypi.corp", "router.home", "db.private"])
 def test_names_that_resolve_only_inside_are_internal(host: str) -> None:
     assert normalize_host(host)[1] == "internal"
+
+
+@pytest.mark.parametrize(
+    ("cmd", "cap"),
+    [
+        ("python -Im pproxy", "net.tunnel"),
+        ("python -Bmsshuttle -r u@203.0.113.7 0/0", "net.tunnel"),
+        ("python -I -Wignore -m pproxy", "net.tunnel"),
+        ("python3 -c 'import sshuttle.cmdline; sshuttle.cmdline.main()'", "net.tunnel"),
+        ("python3 -c 'import pyrx'", "crypto.mine"),
+    ],
+)
+def test_python_flag_clusters_and_imports(cmd: str, cap: str) -> None:
+    assert cap in _caps(cmd)
+
+
+def test_imports_take_only_tunnels_and_miners() -> None:
+    assert "net.tunnel" not in _caps("python3 -c 'import xray, numpy'")  # xarray's old name
+    assert "net.scan" not in _caps("python3 -c 'import nmap'")  # imported, not run
