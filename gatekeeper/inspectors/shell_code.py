@@ -160,6 +160,9 @@ def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidenc
         insp.connect(host, port, evidence)
     for secret in fx.secrets:
         insp.add("cred.env", f"{name} code reads the secret variable {secret}")
+    for module in fx.imports[:256]:  # import sshuttle.cmdline; import pyrx: a tunnel's, a miner's
+        for cap in module_capabilities(module, imported=True):
+            insp.add(cap, f"{name} code imports {module}: {evidence}")
 
 
 def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
@@ -174,8 +177,6 @@ def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:
     scan_code(insp, name, python_code.without_data_urls(code, fx), depth, spawn_words=not fx.understood)
     for module in fx.imports[:64]:  # python3 -c 'import x': the workspace's x.py runs (written_code)
         insp.ran_files.update(shell_runs.module_paths(insp, module))
-        for cap in module_capabilities(module, imported=True):  # import sshuttle.cmdline
-            insp.add(cap, f"{name} code imports {module}: {code[:120]}")
 
 
 def inline(

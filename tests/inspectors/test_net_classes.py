@@ -299,3 +299,10 @@ def test_python_flag_clusters_and_imports(cmd: str, cap: str) -> None:
 def test_imports_take_only_tunnels_and_miners() -> None:
     assert "net.tunnel" not in _caps("python3 -c 'import xray, numpy'")  # xarray's old name
     assert "net.scan" not in _caps("python3 -c 'import nmap'")  # imported, not run
+
+
+def test_written_python_importing_a_tunnel_is_a_tunnel() -> None:
+    from gatekeeper.inspectors.written_code import analyse_written
+
+    written = analyse_written("/workspace/t.py", "import sshuttle.cmdline\nsshuttle.cmdline.main()\n")
+    assert "net.tunnel" in {c.name for c in written.capabilities}
