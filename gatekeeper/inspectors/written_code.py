@@ -380,6 +380,11 @@ def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
         insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
         return []
     shell_code.scan_code(insp, path, content, 0)
+    for m in _JS_SPECIFIER.finditer(content):  # require('localtunnel'): a tunnel's, a miner's package
+        spec = next(g for g in m.groups() if g)
+        package = spec.split("/")[1] if spec.startswith("@") and "/" in spec else spec.split("/")[0]
+        for cap in shell_tables.module_capabilities(package, imported=True):
+            insp.add(cap, f"written {path} loads {spec}")
     return _js_imports(path, content)
 
 

@@ -306,3 +306,20 @@ def test_written_python_importing_a_tunnel_is_a_tunnel() -> None:
 
     written = analyse_written("/workspace/t.py", "import sshuttle.cmdline\nsshuttle.cmdline.main()\n")
     assert "net.tunnel" in {c.name for c in written.capabilities}
+
+
+@pytest.mark.parametrize(
+    ("content", "tunnel"),
+    [
+        ("const lt = require('localtunnel');\nlt({port: 3000});\n", True),
+        ('import ngrok from "@ngrok/ngrok";\nawait ngrok.forward({addr: 3000});\n', True),
+        ('import x from "./lt.js";\nconst fs = require("fs");\n', False),
+        ('import express from "express";\n', False),
+    ],
+)
+def test_written_javascript_loading_a_tunnel(content: str, tunnel: bool) -> None:
+    from gatekeeper.inspectors.written_code import analyse_written
+
+    assert (
+        "net.tunnel" in {c.name for c in analyse_written("/workspace/t.js", content).capabilities}
+    ) is tunnel
