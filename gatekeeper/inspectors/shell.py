@@ -1348,7 +1348,7 @@ class Inspection:
                 paths.append(first.text)
         for path in paths:
             for name in sorted(P.package_programs(path)):
-                for cap in P.TABLE_CAPS.get(name, ()):
+                for cap in shell_tables.program_capabilities(name):
                     self.add(cap, f"{evidence}: the package's program {name}")
 
     def workspace_program(self, w: Word, family: str) -> str | None:

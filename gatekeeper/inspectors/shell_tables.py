@@ -735,12 +735,19 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
         python_module(insp, name, args, depth)
     elif fam in ("go", "cargo"):
         for program in sorted(built_programs(insp, fam, args)):
-            for cap in TABLE_CAPS.get(program, ()):
+            for cap in program_capabilities(program):
                 insp.add(cap, f"{name} {' '.join(w.text for w in args)}: builds and runs {program}")
     elif fam == "jq":
         from gatekeeper.inspectors.shell_code import jq  # it imports this module
 
         jq(insp, name, args)
+
+
+def program_capabilities(program: str) -> tuple[str, ...]:
+    """The network and mining capabilities of a program known only by a name it was given (a
+    package's bin, a crate, a Go package, a project directory): ``bore``, ``xmrig``, ``nmap``. Not
+    the table's other classes: a project named ``at`` or ``su`` is not the scheduler or sudo."""
+    return tuple(c for c in TABLE_CAPS.get(program, ()) if c.startswith(("net.", "crypto.")))
 
 
 # go run's build flags that take a value (the package is the first operand after them).
@@ -809,7 +816,7 @@ def package_scripts(insp: Inspection, fam: str, name: str, args: list[Word], dep
                     insp.source(value, depth + 1)
     elif verbs and verbs[0] in _BIN_VERBS[fam] and len(operands) > 1:
         program = posixpath.basename(operands[1].text).lower()
-        for cap in TABLE_CAPS.get(program, ()):
+        for cap in program_capabilities(program):
             insp.add(cap, f"{name} {' '.join(w.text for w in args)}: runs the package program {program}")
 
 

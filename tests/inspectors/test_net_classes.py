@@ -323,3 +323,8 @@ def test_written_javascript_loading_a_tunnel(content: str, tunnel: bool) -> None
     assert (
         "net.tunnel" in {c.name for c in analyse_written("/workspace/t.js", content).capabilities}
     ) is tunnel
+
+
+@pytest.mark.parametrize("cmd", ["cd /workspace/su && go run .", "cargo run --bin at", "yarn run sudo"])
+def test_programs_by_a_given_name_carry_only_network_and_mining(cmd: str) -> None:
+    assert not {"priv.escalate", "persist.cron"} & _caps(cmd)
