@@ -132,6 +132,10 @@ MINING_POOL_SUFFIXES: Final = (
 # Wildcard-DNS services that answer with the address written in the name.
 _ECHO_DNS: Final = ("nip.io", "sslip.io", "xip.io", "traefik.me")
 
+_INTERNAL_SET: Final = frozenset(_INTERNAL_SUFFIXES)
+_MINING_SET: Final = frozenset(MINING_POOL_SUFFIXES)
+_ECHO_SET: Final = frozenset(_ECHO_DNS)
+
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ASCII_BAD_RE: Final = re.compile(r"[\x00-\x20\x7f\\]")
 _LABEL_RE: Final = re.compile(r"[a-z0-9_-]{1,63}")
@@ -230,11 +234,13 @@ def _classify_name(name: str) -> str:
         return "metadata"
     if "." not in name:
         return "internal"  # single labels resolve through search domains: cluster services
-    if any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES):
+    labels = name.split(".")
+    tails = {".".join(labels[i:]) for i in range(len(labels))}  # the name and each parent domain
+    if tails & _INTERNAL_SET:
         return "internal"
-    if any(name == s or name.endswith("." + s) for s in MINING_POOL_SUFFIXES):
+    if tails & _MINING_SET:
         return "mining"
-    if any(name.endswith("." + s) for s in _ECHO_DNS):
+    if (tails - {name}) & _ECHO_SET:
         m = _DASHED_QUAD_RE.search(name)
         if m and all(int(g) <= 255 for g in m.groups()):
             quad = ".".join(m.groups())
