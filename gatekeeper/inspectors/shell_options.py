@@ -54,6 +54,7 @@ class Effect(enum.Enum):
     REMOTE = "remote"  # its value is a file, or host:path reached with rsh/ssh (tar -f, git remotes)
     DATA = "data"  # its value is sent, or names a file sent in its place (curl -d @f): Opt.syntax says how
     DOUBT = "doubt"  # cannot be judged statically (a config file, an include): shell.opaque
+    PROGRAM = "program"  # an interpreter by path (uv --python /tmp/x): that file runs, as a program
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +245,18 @@ def apply(insp: Inspection, fam: str, name: str, opt: str, spec: Opt, value: Wor
     elif effect is Effect.DATA:
         if value is not None:
             _sent(insp, spec.syntax, value, evidence)
+    elif effect is Effect.PROGRAM:
+        if value is not None and not value.literal:
+            insp.opaque(f"interpreter not known statically: {evidence}")
+        elif value is not None and "/" in value.text and not value.text.startswith(_SYSTEM_PROGRAMS):
+            # a file the agent may have written (a version, a name or a system interpreter is not)
+            insp.run([value], depth + 1)
     else:
         insp.opaque(evidence)
 
 
+# Interpreters installed with the system, not files the agent writes (those are under CODE_ROOTS).
+_SYSTEM_PROGRAMS: Final = ("/usr/", "/bin/", "/opt/", "/sbin/")
 _OUTPUT_RE: Final = re.compile(r"%output\{(?:>>)?([^}]*)\}")
 _FIELD_FILE_RE: Final = re.compile(r"[^=@<]*(?:=[@<]|@)")  # name=@f, name=<f, name@f (up to the file)
 

@@ -754,10 +754,11 @@ _WGET = table(
 
 # -- Python tools ----------------------------------------------------------------------
 _PIP_COMMON = {
+    **opts("--python=", Effect.PROGRAM, "pip runs itself under this interpreter: a path is that program"),
     **opts(
         "-h --help -V --version -q --quiet -v --verbose --isolated --no-input --no-color "
         "--require-virtualenv "
-        "--python= --disable-pip-version-check --no-cache-dir --timeout= --retries= --exists-action= "
+        "--disable-pip-version-check --no-cache-dir --timeout= --retries= --exists-action= "
         "--progress-bar= --root-user-action= --use-feature= --use-deprecated= --no-python-version-warning "
         "--debug --keyring-provider=",
         S,
@@ -1163,10 +1164,11 @@ _GO = table(
     single_dash_long=True,
 )
 _UV_COMMON = {
+    **opts("--python= -p=", Effect.PROGRAM, "the interpreter uv runs: a path is that program"),
     **opts(
         "-h --help -V --version -q --quiet -v --verbose --no-cache -n --offline --frozen --locked "
         "--no-sync --all-extras --extra= --group= --dev --no-dev --only-dev --all-groups --no-group= "
-        "--python= -p= --preview --no-progress --color= --native-tls --managed-python --no-managed-python "
+        "--preview --no-progress --color= --native-tls --managed-python --no-managed-python "
         "--system --upgrade -U --upgrade-package= -P= --reinstall --no-build-isolation --compile-bytecode "
         "--resolution= --prerelease= --exact --inexact --all-packages --package= --no-install-project "
         "--no-editable --output-format= -r= --requirement= -e= --editable= --seed --prompt= --with= "

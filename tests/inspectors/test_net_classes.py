@@ -328,3 +328,19 @@ def test_written_javascript_loading_a_tunnel(content: str, tunnel: bool) -> None
 @pytest.mark.parametrize("cmd", ["cd /workspace/su && go run .", "cargo run --bin at", "yarn run sudo"])
 def test_programs_by_a_given_name_carry_only_network_and_mining(cmd: str) -> None:
     assert not {"priv.escalate", "persist.cron"} & _caps(cmd)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "runs"),
+    [
+        ("uv venv --python /workspace/x.sh", "proc.exec:/workspace/x.sh"),
+        ("uv run -p ./bin/py python", "proc.exec:/workspace/bin/py"),
+        ("pip --python /workspace/tools/py install y", "proc.exec:/workspace/tools/py"),
+    ],
+)
+def test_an_interpreter_by_path_runs(cmd: str, runs: str) -> None:
+    assert runs in _caps(cmd)
+
+
+def test_an_interpreter_by_version_runs_nothing_more() -> None:
+    assert _caps("uv venv --python 3.12") == {"proc.exec:uv"}
