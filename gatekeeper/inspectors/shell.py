@@ -1484,12 +1484,26 @@ class Inspection:
                 self.add("crypto.mine", t)
             if t.startswith("R:") and w.literal and P.REVERSE_SPEC_RE.fullmatch(t):
                 self.add("net.tunnel.reverse", t)
+            if w.literal and len(t) > 4 and t[0] == "-" and t[1] != "-" and "=" not in t:
+                self.attached_value(t)  # -opool.example.com:443, -u4Ad...: a short option's value
             if len(t) > 16 and P.looks_like_reverse_shell(t):
                 self.add("net.reverse_shell", t)
             # an option word without "=" is classified by its ssh names alone (see classify_word)
             if w.literal and (not t.startswith("-") or "=" in t or "authorized_keys" in t or ".ssh" in t):
                 if id(w) not in patterns:
                     self.classify_word(t)
+
+    def attached_value(self, t: str) -> None:
+        """The value attached to a short option (``-oHOST:PORT``, ``-uWALLET``, ``-hADDRESS``): a
+        metadata address, a mining pool or a wallet, as a word of its own would be."""
+        value = t[2:]
+        if ("." in value or ":" in value) and len(value) <= 300:
+            where = address_word_class(value)
+            if where in ("metadata", "mining"):
+                for cap in host_class_capabilities(where, t):
+                    self.add(cap.name, cap.evidence)
+        if P.mining_text(value):
+            self.add("crypto.mine", t)
 
     def classify_word(self, t: str) -> None:
         if "authorized_keys" in t or (".ssh" in t and _SSH_DIR_RE.search(t)):

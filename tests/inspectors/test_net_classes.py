@@ -13,6 +13,7 @@ from gatekeeper.inspectors.shell_programs import mining_text, package_programs
 from gatekeeper.inspectors.url import address_word_class, is_mining_scheme, normalize_host
 
 CTX = InspectContext()
+WALLET = "4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge"
 
 
 def _caps(cmd: str) -> set[str]:
@@ -77,7 +78,7 @@ def test_address_words_in_commands() -> None:
 
 
 def test_monero_wallet_is_mining() -> None:
-    wallet = "4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge"
+    wallet = WALLET
     assert mining_text(wallet) and mining_text(f"--user={wallet}")
     assert not mining_text(wallet[:-1])  # 94 characters: no address
     assert not mining_text("a" * 200)
@@ -344,3 +345,22 @@ def test_an_interpreter_by_path_runs(cmd: str, runs: str) -> None:
 
 def test_an_interpreter_by_version_runs_nothing_more() -> None:
     assert _caps("uv venv --python 3.12") == {"proc.exec:uv"}
+
+
+@pytest.mark.parametrize(
+    ("cmd", "cap"),
+    [
+        ("./t -opool.supportxmr.com:443", "crypto.mine"),
+        (
+            "./t -u" + WALLET,
+            "crypto.mine",
+        ),
+        ("./probe -h169.254.169.254", "net.metadata"),
+    ],
+)
+def test_attached_short_option_values(cmd: str, cap: str) -> None:
+    assert cap in _caps(cmd)
+
+
+def test_attached_short_option_look_alikes() -> None:
+    assert not {"crypto.mine", "net.metadata"} & _caps("gcc -ofoo.o -I./include -L/usr/lib x.c")
