@@ -7,6 +7,7 @@ ToolManifest.validate refuses with the same message and field as jsonschema alon
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
@@ -316,9 +317,13 @@ def test_every_allowlisted_keyword_has_a_differential_schema() -> None:
 
 def test_the_differential_catches_a_naive_fast_path() -> None:
     """Compiling http.fetch's schema straight with fastjsonschema (trusting its own `pattern`, which
-    turns `$` into `\\Z`) lets a header named "Host\\n" through that jsonschema refuses."""
+    turns `$` into `\\Z`) lets a header named "Host\\n" through that jsonschema refuses. (The
+    shipped schema's token pattern for header names refuses "Host\\n" on its own: the naive path
+    is shown on the routing-header rule alone.)"""
     m = SHIPPED_MANIFESTS["http.fetch"]
-    naive = fastjsonschema.compile(dict(m.schema), use_default=False)
+    schema = copy.deepcopy(dict(m.schema))
+    del schema["properties"]["headers"]["propertyNames"]["pattern"]
+    naive = fastjsonschema.compile(schema, use_default=False)
     assert _fast_accepts(naive, {"url": "u", "headers": {"Host\n": "x"}})
     assert not m.validator.is_valid({"url": "u", "headers": {"Host\n": "x"}})
     with pytest.raises(AssertionError):

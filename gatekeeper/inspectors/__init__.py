@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gatekeeper.inspectors.compute import inspect_compute
+from gatekeeper.inspectors.content import inspect_content
 from gatekeeper.inspectors.paths import inspect_fs_read, inspect_fs_write
 from gatekeeper.inspectors.shell import inspect_shell, inspect_shell_command
 from gatekeeper.inspectors.url import inspect_url
@@ -36,6 +37,7 @@ INSPECTORS: Mapping[str, Inspector] = MappingProxyType(
         "fs.read": inspect_fs_read,
         "fs.write": inspect_fs_write,
         "compute": inspect_compute,
+        "content": inspect_content,
     }
 )
 

@@ -37,6 +37,7 @@ from gatekeeper.inspectors import (
 )
 from gatekeeper.inspectors import shell_programs as P
 from gatekeeper.inspectors.bashlex_fixes import bashlex
+from gatekeeper.inspectors.content import content_capabilities
 from gatekeeper.inspectors.paths import (
     CODE_ROOTS,
     HOME,
@@ -46,7 +47,12 @@ from gatekeeper.inspectors.paths import (
     path_classes,
 )
 from gatekeeper.inspectors.shell_programs import Handler, Word
-from gatekeeper.inspectors.url import host_class_capabilities, normalize_host, url_capabilities
+from gatekeeper.inspectors.url import (
+    address_word_class,
+    host_class_capabilities,
+    normalize_host,
+    url_capabilities,
+)
 from gatekeeper.models import Capability
 
 if TYPE_CHECKING:
@@ -1223,6 +1229,9 @@ class Inspection:
                 if w.literal:
                     self.captured.update(self.resolve(w.text, w.text, strict=False))
             return
+        if targets:  # a miner's configuration written from the command line, as file.write's
+            for cap in content_capabilities(text):
+                self.add(cap.name, cap.evidence)
         for w, _ in targets:
             if w.literal:
                 for path in self.resolve(w.text, w.text, strict=False):
@@ -1422,6 +1431,7 @@ class Inspection:
         ran = {family}
         for cap in P.TABLE_CAPS.get(family, ()):
             self.add(cap, evidence)
+        self.package_program(argv[0], family, args, evidence)
         if P.looks_like_miner(texts[1:]) or (family in P.FILE_TOOLS and any(map(P.names_miner, texts[1:]))):
             self.add("crypto.mine", evidence)  # a renamed miner still says so, or its archive does
         if family in P.INTERPRETERS:
@@ -1442,6 +1452,19 @@ class Inspection:
         if family in shell_tables.TABLES:
             shell_tables.check_program(self, family, name, args, depth)
         return frozenset(ran)
+
+    def package_program(self, program: Word, family: str, args: list[Word], evidence: str) -> None:
+        """An installed package's script, run by its path (``./node_modules/localtunnel/bin/lt.js``)
+        or by an interpreter (``node node_modules/.bin/lt``): the program it is, by the table."""
+        paths = [program.text] if "/" in program.text else []
+        if family in P.INTERPRETERS:
+            first = next((w for w in args if not w.text.startswith("-")), None)
+            if first is not None and first.literal:
+                paths.append(first.text)
+        for path in paths:
+            for name in sorted(P.package_programs(path)):
+                for cap in shell_tables.program_capabilities(name):
+                    self.add(cap, f"{evidence}: the package's program {name}")
 
     def workspace_program(self, w: Word, family: str) -> str | None:
         """``./tests/runtests.py``, ``bin/test``: a file of the workspace run as a program, by its path
@@ -1492,7 +1515,11 @@ class Inspection:
             self.path_assignment(w, value)
         elif name == "HOME":
             self.home_set = True
-            shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
+            if not (w.literal and value.rstrip("/") == HOME):
+                # every program's per-user configuration moves there: ~/.gitconfig (aliases,
+                # sshCommand, url.insteadOf), ~/.curlrc, ~/.wgetrc, ~/.npmrc, pip.conf, ~/.netrc,
+                # ~/.ssh/config and the user site's .pth files, which every python start runs
+                self.opaque(f"programs read their per-user configuration from another home: {w.text}")
         else:
             shell_options.check_env(self, m.group().rstrip("+="), w, value, depth)
         if name != "MPLBACKEND":  # module://name is a module, not a place on the network
@@ -1566,19 +1593,32 @@ class Inspection:
                     self.urls += 1
                     for cap in url_capabilities(m.group()):
                         self.add(cap.name, cap.evidence)
-                low = t.lower()
-                if any(s in low for s in P.STRATUM) or P.names_miner(low):
-                    self.add("crypto.mine", t)  # a pool, or a miner fetched by name
-            if "mining." in t and any(m in t for m in P.STRATUM_METHODS):
+                if P.names_miner(t.lower()):
+                    self.add("crypto.mine", t)  # a miner fetched by name
+            if P.mining_text(t):  # a pool's URL, a stratum method, a miner's config, a wallet
                 self.add("crypto.mine", t)
-            if '"pools"' in t and P.POOL_RE.search(t):  # a miner's JSON config: "pools": [{"url": "h:p"}]
-                self.add("crypto.mine", t)
+            if t.startswith("R:") and w.literal and P.REVERSE_SPEC_RE.fullmatch(t):
+                self.add("net.tunnel.reverse", t)
+            if w.literal and len(t) > 4 and t[0] == "-" and t[1] != "-" and "=" not in t:
+                self.attached_value(t)  # -opool.example.com:443, -u4Ad...: a short option's value
             if len(t) > 16 and P.looks_like_reverse_shell(t):
                 self.add("net.reverse_shell", t)
             # an option word without "=" is classified by its ssh names alone (see classify_word)
             if w.literal and (not t.startswith("-") or "=" in t or "authorized_keys" in t or ".ssh" in t):
                 if id(w) not in patterns:
                     self.classify_word(t)
+
+    def attached_value(self, t: str) -> None:
+        """The value attached to a short option (``-oHOST:PORT``, ``-uWALLET``, ``-hADDRESS``): a
+        metadata address, a mining pool or a wallet, as a word of its own would be."""
+        value = t[2:]
+        if ("." in value or ":" in value) and len(value) <= 300:
+            where = address_word_class(value)
+            if where in ("metadata", "mining"):
+                for cap in host_class_capabilities(where, t):
+                    self.add(cap.name, cap.evidence)
+        if P.mining_text(value):
+            self.add("crypto.mine", t)
 
     def classify_word(self, t: str) -> None:
         if "authorized_keys" in t or (".ssh" in t and _SSH_DIR_RE.search(t)):
@@ -1587,6 +1627,13 @@ class Inspection:
             t = t.partition("=")[2]
         if not t or "://" in t or len(t) > 1024 or (P.has_space(t) and not _SPACED_PATH_RE.fullmatch(t)):
             return  # a word with blanks is text, unless it is spelled as a path that goes on past them
+        if ("." in t or ":" in t) and len(t) <= 300:
+            # a metadata address or a mining pool as a plain argument (./probe 169.254.169.254,
+            # ./app -o pool:443); loopback and private addresses are also bind addresses: not here
+            where = address_word_class(t)
+            if where in ("metadata", "mining"):
+                for cap in host_class_capabilities(where, t):
+                    self.add(cap.name, cap.evidence)
         # REV:PATH (git show HEAD:.env, git cat-file -p :.env) and host:path name PATH too
         spellings = (t, t.rpartition(":")[2]) if ":" in t else (t,)
         for spelling in spellings:

@@ -29,7 +29,7 @@ from gatekeeper.inspectors.shell_programs import (
     literal_text,
     parse_opts,
 )
-from gatekeeper.inspectors.shell_tables import TABLES
+from gatekeeper.inspectors.shell_tables import TABLES, module_capabilities
 
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
@@ -161,6 +161,9 @@ def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidenc
         insp.connect(host, port, evidence)
     for secret in fx.secrets:
         insp.add("cred.env", f"{name} code reads the secret variable {secret}")
+    for module in fx.imports[:256]:  # import sshuttle.cmdline; import pyrx: a tunnel's, a miner's
+        for cap in module_capabilities(module, imported=True):
+            insp.add(cap, f"{name} code imports {module}: {evidence}")
 
 
 def python_inline(insp: Inspection, name: str, code: str, depth: int) -> None:

@@ -54,6 +54,7 @@ class Effect(enum.Enum):
     REMOTE = "remote"  # its value is a file, or host:path reached with rsh/ssh (tar -f, git remotes)
     DATA = "data"  # its value is sent, or names a file sent in its place (curl -d @f): Opt.syntax says how
     DOUBT = "doubt"  # cannot be judged statically (a config file, an include): shell.opaque
+    PROGRAM = "program"  # an interpreter by path (uv --python /tmp/x): that file runs, as a program
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +245,18 @@ def apply(insp: Inspection, fam: str, name: str, opt: str, spec: Opt, value: Wor
     elif effect is Effect.DATA:
         if value is not None:
             _sent(insp, spec.syntax, value, evidence)
+    elif effect is Effect.PROGRAM:
+        if value is not None and not value.literal:
+            insp.opaque(f"interpreter not known statically: {evidence}")
+        elif value is not None and "/" in value.text and not value.text.startswith(_SYSTEM_PROGRAMS):
+            # a file the agent may have written (a version, a name or a system interpreter is not)
+            insp.run([value], depth + 1)
     else:
         insp.opaque(evidence)
 
 
+# Interpreters installed with the system, not files the agent writes (those are under CODE_ROOTS).
+_SYSTEM_PROGRAMS: Final = ("/usr/", "/bin/", "/opt/", "/sbin/")
 _OUTPUT_RE: Final = re.compile(r"%output\{(?:>>)?([^}]*)\}")
 _FIELD_FILE_RE: Final = re.compile(r"[^=@<]*(?:=[@<]|@)")  # name=@f, name=<f, name@f (up to the file)
 
@@ -278,10 +287,63 @@ def sent_files(syntax: str, text: str) -> tuple[list[str], list[str], list[str]]
     return [r for r in reads if r and not is_stdin_path(r)], writes, variables
 
 
+# Request headers that re-target a request at the server or at the CDN in front of it (the names
+# http.fetch's manifest refuses): ``Host: other.example`` sent to an allow-listed name reaches
+# another site behind the same CDN (domain fronting), and the X-Forwarded/Original family reroutes
+# inside proxies. ``header`` syntax: sent as ``at`` is, and a routing header is ``net.proxy``.
+_ROUTING_HEADER_RE: Final = re.compile(
+    r"\s*(host|:authority|forwarded|x-forwarded-[a-z-]*|x-real-ip|x-original-url|x-rewrite-url|"
+    r"x-original-host|x-host|x-http-host-override|proxy-[a-z-]*|via)\s*:(.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+_HOST_HEADERS: Final = frozenset(
+    {"host", ":authority", "x-forwarded-host", "x-original-host", "x-host", "x-http-host-override"}
+)
+_FORWARDED_HOST_RE: Final = re.compile(r"(?i)host=\"?([^;,\"\s]+)")
+
+
+def _routing_header(insp: Inspection, value: Word, evidence: str) -> None:
+    """``-H 'Host: x'``: the request goes where the header says, through the URL's address."""
+    if value.text.startswith("@"):  # -H @file: one header per line, Host: among them perhaps
+        insp.opaque(f"headers read from a file may re-target the request: {evidence}")
+        return
+    m = _ROUTING_HEADER_RE.match(value.text)
+    if m is None:
+        if not value.literal and value.text.startswith(("$", "`")):
+            insp.opaque(f"a header not known statically may route the request: {evidence}")
+        return
+    insp.add("net.proxy", f"a routing header sends the request elsewhere: {evidence}")
+    name, rest = m.group(1).lower(), m.group(2).strip()
+    if not value.literal:
+        return
+    if name == "forwarded":
+        hosts = _FORWARDED_HOST_RE.findall(rest)
+    elif name in (
+        "host",
+        ":authority",
+        "x-forwarded-host",
+        "x-original-host",
+        "x-host",
+        "x-http-host-override",
+    ):
+        hosts = [rest]
+    else:
+        hosts = []
+    for host in hosts:
+        if host.startswith("[") and "]" in host:
+            host = host[1 : host.find("]")]
+        elif host.count(":") == 1:
+            host = host.partition(":")[0]
+        insp.host_class(host, evidence)
+
+
 def _sent(insp: Inspection, syntax: str, value: Word, evidence: str) -> None:
     """A value curl sends: the files it names are read, ``%output{}`` targets written, imported
     variables read. A value not known statically may name any file: doubt, unless its known
     beginning rules that out (``-d "a=$X"`` is text)."""
+    if syntax == "header":
+        _routing_header(insp, value, evidence)
+        syntax = "at"
     text = value.text
     if not value.literal:
         cut = min((k for k in (text.find("$"), text.find("`")) if k >= 0), default=len(text))

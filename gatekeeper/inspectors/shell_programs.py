@@ -62,7 +62,12 @@ DOWNLOADERS: Final = frozenset(
     }
 )
 NET_CLIENTS: Final = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl"})
-STRATUM: Final = ("stratum+tcp://", "stratum+ssl://", "stratum2+tcp://")
+# Every miner's spelling of the stratum protocol in a URL: stratum+tcp, stratum1+tls, stratums...
+STRATUM_RE: Final = re.compile(r"stratum[0-9]*(?:\+[a-z0-9]+)*s?://", re.IGNORECASE)
+# A Monero address (standard or subaddress: 95 base58 characters from 4 or 8; integrated: 106).
+# Nothing but a miner's command line or configuration names the wallet it pays.
+_B58: Final = "1-9A-HJ-NP-Za-km-z"
+WALLET_RE: Final = re.compile(rf"(?<![{_B58}])[48][0-9AB][{_B58}]{{93}}(?:[{_B58}]{{11}})?(?![{_B58}])")
 INJECTION_VARS: Final = frozenset({"LD_PRELOAD", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND"})
 COMMAND_VARS: Final = frozenset(
     {
@@ -124,6 +129,12 @@ _MINERS = (
     "verthashminer",
     "coin-hive",
     "coinhive",
+    # libraries that hash for a pool from Python or Node (pip install pycryptonight, import pyrx)
+    "pycryptonight",
+    "pyrx",
+    "cryptonight-hash",
+    "node-cryptonight",
+    "multi-hashing",
 )
 MINERS: Final = _MINERS
 # Miners renamed to anything still take their own options: these are theirs.
@@ -133,6 +144,12 @@ _MINER_FLAGS: Final = (
     "--nicehash",
     "--rig-id",
     "--cpu-max-threads-hint",
+    "--ethstratum",  # lolMiner, NBMiner
+    "--dualpool",  # lolMiner's second coin
+    "--dualmode",
+    "-epool",  # PhoenixMiner: -epool/-ewal/-epsw
+    "-ewal",
+    "--fee-wallet",
 )
 _MINING_ALGOS: Final = frozenset(
     {
@@ -154,6 +171,37 @@ _MINING_ALGOS: Final = frozenset(
         "progpow",
         "sha256d",
         "scrypt",
+        # more coins' proof-of-work, as miners spell them
+        "rx/arq",
+        "rx/sfx",
+        "rx/graft",
+        "cn-heavy",
+        "cn-heavy/xhv",
+        "cn/half",
+        "cn-pico",
+        "cn/ccx",
+        "cn/gpu",
+        "firopow",
+        "zelhash",
+        "beamhash",
+        "beamhashiii",
+        "cuckatoo32",
+        "cuckaroo29",
+        "karlsenhash",
+        "pyrinhash",
+        "nexapow",
+        "dynexsolve",
+        "verthash",
+        "x16r",
+        "x16rv2",
+        "x25x",
+        "lyra2z",
+        "yescryptr16",
+        "yespowerr16",
+        "heavyhash",
+        "fishhash",
+        "meowpow",
+        "evrprogpow",
     }
 )
 POOL_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+:\d{2,5}")
@@ -183,6 +231,30 @@ _TUNNELS = (
     "wg-quick",
     "npc",
     "ligolo-ng",
+    # more of the same: tunnel services, SOCKS/VPN relays, reverse proxies (also python -m NAME)
+    "pyngrok",
+    "sshtunnel",
+    "pproxy",
+    "tunnelmole",
+    "tmole",
+    "untun",
+    "loclx",
+    "devtunnel",
+    "playit",
+    "revsocks",
+    "rpivot",
+    "dnscat",
+    "dnscat2",
+    "iodined",
+    "v2ray",
+    "xray",
+    "sing-box",
+    "hysteria",
+    "brook",
+    "sslocal",
+    "ss-local",
+    "ssserver",
+    "ss-server",
 )
 _FIREWALLS = (
     "iptables",
@@ -255,6 +327,10 @@ def secret_expansions(text: str) -> list[str]:
     return [m.group(1) for m in _EXPANSION_RE.finditer(text) if is_secret_name(m.group(1))]
 
 
+_COIN_MINER_RE: Final = re.compile(
+    r"(?<![a-z0-9])(?:xmr|monero|eth|etc|btc|bitcoin|ltc|rvn|kas|kaspa|zec|erg|cpu|gpu|cuda|opencl|"
+    r"crypto|coin|rx)[-_]?miner"
+)
 _MINER_NAME_RE: Final = re.compile(
     r"(?<![a-z0-9])(?:" + "|".join(re.escape(m) for m in _MINERS) + r")(?![a-z])"
 )
@@ -271,9 +347,55 @@ FILE_TOOLS: Final = frozenset(
 )  # fmt: skip
 
 
+def mining_text(text: str) -> bool:
+    """Text only a miner's setup contains, in a word or a file: a stratum URL, a stratum method,
+    a miner's JSON configuration (``"pools": [{"url": "host:port"}]``) or a Monero wallet."""
+    if "://" in text and STRATUM_RE.search(text):
+        return True
+    if "mining." in text and any(m in text for m in STRATUM_METHODS):
+        return True
+    if '"pools"' in text and POOL_RE.search(text):
+        return True
+    return len(text) >= 95 and WALLET_RE.search(text) is not None
+
+
+# chisel's remote (reverse) forward, R:[bind:]port:host:port or R:socks: a renamed chisel, or any
+# client spelling it so, opens a port on the far side back into this machine.
+REVERSE_SPEC_RE: Final = re.compile(
+    r"R:(?:socks|(?:[0-9A-Za-z.\[\]-]+:)?[0-9]{1,5}:(?:[0-9A-Za-z.\[\]-]+:)?[0-9A-Za-z.\[\]-]+(?::[0-9]{1,5})?)(?:/(?:tcp|udp))?"
+)
+_PACKAGE_DIRS: Final = ("node_modules/", "site-packages/", "dist-packages/")
+_SCRIPT_SUFFIXES: Final = (".js", ".cjs", ".mjs", ".py", ".pyw")
+
+
+def package_programs(path: str) -> set[str]:
+    """The program names a script path of an installed package stands for, lower-cased:
+    ``node_modules/localtunnel/bin/lt.js`` is ``localtunnel`` and ``lt``, ``node_modules/.bin/lt``
+    is ``lt``, ``.../site-packages/sshuttle/__main__.py`` is ``sshuttle``. Empty for other paths:
+    a workspace script is the agent's own, read by its path."""
+    low = path.lower()
+    cut = max(low.rfind(d) for d in _PACKAGE_DIRS)
+    if cut < 0 and "/.bin/" not in low and not low.startswith(".bin/"):
+        return set()
+    base = posixpath.basename(low)
+    for suffix in _SCRIPT_SUFFIXES:
+        base = base.removesuffix(suffix)
+    names = {base} if base not in ("__main__", "index", "main", "cli", "") else set()
+    if cut >= 0:
+        parts = low[cut:].split("/")[1:]
+        if parts and parts[0].startswith("@") and len(parts) > 1:  # @scope/name
+            parts = parts[1:]
+        if parts and parts[0] not in (".bin", ""):
+            names.add(parts[0])
+    return names
+
+
 def names_miner(text: str) -> bool:
-    """A miner's name as a word of a path, URL, archive or rename expression (``xmrig-6.21.tar.gz``)."""
+    """A miner's name as a word of a path, URL, archive or rename expression (``xmrig-6.21.tar.gz``),
+    or a coin's or a device's miner (``xmr-miner``, ``cuda_miner``, ``pycryptonight``)."""
     low = text.lower()
+    if "miner" in low and _COIN_MINER_RE.search(low) is not None:
+        return True
     return any(m in low for m in _MINERS) and _MINER_NAME_RE.search(low) is not None
 
 
@@ -359,8 +481,10 @@ def looks_like_miner(texts: Sequence[str]) -> bool:
             return True
         if key == "--coin":
             return True
-        if key in ("-o", "--url", "--pool", "--server") and POOL_RE.fullmatch(val):
+        if key in ("-o", "--url", "--pool", "-pool", "--server") and POOL_RE.fullmatch(val):
             pool = True
+        elif key == "--server" and _HOST_RE.fullmatch(val) and "--port" in texts:
+            pool = True  # gminer, lolMiner: --server HOST --port N --user WALLET
         elif key in _POOL_COMPANIONS:
             user = True
     return pool and user
@@ -370,8 +494,10 @@ def looks_like_miner(texts: Sequence[str]) -> bool:
 # password, threads, the GPU back-ends, running in the background, CPU limits.
 _POOL_COMPANIONS: Final = frozenset(
     "-u --user --wallet -w -p --pass -t --threads --cuda --opencl --cuda-devices --opencl-devices -b -B "
-    "--background --max-cpu-usage --cpu-priority --tls -k --keepalive".split()
+    "--background --max-cpu-usage --cpu-priority --tls -k --keepalive -wal -wallet -worker --worker "
+    "--devices -d --pers --rig-id".split()
 )
+_HOST_RE: Final = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+")
 
 
 # -- option parsing ------------------------------------------------------

@@ -73,7 +73,7 @@ PROGRAM_KINDS: Final = tuple(
     sorted(
         "asm c cargo cargo-config cmake config go javascript jvm make maven mixed notebook npm npmrc object "
         "pre-commit pyproject python requirements rust rust-toolchain shell startup text tox unknown "
-        "yarnrc".split()
+        "uv-config yarnrc".split()
     )
 )
 
@@ -192,7 +192,7 @@ _PROJECT_MANAGERS: Final = frozenset({"poetry", "uv", "pdm", "hatch", "rye", "pi
 _PROJECT_VERBS: Final = frozenset(
     "install sync run build add lock update shell test env develop publish".split()
 )
-_PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py")
+_PROJECT_BUILDS: Final = ("setup.py", "pyproject.toml", "hatch_build.py", "uv.toml")  # uv.toml: uv's indexes
 # Tools (programs, or modules run by python -m) that run a project's files by convention: a file
 # of that name, every Python file of the project (an app a server or worker imports by name,
 # alembic's env.py and versions, a test runner's steps), or the notebooks named (kind notebook).

@@ -26,7 +26,7 @@ from gatekeeper.inspectors.shell_options import (
     table,
     walk,
 )
-from gatekeeper.inspectors.shell_programs import Word, option_values
+from gatekeeper.inspectors.shell_programs import TABLE_CAPS, Word, option_values
 from gatekeeper.inspectors.shell_tables_dev import DEV, MAKE_VARIABLES
 
 if TYPE_CHECKING:
@@ -648,11 +648,19 @@ _NET_CLIENT_MODULES: Final = frozenset(
         "xmlrpc.client",
         "webbrowser",
         "socket",
+        # third-party command lines that fetch or talk to the URL they are given
+        "websockets",
+        "wget",
+        "yt_dlp",
+        "gdown",
+        "httpie",
     }
 )
 _NET_SERVER_MODULES: Final = frozenset(
     {
         "http.server",
+        "SimpleHTTPServer",
+        "CGIHTTPServer",
         "smtpd",
         "xmlrpc.server",
         "wsgiref.simple_server",
@@ -661,6 +669,47 @@ _NET_SERVER_MODULES: Final = frozenset(
         "uvicorn",
         "flask",
         "gunicorn",
+        # third-party servers: web, file upload and FTP/WebDAV servers, notebooks, app frameworks
+        "hypercorn",
+        "waitress",
+        "daphne",
+        "sanic",
+        "bottle",
+        "aiohttp.web",
+        "fastapi",
+        "streamlit",
+        "gradio",
+        "panel",
+        "voila",
+        "notebook",
+        "jupyterlab",
+        "jupyter_server",
+        "pyftpdlib",
+        "uploadserver",
+        "updog",
+        "wsgidav",
+        "RangeHTTPServer",
+        "twisted",
+        "proxy",
+        "pproxy",
+        "mitmproxy",
+    }
+)
+# A server module's options that print, or write its configuration, and exit: nothing listens.
+_PRINTS_AND_EXITS: Final = frozenset({"-h", "--help", "--version", "-V", "--generate-config", "--help-all"})
+# python -m jupyter SUB runs jupyter-SUB: these serve notebooks to whoever reaches the port.
+_JUPYTER_SERVERS: Final = frozenset({"lab", "notebook", "server", "nbclassic", "kernelgateway"})
+# python -m MODULE whose command line is a tunnel, a proxy relay or network attack tooling, beyond
+# the programs of the same name (shell_programs.TABLE_CAPS: sshuttle, xmrig, nmap...).
+_MODULE_CAPS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "twisted": ("net.tunnel",),  # twistd plugins: portforward, socks, conch (an SSH server)
+        "proxy": ("net.tunnel",),  # proxy.py: an HTTP(S) proxy others relay through
+        "pproxy": ("net.tunnel",),
+        "mitmproxy": ("net.tunnel",),
+        "scapy": ("net.scan",),  # packets crafted by hand: sweeps, spoofing
+        "impacket": ("net.scan",),  # SMB/RPC tooling: remote execution, credential dumping
+        "pwn": ("net.scan",),
     }
 )
 _ASSIGN_WORD: Final = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\+?[:?!]?=")
@@ -676,6 +725,7 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
         settings = config_settings(args)
         if settings:  # npm config set script-shell ./x.sh: the option, for every later run
             walk(insp, spec, fam, f"{name} config set", settings, depth)
+        package_scripts(insp, fam, name, args, depth)
     if fam in ("make", "gmake"):
         for w in args:
             m = _ASSIGN_WORD.match(w.text) if not w.text.startswith("-") else None
@@ -683,10 +733,56 @@ def check_program(insp: Inspection, fam: str, name: str, args: list[Word], depth
                 make_variable(insp, name, m.group(1), w, w.text[m.end() :], depth)
     elif fam == "python":
         python_module(insp, name, args, depth)
+    elif fam in ("go", "cargo"):
+        for program in sorted(built_programs(insp, fam, args)):
+            for cap in program_capabilities(program):
+                insp.add(cap, f"{name} {' '.join(w.text for w in args)}: builds and runs {program}")
     elif fam == "jq":
         from gatekeeper.inspectors.shell_code import jq  # it imports this module
 
         jq(insp, name, args)
+
+
+def program_capabilities(program: str) -> tuple[str, ...]:
+    """The network and mining capabilities of a program known only by a name it was given (a
+    package's bin, a crate, a Go package, a project directory): ``bore``, ``xmrig``, ``nmap``. Not
+    the table's other classes: a project named ``at`` or ``su`` is not the scheduler or sudo."""
+    return tuple(c for c in TABLE_CAPS.get(program, ()) if c.startswith(("net.", "crypto.")))
+
+
+# go run's build flags that take a value (the package is the first operand after them).
+_GO_VALUES: Final = frozenset(
+    "-C -o -p -tags -ldflags -gcflags -asmflags -mod -modfile -overlay -pkgdir -toolexec -exec "
+    "-buildmode -compiler -coverpkg -covermode -installsuffix -pgo -gccgoflags".split()
+)
+
+
+def built_programs(insp: Inspection, fam: str, args: list[Word]) -> set[str]:
+    """The program a build tool builds and runs, by name: ``go run ./cmd/chisel`` and ``go run
+    github.com/x/chisel@v1`` run chisel, ``cargo run --bin bore`` bore; ``go run .`` and ``cargo
+    run`` the crate or module of the working directory (a clone of chisel is chisel)."""
+    texts = [w.text for w in args]
+    if "run" not in texts[:2]:
+        return set()
+    rest = args[texts.index("run") + 1 :]
+    names: set[str] = set()
+    here = False
+    if fam == "cargo":
+        for flag in ("--bin", "--example", "-p", "--package"):
+            names.update(w.text.lower() for w in option_values(rest, (flag,)))
+        here = not names
+    else:
+        i = 0
+        while i < len(rest) and rest[i].text.startswith("-") and rest[i].text != "--":
+            i += 2 if rest[i].text in _GO_VALUES else 1
+        if i < len(rest) and not rest[i].text.endswith(".go"):
+            package = rest[i].text.split("@", 1)[0].rstrip("/")
+            here = package in (".", "")
+            if not here:
+                names.add(posixpath.basename(package).lower())
+    if here:
+        names.update(posixpath.basename(c.rstrip("/")).lower() for c in insp.cwds if c)
+    return names
 
 
 # npm configuration keys that change nothing a gate decides (how output looks, what is saved where
@@ -697,6 +793,31 @@ NPM_PLAIN_KEYS: Final = frozenset(
     "init-author-email init-author-url init-license init-version lockfile-version prefer-offline "
     "prefer-online auto-install-peers shamefully-hoist strict-ssl-false node-linker".split()
 )
+
+
+# Verbs that run a package's bin by its name (yarn run falls back to node_modules/.bin).
+_BIN_VERBS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {"yarn": frozenset({"exec", "run", "run-script"}), "pnpm": frozenset({"exec"}), "npm": frozenset()}
+)
+
+
+def package_scripts(insp: Inspection, fam: str, name: str, args: list[Word], depth: int) -> None:
+    """``npm pkg set scripts.test='CMD'`` writes a command line every later ``npm test`` runs: read
+    it now. ``yarn run lt``, ``pnpm exec lt``: a package's program by its name (the table's)."""
+    operands = [w for w in args if not w.text.startswith("-")]
+    verbs = [w.text for w in operands[:2]]
+    if fam in ("npm", "pnpm") and verbs == ["pkg", "set"]:
+        for w in operands[2:]:
+            key, eq, value = w.text.partition("=")
+            if eq and key.startswith("scripts."):
+                if not w.literal:
+                    insp.opaque(f"{name} pkg set {key}: a script not known statically")
+                elif value.strip():
+                    insp.source(value, depth + 1)
+    elif verbs and verbs[0] in _BIN_VERBS[fam] and len(operands) > 1:
+        program = posixpath.basename(operands[1].text).lower()
+        for cap in program_capabilities(program):
+            insp.add(cap, f"{name} {' '.join(w.text for w in args)}: runs the package program {program}")
 
 
 def config_settings(args: list[Word]) -> list[Word]:
@@ -962,34 +1083,77 @@ def _stdlib_writes(insp: Inspection, evidence: str, module: str, args: list[Word
             insp.write_target(out, f"{evidence} -o {out.text}")
 
 
+# Importing a module is not running its command line: only tunnels and miners are theirs when
+# imported (import sshuttle.cmdline; ....main()); ``xray`` is also xarray's old name.
+_IMPORTED_CAPS: Final = ("net.tunnel", "crypto.mine")
+_IMPORT_NAME_CLASHES: Final = frozenset({"xray"})
+
+
+def module_capabilities(module: str, *, imported: bool = False) -> list[str]:
+    """What running (``python -m``) or, with ``imported``, importing ``module`` is, by the program
+    table (shell_programs.TABLE_CAPS: its console script's name) and the module table."""
+    top = module.split(".", 1)[0]
+    names = {top, top.lower(), top.lower().replace("_", "-")}
+    caps = {c for n in names for c in TABLE_CAPS.get(n, ())}
+    if imported:
+        return [] if top in _IMPORT_NAME_CLASHES else sorted(c for c in caps if c.startswith(_IMPORTED_CAPS))
+    return sorted(caps | set(_MODULE_CAPS.get(top, ())))
+
+
+def _module_program(insp: Inspection, module: str, rest: list[Word], evidence: str) -> None:
+    """``python -m sshuttle``, ``python -m xmrig``: a module is the program of its name (its console
+    script), with that program's capabilities; servers and tunnels known only as modules too."""
+    top = module.split(".", 1)[0]
+    for cap in module_capabilities(module):
+        insp.add(cap, f"{evidence}: the module is the program {top}")
+    operands = [w for w in rest if not w.text.startswith("-")]
+    if (
+        top == "jupyter"
+        and operands
+        and operands[0].text in _JUPYTER_SERVERS
+        and not any(w.text in _PRINTS_AND_EXITS for w in rest)
+    ):
+        insp.add("net.listen", f"{evidence}: serves notebooks to whoever reaches the port")
+
+
 def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> None:
     """``python -m MOD ARGS``: pip and friends read with their own tables; network modules connect;
     modules that run another script or module (pdb, cProfile, coverage run, timeit...) are read as
     ``python`` running it."""
     skip = False
+    module: str | None = None
     for i, w in enumerate(args):
         t = w.text
         if skip:
             skip = False
             continue
-        if t in ("-W", "-X"):
-            skip = True
-            continue
         if not t.startswith("-") or t in ("-", "--"):  # a script: its arguments are its own
             if posixpath.basename(t) == "manage.py":  # Django's: its subcommands are read
                 django_command(insp, f"{name} {t}", args[i + 1 :], depth)
             return
-        if t == "-c" or (t.startswith("-") and not t.startswith("--") and "c" in t[1:] and "m" not in t[1:]):
-            return
-        if t.startswith("-m"):
-            module = t[2:] if len(t) > 2 else (args[i + 1].text if i + 1 < len(args) else "")
-            rest = args[i + 1 :] if len(t) > 2 else args[i + 2 :]
+        if t.startswith("--"):
+            continue
+        # a cluster of short flags, as python reads it: -Im X, -Bmpproxy, -Wignore, -Ic CODE
+        letters = t[1:]
+        for k, ch in enumerate(letters):
+            if ch in "WX":  # its value is the rest of the word, or the next word
+                skip = k == len(letters) - 1
+                break
+            if ch == "c":
+                return
+            if ch == "m":
+                attached = letters[k + 1 :]
+                module = attached or (args[i + 1].text if i + 1 < len(args) else "")
+                rest = args[i + 1 :] if attached else args[i + 2 :]
+                break
+        if module is not None:
             break
-    else:
+    if module is None:
         return
     if module == "django":
         django_command(insp, f"{name} -m django", list(rest), depth)
         return
+    top = module.split(".", 1)[0]
     if module in _STDLIB_WRITERS:
         _stdlib_writes(insp, f"{name} -m {module}", module, list(rest))
     evidence = f"{name} -m {module} {' '.join(w.text for w in rest)}"
@@ -1008,8 +1172,11 @@ def python_module(insp: Inspection, name: str, args: list[Word], depth: int) -> 
             handler(insp, f"{name} -m {module}", list(rest), depth)
         return
     operands = [w for w in rest if not w.text.startswith("-")]
-    if module in _NET_SERVER_MODULES and (
-        module != "pydoc" or any(w.text in ("-p", "-b", "-n") for w in rest)
+    _module_program(insp, module, list(rest), evidence)
+    if (
+        (module in _NET_SERVER_MODULES or top in _NET_SERVER_MODULES)
+        and (module != "pydoc" or any(w.text in ("-p", "-b", "-n") for w in rest))
+        and not any(w.text in _PRINTS_AND_EXITS for w in rest)
     ):
         insp.add("net.listen", f"{evidence}: starts a server others can reach")
     if module in _NET_CLIENT_MODULES:

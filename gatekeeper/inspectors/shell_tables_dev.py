@@ -674,10 +674,11 @@ _CURL = table(
     ),
     opts("-O --remote-name --remote-name-all", S, "saves under the URL's name in the working directory"),
     data(
-        "-d= --data= --data-binary= --data-ascii= --json= -H= --header= -w= --write-out=",
+        "-d= --data= --data-binary= --data-ascii= --json= -w= --write-out=",
         "at",
         "sent as is, or @file sends the file (a -w format's %output{f} writes f)",
     ),
+    data("-H= --header=", "header", "sent as is, or @file sends the file; Host: and its kin re-target it"),
     data(
         "-F= --form= --data-urlencode= --url-query= --variable=",
         "field",
@@ -719,7 +720,7 @@ _WGET = table(
         "-q --quiet -v --verbose -nv --no-verbose -c --continue -N --timestamping -S --server-response "
         "--spider -r --recursive -l= --level= -np --no-parent -nc --no-clobber -nd --no-directories -x "
         "--force-directories -nH --no-host-directories -k --convert-links -p --page-requisites -m --mirror "
-        "-t= --tries= -T= --timeout= -w= --wait= --random-wait --limit-rate= --user-agent= -U= --header= "
+        "-t= --tries= -T= --timeout= -w= --wait= --random-wait --limit-rate= --user-agent= -U= "
         "--no-check-certificate --https-only --content-disposition --progress= --show-progress "
         "--max-redirect= --retry-connrefused --no-cache --no-cookies -A= --accept= -R= --reject= "
         "--cut-dirs= -nH --user= --password= --http-user= --http-password= --method= --body-data= "
@@ -746,16 +747,18 @@ _WGET = table(
         "URLs or wgetrc commands from elsewhere",
     ),
     opts("-Y= --proxy= --proxy-user= --proxy-password=", D, "proxy settings"),
+    data("--header=", "header", "sent as is; Host: and its kin re-target the request"),
     opts("--use-askpass=", X, "runs this program to ask for credentials"),
     operands=C,
 )
 
 # -- Python tools ----------------------------------------------------------------------
 _PIP_COMMON = {
+    **opts("--python=", Effect.PROGRAM, "pip runs itself under this interpreter: a path is that program"),
     **opts(
         "-h --help -V --version -q --quiet -v --verbose --isolated --no-input --no-color "
         "--require-virtualenv "
-        "--python= --disable-pip-version-check --no-cache-dir --timeout= --retries= --exists-action= "
+        "--disable-pip-version-check --no-cache-dir --timeout= --retries= --exists-action= "
         "--progress-bar= --root-user-action= --use-feature= --use-deprecated= --no-python-version-warning "
         "--debug --keyring-provider=",
         S,
@@ -1161,10 +1164,11 @@ _GO = table(
     single_dash_long=True,
 )
 _UV_COMMON = {
+    **opts("--python= -p=", Effect.PROGRAM, "the interpreter uv runs: a path is that program"),
     **opts(
         "-h --help -V --version -q --quiet -v --verbose --no-cache -n --offline --frozen --locked "
         "--no-sync --all-extras --extra= --group= --dev --no-dev --only-dev --all-groups --no-group= "
-        "--python= -p= --preview --no-progress --color= --native-tls --managed-python --no-managed-python "
+        "--preview --no-progress --color= --native-tls --managed-python --no-managed-python "
         "--system --upgrade -U --upgrade-package= -P= --reinstall --no-build-isolation --compile-bytecode "
         "--resolution= --prerelease= --exact --inexact --all-packages --package= --no-install-project "
         "--no-editable --output-format= -r= --requirement= -e= --editable= --seed --prompt= --with= "

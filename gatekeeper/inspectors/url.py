@@ -23,10 +23,13 @@ if TYPE_CHECKING:
     from gatekeeper.inspectors import InspectContext
 
 __all__ = [
+    "MINING_POOL_SUFFIXES",
     "ParsedURL",
     "UrlError",
+    "address_word_class",
     "host_class_capabilities",
     "inspect_url",
+    "is_mining_scheme",
     "normalize_host",
     "normalize_url",
     "parse_url",
@@ -36,7 +39,9 @@ MAX_URL_LENGTH: Final = 8192
 EVIDENCE_MAX: Final = 200
 
 WEB_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-MINING_SCHEMES: Final = frozenset({"stratum+tcp", "stratum+ssl", "stratum2+tcp"})
+# Every miner's spelling of the stratum protocol: stratum+tcp, stratum1+tls, stratum2+ssl,
+# stratums (ethminer, T-Rex, lolMiner, NBMiner...); none is anything but a pool.
+_MINING_SCHEME_RE: Final = re.compile(r"stratum[0-9]*(?:\+[a-z0-9]+)*s?")
 
 # Hosts a cloud instance can reach but the internet cannot; documentation ranges
 # (192.0.2/24, 198.51.100/24, 203.0.113/24) stay public: they stand for "outside".
@@ -58,8 +63,10 @@ _V4_INTERNAL: Final = tuple(
 )
 _V6_ULA: Final = ipaddress.IPv6Network("fc00::/7")
 _V6_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+# 168.63.129.16 is Azure's WireServer: a public address every Azure VM reaches for its platform
+# (certificates, extension settings), the SSRF target next to 169.254.169.254.
 _METADATA_IPS: Final = frozenset(
-    {"169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "[fd00:ec2::254]"}
+    {"169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "[fd00:ec2::254]", "168.63.129.16"}
 )
 _METADATA_NAMES: Final = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 _INTERNAL_SUFFIXES: Final = (
@@ -73,9 +80,61 @@ _INTERNAL_SUFFIXES: Final = (
     "svc",
     "localtest.me",
     "lvh.me",
+    # never delegated on the internet (RFC 6762 appendix G, ICANN's name collision list): they
+    # resolve only inside an organisation, or through service discovery (.consul). Not .test:
+    # tests pin names there to stand for outside hosts.
+    "corp",
+    "home",
+    "private",
+    "consul",
+)
+# Mining pools: a name under one of these is a pool whatever the port or scheme (pools listen on
+# 443 too, and their web pages are the same name's). Class "mining": ``crypto.mine``.
+MINING_POOL_SUFFIXES: Final = (
+    "supportxmr.com",
+    "moneroocean.stream",
+    "nanopool.org",
+    "2miners.com",
+    "nicehash.com",
+    "minexmr.com",
+    "hashvault.pro",
+    "xmrpool.eu",
+    "c3pool.com",
+    "c3pool.org",
+    "herominers.com",
+    "f2pool.com",
+    "ethermine.org",
+    "flexpool.io",
+    "hiveon.net",
+    "unmineable.com",
+    "kryptex.network",
+    "woolypooly.com",
+    "viabtc.com",
+    "antpool.com",
+    "poolin.com",
+    "zpool.ca",
+    "zergpool.com",
+    "mining-dutch.nl",
+    "prohashing.com",
+    "minergate.com",
+    "dwarfpool.com",
+    "miningpoolhub.com",
+    "slushpool.com",
+    "emcd.io",
+    "k1pool.com",
+    "p2pool.io",
+    "xmrfast.com",
+    "gntl.uk",
+    "rplant.xyz",
+    "zeropool.io",
+    "baikalmine.com",
 )
 # Wildcard-DNS services that answer with the address written in the name.
 _ECHO_DNS: Final = ("nip.io", "sslip.io", "xip.io", "traefik.me")
+
+_INTERNAL_SET: Final = frozenset(_INTERNAL_SUFFIXES)
+_MINING_SET: Final = frozenset(MINING_POOL_SUFFIXES)
+_ECHO_SET: Final = frozenset(_ECHO_DNS)
 
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ASCII_BAD_RE: Final = re.compile(r"[\x00-\x20\x7f\\]")
@@ -96,7 +155,7 @@ class ParsedURL:
     scheme: str
     userinfo: str | None
     host: str  # normalised; "" for URLs without an authority (data:, mailto:, file:///)
-    host_class: str  # "public" | "internal" | "metadata" | "none"
+    host_class: str  # "public" | "internal" | "metadata" | "mining" | "none"
     idn: bool
     port: int | None  # explicit, else the scheme's default, else None
     tail: str  # path, query and fragment exactly as given
@@ -107,6 +166,11 @@ _DIGITS: Final = {
     10: frozenset("0123456789"),
     16: frozenset("0123456789abcdefABCDEF"),
 }
+
+
+def is_mining_scheme(scheme: str) -> bool:
+    """``stratum+tcp`` and every other spelling of the stratum protocol (lower-cased scheme)."""
+    return _MINING_SCHEME_RE.fullmatch(scheme) is not None
 
 
 def _parse_ipv4(host: str) -> int | None:
@@ -145,6 +209,10 @@ def _classify_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -
         internal = any(ip in net for net in _V4_INTERNAL)
         return "internal" if internal else "public"
     embedded = ip.sixtofour
+    if embedded is None and ip.teredo is not None:  # 2001::/32 relays to the client it embeds
+        server, client = ip.teredo
+        classes = {_classify_ip(a, str(a)) for a in (server, client)}
+        return next((c for c in ("metadata", "internal") if c in classes), "public")
     if embedded is None and ip in _V6_NAT64:
         embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if embedded is not None:
@@ -166,9 +234,13 @@ def _classify_name(name: str) -> str:
         return "metadata"
     if "." not in name:
         return "internal"  # single labels resolve through search domains: cluster services
-    if any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES):
+    labels = name.split(".")
+    tails = {".".join(labels[i:]) for i in range(len(labels))}  # the name and each parent domain
+    if tails & _INTERNAL_SET:
         return "internal"
-    if any(name.endswith("." + s) for s in _ECHO_DNS):
+    if tails & _MINING_SET:
+        return "mining"
+    if (tails - {name}) & _ECHO_SET:
         m = _DASHED_QUAD_RE.search(name)
         if m and all(int(g) <= 255 for g in m.groups()):
             quad = ".".join(m.groups())
@@ -235,7 +307,7 @@ def _normalize_host(host: str) -> tuple[str, str, bool]:
 
 
 def normalize_host(host: str) -> tuple[str, str]:
-    """(normalised host, class) with class one of public/internal/metadata/invalid; never resolves."""
+    """(normalised host, class) with class one of public/internal/metadata/mining/invalid; never resolves."""
     try:
         norm, cls, _idn = _normalize_host(host)
     except UrlError:
@@ -243,9 +315,31 @@ def normalize_host(host: str) -> tuple[str, str]:
     return norm, cls
 
 
+_ADDRESS_WORD_RE: Final = re.compile(
+    r"(?:[^@\s/]+@)?(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*::[0-9A-Fa-f:.]*|[A-Za-z0-9][A-Za-z0-9.\-]*)(?::[0-9]{1,5})?(?:/\S*)?"
+)
+
+
+def address_word_class(text: str) -> str | None:
+    """The class of a word spelled as a scheme-less ``host``, ``host:port`` or ``user@host:port``,
+    perhaps with a path (``169.254.169.254/latest``, ``pool.example.com:3333``, a Go module path),
+    with a dot or colon in the host, else None.
+    Single labels are left out: ``metadata`` as a word is a file or a subcommand far more often."""
+    m = _ADDRESS_WORD_RE.fullmatch(text)
+    if m is None:
+        return None
+    host = m.group(1)
+    if "." not in host and ":" not in host:
+        return None
+    _norm, cls = normalize_host(host)
+    return cls
+
+
 def host_class_capabilities(host_class: str, evidence: str) -> list[Capability]:
     """The capabilities a destination's class adds (metadata implies internal)."""
     ev = evidence[:EVIDENCE_MAX]
+    if host_class == "mining":
+        return [Capability("crypto.mine", f"a mining pool: {ev}"[:EVIDENCE_MAX])]
     if host_class == "metadata":
         return [Capability("net.metadata", ev), Capability("net.internal", ev)]
     if host_class == "internal":
@@ -273,7 +367,7 @@ def parse_url(url: str) -> ParsedURL:
     scheme = m.group()[:-1].lower()
     rest = url[m.end() :]
     if not rest.startswith("//"):
-        if scheme in WEB_PORTS or scheme in MINING_SCHEMES:
+        if scheme in WEB_PORTS or is_mining_scheme(scheme):
             raise UrlError(f"{scheme}: URL without '//'")
         return ParsedURL(scheme, None, "", "none", False, None, rest)
     rest = rest[2:]
@@ -335,7 +429,7 @@ def url_capabilities(url: str) -> list[Capability]:
         caps.append(Capability(f"net.egress:{p.host}:{p.port}", ev))
     else:
         caps.append(Capability(f"net.scheme:{p.scheme}", ev))
-        if p.scheme in MINING_SCHEMES:
+        if is_mining_scheme(p.scheme):
             caps.append(Capability("crypto.mine", ev))
     if p.userinfo is not None:
         caps.append(Capability("net.userinfo", ev))

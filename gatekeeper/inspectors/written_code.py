@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import yaml
 
-from gatekeeper.inspectors import python_code, shell_code, shell_runs, shell_tables
+from gatekeeper.inspectors import python_code, shell_code, shell_options, shell_runs, shell_tables
 from gatekeeper.inspectors.paths import CODE_ROOTS
 from gatekeeper.inspectors.shell import Inspection
 from gatekeeper.inspectors.shell_programs import Word
@@ -65,6 +65,7 @@ _BY_NAME: Final = {
     "gnumakefile": "make",
     "package.json": "npm",
     "pyproject.toml": "pyproject",
+    "uv.toml": "uv-config",
     "tox.ini": "tox",
     ".npmrc": "npmrc",
     "pom.xml": "maven",
@@ -379,6 +380,11 @@ def _javascript(insp: Inspection, path: str, content: str) -> list[str]:
         insp.add(f"proc.inline_code:{path}", f"written {path}: too long to read without a parser")
         return []
     shell_code.scan_code(insp, path, content, 0)
+    for m in _JS_SPECIFIER.finditer(content):  # require('localtunnel'): a tunnel's, a miner's package
+        spec = next(g for g in m.groups() if g)
+        package = spec.split("/")[1] if spec.startswith("@") and "/" in spec else spec.split("/")[0]
+        for cap in shell_tables.module_capabilities(package, imported=True):
+            insp.add(cap, f"written {path} loads {spec}")
     return _js_imports(path, content)
 
 
@@ -878,7 +884,45 @@ def _pyproject(insp: Inspection, path: str, content: str) -> list[str]:
     legacy = _table(tool, "tox").get("legacy_tox_ini")
     loaded = _tox(insp, path, legacy) if isinstance(legacy, str) else []
     built = [p for p in built if p.startswith(CODE_ROOTS)]
+    _package_indexes(insp, path, tool)
     return built + loaded + _toml_tools(insp, path, tool if isinstance(tool, dict) else {})
+
+
+# Where project managers fetch packages from, in pyproject.toml (uv, poetry, pdm, rye) and uv.toml:
+# an index named here is used by ``uv sync``/``poetry install`` with nothing on their command line.
+_INDEX_KEYS: Final = ("index-url", "extra-index-url", "find-links", "url")
+_INDEX_TABLES: Final = (("uv",), ("uv", "pip"), ("poetry",), ("pdm",), ("rye",))
+_INDEX_LISTS: Final = ("index", "source", "sources")
+
+
+def _package_indexes(insp: Inspection, path: str, tool: dict[str, Any]) -> None:
+    """Every index, source or find-links location of the project managers' tables, as
+    destinations (a local path stays local)."""
+    urls: list[Any] = []
+    for keys in _INDEX_TABLES:
+        table = _table(tool, *keys)
+        for key in _INDEX_KEYS[:3]:
+            value = table.get(key)
+            urls += value if isinstance(value, list) else [value]
+        for name in _INDEX_LISTS:
+            entries = table.get(name)
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict):
+                    urls += [entry.get(k) for k in _INDEX_KEYS]
+    for url in urls:
+        if isinstance(url, str) and url:
+            shell_options.destination(insp, Word(url), f"written {path}: packages come from {url}")
+
+
+def _uv_toml(insp: Inspection, path: str, content: str) -> list[str]:
+    """``uv.toml``: the ``[tool.uv]`` table of a pyproject, on its own."""
+    try:
+        doc = tomllib.loads(content)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        insp.opaque(f"written {path}: not TOML")
+        return []
+    _package_indexes(insp, path, {"uv": doc})
+    return []
 
 
 _UNKNOWN_ESCAPE: Final = re.compile(r"\\(?![btnfr\"\\uUe\n])")
@@ -1056,6 +1100,22 @@ def _tox(insp: Inspection, path: str, content: str) -> list[str]:
                 line = line.replace("{envpython}", "python").replace("{posargs}", "")
                 if line:
                     insp.source(_TOX_SUBST.sub("x", line), 1)
+        # setenv: the environment of every command (PIP_INDEX_URL, HTTPS_PROXY, LD_PRELOAD...);
+        # deps: pip install's arguments, options (-i URL, -r file) and requirements with URLs
+        for line in parser.get(section, "setenv", fallback="").splitlines():
+            name, eq, value = line.strip().partition("=")
+            if eq and name.strip():
+                value = _TOX_SUBST.sub("x", value.strip().replace("{toxinidir}", posixpath.dirname(path)))
+                insp.assignment(Word(f"{name.strip()}={value}"), 1)
+        for line in parser.get(section, "deps", fallback="").splitlines():
+            line = _TOX_SUBST.sub("x", line.strip())
+            try:
+                words = shlex.split(line)
+            except ValueError:
+                insp.opaque(f"written {path}: a dependency line not understood: {line}")
+                continue
+            if words and (words[0].startswith("-") or "://" in line):
+                insp.run([Word("pip"), Word("install"), *map(Word, words)], 1)
     return _ini_tools(insp, path, parser)
 
 
@@ -1170,6 +1230,7 @@ _READERS: Final = {
     "make": _make,
     "npm": _npm,
     "pyproject": _pyproject,
+    "uv-config": _uv_toml,
     "tox": _tox,
     "config": _config,
     "npmrc": _npmrc,

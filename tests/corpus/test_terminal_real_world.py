@@ -6,12 +6,14 @@ from; ``scripts/extract_agent_commands.py --sample 600 --seed 12`` made it. The 
 from SWE-bench: builds, data science, services, system administration. Many of those commands
 are refused on purpose (``apt install``, ``systemctl``, writes to ``/etc``, ``tmux``, programs the
 pack does not know, ``curl localhost``), so this is a ratchet, not a bound of 1 %: the counts
-measured (8 Dec 2026: 34 held, 114 refused; 45 and 141 on the pack of the session before) may go
+measured (8 Dec 2026: 35 held, 113 refused; 45 and 141 on the pack of the session before) may go
 down, never up. (Two commands went from held to refused that day: Python that downloads a binary
 from an unlisted host, once held as network code, is now read as the fetch it is, and its string
 ``'/ffmpeg'`` is a read of a root-level path no rule allows; and a find that picks ``*.env`` files
-for grep, once doubt, is now the credential read it is.) The agent's working directory there was
-``/app``; here it is ``/workspace``.
+for grep, once doubt, is now the credential read it is. One went the other way: ``python -m
+notebook`` is now the server it starts, ``net.listen``, which a human decides, and the pack's
+precedence lets a hold win over a capability no rule speaks to.) The agent's working directory
+there was ``/app``; here it is ``/workspace``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 ENTRIES: list[dict[str, Any]] = [
     json.loads(line) for line in (HERE / "terminal_real_world.jsonl").read_text().splitlines() if line
 ]
-MAX_HELD = 34
-MAX_REFUSED = 114
+MAX_HELD = 35
+MAX_REFUSED = 113
 
 
 def _call(entry: dict[str, Any]) -> dict[str, Any]:
