@@ -135,7 +135,7 @@ def normalize_path(path: str, cwd: str = "/workspace") -> str | None:
 _CREDENTIAL_HINT_RE: Final = re.compile(
     r"\.(?:ssh|aws|azure|kube|docker|pgpass|git-credentials|pypirc|npmrc|vault-token|env|pem|key|p12|pfx|jks)"
     r"|/(?:etc/ssh|proc/|run/secrets)|netrc|authorized_keys|gcloud|shadow|id_"
-    r"|krb5cc|/tmp/(?:ssh-|tmux-|\.x11-unix|\.ice-unix|systemd-private-)|/run/(?:screen|user/)"
+    r"|krb5cc|/tmp/(?:ssh-|tmux-|\.x11-unix|\.ice-unix|systemd-private-)|/run/(?:screen|user/)|ssl/private"
 )
 # What other sessions leave in the shared /tmp and /run: a Kerberos ticket cache, an ssh agent's
 # socket, a terminal multiplexer's or X server's socket (keystrokes into someone's shell), another
@@ -228,6 +228,9 @@ def _credential_classes(path: str) -> list[str]:
         or base.startswith("krb5cc")
         or (len(parts) > 1 and parts[0] == "tmp" and parts[1].startswith(_SESSION_DIRS))
         or _starts(parts, ("run", "screen"), ("run", "user"))
+        # TLS private keys: /etc/ssl/private, and /usr/lib/ssl/private, the link to it that
+        # OpenSSL's directory holds (/usr may be read), with a glob or a listing of it
+        or _has_seq(parts, ("ssl", "private"))
     ):
         out.append("cred.secret")
     return out

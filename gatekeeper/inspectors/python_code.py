@@ -167,8 +167,22 @@ _DUMPING_MEMBERS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
 # reading such a file is running it. Always: these. Unless a keyword makes them safe: below.
 _CODE_LOADERS: Final = frozenset(
     {"pandas.read_pickle", "pandas.io.pickle.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
-     "jsonpickle.decode", "jsonpickle.loads", "shelve.open", "torch.package.PackageImporter"}
+     "jsonpickle.decode", "jsonpickle.loads", "shelve.open", "torch.package.PackageImporter",
+     # YAML's loader classes built by hand (their get_single_data constructs python tags), and
+     # torch.hub, which clones a repository and imports its hubconf.py
+     "yaml.Loader", "yaml.UnsafeLoader", "yaml.CLoader", "yaml.CUnsafeLoader", "yaml.loader.Loader",
+     "yaml.loader.UnsafeLoader", "torch.hub.load", "torch.hub.list", "torch.hub.help"}
 )  # fmt: skip
+# Their last names, reached as strings (getattr(pd, "read_pickle")): which module is not followed.
+_LOADER_ATTRS: Final = frozenset(
+    {c.rpartition(".")[2] for c in _CODE_LOADERS} - {"open", "load", "list", "help"}
+)
+# Loaders that are torch.load under another name.
+_TORCH_LOADS: Final = frozenset({"torch.load", "torch.serialization.load"})
+# Keywords with which a model or dataset loader runs code it downloads (a repository's modeling
+# file, a dataset script) or deserializes (Keras lambdas): doubt unless the literal False/True
+# that keeps it from doing so.
+_CODE_KEYWORDS: Final[Mapping[str, bool]] = MappingProxyType({"trust_remote_code": False, "safe_mode": True})
 # YAML loaders that build no Python objects (FullLoader refuses python/object/apply since 5.4).
 _SAFE_YAML_LOADERS: Final = frozenset(
     {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader", "FullLoader", "CFullLoader"}
@@ -566,7 +580,16 @@ def _rejoined(code: str) -> str | None:
     return "".join(lines)
 
 
-def _code_loader(target: str, node: ast.Call) -> str | None:
+def _code_keywords(node: ast.Call) -> str | None:
+    """``from_pretrained(..., trust_remote_code=True)``: a keyword that makes a loader run code."""
+    for k in node.keywords:
+        safe = _CODE_KEYWORDS.get(k.arg or "")
+        if safe is not None and not (type(k.value) is ast.Constant and k.value.value is safe):
+            return f"{k.arg}: the loader runs code it downloads or deserializes"
+    return None
+
+
+def _code_loader(target: str, node: ast.Call, loader_name: str | None = None) -> str | None:
     """Why a call to ``target`` runs code the file or bytes it loads hold, or None.
 
     numpy's ``allow_pickle`` defaults to False and torch's ``weights_only`` to True (torch 2.6+);
@@ -582,7 +605,7 @@ def _code_loader(target: str, node: ast.Call) -> str | None:
         )
         if given is not None and not (type(given) is ast.Constant and not given.value):
             return "allow_pickle: loading a pickle runs code"
-    elif target == "torch.load":
+    elif target in _TORCH_LOADS:
         weights = keywords.get("weights_only")
         if "pickle_module" in keywords:
             return "pickle_module: loads with an unpickler of its own"
@@ -591,14 +614,10 @@ def _code_loader(target: str, node: ast.Call) -> str | None:
     elif target in ("yaml.load", "yaml.load_all"):
         loader = keywords.get("Loader", node.args[1] if len(node.args) > 1 else None)
         if loader is not None:
-            name = (
-                loader.attr
-                if type(loader) is ast.Attribute
-                else loader.id
-                if type(loader) is ast.Name
-                else ""
-            )
-            if name not in _SAFE_YAML_LOADERS:
+            # the loader as the imports name it (yaml.SafeLoader): a class of the code's own
+            # called SafeLoader may well derive from UnsafeLoader
+            module, _, name = (loader_name or "").rpartition(".")
+            if module not in ("yaml", "yaml.loader", "yaml.cyaml") or name not in _SAFE_YAML_LOADERS:
                 return f"Loader {name or '(not known statically)'}: python tags run code"
     return None
 
@@ -802,9 +821,11 @@ class _Reader:
                 self.name(node)
             elif type(node) is ast.Subscript:
                 self.subscript(node)
-        if self.fx.net or self.fx.spawns:
+        # exec("subprocess.run(...)"), eval("pickle"): an exec'd string's reader uses the names
+        # bound here without knowing them, so no import here is idle when one was read
+        if (self.fx.net or self.fx.spawns) and not self.ran_nested:
             self.drop_idle_imports()
-        if self.dumping_imports:
+        if self.dumping_imports and not self.ran_nested:
             self.drop_dumping_imports()
         if self.fx.net and self.nested == 0 and not self.ran_nested:
             self.fx.fetches_only = self.literal_fetches()
@@ -1088,7 +1109,11 @@ class _Reader:
             self.fx.spawns.append(evidence)
         elif name in _NET_ATTRS:
             self.fx.net.append(evidence)
-        elif name in _OPAQUE_ATTRS or (name.startswith("__") and name not in _SAFE_DUNDERS):
+        elif (
+            name in _OPAQUE_ATTRS
+            or name in _LOADER_ATTRS
+            or (name.startswith("__") and name not in _SAFE_DUNDERS)
+        ):
             self.fx.opaque.append(evidence)
 
     def child_environment(self, value: ast.expr, *, followed: bool = False) -> None:
@@ -1248,9 +1273,16 @@ class _Reader:
         if target is not None and target.startswith(
             ("pandas.", "yaml.", "numpy.", "torch.", "jsonpickle.", "shelve.")
         ):
-            loads = _code_loader(target, node)
+            loader = next((k.value for k in node.keywords if k.arg == "Loader"), None)
+            if loader is None and len(node.args) > 1:
+                loader = node.args[1]
+            loads = _code_loader(target, node, self.dotted(loader) if loader is not None else None)
             if loads is not None:
                 self.fx.opaque.append(f"{target}: {loads}")
+        if node.keywords:
+            loads = _code_keywords(node)
+            if loads is not None:
+                self.fx.opaque.append(f"{target or 'a call'}: {loads}")
         if type(func) is ast.Attribute and func.attr in _SQL_RUNNERS and args:
             self.sql(args[0], func.attr)
         if type(func) is ast.Attribute and func.attr == "enable_load_extension":

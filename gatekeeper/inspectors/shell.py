@@ -210,6 +210,11 @@ DOUBT: Final = Capability(
     "shell.opaque",
     "written by a shell command with text no reading holds (decoded, transformed, or a program's output)",
 )
+DOWNLOADED: Final = Capability(
+    "net.download_exec",
+    "saved from the network by a downloader or fetching code and never read: running it runs what "
+    "the server sent",
+)
 # What a fragment of code (a sed -i replacement) does that no fragment of ordinary code does: the
 # rest (program names, paths, hosts) is noise when a fragment is read as if it were a file.
 FRAGMENT_SIGNALS: Final = (
@@ -1739,7 +1744,10 @@ class Inspection:
                 self.copied.setdefault(d, set()).update(sources)
 
     def remember_download(self, path: str) -> None:
+        """``curl -o x.sh URL``: running ``x.sh`` in this command line is download-and-execute, and
+        so it is in a later one (the file's record is noted: nobody has read what it holds)."""
         self.downloaded.update(self.resolve(path, path, strict=False))
+        self.note(self.workspace_files(path), DOWNLOADED)
 
     def is_downloaded(self, path: str, *, script: bool = False) -> bool:
         """Was this file saved by a downloader earlier? A program name without ``/`` is looked

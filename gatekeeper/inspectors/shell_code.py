@@ -149,6 +149,8 @@ def python_effects(insp: Inspection, name: str, fx: python_code.Effects, evidenc
         insp.read_path(Word(path), f"{name} code reads {path}: {evidence}")
     for path in fx.writes:
         insp.write_target(Word(path), f"{name} code writes {path}: {evidence}")
+        if fx.net and fx.fetches_only:  # urlretrieve(URL, "x.sh"), open("x.py", "w").write(r.text)
+            insp.remember_download(path)
     if fx.spawns:
         insp.add("proc.spawn", f"{name} code starts processes ({fx.spawns[0]}): {evidence}")
     for cmd in fx.commands[:16]:
@@ -779,9 +781,34 @@ _COMPILER_VALUES: Final = fs(
     "-o", "-I", "-L", "-D", "-U", "-x", "-include", "-imacros", "-isystem", "-iquote", "-idirafter",
     "-iprefix", "-iwithprefix", "-isysroot", "-MF", "-MT", "-MQ", "-T", "-u", "-e", "-Xlinker",
     "-Xassembler", "-Xpreprocessor", "-Xclang", "-B", "-specs", "--specs", "-wrapper", "-aux-info",
-    "--sysroot", "-target", "--target", "-arch", "-l",
+    "--sysroot", "-target", "--target", "-arch", "-l", "-MJ", "-dumpdir", "-dumpbase", "-dumpbase-ext",
+    "-ivfsoverlay", "--config", "-ccc-install-dir", "-iwithprefixbefore",
 )  # fmt: skip
-_COMPILER_WRITES: Final = fs("-o", "-MF", "-aux-info")
+_COMPILER_WRITES: Final = fs("-o", "-MF", "-aux-info", "-MJ", "-dumpdir", "-dumpbase")
+# What -Wl,/-Wa,/-Wp, and -Xlinker/-Xassembler/-Xpreprocessor hand the linker, assembler or
+# preprocessor: options of another program, read here only when they are known to name no file
+# written (-Wl,-o,.git/hooks/x, -Wl,-Map=, -Wp,-MD,f, -Wa,-a=f) and load nothing (-Wl,-plugin,
+# @file). Their values (a -rpath folder, a -z keyword) are words without a dash.
+_PASSED_SAFE: Final = fs(
+    "-rpath", "-rpath-link", "-z", "--as-needed", "--no-as-needed", "--gc-sections", "--no-undefined",
+    "--whole-archive", "--no-whole-archive", "--start-group", "--end-group", "-Bstatic", "-Bdynamic",
+    "-Bsymbolic", "-soname", "-h", "--export-dynamic", "-E", "-O1", "-O2", "-s", "--strip-all",
+    "--build-id", "--enable-new-dtags", "--disable-new-dtags", "--allow-multiple-definition",
+    "-D_FORTIFY_SOURCE=2", "-D_FORTIFY_SOURCE=3", "--noexecstack", "-x", "-S", "--hash-style=gnu",
+    "--hash-style=both", "--eh-frame-hdr", "--icf=all", "-pie", "--no-warn-execstack",
+)  # fmt: skip
+_PASSED: Final = {"-Xlinker": "-Wl,", "-Xassembler": "-Wa,", "-Xpreprocessor": "-Wp,"}
+# -f options whose value (or, without one, the output's name) is a file or folder written:
+# dumps, profiles, remarks, traces, module caches. The output's folder is -o's, checked; a value
+# naming a folder of its own is doubt.
+_F_WRITES: Final = (
+    "-fdump-", "-fprofile-generate", "-fprofile-dir", "-fprofile-instr-generate", "-ftime-trace",
+    "-fmodules-cache-path", "-fopt-info", "-foptimization-record-file", "-fsave-optimization-record",
+    "-fcallgraph-info", "-fprofile-update", "-fcoverage-", "-fcrash-diagnostics-dir", "-fprofile-note",
+    "-fprofile-prefix-path", "-fmodule-output", "-fmodules-output", "-fprebuilt-module-path",
+    "-fmodule-file", "-fmodule-map-file", "-fprofile-use", "-fauto-profile", "-fsanitize-blacklist",
+    "-fsanitize-ignorelist", "-fprofile-instr-use", "-fprofile-sample-use", "-fprofile-list", "-fxray-",
+)  # fmt: skip
 COMPILERS: Final = frozenset({"gcc", "g++", "cc", "c++", "clang", "clang++", "c89", "c99"})
 
 
@@ -798,6 +825,15 @@ def compiler(insp: Inspection, name: str, args: list[Word], depth: int) -> set[s
     i = 0
     while i < len(args):
         w, t = args[i], texts[i]
+        passed = _PASSED[t] + (texts[i + 1] if i + 1 < len(args) else "@") if t in _PASSED else t
+        if passed.startswith(("-Wl,", "-Wa,", "-Wp,")):
+            items = passed[4:].split(",")
+            if any(x.startswith("@") or (x.startswith("-") and x not in _PASSED_SAFE) for x in items):
+                insp.opaque(
+                    f"{name} {t}: options of the linker, assembler or preprocessor that may write or load"
+                )
+        elif t.startswith("-f") and "=" in t and t.startswith(_F_WRITES):
+            insp.opaque(f"{name} {t}: a file or folder the compiler writes or reads beside its operands")
         if t.startswith("@"):
             insp.opaque(f"{name} {t}: options read from a file")
         elif t in _COMPILER_VALUES and i + 1 < len(args):
@@ -809,11 +845,32 @@ def compiler(insp: Inspection, name: str, args: list[Word], depth: int) -> set[s
             insp.write_target(Word(t[2:], w.literal), f"{name} {t}")
         elif t.startswith("-MF") and len(t) > 3:
             insp.write_target(Word(t[3:], w.literal), f"{name} {t}")
+        elif t.startswith("-MJ") and len(t) > 3:
+            insp.write_target(Word(t[3:], w.literal), f"{name} {t}")
         elif t != "-" and not t.startswith("-"):
             insp.read_path(w, f"{name} {t}")
+            _compiled_operand(insp, name, w)
+        elif t == "-":
+            insp.opaque(f"{name} -: compiles code from its input, which nothing here read as C")
         i += 1
     insp.ran_files.update(shell_runs.tree(root, shell_runs.COMPILED_KINDS) for root in CODE_ROOTS)
     return set()
+
+
+# What the C, C++ and assembly records of the workspace cover (written_code's kinds c, asm and
+# object), and shared libraries with a version (libx.so.1).
+_COMPILED_SUFFIX_RE: Final = re.compile(
+    r"\.(?:c|h|cc|cpp|cxx|c\+\+|hh|hpp|hxx|h\+\+|m|mm|inc|ipp|tpp|s|sx|asm|o|a|so(?:\.[0-9]+)*)$"
+)
+
+
+def _compiled_operand(insp: Inspection, name: str, w: Word) -> None:
+    """``gcc -x assembler notes.txt``: a file of the workspace compiled although its name says it
+    is no C, C++ or assembly was recorded as text, not as what the compiler reads it as."""
+    if not w.literal or _COMPILED_SUFFIX_RE.search(w.text.lower()):
+        return
+    if any(p.startswith(CODE_ROOTS) for p in insp.resolve(w.text, w.text, strict=False)):
+        insp.opaque(f"{name} {w.text}: compiled, though its name says it is no C, C++ or assembly")
 
 
 _RUNNERS: Final[dict[str, tuple[str, ...]]] = {

@@ -715,9 +715,12 @@ ENV: Final[Mapping[str, Opt]] = MappingProxyType(
         **_env(
             "GOFLAGS CGO_CFLAGS CGO_LDFLAGS CC CXX LD AR CPP RUSTC RUSTC_WRAPPER RUSTFLAGS "
             "CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR GOBIN GOPATH GOTOOLCHAIN COMPILER_PATH "
-            "GCC_EXEC_PREFIX CCC_OVERRIDE_OPTIONS CCACHE_PREFIX CCACHE_COMPILER DISTCC_HOSTS",
+            "GCC_EXEC_PREFIX CCC_OVERRIDE_OPTIONS CCACHE_PREFIX CCACHE_COMPILER DISTCC_HOSTS "
+            "CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH OBJC_INCLUDE_PATH LIBRARY_PATH DEPENDENCIES_OUTPUT "
+            "SUNPRO_DEPENDENCIES GCC_COMPARE_DEBUG",
             Effect.DOUBT,
-            "the compiler, linker or flags a build runs",
+            "the compiler, linker or flags a build runs, the folders it reads headers and libraries "
+            "from, or a file it writes (the dependency output)",
         ),
         **_env(
             "GOOS GOARCH GOAMD64 GOARM GOARM64 GO386 GOMAXPROCS GOGC GOMEMLIMIT GODEBUG GOTRACEBACK "
@@ -771,8 +774,9 @@ COMPILER_FLAG_VARS: Final = frozenset({"CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAG
 # compiler's own programs, a wrapper every tool runs under, a specs file (which can run programs),
 # a linker by path or a linker plugin.
 _CODE_FLAGS_RE: Final = re.compile(
-    r"(?:^|[\s,])(?:-fplugin\b|-B(?!symbolic|static|dynamic)|-wrapper\b|--?specs\b|-fuse-ld=[^\s]*/|--ld-path\b|-Xclang\b|"
-    r"-plugin\b|--plugin\b|-load\b|-iplugindir)"
+    r"(?:^|[\s,=])(?:-fplugin\b|-B(?!symbolic|static|dynamic)|-wrapper\b|--?specs\b|-fuse-ld=[^\s]*/|--ld-path\b|-Xclang\b|"
+    r"-plugin\b|--plugin\b|-load\b|-iplugindir|-fpass-plugin\b|--config\b|-ccc-|--gcc-toolchain\b|"
+    r"--gcc-install-dir\b|-ivfsoverlay\b|-fcompare-debug=)"
 )
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from gatekeeper.inspectors.paths import CODE_ROOTS
+
 if TYPE_CHECKING:
     from gatekeeper.inspectors.shell import Inspection
 
@@ -308,8 +310,14 @@ _SECRET_NAMES: Final = frozenset(
 )  # fmt: skip
 _SECRET_RE: Final = re.compile(
     r"[A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|APIKEY|ACCESS_KEY|AUTH_TOKEN|_TOKEN|CREDENTIALS?)[A-Z0-9_]*"
+    # a name that ends in a key, a personal access token, a JWT, a DSN (Sentry's carries its key)
+    # or an auth value (npm's _auth), docker's auth config, and URLs of databases and brokers,
+    # which carry their passwords
+    r"|(?:[A-Z0-9_]*_)?(?:KEY|PAT|JWT|DSN|AUTH)|[A-Z0-9_]*AUTH_CONFIG[A-Z0-9_]*"
+    r"|(?:[A-Z0-9_]*_)?(?:DATABASE|DB|REDIS|MONGO|MONGODB|POSTGRES|POSTGRESQL|PG|MYSQL|AMQP|BROKER|RABBITMQ)_UR[LI]"
 )
 _PARAM_NAME_RE: Final = re.compile(r"[#!]?([A-Za-z_][A-Za-z0-9_]*)")
+_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXPANSION_RE: Final = re.compile(r"\$\{?[#!]?([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -818,6 +826,8 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
         if t.startswith("--"):
             if t == "--command":
                 flags += "c"
+            if t in ("--rcfile", "--init-file"):  # run first by an interactive shell (-i), -c too
+                _rcfile(insp, name, args[i + 1] if i + 1 < len(args) else None)
             i += 2 if t in ("--rcfile", "--init-file") else 1
             continue
         if t[0] == "-":
@@ -835,6 +845,16 @@ def shell(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]
     insp.add("proc.shell", " ".join([name, *(w.text for w in args)]))
     stdin = not rest or "s" in flags or "i" in flags or (rest[0].literal and is_stdin_path(rest[0].text))
     return {STDIN_EXEC} if stdin else set()
+
+
+def _rcfile(insp: Inspection, name: str, w: Word | None) -> None:
+    """``bash --rcfile F -i -c CMD`` runs F before CMD: a file of the workspace or /tmp is run as
+    ``bash F`` runs it (inheriting what was written there); any other is a shell on code unseen."""
+    paths = insp.resolve(w.text, w.text, strict=False) if w is not None and w.literal else []
+    if not paths or not all(p.startswith(CODE_ROOTS) for p in paths):
+        insp.add("proc.shell", f"{name} runs an rc file first: {w.text if w is not None else ''}")
+        return
+    insp.ran_files.update(paths)
 
 
 def evaluate(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
@@ -1246,8 +1266,13 @@ def command_builtin(insp: Inspection, name: str, args: list[Word], depth: int) -
 
 def printenv(insp: Inspection, name: str, args: list[Word], depth: int) -> set[str]:
     """``printenv SECRET`` prints a credential; ``printenv`` (or ``env``) alone prints them all."""
-    names = [w.text for w in args if not w.text.startswith("-")]
-    if not names or any(is_secret_name(n) for n in names):
+    names = [w for w in args if not w.text.startswith("-")]
+    if (
+        not names
+        or any(is_secret_name(w.text) for w in names)
+        # printenv $X, "${!A*}", H*: which variables it prints is not known here
+        or not all(w.literal and _NAME_RE.fullmatch(w.text) for w in names)
+    ):
         insp.add("cred.env", " ".join([name, *(w.text for w in args)]) + ": prints secret variables")
     return set()
 

@@ -34,9 +34,9 @@ import posixpath
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Final
 
-from gatekeeper.inspectors.paths import CODE_ROOTS
+from gatekeeper.inspectors.paths import CODE_ROOTS, path_classes
 from gatekeeper.inspectors.shell_options import warning_modules
-from gatekeeper.inspectors.shell_programs import SHELLS, Word, option_values
+from gatekeeper.inspectors.shell_programs import SHELLS, Word, is_stdin_path, option_values
 
 UNKNOWN_CWD: Final = ""  # as shell.UNKNOWN_CWD (that module imports this one)
 
@@ -239,6 +239,8 @@ def files_run(insp: Inspection, family: str, args: list[Word]) -> list[str]:
         script, module, rest = _script(family, args)
         if script is not None:
             out += _paths(insp, script)
+            if family not in ("source", ".") and script.literal and not script.runs:
+                _installed_script(insp, family, script)
             if family in ("python", "pypy") and script.literal:
                 # python3 DIR runs DIR/__main__.py; python3 app.pyz (any zip) runs its __main__.py,
                 # from an archive that nothing here has read
@@ -649,6 +651,18 @@ def _conftests(here: str) -> list[str]:
         out.append(here.rstrip("/") + "/conftest.py")
         here = posixpath.dirname(here)
     return out
+
+
+def _installed_script(insp: Inspection, family: str, script: Word) -> None:
+    """``python3 /usr/lib/python3.11/timeit.py CODE``, ``.../http/server.py``: an installed script
+    (in a system directory, where nothing is recorded) does with its arguments what
+    nobody here has read: run them as code, serve, connect. ``python3 -m`` names the modules
+    this reading knows; a path to one is doubt."""
+    if script.text.startswith(("<(", ">(")) or is_stdin_path(script.text):
+        return
+    paths = insp.resolve(script.text, script.text, strict=False)
+    if any("fs.system" in path_classes(p, write=False) for p in paths):  # elsewhere: the path's rule
+        insp.opaque(f"{family} runs an installed script, unread: {script.text}")
 
 
 def _paths(insp: Inspection, w: Word) -> list[str]:

@@ -305,6 +305,17 @@ def test_serializers_used_only_to_write_and_safe_loads_are_understood(code: str)
         "import jsonpickle; jsonpickle.decode(s)",
         # an exec()'d string's reader shares the effects, not the outer names: the outer load stays
         "import pickle; exec('import pickle; pickle.dumps(1)'); pickle.loads(b)",
+        # ...nor does it know the outer names: a load in an exec'd string keeps the outer import
+        "import pickle; exec('pickle.loads(b)')",
+        "import pickle; eval('pickle').loads(b)",
+        "import torch; torch.serialization.load('m.pt', weights_only=False)",
+        "import yaml\nclass SafeLoader(yaml.UnsafeLoader): pass\nyaml.load(f, Loader=SafeLoader)",
+        "import yaml; yaml.Loader(f).get_single_data()",
+        "import pandas as pd; getattr(pd, 'read_pickle')('x.pkl')",
+        "from transformers import AutoModel; AutoModel.from_pretrained('a/b', trust_remote_code=True)",
+        "import datasets; datasets.load_dataset('a/b', trust_remote_code=flag)",
+        "import keras; keras.models.load_model('m.keras', safe_mode=False)",
+        "import torch; torch.hub.load('acme/models', 'net')",
     ],
 )
 def test_loads_that_run_what_the_data_holds_are_opaque(code: str) -> None:
@@ -354,3 +365,16 @@ def test_fetches_of_literal_urls_are_reviewable(code: str) -> None:
 )
 def test_other_network_uses_are_not_literal_fetches(code: str) -> None:
     assert not analyse(code).fetches_only, code
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import subprocess; exec('subprocess.run([\"id\"])')",
+        "import subprocess; eval('subprocess').run(['id'])",
+        "import socket; exec('socket.create_connection((h, 1))')",
+    ],
+)
+def test_an_import_used_only_in_an_execd_string_is_not_idle(code: str) -> None:
+    fx = analyse(code)
+    assert fx.spawns or fx.net, code
