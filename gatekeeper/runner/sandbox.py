@@ -52,6 +52,7 @@ log = structlog.get_logger("gatekeeper.runner")
 SANDBOX_WORKSPACE: Final = "/workspace"
 SANDBOX_HOME: Final = "/home/agent"
 SANDBOX_RUN: Final = "/run"  # a private tmpfs in every sandbox
+RUN_MB: Final = 16  # /run holds sockets and pid files, nothing large
 EGRESS_PORT: Final = 3128  # the gate's listener in each sandbox's network namespace
 _NETNS_SOURCE: Final = Path(__file__).with_name("sandbox_netns.py")
 SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -187,17 +188,29 @@ class Sandbox:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
+        scratch = str(limits.scratch_mb * 1024 * 1024)
         args += [
             "--proc",
             "/proc",
             "--dev",
             "/dev",
+            # Every writable tmpfs is sized: their pages are host memory no rlimit counts.
+            "--size",
+            scratch,
+            "--tmpfs",
+            "/dev/shm",  # noqa: S108 - the sandbox's own, sized
+            "--size",
+            scratch,
             "--tmpfs",
             "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+            "--size",
+            scratch,
             "--tmpfs",
             "/home",
             "--dir",
             SANDBOX_HOME,
+            "--size",
+            str(RUN_MB * 1024 * 1024),
             "--tmpfs",
             SANDBOX_RUN,
             "--bind",
@@ -206,6 +219,10 @@ class Sandbox:
             # Leased GPUs and the operator's read-only paths last, so no mount above covers them.
             *[arg for device in devices for arg in ("--dev-bind", device, device)],
             *[arg for path in read_only for arg in ("--ro-bind", path, path)],
+            # /dev itself is bubblewrap's unsized tmpfs, writable by the sandbox: read-only once
+            # its nodes and mounts are in place (not recursive: /dev/shm and /dev/pts stay).
+            "--remount-ro",
+            "/dev",
             "--chdir",
             cwd,
             "--",

@@ -19,6 +19,9 @@ class RunnerLimits:
     output_bytes: int = 1024 * 1024
     file_size_mb: int = 1024
     open_files: int = 1024
+    # Each private tmpfs (/tmp, $HOME, /dev/shm) holds at most this much. Its pages are host RAM
+    # no rlimit counts: unsized, each could take half the host's memory.
+    scratch_mb: int = 2048
 
 
 @dataclass(frozen=True, slots=True)
