@@ -251,7 +251,10 @@ class EgressGate:
         address, port_to = await self._resolve(target)
         conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
         if target.authority not in self.settings.pin:  # a pin is the operator's word
-            seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
+            try:
+                seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
+            except BadTarget as exc:
+                raise Refusal(502, codes.RESOLVE_FAILED, f"{target.host}: {exc}") from None
             if seen:
                 call = connection_call(grant, target, (*capabilities, *seen), conn.parent)
                 self._note(conn, call)

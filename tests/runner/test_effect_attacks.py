@@ -24,7 +24,8 @@ from gatekeeper.app import Gatekeeper
 
 from ..helpers import poll_until, running
 from .conftest import Agent, Outside, runner_config
-from .test_live_fire import _running_with
+from .test_effects_recorded import _records
+from .test_live_fire import PROXY_CONNECT, _running_with
 
 # Ways out that are not TCP to the gate, tried from inside. Each line: "contained NAME detail" or
 # "ESCAPED NAME detail". argv[1]: an abstract unix socket the host listens on.
@@ -401,3 +402,27 @@ async def test_the_gate_forwards_only_what_it_decided(
         assert body in (b"", b"hello"), seen
     assert outside.evil.connections == 0
     assert outside.pypi_hits == []
+
+
+async def test_an_address_the_gate_cannot_class_is_never_connected(
+    agent: Agent, contained: Gatekeeper
+) -> None:
+    """An allowed name whose answer is no plain IP address (a scoped IPv6 address, as
+    /etc/hosts may hold; a name): refused before any connect (the gate cannot tell where it
+    goes). ``::1%lo`` is loopback: had it been connected, the answer would be 502 connect_failed."""
+    answers = iter(["::1%lo", "::ffff:127.0.0.1%1", "localhost"])
+
+    async def odd(host: str, port: int) -> list[str]:
+        return [next(answers)]
+
+    egress = contained.egress
+    assert egress is not None
+    egress.resolver = odd
+    await agent.plant("connect.py", PROXY_CONNECT)
+    for _ in range(3):
+        result = await agent.sh("python3 connect.py files.pythonhosted.org:443")
+        assert result["stdout"].startswith("HTTP/1.1 502"), result
+    await contained.stop()
+    records = [r for r in _records(contained) if r["entry"] == "egress"]
+    assert [r["code"] for r in records] == ["resolve_failed"] * 3, records
+    assert all("not a plain IP address" in r["reason"] for r in records), records
