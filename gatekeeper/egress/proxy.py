@@ -148,7 +148,8 @@ class EgressGate:
         runs: only ``credential`` opens a connection there. ``close`` when the sandbox ends (a
         socket keeps its network namespace alive)."""
         listener.setblocking(False)
-        task = self._tasks.spawn(self._accept_loop(listener, credential), name="egress-sandbox-accept")
+        slots = asyncio.Semaphore(self.settings.sandbox_connections)
+        task = self._tasks.spawn(self._accept_loop(listener, credential, slots), name="egress-sandbox-accept")
         return SandboxListener(listener, task)
 
     def _listen(self, sock: socket.socket) -> None:
@@ -163,18 +164,32 @@ class EgressGate:
         self._listeners.clear()
         await self._tasks.cancel_all()
 
-    async def _accept_loop(self, listener: socket.socket, only: str | None = None) -> None:
+    async def _accept_loop(
+        self, listener: socket.socket, only: str | None = None, slots: asyncio.Semaphore | None = None
+    ) -> None:
+        """Accept and serve; with ``slots`` (a sandbox's listener), only that many at once: the
+        next connection is not accepted until one ends (it waits in the sandbox's backlog)."""
         loop = asyncio.get_running_loop()
         while True:
+            if slots is not None:
+                await slots.acquire()
             try:
                 client, _ = await loop.sock_accept(listener)
             except OSError:
+                if slots is not None:
+                    slots.release()
                 if listener.fileno() == -1:
                     return
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
             client.setblocking(False)
-            self._tasks.spawn(self._serve(client, only), name="egress-connection")
+            task = self._tasks.spawn(self._serve(client, only), name="egress-connection")
+            if slots is not None:
+                task.add_done_callback(_releaser(slots))
 
     # --- one connection -------------------------------------------------------------------
     async def _serve(self, client: socket.socket, only: str | None = None) -> None:
@@ -460,6 +475,15 @@ class SandboxListener:
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+def _releaser(slots: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+    """A done-callback that gives a connection's slot back, however its task ended."""
+
+    def release(_: asyncio.Task[None]) -> None:
+        slots.release()
+
+    return release
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -57,3 +57,7 @@ class EgressSettings:
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 300.0  # a relayed connection with no bytes either way this long ends
     head_timeout_seconds: float = 10.0  # the proxy request's head must arrive within this
+    # Connections of one sandbox (or sandboxed server) the gate serves at once; more wait in the
+    # sandbox's own listener backlog. Unbounded, one sandbox (processes x open_files sockets)
+    # could take every descriptor the gate and the rest of Gatekeeper have.
+    sandbox_connections: int = 128

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
@@ -426,3 +427,39 @@ async def test_an_address_the_gate_cannot_class_is_never_connected(
     records = [r for r in _records(contained) if r["entry"] == "egress"]
     assert [r["code"] for r in records] == ["resolve_failed"] * 3, records
     assert all("not a plain IP address" in r["reason"] for r in records), records
+
+
+# Opening connections to the gate and holding them, to run the gate (and every other caller of
+# this Gatekeeper) out of descriptors: the sandbox alone has processes x open_files of them.
+FLOOD = r"""
+import socket, sys, time
+held = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", 3128))
+    held.append(s)
+time.sleep(2.5)
+print("held", len(held))
+"""
+
+
+async def test_one_sandbox_cannot_take_the_gate_s_descriptors(tmp_path: Path, outside: Outside) -> None:
+    """The gate serves at most ``egress.sandbox_connections`` of one sandbox's connections at a
+    time; the rest wait in its own listener's backlog, costing the gate nothing."""
+    config = runner_config(tmp_path, outside, open_files=2048)
+    config = replace(config, egress=replace(config.egress, sandbox_connections=16))
+    async with running(config) as gk, aiohttp.ClientSession() as http:
+        agent = Agent(gk, http)
+        await agent.plant("flood.py", FLOOD)
+        before = len(os.listdir("/proc/self/fd"))
+        call = asyncio.ensure_future(agent.sh("python3 flood.py 600"))
+        most = before
+        while not call.done():
+            most = max(most, len(os.listdir("/proc/self/fd")))
+            await asyncio.sleep(0.05)
+        result = call.result()
+        ok = await agent.sh("curl -sS --cacert pypi-ca.txt https://pypi.org/")  # the next call: served
+    assert result["stdout"] == "held 600\n", result
+    assert most - before < 16 + 20, (before, most)  # the cap, and the call's own pipes and sockets
+    assert ok["stdout"] == "fake outside host\n", ok
