@@ -77,6 +77,15 @@ class WorkspaceFiles:
             raise
         return fd
 
+    def is_directory(self, parts: list[str]) -> bool:
+        """Whether ``parts`` names a workspace directory, walked without following a link (a
+        path string would follow one to the host, and answer for a host directory)."""
+        try:
+            os.close(self._open_parent([*parts, "."], create=False))
+        except OSError:
+            return False
+        return True
+
     def _open_file(self, parts: list[str]) -> int:
         """An existing workspace file opened for reading, never through a link (``O_NOFOLLOW``
         on every step); non-blocking, so a FIFO planted there cannot hang the call."""

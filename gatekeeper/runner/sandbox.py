@@ -401,8 +401,13 @@ def kill_tree(pid: int) -> None:
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Hand the workspace to the sandbox's uid, as root, while a sandbox may be swapping its
+    directories for links to host ones (another worker's, a stdio server's): every step is
+    relative to a directory descriptor, and ``fwalk`` enters a directory only if what it opened
+    is what it listed (a path string walk follows a link swapped in between, and re-owns the
+    host directory it leads to)."""
     os.chown(root, uid, gid, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for _, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(FileNotFoundError):
-                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+                os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)

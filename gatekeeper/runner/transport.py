@@ -84,7 +84,7 @@ class Runner:
         except OutsideWorkspace as exc:
             return tool_error(codes.OUTSIDE_WORKSPACE, f"cwd: {exc}")
         cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
-        if not (self.settings.workspace or Path()).joinpath(*parts).is_dir():
+        if not self.files.is_directory(parts):
             return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}
         result = await self.sandbox.run(arguments["cmd"], cwd, credential, devices)
         return result.to_json()

@@ -463,3 +463,73 @@ async def test_one_sandbox_cannot_take_the_gate_s_descriptors(tmp_path: Path, ou
     assert result["stdout"] == "held 600\n", result
     assert most - before < 16 + 20, (before, most)  # the cap, and the call's own pipes and sockets
     assert ok["stdout"] == "fake outside host\n", ok
+
+
+# Swaps a real directory and a symlink to a host directory as fast as it can (renameat2 with
+# RENAME_EXCHANGE: at every instant one of the two names is the link), for argv[2] seconds.
+SWAP = r"""
+import ctypes, os, sys, time
+host_dir, seconds = sys.argv[1], float(sys.argv[2])
+os.makedirs("race/a/deep", exist_ok=True)
+for i in range(200):
+    open(f"race/a/f{i}", "w").close()
+open("race/a/secret.txt", "w").write("inside")
+if not os.path.islink("race/b"):
+    os.symlink(host_dir, "race/b")
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+open("race/ready", "w").close()
+end, swaps = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    if libc.renameat2(AT_FDCWD, b"race/a", AT_FDCWD, b"race/b", RENAME_EXCHANGE) != 0:
+        print("renameat2 failed", ctypes.get_errno()); break
+    swaps += 1
+print("swaps", swaps)
+"""
+
+
+async def test_a_symlink_swapped_during_the_call_never_leads_outside(
+    agent: Agent, contained: Gatekeeper, tmp_path: Path
+) -> None:
+    """While a sandbox swaps a workspace directory with a link to a host directory, the file
+    tools and the start-up hand-over of the workspace (``prepare``: chown to the sandbox's uid,
+    as root) keep to the workspace: the host directory is neither read, written nor re-owned."""
+    host_dir = tmp_path / "host-dir"
+    (host_dir / "deep").mkdir(parents=True)
+    (host_dir / "secret.txt").write_text("host secret")
+    runner = contained.runner
+    assert runner is not None
+    await agent.plant("swap.py", SWAP)
+    swapping = asyncio.ensure_future(agent.sh(f"python3 swap.py {host_dir} 4"))
+    workspace = Path(str(contained.config.runner.workspace))
+    await poll_until(lambda: (workspace / "race" / "ready").exists() or swapping.done(), what="the swap")
+    read: list[str] = []
+    tries = 0
+    while not swapping.done():
+        tries += 1
+        await asyncio.to_thread(runner.sandbox.prepare)
+        for name in ("a", "b"):
+            _, body = await agent.call("file.read", path=f"race/{name}/secret.txt")
+            read.append(str(body["result"].get("content")))
+            await agent.call("file.write", path=f"race/{name}/deep/new.txt", content="x")
+    result = swapping.result()
+    assert result["stdout"].startswith("swaps"), result
+    assert tries > 5, tries
+    assert "host secret" not in read, read
+    assert sorted(p.name for p in host_dir.rglob("*")) == ["deep", "secret.txt"]
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (host_dir, *host_dir.rglob("*"))} == {(0, 0)}
+    assert (host_dir / "secret.txt").read_text() == "host secret"
+
+
+async def test_cwd_through_a_link_tells_nothing_of_the_host(agent: Agent, contained: Gatekeeper) -> None:
+    """``cwd`` is looked up in the workspace without following links: a link to a host directory
+    that exists (``/root``) and one to a directory that does not answer alike."""
+    workspace = Path(str(contained.config.runner.workspace))
+    (workspace / "to-root").symlink_to("/root")
+    (workspace / "to-nothing").symlink_to("/nonexistent-gk-dir")
+    answers = []
+    for name in ("to-root", "to-nothing"):
+        status, body = await agent.call("shell.exec", cmd="pwd", cwd=f"/workspace/{name}")
+        assert status == 200, body
+        answers.append(body["result"]["stderr"].replace(name, "NAME"))
+    assert answers[0] == answers[1] and "NAME" in answers[0], answers
