@@ -148,6 +148,7 @@ class EgressGate:
         runs: only ``credential`` opens a connection there. ``close`` when the sandbox ends (a
         socket keeps its network namespace alive)."""
         listener.setblocking(False)
+        self.credentials.bind_to_sandbox(credential)
         slots = asyncio.Semaphore(self.settings.sandbox_connections)
         task = self._tasks.spawn(self._accept_loop(listener, credential, slots), name="egress-sandbox-accept")
         return SandboxListener(listener, task)
@@ -356,6 +357,8 @@ class EgressGate:
         grant = self.credentials.check(token) if token else None
         if only is not None and not hmac.compare_digest(token.encode(), only.encode()):
             grant = None  # another call's credential, inside this sandbox: not its way out
+        if only is None and grant is not None and grant.sandboxed:
+            grant = None  # a sandbox's credential carried out of it: good on its own listener only
         if grant is None:
             raise Refusal(
                 407, codes.INVALID_CREDENTIAL, "the credential is unknown or its call has ended", challenge

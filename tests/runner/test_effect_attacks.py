@@ -9,6 +9,7 @@ limits one process meets) is not repeated here.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -533,3 +534,28 @@ async def test_cwd_through_a_link_tells_nothing_of_the_host(agent: Agent, contai
         assert status == 200, body
         answers.append(body["result"]["stderr"].replace(name, "NAME"))
     assert answers[0] == answers[1] and "NAME" in answers[0], answers
+
+
+async def test_a_sandbox_s_credential_opens_nothing_outside_it(
+    agent: Agent, contained: Gatekeeper, outside: Outside
+) -> None:
+    """Carried out of the sandbox while its call still runs (written to the workspace, or sent to
+    an allowed host), a sandbox's credential is refused on the gate's TCP listener: it opens
+    connections only on its own sandbox's listener."""
+    workspace = Path(str(contained.config.runner.workspace))
+    await agent.plant(
+        "leak.py", "import os, time\nopen('cred.txt', 'w').write(os.environ['HTTPS_PROXY'])\ntime.sleep(3)\n"
+    )
+    call = asyncio.ensure_future(agent.sh("python3 leak.py"))
+    await poll_until(lambda: (workspace / "cred.txt").exists() or call.done(), what="the leak")
+    token = (workspace / "cred.txt").read_text().split("@")[0].rsplit(":", 1)[1]
+    assert contained.credentials.check(token) is not None  # the call is still running
+    host, port = contained.egress_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    auth = base64.b64encode(f"gatekeeper:{token}".encode()).decode()
+    writer.write(f"CONNECT pypi.org:443 HTTP/1.1\r\nProxy-Authorization: Basic {auth}\r\n\r\n".encode())
+    status = (await reader.readline()).decode()
+    writer.close()
+    await call
+    assert status.startswith("HTTP/1.1 407"), status
+    assert outside.pypi_hits == []
