@@ -106,6 +106,12 @@ def join_parent_userns():
     return "joined"
 attempt("setns into the parent user namespace", join_parent_userns)
 
+# A hard link to a host file (a later file.write through it, or a digest of it).
+def hard_link():
+    os.link("/etc/passwd", "/workspace/pw")
+    return "linked"
+attempt("hard link to a host file", hard_link)
+
 # Host data.
 def readable(path):
     with open(path, "rb") as f:
