@@ -37,6 +37,8 @@ def tool_error(code: str, message: str) -> dict[str, Any]:
 
 def workspace_parts(path: str, cwd: str = SANDBOX_WORKSPACE) -> list[str]:
     """The components below ``/workspace`` that ``path`` names (relative paths from ``cwd``)."""
+    if "\0" in path:
+        raise OutsideWorkspace("a path with a NUL byte is not a plain path")
     if path == "~" or path.startswith("~/"):
         raise OutsideWorkspace(f"{path} is outside the workspace")
     absolute = posixpath.normpath(path if path.startswith("/") else posixpath.join(cwd, path))

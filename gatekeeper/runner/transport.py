@@ -83,6 +83,8 @@ class Runner:
             parts = workspace_parts(arguments.get("cwd", SANDBOX_WORKSPACE))
         except OutsideWorkspace as exc:
             return tool_error(codes.OUTSIDE_WORKSPACE, f"cwd: {exc}")
+        if "\0" in arguments["cmd"]:  # no argv can carry it: refused here, not an internal error
+            return tool_error(codes.INVALID_ARGUMENTS, "the command holds a NUL byte")
         cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
         if not self.files.is_directory(parts):
             return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}

@@ -596,3 +596,14 @@ async def test_a_connection_approved_after_its_call_ended_is_not_made(
         assert r.status == 200, await r.text()
     await asyncio.sleep(0.5)
     assert outside.evil.connections == 0
+
+
+async def test_a_nul_byte_is_a_tool_error_not_an_internal_one(agent: Agent, contained: Gatekeeper) -> None:
+    """What the kernel cannot take (a NUL in a path or a command) is refused by the runner as a
+    tool error, whatever the call's inspection said: checked here on the runner itself."""
+    runner = contained.runner
+    assert runner is not None
+    assert runner.files.read("a\x00b")["error"]["code"] == "outside_workspace"
+    assert runner.files.write("a\x00b", "x")["error"]["code"] == "outside_workspace"
+    shell = await runner._shell({"cmd": "echo a\x00b"}, "no-credential", [])
+    assert shell["error"]["code"] == "invalid_arguments", shell
