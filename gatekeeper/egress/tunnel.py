@@ -10,7 +10,9 @@ So the gate reads the client's opening before relaying it:
 
 - a TLS ClientHello (one record, not fragmented) must name the target host as its only
   ``server_name``, or name none when the target is an IP literal; an encrypted ClientHello
-  (ECH: the real name hidden) is refused, as is any other TLS record first;
+  (ECH: the real name hidden, and a client-facing server may not hold the outer name to its
+  public name) is refused, GREASE too (Chromium's: start it with
+  ``--disable-features=EncryptedClientHello``), as is any other TLS record first;
 - plain HTTP is refused: it goes as absolute-form ``http://`` requests, where the gate reads every
   request (in a tunnel, a second request on the same connection could name another host);
 - anything else (SSH's banner, a database's protocol) is relayed as it is; and when the target
@@ -78,7 +80,7 @@ def judge(data: bytes, host: str) -> bool:
             shown = "no name" if named is None else repr(named[:100])
             raise TunnelRefused(f"the TLS ClientHello names {shown}; the tunnel was opened for {host}")
         return True
-    line = data.lstrip(b"\r\n")  # servers skip empty lines before a request line
+    line = data.lstrip(b" \t\r\n")  # servers skip empty lines before a request line; lenient ones, blanks
     if _HTTP_LIKE.match(line):
         raise TunnelRefused(
             "plain HTTP through CONNECT is refused: send absolute-form http:// requests to the gate",

@@ -57,6 +57,7 @@ def test_a_client_hello_for_the_tunnel_s_host_passes_whole() -> None:
         (b"\x16\x03\x01\x00\x10" + hand_made(sni(b"pypi.org"))[5:21], "pypi.org"),
         (b"GET / HTTP/1.1\r\nHost: pypi.org\r\n\r\n", "pypi.org"),  # plain HTTP: not in a tunnel
         (b"\r\nGET /", "pypi.org"),
+        (b" \tGET http://evil.example/ HTTP/1.1\r\n", "pypi.org"),  # blanks a lenient server skips
         (b"PRI * HTTP/2.0\r\n\r\n", "pypi.org"),
         (b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n", "pypi.org"),
     ],
