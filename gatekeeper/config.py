@@ -620,6 +620,7 @@ def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
         "idle_timeout_seconds",
         "head_timeout_seconds",
         "sandbox_connections",
+        "sandbox_refusals",
     }
     section = r.section(raw, "egress", names)
     base = EgressSettings()
@@ -634,11 +635,13 @@ def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
             raise r.fail(f"egress.pin.{name}", f"must pin to an IP address, got {target!r}") from None
         pins[f"{host}:{port}"] = (address, to_port)
     values: dict[str, Any] = {"pin": pins}
-    connections = r.typed(section, "egress", "sandbox_connections", int, base.sandbox_connections)
-    if connections <= 0:
-        raise r.fail("egress.sandbox_connections", "must be positive")
-    values["sandbox_connections"] = connections
-    for name in sorted(names - {"pin", "sandbox_connections"}):
+    counts = {"sandbox_connections", "sandbox_refusals"}
+    for name in sorted(counts):
+        count = r.typed(section, "egress", name, int, getattr(base, name))
+        if count <= 0:
+            raise r.fail(f"egress.{name}", "must be positive")
+        values[name] = count
+    for name in sorted(names - {"pin", *counts}):
         value = r.typed(section, "egress", name, float, getattr(base, name))
         if value <= 0:
             raise r.fail(f"egress.{name}", "must be positive")

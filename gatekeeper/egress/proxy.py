@@ -149,8 +149,12 @@ class EgressGate:
         socket keeps its network namespace alive)."""
         listener.setblocking(False)
         self.credentials.bind_to_sandbox(credential)
-        slots = asyncio.Semaphore(self.settings.sandbox_connections)
-        task = self._tasks.spawn(self._accept_loop(listener, credential, slots), name="egress-sandbox-accept")
+        budget = _SandboxBudget(
+            asyncio.Semaphore(self.settings.sandbox_connections), self.settings.sandbox_refusals
+        )
+        task = self._tasks.spawn(
+            self._accept_loop(listener, credential, budget), name="egress-sandbox-accept"
+        )
         return SandboxListener(listener, task)
 
     def _listen(self, sock: socket.socket) -> None:
@@ -166,34 +170,56 @@ class EgressGate:
         await self._tasks.cancel_all()
 
     async def _accept_loop(
-        self, listener: socket.socket, only: str | None = None, slots: asyncio.Semaphore | None = None
+        self, listener: socket.socket, only: str | None = None, budget: _SandboxBudget | None = None
     ) -> None:
-        """Accept and serve; with ``slots`` (a sandbox's listener), only that many at once: the
-        next connection is not accepted until one ends (it waits in the sandbox's backlog)."""
+        """Accept and serve. With a ``budget`` (a sandbox's listener): only so many connections
+        at once (the next is not accepted until one ends: it waits in the sandbox's backlog), and
+        once so many were refused, the listener is closed for the rest of the call (every refusal
+        is an audit record: a loop of them would bury the trail and fill its disk)."""
         loop = asyncio.get_running_loop()
         while True:
-            if slots is not None:
-                await slots.acquire()
+            if budget is not None:
+                if budget.refusals_left <= 0:
+                    self._close_spent(listener, only)
+                    return
+                await budget.slots.acquire()
             try:
                 client, _ = await loop.sock_accept(listener)
             except OSError:
-                if slots is not None:
-                    slots.release()
+                if budget is not None:
+                    budget.slots.release()
                 if listener.fileno() == -1:
                     return
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
             except BaseException:
-                if slots is not None:
-                    slots.release()
+                if budget is not None:
+                    budget.slots.release()
                 raise
+            if budget is not None and budget.refusals_left <= 0:
+                client.close()
+                budget.slots.release()
+                continue  # the check above closes the listener
             client.setblocking(False)
-            task = self._tasks.spawn(self._serve(client, only), name="egress-connection")
-            if slots is not None:
-                task.add_done_callback(_releaser(slots))
+            self._tasks.spawn(self._serve(client, only, budget), name="egress-connection")
+
+    def _close_spent(self, listener: socket.socket, credential: str | None) -> None:
+        """Stop listening in a sandbox whose refusals are spent, and say so once in the trail."""
+        listener.close()
+        conn = Connection()
+        conn.grant = self.credentials.check(credential) if credential else None
+        conn.parent = conn.grant.parent() if conn.grant else None
+        conn.outcome, conn.code = "denied", codes.EGRESS_REFUSALS_SPENT
+        conn.reason = (
+            f"{self.settings.sandbox_refusals} connections of this sandbox were refused "
+            "(egress.sandbox_refusals): the gate no longer listens there"
+        )
+        self._record(conn)
 
     # --- one connection -------------------------------------------------------------------
-    async def _serve(self, client: socket.socket, only: str | None = None) -> None:
+    async def _serve(
+        self, client: socket.socket, only: str | None = None, budget: _SandboxBudget | None = None
+    ) -> None:
         conn = Connection()
         target_sock: socket.socket | None = None
         try:
@@ -240,6 +266,8 @@ class EgressGate:
                 if sock is not None:
                     sock.close()
             self._record(conn)
+            if budget is not None:
+                budget.ended(conn)
 
     async def _admit(
         self, conn: Connection, request: Request, only: str | None = None
@@ -493,13 +521,18 @@ class SandboxListener:
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-def _releaser(slots: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
-    """A done-callback that gives a connection's slot back, however its task ended."""
+@dataclass(slots=True)
+class _SandboxBudget:
+    """What one sandbox's listener may cost the gate: ``slots`` connections at once, and
+    ``refusals_left`` refused connections (each one an audit record) before it stops listening."""
 
-    def release(_: asyncio.Task[None]) -> None:
-        slots.release()
+    slots: asyncio.Semaphore
+    refusals_left: int
 
-    return release
+    def ended(self, conn: Connection) -> None:
+        self.slots.release()
+        if conn.outcome != "allowed":
+            self.refusals_left -= 1
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

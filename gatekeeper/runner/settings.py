@@ -61,3 +61,6 @@ class EgressSettings:
     # sandbox's own listener backlog. Unbounded, one sandbox (processes x open_files sockets)
     # could take every descriptor the gate and the rest of Gatekeeper have.
     sandbox_connections: int = 128
+    # Refused connections of one sandbox before the gate stops listening there for the rest of
+    # its call: each refusal is an audit record, and a loop makes thousands a second.
+    sandbox_refusals: int = 256

@@ -607,3 +607,37 @@ async def test_a_nul_byte_is_a_tool_error_not_an_internal_one(agent: Agent, cont
     assert runner.files.write("a\x00b", "x")["error"]["code"] == "outside_workspace"
     shell = await runner._shell({"cmd": "echo a\x00b"}, "no-credential", [])
     assert shell["error"]["code"] == "invalid_arguments", shell
+
+
+# Refused connections as fast as it can: each one was an audit record (1,500 a second here).
+SPAM = r"""
+import socket, time
+end, made, refused = time.monotonic() + 3, 0, 0
+while time.monotonic() < end:
+    try:
+        s = socket.create_connection(("127.0.0.1", 3128), 2)
+        s.sendall(b"x\r\n\r\n"); s.recv(100); s.close(); made += 1
+    except OSError:
+        refused += 1
+print("made", made, "refused", refused)
+"""
+
+
+async def test_refused_connections_cannot_flood_the_audit_trail(tmp_path: Path, outside: Outside) -> None:
+    """After ``egress.sandbox_refusals`` refusals the gate stops listening in that sandbox: one
+    record says so, and the kernel refuses the rest (no record each). The next call listens again."""
+    config = runner_config(tmp_path, outside)
+    config = replace(config, egress=replace(config.egress, sandbox_refusals=20))
+    async with running(config) as gk, aiohttp.ClientSession() as http:
+        agent = Agent(gk, http)
+        await agent.plant("spam.py", SPAM)
+        spam = await agent.sh("python3 spam.py")
+        ok = await agent.sh("curl -sS --cacert pypi-ca.txt https://pypi.org/")
+    assert ok["stdout"] == "fake outside host\n", ok
+    made, refused = int(spam["stdout"].split()[1]), int(spam["stdout"].split()[3])
+    assert made in (20, 21) and refused > 100, spam  # the 21st may be accepted, then closed
+    records = [r for r in _records(gk) if r["entry"] == "egress"]
+    assert [r["code"] for r in records].count("bad_request") == 20, records
+    spent = [r for r in records if r["code"] == "egress_refusals_spent"]
+    assert len(spent) == 1 and spent[0]["extra"]["parent_decision_id"] == spam["decision_id"], spent
+    assert len(records) == 22, [r["code"] for r in records]
