@@ -31,6 +31,7 @@ import contextlib
 import functools
 import hmac
 import json
+import math
 import os
 import select
 import socket
@@ -143,14 +144,19 @@ class EgressGate:
         bound = sock.getsockname()[1]
         self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}"
 
-    def serve_sandbox(self, listener: socket.socket, credential: str) -> SandboxListener:
+    def serve_sandbox(
+        self, listener: socket.socket, credential: str, *, refusals: int | None = None
+    ) -> SandboxListener:
         """Serve a sandbox's listener (in its network namespace) for as long as that sandbox
         runs: only ``credential`` opens a connection there. ``close`` when the sandbox ends (a
-        socket keeps its network namespace alive)."""
+        socket keeps its network namespace alive). ``refusals``: how many refused connections
+        before the gate stops listening there (a call's sandbox; None: never, for a long-lived
+        server, whose refusals add up over days)."""
         listener.setblocking(False)
         self.credentials.bind_to_sandbox(credential)
         budget = _SandboxBudget(
-            asyncio.Semaphore(self.settings.sandbox_connections), self.settings.sandbox_refusals
+            asyncio.Semaphore(self.settings.sandbox_connections),
+            math.inf if refusals is None else refusals,
         )
         task = self._tasks.spawn(
             self._accept_loop(listener, credential, budget), name="egress-sandbox-accept"
@@ -527,7 +533,7 @@ class _SandboxBudget:
     ``refusals_left`` refused connections (each one an audit record) before it stops listening."""
 
     slots: asyncio.Semaphore
-    refusals_left: int
+    refusals_left: float  # math.inf: no budget
 
     def ended(self, conn: Connection) -> None:
         self.slots.release()

@@ -264,10 +264,13 @@ class Sandbox:
         devices: Sequence[str] = (),
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
+        refusal_budget: bool = False,
     ) -> Launched:
         """Start ``command`` in a sandbox whose ``127.0.0.1:3128`` is the gate, serving this
         ``credential`` alone (None: nothing listens there). A namespace that cannot be made ends
-        the process before bubblewrap runs and raises ``HandoffError``: nothing ran."""
+        the process before bubblewrap runs and raises ``HandoffError``: nothing ran.
+        ``refusal_budget``: the gate stops listening after ``egress.sandbox_refusals`` refusals
+        (a call's sandbox; a long-lived server has none)."""
         channel, handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
@@ -312,7 +315,8 @@ class Sandbox:
         if credential is None or self.egress is None:
             listener.close()  # no way out at all: 127.0.0.1:3128 refuses every connection
             return Launched(process, None)
-        return Launched(process, self.egress.serve_sandbox(listener, credential))
+        refusals = self.egress.settings.sandbox_refusals if refusal_budget else None
+        return Launched(process, self.egress.serve_sandbox(listener, credential, refusals=refusals))
 
     async def run(
         self, cmd: str, cwd: str, credential: str | None, devices: Sequence[str] = ()
@@ -326,6 +330,7 @@ class Sandbox:
             self.environment(credential),
             stdin=asyncio.subprocess.DEVNULL,
             devices=devices,
+            refusal_budget=True,  # one call: a refusal loop ends its way out, not a server's
         )
         process = launched.process
         if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE above
