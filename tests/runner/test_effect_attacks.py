@@ -182,6 +182,8 @@ async def test_scratch_space_is_bounded(tmp_path: Path, outside: Outside) -> Non
     lines = result["stdout"].splitlines()
     assert len(lines) == 5 and all(line.startswith("contained") for line in lines), result
     assert all(int(line.split()[2]) <= 16 for line in lines), lines
+    # Writable up to their size (multiprocessing's locks need /dev/shm); /dev itself read-only.
+    assert [line.split()[-1] for line in lines] == ["ENOSPC"] * 4 + ["EROFS"], lines
 
 
 # Every way to leave something running after the call: each survivor keeps trying the gate with
