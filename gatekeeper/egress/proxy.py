@@ -54,7 +54,7 @@ from ..tasks import BackgroundTasks
 from .credentials import EgressCredentials, EgressGrant
 from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
 from .relay import Traffic, relay
-from .tunnel import TunnelRefused, read_opening
+from .tunnel import Opening, TunnelRefused, read_opening
 
 log = structlog.get_logger("gatekeeper.egress")
 
@@ -249,9 +249,15 @@ class EgressGate:
                 opening = await self._opening(conn, client, target_sock, request.rest)
                 if opening is None:
                     return
-                await _sendall(target_sock, opening)
+                if opening.http:
+                    conn.traffic = await self._tunnel_request(conn, client, target_sock, opening.data)
+                    return
+                await _sendall(target_sock, opening.data)
                 conn.traffic = await relay(
-                    client, target_sock, self.settings.idle_timeout_seconds, traffic=Traffic(up=len(opening))
+                    client,
+                    target_sock,
+                    self.settings.idle_timeout_seconds,
+                    traffic=Traffic(up=len(opening.data)),
                 )
             else:
                 await _sendall(target_sock, first)
@@ -322,12 +328,12 @@ class EgressGate:
 
     async def _opening(
         self, conn: Connection, client: socket.socket, target: socket.socket, first: bytes
-    ) -> bytes | None:
-        """The tunnel's first bytes once read and found to be for its own host (tunnel.py), or
-        None: refused (recorded on ``conn``; a plain-HTTP opening is answered 403 in the tunnel)."""
-        assert conn.target is not None
+    ) -> Opening | None:
+        """The tunnel's opening once read and found to be for its own host (tunnel.py), or None:
+        refused (recorded on ``conn``; the tunnel is closed)."""
+        assert conn.target is not None  # _admit set it
         try:
-            opening = await read_opening(
+            return await read_opening(
                 client,
                 target,
                 conn.target.host,
@@ -338,10 +344,32 @@ class EgressGate:
         except TunnelRefused as refused:
             conn.outcome, conn.code = "denied", codes.TUNNEL_REFUSED
             conn.reason = f"{conn.target.authority}: {refused.reason}"
-            if refused.http:
-                await _answer(client, Refusal(403, codes.TUNNEL_REFUSED, conn.reason))
             return None
-        return opening.data
+
+    async def _tunnel_request(
+        self, conn: Connection, client: socket.socket, target: socket.socket, start: bytes
+    ) -> Traffic | None:
+        """Plain HTTP in a tunnel, read as an absolute-form request is: one request for the
+        tunnel's own host (its ``Host`` set to it), then only the answer. None: refused, with an
+        answer in the tunnel."""
+        assert conn.target is not None  # _admit set it
+        try:
+            async with asyncio.timeout(self.settings.head_timeout_seconds):
+                inner = await _read_head(client, start)
+            _check_tunnel_request(inner, conn.target)
+        except (Refusal, TimeoutError) as exc:
+            refusal = (
+                exc
+                if isinstance(exc, Refusal)
+                else Refusal(408, codes.HEAD_TIMEOUT, "the request in the tunnel did not arrive in time")
+            )
+            conn.outcome, conn.code = "denied", refusal.code
+            conn.reason = f"{conn.target.authority}: {refusal.reason}"
+            await _answer(client, refusal)
+            return None
+        head = _origin_request(inner, conn.target)
+        await _sendall(target, head)
+        return await self._forward_one(client, target, inner, len(head))
 
     @staticmethod
     def _note(conn: Connection, call: ToolCall) -> None:
@@ -580,9 +608,10 @@ async def _sendall(sock: socket.socket, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(sock, data)
 
 
-async def _read_head(client: socket.socket) -> Request:
+async def _read_head(client: socket.socket, start: bytes = b"") -> Request:
+    """A request head (``start``: its first bytes, already read), parsed strictly."""
     loop = asyncio.get_running_loop()
-    data = b""
+    data = start
     while b"\r\n\r\n" not in data:
         if len(data) > MAX_HEAD:
             raise Refusal(431, codes.HEAD_TOO_LARGE, f"the request head is larger than {MAX_HEAD} bytes")
@@ -628,6 +657,16 @@ def _target_of(request: Request) -> tuple[str, int]:
         )
     if "@" in url.netloc:
         raise Refusal(400, codes.BAD_TARGET, "credentials in the target URL are refused")
+    _check_framing(request)
+    try:
+        port = url.port or 80
+    except ValueError:
+        raise Refusal(400, codes.BAD_TARGET, "the port is not a number") from None
+    return url.hostname or "", port
+
+
+def _check_framing(request: Request) -> None:
+    """A body by one numeric ``Content-Length`` or none: the gate forwards exactly that much."""
     if request.header("transfer-encoding"):
         raise Refusal(
             501, codes.UNSUPPORTED_FRAMING, "chunked request bodies are not forwarded; send Content-Length"
@@ -635,11 +674,28 @@ def _target_of(request: Request) -> tuple[str, int]:
     lengths = request.header("content-length")
     if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
         raise Refusal(400, codes.BAD_REQUEST, "one numeric Content-Length, or none")
+
+
+def _check_tunnel_request(request: Request, tunnel: Target) -> None:
+    """A request in a tunnel names the tunnel's host or none (origin-form ``/path``)."""
+    if request.target.startswith("/"):
+        _check_framing(request)
+        return
+    if request.method == "CONNECT" or not request.target.lower().startswith("http://"):
+        raise Refusal(
+            403, codes.TUNNEL_REFUSED, "a request in a tunnel names a path, or the tunnel's own host"
+        )
+    host, port = _target_of(request)
     try:
-        port = url.port or 80
-    except ValueError:
-        raise Refusal(400, codes.BAD_TARGET, "the port is not a number") from None
-    return url.hostname or "", port
+        named, _ = read_target(host, port)
+    except BadTarget as exc:
+        raise Refusal(400, codes.BAD_TARGET, str(exc)) from None
+    if named != tunnel:
+        raise Refusal(
+            403,
+            codes.TUNNEL_REFUSED,
+            f"the request names {named.authority}; the tunnel is for {tunnel.authority}",
+        )
 
 
 def _origin_request(request: Request, target: Target) -> bytes:

@@ -13,8 +13,9 @@ So the gate reads the client's opening before relaying it:
   (ECH: the real name hidden, and a client-facing server may not hold the outer name to its
   public name) is refused, GREASE too (Chromium's: start it with
   ``--disable-features=EncryptedClientHello``), as is any other TLS record first;
-- plain HTTP is refused: it goes as absolute-form ``http://`` requests, where the gate reads every
-  request (in a tunnel, a second request on the same connection could name another host);
+- plain HTTP is read as one request, as an absolute-form one is (proxy.py): its target may name
+  only the tunnel's host, its ``Host`` becomes that host, and the connection ends with its answer
+  (a second request on the same connection could name another host);
 - anything else (SSH's banner, a database's protocol) is relayed as it is; and when the target
   speaks first (a server-first protocol) there is no opening of the client's to read.
 
@@ -44,49 +45,52 @@ _HTTP_LIKE: Final = re.compile(rb"%s+[ \t]+(?:[/*]|[A-Za-z][A-Za-z0-9+.\-]*:)" %
 _HTTP_PARTIAL: Final = re.compile(rb"%s*(?:[ \t]+[A-Za-z0-9+.\-]*)?" % _TCHAR)  # could still become one
 
 
+RELAY: Final = "relay"  # a complete opening the tunnel may carry as it is
+HTTP: Final = "http"  # the start of a plain-HTTP request: read as one request (proxy.py)
+
+
 class TunnelRefused(Exception):
     """The tunnel's opening is for another site, or cannot be read: nothing of it is relayed."""
 
-    def __init__(self, reason: str, *, http: bool = False) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason, self.http = reason, http
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
 class Opening:
-    """The client's first bytes (to send on), or none: the target spoke first."""
+    """The client's first bytes (to send on, or an HTTP request's start), or none: the target
+    spoke first."""
 
     data: bytes
     server_first: bool = False
+    http: bool = False
 
 
-def judge(data: bytes, host: str) -> bool:
-    """True when ``data`` is a complete opening the tunnel to ``host`` may carry; False when more
-    bytes are needed to tell; raises ``TunnelRefused`` otherwise. ``host``: the normalised target
-    (lower case, IPv6 in brackets)."""
+def judge(data: bytes, host: str) -> str | None:
+    """``RELAY`` when ``data`` is a complete opening the tunnel to ``host`` may carry, ``HTTP``
+    when it starts a plain-HTTP request, None when more bytes are needed to tell; raises
+    ``TunnelRefused`` otherwise. ``host``: the normalised target (lower case, IPv6 in brackets)."""
     if not data:
-        return False
+        return None
     if data[0] in TLS_CONTENT_TYPES:
         if len(data) < 5:
-            return False
+            return None
         length = struct.unpack("!H", data[3:5])[0]
         if data[0] != TLS_HANDSHAKE or length + 5 > MAX_RECORD:
             raise TunnelRefused("the tunnel's first TLS record is not a ClientHello")
         if len(data) < 5 + length:
-            return False
+            return None
         named = _server_name(data[5 : 5 + length])
         wanted = None if _is_ip_literal(host) else host
         if named != wanted:
             shown = "no name" if named is None else repr(named[:100])
             raise TunnelRefused(f"the TLS ClientHello names {shown}; the tunnel was opened for {host}")
-        return True
+        return RELAY
     line = data.lstrip(b" \t\r\n")  # servers skip empty lines before a request line; lenient ones, blanks
     if _HTTP_LIKE.match(line):
-        raise TunnelRefused(
-            "plain HTTP through CONNECT is refused: send absolute-form http:// requests to the gate",
-            http=True,
-        )
-    return _HTTP_PARTIAL.fullmatch(line) is None
+        return HTTP
+    return None if _HTTP_PARTIAL.fullmatch(line) else RELAY
 
 
 def _server_name(record: bytes) -> str | None:
@@ -171,7 +175,7 @@ async def read_opening(
             return Opening(b"", server_first=True)
     try:
         async with asyncio.timeout(head_seconds):
-            while not judge(data, host):
+            while (kind := judge(data, host)) is None:
                 if len(data) >= MAX_RECORD:
                     raise TunnelRefused("the tunnel's opening is too long to read")
                 chunk = await loop.sock_recv(client, MAX_RECORD - len(data))
@@ -180,7 +184,7 @@ async def read_opening(
                 data += chunk
     except TimeoutError:
         raise TunnelRefused(f"the tunnel's opening did not arrive within {head_seconds:g} s") from None
-    return Opening(data)
+    return Opening(data, http=kind == HTTP)
 
 
 async def _first_to_speak(

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from gatekeeper.egress.tunnel import TunnelRefused, judge
+from gatekeeper.egress.tunnel import HTTP, RELAY, TunnelRefused, judge
 
 
 def client_hello(server_hostname: str | None) -> bytes:
@@ -37,10 +37,10 @@ def sni(*names: bytes) -> tuple[int, bytes]:
 
 def test_a_client_hello_for_the_tunnel_s_host_passes_whole() -> None:
     hello = client_hello("pypi.org")
-    assert judge(hello, "pypi.org") is True
-    assert judge(hello[:3], "pypi.org") is False and judge(hello[:-1], "pypi.org") is False
-    assert judge(client_hello(None), "[::1]") is True  # an IP literal: no name at all
-    assert judge(hand_made(sni(b"PyPI.org.")), "pypi.org") is True
+    assert judge(hello, "pypi.org") == RELAY
+    assert judge(hello[:3], "pypi.org") is None and judge(hello[:-1], "pypi.org") is None
+    assert judge(client_hello(None), "[::1]") == RELAY  # an IP literal: no name at all
+    assert judge(hand_made(sni(b"PyPI.org.")), "pypi.org") == RELAY
 
 
 @pytest.mark.parametrize(
@@ -55,11 +55,6 @@ def test_a_client_hello_for_the_tunnel_s_host_passes_whole() -> None:
         (b"\x15\x03\x01\x00\x02\x02\x28", "pypi.org"),  # an alert first
         # The ClientHello split over two records: the first one holds no name.
         (b"\x16\x03\x01\x00\x10" + hand_made(sni(b"pypi.org"))[5:21], "pypi.org"),
-        (b"GET / HTTP/1.1\r\nHost: pypi.org\r\n\r\n", "pypi.org"),  # plain HTTP: not in a tunnel
-        (b"\r\nGET /", "pypi.org"),
-        (b" \tGET http://evil.example/ HTTP/1.1\r\n", "pypi.org"),  # blanks a lenient server skips
-        (b"PRI * HTTP/2.0\r\n\r\n", "pypi.org"),
-        (b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n", "pypi.org"),
     ],
 )
 def test_an_opening_for_another_site_is_refused(opening: bytes, host: str) -> None:
@@ -67,7 +62,22 @@ def test_an_opening_for_another_site_is_refused(opening: bytes, host: str) -> No
         judge(opening, host)
 
 
+@pytest.mark.parametrize(
+    "opening",
+    [
+        b"GET / HTTP/1.1\r\nHost: pypi.org\r\n\r\n",
+        b"\r\nGET /",
+        b" \tGET http://evil.example/ HTTP/1.1\r\n",  # blanks a lenient server skips
+        b"PRI * HTTP/2.0\r\n\r\n",
+        b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_plain_http_is_read_as_one_request(opening: bytes) -> None:
+    """proxy.py reads it whole and forwards one request, for the tunnel's host only."""
+    assert judge(opening, "pypi.org") == HTTP
+
+
 def test_other_protocols_pass_as_they_are() -> None:
-    assert judge(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n", "github.com") is True
-    assert judge(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", "db.example") is True
-    assert judge(b"GET", "pypi.org") is False  # could still be a request line: wait for more
+    assert judge(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n", "github.com") == RELAY
+    assert judge(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", "db.example") == RELAY
+    assert judge(b"GET", "pypi.org") is None  # could still be a request line: wait for more

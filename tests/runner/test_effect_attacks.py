@@ -315,11 +315,18 @@ def _raw_cases(evil_port: int) -> list[tuple[str, str, str | None]]:
             "GET http://evil.example#@mirror.test/ HTTP/1.1\r\nProxy-Authorization: {AUTH}\r\n\r\n",
             None,
         ),
-        # A tunnel to an allowed host, then a request or a TLS name for another host.
+        # A tunnel to an allowed host, then a request or a TLS name for another host: plain HTTP
+        # in a tunnel is one request, for the tunnel's host (its Host rewritten), then the answer.
+        ("tunnel-host", connect.format("mirror.test:80"), "GET /t HTTP/1.1\r\nHost: evil.example\r\n\r\n"),
         (
-            "tunnel-host",
+            "tunnel-absolute",
             connect.format("mirror.test:80"),
-            "GET /tunnel HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+            "GET http://evil.example/a HTTP/1.1\r\nHost: mirror.test\r\n\r\n",
+        ),
+        (
+            "tunnel-pipelined",
+            connect.format("mirror.test:80"),
+            "GET /p HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\nHost: evil.example\r\n\r\n",
         ),
         ("tunnel-sni", connect.format("pypi.org:443"), "tls:evil.example"),
         *[
@@ -397,12 +404,14 @@ async def test_the_gate_forwards_only_what_it_decided(
         assert got.pop(name) == "HTTP/1.1 200 OK", (name, got)
     assert got.pop("userinfo").startswith("HTTP/1.1 400"), got
     assert got.pop("fragment").startswith("HTTP/1.1 403"), got
-    assert got.pop("tunnel-host").startswith("HTTP/1.1 403"), got
+    assert got.pop("tunnel-host") == "HTTP/1.1 200 OK", got
+    assert got.pop("tunnel-pipelined") == "HTTP/1.1 200 OK", got
+    assert got.pop("tunnel-absolute").startswith("HTTP/1.1 403"), got
     assert got.pop("tunnel-sni").startswith("error"), got
     assert all(line.startswith("HTTP/1.1 403") for line in got.values()), got
-    sent = [seen for seen in recorder.seen if seen]  # the refused tunnel was connected, then closed
+    sent = [seen for seen in recorder.seen if seen]  # a refused tunnel was connected, then closed
     paths = sorted(seen.split(b" ")[1].decode() for seen in sent)
-    assert paths == ["/body", "/first", "/h10", "/host", "/two"], recorder.seen
+    assert paths == ["/body", "/first", "/h10", "/host", "/p", "/t", "/two"], recorder.seen
     for seen in sent:
         head, _, body = seen.partition(b"\r\n\r\n")
         assert [h for h in head.lower().split(b"\r\n") if h.startswith(b"host:")] == [b"host: mirror.test"], (
