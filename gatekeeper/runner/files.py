@@ -135,6 +135,21 @@ class WorkspaceFiles:
         except OSError:
             return None
 
+    def content(self, path: str) -> bytes | None:
+        """The bytes of a regular workspace file as it is now (what ``digest`` hashes), or None."""
+        located = _locate(path)
+        if isinstance(located, dict):
+            return None
+        parts, _ = located
+        try:
+            with os.fdopen(self._open_file(parts), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
+                    return None
+                return handle.read(MAX_DIGEST_BYTES + 1)[:MAX_DIGEST_BYTES]
+        except OSError:
+            return None
+
     def write(self, path: str, content: str) -> dict[str, Any]:
         located = _locate(path)
         if isinstance(located, dict):

@@ -140,6 +140,7 @@ class Sandbox:
         devices: Sequence[str] = (),
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
+        files: Sequence[tuple[str, str]] = (),
     ) -> list[str]:
         """The prlimit + network namespace step + bubblewrap command line that runs ``command``
         (an argv, nothing is split) in the sandbox; ``handoff``: the descriptor the listener goes
@@ -219,6 +220,7 @@ class Sandbox:
             # Leased GPUs and the operator's read-only paths last, so no mount above covers them.
             *[arg for device in devices for arg in ("--dev-bind", device, device)],
             *[arg for path in read_only for arg in ("--ro-bind", path, path)],
+            *[arg for source, path in files for arg in ("--ro-bind", source, path)],
             # /dev itself is bubblewrap's unsized tmpfs, writable by the sandbox: read-only once
             # its nodes and mounts are in place (not recursive: /dev/shm and /dev/pts stay).
             "--remount-ro",
@@ -265,6 +267,7 @@ class Sandbox:
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
         refusal_budget: bool = False,
+        files: Sequence[tuple[str, str]] = (),
     ) -> Launched:
         """Start ``command`` in a sandbox whose ``127.0.0.1:3128`` is the gate, serving this
         ``credential`` alone (None: nothing listens there). A namespace that cannot be made ends
@@ -281,6 +284,7 @@ class Sandbox:
                     devices=devices,
                     read_only=read_only,
                     cpu_limit=cpu_limit,
+                    files=files,
                 )
                 process = await asyncio.create_subprocess_exec(
                     *argv,
@@ -319,9 +323,16 @@ class Sandbox:
         return Launched(process, self.egress.serve_sandbox(listener, credential, refusals=refusals))
 
     async def run(
-        self, cmd: str, cwd: str, credential: str | None, devices: Sequence[str] = ()
+        self,
+        cmd: str,
+        cwd: str,
+        credential: str | None,
+        devices: Sequence[str] = (),
+        files: Sequence[tuple[str, str]] = (),
     ) -> ExecResult:
-        """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs)."""
+        """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs);
+        ``files``: ``(host copy, sandbox path)`` bound read-only over the workspace's (the bytes
+        an approval covered)."""
         limits = self.settings.limits
         launched = await self.launch(
             ("/bin/sh", "-c", cmd),
@@ -330,6 +341,7 @@ class Sandbox:
             self.environment(credential),
             stdin=asyncio.subprocess.DEVNULL,
             devices=devices,
+            files=files,
             refusal_budget=True,  # one call: a refusal loop ends its way out, not a server's
         )
         process = launched.process

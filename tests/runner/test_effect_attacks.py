@@ -15,17 +15,20 @@ import json
 import os
 import secrets
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from gatekeeper.app import Gatekeeper
 
-from ..helpers import ops_auth, poll_until, running, wait_for_pending
+from ..helpers import ops_auth, poll_until, running, vote, wait_for_pending
 from .conftest import Agent, Outside, runner_config
+from .test_bound_files import _held
 from .test_effects_recorded import _records
 from .test_live_fire import PROXY_CONNECT, _running_with
 
@@ -652,3 +655,32 @@ async def test_refused_connections_cannot_flood_the_audit_trail(tmp_path: Path, 
     spent = [r for r in records if r["code"] == "egress_refusals_spent"]
     assert len(spent) == 1 and spent[0]["extra"]["parent_decision_id"] == spam["decision_id"], spent
     assert len(records) == 22, [r["code"] for r in records]
+
+
+async def test_an_approved_script_runs_as_approved_though_changed_after_the_check(
+    agent: Agent, contained: Gatekeeper
+) -> None:
+    """The window between the approval's last check of the files and the sandbox reading them: a
+    concurrent call rewrites the script just then (here, deterministically, as the sandbox starts).
+    The approved call runs the approved bytes, bound read-only over the file."""
+    await agent.write("run.sh", "echo reviewed\n")
+    waiting = asyncio.ensure_future(_held(agent, "bash < run.sh", wait=20))
+    approval_id = await wait_for_pending(agent.http, contained)
+    runner = contained.runner
+    assert runner is not None
+    real_run = runner.sandbox.run
+    workspace = Path(str(contained.config.runner.workspace))
+
+    async def late_swap(*args: Any, **kwargs: Any) -> Any:
+        (workspace / "run.sh").write_text("echo swapped\n")  # after the check, before the read
+        return await real_run(*args, **kwargs)
+
+    runner.sandbox.run = late_swap  # type: ignore[method-assign]
+    assert (await vote(agent.http, contained, approval_id, "approve"))[0] == 200
+    status, body = await waiting
+    assert status == 200 and body["result"]["stdout"] == "reviewed\n", body
+    assert _snapshots() == []  # removed once the call ended
+
+
+def _snapshots() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob("gk-approved-*"))
