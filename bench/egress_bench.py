@@ -101,12 +101,14 @@ async def _gate(origin_port: int, handoff: str | None = None) -> None:
     await egress.start("127.0.0.1", 0)
     principal = Principal("bench-agent", ("agent",), "bench", expires_at=2**40)
     token = credentials.mint(principal, "shell.exec", "0" * 32, 3600.0)
+    # A sandbox's credential is good on its own listener only: the sandboxes get their own.
+    inside_token = credentials.mint(principal, "shell.exec", "1" * 32, 3600.0)
 
     async def sandbox(channel: socket.socket) -> None:
         """One sandbox's handoff: serve the listener it sends until the bench hangs up."""
         with channel:
             channel.setblocking(False)
-            served = egress.serve_sandbox(await receive_listener(channel, EGRESS_PORT), token)
+            served = egress.serve_sandbox(await receive_listener(channel, EGRESS_PORT), inside_token)
             await asyncio.get_running_loop().sock_recv(channel, 1)
             await served.close()
 
@@ -123,7 +125,7 @@ async def _gate(origin_port: int, handoff: str | None = None) -> None:
         server.listen(16)
         server.setblocking(False)
         tasks.add(asyncio.ensure_future(handoffs(server)))
-    print(json.dumps({"url": egress.url, "token": token}), flush=True)
+    print(json.dumps({"url": egress.url, "token": token, "inside_token": inside_token}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for task in tasks:
         task.cancel()
@@ -224,7 +226,7 @@ def main() -> None:
             "gate CONNECT": (None, [*via, "--proxytunnel", f"http://{NAME}/big"]),
         }
         if sandbox:
-            inside = ["-x", "http://127.0.0.1:3128", "-U", f"gatekeeper:{g['token']}", "--proxytunnel"]
+            inside = ["-x", "http://127.0.0.1:3128", "-U", f"gatekeeper:{g['inside_token']}", "--proxytunnel"]
             fetch["sandbox CONNECT"] = (sandbox, [*inside, f"http://{NAME}/big"])
         else:
             print("bubblewrap is not installed: no sandbox row (apt-get install -y bubblewrap)")

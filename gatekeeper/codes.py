@@ -133,6 +133,8 @@ HEAD_TIMEOUT: Final = "head_timeout"
 INCOMPLETE_REQUEST: Final = "incomplete_request"
 RESOLVE_FAILED: Final = "resolve_failed"
 CONNECT_FAILED: Final = "connect_failed"
+TUNNEL_REFUSED: Final = "tunnel_refused"
+EGRESS_REFUSALS_SPENT: Final = "egress_refusals_spent"
 
 # -- The runner's tools (in the tool's own answer: ``{"error": {"code": ...}}``) ----------------
 OUTSIDE_WORKSPACE: Final = "outside_workspace"

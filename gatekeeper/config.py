@@ -613,7 +613,15 @@ def _host_port(r: _Reader, key: str, text: Any) -> tuple[str, int]:
 
 
 def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
-    names = {"pin", "hold_seconds", "connect_timeout_seconds", "idle_timeout_seconds", "head_timeout_seconds"}
+    names = {
+        "pin",
+        "hold_seconds",
+        "connect_timeout_seconds",
+        "idle_timeout_seconds",
+        "head_timeout_seconds",
+        "sandbox_connections",
+        "sandbox_refusals",
+    }
     section = r.section(raw, "egress", names)
     base = EgressSettings()
     pins_raw = r.typed(section, "egress", "pin", dict, {})
@@ -627,7 +635,13 @@ def _parse_egress(r: _Reader, raw: Mapping[str, Any]) -> EgressSettings:
             raise r.fail(f"egress.pin.{name}", f"must pin to an IP address, got {target!r}") from None
         pins[f"{host}:{port}"] = (address, to_port)
     values: dict[str, Any] = {"pin": pins}
-    for name in sorted(names - {"pin"}):
+    counts = {"sandbox_connections", "sandbox_refusals"}
+    for name in sorted(counts):
+        count = r.typed(section, "egress", name, int, getattr(base, name))
+        if count <= 0:
+            raise r.fail(f"egress.{name}", "must be positive")
+        values[name] = count
+    for name in sorted(names - {"pin", *counts}):
         value = r.typed(section, "egress", name, float, getattr(base, name))
         if value <= 0:
             raise r.fail(f"egress.{name}", "must be positive")

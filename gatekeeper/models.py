@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class ToolCall:
     upstream: str = ""  # the manifest's upstream, fixed when the call was understood
     # The arguments' own canonical bytes (inside ``canonical``): the body forwarded to the tool.
     canonical_arguments: bytes = b""
+    # ``{workspace path: sha256}`` an operator's approval covered (runner/bound_files.py): the
+    # runner runs exactly those bytes, whatever the workspace holds by then.
+    bound_files: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

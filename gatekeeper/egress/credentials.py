@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from ..models import Principal
@@ -49,6 +49,9 @@ class EgressGrant:
     # names the decision id of the one call in flight on the server (None: none, or several).
     service: bool = False
     current_call: Callable[[], str | None] | None = None
+    # Served by a sandbox's own listener: good there only, never on the gate's TCP listener
+    # (a credential carried out of the sandbox opens nothing elsewhere).
+    sandboxed: bool = False
 
     def parent(self) -> str | None:
         """The decision id a connection made with this grant is recorded under."""
@@ -81,6 +84,12 @@ class EgressCredentials:
             current_call=current_call,
         )
         return token
+
+    def bind_to_sandbox(self, token: str) -> None:
+        """From now on ``token`` opens connections on its sandbox's listener only."""
+        grant = self._grants.get(token)
+        if grant is not None:
+            self._grants[token] = replace(grant, sandboxed=True)
 
     def revoke(self, token: str) -> None:
         self._grants.pop(token, None)

@@ -11,6 +11,7 @@ their address is not re-classed (a private mirror is the point of a pin).
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,8 +68,18 @@ def read_target(host: str, port: int) -> tuple[Target, tuple[Capability, ...]]:
 
 
 def address_capabilities(address: str, evidence: str) -> list[Capability]:
-    """What the address a name resolved to says about where the connection really goes."""
-    _, host_class = normalize_host(address)
+    """What the address a name resolved to says about where the connection really goes. Only a
+    plain IP address is classed: anything else (a scoped IPv6 address such as ``fe80::1%eth0``,
+    which an /etc/hosts line can give; a name) raises ``BadTarget``, never "no class"."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise BadTarget(f"the answer {address[:100]!r} is not a plain IP address") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        raise BadTarget(f"the answer {address[:100]!r} is not a plain IP address (it names an interface)")
+    _, host_class = normalize_host(f"[{ip}]" if ip.version == 6 else str(ip))
+    if host_class == "invalid":  # pragma: no cover - a parsed address always has a class
+        raise BadTarget(f"the answer {address[:100]!r} could not be classed")
     return host_class_capabilities(host_class, evidence)
 
 

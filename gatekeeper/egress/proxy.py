@@ -17,9 +17,10 @@ served for that one call or server. Every connection:
    stdio server, the one call in flight on it, if exactly one is), with the bytes each way and
    how it ended.
 
-A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``),
-so a second request on the same connection can neither reach another host nor carry the
-credential to the target.
+A plain-HTTP request is forwarded alone (``Connection: close``, the body by ``Content-Length``,
+``Host`` the decided host's), so a second request on the same connection can neither reach another
+host nor carry the credential to the target. A tunnel's opening must be for its own host (a TLS
+ClientHello's name; plain HTTP goes absolute-form): ``tunnel.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import contextlib
 import functools
 import hmac
 import json
+import math
 import os
 import select
 import socket
@@ -52,6 +54,7 @@ from ..tasks import BackgroundTasks
 from .credentials import EgressCredentials, EgressGrant
 from .decide import BadTarget, Target, address_capabilities, connection_call, parse_authority, read_target
 from .relay import Traffic, relay
+from .tunnel import Opening, TunnelRefused, read_opening
 
 log = structlog.get_logger("gatekeeper.egress")
 
@@ -141,12 +144,23 @@ class EgressGate:
         bound = sock.getsockname()[1]
         self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}"
 
-    def serve_sandbox(self, listener: socket.socket, credential: str) -> SandboxListener:
+    def serve_sandbox(
+        self, listener: socket.socket, credential: str, *, refusals: int | None = None
+    ) -> SandboxListener:
         """Serve a sandbox's listener (in its network namespace) for as long as that sandbox
         runs: only ``credential`` opens a connection there. ``close`` when the sandbox ends (a
-        socket keeps its network namespace alive)."""
+        socket keeps its network namespace alive). ``refusals``: how many refused connections
+        before the gate stops listening there (a call's sandbox; None: never, for a long-lived
+        server, whose refusals add up over days)."""
         listener.setblocking(False)
-        task = self._tasks.spawn(self._accept_loop(listener, credential), name="egress-sandbox-accept")
+        self.credentials.bind_to_sandbox(credential)
+        budget = _SandboxBudget(
+            asyncio.Semaphore(self.settings.sandbox_connections),
+            math.inf if refusals is None else refusals,
+        )
+        task = self._tasks.spawn(
+            self._accept_loop(listener, credential, budget), name="egress-sandbox-accept"
+        )
         return SandboxListener(listener, task)
 
     def _listen(self, sock: socket.socket) -> None:
@@ -161,21 +175,57 @@ class EgressGate:
         self._listeners.clear()
         await self._tasks.cancel_all()
 
-    async def _accept_loop(self, listener: socket.socket, only: str | None = None) -> None:
+    async def _accept_loop(
+        self, listener: socket.socket, only: str | None = None, budget: _SandboxBudget | None = None
+    ) -> None:
+        """Accept and serve. With a ``budget`` (a sandbox's listener): only so many connections
+        at once (the next is not accepted until one ends: it waits in the sandbox's backlog), and
+        once so many were refused, the listener is closed for the rest of the call (every refusal
+        is an audit record: a loop of them would bury the trail and fill its disk)."""
         loop = asyncio.get_running_loop()
         while True:
+            if budget is not None:
+                if budget.refusals_left <= 0:
+                    self._close_spent(listener, only)
+                    return
+                await budget.slots.acquire()
             try:
                 client, _ = await loop.sock_accept(listener)
             except OSError:
+                if budget is not None:
+                    budget.slots.release()
                 if listener.fileno() == -1:
                     return
                 await asyncio.sleep(0.05)  # out of descriptors, say: do not spin
                 continue
+            except BaseException:
+                if budget is not None:
+                    budget.slots.release()
+                raise
+            if budget is not None and budget.refusals_left <= 0:
+                client.close()
+                budget.slots.release()
+                continue  # the check above closes the listener
             client.setblocking(False)
-            self._tasks.spawn(self._serve(client, only), name="egress-connection")
+            self._tasks.spawn(self._serve(client, only, budget), name="egress-connection")
+
+    def _close_spent(self, listener: socket.socket, credential: str | None) -> None:
+        """Stop listening in a sandbox whose refusals are spent, and say so once in the trail."""
+        listener.close()
+        conn = Connection()
+        conn.grant = self.credentials.check(credential) if credential else None
+        conn.parent = conn.grant.parent() if conn.grant else None
+        conn.outcome, conn.code = "denied", codes.EGRESS_REFUSALS_SPENT
+        conn.reason = (
+            f"{self.settings.sandbox_refusals} connections of this sandbox were refused "
+            "(egress.sandbox_refusals): the gate no longer listens there"
+        )
+        self._record(conn)
 
     # --- one connection -------------------------------------------------------------------
-    async def _serve(self, client: socket.socket, only: str | None = None) -> None:
+    async def _serve(
+        self, client: socket.socket, only: str | None = None, budget: _SandboxBudget | None = None
+    ) -> None:
         conn = Connection()
         target_sock: socket.socket | None = None
         try:
@@ -194,11 +244,23 @@ class EgressGate:
                 conn.reason = "the proxy request did not arrive in time"
                 return
             conn.outcome = "allowed"
-            await _sendall(target_sock, first)
             if request.method == "CONNECT":
                 await _sendall(client, b"HTTP/1.1 200 Connection established\r\n\r\n")
-                conn.traffic = await relay(client, target_sock, self.settings.idle_timeout_seconds)
+                opening = await self._opening(conn, client, target_sock, request.rest)
+                if opening is None:
+                    return
+                if opening.http:
+                    conn.traffic = await self._tunnel_request(conn, client, target_sock, opening.data)
+                    return
+                await _sendall(target_sock, opening.data)
+                conn.traffic = await relay(
+                    client,
+                    target_sock,
+                    self.settings.idle_timeout_seconds,
+                    traffic=Traffic(up=len(opening.data)),
+                )
             else:
+                await _sendall(target_sock, first)
                 conn.traffic = await self._forward_one(client, target_sock, request, len(first))
         except (ConnectionError, OSError, TimeoutError) as exc:  # a side went away mid-relay
             conn.reason = f"{conn.reason or conn.code}; the connection ended: {type(exc).__name__}"
@@ -216,6 +278,8 @@ class EgressGate:
                 if sock is not None:
                     sock.close()
             self._record(conn)
+            if budget is not None:
+                budget.ended(conn)
 
     async def _admit(
         self, conn: Connection, request: Request, only: str | None = None
@@ -227,6 +291,7 @@ class EgressGate:
         resolves to is then decided again, and a deny there wins over any approval of the name.
         """
         conn.grant = grant = self._authenticate(request, only)
+        token = self._token(request)
         conn.parent = grant.parent()
         host, port = _target_of(request)
         try:
@@ -243,16 +308,68 @@ class EgressGate:
         address, port_to = await self._resolve(target)
         conn.address = f"[{address}]:{port_to}" if ":" in address else f"{address}:{port_to}"
         if target.authority not in self.settings.pin:  # a pin is the operator's word
-            seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
+            try:
+                seen = address_capabilities(address, f"{target.host} resolved to {conn.address}")
+            except BadTarget as exc:
+                raise Refusal(502, codes.RESOLVE_FAILED, f"{target.host}: {exc}") from None
             if seen:
                 call = connection_call(grant, target, (*capabilities, *seen), conn.parent)
                 self._note(conn, call)
                 again = decide(call)
                 if again.outcome is not Outcome.ALLOW:  # an approval covered the name, not this
                     self._enforce(conn, target, again)
+        if self.credentials.check(token) is None:  # the call ended while this one was held
+            raise Refusal(
+                407, codes.INVALID_CREDENTIAL, "the call that opened this connection ended while it waited"
+            )
         sock = await self._connect(address, port_to)
-        first = request.rest if request.method == "CONNECT" else _origin_request(request)
+        first = b"" if request.method == "CONNECT" else _origin_request(request, target)
         return sock, first
+
+    async def _opening(
+        self, conn: Connection, client: socket.socket, target: socket.socket, first: bytes
+    ) -> Opening | None:
+        """The tunnel's opening once read and found to be for its own host (tunnel.py), or None:
+        refused (recorded on ``conn``; the tunnel is closed)."""
+        assert conn.target is not None  # _admit set it
+        try:
+            return await read_opening(
+                client,
+                target,
+                conn.target.host,
+                first,
+                self.settings.idle_timeout_seconds,
+                self.settings.head_timeout_seconds,
+            )
+        except TunnelRefused as refused:
+            conn.outcome, conn.code = "denied", codes.TUNNEL_REFUSED
+            conn.reason = f"{conn.target.authority}: {refused.reason}"
+            return None
+
+    async def _tunnel_request(
+        self, conn: Connection, client: socket.socket, target: socket.socket, start: bytes
+    ) -> Traffic | None:
+        """Plain HTTP in a tunnel, read as an absolute-form request is: one request for the
+        tunnel's own host (its ``Host`` set to it), then only the answer. None: refused, with an
+        answer in the tunnel."""
+        assert conn.target is not None  # _admit set it
+        try:
+            async with asyncio.timeout(self.settings.head_timeout_seconds):
+                inner = await _read_head(client, start)
+            _check_tunnel_request(inner, conn.target)
+        except (Refusal, TimeoutError) as exc:
+            refusal = (
+                exc
+                if isinstance(exc, Refusal)
+                else Refusal(408, codes.HEAD_TIMEOUT, "the request in the tunnel did not arrive in time")
+            )
+            conn.outcome, conn.code = "denied", refusal.code
+            conn.reason = f"{conn.target.authority}: {refusal.reason}"
+            await _answer(client, refusal)
+            return None
+        head = _origin_request(inner, conn.target)
+        await _sendall(target, head)
+        return await self._forward_one(client, target, inner, len(head))
 
     @staticmethod
     def _note(conn: Connection, call: ToolCall) -> None:
@@ -287,16 +404,12 @@ class EgressGate:
             raise Refusal(403, decision.code, f"{target.authority} refused: {decision.reason}")
         conn.enforced = False  # monitor mode: recorded as a would-be refusal, connected anyway
 
-    def _authenticate(self, request: Request, only: str | None = None) -> EgressGrant:
-        challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
+    @staticmethod
+    def _token(request: Request) -> str:
+        """The credential in the request's one ``Proxy-Authorization`` (Basic password or Bearer)."""
         values = request.header("proxy-authorization")
         if len(values) != 1:
-            raise Refusal(
-                407,
-                codes.MISSING_CREDENTIAL,
-                "connections need the credential of a running tool call",
-                challenge,
-            )
+            return ""
         scheme, _, value = values[0].strip().partition(" ")
         token = ""
         if scheme.lower() == "basic":
@@ -304,9 +417,23 @@ class EgressGate:
                 token = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
         elif scheme.lower() == "bearer":
             token = value.strip()
+        return token
+
+    def _authenticate(self, request: Request, only: str | None = None) -> EgressGrant:
+        challenge = 'Proxy-Authenticate: Basic realm="gatekeeper-egress"\r\n'
+        if len(request.header("proxy-authorization")) != 1:
+            raise Refusal(
+                407,
+                codes.MISSING_CREDENTIAL,
+                "connections need the credential of a running tool call",
+                challenge,
+            )
+        token = self._token(request)
         grant = self.credentials.check(token) if token else None
         if only is not None and not hmac.compare_digest(token.encode(), only.encode()):
             grant = None  # another call's credential, inside this sandbox: not its way out
+        if only is None and grant is not None and grant.sandboxed:
+            grant = None  # a sandbox's credential carried out of it: good on its own listener only
         if grant is None:
             raise Refusal(
                 407, codes.INVALID_CREDENTIAL, "the credential is unknown or its call has ended", challenge
@@ -428,6 +555,20 @@ class SandboxListener:
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
+@dataclass(slots=True)
+class _SandboxBudget:
+    """What one sandbox's listener may cost the gate: ``slots`` connections at once, and
+    ``refusals_left`` refused connections (each one an audit record) before it stops listening."""
+
+    slots: asyncio.Semaphore
+    refusals_left: float  # math.inf: no budget
+
+    def ended(self, conn: Connection) -> None:
+        self.slots.release()
+        if conn.outcome != "allowed":
+            self.refusals_left -= 1
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """The host's resolver, as ``getaddrinfo`` answers (IP literals need no lookup)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -467,9 +608,10 @@ async def _sendall(sock: socket.socket, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(sock, data)
 
 
-async def _read_head(client: socket.socket) -> Request:
+async def _read_head(client: socket.socket, start: bytes = b"") -> Request:
+    """A request head (``start``: its first bytes, already read), parsed strictly."""
     loop = asyncio.get_running_loop()
-    data = b""
+    data = start
     while b"\r\n\r\n" not in data:
         if len(data) > MAX_HEAD:
             raise Refusal(431, codes.HEAD_TOO_LARGE, f"the request head is larger than {MAX_HEAD} bytes")
@@ -515,13 +657,7 @@ def _target_of(request: Request) -> tuple[str, int]:
         )
     if "@" in url.netloc:
         raise Refusal(400, codes.BAD_TARGET, "credentials in the target URL are refused")
-    if request.header("transfer-encoding"):
-        raise Refusal(
-            501, codes.UNSUPPORTED_FRAMING, "chunked request bodies are not forwarded; send Content-Length"
-        )
-    lengths = request.header("content-length")
-    if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
-        raise Refusal(400, codes.BAD_REQUEST, "one numeric Content-Length, or none")
+    _check_framing(request)
     try:
         port = url.port or 80
     except ValueError:
@@ -529,14 +665,51 @@ def _target_of(request: Request) -> tuple[str, int]:
     return url.hostname or "", port
 
 
-def _origin_request(request: Request) -> bytes:
+def _check_framing(request: Request) -> None:
+    """A body by one numeric ``Content-Length`` or none: the gate forwards exactly that much."""
+    if request.header("transfer-encoding"):
+        raise Refusal(
+            501, codes.UNSUPPORTED_FRAMING, "chunked request bodies are not forwarded; send Content-Length"
+        )
+    lengths = request.header("content-length")
+    if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+        raise Refusal(400, codes.BAD_REQUEST, "one numeric Content-Length, or none")
+
+
+def _check_tunnel_request(request: Request, tunnel: Target) -> None:
+    """A request in a tunnel names the tunnel's host or none (origin-form ``/path``)."""
+    if request.target.startswith("/"):
+        _check_framing(request)
+        return
+    if request.method == "CONNECT" or not request.target.lower().startswith("http://"):
+        raise Refusal(
+            403, codes.TUNNEL_REFUSED, "a request in a tunnel names a path, or the tunnel's own host"
+        )
+    host, port = _target_of(request)
+    try:
+        named, _ = read_target(host, port)
+    except BadTarget as exc:
+        raise Refusal(400, codes.BAD_TARGET, str(exc)) from None
+    if named != tunnel:
+        raise Refusal(
+            403,
+            codes.TUNNEL_REFUSED,
+            f"the request names {named.authority}; the tunnel is for {tunnel.authority}",
+        )
+
+
+def _origin_request(request: Request, target: Target) -> bytes:
+    """The request as the target gets it: origin-form, and its ``Host`` the host that was decided
+    (the client's own ``Host`` lines are dropped, as RFC 9112 asks of a proxy: on a shared
+    address another name is another site)."""
     url = urlsplit(request.target)
     path = url.path or "/"
     if url.query:
         path += "?" + url.query
-    lines = [f"{request.method} {path} HTTP/1.1"]
+    host = target.host if target.port == 80 else target.authority
+    lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}"]
     for name, value in request.headers:
-        if name.lower() not in _HOP_BY_HOP:
+        if name.lower() not in _HOP_BY_HOP and name.lower() != "host":
             lines.append(f"{name}: {value}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")

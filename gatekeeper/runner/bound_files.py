@@ -6,16 +6,21 @@ workspace file the command names (``run.sh``, ``tests/x.py``) and of the files t
 starts read implicitly (``make``: the Makefile; ``pytest``: ``conftest.py`` and its config; ``npm``:
 ``package.json``; ``pip``: ``setup.py``...). A file changed since then makes another digest: the
 approval does not cover it. The files are hashed again when the approval is used, so a change made
-while the call waited is caught too.
+while the call waited is caught too; and the approved call runs a snapshot of exactly the approved
+bytes, bound read-only over each file in its sandbox (``snapshot``), so a concurrent call that
+changes a file between that check and the sandbox reading it changes nothing this call runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import shlex
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Final
 
 from ..models import ToolCall
@@ -94,3 +99,42 @@ def bind(call: ToolCall, digests: Mapping[str, str]) -> ToolCall:
 def describe(digests: Mapping[str, str]) -> str:
     """For the operator: which files the approval covers, by content."""
     return ", ".join(f"{path} (sha256 {digest[:12]}…)" for path, digest in sorted(digests.items()))
+
+
+class FilesChanged(ValueError):
+    """A file the approval covered is not, now, the bytes that were approved."""
+
+
+def snapshot(files: WorkspaceFiles, approved: Mapping[str, str]) -> tuple[Path, list[tuple[str, str]]]:
+    """A private copy of each approved file, checked against its approved SHA-256: the folder (to
+    remove once the call ends) and ``(copy, sandbox path)`` pairs to bind read-only. The folder is
+    reachable (not listable) and the copies readable by the sandbox's uid, as bubblewrap binds
+    them as that uid."""
+    folder = Path(tempfile.mkdtemp(prefix="gk-approved-"))
+    try:
+        folder.chmod(0o711)
+        binds: list[tuple[str, str]] = []
+        for index, (path, digest) in enumerate(sorted(approved.items())):
+            data = files.content(path)
+            if data is None or hashlib.sha256(data).hexdigest() != digest:
+                raise FilesChanged(path)
+            copy = folder / str(index)
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            binds.append((str(copy), path))
+    except BaseException:
+        _remove(folder)
+        raise
+    return folder, binds
+
+
+def _remove(folder: Path) -> None:
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()
+
+
+def remove_snapshot(folder: Path) -> None:
+    """Remove what ``snapshot`` made."""
+    _remove(folder)

@@ -37,6 +37,8 @@ def tool_error(code: str, message: str) -> dict[str, Any]:
 
 def workspace_parts(path: str, cwd: str = SANDBOX_WORKSPACE) -> list[str]:
     """The components below ``/workspace`` that ``path`` names (relative paths from ``cwd``)."""
+    if "\0" in path:
+        raise OutsideWorkspace("a path with a NUL byte is not a plain path")
     if path == "~" or path.startswith("~/"):
         raise OutsideWorkspace(f"{path} is outside the workspace")
     absolute = posixpath.normpath(path if path.startswith("/") else posixpath.join(cwd, path))
@@ -76,6 +78,15 @@ class WorkspaceFiles:
             os.close(fd)
             raise
         return fd
+
+    def is_directory(self, parts: list[str]) -> bool:
+        """Whether ``parts`` names a workspace directory, walked without following a link (a
+        path string would follow one to the host, and answer for a host directory)."""
+        try:
+            os.close(self._open_parent([*parts, "."], create=False))
+        except OSError:
+            return False
+        return True
 
     def _open_file(self, parts: list[str]) -> int:
         """An existing workspace file opened for reading, never through a link (``O_NOFOLLOW``
@@ -121,6 +132,21 @@ class WorkspaceFiles:
                 if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
                     return None
                 return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return None
+
+    def content(self, path: str) -> bytes | None:
+        """The bytes of a regular workspace file as it is now (what ``digest`` hashes), or None."""
+        located = _locate(path)
+        if isinstance(located, dict):
+            return None
+        parts, _ = located
+        try:
+            with os.fdopen(self._open_file(parts), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
+                    return None
+                return handle.read(MAX_DIGEST_BYTES + 1)[:MAX_DIGEST_BYTES]
         except OSError:
             return None
 

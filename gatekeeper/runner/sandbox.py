@@ -52,6 +52,7 @@ log = structlog.get_logger("gatekeeper.runner")
 SANDBOX_WORKSPACE: Final = "/workspace"
 SANDBOX_HOME: Final = "/home/agent"
 SANDBOX_RUN: Final = "/run"  # a private tmpfs in every sandbox
+RUN_MB: Final = 16  # /run holds sockets and pid files, nothing large
 EGRESS_PORT: Final = 3128  # the gate's listener in each sandbox's network namespace
 _NETNS_SOURCE: Final = Path(__file__).with_name("sandbox_netns.py")
 SYSTEM_LINKS: Final = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -139,6 +140,7 @@ class Sandbox:
         devices: Sequence[str] = (),
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
+        files: Sequence[tuple[str, str]] = (),
     ) -> list[str]:
         """The prlimit + network namespace step + bubblewrap command line that runs ``command``
         (an argv, nothing is split) in the sandbox; ``handoff``: the descriptor the listener goes
@@ -187,17 +189,29 @@ class Sandbox:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
+        scratch = str(limits.scratch_mb * 1024 * 1024)
         args += [
             "--proc",
             "/proc",
             "--dev",
             "/dev",
+            # Every writable tmpfs is sized: their pages are host memory no rlimit counts.
+            "--size",
+            scratch,
+            "--tmpfs",
+            "/dev/shm",  # noqa: S108 - the sandbox's own, sized
+            "--size",
+            scratch,
             "--tmpfs",
             "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+            "--size",
+            scratch,
             "--tmpfs",
             "/home",
             "--dir",
             SANDBOX_HOME,
+            "--size",
+            str(RUN_MB * 1024 * 1024),
             "--tmpfs",
             SANDBOX_RUN,
             "--bind",
@@ -206,6 +220,11 @@ class Sandbox:
             # Leased GPUs and the operator's read-only paths last, so no mount above covers them.
             *[arg for device in devices for arg in ("--dev-bind", device, device)],
             *[arg for path in read_only for arg in ("--ro-bind", path, path)],
+            *[arg for source, path in files for arg in ("--ro-bind", source, path)],
+            # /dev itself is bubblewrap's unsized tmpfs, writable by the sandbox: read-only once
+            # its nodes and mounts are in place (not recursive: /dev/shm and /dev/pts stay).
+            "--remount-ro",
+            "/dev",
             "--chdir",
             cwd,
             "--",
@@ -247,10 +266,14 @@ class Sandbox:
         devices: Sequence[str] = (),
         read_only: Sequence[str] = (),
         cpu_limit: bool = True,
+        refusal_budget: bool = False,
+        files: Sequence[tuple[str, str]] = (),
     ) -> Launched:
         """Start ``command`` in a sandbox whose ``127.0.0.1:3128`` is the gate, serving this
         ``credential`` alone (None: nothing listens there). A namespace that cannot be made ends
-        the process before bubblewrap runs and raises ``HandoffError``: nothing ran."""
+        the process before bubblewrap runs and raises ``HandoffError``: nothing ran.
+        ``refusal_budget``: the gate stops listening after ``egress.sandbox_refusals`` refusals
+        (a call's sandbox; a long-lived server has none)."""
         channel, handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
@@ -261,6 +284,7 @@ class Sandbox:
                     devices=devices,
                     read_only=read_only,
                     cpu_limit=cpu_limit,
+                    files=files,
                 )
                 process = await asyncio.create_subprocess_exec(
                     *argv,
@@ -295,12 +319,20 @@ class Sandbox:
         if credential is None or self.egress is None:
             listener.close()  # no way out at all: 127.0.0.1:3128 refuses every connection
             return Launched(process, None)
-        return Launched(process, self.egress.serve_sandbox(listener, credential))
+        refusals = self.egress.settings.sandbox_refusals if refusal_budget else None
+        return Launched(process, self.egress.serve_sandbox(listener, credential, refusals=refusals))
 
     async def run(
-        self, cmd: str, cwd: str, credential: str | None, devices: Sequence[str] = ()
+        self,
+        cmd: str,
+        cwd: str,
+        credential: str | None,
+        devices: Sequence[str] = (),
+        files: Sequence[tuple[str, str]] = (),
     ) -> ExecResult:
-        """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs)."""
+        """Run ``cmd`` in a fresh sandbox; ``devices``: host device nodes it may use (leased GPUs);
+        ``files``: ``(host copy, sandbox path)`` bound read-only over the workspace's (the bytes
+        an approval covered)."""
         limits = self.settings.limits
         launched = await self.launch(
             ("/bin/sh", "-c", cmd),
@@ -309,6 +341,8 @@ class Sandbox:
             self.environment(credential),
             stdin=asyncio.subprocess.DEVNULL,
             devices=devices,
+            files=files,
+            refusal_budget=True,  # one call: a refusal loop ends its way out, not a server's
         )
         process = launched.process
         if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE above
@@ -384,8 +418,13 @@ def kill_tree(pid: int) -> None:
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Hand the workspace to the sandbox's uid, as root, while a sandbox may be swapping its
+    directories for links to host ones (another worker's, a stdio server's): every step is
+    relative to a directory descriptor, and ``fwalk`` enters a directory only if what it opened
+    is what it listed (a path string walk follows a link swapped in between, and re-owns the
+    host directory it leads to)."""
     os.chown(root, uid, gid, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for _, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(FileNotFoundError):
-                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+                os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)

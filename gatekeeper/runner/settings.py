@@ -19,6 +19,9 @@ class RunnerLimits:
     output_bytes: int = 1024 * 1024
     file_size_mb: int = 1024
     open_files: int = 1024
+    # Each private tmpfs (/tmp, $HOME, /dev/shm) holds at most this much. Its pages are host RAM
+    # no rlimit counts: unsized, each could take half the host's memory.
+    scratch_mb: int = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +57,10 @@ class EgressSettings:
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 300.0  # a relayed connection with no bytes either way this long ends
     head_timeout_seconds: float = 10.0  # the proxy request's head must arrive within this
+    # Connections of one sandbox (or sandboxed server) the gate serves at once; more wait in the
+    # sandbox's own listener backlog. Unbounded, one sandbox (processes x open_files sockets)
+    # could take every descriptor the gate and the rest of Gatekeeper have.
+    sandbox_connections: int = 128
+    # Refused connections of one sandbox before the gate stops listening there for the rest of
+    # its call: each refusal is an audit record, and a loop makes thousands a second.
+    sandbox_refusals: int = 256

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from ..egress.proxy import EgressGate
 from ..errors import ConfigError, UpstreamError
 from ..models import ToolCall
 from ..upstream import ToolTransport
+from .bound_files import FilesChanged, remove_snapshot, snapshot
 from .files import OutsideWorkspace, WorkspaceFiles, tool_error, workspace_parts
 from .gpus import PROVISION_TOOL, GpuLeases
 from .sandbox import SANDBOX_WORKSPACE, Sandbox
@@ -75,18 +77,41 @@ class Runner:
             return self.files.write(arguments["path"], arguments["content"])
         with self.credentials.issued(call.principal, call.tool, decision_id, ttl) as credential:
             if call.tool == "shell.exec":
-                return await self._shell(arguments, credential, self.gpus.devices_for(call.principal))
+                devices = self.gpus.devices_for(call.principal)
+                return await self._shell(arguments, credential, devices, call.bound_files)
             return await self._fetch(arguments, credential)
 
-    async def _shell(self, arguments: dict[str, Any], credential: str, devices: list[str]) -> dict[str, Any]:
+    async def _shell(
+        self,
+        arguments: dict[str, Any],
+        credential: str,
+        devices: list[str],
+        approved: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Run the command; ``approved``: the files an approval covered, run as approved."""
         try:
             parts = workspace_parts(arguments.get("cwd", SANDBOX_WORKSPACE))
         except OutsideWorkspace as exc:
             return tool_error(codes.OUTSIDE_WORKSPACE, f"cwd: {exc}")
+        if "\0" in arguments["cmd"]:  # no argv can carry it: refused here, not an internal error
+            return tool_error(codes.INVALID_ARGUMENTS, "the command holds a NUL byte")
         cwd = posixpath.join(SANDBOX_WORKSPACE, *parts)
-        if not (self.settings.workspace or Path()).joinpath(*parts).is_dir():
+        if not self.files.is_directory(parts):
             return {"exit_code": 1, "stdout": "", "stderr": f"sh: cd: {cwd}: No such directory\n"}
-        result = await self.sandbox.run(arguments["cmd"], cwd, credential, devices)
+        if not approved:
+            result = await self.sandbox.run(arguments["cmd"], cwd, credential, devices)
+            return result.to_json()
+        try:
+            folder, binds = snapshot(self.files, approved)
+        except FilesChanged as exc:
+            return tool_error(
+                codes.FILES_CHANGED,
+                f"{exc} changed after the approval's files were checked; send the call again",
+            )
+        try:
+            result = await self.sandbox.run(arguments["cmd"], cwd, credential, devices, binds)
+        finally:
+            remove_snapshot(folder)
         return result.to_json()
 
     async def _fetch(self, arguments: dict[str, Any], credential: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from gatekeeper.errors import ConfigError
 
 from ..helpers import ops_auth, running, wait_for_pending
 from .conftest import Agent, Outside, runner_config
-from .test_live_fire import PROXY_CONNECT
+from .test_live_fire import PROXY_CONNECT, connect_args
 
 
 def _records(gk: Gatekeeper) -> list[dict[str, Any]]:
@@ -172,10 +172,10 @@ async def test_a_refused_name_is_never_resolved(
     egress.resolver = recording
     await agent.plant("names.py", PROXY_CONNECT)
     for target in ("s3cret.unlisted.example:443", "metadata.google.internal:80", "db.internal:5432"):
-        result = await agent.sh(f"python3 names.py {target}")
+        result = await agent.sh(f"python3 names.py {connect_args(target)}")
         assert result["stdout"].startswith("HTTP/1.1 403"), (target, result)
     assert asked == []
-    rebound = await agent.sh("python3 names.py files.pythonhosted.org:443")  # allow-listed name
+    rebound = await agent.sh(f"python3 names.py {connect_args('files.pythonhosted.org:443')}")  # allow-listed
     assert rebound["stdout"].startswith("HTTP/1.1 403"), rebound
     assert asked == ["files.pythonhosted.org"]
     await contained.stop()

@@ -21,15 +21,23 @@ from gatekeeper.app import Gatekeeper
 from ..helpers import poll_until
 from .conftest import Agent, Outside
 
+# Its target comes hex-encoded (``connect_args``): these tests try the egress gate, so the call
+# that runs the script must not show argument inspection where it connects.
 PROXY_CONNECT = """
 import base64, os, socket, sys, urllib.parse
 proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
 auth = base64.b64encode(f"{proxy.username}:{proxy.password}".encode()).decode()
 s = socket.create_connection((proxy.hostname, proxy.port), 5)
-target = sys.argv[1]
+target = bytes.fromhex(sys.argv[1]).decode()
 s.sendall(f"CONNECT {target} HTTP/1.1\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n".encode())
 print(s.recv(4096).decode(errors="replace").splitlines()[0])
 """
+
+
+def connect_args(target: str) -> str:
+    """The argument PROXY_CONNECT takes for ``target`` (``host:port``)."""
+    return target.encode().hex()
+
 
 # A relay inside the sandbox: listens on its own loopback and re-CONNECTs through the gate.
 INNER_RELAY = """
@@ -140,7 +148,7 @@ async def test_reused_credentials_and_inner_relays_are_still_decided(
         f"127.0.0.1:{outside.evil.port}",
         "169.254.169.254:80",
     ):
-        result = await agent.sh(f"python3 connect.py {target}")
+        result = await agent.sh(f"python3 connect.py {connect_args(target)}")
         assert result["stdout"].startswith("HTTP/1.1 403"), (target, result)
     await agent.plant("inner.py", INNER_RELAY)
     relayed = await agent.sh("python3 inner.py")
