@@ -122,18 +122,8 @@ class WorkspaceFiles:
 
     def digest(self, path: str) -> str | None:
         """SHA-256 of a regular workspace file as it is now, or None (missing, a link, too large)."""
-        located = _locate(path)
-        if isinstance(located, dict):
-            return None
-        parts, _ = located
-        try:
-            with os.fdopen(self._open_file(parts), "rb") as handle:
-                info = os.fstat(handle.fileno())
-                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DIGEST_BYTES:
-                    return None
-                return hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError:
-            return None
+        data = self.content(path)
+        return None if data is None else hashlib.sha256(data).hexdigest()
 
     def content(self, path: str) -> bytes | None:
         """The bytes of a regular workspace file as it is now (what ``digest`` hashes), or None."""

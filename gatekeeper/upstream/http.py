@@ -9,7 +9,9 @@ and the upstream's configured credentials go out; nothing of the agent's request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import aiohttp
@@ -105,18 +107,28 @@ class HttpTransport:
         ids = current_request.get()
         if ids is not None:
             headers.update(ids.upstream_headers())
-        if not upstream.egress_credential:
+        with self._egress_credential(upstream, tool, decision_id, call) as credential:
+            if credential is not None:
+                headers[EGRESS_CREDENTIAL_HEADER] = credential
             return await self._post(upstream, url, headers, canonical_arguments)
+
+    @contextlib.contextmanager
+    def _egress_credential(
+        self, upstream: Upstream, tool: str, decision_id: str, call: ToolCall | None
+    ) -> Iterator[str | None]:
+        """The call's egress credential, when the upstream wants one: valid while the call runs
+        (the tool's timeout bounds it), revoked however it ends. None when it wants none."""
+        if not upstream.egress_credential:
+            yield None
+            return
         if self._credentials is None or call is None:  # config validation makes this unreachable
             raise UpstreamError(
                 f"upstream {upstream.name!r} wants an egress credential and none can be minted",
                 code=codes.UPSTREAM_MISCONFIGURED,
             )
-        # Valid while the call runs (the tool's timeout bounds it), revoked however it ends.
         ttl = upstream.timeout_seconds + 5.0
         with self._credentials.issued(call.principal, tool, decision_id, ttl) as credential:
-            headers[EGRESS_CREDENTIAL_HEADER] = credential
-            return await self._post(upstream, url, headers, canonical_arguments)
+            yield credential
 
     def _head(self, upstream: Upstream, base: str, tool: str) -> tuple[str, int, str] | None:
         """(host, port, the fixed part of the request head) for a plain http:// upstream; None
@@ -165,16 +177,9 @@ class HttpTransport:
         if ids is not None:
             for name, value in ids.upstream_headers().items():
                 own += f"{name}: {value}\r\n"
-        if not upstream.egress_credential:
-            return await self._send_h1(upstream, host, port, head, own, canonical_arguments)
-        if self._credentials is None or call is None:  # config validation makes this unreachable
-            raise UpstreamError(
-                f"upstream {upstream.name!r} wants an egress credential and none can be minted",
-                code=codes.UPSTREAM_MISCONFIGURED,
-            )
-        ttl = upstream.timeout_seconds + 5.0
-        with self._credentials.issued(call.principal, tool, decision_id, ttl) as credential:
-            own += f"{EGRESS_CREDENTIAL_HEADER}: {credential}\r\n"
+        with self._egress_credential(upstream, tool, decision_id, call) as credential:
+            if credential is not None:
+                own += f"{EGRESS_CREDENTIAL_HEADER}: {credential}\r\n"
             return await self._send_h1(upstream, host, port, head, own, canonical_arguments)
 
     async def _send_h1(
