@@ -74,7 +74,6 @@ from .server.state import (
 )
 from .tool_pins import MemoryToolPinStore, ToolPins
 from .upstream import HttpTransport
-from .upstream.h1 import H1Pool
 from .upstream.stdio_bridge import StdioBridge
 from .workers.shared import chain_id_for
 from .written.records import open_written_store
@@ -144,19 +143,12 @@ def build_agent_app(
         client = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=jar)
         async with client as session:
             app[CLIENT_SESSION] = session
-            pool = H1Pool(limit=256)  # plain http:// tool upstreams (upstream/h1.py)
             http = HttpTransport(
-                session,
-                max_response_bytes=config.limits.max_response_bytes,
-                credentials=credentials,
-                pool=pool,
+                session, max_response_bytes=config.limits.max_response_bytes, credentials=credentials
             )
             app[TRANSPORT] = RunnerTransport(runner, http) if runner is not None else http
             app[TOOL_CALLS] = CallTool(app[TRANSPORT], config.upstreams)
-            try:
-                yield
-            finally:
-                pool.close()
+            yield
 
     if runner is not None:
         app[RUNNER] = runner

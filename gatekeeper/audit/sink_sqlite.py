@@ -14,9 +14,7 @@ connection guarded by one lock, so a read never sees a batch half written.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import aiosqlite
@@ -24,7 +22,7 @@ import aiosqlite
 from gatekeeper import codes
 
 from ..errors import GatekeeperError
-from ..storage.sqlite import in_thread, open_sqlite
+from ..storage.sqlite import immediate, open_sqlite
 from .checkpoints import Checkpoint
 from .record import GENESIS_HASH, AuditRecord, RawRow, plan_append
 from .sinks import CHUNK, SqlSink, batch_texts, record_from_row
@@ -115,8 +113,33 @@ class SqliteAuditSink(SqlSink):
         checkpoint: Checkpoint | None,
         superseded: int | None,
     ) -> None:
-        # The whole transaction in one trip to the database thread (in_thread).
-        await in_thread(self._conn(), partial(_write_batch, chain, records, texts, checkpoint, superseded))
+        db = self._conn()
+        async with immediate(db):
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT seq, hash FROM audit_records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1",
+                    (chain,),
+                )
+            )
+            head_seq, head_hash = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS_HASH)
+            stored: dict[int, str] = {}
+            if head_seq >= records[0].seq:
+                found = await db.execute_fetchall(
+                    "SELECT seq, hash FROM audit_records WHERE chain_id = ? AND seq BETWEEN ? AND ?",
+                    (chain, records[0].seq, records[-1].seq),
+                )
+                stored = {int(r[0]): str(r[1]) for r in found}
+            skip = plan_append(records, head_seq, head_hash, stored)
+            await db.executemany(
+                "INSERT INTO audit_records (chain_id, seq, time, prev_hash, hash, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (chain, r.seq, r.time, r.prev_hash, r.hash, text)
+                    for r, text in zip(records[skip:], texts[skip:], strict=True)
+                ],
+            )
+            if checkpoint is not None:
+                await _store_checkpoint(db, chain, checkpoint, superseded)
 
     async def checkpoints(self, chain_id: str) -> list[Checkpoint]:
         async with self._lock:
@@ -166,62 +189,23 @@ class SqliteAuditSink(SqlSink):
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def _write_batch(
-    chain: str,
-    records: Sequence[AuditRecord],
-    texts: list[str],
-    checkpoint: Checkpoint | None,
-    superseded: int | None,
-    db: sqlite3.Connection,
-) -> None:
-    """One batch, one ``BEGIN IMMEDIATE`` transaction, on the database thread: the records the
-    store does not have yet (``plan_append``) and the batch's checkpoint; ROLLBACK on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        row = db.execute(
-            "SELECT seq, hash FROM audit_records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", (chain,)
-        ).fetchone()
-        head_seq, head_hash = (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
-        stored: dict[int, str] = {}
-        if head_seq >= records[0].seq:
-            found = db.execute(
-                "SELECT seq, hash FROM audit_records WHERE chain_id = ? AND seq BETWEEN ? AND ?",
-                (chain, records[0].seq, records[-1].seq),
-            ).fetchall()
-            stored = {int(r[0]): str(r[1]) for r in found}
-        skip = plan_append(records, head_seq, head_hash, stored)
-        db.executemany(
-            "INSERT INTO audit_records (chain_id, seq, time, prev_hash, hash, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (chain, r.seq, r.time, r.prev_hash, r.hash, text)
-                for r, text in zip(records[skip:], texts[skip:], strict=True)
-            ],
-        )
-        if checkpoint is not None:
-            _store_checkpoint(db, chain, checkpoint, superseded)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _store_checkpoint(
-    db: sqlite3.Connection, chain: str, checkpoint: Checkpoint, superseded: int | None
+async def _store_checkpoint(
+    db: aiosqlite.Connection, chain: str, checkpoint: Checkpoint, superseded: int | None
 ) -> None:
     """The batch's checkpoint, in place of the ``superseded`` one: that row becomes this one (one
-    statement where a delete and an insert took two; ``OR REPLACE`` drops a row already at the new
-    seq, as the insert did). Without a superseded row to take over, the checkpoint is inserted."""
+    statement, one trip to the database thread, where a delete and an insert took two; ``OR
+    REPLACE`` drops a row already at the new seq, as the insert did). Without a superseded row
+    to take over, the checkpoint is inserted."""
     values = (checkpoint.seq, checkpoint.hash, checkpoint.time, checkpoint.key_id, checkpoint.signature)
     if superseded is not None:
-        cursor = db.execute(
+        cursor = await db.execute(
             "UPDATE OR REPLACE audit_checkpoints SET seq = ?, hash = ?, time = ?, key_id = ?, signature = ? "
             "WHERE chain_id = ? AND seq = ?",
             (*values, chain, superseded),
         )
         if cursor.rowcount > 0:
             return
-    db.execute(
+    await db.execute(
         "INSERT OR REPLACE INTO audit_checkpoints (chain_id, seq, hash, time, key_id, signature) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (chain, *values),

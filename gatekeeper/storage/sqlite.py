@@ -9,12 +9,10 @@ two writers queue rather than race.
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar, cast
 
 import aiosqlite
 import structlog
@@ -24,7 +22,6 @@ from gatekeeper import codes
 from ..errors import GatekeeperError
 
 log = structlog.get_logger("gatekeeper.storage")
-T = TypeVar("T")
 
 # The stores hold who asked for what, with which arguments: owner-only, whatever the umask.
 FILE_MODE = 0o600
@@ -45,19 +42,6 @@ def restrict_store_files(path: Path) -> None:
         if stat.S_ISREG(mode) and mode & 0o077:
             os.chmod(companion, FILE_MODE)
             log.warning("store_file_mode_tightened", path=str(companion), was=oct(stat.S_IMODE(mode)))
-
-
-async def in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``work`` on the connection's own thread, in one trip: a transaction of several
-    statements costs one hand-over between the event loop and the database thread, not one per
-    statement (each is a queue put, a thread wake-up and a loop wake-up). ``work`` runs while
-    nothing else uses the connection (the thread runs one job at a time)."""
-    run = cast(Callable[..., Awaitable[T]], db._execute)  # aiosqlite's queue to its thread
-    return await run(_with_connection, db, work)
-
-
-def _with_connection(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    return work(db._conn)  # on the database thread
 
 
 @asynccontextmanager
