@@ -124,6 +124,8 @@ def _unwrapped(block: str) -> str:
 
 def _whole(cmd: str) -> bool:
     """Does bash read the block whole (no here-document cut short, no syntax error)?"""
+    # bash -n only parses (runs nothing); an argv list, no shell; bash is found on PATH as the
+    # reference parser the corpus is checked against
     check = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True)  # noqa: S603, S607
     return check.returncode == 0 and "warning" not in check.stderr
 

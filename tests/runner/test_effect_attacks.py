@@ -675,6 +675,8 @@ async def test_an_approved_script_runs_as_approved_though_changed_after_the_chec
         (workspace / "run.sh").write_text("echo swapped\n")  # after the check, before the read
         return await real_run(*args, **kwargs)
 
+    # the test swaps the file between the runner's check and the sandbox's read: it wraps the
+    # bound method on this instance only (mypy forbids assigning a method; that is the point here)
     runner.sandbox.run = late_swap  # type: ignore[method-assign]
     assert (await vote(agent.http, contained, approval_id, "approve"))[0] == 200
     status, body = await waiting
